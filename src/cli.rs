@@ -1,0 +1,148 @@
+//! The command line (see the contract in DESIGN.md): global options work before or after
+//! the subcommand.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+use crate::config::{self, Config, Sources};
+
+#[derive(Debug, Parser)]
+#[command(name = "airlock", version, about = "Review every code block an LLM writes; run only what you approve, in a hardened Docker sandbox")]
+#[command(arg_required_else_help = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Config file (default: $XDG_CONFIG_HOME/airlock/config.toml when it exists).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Override one config key, e.g. -c sandbox.timeout_secs=5 (repeatable).
+    #[arg(short = 'c', global = true, value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// OpenAI-compatible base URL, including /v1 (overrides model.base_url).
+    #[arg(long, global = true, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name (overrides model.model).
+    #[arg(long, global = true)]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the fenced code blocks of one markdown message.
+    Extract {
+        /// Markdown file, or - for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: Option<PathBuf>,
+        /// Print a JSON array instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a file of raw code as one block in a fresh sandbox container.
+    Exec {
+        /// Language of the code (python, bash, sh, or one from [languages]); default: from
+        /// the file extension or the shebang.
+        #[arg(long, value_name = "L")]
+        lang: Option<String>,
+        /// Time limit in seconds (overrides sandbox.timeout_secs).
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// Print one JSON object with the result instead of streaming the output.
+        #[arg(long)]
+        json: bool,
+        /// Code file, or - for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: Option<PathBuf>,
+    },
+    /// Check Docker, the image and that the sandbox limits are really enforced.
+    Doctor,
+}
+
+impl GlobalArgs {
+    /// Defaults < config file < `-c` < dedicated flags.
+    pub fn load_config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(&Sources {
+            explicit_file: self.config.as_deref(),
+            overrides: &self.overrides,
+        })?;
+        if let Some(base_url) = &self.base_url {
+            config.model.base_url = base_url.clone();
+        }
+        if let Some(model) = &self.model {
+            config.model.model = model.clone();
+        }
+        Ok(config)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging();
+    match cli.command {
+        Command::Extract { file, json } => {
+            let config = cli.global.load_config()?;
+            commands::extract::run(&config, file.as_deref(), json)
+        }
+        Command::Exec { lang, timeout, json, file } => {
+            let mut config = cli.global.load_config()?;
+            if let Some(timeout) = timeout {
+                config.sandbox.timeout_secs = timeout;
+                config.validate()?;
+            }
+            let options = commands::exec::Options { lang, json, file };
+            commands::exec::run(&config, &options).await
+        }
+        Command::Doctor => {
+            let config = cli.global.load_config()?;
+            commands::doctor::run(&config).await
+        }
+    }
+}
+
+/// Reads FILE, or standard input for `-` or no file, as UTF-8 text.
+pub fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
+    use std::io::Read;
+    let (bytes, name) = match file {
+        Some(path) if path != Path::new("-") => (
+            std::fs::read(path).map_err(|err| {
+                crate::error::usage(format!("cannot read {}: {err}", path.display()))
+            })?,
+            path.display().to_string(),
+        ),
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            (bytes, "standard input".to_string())
+        }
+    };
+    String::from_utf8(bytes)
+        .map_err(|err| crate::error::usage(format!("{name} is not UTF-8 text: {err}")))
+}
+
+/// Logs go to a file under the data directory, never to the terminal. Level from
+/// AIRLOCK_LOG (default: info).
+fn init_logging() {
+    let Ok(dir) = config::data_dir() else { return };
+    let dir = dir.join("logs");
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("airlock.log"))
+    else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AIRLOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
+}

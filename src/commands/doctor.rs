@@ -1,0 +1,164 @@
+//! `airlock doctor`: is Docker reachable, is the image there, and are the sandbox limits
+//! really enforced? The last is read from inside a probe container, from the kernel's own
+//! cgroup and process files, not from what Docker says it applied.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::{self, Config};
+use crate::engine::LanguageTable;
+use crate::error::EXIT_UNAVAILABLE;
+use crate::ids::new_id;
+use crate::sandbox::docker::{self, DockerSandbox, SessionRequest, image};
+use crate::sandbox::{BlockSpec, Sandbox};
+
+/// Prints `key=value` lines about the environment the code sees.
+const PROBE: &str = r#"
+read_first() { for f in "$@"; do [ -r "$f" ] && { head -n1 "$f"; return; }; done; echo unknown; }
+echo "uid=$(id -u)"
+grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d ' \t' | sed 's/:/=/'
+echo "memory=$(read_first /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max)"
+echo "memory_swap=$(read_first /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes /sys/fs/cgroup/memory.swap.max)"
+echo "pids=$(read_first /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max)"
+echo "cpu_quota=$(read_first /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max)"
+echo "cpu_period=$(read_first /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
+if touch /airlock-probe 2>/dev/null; then echo root_writable=yes; else echo root_writable=no; fi
+if touch /workspace/.airlock-probe 2>/dev/null; then rm -f /workspace/.airlock-probe; echo workspace_writable=yes; else echo workspace_writable=no; fi
+echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
+if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo docker_socket=present; else echo docker_socket=absent; fi
+"#;
+
+struct Report {
+    failures: usize,
+}
+
+impl Report {
+    fn line(&mut self, ok: bool, what: &str, detail: impl AsRef<str>) {
+        if !ok {
+            self.failures += 1;
+        }
+        println!("{} {what}: {}", if ok { "ok  " } else { "FAIL" }, detail.as_ref());
+    }
+}
+
+pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let mut report = Report { failures: 0 };
+    let docker = match docker::connect().await {
+        Ok(docker) => docker,
+        Err(err) => {
+            report.line(false, "docker", err.to_string());
+            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+        }
+    };
+    let version = docker.version().await.ok();
+    let info = docker.info().await.ok();
+    report.line(
+        true,
+        "docker",
+        format!(
+            "reachable, engine {}, API {} (client speaks {})",
+            version.as_ref().and_then(|v| v.version.clone()).unwrap_or_else(|| "?".into()),
+            version.as_ref().and_then(|v| v.api_version.clone()).unwrap_or_else(|| "?".into()),
+            docker.client_version()
+        ),
+    );
+    let runc = info.as_ref().and_then(|i| i.runc_commit.as_ref()).and_then(|c| c.id.clone());
+    report.line(true, "runc", runc.unwrap_or_else(|| "unknown".into()));
+    let sandbox_config = &config.sandbox;
+    match image::inspect(&docker, &sandbox_config.image).await {
+        Some(found) => report.line(true, "image", found.to_string()),
+        None => {
+            let offline = image::inspect(&docker, &sandbox_config.offline_image).await;
+            let detail = match offline {
+                Some(offline) => format!(
+                    "{} is not present (it would be pulled on first use); {offline} is available offline",
+                    sandbox_config.image
+                ),
+                None => format!(
+                    "{} is not present and would be pulled on first use; {} is not built (scripts/build-offline-image.sh)",
+                    sandbox_config.image, sandbox_config.offline_image
+                ),
+            };
+            report.line(true, "image", detail);
+        }
+    }
+    let request = SessionRequest {
+        session: new_id("doctor"),
+        config: sandbox_config.clone(),
+        secret_env: config.model.api_key_env.clone(),
+        data_dir: config::data_dir()?,
+    };
+    let mut sandbox = match DockerSandbox::start(docker, request, super::stderr_notices()).await {
+        Ok(sandbox) => sandbox,
+        Err(err) => {
+            report.line(false, "sandbox", err.to_string());
+            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+        }
+    };
+    report.line(true, "sandbox", format!("hardened container started from {}", sandbox.image()));
+    let table = LanguageTable::default();
+    let shell = table.resolve("sh").cloned();
+    let probe = match &shell {
+        Some(shell) => {
+            let block = BlockSpec { language: shell, code: PROBE, timeout: Duration::from_secs(20) };
+            sandbox.run_block(block, &mut |_, _| {}).await
+        }
+        None => Err(crate::sandbox::SandboxError::Failed("no sh language".into())),
+    };
+    sandbox.shutdown().await;
+    match probe {
+        Ok(result) => check_limits(&mut report, config, &parse_probe(&result.output)),
+        Err(err) => report.line(false, "probe", err.to_string()),
+    }
+    if report.failures > 0 {
+        println!("{} check(s) failed", report.failures);
+        return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+    }
+    println!("all checks passed");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_probe(output: &str) -> BTreeMap<String, String> {
+    output
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+        .collect()
+}
+
+fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, String>) {
+    let get = |key: &str| probe.get(key).map(String::as_str).unwrap_or("unknown");
+    let sandbox = &config.sandbox;
+    let uid = get("uid");
+    report.line(uid != "0" && uid != "unknown", "non-root", format!("code runs as uid {uid}"));
+    report.line(get("CapEff").trim_start_matches('0').is_empty(), "capabilities", format!("CapEff {}", get("CapEff")));
+    report.line(get("NoNewPrivs") == "1", "no-new-privileges", format!("NoNewPrivs {}", get("NoNewPrivs")));
+    let memory = sandbox.memory.bytes().to_string();
+    report.line(get("memory") == memory, "memory limit", format!("{} enforced as {}", sandbox.memory, get("memory")));
+    let swap = (sandbox.memory.bytes() + sandbox.swap.bytes()).to_string();
+    let swap_seen = get("memory_swap");
+    let swap_ok = swap_seen == swap || (swap_seen == "0" && sandbox.swap.bytes() == 0);
+    report.line(swap_ok, "swap limit", format!("memory+swap enforced as {swap_seen}"));
+    let pids = sandbox.pids_limit.to_string();
+    report.line(get("pids") == pids, "pids limit", format!("{pids} enforced as {}", get("pids")));
+    let quota: Option<f64> = get("cpu_quota").split_whitespace().next().and_then(|q| q.parse().ok());
+    let period: Option<f64> = get("cpu_period").parse().ok().or_else(|| {
+        get("cpu_quota").split_whitespace().nth(1).and_then(|p| p.parse().ok())
+    });
+    let cpus = quota.zip(period).map(|(q, p)| q / p);
+    report.line(
+        cpus.is_some_and(|c| (c - sandbox.cpus).abs() < 0.01),
+        "cpu limit",
+        format!("{} CPUs enforced as {}", sandbox.cpus, cpus.map_or("unknown".into(), |c| format!("{c:.2}"))),
+    );
+    if sandbox.read_only_root {
+        report.line(get("root_writable") == "no", "read-only root", format!("root writable: {}", get("root_writable")));
+    }
+    let want_workspace = if sandbox.workspace_read_only { "no" } else { "yes" };
+    report.line(get("workspace_writable") == want_workspace, "workspace", format!("writable: {}", get("workspace_writable")));
+    if sandbox.network == "none" {
+        report.line(get("interfaces") == "lo", "network", format!("interfaces: {}", get("interfaces")));
+    }
+    report.line(get("docker_socket") == "absent", "docker socket", get("docker_socket"));
+}

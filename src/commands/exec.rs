@@ -1,0 +1,196 @@
+//! `airlock exec [--lang L] [--timeout SECS] [--json] [FILE|-]`: one block in a fresh
+//! session container.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::config::{self, Config};
+use crate::engine::{Language, LanguageTable};
+use crate::error::{EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_UNAVAILABLE, usage};
+use crate::ids::new_id;
+use crate::protocol::{ExecResult, Stream};
+use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
+use crate::sandbox::{BlockSpec, Sandbox};
+
+pub struct Options {
+    pub lang: Option<String>,
+    pub json: bool,
+    pub file: Option<PathBuf>,
+}
+
+pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
+    let code = crate::cli::read_input(options.file.as_deref())?;
+    let table = LanguageTable::new(&config.languages);
+    let language = choose_language(&table, options.lang.as_deref(), options.file.as_deref(), &code)?;
+
+    let notices = super::stderr_notices();
+    let docker = docker::connect().await?;
+    let request = SessionRequest {
+        session: new_id("s"),
+        config: config.sandbox.clone(),
+        secret_env: config.model.api_key_env.clone(),
+        data_dir: config::data_dir()?,
+    };
+    let mut sandbox = tokio::select! {
+        started = DockerSandbox::start(docker, request, notices) => started?,
+        _ = interrupted() => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+    };
+    let block = BlockSpec {
+        language: &language,
+        code: &code,
+        timeout: Duration::from_secs(config.sandbox.timeout_secs),
+    };
+    let json = options.json;
+    let mut live = |stream: Stream, text: &str| {
+        if !json {
+            write_live(stream, text);
+        }
+    };
+    let outcome = tokio::select! {
+        result = sandbox.run_block(block, &mut live) => Some(result),
+        _ = interrupted() => None,
+    };
+    sandbox.shutdown().await;
+    let Some(result) = outcome else {
+        eprintln!("airlock: interrupted; the block was stopped and its container removed");
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    };
+    let result = result?;
+    if json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        finish_live(&result);
+    }
+    Ok(exit_code(&result))
+}
+
+fn write_live(stream: Stream, text: &str) {
+    // A closed pipe (`airlock exec x.py | head`) must not stop the run.
+    let _ = match stream {
+        Stream::Stdout => std::io::stdout().lock().write_all(text.as_bytes()).and_then(|()| std::io::stdout().flush()),
+        Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+    };
+}
+
+/// After a streamed run: the kept tail of a truncated output, and a status line.
+fn finish_live(result: &ExecResult) {
+    if result.truncated {
+        if let Some((_, tail)) = result.output.split_once("bytes of output omitted ...]\n") {
+            write_live(Stream::Stdout, &format!("\n[... airlock: output truncated, {} bytes in all; the end follows ...]\n", result.output_bytes));
+            write_live(Stream::Stdout, tail);
+        }
+    }
+    if result.timed_out {
+        eprintln!("airlock: the block was stopped after reaching its time limit");
+    } else if result.oom_killed {
+        eprintln!("airlock: the block was killed for running out of memory");
+    }
+    if result.container_restarted {
+        eprintln!("airlock: the container was restarted to remove the block's leftover processes");
+    }
+}
+
+/// The block's exit code; 124 on timeout.
+fn exit_code(result: &ExecResult) -> ExitCode {
+    if result.timed_out {
+        return ExitCode::from(EXIT_TIMEOUT);
+    }
+    match result.exit_code {
+        Some(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(EXIT_UNAVAILABLE)),
+        None => ExitCode::from(EXIT_UNAVAILABLE),
+    }
+}
+
+async fn interrupted() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
+
+/// `--lang`, else the shebang, else the file extension.
+fn choose_language(
+    table: &LanguageTable,
+    lang: Option<&str>,
+    file: Option<&Path>,
+    code: &str,
+) -> anyhow::Result<Language> {
+    let known = table.names().join(", ");
+    if let Some(lang) = lang {
+        return table.resolve(lang).cloned().ok_or_else(|| {
+            usage(format!(
+                "unknown language `{lang}`: airlock runs {known}; add others under [languages] in the config"
+            ))
+        });
+    }
+    if let Some(language) = shebang_language(code).and_then(|tag| table.resolve(&tag)) {
+        return Ok(language.clone());
+    }
+    let extension = file
+        .filter(|path| *path != Path::new("-"))
+        .and_then(|path| path.extension())
+        .and_then(|ext| ext.to_str())
+        .map(str::to_lowercase);
+    if let Some(extension) = extension {
+        let by_extension = table
+            .names()
+            .into_iter()
+            .filter_map(|name| table.resolve(name))
+            .find(|language| language.extension == extension);
+        if let Some(language) = by_extension {
+            return Ok(language.clone());
+        }
+    }
+    Err(usage(format!(
+        "cannot tell the language of {}: pass --lang ({known}), or start the code with a shebang",
+        file.map_or("standard input".to_string(), |path| path.display().to_string())
+    )))
+}
+
+/// `#!/usr/bin/env python3` → python3, `#!/bin/bash -e` → bash.
+fn shebang_language(code: &str) -> Option<String> {
+    let line = code.lines().next()?.strip_prefix("#!")?;
+    let mut words = line.split_whitespace();
+    let program = words.next()?.rsplit('/').next()?;
+    if program == "env" {
+        return words.find(|word| !word.starts_with('-')).map(str::to_string);
+    }
+    Some(program.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choose(lang: Option<&str>, file: Option<&str>, code: &str) -> Result<String, String> {
+        choose_language(&LanguageTable::default(), lang, file.map(Path::new), code)
+            .map(|language| language.name)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn language_from_flag_shebang_or_extension() {
+        assert_eq!(choose(Some("py"), None, ""), Ok("python".into()));
+        assert_eq!(choose(None, None, "#!/usr/bin/env -S python3 -u\nprint()"), Ok("python".into()));
+        assert_eq!(choose(None, Some("x.txt"), "#!/bin/bash -e\n"), Ok("bash".into()));
+        assert_eq!(choose(None, Some("job.PY"), "print()"), Ok("python".into()));
+        assert_eq!(choose(None, Some("job.sh"), "echo"), Ok("bash".into()));
+    }
+
+    #[test]
+    fn an_unknown_language_is_a_clear_error() {
+        let err = choose(Some("cobol"), None, "").unwrap_err();
+        assert!(err.contains("unknown language `cobol`") && err.contains("python, bash, sh"), "{err}");
+        let err = choose(None, Some("notes.txt"), "hello").unwrap_err();
+        assert!(err.contains("--lang"), "{err}");
+    }
+}

@@ -1,0 +1,428 @@
+//! Configuration: defaults < config file < `-c key=value` < dedicated flags.
+//!
+//! Every section denies unknown keys, so a typo is an error naming the key instead of a
+//! setting that silently does nothing.
+
+mod bytesize;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+pub use bytesize::ByteSize;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub model: ModelConfig,
+    pub sandbox: SandboxConfig,
+    /// Languages added to (or replacing) the built-in python, bash and sh.
+    pub languages: BTreeMap<String, LanguageConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key; the key itself is never stored
+    /// and never enters a container.
+    pub api_key_env: String,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.openai.com/v1".into(),
+            model: "gpt-4o-mini".into(),
+            api_key_env: "OPENAI_API_KEY".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// Pull the image when it is not present locally.
+    Missing,
+    /// Never contact a registry; a missing image is an error.
+    Never,
+}
+
+/// A protection that the read-back of the container's settings checks. Listing one in
+/// `sandbox.waive` lets a run go ahead on a host that cannot provide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    Network,
+    Memory,
+    Swap,
+    Cpus,
+    PidsLimit,
+    ReadOnlyRoot,
+    CapDrop,
+    NoNewPrivileges,
+    NonRoot,
+    Init,
+}
+
+impl Protection {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Network => "network",
+            Self::Memory => "memory",
+            Self::Swap => "swap",
+            Self::Cpus => "cpus",
+            Self::PidsLimit => "pids_limit",
+            Self::ReadOnlyRoot => "read_only_root",
+            Self::CapDrop => "cap_drop",
+            Self::NoNewPrivileges => "no_new_privileges",
+            Self::NonRoot => "non_root",
+            Self::Init => "init",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub image: String,
+    pub offline_image: String,
+    pub pull: PullPolicy,
+    pub network: String,
+    pub memory: ByteSize,
+    pub swap: ByteSize,
+    pub cpus: f64,
+    pub pids_limit: i64,
+    pub read_only_root: bool,
+    pub tmp_size: ByteSize,
+    pub shm_size: ByteSize,
+    /// `"auto"` (the invoking user, or 65534 when that is root) or `"UID:GID"`.
+    pub user: String,
+    pub init: bool,
+    pub timeout_secs: u64,
+    pub kill_grace_secs: u64,
+    pub output_limit: ByteSize,
+    pub model_output_limit: ByteSize,
+    pub workspace: Option<PathBuf>,
+    pub workspace_read_only: bool,
+    pub env: BTreeMap<String, String>,
+    pub pass_env: Vec<String>,
+    pub extra_volumes: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    pub gpus: Option<String>,
+    pub runtime: Option<String>,
+    pub init_command: Option<String>,
+    pub waive: Vec<Protection>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            image: "python:3.12-slim".into(),
+            offline_image: "airlock-sandbox:offline".into(),
+            pull: PullPolicy::Missing,
+            network: "none".into(),
+            memory: ByteSize::mib(512),
+            swap: ByteSize(0),
+            cpus: 1.0,
+            pids_limit: 256,
+            read_only_root: true,
+            tmp_size: ByteSize::mib(64),
+            shm_size: ByteSize::mib(64),
+            user: "auto".into(),
+            init: true,
+            timeout_secs: 60,
+            kill_grace_secs: 2,
+            output_limit: ByteSize::mib(1),
+            model_output_limit: ByteSize::kib(8),
+            workspace: None,
+            workspace_read_only: false,
+            env: BTreeMap::new(),
+            pass_env: Vec::new(),
+            extra_volumes: Vec::new(),
+            extra_hosts: Vec::new(),
+            gpus: None,
+            runtime: None,
+            init_command: None,
+            waive: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageConfig {
+    /// The interpreter inside the image; the block's file is appended as the last argument.
+    pub command: Vec<String>,
+    /// File extension given to the block's file (some interpreters care).
+    #[serde(default)]
+    pub extension: String,
+    /// Other fence tags that mean this language.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
+/// Where the configuration comes from, in precedence order.
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    /// `--config PATH`; when absent the XDG config file is read if it exists.
+    pub explicit_file: Option<&'a Path>,
+    /// `-c key=value`, applied in order.
+    pub overrides: &'a [String],
+}
+
+impl Config {
+    pub fn load(sources: &Sources<'_>) -> anyhow::Result<Self> {
+        let mut config = match sources.explicit_file {
+            Some(path) => Self::from_file(path)?,
+            None => match default_config_file() {
+                Some(path) if path.exists() => Self::from_file(&path)?,
+                _ => Self::default(),
+            },
+        };
+        for spec in sources.overrides {
+            config.apply_override(spec)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::from_toml(&text).map_err(|err| {
+            anyhow::anyhow!("config file {} is invalid: {err}", path.display())
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Applies one `-c key=value`. The value is read as the type the key already has, so
+    /// `-c sandbox.image=foo:1` needs no quotes while `-c sandbox.timeout_secs=5` is a number.
+    pub fn apply_override(&mut self, spec: &str) -> anyhow::Result<()> {
+        let Some((key, raw)) = spec.split_once('=') else {
+            bail!("-c {spec}: expected key=value, like -c sandbox.timeout_secs=5");
+        };
+        let key = key.trim();
+        let path: Vec<&str> = key.split('.').collect();
+        if path.iter().any(|part| part.is_empty()) {
+            bail!("-c {spec}: `{key}` is not a key; write section.key, like sandbox.image");
+        }
+        let mut root = toml::Value::try_from(&*self)
+            .context("internal error: the configuration cannot be represented as TOML")?;
+        let value = match lookup(&root, &path) {
+            Some(toml::Value::String(_)) => toml::Value::String(raw.to_string()),
+            Some(existing) => parse_toml_value(raw).map_err(|_| {
+                anyhow::anyhow!(
+                    "-c {spec}: `{raw}` is not a valid {} for {key}",
+                    existing.type_str()
+                )
+            })?,
+            None => parse_toml_value(raw).unwrap_or_else(|_| toml::Value::String(raw.into())),
+        };
+        insert(&mut root, &path, value).map_err(|why| anyhow::anyhow!("-c {spec}: {why}"))?;
+        *self = root
+            .try_into()
+            .map_err(|err: toml::de::Error| anyhow::anyhow!("-c {spec}: {}", err.message()))?;
+        Ok(())
+    }
+
+    /// Checks that need more than one key or more than a type.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let sandbox = &self.sandbox;
+        if sandbox.timeout_secs == 0 {
+            bail!("sandbox.timeout_secs must be at least 1");
+        }
+        if !(sandbox.cpus > 0.0 && sandbox.cpus.is_finite()) {
+            bail!("sandbox.cpus must be a positive number of CPUs, like 1 or 0.5");
+        }
+        if sandbox.pids_limit < 16 {
+            bail!(
+                "sandbox.pids_limit = {} is too small to run a shell; use 16 or more",
+                sandbox.pids_limit
+            );
+        }
+        if sandbox.memory < ByteSize::mib(6) {
+            bail!("sandbox.memory = {} is below Docker's minimum of 6MiB", sandbox.memory);
+        }
+        if sandbox.output_limit < ByteSize(1024) {
+            bail!("sandbox.output_limit must be at least 1KiB");
+        }
+        if sandbox.user != "auto" && parse_user(&sandbox.user).is_none() {
+            bail!(
+                "sandbox.user = {:?}: expected \"auto\" or \"UID:GID\" with numbers, like \"1000:1000\"",
+                sandbox.user
+            );
+        }
+        for (name, language) in &self.languages {
+            if language.command.is_empty() || language.command[0].trim().is_empty() {
+                bail!("languages.{name}.command must name an interpreter, like [\"node\"]");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `"1000:1000"` → (1000, 1000).
+pub fn parse_user(text: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = text.split_once(':')?;
+    Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
+}
+
+fn parse_toml_value(raw: &str) -> Result<toml::Value, toml::de::Error> {
+    let mut table: toml::Table = toml::from_str(&format!("value = {raw}"))?;
+    Ok(table.remove("value").unwrap_or(toml::Value::String(raw.into())))
+}
+
+fn lookup<'v>(root: &'v toml::Value, path: &[&str]) -> Option<&'v toml::Value> {
+    path.iter().try_fold(root, |value, part| value.get(part))
+}
+
+fn insert(root: &mut toml::Value, path: &[&str], value: toml::Value) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut node = root;
+    for part in parents {
+        let table = node
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is inside a value that is not a table"))?;
+        node = table
+            .entry((*part).to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    }
+    let table = node
+        .as_table_mut()
+        .ok_or_else(|| format!("`{last}` is inside a value that is not a table"))?;
+    table.insert((*last).to_string(), value);
+    Ok(())
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "airlock")
+}
+
+/// `$XDG_CONFIG_HOME/airlock/config.toml` (or the platform's equivalent).
+pub fn default_config_file() -> Option<PathBuf> {
+    project_dirs().map(|dirs| dirs.config_dir().join("config.toml"))
+}
+
+/// Where workspaces (and later the history) live: `$XDG_DATA_HOME/airlock`.
+pub fn data_dir() -> anyhow::Result<PathBuf> {
+    project_dirs()
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .context("cannot find a home directory for airlock's data; set HOME or XDG_DATA_HOME")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_overrides(overrides: &[&str]) -> anyhow::Result<Config> {
+        let mut config = Config::default();
+        for spec in overrides {
+            config.apply_override(spec)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_example_file_is_complete_and_matches_the_defaults() {
+        let text = include_str!("../../config.example.toml");
+        let uncommented: String = text
+            .lines()
+            .map(|line| line.strip_prefix("# ").filter(|rest| rest.contains(" = ")).unwrap_or(line))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let parsed = Config::from_toml(text).expect("example parses");
+        assert_eq!(parsed.model, ModelConfig::default());
+        assert_eq!(parsed.sandbox, SandboxConfig::default());
+        // Every key of the defaults is written in the example (optional ones commented out).
+        let defaults = toml::Value::try_from(Config::default()).expect("serializes");
+        for (section, table) in defaults.as_table().expect("table") {
+            for key in table.as_table().into_iter().flatten().map(|(key, _)| key) {
+                assert!(
+                    uncommented.contains(&format!("\n{key} = ")),
+                    "config.example.toml does not mention {section}.{key}"
+                );
+            }
+        }
+        for key in ["workspace", "gpus", "runtime", "init_command"] {
+            assert!(uncommented.contains(&format!("\n{key} = ")), "{key} undocumented");
+        }
+    }
+
+    #[test]
+    fn overrides_take_the_type_of_the_key() {
+        let config = with_overrides(&[
+            "sandbox.image=airlock-sandbox:offline",
+            "sandbox.timeout_secs=5",
+            "sandbox.cpus=2",
+            "sandbox.read_only_root=false",
+            "sandbox.memory=1GiB",
+            "sandbox.workspace=/tmp/ws",
+            "sandbox.waive=[\"swap\"]",
+        ])
+        .expect("valid overrides");
+        assert_eq!(config.sandbox.image, "airlock-sandbox:offline");
+        assert_eq!(config.sandbox.timeout_secs, 5);
+        assert_eq!(config.sandbox.cpus, 2.0);
+        assert!(!config.sandbox.read_only_root);
+        assert_eq!(config.sandbox.memory, ByteSize(1 << 30));
+        assert_eq!(config.sandbox.workspace, Some(PathBuf::from("/tmp/ws")));
+        assert_eq!(config.sandbox.waive, vec![Protection::Swap]);
+    }
+
+    #[test]
+    fn an_override_can_add_a_language() {
+        let config = with_overrides(&["languages.node.command=[\"node\"]", "languages.node.extension=js"])
+            .expect("valid");
+        assert_eq!(config.languages["node"].command, vec!["node".to_string()]);
+        assert_eq!(config.languages["node"].extension, "js");
+    }
+
+    #[test]
+    fn bad_overrides_name_the_key_and_the_expectation() {
+        let err = with_overrides(&["sandbox.timeout_secs=soon"]).unwrap_err().to_string();
+        assert!(err.contains("sandbox.timeout_secs") && err.contains("integer"), "{err}");
+        let err = with_overrides(&["sandbox.imag=x"]).unwrap_err().to_string();
+        assert!(err.contains("imag"), "{err}");
+        let err = with_overrides(&["sandbox.memory=lots"]).unwrap_err().to_string();
+        assert!(err.contains("512MiB"), "{err}");
+        let err = with_overrides(&["nonsense"]).unwrap_err().to_string();
+        assert!(err.contains("key=value"), "{err}");
+        let err = with_overrides(&["sandbox.timeout_secs=0"]).unwrap_err().to_string();
+        assert!(err.contains("timeout_secs"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_errors_with_a_line() {
+        let err = Config::from_toml("[sandbox]\nimage = \"x\"\nmemroy = \"1GiB\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memroy") && err.contains("line 3"), "{err}");
+        let err = Config::from_toml("[sandbox]\npids_limit = \"many\"\n").unwrap_err().to_string();
+        assert!(err.contains("pids_limit") || err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn load_reports_the_file_that_is_wrong() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[sandbox\n").expect("write");
+        let err = Config::load(&Sources { explicit_file: Some(&path), overrides: &[] })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        let missing = dir.path().join("absent.toml");
+        let err = Config::load(&Sources { explicit_file: Some(&missing), overrides: &[] })
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("absent.toml"), "{err:#}");
+    }
+}

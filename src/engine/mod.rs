@@ -1,0 +1,9 @@
+//! The session engine. No terminal, HTTP or Docker types live here: it works on plain data
+//! and talks to the outside through the `protocol` types and the adapter traits.
+
+pub mod extract;
+pub mod feedback;
+pub mod language;
+
+pub use extract::{ExtractedBlock, extract_blocks};
+pub use language::{Language, LanguageTable};

@@ -1,0 +1,12 @@
+//! airlock: supervise an LLM coding session. Every code block the model writes is shown to
+//! the operator, and only approved code runs, in a hardened Docker container.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod output;
+pub mod protocol;
+pub mod sandbox;

@@ -1,0 +1,210 @@
+//! Capturing a block's output: counted in full, kept up to a cap (head and tail), decoded
+//! lossily and neutralized before anything reaches a screen, a file or the model.
+
+pub mod sanitize;
+
+use crate::protocol::Stream;
+use sanitize::{Neutralizer, Utf8Decoder, collapse_carriage_returns};
+
+/// What one run printed, as far as it was kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CapturedOutput {
+    /// The first part of the output (at most half the cap).
+    pub head: String,
+    /// Bytes of (neutralized) text dropped between head and tail.
+    pub omitted: u64,
+    /// The last part of the output (at most half the cap).
+    pub tail: String,
+    /// Every byte the program wrote, kept or not.
+    pub produced_bytes: u64,
+}
+
+impl CapturedOutput {
+    pub fn truncated(&self) -> bool {
+        self.omitted > 0
+    }
+
+    /// Head, an explicit marker where text was dropped, and tail.
+    pub fn text(&self) -> String {
+        let mut text = self.head.clone();
+        if self.truncated() {
+            text.push_str(&omission_marker(self.omitted));
+        }
+        text.push_str(&self.tail);
+        text
+    }
+}
+
+pub fn omission_marker(omitted: u64) -> String {
+    format!("\n[... airlock: {omitted} bytes of output omitted ...]\n")
+}
+
+/// Feeds chunks of both streams, in arrival order, into a bounded record.
+#[derive(Debug)]
+pub struct OutputCapture {
+    half: usize,
+    head: String,
+    tail: String,
+    omitted: u64,
+    produced_bytes: u64,
+    /// Set once anything went to the tail: later small chunks must not slip into the head
+    /// ahead of text already in the tail.
+    head_closed: bool,
+    streams: [StreamState; 2],
+}
+
+#[derive(Debug, Default)]
+struct StreamState {
+    decoder: Utf8Decoder,
+    neutralizer: Neutralizer,
+    scratch: String,
+}
+
+impl OutputCapture {
+    /// `limit`: how many bytes of text to keep in all, split between head and tail.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            half: (limit / 2).max(1),
+            head: String::new(),
+            tail: String::new(),
+            omitted: 0,
+            produced_bytes: 0,
+            head_closed: false,
+            streams: Default::default(),
+        }
+    }
+
+    /// Records a chunk. Returns the neutralized text that joined the head, which is what a
+    /// live view shows; once the head is full the rest goes to the tail only and the view
+    /// shows the tail when the run ends (see [`CapturedOutput::text`]).
+    pub fn push(&mut self, stream: Stream, bytes: &[u8]) -> String {
+        self.produced_bytes += bytes.len() as u64;
+        let state = &mut self.streams[stream as usize];
+        let mut decoded = String::new();
+        state.decoder.decode(bytes, &mut decoded);
+        state.scratch.clear();
+        state.neutralizer.push(&decoded, &mut state.scratch);
+        let text = std::mem::take(&mut state.scratch);
+        let live = self.keep(&text);
+        self.streams[stream as usize].scratch = text;
+        live
+    }
+
+    fn keep(&mut self, text: &str) -> String {
+        let room = if self.head_closed { 0 } else { self.half.saturating_sub(self.head.len()) };
+        let split = floor_char_boundary(text, room.min(text.len()));
+        let (to_head, rest) = text.split_at(split);
+        self.head.push_str(to_head);
+        if !rest.is_empty() {
+            self.head_closed = true;
+            self.tail.push_str(rest);
+            if self.tail.len() > 2 * self.half {
+                self.trim_tail();
+            }
+        }
+        to_head.to_string()
+    }
+
+    fn trim_tail(&mut self) {
+        let excess = self.tail.len() - self.half;
+        let cut = ceil_char_boundary(&self.tail, excess);
+        self.omitted += cut as u64;
+        self.tail.drain(..cut);
+    }
+
+    pub fn finish(mut self) -> CapturedOutput {
+        let mut rest = String::new();
+        for state in &mut self.streams {
+            let mut flushed = String::new();
+            state.decoder.finish(&mut flushed);
+            state.neutralizer.push(&flushed, &mut rest);
+        }
+        self.keep(&rest);
+        if self.tail.len() > self.half {
+            self.trim_tail();
+        }
+        CapturedOutput {
+            head: collapse_carriage_returns(&self.head),
+            omitted: self.omitted,
+            tail: collapse_carriage_returns(&self.tail),
+            produced_bytes: self.produced_bytes,
+        }
+    }
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+fn ceil_char_boundary(text: &str, mut index: usize) -> usize {
+    while index < text.len() && !text.is_char_boundary(index) {
+        index += 1;
+    }
+    index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_output_is_kept_whole_and_shown_live() {
+        let mut capture = OutputCapture::new(1024);
+        assert_eq!(capture.push(Stream::Stdout, b"hello\n"), "hello\n");
+        assert_eq!(capture.push(Stream::Stderr, b"oops\n"), "oops\n");
+        let output = capture.finish();
+        assert_eq!(output.text(), "hello\noops\n");
+        assert!(!output.truncated());
+        assert_eq!(output.produced_bytes, 11);
+    }
+
+    #[test]
+    fn a_flood_keeps_head_and_tail_and_counts_everything() {
+        let mut capture = OutputCapture::new(100);
+        let mut live = String::new();
+        for i in 0..10_000 {
+            live.push_str(&capture.push(Stream::Stdout, format!("line {i:05}\n").as_bytes()));
+        }
+        let output = capture.finish();
+        assert_eq!(output.produced_bytes, 110_000);
+        assert!(output.truncated());
+        assert!(output.head.starts_with("line 00000\n"));
+        assert!(output.tail.ends_with("line 09999\n"));
+        assert!(output.head.len() <= 50 && output.tail.len() <= 50, "{output:?}");
+        assert_eq!(live, output.head, "the live view shows exactly the head");
+        assert_eq!(output.omitted as usize + output.head.len() + output.tail.len(), 110_000);
+        assert!(output.text().contains("bytes of output omitted"));
+    }
+
+    #[test]
+    fn multibyte_text_is_never_cut_inside_a_character() {
+        let mut capture = OutputCapture::new(9);
+        for _ in 0..50 {
+            capture.push(Stream::Stdout, "\u{4e16}\u{754c}".as_bytes());
+        }
+        let output = capture.finish();
+        assert!(output.head.chars().all(|c| c == '\u{4e16}' || c == '\u{754c}'));
+        assert!(output.tail.chars().all(|c| c == '\u{4e16}' || c == '\u{754c}'));
+        assert!(output.truncated());
+    }
+
+    #[test]
+    fn streams_decode_independently() {
+        let mut capture = OutputCapture::new(1024);
+        let bytes = "\u{e9}".as_bytes();
+        capture.push(Stream::Stdout, &bytes[..1]);
+        capture.push(Stream::Stderr, b"err ");
+        capture.push(Stream::Stdout, &bytes[1..]);
+        assert_eq!(capture.finish().text(), "err \u{e9}");
+    }
+
+    #[test]
+    fn escapes_are_neutralized_and_redraws_collapsed() {
+        let mut capture = OutputCapture::new(1024);
+        capture.push(Stream::Stdout, b"\x1b]0;title\x07\x1b[31m10%\r100%\x1b[0m\n");
+        assert_eq!(capture.finish().text(), "100%\n");
+    }
+}

@@ -1,0 +1,162 @@
+//! Making sure the sandbox image is here: use it, pull it with visible progress, or fall
+//! back to the offline image and say so.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+
+use crate::config::{PullPolicy, SandboxConfig};
+use crate::sandbox::{Notices, SandboxError};
+
+/// The image a session runs, pinned to what was actually there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub name: String,
+    pub id: String,
+    pub digest: Option<String>,
+}
+
+impl std::fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.digest {
+            Some(digest) => write!(f, "{} ({digest})", self.name),
+            None => write!(f, "{} ({})", self.name, self.id),
+        }
+    }
+}
+
+pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
+    let image = docker.inspect_image(name).await.ok()?;
+    let digest = image.repo_digests.and_then(|digests| digests.into_iter().next());
+    Some(ImageRef { name: name.to_string(), id: image.id.unwrap_or_default(), digest })
+}
+
+pub async fn ensure(
+    docker: &Docker,
+    config: &SandboxConfig,
+    notices: &Notices,
+) -> Result<ImageRef, SandboxError> {
+    if let Some(image) = inspect(docker, &config.image).await {
+        return Ok(image);
+    }
+    let failure = match config.pull {
+        PullPolicy::Never => format!("it is not present and sandbox.pull = \"never\""),
+        PullPolicy::Missing => match pull(docker, &config.image, notices).await {
+            Ok(()) => match inspect(docker, &config.image).await {
+                Some(image) => return Ok(image),
+                None => "the pull finished but the image is still not there".to_string(),
+            },
+            Err(why) => format!("pulling it failed: {why}"),
+        },
+    };
+    if config.offline_image != config.image {
+        if let Some(image) = inspect(docker, &config.offline_image).await {
+            notices(format!(
+                "cannot use image {}: {failure}; using {} instead",
+                config.image, config.offline_image
+            ));
+            return Ok(image);
+        }
+    }
+    Err(SandboxError::Unavailable(format!(
+        "cannot use image {}: {failure}. Either make a registry reachable (or `docker pull {}` by hand), \
+         or build the offline image with scripts/build-offline-image.sh and use it with \
+         -c sandbox.image={}",
+        config.image, config.image, config.offline_image
+    )))
+}
+
+/// `name` with an explicit tag: without one, the API would pull every tag of the repository.
+fn with_tag(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') || last.contains('@') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+async fn pull(docker: &Docker, name: &str, notices: &Notices) -> Result<(), String> {
+    let options = CreateImageOptions { from_image: Some(with_tag(name)), ..Default::default() };
+    let mut stream = docker.create_image(Some(options), None, None);
+    let mut progress = PullProgress::new(name);
+    notices(format!("pulling image {name} ..."));
+    while let Some(item) = stream.next().await {
+        let info = item.map_err(|err| super::describe(&err))?;
+        if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
+            return Err(error);
+        }
+        if let Some(line) = progress.update(info.id, info.status, info.progress_detail) {
+            notices(line);
+        }
+    }
+    notices(format!("pulled image {name}"));
+    Ok(())
+}
+
+/// Folds per-layer progress into one line, at most a few times a second.
+struct PullProgress {
+    name: String,
+    layers: BTreeMap<String, (i64, i64)>,
+    last: Option<Instant>,
+}
+
+impl PullProgress {
+    fn new(name: &str) -> Self {
+        Self { name: name.to_string(), layers: BTreeMap::new(), last: None }
+    }
+
+    fn update(
+        &mut self,
+        id: Option<String>,
+        status: Option<String>,
+        detail: Option<bollard::models::ProgressDetail>,
+    ) -> Option<String> {
+        let id = id?;
+        let status = status.unwrap_or_default();
+        let entry = self.layers.entry(id).or_insert((0, 0));
+        if let Some(detail) = detail {
+            if status.starts_with("Downloading") {
+                *entry = (detail.current.unwrap_or(entry.0), detail.total.unwrap_or(entry.1));
+            }
+        }
+        if status.starts_with("Download complete") || status.starts_with("Pull complete") {
+            entry.0 = entry.1;
+        }
+        if self.last.is_some_and(|at| at.elapsed() < Duration::from_millis(500)) {
+            return None;
+        }
+        self.last = Some(Instant::now());
+        let (done, total) = self.layers.values().fold((0, 0), |acc, (d, t)| (acc.0 + d, acc.1 + t));
+        Some(format!(
+            "pulling {}: {} layers, {:.1} of {:.1} MB",
+            self.name,
+            self.layers.len(),
+            done as f64 / 1e6,
+            total as f64 / 1e6
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pulls_name_a_tag() {
+        assert_eq!(with_tag("python"), "python:latest");
+        assert_eq!(with_tag("python:3.12-slim"), "python:3.12-slim");
+        assert_eq!(with_tag("localhost:5000/sandbox"), "localhost:5000/sandbox:latest");
+        assert_eq!(with_tag("localhost:5000/sandbox:v1"), "localhost:5000/sandbox:v1");
+        assert_eq!(with_tag("repo@sha256:00"), "repo@sha256:00");
+    }
+
+    #[test]
+    fn the_image_shows_what_ran() {
+        let image = ImageRef { name: "img:1".into(), id: "sha256:ab".into(), digest: None };
+        assert_eq!(image.to_string(), "img:1 (sha256:ab)");
+    }
+}

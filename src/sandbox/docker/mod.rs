@@ -1,0 +1,461 @@
+//! The Docker adapter: one hardened container per session, blocks run as execs in it.
+
+pub mod image;
+mod keepalive;
+pub mod spec;
+mod wrapper;
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::config::SandboxConfig;
+use crate::ids::random_hex;
+use crate::output::OutputCapture;
+use crate::protocol::{ExecResult, Stream};
+use crate::sandbox::owner::Owner;
+use crate::sandbox::{BlockSpec, LiveOutput, Notices, Sandbox, SandboxError};
+pub use image::ImageRef;
+use spec::{ContainerPlan, LABEL_OWNER, WORKSPACE};
+use wrapper::{Status, StatusScanner};
+
+/// How long the daemon gets to answer a ping.
+const PING_DEADLINE: Duration = Duration::from_secs(5);
+/// Extra time past the in-container timeout before airlock stops waiting for the stream.
+const HOST_MARGIN: Duration = Duration::from_secs(5);
+
+/// A short human account of a Docker API error.
+pub fn describe(err: &bollard::errors::Error) -> String {
+    match err {
+        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+            format!("{message} (HTTP {status_code})")
+        }
+        other => other.to_string(),
+    }
+}
+
+fn daemon_address() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
+}
+
+/// Connects with Docker's defaults (DOCKER_HOST honoured), pings with a short deadline and
+/// negotiates the API version.
+pub async fn connect() -> Result<Docker, SandboxError> {
+    let unreachable = |why: String| {
+        SandboxError::Unavailable(format!(
+            "cannot reach the Docker daemon at {}: {why}. Start Docker (for example \
+             `sudo systemctl start docker`) or point DOCKER_HOST at a running daemon",
+            daemon_address()
+        ))
+    };
+    let docker = Docker::connect_with_defaults().map_err(|err| unreachable(describe(&err)))?;
+    match tokio::time::timeout(PING_DEADLINE, docker.ping()).await {
+        Err(_) => return Err(unreachable("it did not answer within 5 s".into())),
+        Ok(Err(err)) => return Err(unreachable(describe(&err))),
+        Ok(Ok(_)) => {}
+    }
+    docker.negotiate_version().await.map_err(|err| unreachable(describe(&err)))
+}
+
+/// Removes labelled containers whose owning airlock process is gone. Containers of a live
+/// airlock, or of another host, are never touched.
+pub async fn reap_stale(docker: &Docker, notices: &Notices) -> Vec<String> {
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
+    let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+    let Ok(containers) = docker.list_containers(Some(options)).await else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for container in containers {
+        let (Some(id), Some(labels)) = (container.id, container.labels) else { continue };
+        let Some(owner) = labels.get(LABEL_OWNER).and_then(|label| Owner::parse(label)) else {
+            continue;
+        };
+        if owner.is_dead() && remove(docker, &id).await {
+            notices(format!(
+                "removed container {} left by airlock process {} that is no longer running",
+                short(&id),
+                owner.pid
+            ));
+            removed.push(id);
+        }
+    }
+    removed
+}
+
+async fn remove(docker: &Docker, id: &str) -> bool {
+    let options = RemoveContainerOptions { force: true, ..Default::default() };
+    docker.remove_container(id, Some(options)).await.is_ok()
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// What a session asks of its sandbox.
+#[derive(Debug, Clone)]
+pub struct SessionRequest {
+    pub session: String,
+    pub config: SandboxConfig,
+    /// The model's API key variable: never passed into the container.
+    pub secret_env: String,
+    pub data_dir: PathBuf,
+}
+
+struct LiveContainer {
+    id: String,
+    /// Held open for the container's lifetime: PID 1 exits when it closes. (In a mutex only
+    /// to make the sandbox `Sync`; nobody writes to it.)
+    _stdin: std::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>,
+}
+
+pub struct DockerSandbox {
+    docker: Docker,
+    config: SandboxConfig,
+    plan: ContainerPlan,
+    image: ImageRef,
+    container: Option<LiveContainer>,
+    generation: u32,
+    notices: Notices,
+}
+
+impl DockerSandbox {
+    /// Prepares the image and workspace and starts the session's container.
+    pub async fn start(
+        docker: Docker,
+        request: SessionRequest,
+        notices: Notices,
+    ) -> Result<Self, SandboxError> {
+        reap_stale(&docker, &notices).await;
+        let config = request.config;
+        let image = image::ensure(&docker, &config, &notices).await?;
+        let users = spec::Users::resolve(&config.user)?;
+        let workspace = crate::sandbox::workspace::prepare(
+            config.workspace.as_deref(),
+            &request.data_dir,
+            &request.session,
+            users.code.uid,
+            users.code.gid,
+        )?;
+        let plan =
+            ContainerPlan::new(&request.session, &image.id, &config, &request.secret_env, workspace)?;
+        let mut sandbox =
+            Self { docker, config, plan, image, container: None, generation: 0, notices };
+        sandbox.launch().await?;
+        if let Some(command) = sandbox.config.init_command.clone() {
+            sandbox.run_init_command(&command).await?;
+        }
+        Ok(sandbox)
+    }
+
+    pub fn image(&self) -> &ImageRef {
+        &self.image
+    }
+
+    pub fn workspace(&self) -> &std::path::Path {
+        &self.plan.workspace
+    }
+
+    pub fn container_id(&self) -> Option<&str> {
+        self.container.as_ref().map(|container| container.id.as_str())
+    }
+
+    async fn launch(&mut self) -> Result<(), SandboxError> {
+        self.generation += 1;
+        let name = format!("airlock-{}-{}", self.plan.session, self.generation);
+        let options = CreateContainerOptions { name: Some(name), ..Default::default() };
+        let created = self
+            .docker
+            .create_container(Some(options), self.plan.body(&self.config))
+            .await
+            .map_err(|err| {
+                SandboxError::Unavailable(format!("cannot create the sandbox container: {}", describe(&err)))
+            })?;
+        for warning in &created.warnings {
+            (self.notices)(format!("Docker warned when creating the container: {warning}"));
+        }
+        match self.harden_and_start(&created.id).await {
+            Ok(stdin) => {
+                self.container =
+                    Some(LiveContainer { id: created.id, _stdin: std::sync::Mutex::new(stdin) });
+                Ok(())
+            }
+            Err(err) => {
+                remove(&self.docker, &created.id).await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn harden_and_start(
+        &self,
+        id: &str,
+    ) -> Result<Pin<Box<dyn AsyncWrite + Send>>, SandboxError> {
+        let fail = |what: &str, err: bollard::errors::Error| {
+            SandboxError::Unavailable(format!("cannot {what} the sandbox container: {}", describe(&err)))
+        };
+        let inspect = self.docker.inspect_container(id, None).await.map_err(|e| fail("inspect", e))?;
+        let missing = spec::verify(&inspect, &self.plan, &self.config)?;
+        let (waived, refused): (Vec<_>, Vec<_>) =
+            missing.into_iter().partition(|m| self.config.waive.contains(&m.protection));
+        for missing in &waived {
+            (self.notices)(format!(
+                "protection `{}` is missing ({}); running anyway because sandbox.waive lists it",
+                missing.protection.name(),
+                missing.detail
+            ));
+        }
+        if !refused.is_empty() {
+            let list: Vec<String> =
+                refused.iter().map(|m| format!("{} ({})", m.protection.name(), m.detail)).collect();
+            return Err(SandboxError::Unavailable(format!(
+                "the sandbox container lacks protections this host did not apply: {}. airlock will \
+                 not run code without them; if you accept that on this host, add their names to \
+                 sandbox.waive",
+                list.join("; ")
+            )));
+        }
+        let options = AttachContainerOptions { stdin: true, stream: true, ..Default::default() };
+        let attached =
+            self.docker.attach_container(id, Some(options)).await.map_err(|e| fail("attach to", e))?;
+        self.docker.start_container(id, None).await.map_err(|e| fail("start", e))?;
+        Ok(attached.input)
+    }
+
+    async fn restart(&mut self, why: &str) -> Result<(), SandboxError> {
+        (self.notices)(format!("restarting the sandbox container: {why}"));
+        if let Some(old) = self.container.take() {
+            remove(&self.docker, &old.id).await;
+        }
+        self.launch().await
+    }
+
+    async fn run_init_command(&mut self, command: &str) -> Result<(), SandboxError> {
+        let shell = crate::engine::Language {
+            name: "sh".into(),
+            command: vec!["sh".into()],
+            extension: "sh".into(),
+        };
+        let timeout = Duration::from_secs(self.config.timeout_secs);
+        let block = BlockSpec { language: &shell, code: command, timeout };
+        let result = self.run_block(block, &mut |_, _| {}).await?;
+        if result.exit_code != Some(0) {
+            return Err(SandboxError::Unavailable(format!(
+                "sandbox.init_command failed ({}): {}",
+                result.exit_code.map_or("timed out".to_string(), |c| format!("exit code {c}")),
+                result.output.trim_end()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn exec_block(
+        &mut self,
+        block: BlockSpec<'_>,
+        live: LiveOutput<'_>,
+    ) -> Result<ExecResult, SandboxError> {
+        let started = Instant::now();
+        let container = self.container.as_ref().ok_or_else(|| {
+            SandboxError::Failed("the sandbox container is gone and could not be restarted".into())
+        })?;
+        let nonce = random_hex(16);
+        let timeout_secs = block.timeout.as_secs().max(1);
+        let mut cmd: Vec<String> = vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            wrapper::SCRIPT.into(),
+            "airlock-block".into(),
+            timeout_secs.to_string(),
+            self.config.kill_grace_secs.to_string(),
+            block.language.extension.clone(),
+            self.plan.users.code.uid.to_string(),
+        ];
+        cmd.extend(block.language.command.iter().cloned());
+        let exec = self
+            .docker
+            .create_exec(
+                &container.id,
+                CreateExecOptions {
+                    cmd: Some(cmd),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    user: Some(self.plan.users.code.spec()),
+                    working_dir: Some(WORKSPACE.to_string()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|err| SandboxError::Failed(format!("cannot start the block: {}", describe(&err))))?;
+        let started_exec = self
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|err| SandboxError::Failed(format!("cannot start the block: {}", describe(&err))))?;
+        let StartExecResults::Attached { mut output, mut input } = started_exec else {
+            return Err(SandboxError::Failed("Docker started the block detached".into()));
+        };
+        let payload = format!("{nonce}\n{}", block.code);
+        // Written concurrently with reading, so a large block cannot deadlock on full pipes.
+        let writer = tokio::spawn(async move {
+            input.write_all(payload.as_bytes()).await?;
+            input.shutdown().await
+        });
+
+        let mut capture = OutputCapture::new(self.config.output_limit.as_usize());
+        let mut scanner = StatusScanner::new(&nonce);
+        let mut emit = |stream: Stream, bytes: &[u8], capture: &mut OutputCapture| {
+            let text = capture.push(stream, bytes);
+            if !text.is_empty() {
+                live(stream, &text);
+            }
+        };
+        let grace = Duration::from_secs(self.config.kill_grace_secs);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
+        let mut stalled = false;
+        let mut stream_error = None;
+        loop {
+            match tokio::time::timeout_at(deadline, output.next()).await {
+                Err(_) => {
+                    stalled = true;
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(err))) => {
+                    stream_error = Some(describe(&err));
+                    break;
+                }
+                Ok(Some(Ok(LogOutput::StdOut { message }))) => {
+                    let data = scanner.push(&message);
+                    emit(Stream::Stdout, &data, &mut capture);
+                }
+                Ok(Some(Ok(LogOutput::StdErr { message }))) => {
+                    emit(Stream::Stderr, &message, &mut capture);
+                }
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+        writer.abort();
+        drop(output);
+        let (status, held) = scanner.finish();
+        emit(Stream::Stdout, &held, &mut capture);
+        let captured = capture.finish();
+
+        let status = match (status, stalled, stream_error) {
+            (Some(status), _, _) => Some(status),
+            (None, true, _) => None,
+            (None, false, Some(why)) => {
+                return Err(SandboxError::Failed(format!("the block's output stream broke: {why}")));
+            }
+            (None, false, None) => self.exit_status_of(&exec.id).await,
+        };
+        let elapsed = started.elapsed();
+        let mut restarted = false;
+        let outcome = match status {
+            None => {
+                // The stream outlived every deadline: the container is the only sure way out.
+                self.restart("a block did not stop at its deadline").await?;
+                restarted = true;
+                Outcome { exit_code: None, timed_out: true, oom_killed: false }
+            }
+            Some(status) => {
+                if status.processes_left {
+                    self.restart("processes of the last block survived being killed").await?;
+                    restarted = true;
+                }
+                Outcome::from_status(status, elapsed, Duration::from_secs(timeout_secs))
+            }
+        };
+        Ok(ExecResult {
+            exit_code: outcome.exit_code,
+            timed_out: outcome.timed_out,
+            oom_killed: outcome.oom_killed,
+            truncated: captured.truncated(),
+            output: captured.text(),
+            output_bytes: captured.produced_bytes,
+            duration_ms: elapsed.as_millis() as u64,
+            image: self.image.to_string(),
+            container_restarted: restarted,
+        })
+    }
+
+    /// For a wrapper that died before its status line (it was killed itself).
+    async fn exit_status_of(&self, exec_id: &str) -> Option<Status> {
+        let inspect = self.docker.inspect_exec(exec_id).await.ok()?;
+        Some(Status { exit_status: inspect.exit_code?, oom_kills: 0, processes_left: true })
+    }
+}
+
+struct Outcome {
+    exit_code: Option<i64>,
+    timed_out: bool,
+    oom_killed: bool,
+}
+
+impl Outcome {
+    fn from_status(status: Status, elapsed: Duration, limit: Duration) -> Self {
+        let oom_killed = status.oom_kills > 0;
+        // `timeout` exits 124 after TERM, 137 when it had to KILL; either only at the limit.
+        let timed_out = !oom_killed
+            && matches!(status.exit_status, 124 | 137)
+            && elapsed + Duration::from_millis(50) >= limit;
+        Self {
+            exit_code: (!timed_out).then_some(status.exit_status),
+            timed_out,
+            oom_killed,
+        }
+    }
+}
+
+impl Sandbox for DockerSandbox {
+    async fn run_block(
+        &mut self,
+        block: BlockSpec<'_>,
+        live: LiveOutput<'_>,
+    ) -> Result<ExecResult, SandboxError> {
+        if self.container.is_none() {
+            self.launch().await?;
+        }
+        self.exec_block(block, live).await
+    }
+
+    async fn shutdown(mut self) {
+        if let Some(container) = self.container.take() {
+            remove(&self.docker, &container.id).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(exit_status: i64, oom_kills: u64) -> Status {
+        Status { exit_status, oom_kills, processes_left: false }
+    }
+
+    #[test]
+    fn outcomes_tell_timeouts_from_exit_codes_and_oom() {
+        let limit = Duration::from_secs(2);
+        let late = Duration::from_millis(2010);
+        let early = Duration::from_millis(100);
+        let timed = Outcome::from_status(status(124, 0), late, limit);
+        assert!(timed.timed_out && timed.exit_code.is_none());
+        let killed = Outcome::from_status(status(137, 0), late, limit);
+        assert!(killed.timed_out);
+        let own_124 = Outcome::from_status(status(124, 0), early, limit);
+        assert!(!own_124.timed_out && own_124.exit_code == Some(124));
+        let oom = Outcome::from_status(status(137, 1), late, limit);
+        assert!(oom.oom_killed && !oom.timed_out && oom.exit_code == Some(137));
+    }
+}

@@ -1,0 +1,448 @@
+//! The hardened container: what we ask Docker for, and the check that we got it.
+
+use std::collections::HashMap;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+
+use bollard::models::{ContainerCreateBody, ContainerInspectResponse, DeviceRequest, HostConfig};
+
+use super::keepalive;
+use crate::config::{Protection, SandboxConfig, parse_user};
+use crate::sandbox::SandboxError;
+use crate::sandbox::owner::Owner;
+
+pub const LABEL_APP: &str = "airlock";
+pub const LABEL_SESSION: &str = "airlock.session";
+pub const LABEL_OWNER: &str = "airlock.owner";
+pub const WORKSPACE: &str = "/workspace";
+
+/// A uid:gid pair inside the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserId {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl UserId {
+    pub fn spec(self) -> String {
+        format!("{}:{}", self.uid, self.gid)
+    }
+}
+
+/// Who runs what: the code runs as `code`; PID 1 and its stdin keeper run as `keeper`, a
+/// different uid, so a block's `kill -9 -1` clears the block's processes and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Users {
+    pub code: UserId,
+    pub keeper: UserId,
+}
+
+impl Users {
+    pub fn resolve(setting: &str) -> Result<Self, SandboxError> {
+        let code = if setting == "auto" {
+            let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
+            if uid == 0 { UserId { uid: 65534, gid: 65534 } } else { UserId { uid, gid } }
+        } else {
+            let (uid, gid) = parse_user(setting).ok_or_else(|| {
+                SandboxError::Unavailable(format!("sandbox.user = {setting:?} is not \"UID:GID\""))
+            })?;
+            UserId { uid, gid }
+        };
+        if code.uid == 0 {
+            return Err(SandboxError::Unavailable(
+                "sandbox.user must not be root (uid 0): code never runs as root".into(),
+            ));
+        }
+        let keeper_uid = if code.uid == 65533 { 65532 } else { 65533 };
+        Ok(Self { code, keeper: UserId { uid: keeper_uid, gid: keeper_uid } })
+    }
+}
+
+/// Everything needed to create one session's container.
+#[derive(Debug, Clone)]
+pub struct ContainerPlan {
+    pub session: String,
+    pub image: String,
+    pub users: Users,
+    pub workspace: PathBuf,
+    pub workspace_read_only: bool,
+    pub env: Vec<String>,
+    pub binds: Vec<String>,
+    pub owner: Owner,
+}
+
+impl ContainerPlan {
+    pub fn new(
+        session: &str,
+        image: &str,
+        config: &SandboxConfig,
+        secret_env: &str,
+        workspace: PathBuf,
+    ) -> Result<Self, SandboxError> {
+        let users = Users::resolve(&config.user)?;
+        let mut binds = vec![workspace_bind(&workspace, config.workspace_read_only)?];
+        for volume in &config.extra_volumes {
+            binds.push(extra_bind(volume)?);
+        }
+        Ok(Self {
+            session: session.to_string(),
+            image: image.to_string(),
+            users,
+            workspace_read_only: config.workspace_read_only,
+            workspace,
+            env: container_env(config, secret_env)?,
+            binds,
+            owner: Owner::current(),
+        })
+    }
+
+    pub fn body(&self, config: &SandboxConfig) -> ContainerCreateBody {
+        let labels = HashMap::from([
+            (LABEL_APP.to_string(), "1".to_string()),
+            (LABEL_SESSION.to_string(), self.session.clone()),
+            (LABEL_OWNER.to_string(), self.owner.to_string()),
+            ("airlock.owner.host".to_string(), self.owner.host.clone()),
+            ("airlock.owner.pid".to_string(), self.owner.pid.to_string()),
+        ]);
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            user: Some(self.users.keeper.spec()),
+            entrypoint: Some(keepalive::command()),
+            cmd: Some(Vec::new()),
+            working_dir: Some(WORKSPACE.to_string()),
+            env: Some(self.env.clone()),
+            labels: Some(labels),
+            // PID 1's child waits on this stdin; when airlock disappears it closes.
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            attach_stdin: Some(true),
+            tty: Some(false),
+            network_disabled: Some(config.network == "none"),
+            host_config: Some(host_config(self, config)),
+            ..Default::default()
+        }
+    }
+}
+
+fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
+    let memory = config.memory.bytes() as i64;
+    HostConfig {
+        network_mode: Some(config.network.clone()),
+        memory: Some(memory),
+        memory_swap: Some(memory + config.swap.bytes() as i64),
+        nano_cpus: Some((config.cpus * 1e9).round() as i64),
+        pids_limit: Some(config.pids_limit),
+        readonly_rootfs: Some(config.read_only_root),
+        tmpfs: Some(HashMap::from([(
+            "/tmp".to_string(),
+            format!("rw,nosuid,nodev,noexec,size={},mode=1777", config.tmp_size.bytes()),
+        )])),
+        shm_size: Some(config.shm_size.bytes() as i64),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        init: Some(config.init),
+        privileged: Some(false),
+        auto_remove: Some(true),
+        binds: Some(plan.binds.clone()),
+        extra_hosts: (!config.extra_hosts.is_empty()).then(|| config.extra_hosts.clone()),
+        runtime: config.runtime.clone(),
+        device_requests: config.gpus.as_deref().map(gpu_request),
+        ..Default::default()
+    }
+}
+
+fn gpu_request(gpus: &str) -> Vec<DeviceRequest> {
+    let count = if gpus.eq_ignore_ascii_case("all") { -1 } else { gpus.parse().unwrap_or(1) };
+    vec![DeviceRequest {
+        driver: Some(String::new()),
+        count: Some(count),
+        capabilities: Some(vec![vec!["gpu".to_string()]]),
+        ..Default::default()
+    }]
+}
+
+fn container_env(config: &SandboxConfig, secret_env: &str) -> Result<Vec<String>, SandboxError> {
+    let mut env: Vec<String> = Vec::new();
+    for name in &config.pass_env {
+        if name == secret_env {
+            return Err(SandboxError::Unavailable(format!(
+                "sandbox.pass_env names {name}, the model's API key variable; secrets never enter the sandbox"
+            )));
+        }
+        if let Ok(value) = std::env::var(name) {
+            env.push(format!("{name}={value}"));
+        }
+    }
+    for (name, value) in &config.env {
+        env.push(format!("{name}={value}"));
+    }
+    // Set last so they win: a writable HOME on the read-only root, and live Python output.
+    env.push("HOME=/tmp".to_string());
+    env.push("PYTHONUNBUFFERED=1".to_string());
+    Ok(env)
+}
+
+fn workspace_bind(path: &Path, read_only: bool) -> Result<String, SandboxError> {
+    let source = checked_source(path, "sandbox.workspace")?;
+    let mode = if read_only { "ro" } else { "rw" };
+    Ok(format!("{}:{WORKSPACE}:{mode}", source.display()))
+}
+
+/// `HOST:CONTAINER[:ro|rw]` from `sandbox.extra_volumes`.
+fn extra_bind(spec: &str) -> Result<String, SandboxError> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (host, target, mode) = match parts.as_slice() {
+        [host, target] => (*host, *target, "rw"),
+        [host, target, mode @ ("ro" | "rw")] => (*host, *target, *mode),
+        _ => {
+            return Err(SandboxError::Unavailable(format!(
+                "sandbox.extra_volumes entry {spec:?}: expected \"HOST:CONTAINER\" or \"HOST:CONTAINER:ro\""
+            )));
+        }
+    };
+    if !target.starts_with('/') {
+        return Err(SandboxError::Unavailable(format!(
+            "sandbox.extra_volumes entry {spec:?}: the container path must be absolute"
+        )));
+    }
+    let source = checked_source(Path::new(host), "sandbox.extra_volumes")?;
+    Ok(format!("{}:{target}:{mode}", source.display()))
+}
+
+/// Resolves a bind source and refuses anything that would hand the container the Docker
+/// socket: the socket itself, any socket file, or a directory that contains the socket.
+fn checked_source(path: &Path, key: &str) -> Result<PathBuf, SandboxError> {
+    if !path.is_absolute() {
+        return Err(SandboxError::Unavailable(format!(
+            "{key}: {} must be an absolute path",
+            path.display()
+        )));
+    }
+    let source = path.canonicalize().map_err(|err| {
+        SandboxError::Unavailable(format!("{key}: cannot use {}: {err}", path.display()))
+    })?;
+    let is_socket = std::fs::metadata(&source).is_ok_and(|meta| meta.file_type().is_socket());
+    let exposes_daemon = docker_sockets().iter().any(|socket| socket.starts_with(&source));
+    if is_socket || exposes_daemon {
+        return Err(SandboxError::Unavailable(format!(
+            "{key}: {} would give the sandbox the Docker socket (or another socket); airlock never mounts it",
+            path.display()
+        )));
+    }
+    Ok(source)
+}
+
+/// The places a Docker (or containerd) socket may live on this host, resolved.
+fn docker_sockets() -> Vec<PathBuf> {
+    let mut candidates = vec![
+        PathBuf::from("/var/run/docker.sock"),
+        PathBuf::from("/run/docker.sock"),
+        PathBuf::from("/run/containerd/containerd.sock"),
+    ];
+    if let Some(path) = std::env::var("DOCKER_HOST").ok().and_then(|h| h.strip_prefix("unix://").map(PathBuf::from)) {
+        candidates.push(path);
+    }
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+        candidates.push(PathBuf::from(runtime).join("docker.sock"));
+    }
+    candidates.into_iter().filter_map(|path| path.canonicalize().ok()).collect()
+}
+
+/// A protection that the created container does not have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub protection: Protection,
+    pub detail: String,
+}
+
+/// Reads the container's applied settings back, field by field. Settings that must never
+/// be relaxed (privileged, host namespaces, published ports, the Docker socket) fail outright;
+/// the others are returned so the caller can honour `sandbox.waive`.
+pub fn verify(
+    inspect: &ContainerInspectResponse,
+    plan: &ContainerPlan,
+    config: &SandboxConfig,
+) -> Result<Vec<Missing>, SandboxError> {
+    let default_host = HostConfig::default();
+    let host = inspect.host_config.as_ref().unwrap_or(&default_host);
+    never_relaxed(host)?;
+    let mut missing = Vec::new();
+    let mut check = |ok: bool, protection: Protection, detail: String| {
+        if !ok {
+            missing.push(Missing { protection, detail });
+        }
+    };
+    let memory = config.memory.bytes() as i64;
+    check(
+        host.network_mode.as_deref() == Some(config.network.as_str()),
+        Protection::Network,
+        format!("network mode is {:?}, not {:?}", host.network_mode, config.network),
+    );
+    check(
+        host.memory == Some(memory),
+        Protection::Memory,
+        format!("memory limit is {:?}, not {memory}", host.memory),
+    );
+    let swap = memory + config.swap.bytes() as i64;
+    check(
+        host.memory_swap == Some(swap),
+        Protection::Swap,
+        format!("memory+swap limit is {:?}, not {swap}", host.memory_swap),
+    );
+    let nano_cpus = (config.cpus * 1e9).round() as i64;
+    check(
+        host.nano_cpus == Some(nano_cpus),
+        Protection::Cpus,
+        format!("CPU limit is {:?} nano-CPUs, not {nano_cpus}", host.nano_cpus),
+    );
+    check(
+        host.pids_limit == Some(config.pids_limit),
+        Protection::PidsLimit,
+        format!("pids limit is {:?}, not {}", host.pids_limit, config.pids_limit),
+    );
+    check(
+        host.readonly_rootfs == Some(config.read_only_root),
+        Protection::ReadOnlyRoot,
+        format!("read-only root is {:?}", host.readonly_rootfs),
+    );
+    let drops_all = host.cap_drop.iter().flatten().any(|cap| cap.eq_ignore_ascii_case("ALL"));
+    check(drops_all, Protection::CapDrop, format!("dropped capabilities are {:?}", host.cap_drop));
+    let no_new_privileges = host
+        .security_opt
+        .iter()
+        .flatten()
+        .any(|opt| opt == "no-new-privileges" || opt == "no-new-privileges:true");
+    check(
+        no_new_privileges,
+        Protection::NoNewPrivileges,
+        format!("security options are {:?}", host.security_opt),
+    );
+    check(host.init == Some(config.init), Protection::Init, format!("init is {:?}", host.init));
+    let user = inspect.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
+    check(
+        user == plan.users.keeper.spec() && !is_root(&user),
+        Protection::NonRoot,
+        format!("the container user is {user:?}"),
+    );
+    Ok(missing)
+}
+
+fn is_root(user: &str) -> bool {
+    let name = user.split(':').next().unwrap_or("");
+    name.is_empty() || name == "0" || name == "root"
+}
+
+fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
+    let refuse = |what: &str| {
+        Err(SandboxError::Unavailable(format!(
+            "the created container {what}; airlock refuses to run code in it"
+        )))
+    };
+    if host.privileged == Some(true) {
+        return refuse("is privileged");
+    }
+    for (name, mode) in [
+        ("network", &host.network_mode),
+        ("pid", &host.pid_mode),
+        ("ipc", &host.ipc_mode),
+        ("uts", &host.uts_mode),
+        ("userns", &host.userns_mode),
+    ] {
+        if mode.as_deref() == Some("host") {
+            return refuse(&format!("shares the host's {name} namespace"));
+        }
+    }
+    if host.port_bindings.as_ref().is_some_and(|ports| !ports.is_empty())
+        || host.publish_all_ports == Some(true)
+    {
+        return refuse("publishes ports");
+    }
+    let sockets = docker_sockets();
+    for bind in host.binds.iter().flatten() {
+        let source = PathBuf::from(bind.split(':').next().unwrap_or(""));
+        if sockets.iter().any(|socket| socket.starts_with(&source)) {
+            return refuse(&format!("mounts the Docker socket ({bind})"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_never_the_code_user() {
+        let err = Users::resolve("0:0").unwrap_err();
+        assert!(err.to_string().contains("root"));
+        let users = Users::resolve("1000:1000").expect("valid");
+        assert_eq!(users.code, UserId { uid: 1000, gid: 1000 });
+        assert_ne!(users.keeper.uid, users.code.uid);
+        assert_ne!(Users::resolve("65533:65533").expect("valid").keeper.uid, 65533);
+        let auto = Users::resolve("auto").expect("valid");
+        assert_ne!(auto.code.uid, 0);
+    }
+
+    #[test]
+    fn the_docker_socket_and_its_directories_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket_path = dir.path().join("fake.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket_path).expect("bind");
+        let err = extra_bind(&format!("{}:/x", socket_path.display())).unwrap_err();
+        assert!(err.to_string().contains("socket"), "{err}");
+        if Path::new("/var/run/docker.sock").exists() {
+            for source in ["/var/run/docker.sock", "/var/run", "/run", "/"] {
+                let err = extra_bind(&format!("{source}:/mnt")).unwrap_err();
+                assert!(err.to_string().contains("Docker socket"), "{source}: {err}");
+            }
+        }
+        let fine = extra_bind(&format!("{}:/data:ro", dir.path().display())).expect("plain dir");
+        assert!(fine.ends_with(":/data:ro"));
+        assert!(extra_bind("relative:/x").is_err());
+        assert!(extra_bind("/tmp:/x:rx").is_err());
+    }
+
+    #[test]
+    fn the_api_key_variable_is_never_passed() {
+        let config = SandboxConfig {
+            pass_env: vec!["OPENAI_API_KEY".into()],
+            ..SandboxConfig::default()
+        };
+        let err = container_env(&config, "OPENAI_API_KEY").unwrap_err();
+        assert!(err.to_string().contains("OPENAI_API_KEY"));
+        let env = container_env(&SandboxConfig::default(), "OPENAI_API_KEY").expect("env");
+        assert_eq!(env, vec!["HOME=/tmp".to_string(), "PYTHONUNBUFFERED=1".to_string()]);
+    }
+
+    #[test]
+    fn verification_reports_each_missing_protection() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SandboxConfig::default();
+        let plan = ContainerPlan::new("s", "img", &config, "KEY", dir.path().to_path_buf())
+            .expect("plan");
+        let body = plan.body(&config);
+        let mut inspect = ContainerInspectResponse {
+            host_config: body.host_config.clone(),
+            config: Some(bollard::models::ContainerConfig {
+                user: body.user.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
+        if let Some(host) = inspect.host_config.as_mut() {
+            host.memory_swap = Some(-1);
+            host.security_opt = None;
+        }
+        let missing: Vec<Protection> = verify(&inspect, &plan, &config)
+            .expect("checked")
+            .into_iter()
+            .map(|m| m.protection)
+            .collect();
+        assert_eq!(missing, vec![Protection::Swap, Protection::NoNewPrivileges]);
+        if let Some(host) = inspect.host_config.as_mut() {
+            host.privileged = Some(true);
+        }
+        assert!(verify(&inspect, &plan, &config).is_err());
+    }
+}

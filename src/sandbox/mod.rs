@@ -1,0 +1,48 @@
+//! Where approved code runs. The engine sees only the [`Sandbox`] trait; the Docker adapter
+//! lives in [`docker`].
+
+pub mod docker;
+pub mod owner;
+pub mod workspace;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::engine::Language;
+use crate::protocol::{ExecResult, Stream};
+
+/// One block to run.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockSpec<'a> {
+    pub language: &'a Language,
+    pub code: &'a str,
+    pub timeout: Duration,
+}
+
+/// Receives neutralized output as it arrives, for a live view.
+pub type LiveOutput<'a> = &'a mut (dyn FnMut(Stream, &str) + Send);
+
+/// Receives progress and warnings (image pulls, create warnings, restarts).
+pub type Notices = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The sandbox cannot work at all here (no daemon, no image, a protection missing).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Running one block failed for a reason other than the block itself.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A session's sandbox: one container that runs blocks one at a time.
+pub trait Sandbox: Send {
+    fn run_block(
+        &mut self,
+        block: BlockSpec<'_>,
+        live: LiveOutput<'_>,
+    ) -> impl Future<Output = Result<ExecResult, SandboxError>> + Send;
+
+    /// Removes the container. Also happens, later, if the sandbox is just dropped.
+    fn shutdown(self) -> impl Future<Output = ()> + Send;
+}
