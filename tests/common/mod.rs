@@ -1,0 +1,102 @@
+//! Helpers for tests that drive the real `airlock` binary against the real Docker daemon.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use std::io::Write;
+
+/// The image the tests run: built offline by scripts/build-offline-image.sh.
+pub fn test_image() -> String {
+    std::env::var("AIRLOCK_TEST_IMAGE").unwrap_or_else(|_| "airlock-sandbox:offline".into())
+}
+
+/// An isolated home for one test: its own config and data directories.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data").join("airlock")
+    }
+
+    /// `airlock` with this home and the test image.
+    pub fn airlock(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
+            .env_remove("DOCKER_HOST")
+            .arg("-c")
+            .arg(format!("sandbox.image={}", test_image()));
+        command
+    }
+}
+
+/// Runs `airlock exec --json --lang LANG -` with `code` on stdin.
+pub fn exec_json(home: &Home, lang: &str, code: &str, extra: &[&str]) -> (serde_json::Value, Output) {
+    let mut command = home.airlock();
+    command.args(["exec", "--json", "--lang", lang]).args(extra).arg("-");
+    let output = run_with_stdin(command, code);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|err| {
+        panic!(
+            "exec did not print one JSON object ({err}); status {:?}\nstdout: {stdout}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (value, output)
+}
+
+pub fn run_with_stdin(mut command: Command, input: &str) -> Output {
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn airlock");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let output = child.wait_with_output().expect("wait");
+    let _ = writer.join();
+    output
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("docker CLI");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Ids of containers whose label matches, running or not.
+pub fn containers_labelled(label: &str) -> Vec<String> {
+    docker(&["ps", "-aq", "--filter", &format!("label={label}")])
+        .lines()
+        .map(str::to_string)
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    condition()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn path_str(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,421 @@
+//! `airlock exec` against the real Docker daemon: results, limits and the sandbox's walls.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn hello_world_in_python_and_shell() {
+    let home = Home::new();
+    let (python, output) = exec_json(&home, "python", "print('hello from python')\n", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(python["output"], "hello from python\n");
+    assert_eq!(python["exit_code"], 0);
+    assert_eq!(python["timed_out"], false);
+    assert_eq!(python["oom_killed"], false);
+    assert_eq!(python["truncated"], false);
+    assert_eq!(python["output_bytes"], 18);
+    assert!(python["duration_ms"].as_u64().is_some());
+    let image = python["image"].as_str().unwrap_or("");
+    assert!(image.starts_with(&test_image()) && image.contains("sha256:"), "{image}");
+
+    let (shell, _) = exec_json(&home, "bash", "echo \"from $0\"; echo ok", &[]);
+    assert!(shell["output"].as_str().unwrap_or("").ends_with("ok\n"), "{shell}");
+    let (sh, _) = exec_json(&home, "sh", "printf 'a\\nb\\n'", &[]);
+    assert_eq!(sh["output"], "a\nb\n");
+}
+
+#[test]
+fn exit_codes_and_stderr_come_back() {
+    let home = Home::new();
+    let code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(7)\n";
+    let (result, output) = exec_json(&home, "python", code, &[]);
+    assert_eq!(result["exit_code"], 7);
+    assert_eq!(output.status.code(), Some(7), "exec returns the block's exit code");
+    let text = result["output"].as_str().unwrap_or("");
+    assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
+
+    let (result, output) = exec_json(&home, "python", "raise ValueError('boom')\n", &[]);
+    assert_eq!(result["exit_code"], 1);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(result["output"].as_str().unwrap_or("").contains("ValueError: boom"));
+}
+
+#[test]
+fn streaming_mode_keeps_the_streams_apart() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args(["exec", "--lang", "sh", "-"]);
+    let output = run_with_stdin(command, "echo to-stdout; echo to-stderr >&2; exit 4");
+    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "to-stdout\n");
+    assert!(stderr(&output).contains("to-stderr\n"));
+}
+
+#[test]
+fn a_file_argument_and_its_extension_pick_the_language() {
+    let home = Home::new();
+    let file = home.dir.path().join("job.py");
+    std::fs::write(&file, "print(6 * 7)\n").expect("write");
+    let output = home.airlock().args(["exec", "--json"]).arg(&file).output().expect("run");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(result["output"], "42\n");
+}
+
+#[test]
+fn a_timeout_kills_and_returns_124() {
+    let home = Home::new();
+    let (result, output) =
+        exec_json(&home, "bash", "echo before; sleep 300; echo after", &["--timeout", "2"]);
+    assert_eq!(output.status.code(), Some(124), "{}", stderr(&output));
+    assert_eq!(result["timed_out"], true);
+    assert!(result["exit_code"].is_null());
+    assert_eq!(result["output"], "before\n");
+    let duration = result["duration_ms"].as_u64().unwrap_or(0);
+    assert!((2000..10_000).contains(&duration), "{duration}");
+}
+
+#[test]
+fn a_memory_bomb_is_reported_as_oom() {
+    let home = Home::new();
+    let code = "chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 * 1024))\n";
+    let (result, _) = exec_json(&home, "python", code, &["-c", "sandbox.memory=64MiB"]);
+    assert_eq!(result["oom_killed"], true, "{result}");
+    assert_eq!(result["timed_out"], false);
+    assert_eq!(result["exit_code"], 137);
+}
+
+#[test]
+fn a_fork_bomb_is_contained_and_airlock_returns() {
+    let home = Home::new();
+    let (result, output) =
+        exec_json(&home, "bash", "bomb() { bomb | bomb & }; bomb; sleep 3; echo survived", &["--timeout", "5"]);
+    assert!(output.status.code().is_some(), "{}", stderr(&output));
+    // The pids limit keeps the host safe; the block is killed at its deadline at the latest.
+    assert!(result["duration_ms"].as_u64().unwrap_or(u64::MAX) < 30_000, "{result}");
+}
+
+#[test]
+fn network_egress_and_dns_fail() {
+    let home = Home::new();
+    let code = r#"
+import socket
+try:
+    socket.create_connection(("1.1.1.1", 53), timeout=3)
+    print("egress: open")
+except OSError as e:
+    print("egress: blocked", type(e).__name__)
+try:
+    socket.getaddrinfo("example.com", 80)
+    print("dns: resolved")
+except OSError as e:
+    print("dns: failed", type(e).__name__)
+"#;
+    let (result, _) = exec_json(&home, "python", code, &[]);
+    let text = result["output"].as_str().unwrap_or("");
+    assert!(text.contains("egress: blocked"), "{text}");
+    assert!(text.contains("dns: failed"), "{text}");
+}
+
+#[test]
+fn only_workspace_tmp_and_shm_are_writable() {
+    let home = Home::new();
+    let code = r#"
+for path in /workspace/f /tmp/f /dev/shm/f /f /etc/f /usr/f /home/f; do
+  if (echo x > "$path") 2>/dev/null; then echo "$path writable"; else echo "$path denied"; fi
+done
+"#;
+    let (result, _) = exec_json(&home, "bash", code, &[]);
+    let text = result["output"].as_str().unwrap_or("");
+    for writable in ["/workspace/f", "/tmp/f", "/dev/shm/f"] {
+        assert!(text.contains(&format!("{writable} writable")), "{text}");
+    }
+    for denied in ["/f", "/etc/f", "/usr/f", "/home/f"] {
+        assert!(text.contains(&format!("{denied} denied")), "{text}");
+    }
+    // The file written to /workspace is in the session's workspace on the host.
+    let workspaces = home.data_dir().join("workspaces");
+    let session = std::fs::read_dir(&workspaces).expect("workspaces").next().expect("one").expect("entry");
+    assert_eq!(std::fs::read_to_string(session.path().join("f")).expect("kept"), "x\n");
+}
+
+#[test]
+fn not_root_and_no_capabilities() {
+    let home = Home::new();
+    let (result, _) = exec_json(&home, "sh", "id -u; grep -E 'CapEff|CapPrm|NoNewPrivs' /proc/self/status", &[]);
+    let text = result["output"].as_str().unwrap_or("");
+    let uid: u32 = text.lines().next().and_then(|l| l.trim().parse().ok()).expect("uid");
+    assert_ne!(uid, 0, "{text}");
+    assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
+    assert!(text.contains("CapPrm:\t0000000000000000"), "{text}");
+    assert!(text.contains("NoNewPrivs:\t1"), "{text}");
+}
+
+#[test]
+fn secrets_and_the_docker_socket_stay_outside() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.env("OPENAI_API_KEY", "sk-never-inside").args(["exec", "--json", "--lang", "sh", "-"]);
+    let output = run_with_stdin(
+        command,
+        "env; ls -la /var/run/docker.sock /run/docker.sock 2>&1; echo HOME=$HOME",
+    );
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let text = result["output"].as_str().unwrap_or("");
+    assert!(!text.contains("sk-never-inside"), "{text}");
+    assert!(!text.contains("OPENAI_API_KEY"), "{text}");
+    assert!(text.contains("No such file"), "{text}");
+    assert!(text.contains("PYTHONUNBUFFERED=1"), "{text}");
+
+    // Asking to pass the key in is refused before anything runs.
+    let mut command = home.airlock();
+    command.args(["-c", "sandbox.pass_env=[\"OPENAI_API_KEY\"]", "exec", "--lang", "sh", "-"]);
+    let output = run_with_stdin(command, "true");
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr(&output).contains("secrets never enter"), "{}", stderr(&output));
+
+    // And so is mounting the Docker socket.
+    let mut command = home.airlock();
+    command.args(["-c", "sandbox.extra_volumes=[\"/var/run:/host-run\"]", "exec", "--lang", "sh", "-"]);
+    let output = run_with_stdin(command, "true");
+    assert_eq!(output.status.code(), Some(125));
+    assert!(stderr(&output).contains("Docker socket"), "{}", stderr(&output));
+}
+
+#[test]
+fn invalid_utf8_and_escape_sequences_are_neutralized() {
+    let home = Home::new();
+    let code = r"printf '\377\376 ok\n'; printf '\033]0;pwned\007\033[31mred\033[0m\033[2J\n'; printf 'bell\007\n'";
+    let (result, _) = exec_json(&home, "bash", code, &[]);
+    let text = result["output"].as_str().unwrap_or("");
+    assert!(text.contains("\u{fffd}\u{fffd} ok\n"), "{text:?}");
+    assert!(text.contains("red\n"), "{text:?}");
+    assert!(text.contains("bell\u{2407}"), "{text:?}");
+    assert!(!text.contains('\u{1b}') && !text.contains("pwned"), "{text:?}");
+}
+
+#[test]
+fn an_unknown_language_is_a_usage_error() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args(["exec", "--lang", "cobol", "-"]);
+    let output = run_with_stdin(command, "DISPLAY 'HI'.");
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("unknown language `cobol`") && message.contains("python"), "{message}");
+    assert!(!message.contains("panicked"));
+}
+
+#[test]
+fn docker_down_is_one_clear_sentence() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.env("DOCKER_HOST", "unix:///nonexistent/docker.sock").args(["exec", "--lang", "sh", "-"]);
+    let output = run_with_stdin(command, "true");
+    assert_eq!(output.status.code(), Some(125));
+    let message = stderr(&output);
+    assert!(message.contains("cannot reach the Docker daemon"), "{message}");
+    assert!(message.contains("DOCKER_HOST"), "{message}");
+    assert!(!message.contains("panicked") && !message.contains("backtrace"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+}
+
+#[test]
+fn a_missing_image_names_both_ways_out() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args([
+        "-c",
+        "sandbox.image=airlock-test-missing:never",
+        "-c",
+        "sandbox.pull=never",
+        "-c",
+        "sandbox.offline_image=airlock-test-missing:offline",
+        "exec",
+        "--lang",
+        "sh",
+        "-",
+    ]);
+    let output = run_with_stdin(command, "true");
+    assert_eq!(output.status.code(), Some(125));
+    let message = stderr(&output);
+    assert!(message.contains("airlock-test-missing:never"), "{message}");
+    assert!(message.contains("registry") && message.contains("build-offline-image.sh"), "{message}");
+}
+
+#[test]
+fn the_offline_image_is_used_when_the_configured_one_is_unavailable() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args([
+        "-c",
+        "sandbox.image=airlock-test-missing:never",
+        "-c",
+        "sandbox.pull=never",
+        "-c",
+        &format!("sandbox.offline_image={}", test_image()),
+        "exec",
+        "--json",
+        "--lang",
+        "sh",
+        "-",
+    ]);
+    let output = run_with_stdin(command, "echo fallback");
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(result["output"], "fallback\n");
+    assert!(result["image"].as_str().unwrap_or("").starts_with(&test_image()));
+    assert!(stderr(&output).contains(&format!("using {} instead", test_image())), "{}", stderr(&output));
+}
+
+#[test]
+fn large_and_unusual_code_arrives_byte_exact() {
+    let home = Home::new();
+    let payload = "\u{e9}\u{4e16}\u{200b}\u{202e}".repeat(50_000);
+    let code = format!("import hashlib\ns = '{payload}'\nprint(len(s), hashlib.sha256(s.encode()).hexdigest())\n");
+    let (result, _) = exec_json(&home, "python", &code, &[]);
+    let expected = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(payload.as_bytes());
+        format!("{} {}\n", payload.chars().count(), digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    assert_eq!(result["output"], expected);
+}
+
+#[test]
+fn a_read_only_workspace_can_be_named() {
+    let home = Home::new();
+    let workspace = home.dir.path().join("project");
+    std::fs::create_dir_all(&workspace).expect("mkdir");
+    std::fs::write(workspace.join("input.txt"), "data\n").expect("write");
+    let ws = format!("sandbox.workspace={}", path_str(&workspace));
+    let (result, _) = exec_json(
+        &home,
+        "sh",
+        "cat /workspace/input.txt; touch /workspace/new 2>/dev/null && echo wrote || echo read-only",
+        &["-c", &ws, "-c", "sandbox.workspace_read_only=true"],
+    );
+    assert_eq!(result["output"], "data\nread-only\n");
+    assert!(!workspace.join("new").exists());
+}
+
+#[test]
+fn no_container_outlives_the_command() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args(["exec", "--lang", "sh", "-"]);
+    let child_output = run_with_stdin(command, "sleep 1 & echo done");
+    assert!(child_output.status.success());
+    // Every container of this test's airlock processes is gone (they are labelled with their
+    // owner's pid, and the command has exited).
+    let leftovers: Vec<String> = containers_labelled("airlock.owner")
+        .into_iter()
+        .filter(|id| {
+            docker(&["inspect", "-f", "{{index .Config.Labels \"airlock.owner.pid\"}}", id])
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "containers of exited airlock processes remain: {leftovers:?}");
+}
+
+#[test]
+fn a_killed_airlock_leaves_no_container() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command
+        .args(["exec", "--lang", "sh", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"sleep 120").expect("write");
+    }
+    let label = format!("airlock.owner.pid={}", child.id());
+    assert!(
+        wait_until(Duration::from_secs(30), || !containers_labelled(&label).is_empty()),
+        "the container never appeared"
+    );
+    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().expect("kill");
+    let _ = child.wait();
+    assert!(
+        wait_until(Duration::from_secs(20), || containers_labelled(&label).is_empty()),
+        "the container outlived airlock: {:?}",
+        containers_labelled(&label)
+    );
+}
+
+#[test]
+fn stale_containers_of_dead_owners_are_reaped_and_live_ones_kept() {
+    let host = airlock::sandbox::owner::hostname();
+    let dead = format!("airlock.owner={host}:999999999:1");
+    let me = airlock::sandbox::owner::Owner::current().to_string();
+    let run = |label: &str| {
+        docker(&["run", "-d", "--label", label, "--network", "none", &test_image(), "sleep", "300"])
+            .trim()
+            .to_string()
+    };
+    let stale = run(&dead);
+    let live = run(&format!("airlock.owner={me}"));
+    assert!(!stale.is_empty() && !live.is_empty());
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args(["exec", "--lang", "sh", "-"]);
+    let output = run_with_stdin(command, "true");
+    let message = stderr(&output);
+    let still = |id: &str| !docker(&["ps", "-aq", "--no-trunc", "--filter", &format!("id={id}")]).trim().is_empty();
+    let stale_gone = !still(&stale);
+    let live_kept = still(&live);
+    docker(&["rm", "-f", &live, &stale]);
+    assert!(stale_gone, "stale container kept; {message}");
+    assert!(live_kept, "a live owner's container was removed");
+    // (Which airlock removed it, and so printed the notice, depends on the tests running
+    // alongside; that it is gone and the live one is not is what counts.)
+}
+
+#[test]
+fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command
+        .args(["exec", "--json", "--lang", "bash", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"head -c 400M /dev/urandom | base64 -w 0; echo").expect("write");
+    }
+    // Drained concurrently: the JSON result is larger than a pipe buffer.
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut bytes).map(|_| bytes)
+    });
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().expect("poll").is_none() {
+        if let Ok(status) = std::fs::read_to_string(&status_file) {
+            let hwm = status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak_kib = peak_kib.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stdout = reader.join().expect("reader").expect("read");
+    let result: serde_json::Value = serde_json::from_slice(&stdout).expect("json");
+    assert_eq!(result["truncated"], true);
+    assert!(result["output_bytes"].as_u64().unwrap_or(0) > 500_000_000, "{}", result["output_bytes"]);
+    assert!(result["output"].as_str().unwrap_or("").len() < 1_100_000);
+    assert!(peak_kib > 0 && peak_kib < 100 * 1024, "airlock's peak memory was {peak_kib} KiB");
+}
