@@ -10,7 +10,11 @@ use crate::commands;
 use crate::config::{self, Config, Sources};
 
 #[derive(Debug, Parser)]
-#[command(name = "airlock", version, about = "Review every code block an LLM writes; run only what you approve, in a hardened Docker sandbox")]
+#[command(
+    name = "airlock",
+    version,
+    about = "Review every code block an LLM writes; run only what you approve, in a hardened Docker sandbox"
+)]
 #[command(arg_required_else_help = true)]
 pub struct Cli {
     #[command(flatten)]
@@ -90,7 +94,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = cli.global.load_config()?;
             commands::extract::run(&config, file.as_deref(), json)
         }
-        Command::Exec { lang, timeout, json, file } => {
+        Command::Exec {
+            lang,
+            timeout,
+            json,
+            file,
+        } => {
             let mut config = cli.global.load_config()?;
             if let Some(timeout) = timeout {
                 config.sandbox.timeout_secs = timeout;
@@ -134,7 +143,10 @@ fn init_logging() {
     if std::fs::create_dir_all(&dir).is_err() {
         return;
     }
-    let Ok(file) = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("airlock.log"))
+    let Ok(file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("airlock.log"))
     else {
         return;
     };

@@ -4,7 +4,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `PREFIX-YYYYMMDD-HHMMSS-XXXXXX`, UTC, with 24 random bits.
 pub fn new_id(prefix: &str) -> String {
-    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut random = [0u8; 3];
     // Without randomness the timestamp alone still identifies the session in practice.
     let _ = getrandom::fill(&mut random);
@@ -20,9 +22,14 @@ pub fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     if getrandom::fill(&mut bytes).is_err() {
         // Extremely unlikely; fall back to time and pid so the value still varies.
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let seed = nanos ^ u128::from(std::process::id());
-        bytes.iter_mut().enumerate().for_each(|(i, b)| *b = (seed >> ((i % 16) * 8)) as u8);
+        bytes
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, b)| *b = (seed >> ((i % 16) * 8)) as u8);
     }
     hex(&bytes)
 }
@@ -32,7 +39,12 @@ fn utc_stamp(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -64,7 +76,10 @@ mod tests {
     fn ids_are_unique_and_prefixed() {
         let a = new_id("s");
         let b = new_id("s");
-        assert!(a.starts_with("s-") && a.len() == "s-20261126-120000-abcdef".len(), "{a}");
+        assert!(
+            a.starts_with("s-") && a.len() == "s-20261126-120000-abcdef".len(),
+            "{a}"
+        );
         assert_ne!(a, b);
         assert_eq!(random_hex(16).len(), 32);
     }

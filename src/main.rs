@@ -12,7 +12,10 @@ fn main() -> ExitCode {
         eprintln!("airlock: internal error: {info}. Please report this.");
     }));
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("airlock: cannot start the async runtime: {err}");

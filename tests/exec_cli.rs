@@ -1,4 +1,5 @@
 //! `airlock exec` against the real Docker daemon: results, limits and the sandbox's walls.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 
 mod common;
 
@@ -20,10 +21,16 @@ fn hello_world_in_python_and_shell() {
     assert_eq!(python["output_bytes"], 18);
     assert!(python["duration_ms"].as_u64().is_some());
     let image = python["image"].as_str().unwrap_or("");
-    assert!(image.starts_with(&test_image()) && image.contains("sha256:"), "{image}");
+    assert!(
+        image.starts_with(&test_image()) && image.contains("sha256:"),
+        "{image}"
+    );
 
     let (shell, _) = exec_json(&home, "bash", "echo \"from $0\"; echo ok", &[]);
-    assert!(shell["output"].as_str().unwrap_or("").ends_with("ok\n"), "{shell}");
+    assert!(
+        shell["output"].as_str().unwrap_or("").ends_with("ok\n"),
+        "{shell}"
+    );
     let (sh, _) = exec_json(&home, "sh", "printf 'a\\nb\\n'", &[]);
     assert_eq!(sh["output"], "a\nb\n");
 }
@@ -34,14 +41,23 @@ fn exit_codes_and_stderr_come_back() {
     let code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(7)\n";
     let (result, output) = exec_json(&home, "python", code, &[]);
     assert_eq!(result["exit_code"], 7);
-    assert_eq!(output.status.code(), Some(7), "exec returns the block's exit code");
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "exec returns the block's exit code"
+    );
     let text = result["output"].as_str().unwrap_or("");
     assert!(text.contains("out\n") && text.contains("err\n"), "{text}");
 
     let (result, output) = exec_json(&home, "python", "raise ValueError('boom')\n", &[]);
     assert_eq!(result["exit_code"], 1);
     assert_eq!(output.status.code(), Some(1));
-    assert!(result["output"].as_str().unwrap_or("").contains("ValueError: boom"));
+    assert!(
+        result["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("ValueError: boom")
+    );
 }
 
 #[test]
@@ -60,7 +76,12 @@ fn a_file_argument_and_its_extension_pick_the_language() {
     let home = Home::new();
     let file = home.dir.path().join("job.py");
     std::fs::write(&file, "print(6 * 7)\n").expect("write");
-    let output = home.airlock().args(["exec", "--json"]).arg(&file).output().expect("run");
+    let output = home
+        .airlock()
+        .args(["exec", "--json"])
+        .arg(&file)
+        .output()
+        .expect("run");
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(result["output"], "42\n");
 }
@@ -68,8 +89,12 @@ fn a_file_argument_and_its_extension_pick_the_language() {
 #[test]
 fn a_timeout_kills_and_returns_124() {
     let home = Home::new();
-    let (result, output) =
-        exec_json(&home, "bash", "echo before; sleep 300; echo after", &["--timeout", "2"]);
+    let (result, output) = exec_json(
+        &home,
+        "bash",
+        "echo before; sleep 300; echo after",
+        &["--timeout", "2"],
+    );
     assert_eq!(output.status.code(), Some(124), "{}", stderr(&output));
     assert_eq!(result["timed_out"], true);
     assert!(result["exit_code"].is_null());
@@ -91,11 +116,18 @@ fn a_memory_bomb_is_reported_as_oom() {
 #[test]
 fn a_fork_bomb_is_contained_and_airlock_returns() {
     let home = Home::new();
-    let (result, output) =
-        exec_json(&home, "bash", "bomb() { bomb | bomb & }; bomb; sleep 3; echo survived", &["--timeout", "5"]);
+    let (result, output) = exec_json(
+        &home,
+        "bash",
+        "bomb() { bomb | bomb & }; bomb; sleep 3; echo survived",
+        &["--timeout", "5"],
+    );
     assert!(output.status.code().is_some(), "{}", stderr(&output));
     // The pids limit keeps the host safe; the block is killed at its deadline at the latest.
-    assert!(result["duration_ms"].as_u64().unwrap_or(u64::MAX) < 30_000, "{result}");
+    assert!(
+        result["duration_ms"].as_u64().unwrap_or(u64::MAX) < 30_000,
+        "{result}"
+    );
 }
 
 #[test]
@@ -138,16 +170,32 @@ done
     }
     // The file written to /workspace is in the session's workspace on the host.
     let workspaces = home.data_dir().join("workspaces");
-    let session = std::fs::read_dir(&workspaces).expect("workspaces").next().expect("one").expect("entry");
-    assert_eq!(std::fs::read_to_string(session.path().join("f")).expect("kept"), "x\n");
+    let session = std::fs::read_dir(&workspaces)
+        .expect("workspaces")
+        .next()
+        .expect("one")
+        .expect("entry");
+    assert_eq!(
+        std::fs::read_to_string(session.path().join("f")).expect("kept"),
+        "x\n"
+    );
 }
 
 #[test]
 fn not_root_and_no_capabilities() {
     let home = Home::new();
-    let (result, _) = exec_json(&home, "sh", "id -u; grep -E 'CapEff|CapPrm|NoNewPrivs' /proc/self/status", &[]);
+    let (result, _) = exec_json(
+        &home,
+        "sh",
+        "id -u; grep -E 'CapEff|CapPrm|NoNewPrivs' /proc/self/status",
+        &[],
+    );
     let text = result["output"].as_str().unwrap_or("");
-    let uid: u32 = text.lines().next().and_then(|l| l.trim().parse().ok()).expect("uid");
+    let uid: u32 = text
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("uid");
     assert_ne!(uid, 0, "{text}");
     assert!(text.contains("CapEff:\t0000000000000000"), "{text}");
     assert!(text.contains("CapPrm:\t0000000000000000"), "{text}");
@@ -158,7 +206,9 @@ fn not_root_and_no_capabilities() {
 fn secrets_and_the_docker_socket_stay_outside() {
     let home = Home::new();
     let mut command = home.airlock();
-    command.env("OPENAI_API_KEY", "sk-never-inside").args(["exec", "--json", "--lang", "sh", "-"]);
+    command
+        .env("OPENAI_API_KEY", "sk-never-inside")
+        .args(["exec", "--json", "--lang", "sh", "-"]);
     let output = run_with_stdin(
         command,
         "env; ls -la /var/run/docker.sock /run/docker.sock 2>&1; echo HOME=$HOME",
@@ -172,17 +222,39 @@ fn secrets_and_the_docker_socket_stay_outside() {
 
     // Asking to pass the key in is refused before anything runs.
     let mut command = home.airlock();
-    command.args(["-c", "sandbox.pass_env=[\"OPENAI_API_KEY\"]", "exec", "--lang", "sh", "-"]);
+    command.args([
+        "-c",
+        "sandbox.pass_env=[\"OPENAI_API_KEY\"]",
+        "exec",
+        "--lang",
+        "sh",
+        "-",
+    ]);
     let output = run_with_stdin(command, "true");
     assert_eq!(output.status.code(), Some(125));
-    assert!(stderr(&output).contains("secrets never enter"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("secrets never enter"),
+        "{}",
+        stderr(&output)
+    );
 
     // And so is mounting the Docker socket.
     let mut command = home.airlock();
-    command.args(["-c", "sandbox.extra_volumes=[\"/var/run:/host-run\"]", "exec", "--lang", "sh", "-"]);
+    command.args([
+        "-c",
+        "sandbox.extra_volumes=[\"/var/run:/host-run\"]",
+        "exec",
+        "--lang",
+        "sh",
+        "-",
+    ]);
     let output = run_with_stdin(command, "true");
     assert_eq!(output.status.code(), Some(125));
-    assert!(stderr(&output).contains("Docker socket"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Docker socket"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -194,7 +266,10 @@ fn invalid_utf8_and_escape_sequences_are_neutralized() {
     assert!(text.contains("\u{fffd}\u{fffd} ok\n"), "{text:?}");
     assert!(text.contains("red\n"), "{text:?}");
     assert!(text.contains("bell\u{2407}"), "{text:?}");
-    assert!(!text.contains('\u{1b}') && !text.contains("pwned"), "{text:?}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains("pwned"),
+        "{text:?}"
+    );
 }
 
 #[test]
@@ -205,7 +280,10 @@ fn an_unknown_language_is_a_usage_error() {
     let output = run_with_stdin(command, "DISPLAY 'HI'.");
     assert_eq!(output.status.code(), Some(2));
     let message = stderr(&output);
-    assert!(message.contains("unknown language `cobol`") && message.contains("python"), "{message}");
+    assert!(
+        message.contains("unknown language `cobol`") && message.contains("python"),
+        "{message}"
+    );
     assert!(!message.contains("panicked"));
 }
 
@@ -213,13 +291,21 @@ fn an_unknown_language_is_a_usage_error() {
 fn docker_down_is_one_clear_sentence() {
     let home = Home::new();
     let mut command = home.airlock();
-    command.env("DOCKER_HOST", "unix:///nonexistent/docker.sock").args(["exec", "--lang", "sh", "-"]);
+    command
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["exec", "--lang", "sh", "-"]);
     let output = run_with_stdin(command, "true");
     assert_eq!(output.status.code(), Some(125));
     let message = stderr(&output);
-    assert!(message.contains("cannot reach the Docker daemon"), "{message}");
+    assert!(
+        message.contains("cannot reach the Docker daemon"),
+        "{message}"
+    );
     assert!(message.contains("DOCKER_HOST"), "{message}");
-    assert!(!message.contains("panicked") && !message.contains("backtrace"), "{message}");
+    assert!(
+        !message.contains("panicked") && !message.contains("backtrace"),
+        "{message}"
+    );
     assert_eq!(message.trim().lines().count(), 1, "{message}");
 }
 
@@ -243,7 +329,10 @@ fn a_missing_image_names_both_ways_out() {
     assert_eq!(output.status.code(), Some(125));
     let message = stderr(&output);
     assert!(message.contains("airlock-test-missing:never"), "{message}");
-    assert!(message.contains("registry") && message.contains("build-offline-image.sh"), "{message}");
+    assert!(
+        message.contains("registry") && message.contains("build-offline-image.sh"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -266,20 +355,38 @@ fn the_offline_image_is_used_when_the_configured_one_is_unavailable() {
     let output = run_with_stdin(command, "echo fallback");
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(result["output"], "fallback\n");
-    assert!(result["image"].as_str().unwrap_or("").starts_with(&test_image()));
-    assert!(stderr(&output).contains(&format!("using {} instead", test_image())), "{}", stderr(&output));
+    assert!(
+        result["image"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&test_image())
+    );
+    assert!(
+        stderr(&output).contains(&format!("using {} instead", test_image())),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn large_and_unusual_code_arrives_byte_exact() {
     let home = Home::new();
     let payload = "\u{e9}\u{4e16}\u{200b}\u{202e}".repeat(50_000);
-    let code = format!("import hashlib\ns = '{payload}'\nprint(len(s), hashlib.sha256(s.encode()).hexdigest())\n");
+    let code = format!(
+        "import hashlib\ns = '{payload}'\nprint(len(s), hashlib.sha256(s.encode()).hexdigest())\n"
+    );
     let (result, _) = exec_json(&home, "python", &code, &[]);
     let expected = {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(payload.as_bytes());
-        format!("{} {}\n", payload.chars().count(), digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        format!(
+            "{} {}\n",
+            payload.chars().count(),
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        )
     };
     assert_eq!(result["output"], expected);
 }
@@ -313,13 +420,21 @@ fn no_container_outlives_the_command() {
     let leftovers: Vec<String> = containers_labelled("airlock.owner")
         .into_iter()
         .filter(|id| {
-            docker(&["inspect", "-f", "{{index .Config.Labels \"airlock.owner.pid\"}}", id])
-                .trim()
-                .parse::<u32>()
-                .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            docker(&[
+                "inspect",
+                "-f",
+                "{{index .Config.Labels \"airlock.owner.pid\"}}",
+                id,
+            ])
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
         })
         .collect();
-    assert!(leftovers.is_empty(), "containers of exited airlock processes remain: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "containers of exited airlock processes remain: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -339,13 +454,18 @@ fn a_killed_airlock_leaves_no_container() {
     }
     let label = format!("airlock.owner.pid={}", child.id());
     assert!(
-        wait_until(Duration::from_secs(30), || !containers_labelled(&label).is_empty()),
+        wait_until(Duration::from_secs(30), || !containers_labelled(&label)
+            .is_empty()),
         "the container never appeared"
     );
-    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().expect("kill");
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill");
     let _ = child.wait();
     assert!(
-        wait_until(Duration::from_secs(20), || containers_labelled(&label).is_empty()),
+        wait_until(Duration::from_secs(20), || containers_labelled(&label)
+            .is_empty()),
         "the container outlived airlock: {:?}",
         containers_labelled(&label)
     );
@@ -357,9 +477,19 @@ fn stale_containers_of_dead_owners_are_reaped_and_live_ones_kept() {
     let dead = format!("airlock.owner={host}:999999999:1");
     let me = airlock::sandbox::owner::Owner::current().to_string();
     let run = |label: &str| {
-        docker(&["run", "-d", "--label", label, "--network", "none", &test_image(), "sleep", "300"])
-            .trim()
-            .to_string()
+        docker(&[
+            "run",
+            "-d",
+            "--label",
+            label,
+            "--network",
+            "none",
+            &test_image(),
+            "sleep",
+            "300",
+        ])
+        .trim()
+        .to_string()
     };
     let stale = run(&dead);
     let live = run(&format!("airlock.owner={me}"));
@@ -369,7 +499,11 @@ fn stale_containers_of_dead_owners_are_reaped_and_live_ones_kept() {
     command.args(["exec", "--lang", "sh", "-"]);
     let output = run_with_stdin(command, "true");
     let message = stderr(&output);
-    let still = |id: &str| !docker(&["ps", "-aq", "--no-trunc", "--filter", &format!("id={id}")]).trim().is_empty();
+    let still = |id: &str| {
+        !docker(&["ps", "-aq", "--no-trunc", "--filter", &format!("id={id}")])
+            .trim()
+            .is_empty()
+    };
     let stale_gone = !still(&stale);
     let live_kept = still(&live);
     docker(&["rm", "-f", &live, &stale]);
@@ -392,7 +526,9 @@ fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"head -c 400M /dev/urandom | base64 -w 0; echo").expect("write");
+        stdin
+            .write_all(b"head -c 400M /dev/urandom | base64 -w 0; echo")
+            .expect("write");
     }
     // Drained concurrently: the JSON result is larger than a pipe buffer.
     let mut stdout = child.stdout.take().expect("stdout");
@@ -415,7 +551,14 @@ fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
     let stdout = reader.join().expect("reader").expect("read");
     let result: serde_json::Value = serde_json::from_slice(&stdout).expect("json");
     assert_eq!(result["truncated"], true);
-    assert!(result["output_bytes"].as_u64().unwrap_or(0) > 500_000_000, "{}", result["output_bytes"]);
+    assert!(
+        result["output_bytes"].as_u64().unwrap_or(0) > 500_000_000,
+        "{}",
+        result["output_bytes"]
+    );
     assert!(result["output"].as_str().unwrap_or("").len() < 1_100_000);
-    assert!(peak_kib > 0 && peak_kib < 100 * 1024, "airlock's peak memory was {peak_kib} KiB");
+    assert!(
+        peak_kib > 0 && peak_kib < 100 * 1024,
+        "airlock's peak memory was {peak_kib} KiB"
+    );
 }

@@ -1,4 +1,5 @@
 //! The Docker sandbox as the engine uses it: one warm session container, several blocks,
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
 //! checked from outside the container with the Docker CLI.
 
 mod common;
@@ -25,7 +26,10 @@ async fn session(config: SandboxConfig) -> Session {
     let sink = notices.clone();
     let request = SessionRequest {
         session: airlock::ids::new_id("test"),
-        config: SandboxConfig { image: test_image(), ..config },
+        config: SandboxConfig {
+            image: test_image(),
+            ..config
+        },
         secret_env: "OPENAI_API_KEY".into(),
         data_dir: home.data_dir(),
     };
@@ -37,16 +41,27 @@ async fn session(config: SandboxConfig) -> Session {
     )
     .await
     .expect("session starts");
-    Session { sandbox, notices, _home: home }
+    Session {
+        sandbox,
+        notices,
+        _home: home,
+    }
 }
 
 fn language(name: &str) -> Language {
-    LanguageTable::default().resolve(name).expect("built-in").clone()
+    LanguageTable::default()
+        .resolve(name)
+        .expect("built-in")
+        .clone()
 }
 
 /// Commands of the processes in the container, as `docker top` sees them from the host.
 fn processes(container: &str) -> Vec<String> {
-    docker(&["top", container, "-o", "user,args"]).lines().skip(1).map(str::to_string).collect()
+    docker(&["top", container, "-o", "user,args"])
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
 }
 
 async fn run(
@@ -57,10 +72,16 @@ async fn run(
 ) -> (airlock::protocol::ExecResult, Vec<(Stream, String)>) {
     let language = language(lang);
     let mut chunks = Vec::new();
-    let block = BlockSpec { language: &language, code, timeout: Duration::from_secs(timeout_secs) };
+    let block = BlockSpec {
+        language: &language,
+        code,
+        timeout: Duration::from_secs(timeout_secs),
+    };
     let result = session
         .sandbox
-        .run_block(block, &mut |stream, text| chunks.push((stream, text.to_string())))
+        .run_block(block, &mut |stream, text| {
+            chunks.push((stream, text.to_string()))
+        })
         .await
         .expect("block runs");
     (result, chunks)
@@ -70,17 +91,29 @@ async fn run(
 async fn after_a_timeout_no_process_of_the_block_remains() {
     let mut session = session(SandboxConfig::default()).await;
     let container = session.sandbox.container_id().expect("running").to_string();
-    let code = "sleep 1000 &\nsetsid sleep 1001 &\nnohup sleep 1002 >/dev/null 2>&1 &\nexec sleep 1003\n";
+    let code =
+        "sleep 1000 &\nsetsid sleep 1001 &\nnohup sleep 1002 >/dev/null 2>&1 &\nexec sleep 1003\n";
     let (result, _) = run(&mut session, "bash", code, 2).await;
     assert!(result.timed_out, "{result:?}");
-    assert_eq!(session.sandbox.container_id(), Some(container.as_str()), "no restart needed");
+    assert_eq!(
+        session.sandbox.container_id(),
+        Some(container.as_str()),
+        "no restart needed"
+    );
     let left = processes(&container);
     assert!(left.iter().all(|p| !p.contains("sleep")), "{left:#?}");
     // The session goes on: the next block runs in the same container.
     let (next, _) = run(&mut session, "sh", "echo still here", 5).await;
     assert_eq!(next.output, "still here\n");
     session.sandbox.shutdown().await;
-    assert!(wait_until(Duration::from_secs(10), || docker(&["ps", "-aq", "--filter", &format!("id={container}")]).trim().is_empty()));
+    assert!(wait_until(Duration::from_secs(10), || docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("id={container}")
+    ])
+    .trim()
+    .is_empty()));
 }
 
 #[tokio::test]
@@ -90,7 +123,10 @@ async fn a_backgrounded_process_is_gone_when_its_block_ends() {
     let (result, _) = run(&mut session, "bash", "sleep 1000 &\necho started", 10).await;
     assert_eq!(result.exit_code, Some(0));
     assert_eq!(result.output, "started\n");
-    assert!(result.duration_ms < 5_000, "the stream did not wait for the background job: {result:?}");
+    assert!(
+        result.duration_ms < 5_000,
+        "the stream did not wait for the background job: {result:?}"
+    );
     let left = processes(&container);
     assert!(left.iter().all(|p| !p.contains("sleep")), "{left:#?}");
     session.sandbox.shutdown().await;
@@ -99,7 +135,13 @@ async fn a_backgrounded_process_is_gone_when_its_block_ends() {
 #[tokio::test]
 async fn a_fork_bomb_is_cleared_and_the_session_survives() {
     let mut session = session(SandboxConfig::default()).await;
-    let (result, _) = run(&mut session, "bash", "bomb() { bomb | bomb & }; bomb; sleep 2", 4).await;
+    let (result, _) = run(
+        &mut session,
+        "bash",
+        "bomb() { bomb | bomb & }; bomb; sleep 2",
+        4,
+    )
+    .await;
     assert!(result.duration_ms < 30_000, "{result:?}");
     let container = session.sandbox.container_id().expect("running").to_string();
     let left = processes(&container);
@@ -115,9 +157,16 @@ async fn output_streams_live_in_chunks() {
     let code = "import sys, time\nfor i in range(3):\n    print('tick', i)\n    time.sleep(0.3)\nprint('oops', file=sys.stderr)\n";
     let (result, chunks) = run(&mut session, "python", code, 10).await;
     assert!(chunks.len() >= 3, "{chunks:?}");
-    assert!(chunks.iter().any(|(stream, text)| *stream == Stream::Stderr && text.contains("oops")));
-    let stdout: String =
-        chunks.iter().filter(|(s, _)| *s == Stream::Stdout).map(|(_, t)| t.as_str()).collect();
+    assert!(
+        chunks
+            .iter()
+            .any(|(stream, text)| *stream == Stream::Stderr && text.contains("oops"))
+    );
+    let stdout: String = chunks
+        .iter()
+        .filter(|(s, _)| *s == Stream::Stdout)
+        .map(|(_, t)| t.as_str())
+        .collect();
     assert_eq!(stdout, "tick 0\ntick 1\ntick 2\n");
     assert!(result.output.contains("tick 2\n"));
     session.sandbox.shutdown().await;
@@ -129,16 +178,32 @@ async fn an_output_flood_is_capped_counted_and_finishes() {
     let produced: u64 = 300 * 1024 * 1024;
     let code = format!("head -c {produced} /dev/zero | tr '\\0' 'x'; echo; echo THE-END");
     let (result, chunks) = run(&mut session, "bash", &code, 120).await;
-    assert_eq!(result.exit_code, Some(0), "{}", &result.output[..200.min(result.output.len())]);
+    assert_eq!(
+        result.exit_code,
+        Some(0),
+        "{}",
+        &result.output[..200.min(result.output.len())]
+    );
     assert!(result.truncated);
     assert_eq!(result.output_bytes, produced + 1 + 8);
     let limit = SandboxConfig::default().output_limit.as_usize();
-    assert!(result.output.len() <= limit + 200, "{}", result.output.len());
+    assert!(
+        result.output.len() <= limit + 200,
+        "{}",
+        result.output.len()
+    );
     assert!(result.output.ends_with("THE-END\n"));
     assert!(result.output.contains("bytes of output omitted"));
     let live: usize = chunks.iter().map(|(_, text)| text.len()).sum();
     assert!(live <= limit / 2, "live view is bounded: {live}");
-    assert!(session.notices.lock().expect("lock").iter().all(|n| !n.contains("restart")));
+    assert!(
+        session
+            .notices
+            .lock()
+            .expect("lock")
+            .iter()
+            .all(|n| !n.contains("restart"))
+    );
     session.sandbox.shutdown().await;
 }
 
@@ -146,7 +211,11 @@ async fn an_output_flood_is_capped_counted_and_finishes() {
 async fn hardening_is_what_docker_applied() {
     let mut session = session(SandboxConfig::default()).await;
     let container = session.sandbox.container_id().expect("running").to_string();
-    let field = |template: &str| docker(&["inspect", "-f", template, &container]).trim().to_string();
+    let field = |template: &str| {
+        docker(&["inspect", "-f", template, &container])
+            .trim()
+            .to_string()
+    };
     assert_eq!(field("{{.HostConfig.NetworkMode}}"), "none");
     assert_eq!(field("{{.HostConfig.Memory}}"), "536870912");
     assert_eq!(field("{{.HostConfig.MemorySwap}}"), "536870912");
@@ -161,7 +230,10 @@ async fn hardening_is_what_docker_applied() {
     assert!(field("{{.HostConfig.Binds}}").contains(":/workspace:rw"));
     assert!(!field("{{.HostConfig.Binds}}").contains("docker.sock"));
     let labels = field("{{json .Config.Labels}}");
-    assert!(labels.contains("airlock.session") && labels.contains("airlock.owner"), "{labels}");
+    assert!(
+        labels.contains("airlock.session") && labels.contains("airlock.owner"),
+        "{labels}"
+    );
     let (result, _) = run(&mut session, "sh", "id -u", 5).await;
     assert_ne!(result.output.trim(), "0");
     session.sandbox.shutdown().await;

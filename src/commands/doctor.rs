@@ -38,7 +38,11 @@ impl Report {
         if !ok {
             self.failures += 1;
         }
-        println!("{} {what}: {}", if ok { "ok  " } else { "FAIL" }, detail.as_ref());
+        println!(
+            "{} {what}: {}",
+            if ok { "ok  " } else { "FAIL" },
+            detail.as_ref()
+        );
     }
 }
 
@@ -58,12 +62,21 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         "docker",
         format!(
             "reachable, engine {}, API {} (client speaks {})",
-            version.as_ref().and_then(|v| v.version.clone()).unwrap_or_else(|| "?".into()),
-            version.as_ref().and_then(|v| v.api_version.clone()).unwrap_or_else(|| "?".into()),
+            version
+                .as_ref()
+                .and_then(|v| v.version.clone())
+                .unwrap_or_else(|| "?".into()),
+            version
+                .as_ref()
+                .and_then(|v| v.api_version.clone())
+                .unwrap_or_else(|| "?".into()),
             docker.client_version()
         ),
     );
-    let runc = info.as_ref().and_then(|i| i.runc_commit.as_ref()).and_then(|c| c.id.clone());
+    let runc = info
+        .as_ref()
+        .and_then(|i| i.runc_commit.as_ref())
+        .and_then(|c| c.id.clone());
     report.line(true, "runc", runc.unwrap_or_else(|| "unknown".into()));
     let sandbox_config = &config.sandbox;
     match image::inspect(&docker, &sandbox_config.image).await {
@@ -96,15 +109,25 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
-    report.line(true, "sandbox", format!("hardened container started from {}", sandbox.image()));
+    report.line(
+        true,
+        "sandbox",
+        format!("hardened container started from {}", sandbox.image()),
+    );
     let table = LanguageTable::default();
     let shell = table.resolve("sh").cloned();
     let probe = match &shell {
         Some(shell) => {
-            let block = BlockSpec { language: shell, code: PROBE, timeout: Duration::from_secs(20) };
+            let block = BlockSpec {
+                language: shell,
+                code: PROBE,
+                timeout: Duration::from_secs(20),
+            };
             sandbox.run_block(block, &mut |_, _| {}).await
         }
-        None => Err(crate::sandbox::SandboxError::Failed("no sh language".into())),
+        None => Err(crate::sandbox::SandboxError::Failed(
+            "no sh language".into(),
+        )),
     };
     sandbox.shutdown().await;
     match probe {
@@ -131,34 +154,88 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
     let get = |key: &str| probe.get(key).map(String::as_str).unwrap_or("unknown");
     let sandbox = &config.sandbox;
     let uid = get("uid");
-    report.line(uid != "0" && uid != "unknown", "non-root", format!("code runs as uid {uid}"));
-    report.line(get("CapEff").trim_start_matches('0').is_empty(), "capabilities", format!("CapEff {}", get("CapEff")));
-    report.line(get("NoNewPrivs") == "1", "no-new-privileges", format!("NoNewPrivs {}", get("NoNewPrivs")));
+    report.line(
+        uid != "0" && uid != "unknown",
+        "non-root",
+        format!("code runs as uid {uid}"),
+    );
+    report.line(
+        get("CapEff").trim_start_matches('0').is_empty(),
+        "capabilities",
+        format!("CapEff {}", get("CapEff")),
+    );
+    report.line(
+        get("NoNewPrivs") == "1",
+        "no-new-privileges",
+        format!("NoNewPrivs {}", get("NoNewPrivs")),
+    );
     let memory = sandbox.memory.bytes().to_string();
-    report.line(get("memory") == memory, "memory limit", format!("{} enforced as {}", sandbox.memory, get("memory")));
+    report.line(
+        get("memory") == memory,
+        "memory limit",
+        format!("{} enforced as {}", sandbox.memory, get("memory")),
+    );
     let swap = (sandbox.memory.bytes() + sandbox.swap.bytes()).to_string();
     let swap_seen = get("memory_swap");
     let swap_ok = swap_seen == swap || (swap_seen == "0" && sandbox.swap.bytes() == 0);
-    report.line(swap_ok, "swap limit", format!("memory+swap enforced as {swap_seen}"));
+    report.line(
+        swap_ok,
+        "swap limit",
+        format!("memory+swap enforced as {swap_seen}"),
+    );
     let pids = sandbox.pids_limit.to_string();
-    report.line(get("pids") == pids, "pids limit", format!("{pids} enforced as {}", get("pids")));
-    let quota: Option<f64> = get("cpu_quota").split_whitespace().next().and_then(|q| q.parse().ok());
+    report.line(
+        get("pids") == pids,
+        "pids limit",
+        format!("{pids} enforced as {}", get("pids")),
+    );
+    let quota: Option<f64> = get("cpu_quota")
+        .split_whitespace()
+        .next()
+        .and_then(|q| q.parse().ok());
     let period: Option<f64> = get("cpu_period").parse().ok().or_else(|| {
-        get("cpu_quota").split_whitespace().nth(1).and_then(|p| p.parse().ok())
+        get("cpu_quota")
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
     });
     let cpus = quota.zip(period).map(|(q, p)| q / p);
     report.line(
         cpus.is_some_and(|c| (c - sandbox.cpus).abs() < 0.01),
         "cpu limit",
-        format!("{} CPUs enforced as {}", sandbox.cpus, cpus.map_or("unknown".into(), |c| format!("{c:.2}"))),
+        format!(
+            "{} CPUs enforced as {}",
+            sandbox.cpus,
+            cpus.map_or("unknown".into(), |c| format!("{c:.2}"))
+        ),
     );
     if sandbox.read_only_root {
-        report.line(get("root_writable") == "no", "read-only root", format!("root writable: {}", get("root_writable")));
+        report.line(
+            get("root_writable") == "no",
+            "read-only root",
+            format!("root writable: {}", get("root_writable")),
+        );
     }
-    let want_workspace = if sandbox.workspace_read_only { "no" } else { "yes" };
-    report.line(get("workspace_writable") == want_workspace, "workspace", format!("writable: {}", get("workspace_writable")));
+    let want_workspace = if sandbox.workspace_read_only {
+        "no"
+    } else {
+        "yes"
+    };
+    report.line(
+        get("workspace_writable") == want_workspace,
+        "workspace",
+        format!("writable: {}", get("workspace_writable")),
+    );
     if sandbox.network == "none" {
-        report.line(get("interfaces") == "lo", "network", format!("interfaces: {}", get("interfaces")));
+        report.line(
+            get("interfaces") == "lo",
+            "network",
+            format!("interfaces: {}", get("interfaces")),
+        );
     }
-    report.line(get("docker_socket") == "absent", "docker socket", get("docker_socket"));
+    report.line(
+        get("docker_socket") == "absent",
+        "docker socket",
+        get("docker_socket"),
+    );
 }

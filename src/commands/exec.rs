@@ -23,7 +23,12 @@ pub struct Options {
 pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
     let code = crate::cli::read_input(options.file.as_deref())?;
     let table = LanguageTable::new(&config.languages);
-    let language = choose_language(&table, options.lang.as_deref(), options.file.as_deref(), &code)?;
+    let language = choose_language(
+        &table,
+        options.lang.as_deref(),
+        options.file.as_deref(),
+        &code,
+    )?;
 
     let notices = super::stderr_notices();
     let docker = docker::connect().await?;
@@ -69,7 +74,10 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 fn write_live(stream: Stream, text: &str) {
     // A closed pipe (`airlock exec x.py | head`) must not stop the run.
     let _ = match stream {
-        Stream::Stdout => std::io::stdout().lock().write_all(text.as_bytes()).and_then(|()| std::io::stdout().flush()),
+        Stream::Stdout => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .and_then(|()| std::io::stdout().flush()),
         Stream::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
     };
 }
@@ -78,7 +86,13 @@ fn write_live(stream: Stream, text: &str) {
 fn finish_live(result: &ExecResult) {
     if result.truncated {
         if let Some((_, tail)) = result.output.split_once("bytes of output omitted ...]\n") {
-            write_live(Stream::Stdout, &format!("\n[... airlock: output truncated, {} bytes in all; the end follows ...]\n", result.output_bytes));
+            write_live(
+                Stream::Stdout,
+                &format!(
+                    "\n[... airlock: output truncated, {} bytes in all; the end follows ...]\n",
+                    result.output_bytes
+                ),
+            );
             write_live(Stream::Stdout, tail);
         }
     }
@@ -104,13 +118,14 @@ fn exit_code(result: &ExecResult) -> ExitCode {
 }
 
 async fn interrupted() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -152,7 +167,9 @@ fn choose_language(
     }
     Err(usage(format!(
         "cannot tell the language of {}: pass --lang ({known}), or start the code with a shebang",
-        file.map_or("standard input".to_string(), |path| path.display().to_string())
+        file.map_or("standard input".to_string(), |path| path
+            .display()
+            .to_string())
     )))
 }
 
@@ -162,7 +179,9 @@ fn shebang_language(code: &str) -> Option<String> {
     let mut words = line.split_whitespace();
     let program = words.next()?.rsplit('/').next()?;
     if program == "env" {
-        return words.find(|word| !word.starts_with('-')).map(str::to_string);
+        return words
+            .find(|word| !word.starts_with('-'))
+            .map(str::to_string);
     }
     Some(program.to_string())
 }
@@ -180,8 +199,14 @@ mod tests {
     #[test]
     fn language_from_flag_shebang_or_extension() {
         assert_eq!(choose(Some("py"), None, ""), Ok("python".into()));
-        assert_eq!(choose(None, None, "#!/usr/bin/env -S python3 -u\nprint()"), Ok("python".into()));
-        assert_eq!(choose(None, Some("x.txt"), "#!/bin/bash -e\n"), Ok("bash".into()));
+        assert_eq!(
+            choose(None, None, "#!/usr/bin/env -S python3 -u\nprint()"),
+            Ok("python".into())
+        );
+        assert_eq!(
+            choose(None, Some("x.txt"), "#!/bin/bash -e\n"),
+            Ok("bash".into())
+        );
         assert_eq!(choose(None, Some("job.PY"), "print()"), Ok("python".into()));
         assert_eq!(choose(None, Some("job.sh"), "echo"), Ok("bash".into()));
     }
@@ -189,7 +214,10 @@ mod tests {
     #[test]
     fn an_unknown_language_is_a_clear_error() {
         let err = choose(Some("cobol"), None, "").unwrap_err();
-        assert!(err.contains("unknown language `cobol`") && err.contains("python, bash, sh"), "{err}");
+        assert!(
+            err.contains("unknown language `cobol`") && err.contains("python, bash, sh"),
+            "{err}"
+        );
         let err = choose(None, Some("notes.txt"), "hello").unwrap_err();
         assert!(err.contains("--lang"), "{err}");
     }

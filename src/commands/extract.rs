@@ -21,7 +21,10 @@ pub fn run(config: &Config, file: Option<&Path>, json: bool) -> anyhow::Result<E
         let lines = block.code.lines().count();
         match &block.reason {
             None => println!("[{}] {language}, {lines} lines: runnable", block.index),
-            Some(reason) => println!("[{}] {language}, {lines} lines: not run: {reason}", block.index),
+            Some(reason) => println!(
+                "[{}] {language}, {lines} lines: not run: {reason}",
+                block.index
+            ),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -50,9 +50,9 @@ impl FromStr for ByteSize {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
-        let number: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size; write a whole number and a unit, like \"512MiB\""))?;
+        let number: u64 = digits.parse().map_err(|_| {
+            format!("`{text}` is not a size; write a whole number and a unit, like \"512MiB\"")
+        })?;
         let unit = unit.trim();
         let multiplier = if unit.is_empty() {
             1

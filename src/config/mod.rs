@@ -193,9 +193,8 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::from_toml(&text).map_err(|err| {
-            anyhow::anyhow!("config file {} is invalid: {err}", path.display())
-        })
+        Self::from_toml(&text)
+            .map_err(|err| anyhow::anyhow!("config file {} is invalid: {err}", path.display()))
     }
 
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
@@ -248,7 +247,10 @@ impl Config {
             );
         }
         if sandbox.memory < ByteSize::mib(6) {
-            bail!("sandbox.memory = {} is below Docker's minimum of 6MiB", sandbox.memory);
+            bail!(
+                "sandbox.memory = {} is below Docker's minimum of 6MiB",
+                sandbox.memory
+            );
         }
         if sandbox.output_limit < ByteSize(1024) {
             bail!("sandbox.output_limit must be at least 1KiB");
@@ -276,7 +278,9 @@ pub fn parse_user(text: &str) -> Option<(u32, u32)> {
 
 fn parse_toml_value(raw: &str) -> Result<toml::Value, toml::de::Error> {
     let mut table: toml::Table = toml::from_str(&format!("value = {raw}"))?;
-    Ok(table.remove("value").unwrap_or(toml::Value::String(raw.into())))
+    Ok(table
+        .remove("value")
+        .unwrap_or(toml::Value::String(raw.into())))
 }
 
 fn lookup<'v>(root: &'v toml::Value, path: &[&str]) -> Option<&'v toml::Value> {
@@ -337,7 +341,11 @@ mod tests {
         let text = include_str!("../../config.example.toml");
         let uncommented: String = text
             .lines()
-            .map(|line| line.strip_prefix("# ").filter(|rest| rest.contains(" = ")).unwrap_or(line))
+            .map(|line| {
+                line.strip_prefix("# ")
+                    .filter(|rest| rest.contains(" = "))
+                    .unwrap_or(line)
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let parsed = Config::from_toml(text).expect("example parses");
@@ -354,7 +362,10 @@ mod tests {
             }
         }
         for key in ["workspace", "gpus", "runtime", "init_command"] {
-            assert!(uncommented.contains(&format!("\n{key} = ")), "{key} undocumented");
+            assert!(
+                uncommented.contains(&format!("\n{key} = ")),
+                "{key} undocumented"
+            );
         }
     }
 
@@ -381,23 +392,35 @@ mod tests {
 
     #[test]
     fn an_override_can_add_a_language() {
-        let config = with_overrides(&["languages.node.command=[\"node\"]", "languages.node.extension=js"])
-            .expect("valid");
+        let config = with_overrides(&[
+            "languages.node.command=[\"node\"]",
+            "languages.node.extension=js",
+        ])
+        .expect("valid");
         assert_eq!(config.languages["node"].command, vec!["node".to_string()]);
         assert_eq!(config.languages["node"].extension, "js");
     }
 
     #[test]
     fn bad_overrides_name_the_key_and_the_expectation() {
-        let err = with_overrides(&["sandbox.timeout_secs=soon"]).unwrap_err().to_string();
-        assert!(err.contains("sandbox.timeout_secs") && err.contains("integer"), "{err}");
+        let err = with_overrides(&["sandbox.timeout_secs=soon"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sandbox.timeout_secs") && err.contains("integer"),
+            "{err}"
+        );
         let err = with_overrides(&["sandbox.imag=x"]).unwrap_err().to_string();
         assert!(err.contains("imag"), "{err}");
-        let err = with_overrides(&["sandbox.memory=lots"]).unwrap_err().to_string();
+        let err = with_overrides(&["sandbox.memory=lots"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("512MiB"), "{err}");
         let err = with_overrides(&["nonsense"]).unwrap_err().to_string();
         assert!(err.contains("key=value"), "{err}");
-        let err = with_overrides(&["sandbox.timeout_secs=0"]).unwrap_err().to_string();
+        let err = with_overrides(&["sandbox.timeout_secs=0"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("timeout_secs"), "{err}");
     }
 
@@ -407,8 +430,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("memroy") && err.contains("line 3"), "{err}");
-        let err = Config::from_toml("[sandbox]\npids_limit = \"many\"\n").unwrap_err().to_string();
-        assert!(err.contains("pids_limit") || err.contains("line 2"), "{err}");
+        let err = Config::from_toml("[sandbox]\npids_limit = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pids_limit") || err.contains("line 2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -416,13 +444,19 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.toml");
         std::fs::write(&path, "[sandbox\n").expect("write");
-        let err = Config::load(&Sources { explicit_file: Some(&path), overrides: &[] })
-            .unwrap_err()
-            .to_string();
+        let err = Config::load(&Sources {
+            explicit_file: Some(&path),
+            overrides: &[],
+        })
+        .unwrap_err()
+        .to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
         let missing = dir.path().join("absent.toml");
-        let err = Config::load(&Sources { explicit_file: Some(&missing), overrides: &[] })
-            .unwrap_err();
+        let err = Config::load(&Sources {
+            explicit_file: Some(&missing),
+            overrides: &[],
+        })
+        .unwrap_err();
         assert!(format!("{err:#}").contains("absent.toml"), "{err:#}");
     }
 }

@@ -167,8 +167,14 @@ mod tests {
         let block = only("```python title=\"x.py\" {linenos}\nx = 1\n```\n");
         assert_eq!(block.language.as_deref(), Some("python"));
         assert_eq!(block.info, "python title=\"x.py\" {linenos}");
-        assert_eq!(only("```{.python}\nx\n```\n").language.as_deref(), Some("python"));
-        assert_eq!(only("```python:main.py\nx\n```\n").language.as_deref(), Some("python"));
+        assert_eq!(
+            only("```{.python}\nx\n```\n").language.as_deref(),
+            Some("python")
+        );
+        assert_eq!(
+            only("```python:main.py\nx\n```\n").language.as_deref(),
+            Some("python")
+        );
     }
 
     #[test]
@@ -215,10 +221,25 @@ mod tests {
         );
         assert_eq!(blocks.len(), 3, "{blocks:#?}");
         assert!(blocks.iter().all(|b| !b.runnable && b.language.is_none()));
-        assert!(blocks[0].reason.as_deref().unwrap_or("").contains("no language tag"));
+        assert!(
+            blocks[0]
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("no language tag")
+        );
         let unknown = blocks[1].reason.as_deref().unwrap_or("");
-        assert!(unknown.contains("`rust`") && unknown.contains("[languages]"), "{unknown}");
-        assert!(blocks[2].reason.as_deref().unwrap_or("").contains("indented"));
+        assert!(
+            unknown.contains("`rust`") && unknown.contains("[languages]"),
+            "{unknown}"
+        );
+        assert!(
+            blocks[2]
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("indented")
+        );
         assert_eq!(blocks[2].code, "indented code\n");
     }
 
@@ -234,7 +255,13 @@ mod tests {
     fn unclosed_and_empty_fences_are_not_runnable() {
         let block = only("```python\nprint('cut off'");
         assert!(!block.runnable);
-        assert!(block.reason.as_deref().unwrap_or("").contains("never closed"));
+        assert!(
+            block
+                .reason
+                .as_deref()
+                .unwrap_or("")
+                .contains("never closed")
+        );
         assert_eq!(block.code, "print('cut off'");
         let block = only("```python\n```\n");
         assert!(!block.runnable);

@@ -89,16 +89,17 @@ fn excerpt(text: &str, limit: usize) -> String {
         .map_or(tail_start, |i| tail_start + i + 1)
         .min(text.len());
     let omitted = (tail_start - head_end) as u64;
-    format!("{}{}{}", &text[..head_end], omission_marker(omitted).trim_start_matches('\n'), &text[tail_start..])
+    format!(
+        "{}{}{}",
+        &text[..head_end],
+        omission_marker(omitted).trim_start_matches('\n'),
+        &text[tail_start..]
+    )
 }
 
 /// A backtick fence longer than any run of backticks in the text, so output cannot close it.
 fn fence_for(text: &str) -> String {
-    let longest = text
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat((longest + 1).max(3))
 }
 
@@ -106,8 +107,11 @@ fn fence_for(text: &str) -> String {
 mod tests {
     use super::*;
 
-    const LIMITS: FeedbackLimits =
-        FeedbackLimits { excerpt_bytes: 200, timeout_secs: 60, memory_bytes: 512 << 20 };
+    const LIMITS: FeedbackLimits = FeedbackLimits {
+        excerpt_bytes: 200,
+        timeout_secs: 60,
+        memory_bytes: 512 << 20,
+    };
 
     fn result(exit_code: Option<i64>, output: &str) -> ExecResult {
         ExecResult {
@@ -126,13 +130,19 @@ mod tests {
     #[test]
     fn success_with_output() {
         let text = result_for_model(&result(Some(0), "42\n"), &LIMITS);
-        assert_eq!(text, "The block ran successfully (exit code 0).\nOutput:\n```\n42\n```");
+        assert_eq!(
+            text,
+            "The block ran successfully (exit code 0).\nOutput:\n```\n42\n```"
+        );
     }
 
     #[test]
     fn failure_and_no_output() {
         let text = result_for_model(&result(Some(2), ""), &LIMITS);
-        assert!(text.contains("exit code 2") && text.contains("printed nothing"), "{text}");
+        assert!(
+            text.contains("exit code 2") && text.contains("printed nothing"),
+            "{text}"
+        );
         let text = result_for_model(&result(Some(137), ""), &LIMITS);
         assert!(text.contains("signal 9"), "{text}");
     }
@@ -143,7 +153,10 @@ mod tests {
         timed_out.timed_out = true;
         timed_out.container_restarted = true;
         let text = result_for_model(&timed_out, &LIMITS);
-        assert!(text.contains("60 s time limit") && text.contains("partial"), "{text}");
+        assert!(
+            text.contains("60 s time limit") && text.contains("partial"),
+            "{text}"
+        );
         assert!(text.contains("restarted"), "{text}");
         let mut oom = result(Some(137), "");
         oom.oom_killed = true;
@@ -158,7 +171,10 @@ mod tests {
     fn long_output_becomes_head_and_tail() {
         let output: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         let text = result_for_model(&result(Some(0), &output), &LIMITS);
-        assert!(text.contains("line 0\n") && text.contains("line 999\n"), "{text}");
+        assert!(
+            text.contains("line 0\n") && text.contains("line 999\n"),
+            "{text}"
+        );
         assert!(!text.contains("line 500\n"));
         assert!(text.contains("bytes of output omitted"));
         assert!(text.len() < 600, "{}", text.len());

@@ -35,7 +35,10 @@ fn builtin() -> [(&'static str, LanguageConfig); 3] {
 
 impl LanguageTable {
     pub fn new(user: &BTreeMap<String, LanguageConfig>) -> Self {
-        let mut table = Self { languages: BTreeMap::new(), tags: BTreeMap::new() };
+        let mut table = Self {
+            languages: BTreeMap::new(),
+            tags: BTreeMap::new(),
+        };
         for (name, spec) in builtin() {
             table.add(name, &spec);
         }
@@ -48,10 +51,18 @@ impl LanguageTable {
 
     fn add(&mut self, name: &str, spec: &LanguageConfig) {
         let name = name.to_lowercase();
-        let extension = if spec.extension.is_empty() { "txt".into() } else { spec.extension.clone() };
+        let extension = if spec.extension.is_empty() {
+            "txt".into()
+        } else {
+            spec.extension.clone()
+        };
         self.languages.insert(
             name.clone(),
-            Language { name: name.clone(), command: spec.command.clone(), extension },
+            Language {
+                name: name.clone(),
+                command: spec.command.clone(),
+                extension,
+            },
         );
         self.tags.insert(name.clone(), name.clone());
         for alias in &spec.aliases {
@@ -75,7 +86,10 @@ impl LanguageTable {
 }
 
 fn builtin_rank(name: &str) -> usize {
-    builtin().iter().position(|(builtin, _)| *builtin == name).unwrap_or(usize::MAX)
+    builtin()
+        .iter()
+        .position(|(builtin, _)| *builtin == name)
+        .unwrap_or(usize::MAX)
 }
 
 impl Default for LanguageTable {
@@ -101,7 +115,11 @@ mod tests {
             ("zsh", "bash"),
             ("sh", "sh"),
         ] {
-            assert_eq!(table.resolve(tag).map(|l| l.name.as_str()), Some(expected), "{tag}");
+            assert_eq!(
+                table.resolve(tag).map(|l| l.name.as_str()),
+                Some(expected),
+                "{tag}"
+            );
         }
         assert!(table.resolve("rust").is_none());
         assert_eq!(table.names(), vec!["python", "bash", "sh"]);
@@ -112,7 +130,11 @@ mod tests {
         let mut user = BTreeMap::new();
         user.insert(
             "node".to_string(),
-            LanguageConfig { command: vec!["node".into()], extension: "js".into(), aliases: vec!["JS".into()] },
+            LanguageConfig {
+                command: vec!["node".into()],
+                extension: "js".into(),
+                aliases: vec!["JS".into()],
+            },
         );
         let table = LanguageTable::new(&user);
         let node = table.resolve("js").expect("alias resolves");

@@ -91,7 +91,11 @@ impl OutputCapture {
     }
 
     fn keep(&mut self, text: &str) -> String {
-        let room = if self.head_closed { 0 } else { self.half.saturating_sub(self.head.len()) };
+        let room = if self.head_closed {
+            0
+        } else {
+            self.half.saturating_sub(self.head.len())
+        };
         let split = floor_char_boundary(text, room.min(text.len()));
         let (to_head, rest) = text.split_at(split);
         self.head.push_str(to_head);
@@ -173,9 +177,15 @@ mod tests {
         assert!(output.truncated());
         assert!(output.head.starts_with("line 00000\n"));
         assert!(output.tail.ends_with("line 09999\n"));
-        assert!(output.head.len() <= 50 && output.tail.len() <= 50, "{output:?}");
+        assert!(
+            output.head.len() <= 50 && output.tail.len() <= 50,
+            "{output:?}"
+        );
         assert_eq!(live, output.head, "the live view shows exactly the head");
-        assert_eq!(output.omitted as usize + output.head.len() + output.tail.len(), 110_000);
+        assert_eq!(
+            output.omitted as usize + output.head.len() + output.tail.len(),
+            110_000
+        );
         assert!(output.text().contains("bytes of output omitted"));
     }
 
@@ -186,8 +196,18 @@ mod tests {
             capture.push(Stream::Stdout, "\u{4e16}\u{754c}".as_bytes());
         }
         let output = capture.finish();
-        assert!(output.head.chars().all(|c| c == '\u{4e16}' || c == '\u{754c}'));
-        assert!(output.tail.chars().all(|c| c == '\u{4e16}' || c == '\u{754c}'));
+        assert!(
+            output
+                .head
+                .chars()
+                .all(|c| c == '\u{4e16}' || c == '\u{754c}')
+        );
+        assert!(
+            output
+                .tail
+                .chars()
+                .all(|c| c == '\u{4e16}' || c == '\u{754c}')
+        );
         assert!(output.truncated());
     }
 
@@ -204,7 +224,10 @@ mod tests {
     #[test]
     fn escapes_are_neutralized_and_redraws_collapsed() {
         let mut capture = OutputCapture::new(1024);
-        capture.push(Stream::Stdout, b"\x1b]0;title\x07\x1b[31m10%\r100%\x1b[0m\n");
+        capture.push(
+            Stream::Stdout,
+            b"\x1b]0;title\x07\x1b[31m10%\r100%\x1b[0m\n",
+        );
         assert_eq!(capture.finish().text(), "100%\n");
     }
 }

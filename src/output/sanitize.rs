@@ -83,12 +83,19 @@ pub struct Neutralizer {
 impl Neutralizer {
     /// Removes every escape sequence.
     pub fn new() -> Self {
-        Self { state: State::Ground, keep_sgr: false, sequence: String::new() }
+        Self {
+            state: State::Ground,
+            keep_sgr: false,
+            sequence: String::new(),
+        }
     }
 
     /// Keeps SGR colour sequences (`ESC [ … m`), for a pane that turns them into styles.
     pub fn keeping_sgr() -> Self {
-        Self { keep_sgr: true, ..Self::new() }
+        Self {
+            keep_sgr: true,
+            ..Self::new()
+        }
     }
 
     pub fn push(&mut self, text: &str, out: &mut String) {
@@ -184,7 +191,11 @@ fn is_plain_sgr(sequence: &str) -> bool {
     sequence
         .strip_prefix('[')
         .and_then(|rest| rest.strip_suffix('m'))
-        .is_some_and(|params| params.chars().all(|c| c.is_ascii_digit() || c == ';' || c == ':'))
+        .is_some_and(|params| {
+            params
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ';' || c == ':')
+        })
 }
 
 /// Control characters other than newline, tab and carriage return are drawn as symbols.
@@ -240,7 +251,11 @@ mod tests {
         let bytes = "h\u{e9}\u{4e16}\u{1f600}!".as_bytes();
         for split in 0..bytes.len() {
             let (a, b) = bytes.split_at(split);
-            assert_eq!(decode_chunks(&[a, b]), "h\u{e9}\u{4e16}\u{1f600}!", "split at {split}");
+            assert_eq!(
+                decode_chunks(&[a, b]),
+                "h\u{e9}\u{4e16}\u{1f600}!",
+                "split at {split}"
+            );
         }
         // One byte at a time, too.
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();
@@ -257,17 +272,26 @@ mod tests {
     #[test]
     fn escape_sequences_are_removed() {
         let input = "red:\u{1b}[31mR\u{1b}[0m title:\u{1b}]0;pwned\u{7}T link:\u{1b}]8;;http://x\u{1b}\\L\u{1b}]8;;\u{1b}\\ dcs:\u{1b}Pq#0\u{1b}\\D clear:\u{1b}[2J\u{1b}[H charset:\u{1b}(Bc reset:\u{1b}c.";
-        assert_eq!(neutralize(input), "red:R title:T link:L dcs:D clear: charset:c reset:.");
+        assert_eq!(
+            neutralize(input),
+            "red:R title:T link:L dcs:D clear: charset:c reset:."
+        );
     }
 
     #[test]
     fn c1_controls_cannot_start_sequences() {
-        assert_eq!(neutralize("a\u{9b}31mb\u{9d}0;t\u{9c}c\u{85}d"), "abc<U+0085>d");
+        assert_eq!(
+            neutralize("a\u{9b}31mb\u{9d}0;t\u{9c}c\u{85}d"),
+            "abc<U+0085>d"
+        );
     }
 
     #[test]
     fn other_controls_are_drawn_visibly() {
-        assert_eq!(neutralize("bell\u{7} nul\u{0} del\u{7f}\tkeep\r\n"), "bell\u{2407} nul\u{2400} del\u{2421}\tkeep\r\n");
+        assert_eq!(
+            neutralize("bell\u{7} nul\u{0} del\u{7f}\tkeep\r\n"),
+            "bell\u{2407} nul\u{2400} del\u{2421}\tkeep\r\n"
+        );
     }
 
     #[test]
@@ -292,13 +316,20 @@ mod tests {
     fn an_unterminated_string_cannot_hide_everything() {
         let text = format!("\u{1b}]0;{}visible", "x".repeat(MAX_SEQUENCE + 10));
         let out = neutralize(&text);
-        assert!(out.ends_with("visible"), "{}", &out[out.len().saturating_sub(20)..]);
+        assert!(
+            out.ends_with("visible"),
+            "{}",
+            &out[out.len().saturating_sub(20)..]
+        );
         assert!(!out.contains('\u{1b}'));
     }
 
     #[test]
     fn carriage_return_redraws_collapse() {
-        assert_eq!(collapse_carriage_returns("10%\r50%\r100%\ndone\r\n"), "100%\ndone\n");
+        assert_eq!(
+            collapse_carriage_returns("10%\r50%\r100%\ndone\r\n"),
+            "100%\ndone\n"
+        );
         assert_eq!(collapse_carriage_returns("plain\n"), "plain\n");
     }
 }

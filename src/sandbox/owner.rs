@@ -15,7 +15,11 @@ pub struct Owner {
 impl Owner {
     pub fn current() -> Self {
         let pid = std::process::id();
-        Self { host: hostname(), pid, start: process_start(pid).unwrap_or(0) }
+        Self {
+            host: hostname(),
+            pid,
+            start: process_start(pid).unwrap_or(0),
+        }
     }
 
     /// `host:pid:start`, the value of the `airlock.owner` label.
@@ -47,7 +51,10 @@ impl fmt::Display for Owner {
 }
 
 pub fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn process_start(pid: u32) -> Option<u64> {
@@ -76,14 +83,25 @@ mod tests {
         let pid = child.id();
         let start = process_start(pid);
         child.wait().expect("wait");
-        let owner = Owner { host: hostname(), pid, start: start.unwrap_or(1) };
+        let owner = Owner {
+            host: hostname(),
+            pid,
+            start: start.unwrap_or(1),
+        };
         assert!(owner.is_dead());
     }
 
     #[test]
     fn another_host_is_never_judged() {
-        let owner = Owner { host: "elsewhere.invalid".into(), pid: 1, start: 12 };
+        let owner = Owner {
+            host: "elsewhere.invalid".into(),
+            pid: 1,
+            start: 12,
+        };
         assert!(!owner.is_dead());
-        assert_eq!(Owner::parse("a:b:c:1:2").map(|o| o.host), Some("a:b:c".to_string()));
+        assert_eq!(
+            Owner::parse("a:b:c:1:2").map(|o| o.host),
+            Some("a:b:c".to_string())
+        );
     }
 }

@@ -32,7 +32,8 @@ pub fn prepare(
     let owner = std::fs::metadata(&path).map_err(|err| fail("inspect", err))?;
     if std::os::unix::fs::MetadataExt::uid(&owner) != uid {
         // Only root can give the directory away; a non-root airlock runs code as itself.
-        std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|err| fail("hand over", err))?;
+        std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+            .map_err(|err| fail("hand over", err))?;
     }
     Ok(path)
 }

@@ -1,5 +1,5 @@
 //! Helpers for tests that drive the real `airlock` binary against the real Docker daemon.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -19,7 +19,9 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("tempdir") }
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -40,9 +42,17 @@ impl Home {
 }
 
 /// Runs `airlock exec --json --lang LANG -` with `code` on stdin.
-pub fn exec_json(home: &Home, lang: &str, code: &str, extra: &[&str]) -> (serde_json::Value, Output) {
+pub fn exec_json(
+    home: &Home,
+    lang: &str,
+    code: &str,
+    extra: &[&str],
+) -> (serde_json::Value, Output) {
     let mut command = home.airlock();
-    command.args(["exec", "--json", "--lang", lang]).args(extra).arg("-");
+    command
+        .args(["exec", "--json", "--lang", lang])
+        .args(extra)
+        .arg("-");
     let output = run_with_stdin(command, code);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let value = serde_json::from_str(stdout.trim()).unwrap_or_else(|err| {
@@ -56,7 +66,10 @@ pub fn exec_json(home: &Home, lang: &str, code: &str, extra: &[&str]) -> (serde_
 }
 
 pub fn run_with_stdin(mut command: Command, input: &str) -> Output {
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("spawn airlock");
     let mut stdin = child.stdin.take().expect("stdin");
     let input = input.to_string();
@@ -69,7 +82,10 @@ pub fn run_with_stdin(mut command: Command, input: &str) -> Output {
 }
 
 pub fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker CLI");
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

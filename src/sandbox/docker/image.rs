@@ -30,8 +30,14 @@ impl std::fmt::Display for ImageRef {
 
 pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
     let image = docker.inspect_image(name).await.ok()?;
-    let digest = image.repo_digests.and_then(|digests| digests.into_iter().next());
-    Some(ImageRef { name: name.to_string(), id: image.id.unwrap_or_default(), digest })
+    let digest = image
+        .repo_digests
+        .and_then(|digests| digests.into_iter().next());
+    Some(ImageRef {
+        name: name.to_string(),
+        id: image.id.unwrap_or_default(),
+        digest,
+    })
 }
 
 pub async fn ensure(
@@ -43,7 +49,7 @@ pub async fn ensure(
         return Ok(image);
     }
     let failure = match config.pull {
-        PullPolicy::Never => format!("it is not present and sandbox.pull = \"never\""),
+        PullPolicy::Never => "it is not present and sandbox.pull = \"never\"".to_string(),
         PullPolicy::Missing => match pull(docker, &config.image, notices).await {
             Ok(()) => match inspect(docker, &config.image).await {
                 Some(image) => return Ok(image),
@@ -80,7 +86,10 @@ fn with_tag(name: &str) -> String {
 }
 
 async fn pull(docker: &Docker, name: &str, notices: &Notices) -> Result<(), String> {
-    let options = CreateImageOptions { from_image: Some(with_tag(name)), ..Default::default() };
+    let options = CreateImageOptions {
+        from_image: Some(with_tag(name)),
+        ..Default::default()
+    };
     let mut stream = docker.create_image(Some(options), None, None);
     let mut progress = PullProgress::new(name);
     notices(format!("pulling image {name} ..."));
@@ -106,7 +115,11 @@ struct PullProgress {
 
 impl PullProgress {
     fn new(name: &str) -> Self {
-        Self { name: name.to_string(), layers: BTreeMap::new(), last: None }
+        Self {
+            name: name.to_string(),
+            layers: BTreeMap::new(),
+            last: None,
+        }
     }
 
     fn update(
@@ -120,17 +133,26 @@ impl PullProgress {
         let entry = self.layers.entry(id).or_insert((0, 0));
         if let Some(detail) = detail {
             if status.starts_with("Downloading") {
-                *entry = (detail.current.unwrap_or(entry.0), detail.total.unwrap_or(entry.1));
+                *entry = (
+                    detail.current.unwrap_or(entry.0),
+                    detail.total.unwrap_or(entry.1),
+                );
             }
         }
         if status.starts_with("Download complete") || status.starts_with("Pull complete") {
             entry.0 = entry.1;
         }
-        if self.last.is_some_and(|at| at.elapsed() < Duration::from_millis(500)) {
+        if self
+            .last
+            .is_some_and(|at| at.elapsed() < Duration::from_millis(500))
+        {
             return None;
         }
         self.last = Some(Instant::now());
-        let (done, total) = self.layers.values().fold((0, 0), |acc, (d, t)| (acc.0 + d, acc.1 + t));
+        let (done, total) = self
+            .layers
+            .values()
+            .fold((0, 0), |acc, (d, t)| (acc.0 + d, acc.1 + t));
         Some(format!(
             "pulling {}: {} layers, {:.1} of {:.1} MB",
             self.name,
@@ -149,14 +171,24 @@ mod tests {
     fn pulls_name_a_tag() {
         assert_eq!(with_tag("python"), "python:latest");
         assert_eq!(with_tag("python:3.12-slim"), "python:3.12-slim");
-        assert_eq!(with_tag("localhost:5000/sandbox"), "localhost:5000/sandbox:latest");
-        assert_eq!(with_tag("localhost:5000/sandbox:v1"), "localhost:5000/sandbox:v1");
+        assert_eq!(
+            with_tag("localhost:5000/sandbox"),
+            "localhost:5000/sandbox:latest"
+        );
+        assert_eq!(
+            with_tag("localhost:5000/sandbox:v1"),
+            "localhost:5000/sandbox:v1"
+        );
         assert_eq!(with_tag("repo@sha256:00"), "repo@sha256:00");
     }
 
     #[test]
     fn the_image_shows_what_ran() {
-        let image = ImageRef { name: "img:1".into(), id: "sha256:ab".into(), digest: None };
+        let image = ImageRef {
+            name: "img:1".into(),
+            id: "sha256:ab".into(),
+            digest: None,
+        };
         assert_eq!(image.to_string(), "img:1 (sha256:ab)");
     }
 }

@@ -3,5 +3,7 @@
 //! removes it (auto-remove).
 
 pub fn command() -> Vec<String> {
-    ["/bin/sh", "-c", "exec cat >/dev/null"].map(String::from).to_vec()
+    ["/bin/sh", "-c", "exec cat >/dev/null"]
+        .map(String::from)
+        .to_vec()
 }

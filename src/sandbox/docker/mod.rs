@@ -36,7 +36,10 @@ const HOST_MARGIN: Duration = Duration::from_secs(5);
 /// A short human account of a Docker API error.
 pub fn describe(err: &bollard::errors::Error) -> String {
     match err {
-        bollard::errors::Error::DockerResponseServerError { status_code, message } => {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
             format!("{message} (HTTP {status_code})")
         }
         other => other.to_string(),
@@ -63,21 +66,34 @@ pub async fn connect() -> Result<Docker, SandboxError> {
         Ok(Err(err)) => return Err(unreachable(describe(&err))),
         Ok(Ok(_)) => {}
     }
-    docker.negotiate_version().await.map_err(|err| unreachable(describe(&err)))
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|err| unreachable(describe(&err)))
 }
 
 /// Removes labelled containers whose owning airlock process is gone. Containers of a live
 /// airlock, or of another host, are never touched.
 pub async fn reap_stale(docker: &Docker, notices: &Notices) -> Vec<String> {
-    let filters = std::collections::HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
-    let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
+    let filters =
+        std::collections::HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
     let Ok(containers) = docker.list_containers(Some(options)).await else {
         return Vec::new();
     };
     let mut removed = Vec::new();
     for container in containers {
-        let (Some(id), Some(labels)) = (container.id, container.labels) else { continue };
-        let Some(owner) = labels.get(LABEL_OWNER).and_then(|label| Owner::parse(label)) else {
+        let (Some(id), Some(labels)) = (container.id, container.labels) else {
+            continue;
+        };
+        let Some(owner) = labels
+            .get(LABEL_OWNER)
+            .and_then(|label| Owner::parse(label))
+        else {
             continue;
         };
         if owner.is_dead() && remove(docker, &id).await {
@@ -93,7 +109,10 @@ pub async fn reap_stale(docker: &Docker, notices: &Notices) -> Vec<String> {
 }
 
 async fn remove(docker: &Docker, id: &str) -> bool {
-    let options = RemoveContainerOptions { force: true, ..Default::default() };
+    let options = RemoveContainerOptions {
+        force: true,
+        ..Default::default()
+    };
     docker.remove_container(id, Some(options)).await.is_ok()
 }
 
@@ -146,10 +165,22 @@ impl DockerSandbox {
             users.code.uid,
             users.code.gid,
         )?;
-        let plan =
-            ContainerPlan::new(&request.session, &image.id, &config, &request.secret_env, workspace)?;
-        let mut sandbox =
-            Self { docker, config, plan, image, container: None, generation: 0, notices };
+        let plan = ContainerPlan::new(
+            &request.session,
+            &image.id,
+            &config,
+            &request.secret_env,
+            workspace,
+        )?;
+        let mut sandbox = Self {
+            docker,
+            config,
+            plan,
+            image,
+            container: None,
+            generation: 0,
+            notices,
+        };
         sandbox.launch().await?;
         if let Some(command) = sandbox.config.init_command.clone() {
             sandbox.run_init_command(&command).await?;
@@ -166,27 +197,39 @@ impl DockerSandbox {
     }
 
     pub fn container_id(&self) -> Option<&str> {
-        self.container.as_ref().map(|container| container.id.as_str())
+        self.container
+            .as_ref()
+            .map(|container| container.id.as_str())
     }
 
     async fn launch(&mut self) -> Result<(), SandboxError> {
         self.generation += 1;
         let name = format!("airlock-{}-{}", self.plan.session, self.generation);
-        let options = CreateContainerOptions { name: Some(name), ..Default::default() };
+        let options = CreateContainerOptions {
+            name: Some(name),
+            ..Default::default()
+        };
         let created = self
             .docker
             .create_container(Some(options), self.plan.body(&self.config))
             .await
             .map_err(|err| {
-                SandboxError::Unavailable(format!("cannot create the sandbox container: {}", describe(&err)))
+                SandboxError::Unavailable(format!(
+                    "cannot create the sandbox container: {}",
+                    describe(&err)
+                ))
             })?;
         for warning in &created.warnings {
-            (self.notices)(format!("Docker warned when creating the container: {warning}"));
+            (self.notices)(format!(
+                "Docker warned when creating the container: {warning}"
+            ));
         }
         match self.harden_and_start(&created.id).await {
             Ok(stdin) => {
-                self.container =
-                    Some(LiveContainer { id: created.id, _stdin: std::sync::Mutex::new(stdin) });
+                self.container = Some(LiveContainer {
+                    id: created.id,
+                    _stdin: std::sync::Mutex::new(stdin),
+                });
                 Ok(())
             }
             Err(err) => {
@@ -201,12 +244,20 @@ impl DockerSandbox {
         id: &str,
     ) -> Result<Pin<Box<dyn AsyncWrite + Send>>, SandboxError> {
         let fail = |what: &str, err: bollard::errors::Error| {
-            SandboxError::Unavailable(format!("cannot {what} the sandbox container: {}", describe(&err)))
+            SandboxError::Unavailable(format!(
+                "cannot {what} the sandbox container: {}",
+                describe(&err)
+            ))
         };
-        let inspect = self.docker.inspect_container(id, None).await.map_err(|e| fail("inspect", e))?;
+        let inspect = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| fail("inspect", e))?;
         let missing = spec::verify(&inspect, &self.plan, &self.config)?;
-        let (waived, refused): (Vec<_>, Vec<_>) =
-            missing.into_iter().partition(|m| self.config.waive.contains(&m.protection));
+        let (waived, refused): (Vec<_>, Vec<_>) = missing
+            .into_iter()
+            .partition(|m| self.config.waive.contains(&m.protection));
         for missing in &waived {
             (self.notices)(format!(
                 "protection `{}` is missing ({}); running anyway because sandbox.waive lists it",
@@ -215,8 +266,10 @@ impl DockerSandbox {
             ));
         }
         if !refused.is_empty() {
-            let list: Vec<String> =
-                refused.iter().map(|m| format!("{} ({})", m.protection.name(), m.detail)).collect();
+            let list: Vec<String> = refused
+                .iter()
+                .map(|m| format!("{} ({})", m.protection.name(), m.detail))
+                .collect();
             return Err(SandboxError::Unavailable(format!(
                 "the sandbox container lacks protections this host did not apply: {}. airlock will \
                  not run code without them; if you accept that on this host, add their names to \
@@ -224,10 +277,20 @@ impl DockerSandbox {
                 list.join("; ")
             )));
         }
-        let options = AttachContainerOptions { stdin: true, stream: true, ..Default::default() };
-        let attached =
-            self.docker.attach_container(id, Some(options)).await.map_err(|e| fail("attach to", e))?;
-        self.docker.start_container(id, None).await.map_err(|e| fail("start", e))?;
+        let options = AttachContainerOptions {
+            stdin: true,
+            stream: true,
+            ..Default::default()
+        };
+        let attached = self
+            .docker
+            .attach_container(id, Some(options))
+            .await
+            .map_err(|e| fail("attach to", e))?;
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| fail("start", e))?;
         Ok(attached.input)
     }
 
@@ -246,12 +309,18 @@ impl DockerSandbox {
             extension: "sh".into(),
         };
         let timeout = Duration::from_secs(self.config.timeout_secs);
-        let block = BlockSpec { language: &shell, code: command, timeout };
+        let block = BlockSpec {
+            language: &shell,
+            code: command,
+            timeout,
+        };
         let result = self.run_block(block, &mut |_, _| {}).await?;
         if result.exit_code != Some(0) {
             return Err(SandboxError::Unavailable(format!(
                 "sandbox.init_command failed ({}): {}",
-                result.exit_code.map_or("timed out".to_string(), |c| format!("exit code {c}")),
+                result
+                    .exit_code
+                    .map_or("timed out".to_string(), |c| format!("exit code {c}")),
                 result.output.trim_end()
             )));
         }
@@ -296,14 +365,24 @@ impl DockerSandbox {
                 },
             )
             .await
-            .map_err(|err| SandboxError::Failed(format!("cannot start the block: {}", describe(&err))))?;
+            .map_err(|err| {
+                SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
+            })?;
         let started_exec = self
             .docker
             .start_exec(&exec.id, None)
             .await
-            .map_err(|err| SandboxError::Failed(format!("cannot start the block: {}", describe(&err))))?;
-        let StartExecResults::Attached { mut output, mut input } = started_exec else {
-            return Err(SandboxError::Failed("Docker started the block detached".into()));
+            .map_err(|err| {
+                SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
+            })?;
+        let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started_exec
+        else {
+            return Err(SandboxError::Failed(
+                "Docker started the block detached".into(),
+            ));
         };
         let payload = format!("{nonce}\n{}", block.code);
         // Written concurrently with reading, so a large block cannot deadlock on full pipes.
@@ -321,7 +400,8 @@ impl DockerSandbox {
             }
         };
         let grace = Duration::from_secs(self.config.kill_grace_secs);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
         let mut stalled = false;
         let mut stream_error = None;
         loop {
@@ -355,7 +435,9 @@ impl DockerSandbox {
             (Some(status), _, _) => Some(status),
             (None, true, _) => None,
             (None, false, Some(why)) => {
-                return Err(SandboxError::Failed(format!("the block's output stream broke: {why}")));
+                return Err(SandboxError::Failed(format!(
+                    "the block's output stream broke: {why}"
+                )));
             }
             (None, false, None) => self.exit_status_of(&exec.id).await,
         };
@@ -366,11 +448,16 @@ impl DockerSandbox {
                 // The stream outlived every deadline: the container is the only sure way out.
                 self.restart("a block did not stop at its deadline").await?;
                 restarted = true;
-                Outcome { exit_code: None, timed_out: true, oom_killed: false }
+                Outcome {
+                    exit_code: None,
+                    timed_out: true,
+                    oom_killed: false,
+                }
             }
             Some(status) => {
                 if status.processes_left {
-                    self.restart("processes of the last block survived being killed").await?;
+                    self.restart("processes of the last block survived being killed")
+                        .await?;
                     restarted = true;
                 }
                 Outcome::from_status(status, elapsed, Duration::from_secs(timeout_secs))
@@ -392,7 +479,11 @@ impl DockerSandbox {
     /// For a wrapper that died before its status line (it was killed itself).
     async fn exit_status_of(&self, exec_id: &str) -> Option<Status> {
         let inspect = self.docker.inspect_exec(exec_id).await.ok()?;
-        Some(Status { exit_status: inspect.exit_code?, oom_kills: 0, processes_left: true })
+        Some(Status {
+            exit_status: inspect.exit_code?,
+            oom_kills: 0,
+            processes_left: true,
+        })
     }
 }
 
@@ -441,7 +532,11 @@ mod tests {
     use super::*;
 
     fn status(exit_status: i64, oom_kills: u64) -> Status {
-        Status { exit_status, oom_kills, processes_left: false }
+        Status {
+            exit_status,
+            oom_kills,
+            processes_left: false,
+        }
     }
 
     #[test]

@@ -40,8 +40,18 @@ pub struct Users {
 impl Users {
     pub fn resolve(setting: &str) -> Result<Self, SandboxError> {
         let code = if setting == "auto" {
-            let (uid, gid) = (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw());
-            if uid == 0 { UserId { uid: 65534, gid: 65534 } } else { UserId { uid, gid } }
+            let (uid, gid) = (
+                rustix::process::getuid().as_raw(),
+                rustix::process::getgid().as_raw(),
+            );
+            if uid == 0 {
+                UserId {
+                    uid: 65534,
+                    gid: 65534,
+                }
+            } else {
+                UserId { uid, gid }
+            }
         } else {
             let (uid, gid) = parse_user(setting).ok_or_else(|| {
                 SandboxError::Unavailable(format!("sandbox.user = {setting:?} is not \"UID:GID\""))
@@ -54,7 +64,13 @@ impl Users {
             ));
         }
         let keeper_uid = if code.uid == 65533 { 65532 } else { 65533 };
-        Ok(Self { code, keeper: UserId { uid: keeper_uid, gid: keeper_uid } })
+        Ok(Self {
+            code,
+            keeper: UserId {
+                uid: keeper_uid,
+                gid: keeper_uid,
+            },
+        })
     }
 }
 
@@ -135,7 +151,10 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         readonly_rootfs: Some(config.read_only_root),
         tmpfs: Some(HashMap::from([(
             "/tmp".to_string(),
-            format!("rw,nosuid,nodev,noexec,size={},mode=1777", config.tmp_size.bytes()),
+            format!(
+                "rw,nosuid,nodev,noexec,size={},mode=1777",
+                config.tmp_size.bytes()
+            ),
         )])),
         shm_size: Some(config.shm_size.bytes() as i64),
         cap_drop: Some(vec!["ALL".to_string()]),
@@ -152,7 +171,11 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
 }
 
 fn gpu_request(gpus: &str) -> Vec<DeviceRequest> {
-    let count = if gpus.eq_ignore_ascii_case("all") { -1 } else { gpus.parse().unwrap_or(1) };
+    let count = if gpus.eq_ignore_ascii_case("all") {
+        -1
+    } else {
+        gpus.parse().unwrap_or(1)
+    };
     vec![DeviceRequest {
         driver: Some(String::new()),
         count: Some(count),
@@ -222,7 +245,9 @@ fn checked_source(path: &Path, key: &str) -> Result<PathBuf, SandboxError> {
         SandboxError::Unavailable(format!("{key}: cannot use {}: {err}", path.display()))
     })?;
     let is_socket = std::fs::metadata(&source).is_ok_and(|meta| meta.file_type().is_socket());
-    let exposes_daemon = docker_sockets().iter().any(|socket| socket.starts_with(&source));
+    let exposes_daemon = docker_sockets()
+        .iter()
+        .any(|socket| socket.starts_with(&source));
     if is_socket || exposes_daemon {
         return Err(SandboxError::Unavailable(format!(
             "{key}: {} would give the sandbox the Docker socket (or another socket); airlock never mounts it",
@@ -239,13 +264,19 @@ fn docker_sockets() -> Vec<PathBuf> {
         PathBuf::from("/run/docker.sock"),
         PathBuf::from("/run/containerd/containerd.sock"),
     ];
-    if let Some(path) = std::env::var("DOCKER_HOST").ok().and_then(|h| h.strip_prefix("unix://").map(PathBuf::from)) {
+    if let Some(path) = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
+    {
         candidates.push(path);
     }
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
         candidates.push(PathBuf::from(runtime).join("docker.sock"));
     }
-    candidates.into_iter().filter_map(|path| path.canonicalize().ok()).collect()
+    candidates
+        .into_iter()
+        .filter_map(|path| path.canonicalize().ok())
+        .collect()
 }
 
 /// A protection that the created container does not have.
@@ -276,7 +307,10 @@ pub fn verify(
     check(
         host.network_mode.as_deref() == Some(config.network.as_str()),
         Protection::Network,
-        format!("network mode is {:?}, not {:?}", host.network_mode, config.network),
+        format!(
+            "network mode is {:?}, not {:?}",
+            host.network_mode, config.network
+        ),
     );
     check(
         host.memory == Some(memory),
@@ -293,20 +327,34 @@ pub fn verify(
     check(
         host.nano_cpus == Some(nano_cpus),
         Protection::Cpus,
-        format!("CPU limit is {:?} nano-CPUs, not {nano_cpus}", host.nano_cpus),
+        format!(
+            "CPU limit is {:?} nano-CPUs, not {nano_cpus}",
+            host.nano_cpus
+        ),
     );
     check(
         host.pids_limit == Some(config.pids_limit),
         Protection::PidsLimit,
-        format!("pids limit is {:?}, not {}", host.pids_limit, config.pids_limit),
+        format!(
+            "pids limit is {:?}, not {}",
+            host.pids_limit, config.pids_limit
+        ),
     );
     check(
         host.readonly_rootfs == Some(config.read_only_root),
         Protection::ReadOnlyRoot,
         format!("read-only root is {:?}", host.readonly_rootfs),
     );
-    let drops_all = host.cap_drop.iter().flatten().any(|cap| cap.eq_ignore_ascii_case("ALL"));
-    check(drops_all, Protection::CapDrop, format!("dropped capabilities are {:?}", host.cap_drop));
+    let drops_all = host
+        .cap_drop
+        .iter()
+        .flatten()
+        .any(|cap| cap.eq_ignore_ascii_case("ALL"));
+    check(
+        drops_all,
+        Protection::CapDrop,
+        format!("dropped capabilities are {:?}", host.cap_drop),
+    );
     let no_new_privileges = host
         .security_opt
         .iter()
@@ -317,8 +365,16 @@ pub fn verify(
         Protection::NoNewPrivileges,
         format!("security options are {:?}", host.security_opt),
     );
-    check(host.init == Some(config.init), Protection::Init, format!("init is {:?}", host.init));
-    let user = inspect.config.as_ref().and_then(|c| c.user.clone()).unwrap_or_default();
+    check(
+        host.init == Some(config.init),
+        Protection::Init,
+        format!("init is {:?}", host.init),
+    );
+    let user = inspect
+        .config
+        .as_ref()
+        .and_then(|c| c.user.clone())
+        .unwrap_or_default();
     check(
         user == plan.users.keeper.spec() && !is_root(&user),
         Protection::NonRoot,
@@ -352,7 +408,10 @@ fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
             return refuse(&format!("shares the host's {name} namespace"));
         }
     }
-    if host.port_bindings.as_ref().is_some_and(|ports| !ports.is_empty())
+    if host
+        .port_bindings
+        .as_ref()
+        .is_some_and(|ports| !ports.is_empty())
         || host.publish_all_ports == Some(true)
     {
         return refuse("publishes ports");
@@ -376,9 +435,18 @@ mod tests {
         let err = Users::resolve("0:0").unwrap_err();
         assert!(err.to_string().contains("root"));
         let users = Users::resolve("1000:1000").expect("valid");
-        assert_eq!(users.code, UserId { uid: 1000, gid: 1000 });
+        assert_eq!(
+            users.code,
+            UserId {
+                uid: 1000,
+                gid: 1000
+            }
+        );
         assert_ne!(users.keeper.uid, users.code.uid);
-        assert_ne!(Users::resolve("65533:65533").expect("valid").keeper.uid, 65533);
+        assert_ne!(
+            Users::resolve("65533:65533").expect("valid").keeper.uid,
+            65533
+        );
         let auto = Users::resolve("auto").expect("valid");
         assert_ne!(auto.code.uid, 0);
     }
@@ -411,15 +479,18 @@ mod tests {
         let err = container_env(&config, "OPENAI_API_KEY").unwrap_err();
         assert!(err.to_string().contains("OPENAI_API_KEY"));
         let env = container_env(&SandboxConfig::default(), "OPENAI_API_KEY").expect("env");
-        assert_eq!(env, vec!["HOME=/tmp".to_string(), "PYTHONUNBUFFERED=1".to_string()]);
+        assert_eq!(
+            env,
+            vec!["HOME=/tmp".to_string(), "PYTHONUNBUFFERED=1".to_string()]
+        );
     }
 
     #[test]
     fn verification_reports_each_missing_protection() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = SandboxConfig::default();
-        let plan = ContainerPlan::new("s", "img", &config, "KEY", dir.path().to_path_buf())
-            .expect("plan");
+        let plan =
+            ContainerPlan::new("s", "img", &config, "KEY", dir.path().to_path_buf()).expect("plan");
         let body = plan.body(&config);
         let mut inspect = ContainerInspectResponse {
             host_config: body.host_config.clone(),

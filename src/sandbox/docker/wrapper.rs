@@ -73,7 +73,11 @@ impl StatusScanner {
     pub fn new(nonce: &str) -> Self {
         let mut marker = vec![0u8];
         marker.extend_from_slice(nonce.as_bytes());
-        Self { marker, held: Vec::new(), found: None }
+        Self {
+            marker,
+            held: Vec::new(),
+            found: None,
+        }
     }
 
     /// Returns the bytes of program output in `chunk`.
@@ -112,7 +116,9 @@ impl StatusScanner {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn parse_status(rest: &[u8]) -> Option<Status> {
@@ -150,7 +156,11 @@ mod tests {
             assert_eq!(output, b"hello\nworld\n", "split at {split}");
             assert_eq!(
                 status,
-                Some(Status { exit_status: 3, oom_kills: 0, processes_left: false }),
+                Some(Status {
+                    exit_status: 3,
+                    oom_kills: 0,
+                    processes_left: false
+                }),
                 "split at {split}"
             );
         }
@@ -173,6 +183,13 @@ mod tests {
     #[test]
     fn oom_and_leftovers_are_read() {
         let (_, status) = scan(&[b"\0abc123 137 1 1\n"]);
-        assert_eq!(status, Some(Status { exit_status: 137, oom_kills: 1, processes_left: true }));
+        assert_eq!(
+            status,
+            Some(Status {
+                exit_status: 137,
+                oom_kills: 1,
+                processes_left: true
+            })
+        );
     }
 }
