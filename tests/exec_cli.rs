@@ -562,3 +562,52 @@ fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
         "airlock's peak memory was {peak_kib} KiB"
     );
 }
+
+/// The pull path, against a registry on loopback (scripts/start-test-registry.sh).
+#[test]
+fn a_missing_image_is_pulled_with_progress_and_pinned() {
+    let registry =
+        std::env::var("AIRLOCK_TEST_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5055".into());
+    let image = format!("{registry}/airlock-pull-test:{}", std::process::id());
+    docker(&["tag", &test_image(), &image]);
+    let pushed = Command::new("docker")
+        .args(["push", &image])
+        .output()
+        .expect("docker push");
+    assert!(
+        pushed.status.success(),
+        "cannot push to the test registry at {registry} (run scripts/start-test-registry.sh): {}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    docker(&["rmi", &image]);
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args([
+        "-c",
+        &format!("sandbox.image={image}"),
+        "exec",
+        "--json",
+        "--lang",
+        "sh",
+        "-",
+    ]);
+    let output = run_with_stdin(command, "echo pulled");
+    docker(&["rmi", &image]);
+    let message = stderr(&output);
+    let result: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("{err}: {message}"));
+    assert_eq!(result["output"], "pulled\n");
+    assert!(
+        message.contains(&format!("pulling image {image}")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("pulled image {image}")),
+        "{message}"
+    );
+    let ran = result["image"].as_str().unwrap_or("");
+    assert!(
+        ran.contains("@sha256:"),
+        "the digest that ran is reported: {ran}"
+    );
+}

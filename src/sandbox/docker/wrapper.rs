@@ -1,7 +1,7 @@
 //! The shell wrapper every block runs under, and the parsing of the status line it ends with.
 //!
 //! The wrapper reads a nonce line and then the code from its stdin, writes the code to a
-//! fresh file inside the container (never through a host path), runs it under `timeout`
+//! new file inside the container (never through a host path), runs it under `timeout`
 //! with stdin from /dev/null, then kills every process of the block's uid (`kill -9 -1`
 //! spares the caller and the keeper, which runs as another uid), checks in /proc that none
 //! survived, and prints one status line:
@@ -11,8 +11,12 @@
 pub const SCRIPT: &str = r#"
 IFS= read -r nonce || exit 125
 limit=$1; grace=$2; ext=$3; me=$4; shift 4
-dir=$(mktemp -d /tmp/airlock-block.XXXXXX) || exit 125
-file="$dir/block.$ext"
+# noclobber: the file is created new (O_EXCL), so nothing an earlier block left in /tmp,
+# a symlink included, can redirect it.
+file="/tmp/airlock-block.$$.$ext"
+set -C
+true > "$file" 2>/dev/null || exit 125
+set +C
 cat > "$file" || exit 125
 oom_kills() {
   for f in /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events; do
@@ -47,7 +51,7 @@ for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
   sleep 0.05
 done
 after=$(oom_kills)
-rm -rf "$dir"
+rm -f "$file"
 printf '\000%s %s %s %s\n' "$nonce" "$status" "$((after - before))" "$left"
 "#;
 
