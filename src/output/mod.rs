@@ -53,11 +53,17 @@ pub struct OutputCapture {
     streams: [StreamState; 2],
 }
 
+/// A partial line longer than this is recorded without waiting for its newline.
+const MAX_PARTIAL_LINE: usize = 4096;
+
 #[derive(Debug, Default)]
 struct StreamState {
     decoder: Utf8Decoder,
     neutralizer: Neutralizer,
-    scratch: String,
+    /// Neutralized text after the stream's last newline. Docker does not keep the two
+    /// streams' order and unbuffered programs write a line in pieces, so whole lines are
+    /// recorded, and a stderr line never lands in the middle of a stdout line.
+    partial: String,
 }
 
 impl OutputCapture {
@@ -82,11 +88,32 @@ impl OutputCapture {
         let state = &mut self.streams[stream as usize];
         let mut decoded = String::new();
         state.decoder.decode(bytes, &mut decoded);
-        state.scratch.clear();
-        state.neutralizer.push(&decoded, &mut state.scratch);
-        let text = std::mem::take(&mut state.scratch);
-        let live = self.keep(&text);
-        self.streams[stream as usize].scratch = text;
+        state.neutralizer.push(&decoded, &mut state.partial);
+        let mut ready = match state.partial.rfind('\n') {
+            Some(end) => {
+                let rest = state.partial.split_off(end + 1);
+                std::mem::replace(&mut state.partial, rest)
+            }
+            None => String::new(),
+        };
+        if state.partial.len() > MAX_PARTIAL_LINE {
+            ready.push_str(&std::mem::take(&mut state.partial));
+        }
+        self.keep(&ready)
+    }
+
+    /// Records text still waiting for its newline (a prompt, a progress bar). The reader
+    /// calls this when the program has been quiet for a moment. Returns what a live view
+    /// shows, per stream.
+    pub fn flush_partial_lines(&mut self) -> Vec<(Stream, String)> {
+        let mut live = Vec::new();
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let text = std::mem::take(&mut self.streams[stream as usize].partial);
+            let shown = self.keep(&text);
+            if !shown.is_empty() {
+                live.push((stream, shown));
+            }
+        }
         live
     }
 
@@ -117,13 +144,12 @@ impl OutputCapture {
     }
 
     pub fn finish(mut self) -> CapturedOutput {
-        let mut rest = String::new();
         for state in &mut self.streams {
             let mut flushed = String::new();
             state.decoder.finish(&mut flushed);
-            state.neutralizer.push(&flushed, &mut rest);
+            state.neutralizer.push(&flushed, &mut state.partial);
         }
-        self.keep(&rest);
+        self.flush_partial_lines();
         if self.tail.len() > self.half {
             self.trim_tail();
         }
@@ -216,9 +242,30 @@ mod tests {
         let mut capture = OutputCapture::new(1024);
         let bytes = "\u{e9}".as_bytes();
         capture.push(Stream::Stdout, &bytes[..1]);
-        capture.push(Stream::Stderr, b"err ");
+        capture.push(Stream::Stderr, b"err\n");
         capture.push(Stream::Stdout, &bytes[1..]);
-        assert_eq!(capture.finish().text(), "err \u{e9}");
+        capture.push(Stream::Stdout, b"\n");
+        assert_eq!(capture.finish().text(), "err\n\u{e9}\n");
+    }
+
+    #[test]
+    fn lines_written_in_pieces_are_not_split_by_the_other_stream() {
+        let mut capture = OutputCapture::new(1024);
+        assert_eq!(capture.push(Stream::Stdout, b"out"), "");
+        assert_eq!(capture.push(Stream::Stderr, b"err\n"), "err\n");
+        assert_eq!(capture.push(Stream::Stdout, b"\nnext"), "out\n");
+        assert_eq!(
+            capture.flush_partial_lines(),
+            vec![(Stream::Stdout, "next".to_string())]
+        );
+        assert_eq!(capture.finish().text(), "err\nout\nnext");
+    }
+
+    #[test]
+    fn a_very_long_line_is_not_held_forever() {
+        let mut capture = OutputCapture::new(1 << 20);
+        let shown = capture.push(Stream::Stdout, &[b'x'; MAX_PARTIAL_LINE + 1]);
+        assert_eq!(shown.len(), MAX_PARTIAL_LINE + 1);
     }
 
     #[test]

@@ -32,6 +32,8 @@ use wrapper::{Status, StatusScanner};
 const PING_DEADLINE: Duration = Duration::from_secs(5);
 /// Extra time past the in-container timeout before airlock stops waiting for the stream.
 const HOST_MARGIN: Duration = Duration::from_secs(5);
+/// After this long without output, a line still waiting for its newline is shown anyway.
+const QUIET: Duration = Duration::from_millis(100);
 
 /// A short human account of a Docker API error.
 pub fn describe(err: &bollard::errors::Error) -> String {
@@ -393,22 +395,29 @@ impl DockerSandbox {
 
         let mut capture = OutputCapture::new(self.config.output_limit.as_usize());
         let mut scanner = StatusScanner::new(&nonce);
-        let mut emit = |stream: Stream, bytes: &[u8], capture: &mut OutputCapture| {
-            let text = capture.push(stream, bytes);
-            if !text.is_empty() {
-                live(stream, &text);
-            }
-        };
+        let emit =
+            |stream: Stream, bytes: &[u8], capture: &mut OutputCapture, live: LiveOutput<'_>| {
+                let text = capture.push(stream, bytes);
+                if !text.is_empty() {
+                    live(stream, &text);
+                }
+            };
         let grace = Duration::from_secs(self.config.kill_grace_secs);
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
         let mut stalled = false;
         let mut stream_error = None;
         loop {
-            match tokio::time::timeout_at(deadline, output.next()).await {
-                Err(_) => {
+            let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
+            match tokio::time::timeout_at(quiet_at, output.next()).await {
+                Err(_) if quiet_at >= deadline => {
                     stalled = true;
                     break;
+                }
+                Err(_) => {
+                    for (stream, text) in capture.flush_partial_lines() {
+                        live(stream, &text);
+                    }
                 }
                 Ok(None) => break,
                 Ok(Some(Err(err))) => {
@@ -417,10 +426,10 @@ impl DockerSandbox {
                 }
                 Ok(Some(Ok(LogOutput::StdOut { message }))) => {
                     let data = scanner.push(&message);
-                    emit(Stream::Stdout, &data, &mut capture);
+                    emit(Stream::Stdout, &data, &mut capture, live);
                 }
                 Ok(Some(Ok(LogOutput::StdErr { message }))) => {
-                    emit(Stream::Stderr, &message, &mut capture);
+                    emit(Stream::Stderr, &message, &mut capture, live);
                 }
                 Ok(Some(Ok(_))) => {}
             }
@@ -428,7 +437,7 @@ impl DockerSandbox {
         writer.abort();
         drop(output);
         let (status, held) = scanner.finish();
-        emit(Stream::Stdout, &held, &mut capture);
+        emit(Stream::Stdout, &held, &mut capture, live);
         let captured = capture.finish();
 
         let status = match (status, stalled, stream_error) {

@@ -36,7 +36,7 @@ survivors() {
     [ "${d#/proc/}" = "$$" ] && continue
     while read -r key uid _; do
       if [ "$key" = Uid: ]; then [ "$uid" = "$me" ] && found=1; break; fi
-    done < "$d/status" 2>/dev/null
+    done 2>/dev/null < "$d/status"
   done
   [ "$found" = 1 ]
 }
