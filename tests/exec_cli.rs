@@ -220,41 +220,24 @@ fn secrets_and_the_docker_socket_stay_outside() {
     assert!(text.contains("No such file"), "{text}");
     assert!(text.contains("PYTHONUNBUFFERED=1"), "{text}");
 
-    // Asking to pass the key in is refused before anything runs.
-    let mut command = home.airlock();
-    command.args([
-        "-c",
-        "sandbox.pass_env=[\"OPENAI_API_KEY\"]",
-        "exec",
-        "--lang",
-        "sh",
-        "-",
-    ]);
-    let output = run_with_stdin(command, "true");
-    assert_eq!(output.status.code(), Some(125));
-    assert!(
-        stderr(&output).contains("secrets never enter"),
-        "{}",
-        stderr(&output)
-    );
-
-    // And so is mounting the Docker socket.
-    let mut command = home.airlock();
-    command.args([
-        "-c",
-        "sandbox.extra_volumes=[\"/var/run:/host-run\"]",
-        "exec",
-        "--lang",
-        "sh",
-        "-",
-    ]);
-    let output = run_with_stdin(command, "true");
-    assert_eq!(output.status.code(), Some(125));
-    assert!(
-        stderr(&output).contains("Docker socket"),
-        "{}",
-        stderr(&output)
-    );
+    // Asking to pass the key in, or to mount the Docker socket's directory, is refused
+    // before anything runs.
+    for (setting, complaint) in [
+        (
+            "sandbox.pass_env=[\"OPENAI_API_KEY\"]",
+            "secrets never enter",
+        ),
+        (
+            "sandbox.extra_volumes=[\"/var/run:/host-run\"]",
+            "Docker socket",
+        ),
+    ] {
+        let mut command = home.airlock();
+        command.args(["-c", setting, "exec", "--lang", "sh", "-"]);
+        let output = run_with_stdin(command, "true");
+        assert_eq!(output.status.code(), Some(125), "{setting}");
+        assert!(stderr(&output).contains(complaint), "{}", stderr(&output));
+    }
 }
 
 #[test]

@@ -85,7 +85,7 @@ fn write_live(stream: Stream, text: &str) {
 /// After a streamed run: the kept tail of a truncated output, and a status line.
 fn finish_live(result: &ExecResult) {
     if result.truncated {
-        if let Some((_, tail)) = result.output.split_once("bytes of output omitted ...]\n") {
+        if let Some((_, tail)) = crate::output::split_at_omission(&result.output) {
             write_live(
                 Stream::Stdout,
                 &format!(

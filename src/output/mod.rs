@@ -35,8 +35,17 @@ impl CapturedOutput {
     }
 }
 
+const MARKER_END: &str = " bytes of output omitted ...]\n";
+
 pub fn omission_marker(omitted: u64) -> String {
-    format!("\n[... airlock: {omitted} bytes of output omitted ...]\n")
+    format!("\n[... airlock: {omitted}{MARKER_END}")
+}
+
+/// The head and tail of a kept output that has an omission marker.
+pub fn split_at_omission(text: &str) -> Option<(&str, &str)> {
+    let end = text.find(MARKER_END)?;
+    let start = text[..end].rfind("\n[... airlock: ")?;
+    Some((&text[..start], &text[end + MARKER_END.len()..]))
 }
 
 /// Feeds chunks of both streams, in arrival order, into a bounded record.
@@ -213,6 +222,11 @@ mod tests {
             110_000
         );
         assert!(output.text().contains("bytes of output omitted"));
+        let text = output.text();
+        assert_eq!(
+            split_at_omission(&text),
+            Some((output.head.as_str(), output.tail.as_str()))
+        );
     }
 
     #[test]
