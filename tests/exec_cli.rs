@@ -594,3 +594,88 @@ fn a_missing_image_is_pulled_with_progress_and_pinned() {
         "the digest that ran is reported: {ran}"
     );
 }
+
+/// Starts `airlock exec` on `sleep 120`, sends SIGINT once the container exists (and, with
+/// `wait_for_block`, once the block runs), and returns what airlock printed on stderr.
+fn interrupt_exec(wait_for_block: bool) -> String {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command
+        .args(["exec", "--lang", "sh", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"sleep 120").expect("write");
+    }
+    let label = format!("airlock.owner.pid={}", child.id());
+    let ready = wait_until(Duration::from_secs(30), || {
+        containers_labelled(&label).first().is_some_and(|id| {
+            !wait_for_block || docker(&["top", id, "-o", "pid,args"]).contains("sleep 120")
+        })
+    });
+    assert!(ready, "the container (or the block) never appeared");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        containers_labelled(&label).is_empty(),
+        "removed before airlock exits"
+    );
+    stderr(&output)
+}
+
+#[test]
+fn ctrl_c_while_a_block_runs_stops_it_and_removes_the_container() {
+    let message = interrupt_exec(true);
+    assert!(
+        message.contains("the block was stopped and its container removed"),
+        "{message}"
+    );
+}
+
+#[test]
+fn ctrl_c_during_start_up_leaves_no_container() {
+    let message = interrupt_exec(false);
+    assert!(message.contains("interrupted"), "{message}");
+}
+
+#[test]
+fn the_init_command_runs_once_before_the_block() {
+    let home = Home::new();
+    let (result, output) = exec_json(
+        &home,
+        "sh",
+        "cat /workspace/prepared; id -u",
+        &[
+            "-c",
+            "sandbox.init_command=echo ready > /workspace/prepared",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = result["output"].as_str().unwrap_or("");
+    assert!(text.starts_with("ready\n"), "{text}");
+
+    let mut command = home.airlock();
+    command.args([
+        "-c",
+        "sandbox.init_command=exit 3",
+        "exec",
+        "--lang",
+        "sh",
+        "-",
+    ]);
+    let output = run_with_stdin(command, "true");
+    assert_eq!(output.status.code(), Some(125));
+    assert!(
+        stderr(&output).contains("init_command failed (exit code 3)"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -56,12 +56,18 @@ fn language(name: &str) -> Language {
 }
 
 /// Commands of the processes in the container, as `docker top` sees them from the host.
+/// Never empty while the container runs: the keeper (`cat`) is always there.
 fn processes(container: &str) -> Vec<String> {
-    docker(&["top", container, "-o", "user,args"])
+    let list: Vec<String> = docker(&["top", container, "-o", "pid,user,args"])
         .lines()
         .skip(1)
         .map(str::to_string)
-        .collect()
+        .collect();
+    assert!(
+        list.iter().any(|p| p.contains("cat")),
+        "cannot list processes: {list:?}"
+    );
+    list
 }
 
 async fn run(

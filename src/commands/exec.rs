@@ -39,8 +39,12 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         data_dir: config::data_dir()?,
     };
     let mut sandbox = tokio::select! {
-        started = DockerSandbox::start(docker, request, notices) => started?,
-        _ = interrupted() => return Ok(ExitCode::from(EXIT_INTERRUPTED)),
+        started = DockerSandbox::start(docker.clone(), request, notices) => started?,
+        _ = interrupted() => {
+            docker::remove_own(&docker).await;
+            eprintln!("airlock: interrupted while starting the sandbox; nothing ran");
+            return Ok(ExitCode::from(EXIT_INTERRUPTED));
+        }
     };
     let block = BlockSpec {
         language: &language,

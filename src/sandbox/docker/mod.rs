@@ -110,6 +110,27 @@ pub async fn reap_stale(docker: &Docker, notices: &Notices) -> Vec<String> {
     removed
 }
 
+/// Removes every container this process created: for an interruption that came while a
+/// container was being set up, before the sandbox could own it.
+pub async fn remove_own(docker: &Docker) {
+    let me = format!("{LABEL_OWNER}={}", Owner::current());
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![me])]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    for container in docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
+    {
+        if let Some(id) = container.id {
+            remove(docker, &id).await;
+        }
+    }
+}
+
 async fn remove(docker: &Docker, id: &str) -> bool {
     let options = RemoveContainerOptions {
         force: true,
