@@ -416,60 +416,25 @@ impl DockerSandbox {
 
         let mut capture = OutputCapture::new(self.config.output_limit.as_usize());
         let mut scanner = StatusScanner::new(&nonce);
-        let emit =
-            |stream: Stream, bytes: &[u8], capture: &mut OutputCapture, live: LiveOutput<'_>| {
-                let text = capture.push(stream, bytes);
-                if !text.is_empty() {
-                    live(stream, &text);
-                }
-            };
         let grace = Duration::from_secs(self.config.kill_grace_secs);
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
-        let mut stalled = false;
-        let mut stream_error = None;
-        loop {
-            let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
-            match tokio::time::timeout_at(quiet_at, output.next()).await {
-                Err(_) if quiet_at >= deadline => {
-                    stalled = true;
-                    break;
-                }
-                Err(_) => {
-                    for (stream, text) in capture.flush_partial_lines() {
-                        live(stream, &text);
-                    }
-                }
-                Ok(None) => break,
-                Ok(Some(Err(err))) => {
-                    stream_error = Some(describe(&err));
-                    break;
-                }
-                Ok(Some(Ok(LogOutput::StdOut { message }))) => {
-                    let data = scanner.push(&message);
-                    emit(Stream::Stdout, &data, &mut capture, live);
-                }
-                Ok(Some(Ok(LogOutput::StdErr { message }))) => {
-                    emit(Stream::Stderr, &message, &mut capture, live);
-                }
-                Ok(Some(Ok(_))) => {}
-            }
-        }
+        let end = pump_output(&mut output, &mut scanner, &mut capture, live, deadline).await;
         writer.abort();
         drop(output);
         let (status, held) = scanner.finish();
-        emit(Stream::Stdout, &held, &mut capture, live);
+        record(&mut capture, live, Stream::Stdout, &held);
         let captured = capture.finish();
 
-        let status = match (status, stalled, stream_error) {
-            (Some(status), _, _) => Some(status),
-            (None, true, _) => None,
-            (None, false, Some(why)) => {
+        let status = match (status, end) {
+            (Some(status), _) => Some(status),
+            (None, StreamEnd::Stalled) => None,
+            (None, StreamEnd::Broken(why)) => {
                 return Err(SandboxError::Failed(format!(
                     "the block's output stream broke: {why}"
                 )));
             }
-            (None, false, None) => self.exit_status_of(&exec.id).await,
+            (None, StreamEnd::Finished) => self.exit_status_of(&exec.id).await,
         };
         let elapsed = started.elapsed();
         let mut restarted = false;
@@ -514,6 +479,54 @@ impl DockerSandbox {
             oom_kills: 0,
             processes_left: true,
         })
+    }
+}
+
+/// How a block's output stream ended.
+enum StreamEnd {
+    Finished,
+    /// Still open at the host deadline.
+    Stalled,
+    Broken(String),
+}
+
+/// Reads a block's output until the stream ends or the host deadline passes. Stdout goes
+/// through the status scanner; both streams go into the capture, and what joins its head is
+/// shown live. A line left without its newline is shown after a moment of quiet.
+async fn pump_output(
+    output: &mut (impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin),
+    scanner: &mut StatusScanner,
+    capture: &mut OutputCapture,
+    live: LiveOutput<'_>,
+    deadline: tokio::time::Instant,
+) -> StreamEnd {
+    loop {
+        let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
+        match tokio::time::timeout_at(quiet_at, output.next()).await {
+            Err(_) if quiet_at >= deadline => return StreamEnd::Stalled,
+            Err(_) => {
+                for (stream, text) in capture.flush_partial_lines() {
+                    live(stream, &text);
+                }
+            }
+            Ok(None) => return StreamEnd::Finished,
+            Ok(Some(Err(err))) => return StreamEnd::Broken(describe(&err)),
+            Ok(Some(Ok(LogOutput::StdOut { message }))) => {
+                let data = scanner.push(&message);
+                record(capture, live, Stream::Stdout, &data);
+            }
+            Ok(Some(Ok(LogOutput::StdErr { message }))) => {
+                record(capture, live, Stream::Stderr, &message);
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+fn record(capture: &mut OutputCapture, live: LiveOutput<'_>, stream: Stream, bytes: &[u8]) {
+    let text = capture.push(stream, bytes);
+    if !text.is_empty() {
+        live(stream, &text);
     }
 }
 
