@@ -6,11 +6,10 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::{self, Config};
-use crate::engine::LanguageTable;
+use crate::config::Config;
+use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
-use crate::ids::new_id;
-use crate::sandbox::docker::{self, DockerSandbox, SessionRequest, image};
+use crate::sandbox::docker::{self, DockerSandbox, image};
 use crate::sandbox::{BlockSpec, Sandbox};
 
 /// Prints `key=value` lines about the environment the code sees.
@@ -96,12 +95,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             report.line(true, "image", detail);
         }
     }
-    let request = SessionRequest {
-        session: new_id("doctor"),
-        config: sandbox_config.clone(),
-        secret_env: config.model.api_key_env.clone(),
-        data_dir: config::data_dir()?,
-    };
+    let request = super::session_request(config, "doctor")?;
     let mut sandbox = match DockerSandbox::start(docker, request, super::stderr_notices()).await {
         Ok(sandbox) => sandbox,
         Err(err) => {
@@ -114,21 +108,13 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         "sandbox",
         format!("hardened container started from {}", sandbox.image()),
     );
-    let table = LanguageTable::default();
-    let shell = table.resolve("sh").cloned();
-    let probe = match &shell {
-        Some(shell) => {
-            let block = BlockSpec {
-                language: shell,
-                code: PROBE,
-                timeout: Duration::from_secs(20),
-            };
-            sandbox.run_block(block, &mut |_, _| {}).await
-        }
-        None => Err(crate::sandbox::SandboxError::Failed(
-            "no sh language".into(),
-        )),
+    let shell = Language::sh();
+    let block = BlockSpec {
+        language: &shell,
+        code: PROBE,
+        timeout: Duration::from_secs(20),
     };
+    let probe = sandbox.run_block(block, &mut |_, _| {}).await;
     sandbox.shutdown().await;
     match probe {
         Ok(result) => check_limits(&mut report, config, &parse_probe(&result.output)),

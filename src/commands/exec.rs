@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::engine::{Language, LanguageTable};
 use crate::error::{EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_UNAVAILABLE, usage};
-use crate::ids::new_id;
 use crate::protocol::{ExecResult, Stream};
-use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
+use crate::sandbox::docker::{self, DockerSandbox};
 use crate::sandbox::{BlockSpec, Sandbox};
 
 pub struct Options {
@@ -32,12 +31,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 
     let notices = super::stderr_notices();
     let docker = docker::connect().await?;
-    let request = SessionRequest {
-        session: new_id("s"),
-        config: config.sandbox.clone(),
-        secret_env: config.model.api_key_env.clone(),
-        data_dir: config::data_dir()?,
-    };
+    let request = super::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
         started = DockerSandbox::start(docker.clone(), request, notices) => started?,
         _ = interrupted() => {

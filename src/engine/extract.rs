@@ -78,18 +78,22 @@ fn classify(
     closed: bool,
     languages: &LanguageTable,
 ) -> ExtractedBlock {
-    let names = languages.names().join(", ");
+    // Only the reasons for not running a block need the list of languages.
+    let names = || languages.names().join(", ");
     let tag = info.as_deref().map(language_tag).unwrap_or("");
     let language = languages.resolve(tag).map(|language| language.name.clone());
     let reason = match (&info, &language) {
         (None, _) => Some(format!(
-            "indented code block: airlock runs only fenced blocks tagged with a language ({names})"
+            "indented code block: airlock runs only fenced blocks tagged with a language ({})",
+            names()
         )),
         (Some(_), None) if tag.is_empty() => Some(format!(
-            "no language tag: airlock runs only blocks tagged with a language ({names})"
+            "no language tag: airlock runs only blocks tagged with a language ({})",
+            names()
         )),
         (Some(_), None) => Some(format!(
-            "language `{tag}` is not configured (airlock runs {names}); add it under [languages] in the config to run it"
+            "language `{tag}` is not configured (airlock runs {}); add it under [languages] in the config to run it",
+            names()
         )),
         _ if !closed => Some(
             "the fence is never closed, so the message may have been cut off; airlock does not run a block it may have only part of"

@@ -12,6 +12,17 @@ pub struct Language {
     pub extension: String,
 }
 
+impl Language {
+    /// The POSIX shell every image has; airlock's own setup commands run with it.
+    pub fn sh() -> Self {
+        Self {
+            name: "sh".into(),
+            command: vec!["sh".into()],
+            extension: "sh".into(),
+        }
+    }
+}
+
 /// The built-in languages merged with the user's `[languages]` table.
 #[derive(Debug, Clone)]
 pub struct LanguageTable {
@@ -20,16 +31,20 @@ pub struct LanguageTable {
     tags: BTreeMap<String, String>,
 }
 
+/// The built-in languages, in the order messages list them.
+const BUILTIN_NAMES: [&str; 3] = ["python", "bash", "sh"];
+
 fn builtin() -> [(&'static str, LanguageConfig); 3] {
     let spec = |command: &str, extension: &str, aliases: &[&str]| LanguageConfig {
         command: vec![command.to_string()],
         extension: extension.to_string(),
         aliases: aliases.iter().map(|alias| alias.to_string()).collect(),
     };
+    let [python, bash, sh] = BUILTIN_NAMES;
     [
-        ("python", spec("python3", "py", &["py", "python3"])),
-        ("bash", spec("bash", "sh", &["shell", "console", "zsh"])),
-        ("sh", spec("sh", "sh", &[])),
+        (python, spec("python3", "py", &["py", "python3"])),
+        (bash, spec("bash", "sh", &["shell", "console", "zsh"])),
+        (sh, spec("sh", "sh", &[])),
     ]
 }
 
@@ -86,9 +101,9 @@ impl LanguageTable {
 }
 
 fn builtin_rank(name: &str) -> usize {
-    builtin()
+    BUILTIN_NAMES
         .iter()
-        .position(|(builtin, _)| *builtin == name)
+        .position(|builtin| *builtin == name)
         .unwrap_or(usize::MAX)
 }
 

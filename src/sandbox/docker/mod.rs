@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::ContainerSummary;
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
@@ -76,19 +77,8 @@ pub async fn connect() -> Result<Docker, SandboxError> {
 
 /// Removes labelled containers whose owning airlock process is gone. Containers of a live
 /// airlock, or of another host, are never touched.
-pub async fn reap_stale(docker: &Docker, notices: &Notices) -> Vec<String> {
-    let filters =
-        std::collections::HashMap::from([("label".to_string(), vec![LABEL_OWNER.to_string()])]);
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(filters),
-        ..Default::default()
-    };
-    let Ok(containers) = docker.list_containers(Some(options)).await else {
-        return Vec::new();
-    };
-    let mut removed = Vec::new();
-    for container in containers {
+pub async fn reap_stale(docker: &Docker, notices: &Notices) {
+    for container in labelled(docker, LABEL_OWNER.to_string()).await {
         let (Some(id), Some(labels)) = (container.id, container.labels) else {
             continue;
         };
@@ -104,27 +94,29 @@ pub async fn reap_stale(docker: &Docker, notices: &Notices) -> Vec<String> {
                 short(&id),
                 owner.pid
             ));
-            removed.push(id);
         }
     }
-    removed
+}
+
+/// Containers, running or not, that carry `label` (`key` or `key=value`).
+async fn labelled(docker: &Docker, label: String) -> Vec<ContainerSummary> {
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![label])]);
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(filters),
+        ..Default::default()
+    };
+    docker
+        .list_containers(Some(options))
+        .await
+        .unwrap_or_default()
 }
 
 /// Removes every container this process created: for an interruption that came while a
 /// container was being set up, before the sandbox could own it.
 pub async fn remove_own(docker: &Docker) {
     let me = format!("{LABEL_OWNER}={}", Owner::current());
-    let filters = std::collections::HashMap::from([("label".to_string(), vec![me])]);
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(filters),
-        ..Default::default()
-    };
-    for container in docker
-        .list_containers(Some(options))
-        .await
-        .unwrap_or_default()
-    {
+    for container in labelled(docker, me).await {
         if let Some(id) = container.id {
             remove(docker, &id).await;
         }
@@ -193,6 +185,7 @@ impl DockerSandbox {
             &image.id,
             &config,
             &request.secret_env,
+            users,
             workspace,
         )?;
         let mut sandbox = Self {
@@ -213,10 +206,6 @@ impl DockerSandbox {
 
     pub fn image(&self) -> &ImageRef {
         &self.image
-    }
-
-    pub fn workspace(&self) -> &std::path::Path {
-        &self.plan.workspace
     }
 
     pub fn container_id(&self) -> Option<&str> {
@@ -326,11 +315,7 @@ impl DockerSandbox {
     }
 
     async fn run_init_command(&mut self, command: &str) -> Result<(), SandboxError> {
-        let shell = crate::engine::Language {
-            name: "sh".into(),
-            command: vec!["sh".into()],
-            extension: "sh".into(),
-        };
+        let shell = crate::engine::Language::sh();
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let block = BlockSpec {
             language: &shell,
@@ -359,6 +344,9 @@ impl DockerSandbox {
         let container = self.container.as_ref().ok_or_else(|| {
             SandboxError::Failed("the sandbox container is gone and could not be restarted".into())
         })?;
+        let cannot_start = |err: bollard::errors::Error| {
+            SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
+        };
         let nonce = random_hex(16);
         let timeout_secs = block.timeout.as_secs().max(1);
         let mut cmd: Vec<String> = vec![
@@ -388,16 +376,12 @@ impl DockerSandbox {
                 },
             )
             .await
-            .map_err(|err| {
-                SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
-            })?;
+            .map_err(cannot_start)?;
         let started_exec = self
             .docker
             .start_exec(&exec.id, None)
             .await
-            .map_err(|err| {
-                SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
-            })?;
+            .map_err(cannot_start)?;
         let StartExecResults::Attached {
             mut output,
             mut input,

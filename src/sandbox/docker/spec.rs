@@ -81,7 +81,6 @@ pub struct ContainerPlan {
     pub image: String,
     pub users: Users,
     pub workspace: PathBuf,
-    pub workspace_read_only: bool,
     pub env: Vec<String>,
     pub binds: Vec<String>,
     pub owner: Owner,
@@ -93,9 +92,9 @@ impl ContainerPlan {
         image: &str,
         config: &SandboxConfig,
         secret_env: &str,
+        users: Users,
         workspace: PathBuf,
     ) -> Result<Self, SandboxError> {
-        let users = Users::resolve(&config.user)?;
         let mut binds = vec![workspace_bind(&workspace, config.workspace_read_only)?];
         for volume in &config.extra_volumes {
             binds.push(extra_bind(volume)?);
@@ -104,7 +103,6 @@ impl ContainerPlan {
             session: session.to_string(),
             image: image.to_string(),
             users,
-            workspace_read_only: config.workspace_read_only,
             workspace,
             env: container_env(config, secret_env)?,
             binds,
@@ -489,8 +487,15 @@ mod tests {
     fn verification_reports_each_missing_protection() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = SandboxConfig::default();
-        let plan =
-            ContainerPlan::new("s", "img", &config, "KEY", dir.path().to_path_buf()).expect("plan");
+        let plan = ContainerPlan::new(
+            "s",
+            "img",
+            &config,
+            "KEY",
+            Users::resolve("auto").expect("users"),
+            dir.path().to_path_buf(),
+        )
+        .expect("plan");
         let body = plan.body(&config);
         let mut inspect = ContainerInspectResponse {
             host_config: body.host_config.clone(),
