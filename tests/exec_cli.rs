@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::*;
@@ -423,32 +423,9 @@ fn no_container_outlives_the_command() {
 #[test]
 fn a_killed_airlock_leaves_no_container() {
     let home = Home::new();
-    let mut command = home.airlock();
-    command
-        .args(["exec", "--lang", "sh", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let mut child = command.spawn().expect("spawn");
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin.write_all(b"sleep 120").expect("write");
-    }
-    let label = format!("airlock.owner.pid={}", child.id());
     // Once the block runs: a kill in the few milliseconds between create and start leaves
     // a created container, which the next airlock's start-up removes (its owner is dead).
-    let running = wait_until(Duration::from_secs(30), || {
-        containers_labelled(&label)
-            .first()
-            .is_some_and(|id| docker(&["top", id, "-o", "pid,args"]).contains("sleep 120"))
-    });
-    assert!(running, "the block never started");
-    Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let _ = child.wait();
+    let (_, label) = signal_sleeping_exec(&home, "KILL", true);
     assert!(
         wait_until(Duration::from_secs(20), || containers_labelled(&label)
             .is_empty()),
@@ -598,10 +575,10 @@ fn a_missing_image_is_pulled_with_progress_and_pinned() {
     );
 }
 
-/// Starts `airlock exec` on `sleep 120`, sends SIGINT once the container exists (and, with
-/// `wait_for_block`, once the block runs), and returns what airlock printed on stderr.
-fn interrupt_exec(wait_for_block: bool) -> String {
-    let home = Home::new();
+/// Starts `airlock exec` on `sleep 120`, waits until its container exists (with
+/// `wait_for_block`, until the block runs), sends `signal` and waits for airlock to end.
+/// Returns what airlock printed and the label that marks its containers.
+fn signal_sleeping_exec(home: &Home, signal: &str, wait_for_block: bool) -> (Output, String) {
     let mut command = home.airlock();
     command
         .args(["exec", "--lang", "sh", "-"])
@@ -622,10 +599,16 @@ fn interrupt_exec(wait_for_block: bool) -> String {
     });
     assert!(ready, "the container (or the block) never appeared");
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([format!("-{signal}"), child.id().to_string()])
         .status()
         .expect("kill");
-    let output = child.wait_with_output().expect("wait");
+    (child.wait_with_output().expect("wait"), label)
+}
+
+/// SIGINT to a sleeping `airlock exec`: it exits 130 with its containers already removed.
+fn interrupt_exec(wait_for_block: bool) -> String {
+    let home = Home::new();
+    let (output, label) = signal_sleeping_exec(&home, "INT", wait_for_block);
     assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
     assert!(
         containers_labelled(&label).is_empty(),
