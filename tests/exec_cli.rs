@@ -292,8 +292,9 @@ fn docker_down_is_one_clear_sentence() {
     assert_eq!(message.trim().lines().count(), 1, "{message}");
 }
 
-#[test]
-fn a_missing_image_names_both_ways_out() {
+/// `airlock exec --json` of `code` with an image that is absent and may not be pulled, and
+/// `offline` as the offline fallback.
+fn exec_without_the_image(offline: &str, code: &str) -> Output {
     let home = Home::new();
     let mut command = home.airlock();
     command.args([
@@ -302,13 +303,19 @@ fn a_missing_image_names_both_ways_out() {
         "-c",
         "sandbox.pull=never",
         "-c",
-        "sandbox.offline_image=airlock-test-missing:offline",
+        &format!("sandbox.offline_image={offline}"),
         "exec",
+        "--json",
         "--lang",
         "sh",
         "-",
     ]);
-    let output = run_with_stdin(command, "true");
+    run_with_stdin(command, code)
+}
+
+#[test]
+fn a_missing_image_names_both_ways_out() {
+    let output = exec_without_the_image("airlock-test-missing:offline", "true");
     assert_eq!(output.status.code(), Some(125));
     let message = stderr(&output);
     assert!(message.contains("airlock-test-missing:never"), "{message}");
@@ -320,22 +327,7 @@ fn a_missing_image_names_both_ways_out() {
 
 #[test]
 fn the_offline_image_is_used_when_the_configured_one_is_unavailable() {
-    let home = Home::new();
-    let mut command = home.airlock();
-    command.args([
-        "-c",
-        "sandbox.image=airlock-test-missing:never",
-        "-c",
-        "sandbox.pull=never",
-        "-c",
-        &format!("sandbox.offline_image={}", test_image()),
-        "exec",
-        "--json",
-        "--lang",
-        "sh",
-        "-",
-    ]);
-    let output = run_with_stdin(command, "echo fallback");
+    let output = exec_without_the_image(&test_image(), "echo fallback");
     let result: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(result["output"], "fallback\n");
     assert!(
