@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         language: &python,
         code,
         timeout: Duration::from_secs(30),
+        cancel: None,
     };
     // One warm-up each, so neither side pays for first-use caches.
     sandbox.run_block(block, &mut |_, _| {}).await?;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod model;
 pub mod output;
 pub mod protocol;
 pub mod sandbox;

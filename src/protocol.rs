@@ -1,5 +1,5 @@
-//! The only boundary between the engine and its frontends: serde-tagged events (and, with
-//! the session loop, operations). The headless `--json` output is these events, one per line.
+//! The only boundary between the engine and its frontends: serde-tagged operations going in
+//! and events coming out. The headless `--json` output is these events, one per line.
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,126 @@ pub struct ExecResult {
     pub image: String,
     /// The container had to be replaced to get rid of the block's processes.
     pub container_restarted: bool,
+    /// The operator stopped the block before it finished.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+/// What the operator (or a rule, the approver, a flag) decided about one block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Approve,
+    /// Approve this block and, for the rest of the session, every block its scope covers.
+    ApproveSession,
+    /// Run the operator's version of the code instead.
+    Edit,
+    Skip,
+    Reject,
+    /// Stop the turn: this block and every later one do not run.
+    Abort,
+}
+
+impl DecisionKind {
+    pub fn runs(self) -> bool {
+        matches!(self, Self::Approve | Self::ApproveSession | Self::Edit)
+    }
+}
+
+/// What an approve-for-session covers from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every block in the same language.
+    Language,
+    /// Blocks with exactly the same code.
+    Exact,
+}
+
+/// Who made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionSource {
+    Operator,
+    /// An approval rule from the config, or one the operator made with approve-for-session.
+    Rule,
+    /// The external approver command.
+    Approver,
+    /// `--approve all|none`.
+    Flag,
+    /// An earlier block of the same message failed.
+    StopOnFailure,
+}
+
+/// A decision a frontend sends for one proposed block: the headless JSON line on stdin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub block: String,
+    pub decision: DecisionKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The code to run instead, for `edit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// For `approve_session`; `language` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Scope>,
+}
+
+/// Something a frontend asks of the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Op {
+    /// The operator's next message to the model.
+    UserMessage { text: String },
+    Decide(DecisionRequest),
+    /// Stop what is running: the model's reply, or the block (the session goes on). While
+    /// blocks wait for decisions it aborts the turn.
+    Cancel,
+    /// Ask the model again after its reply failed.
+    Retry,
+    /// Nobody is left to decide: blocks that need the operator are rejected.
+    NoSupervisor,
+    /// End the session.
+    Shutdown,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoneReason {
+    /// The model replied without a runnable block.
+    NoCode,
+    MaxTurns,
+    /// The operator aborted the turn or ended the session.
+    Aborted,
+    /// A block needed a decision and nobody was there to give it.
+    NoSupervisor,
+    /// The scripted model ran out of replies.
+    ScriptExhausted,
+    Error,
+}
+
+impl DoneReason {
+    /// The ends a script can treat as success.
+    pub fn is_success(self) -> bool {
+        matches!(self, Self::NoCode | Self::MaxTurns | Self::ScriptExhausted)
+    }
+}
+
+/// Why the engine is waiting for the operator's next message (frontends that keep the
+/// session open after a turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdleReason {
+    NoCode,
+    /// `max_turns` model replies since the operator's last message.
+    MaxTurns,
+    Aborted,
+    Cancelled,
+    /// The model call failed; `retry` asks again.
+    Error,
 }
 
 /// Something the engine reports to its frontends.
@@ -38,6 +158,40 @@ pub struct ExecResult {
 pub enum Event {
     SessionStarted {
         session: String,
+    },
+    /// A piece of the model's reply as it streams in.
+    AssistantDelta {
+        text: String,
+    },
+    /// The model's whole reply, once complete.
+    AssistantMessage {
+        text: String,
+    },
+    /// The model's request failed in a way worth retrying; airlock waits and tries again.
+    ModelRetry {
+        attempt: u32,
+        max_attempts: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+    /// A runnable block waiting for its decision. Every block of a message is proposed at
+    /// once, in order.
+    BlockProposed {
+        block: String,
+        index: usize,
+        language: String,
+        code: String,
+    },
+    Decision {
+        block: String,
+        decision: DecisionKind,
+        reason: Option<String>,
+        source: DecisionSource,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<Scope>,
+        /// The code that will run instead, for `edit`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
     /// Progress and warnings worth showing (image pull, create warnings, restarts).
     Notice {
@@ -59,8 +213,20 @@ pub enum Event {
         #[serde(flatten)]
         result: ExecResult,
     },
+    /// The message that takes the blocks' results back to the model.
+    Reflection {
+        text: String,
+    },
+    /// The engine waits for the operator's next message.
+    Idle {
+        reason: IdleReason,
+    },
     Error {
         message: String,
+    },
+    /// The session is over; always the last event.
+    Done {
+        reason: DoneReason,
     },
 }
 
@@ -83,6 +249,7 @@ mod tests {
                 duration_ms: 70,
                 image: "img (sha256:00)".into(),
                 container_restarted: false,
+                cancelled: false,
             },
         };
         let json = serde_json::to_value(&event).expect("serializes");
@@ -99,5 +266,23 @@ mod tests {
         };
         let json = serde_json::to_value(&chunk).expect("serializes");
         assert_eq!(json["stream"], "stderr");
+    }
+
+    #[test]
+    fn decision_lines_parse_and_reject_unknown_fields() {
+        let line = r#"{"block":"b-1","decision":"approve_session","scope":"exact"}"#;
+        let request: DecisionRequest = serde_json::from_str(line).expect("parses");
+        assert_eq!(request.decision, DecisionKind::ApproveSession);
+        assert_eq!(request.scope, Some(Scope::Exact));
+        let op = serde_json::to_value(Op::Decide(request)).expect("serializes");
+        assert_eq!(op["type"], "decide");
+        assert_eq!(op["block"], "b-1");
+        assert!(serde_json::from_str::<DecisionRequest>(r#"{"block":"b","decision":"maybe"}"#).is_err());
+        assert!(
+            serde_json::from_str::<DecisionRequest>(r#"{"block":"b","decision":"skip","colour":1}"#)
+                .is_err()
+        );
+        let done = serde_json::to_value(Event::Done { reason: DoneReason::NoSupervisor }).expect("serializes");
+        assert_eq!(done, serde_json::json!({"type": "done", "reason": "no_supervisor"}));
     }
 }

@@ -82,6 +82,7 @@ async fn run(
         language: &language,
         code,
         timeout: Duration::from_secs(timeout_secs),
+        cancel: None,
     };
     let result = session
         .sandbox

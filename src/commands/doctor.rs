@@ -113,6 +113,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         language: &shell,
         code: PROBE,
         timeout: Duration::from_secs(20),
+        cancel: None,
     };
     let probe = sandbox.run_block(block, &mut |_, _| {}).await;
     sandbox.shutdown().await;

@@ -44,6 +44,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         language: &language,
         code: &code,
         timeout: Duration::from_secs(config.sandbox.timeout_secs),
+        cancel: None,
     };
     let json = options.json;
     let mut live = |stream: Stream, text: &str| {

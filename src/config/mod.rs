@@ -18,6 +18,7 @@ pub use bytesize::ByteSize;
 pub struct Config {
     pub model: ModelConfig,
     pub sandbox: SandboxConfig,
+    pub approval: ApprovalConfig,
     /// Languages added to (or replacing) the built-in python, bash and sh.
     pub languages: BTreeMap<String, LanguageConfig>,
 }
@@ -30,6 +31,24 @@ pub struct ModelConfig {
     /// Name of the environment variable holding the API key; the key itself is never stored
     /// and never enters a container.
     pub api_key_env: String,
+    /// Header that carries the key: `Authorization` sends `Bearer KEY`; any other name (Azure's
+    /// `api-key`) sends the key as it is.
+    pub api_key_header: String,
+    /// Extra request headers (not secrets: this file is not a key store).
+    pub headers: BTreeMap<String, String>,
+    /// Extra query parameters, e.g. Azure's `api-version`.
+    pub query: BTreeMap<String, String>,
+    /// Unset: the server's default.
+    pub temperature: Option<f64>,
+    /// Replaces the built-in system prompt.
+    pub system_prompt: Option<String>,
+    /// Model replies per session before it stops.
+    pub max_turns: u32,
+    pub connect_timeout_secs: u64,
+    /// Longest wait for the next piece of a reply before the stream counts as stalled.
+    pub idle_timeout_secs: u64,
+    /// Retries of a request answered 429 or 5xx, or that could not connect.
+    pub max_retries: u32,
 }
 
 impl Default for ModelConfig {
@@ -38,6 +57,60 @@ impl Default for ModelConfig {
             base_url: "https://api.openai.com/v1".into(),
             model: "gpt-4o-mini".into(),
             api_key_env: "OPENAI_API_KEY".into(),
+            api_key_header: "Authorization".into(),
+            headers: BTreeMap::new(),
+            query: BTreeMap::new(),
+            temperature: None,
+            system_prompt: None,
+            max_turns: 10,
+            connect_timeout_secs: 10,
+            idle_timeout_secs: 120,
+            max_retries: 3,
+        }
+    }
+}
+
+/// What happens to a block that no rule decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ApproveMode {
+    /// The operator decides (or the approver command, when configured).
+    Ask,
+    /// Approve whatever no deny rule forbids. For trusted scripting only.
+    All,
+    /// Reject every block; the model is told why.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalConfig {
+    pub mode: ApproveMode,
+    /// After a block fails, the rest of the message is skipped (and the model told so).
+    pub stop_on_failure: bool,
+    pub deny_languages: Vec<String>,
+    pub allow_languages: Vec<String>,
+    /// Regexes searched anywhere in the code; a match rejects the block.
+    pub deny_patterns: Vec<String>,
+    /// Regexes that must match the whole code to approve it.
+    pub allow_patterns: Vec<String>,
+    /// A program that receives a JSON request on stdin and answers
+    /// `{"approved": bool, "reason": "..."}`. Empty: none.
+    pub approver_command: Vec<String>,
+    pub approver_timeout_secs: u64,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        Self {
+            mode: ApproveMode::Ask,
+            stop_on_failure: true,
+            deny_languages: Vec::new(),
+            allow_languages: Vec::new(),
+            deny_patterns: Vec::new(),
+            allow_patterns: Vec::new(),
+            approver_command: Vec::new(),
+            approver_timeout_secs: 30,
         }
     }
 }
@@ -261,6 +334,24 @@ impl Config {
                 sandbox.user
             );
         }
+        for (key, patterns) in [
+            ("deny_patterns", &self.approval.deny_patterns),
+            ("allow_patterns", &self.approval.allow_patterns),
+        ] {
+            for pattern in patterns {
+                if let Err(err) = regex::Regex::new(pattern) {
+                    bail!("approval.{key}: `{pattern}` is not a valid regex: {err}");
+                }
+            }
+        }
+        if self.model.max_turns == 0 {
+            bail!("model.max_turns must be at least 1");
+        }
+        if let Some(temperature) = self.model.temperature {
+            if !(0.0..=2.0).contains(&temperature) {
+                bail!("model.temperature = {temperature}: use a number from 0 to 2");
+            }
+        }
         for (name, language) in &self.languages {
             if language.command.is_empty() || language.command[0].trim().is_empty() {
                 bail!("languages.{name}.command must name an interpreter, like [\"node\"]");
@@ -351,6 +442,7 @@ mod tests {
         let parsed = Config::from_toml(text).expect("example parses");
         assert_eq!(parsed.model, ModelConfig::default());
         assert_eq!(parsed.sandbox, SandboxConfig::default());
+        assert_eq!(parsed.approval, ApprovalConfig::default());
         // Every key of the defaults is written in the example (optional ones commented out).
         let defaults = toml::Value::try_from(Config::default()).expect("serializes");
         for (section, table) in defaults.as_table().expect("table") {
@@ -361,7 +453,14 @@ mod tests {
                 );
             }
         }
-        for key in ["workspace", "gpus", "runtime", "init_command"] {
+        for key in [
+            "workspace",
+            "gpus",
+            "runtime",
+            "init_command",
+            "temperature",
+            "system_prompt",
+        ] {
             assert!(
                 uncommented.contains(&format!("\n{key} = ")),
                 "{key} undocumented"
@@ -416,6 +515,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("512MiB"), "{err}");
+        let err = with_overrides(&["approval.deny_patterns=[\"rm -rf (\"]"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("deny_patterns") && err.contains("rm -rf ("), "{err}");
         let err = with_overrides(&["nonsense"]).unwrap_err().to_string();
         assert!(err.contains("key=value"), "{err}");
         let err = with_overrides(&["sandbox.timeout_secs=0"])

@@ -46,6 +46,10 @@ pub fn result_for_model(result: &ExecResult, limits: &FeedbackLimits) -> String 
 }
 
 fn status_line(result: &ExecResult, limits: &FeedbackLimits) -> String {
+    if result.cancelled {
+        return "The operator stopped the block before it finished; its output may be partial."
+            .to_string();
+    }
     if result.oom_killed {
         return format!(
             "The block was killed because it ran out of memory (limit {} MiB).",
@@ -98,7 +102,7 @@ fn excerpt(text: &str, limit: usize) -> String {
 }
 
 /// A backtick fence longer than any run of backticks in the text, so output cannot close it.
-fn fence_for(text: &str) -> String {
+pub(crate) fn fence_for(text: &str) -> String {
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     "`".repeat((longest + 1).max(3))
 }
@@ -124,6 +128,7 @@ mod tests {
             duration_ms: 5,
             image: "img".into(),
             container_restarted: false,
+            cancelled: false,
         }
     }
 
@@ -165,6 +170,9 @@ mod tests {
         truncated.truncated = true;
         truncated.output_bytes = 300_000_000;
         assert!(result_for_model(&truncated, &LIMITS).contains("printed 300000000 bytes"));
+        let mut cancelled = result(None, "half");
+        cancelled.cancelled = true;
+        assert!(result_for_model(&cancelled, &LIMITS).contains("operator stopped the block"));
     }
 
     #[test]

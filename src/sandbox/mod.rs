@@ -8,6 +8,8 @@ pub mod workspace;
 use std::future::Future;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::engine::Language;
 use crate::protocol::{ExecResult, Stream};
 
@@ -17,6 +19,9 @@ pub struct BlockSpec<'a> {
     pub language: &'a Language,
     pub code: &'a str,
     pub timeout: Duration,
+    /// Cancelling it stops the block: its processes are killed, what it printed so far is
+    /// kept, and the result says `cancelled`.
+    pub cancel: Option<&'a CancellationToken>,
 }
 
 /// Receives neutralized output as it arrives, for a live view.

@@ -18,6 +18,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::SandboxConfig;
 use crate::ids::random_hex;
@@ -321,6 +322,7 @@ impl DockerSandbox {
             language: &shell,
             code: command,
             timeout,
+            cancel: None,
         };
         let result = self.run_block(block, &mut |_, _| {}).await?;
         if result.exit_code != Some(0) {
@@ -403,16 +405,40 @@ impl DockerSandbox {
         let grace = Duration::from_secs(self.config.kill_grace_secs);
         let deadline =
             tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
-        let end = pump_output(&mut output, &mut scanner, &mut capture, live, deadline).await;
+        let end = pump_output(
+            &mut output,
+            &mut scanner,
+            &mut capture,
+            live,
+            deadline,
+            block.cancel,
+        )
+        .await;
         writer.abort();
         drop(output);
+        if matches!(end, StreamEnd::Cancelled) {
+            let captured = capture.finish();
+            let restarted = self.stop_block_processes().await?;
+            return Ok(ExecResult {
+                exit_code: None,
+                timed_out: false,
+                oom_killed: false,
+                truncated: captured.truncated(),
+                output: captured.text(),
+                output_bytes: captured.produced_bytes,
+                duration_ms: started.elapsed().as_millis() as u64,
+                image: self.image.to_string(),
+                container_restarted: restarted,
+                cancelled: true,
+            });
+        }
         let (status, held) = scanner.finish();
         record(&mut capture, live, Stream::Stdout, &held);
         let captured = capture.finish();
 
         let status = match (status, end) {
             (Some(status), _) => Some(status),
-            (None, StreamEnd::Stalled) => None,
+            (None, StreamEnd::Stalled | StreamEnd::Cancelled) => None,
             (None, StreamEnd::Broken(why)) => {
                 return Err(SandboxError::Failed(format!(
                     "the block's output stream broke: {why}"
@@ -452,7 +478,48 @@ impl DockerSandbox {
             duration_ms: elapsed.as_millis() as u64,
             image: self.image.to_string(),
             container_restarted: restarted,
+            cancelled: false,
         })
+    }
+
+    /// After a cancel: kills every process of the code's uid, the block's wrapper included.
+    /// Returns whether the container had to be restarted because some survived.
+    async fn stop_block_processes(&mut self) -> Result<bool, SandboxError> {
+        let Some(container) = self.container.as_ref() else {
+            return Ok(false);
+        };
+        let uid = self.plan.users.code.uid.to_string();
+        let cmd = ["/bin/sh", "-c", wrapper::KILL_ALL, "airlock-stop", uid.as_str()];
+        let killed = async {
+            let exec = self
+                .docker
+                .create_exec(
+                    &container.id,
+                    CreateExecOptions {
+                        cmd: Some(cmd.iter().map(|arg| arg.to_string()).collect()),
+                        user: Some(self.plan.users.code.spec()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .ok()?;
+            self.docker.start_exec(&exec.id, None).await.ok()?;
+            let inspect = loop {
+                let inspect = self.docker.inspect_exec(&exec.id).await.ok()?;
+                if inspect.running != Some(true) {
+                    break inspect;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            Some(inspect.exit_code == Some(0))
+        };
+        let clean = tokio::time::timeout(HOST_MARGIN, killed).await;
+        if clean == Ok(Some(true)) {
+            return Ok(false);
+        }
+        self.restart("processes of a stopped block survived being killed")
+            .await?;
+        Ok(true)
     }
 
     /// For a wrapper that died before its status line (it was killed itself).
@@ -471,6 +538,8 @@ enum StreamEnd {
     Finished,
     /// Still open at the host deadline.
     Stalled,
+    /// The operator stopped the block.
+    Cancelled,
     Broken(String),
 }
 
@@ -483,10 +552,17 @@ async fn pump_output(
     capture: &mut OutputCapture,
     live: LiveOutput<'_>,
     deadline: tokio::time::Instant,
+    cancel: Option<&CancellationToken>,
 ) -> StreamEnd {
+    let never = CancellationToken::new();
+    let cancel = cancel.unwrap_or(&never);
     loop {
         let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
-        match tokio::time::timeout_at(quiet_at, output.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(quiet_at, output.next()) => next,
+            () = cancel.cancelled() => return StreamEnd::Cancelled,
+        };
+        match next {
             Err(_) if quiet_at >= deadline => return StreamEnd::Stalled,
             Err(_) => {
                 for (stream, text) in capture.flush_partial_lines() {

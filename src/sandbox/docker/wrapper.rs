@@ -8,7 +8,37 @@
 //! NUL, the nonce, exit status, OOM kills during the run, and whether anything survived.
 //! The nonce is sent through stdin, so the block cannot read it from the wrapper's argv.
 
-pub const SCRIPT: &str = r#"
+/// `kill_all`: kills every process of uid `$me` except the calling shell and checks in /proc
+/// that none is left (false when some survived a second of trying).
+macro_rules! kill_all_fn {
+    () => {
+        r#"
+# kill(-1) succeeds whenever any other process exists, even one we may not signal, so
+# survivors are found by reading /proc: any process of our uid but this shell.
+survivors() {
+  found=0
+  for d in /proc/[0-9]*; do
+    [ "${d#/proc/}" = "$$" ] && continue
+    while read -r key uid _; do
+      if [ "$key" = Uid: ]; then [ "$uid" = "$me" ] && found=1; break; fi
+    done 2>/dev/null < "$d/status"
+  done
+  [ "$found" = 1 ]
+}
+kill_all() {
+  for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+    kill -9 -1 2>/dev/null
+    survivors || return 0
+    sleep 0.05
+  done
+  return 1
+}
+"#
+    };
+}
+
+pub const SCRIPT: &str = concat!(
+    r#"
 IFS= read -r nonce || exit 125
 limit=$1; grace=$2; ext=$3; me=$4; shift 4
 # noclobber: the file is created new (O_EXCL), so nothing an earlier block left in /tmp,
@@ -28,32 +58,23 @@ oom_kills() {
   done
   echo 0
 }
-# kill(-1) succeeds whenever any other process exists, even one we may not signal, so
-# survivors are found by reading /proc: any process of our uid but this shell.
-survivors() {
-  found=0
-  for d in /proc/[0-9]*; do
-    [ "${d#/proc/}" = "$$" ] && continue
-    while read -r key uid _; do
-      if [ "$key" = Uid: ]; then [ "$uid" = "$me" ] && found=1; break; fi
-    done 2>/dev/null < "$d/status"
-  done
-  [ "$found" = 1 ]
-}
-before=$(oom_kills)
+"#,
+    kill_all_fn!(),
+    r#"before=$(oom_kills)
 cd /workspace 2>/dev/null
 timeout -k "$grace" "$limit" "$@" "$file" < /dev/null
 status=$?
-left=1
-for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-  kill -9 -1 2>/dev/null
-  survivors || { left=0; break; }
-  sleep 0.05
-done
+left=0
+kill_all || left=1
 after=$(oom_kills)
 rm -f "$file"
 printf '\000%s %s %s %s\n' "$nonce" "$status" "$((after - before))" "$left"
-"#;
+"#
+);
+
+/// Kills every process of uid `$1` but the caller, for a block the operator stopped: the
+/// exit status says whether any survived.
+pub const KILL_ALL: &str = concat!("me=$1\n", kill_all_fn!(), "kill_all\n");
 
 /// The wrapper's last line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

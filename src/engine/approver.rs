@@ -1,0 +1,32 @@
+//! The external approver, as the engine sees it: something that answers yes or no to one
+//! block. The command-line adapter lives in `crate::approver`.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+/// What the approver is asked about one block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalRequest {
+    pub session: String,
+    pub block: String,
+    pub index: usize,
+    pub language: String,
+    pub code: String,
+    /// The model's whole message the block comes from.
+    pub context: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApproverVerdict {
+    pub approved: bool,
+    pub reason: Option<String>,
+}
+
+pub trait Approver: Send + Sync {
+    /// The verdict, or why there is none (the block then goes to the operator).
+    fn review(
+        &self,
+        request: &ApprovalRequest,
+    ) -> impl Future<Output = Result<ApproverVerdict, String>> + Send;
+}

@@ -1,0 +1,206 @@
+//! Approval rules: deny, then allow, then ask. Config rules by language and by regex on the
+//! code, rules the operator adds with approve-for-session, and the `--approve` mode.
+
+use std::collections::BTreeSet;
+
+use regex::Regex;
+
+use crate::config::{ApprovalConfig, ApproveMode};
+use crate::protocol::{DecisionKind, DecisionSource, Scope};
+
+/// A decision made without asking anyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruling {
+    pub kind: DecisionKind,
+    pub source: DecisionSource,
+    pub reason: String,
+}
+
+impl Ruling {
+    fn new(kind: DecisionKind, source: DecisionSource, reason: String) -> Self {
+        Self {
+            kind,
+            source,
+            reason,
+        }
+    }
+}
+
+/// What approve-for-session covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SessionRule {
+    Language(String),
+    Exact(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    mode: ApproveMode,
+    deny_languages: BTreeSet<String>,
+    allow_languages: BTreeSet<String>,
+    deny_patterns: Vec<Regex>,
+    /// Anchored: they must match the whole code.
+    allow_patterns: Vec<Regex>,
+    session_rules: Vec<SessionRule>,
+}
+
+impl Policy {
+    pub fn new(config: &ApprovalConfig) -> anyhow::Result<Self> {
+        let compile = |key: &str, pattern: &str, anchored: bool| {
+            let source = if anchored {
+                format!(r"\A(?:{pattern})\z")
+            } else {
+                pattern.to_string()
+            };
+            Regex::new(&source).map_err(|err| {
+                anyhow::anyhow!("approval.{key}: `{pattern}` is not a valid regex: {err}")
+            })
+        };
+        Ok(Self {
+            mode: config.mode,
+            deny_languages: config.deny_languages.iter().cloned().collect(),
+            allow_languages: config.allow_languages.iter().cloned().collect(),
+            deny_patterns: config
+                .deny_patterns
+                .iter()
+                .map(|pattern| compile("deny_patterns", pattern, false))
+                .collect::<Result<_, _>>()?,
+            allow_patterns: config
+                .allow_patterns
+                .iter()
+                .map(|pattern| compile("allow_patterns", pattern, true))
+                .collect::<Result<_, _>>()?,
+            session_rules: Vec::new(),
+        })
+    }
+
+    pub fn mode(&self) -> ApproveMode {
+        self.mode
+    }
+
+    /// The ruling for a block, or `None` when someone has to decide it.
+    pub fn rule(&self, language: &str, code: &str) -> Option<Ruling> {
+        use DecisionKind::{Approve, Reject};
+        use DecisionSource::{Flag, Rule};
+        if self.deny_languages.contains(language) {
+            let why = format!("approval.deny_languages forbids {language} blocks");
+            return Some(Ruling::new(Reject, Rule, why));
+        }
+        if let Some(pattern) = self.deny_patterns.iter().find(|p| p.is_match(code)) {
+            let why = format!("the code matches the deny pattern `{pattern}`");
+            return Some(Ruling::new(Reject, Rule, why));
+        }
+        if self.mode == ApproveMode::None {
+            let why = "this session runs with --approve none: no block runs".to_string();
+            return Some(Ruling::new(Reject, Flag, why));
+        }
+        if let Some(rule) = self.session_rules.iter().find(|r| r.covers(language, code)) {
+            return Some(Ruling::new(Approve, Rule, rule.describe()));
+        }
+        if self.allow_languages.contains(language) {
+            let why = format!("approval.allow_languages allows {language} blocks");
+            return Some(Ruling::new(Approve, Rule, why));
+        }
+        let whole = code.trim_end_matches('\n');
+        if let Some(pattern) = self.allow_patterns.iter().find(|p| p.is_match(whole)) {
+            let why = format!("the whole code matches the allow pattern `{pattern}`");
+            return Some(Ruling::new(Approve, Rule, why));
+        }
+        if self.mode == ApproveMode::All {
+            let why = "this session runs with --approve all".to_string();
+            return Some(Ruling::new(Approve, Flag, why));
+        }
+        None
+    }
+
+    /// Remembers an approve-for-session.
+    pub fn approve_for_session(&mut self, scope: Scope, language: &str, code: &str) {
+        let rule = match scope {
+            Scope::Language => SessionRule::Language(language.to_string()),
+            Scope::Exact => SessionRule::Exact(code.to_string()),
+        };
+        if !self.session_rules.contains(&rule) {
+            self.session_rules.push(rule);
+        }
+    }
+}
+
+impl SessionRule {
+    fn covers(&self, language: &str, code: &str) -> bool {
+        match self {
+            Self::Language(approved) => approved == language,
+            Self::Exact(approved) => approved == code,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Language(language) => {
+                format!("the operator approved every {language} block for this session")
+            }
+            Self::Exact(_) => "the operator approved this exact code for this session".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(edit: impl FnOnce(&mut ApprovalConfig)) -> Policy {
+        let mut config = ApprovalConfig::default();
+        edit(&mut config);
+        Policy::new(&config).expect("valid rules")
+    }
+
+    #[test]
+    fn by_default_everything_is_asked() {
+        assert_eq!(policy(|_| {}).rule("python", "print(1)"), None);
+    }
+
+    #[test]
+    fn deny_beats_allow_and_the_all_flag() {
+        let policy = policy(|c| {
+            c.mode = ApproveMode::All;
+            c.allow_languages = vec!["bash".into()];
+            c.deny_patterns = vec![r"rm\s+-rf".into()];
+        });
+        let ruling = policy.rule("bash", "ls\nrm  -rf /\n").expect("ruled");
+        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Reject, DecisionSource::Rule));
+        assert!(ruling.reason.contains("deny pattern"), "{}", ruling.reason);
+        let ruling = policy.rule("bash", "ls\n").expect("ruled");
+        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Approve, DecisionSource::Rule));
+        let ruling = policy.rule("python", "print()").expect("ruled");
+        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Approve, DecisionSource::Flag));
+    }
+
+    #[test]
+    fn allow_patterns_must_match_the_whole_code() {
+        let policy = policy(|c| c.allow_patterns = vec![r"print\(.*\)".into()]);
+        assert!(policy.rule("python", "print('hi')\n").is_some());
+        assert_eq!(policy.rule("python", "print(1)\nimport os\n"), None);
+    }
+
+    #[test]
+    fn none_rejects_with_a_reason_but_deny_speaks_first() {
+        let policy = policy(|c| {
+            c.mode = ApproveMode::None;
+            c.deny_languages = vec!["sh".into()];
+        });
+        let ruling = policy.rule("python", "1").expect("ruled");
+        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Reject, DecisionSource::Flag));
+        assert!(ruling.reason.contains("--approve none"));
+        assert_eq!(policy.rule("sh", "1").expect("ruled").source, DecisionSource::Rule);
+    }
+
+    #[test]
+    fn session_rules_cover_their_scope_only() {
+        let mut policy = policy(|_| {});
+        policy.approve_for_session(Scope::Exact, "bash", "ls\n");
+        assert!(policy.rule("bash", "ls\n").is_some());
+        assert_eq!(policy.rule("bash", "ls -la\n"), None);
+        policy.approve_for_session(Scope::Language, "python", "x");
+        assert!(policy.rule("python", "anything").is_some());
+        assert_eq!(policy.rule("sh", "ls\n"), None);
+    }
+}

@@ -1,0 +1,769 @@
+//! The session state machine. It owns the conversation and the turn's blocks, takes `Op`s
+//! from a frontend and reports everything as `Event`s. The model, the sandbox and the
+//! approver are adapters behind traits.
+//!
+//! A turn: one model call; its runnable blocks are proposed at once; each gets a decision
+//! (a rule, the approver, or the operator); approved blocks run one at a time, in order;
+//! then one message takes every outcome back to the model, which starts the next turn.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::approver::{ApprovalRequest, Approver};
+use super::feedback::FeedbackLimits;
+use super::policy::{Policy, Ruling};
+use super::turn::{Decided, Fate, Turn, TurnBlock};
+use super::{LanguageTable, extract_blocks};
+use crate::ids::new_id;
+use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
+use crate::protocol::{
+    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope,
+    Stream,
+};
+use crate::sandbox::{BlockSpec, Sandbox, SandboxError};
+
+/// How a session behaves; everything the engine needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub session: String,
+    pub system_prompt: String,
+    /// Model replies per operator message.
+    pub max_turns: u32,
+    pub stop_on_failure: bool,
+    pub block_timeout: Duration,
+    pub feedback: FeedbackLimits,
+    pub languages: LanguageTable,
+    /// Headless: the session ends when a turn leaves nothing to do. Otherwise the engine
+    /// waits for the operator's next message.
+    pub end_when_idle: bool,
+}
+
+/// Sends events; a frontend that went away is not the engine's problem.
+#[derive(Debug, Clone)]
+pub struct Events(mpsc::UnboundedSender<Event>);
+
+impl Events {
+    pub fn new(sender: mpsc::UnboundedSender<Event>) -> Self {
+        Self(sender)
+    }
+
+    pub fn send(&self, event: Event) {
+        let _ = self.0.send(event);
+    }
+
+    fn error(&self, message: impl Into<String>) {
+        self.send(Event::Error {
+            message: message.into(),
+        });
+    }
+
+    fn notice(&self, message: impl Into<String>) {
+        self.send(Event::Notice {
+            message: message.into(),
+        });
+    }
+
+    fn decision(&self, block: &TurnBlock, scope: Option<Scope>) {
+        if let Some(decided) = &block.decision {
+            self.send(Event::Decision {
+                block: block.id.clone(),
+                decision: decided.kind,
+                reason: decided.reason.clone(),
+                source: decided.source,
+                scope,
+                code: decided.edited.clone(),
+            });
+        }
+    }
+}
+
+/// Why the model conversation paused or stopped.
+enum Pause {
+    Idle(IdleReason),
+    Done(DoneReason),
+}
+
+/// The frontend asked the session to end while the engine waited on something else.
+struct ShutdownRequested;
+
+/// How a turn's blocks ended.
+enum TurnEnd {
+    /// Every block settled; the report goes to the model.
+    Finished(String),
+    /// The operator aborted; the report waits for their next message.
+    Aborted(String),
+    /// A block needed a decision and nobody was there.
+    NoSupervisor(String),
+    Shutdown,
+    /// The sandbox cannot run anything any more.
+    SandboxGone,
+}
+
+pub struct Session<M, S, A> {
+    settings: Settings,
+    model: M,
+    sandbox: S,
+    approver: Option<A>,
+    policy: Policy,
+    events: Events,
+    ops: mpsc::UnboundedReceiver<Op>,
+    /// Ops that arrived while the engine could not act on them yet.
+    backlog: VecDeque<Op>,
+    conversation: Vec<ChatMessage>,
+    /// Results the model has not been sent yet (after an abort); they go with the next message.
+    unsent: Vec<String>,
+    /// Someone can still decide blocks.
+    supervised: bool,
+}
+
+impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
+    pub fn new(
+        settings: Settings,
+        model: M,
+        sandbox: S,
+        approver: Option<A>,
+        policy: Policy,
+        events: Events,
+        ops: mpsc::UnboundedReceiver<Op>,
+    ) -> Self {
+        Self {
+            settings,
+            model,
+            sandbox,
+            approver,
+            policy,
+            events,
+            ops,
+            backlog: VecDeque::new(),
+            conversation: Vec::new(),
+            unsent: Vec::new(),
+            supervised: true,
+        }
+    }
+
+    /// Runs the session to its end: `prompt` is the operator's first message (or the session
+    /// waits for one). The sandbox is shut down before the final `done` event.
+    pub async fn run(mut self, prompt: Option<String>) -> DoneReason {
+        self.events.send(Event::SessionStarted {
+            session: self.settings.session.clone(),
+        });
+        let reason = self.drive(prompt).await;
+        let Self {
+            sandbox, events, ..
+        } = self;
+        sandbox.shutdown().await;
+        events.send(Event::Done { reason });
+        reason
+    }
+
+    async fn drive(&mut self, prompt: Option<String>) -> DoneReason {
+        let mut next = match prompt {
+            Some(text) => Next::Message(text),
+            None => match self.wait_for_operator(false).await {
+                Some(next) => next,
+                None => return DoneReason::Aborted,
+            },
+        };
+        loop {
+            if let Next::Message(text) = next {
+                self.push_operator_message(text);
+            }
+            let reason = match self.converse().await {
+                Pause::Done(reason) => return reason,
+                Pause::Idle(reason) => reason,
+            };
+            if self.settings.end_when_idle {
+                return match reason {
+                    IdleReason::NoCode => DoneReason::NoCode,
+                    IdleReason::MaxTurns => DoneReason::MaxTurns,
+                    IdleReason::Aborted | IdleReason::Cancelled => DoneReason::Aborted,
+                    IdleReason::Error => DoneReason::Error,
+                };
+            }
+            self.events.send(Event::Idle { reason });
+            let can_retry = matches!(reason, IdleReason::Error | IdleReason::Cancelled);
+            next = match self.wait_for_operator(can_retry).await {
+                Some(next) => next,
+                None => return DoneReason::Aborted,
+            };
+        }
+    }
+
+    /// The operator's message, with any results the model has not seen yet in front of it.
+    fn push_operator_message(&mut self, text: String) {
+        let mut parts = std::mem::take(&mut self.unsent);
+        if !parts.is_empty() {
+            self.events.send(Event::Reflection {
+                text: parts.join("\n\n"),
+            });
+        }
+        parts.push(text);
+        self.conversation
+            .push(ChatMessage::new(Role::User, parts.join("\n\n")));
+    }
+
+    /// Model turns until one leaves nothing to run or the session has to pause.
+    async fn converse(&mut self) -> Pause {
+        for turn in 1..=self.settings.max_turns {
+            let reply = match self.ask_model().await {
+                Ok(reply) => reply,
+                Err(pause) => return pause,
+            };
+            self.conversation
+                .push(ChatMessage::new(Role::Assistant, reply.clone()));
+            self.events.send(Event::AssistantMessage {
+                text: reply.clone(),
+            });
+            let mut blocks = self.propose(&reply);
+            if blocks.blocks.is_empty() {
+                return Pause::Idle(IdleReason::NoCode);
+            }
+            let report = match self.settle(&mut blocks, &reply).await {
+                TurnEnd::Finished(report) => report,
+                TurnEnd::Aborted(report) => {
+                    self.unsent.push(report);
+                    return Pause::Idle(IdleReason::Aborted);
+                }
+                TurnEnd::NoSupervisor(report) => {
+                    self.unsent.push(report);
+                    return Pause::Done(DoneReason::NoSupervisor);
+                }
+                TurnEnd::Shutdown => return Pause::Done(DoneReason::Aborted),
+                TurnEnd::SandboxGone => return Pause::Done(DoneReason::Error),
+            };
+            if turn == self.settings.max_turns {
+                self.unsent.push(report);
+                break;
+            }
+            self.events.send(Event::Reflection {
+                text: report.clone(),
+            });
+            self.conversation.push(ChatMessage::new(Role::User, report));
+        }
+        self.events.notice(format!(
+            "stopped after {} model replies (model.max_turns / --max-turns)",
+            self.settings.max_turns
+        ));
+        Pause::Idle(IdleReason::MaxTurns)
+    }
+
+    /// One model call, its reply streamed out as deltas. Ops are served while it streams.
+    async fn ask_model(&mut self) -> Result<String, Pause> {
+        let mut messages = Vec::with_capacity(self.conversation.len() + 1);
+        messages.push(ChatMessage::new(
+            Role::System,
+            self.settings.system_prompt.clone(),
+        ));
+        messages.extend(self.conversation.iter().cloned());
+        let events = self.events.clone();
+        let mut sink = move |event: ModelEvent| match event {
+            ModelEvent::Delta(text) => events.send(Event::AssistantDelta { text }),
+            ModelEvent::Retry {
+                attempt,
+                max_attempts,
+                delay_ms,
+                reason,
+            } => events.send(Event::ModelRetry {
+                attempt,
+                max_attempts,
+                delay_ms,
+                reason,
+            }),
+        };
+        let call = self.model.complete(&messages, &mut sink);
+        tokio::pin!(call);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut call => break outcome,
+                op = next_op(&mut self.backlog, &mut self.ops) => {
+                    match op {
+                        None | Some(Op::Shutdown) => return Err(Pause::Done(DoneReason::Aborted)),
+                        Some(Op::Cancel) => {
+                            self.events.notice("the model's reply was cancelled; nothing of it is kept");
+                            return Err(Pause::Idle(IdleReason::Cancelled));
+                        }
+                        Some(Op::NoSupervisor) => self.supervised = false,
+                        Some(op) => self.events.error(format!(
+                            "{} is not possible while the model is replying",
+                            op_name(&op)
+                        )),
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(reply) => Ok(reply),
+            Err(ModelError::Exhausted) => Err(Pause::Done(DoneReason::ScriptExhausted)),
+            Err(ModelError::Failed(message)) => {
+                self.events.error(format!(
+                    "the model's reply failed: {message}. The conversation is kept"
+                ));
+                Err(Pause::Idle(IdleReason::Error))
+            }
+        }
+    }
+
+    /// The reply's runnable blocks, each proposed; the others are mentioned.
+    fn propose(&mut self, reply: &str) -> Turn {
+        let mut turn = Turn::default();
+        for block in extract_blocks(reply, &self.settings.languages) {
+            let language = block
+                .language
+                .as_deref()
+                .and_then(|name| self.settings.languages.resolve(name))
+                .filter(|_| block.runnable);
+            let Some(language) = language else {
+                let why = block.reason.as_deref().unwrap_or("it is not runnable");
+                self.events.notice(format!(
+                    "block {} of the reply is not offered to run: {why}",
+                    block.index + 1
+                ));
+                continue;
+            };
+            turn.blocks.push(TurnBlock {
+                id: new_id("b"),
+                index: block.index,
+                language: language.clone(),
+                code: block.code,
+                decision: None,
+                fate: None,
+            });
+        }
+        for block in &turn.blocks {
+            self.events.send(Event::BlockProposed {
+                block: block.id.clone(),
+                index: block.index,
+                language: block.language.name.clone(),
+                code: block.code.clone(),
+            });
+        }
+        turn
+    }
+
+    /// Decides and runs the turn's blocks, serving ops, until every block is settled.
+    async fn settle(&mut self, turn: &mut Turn, reply: &str) -> TurnEnd {
+        for position in 0..turn.blocks.len() {
+            if let Err(ShutdownRequested) = self.decide_without_operator(turn, position, reply).await {
+                return TurnEnd::Shutdown;
+            }
+        }
+        let mut unsupervised = false;
+        while turn.next_open().is_some() {
+            if !self.supervised {
+                unsupervised |= reject_undecided(turn, &self.events);
+            }
+            let Some(position) = turn.next_open() else {
+                break;
+            };
+            let approved = turn.blocks[position].decision.is_some();
+            let step = if approved {
+                self.run_block(turn, position).await
+            } else {
+                self.wait_for_decision(turn).await
+            };
+            match step {
+                Ok(()) => {}
+                Err(Step::Shutdown) => return TurnEnd::Shutdown,
+                Err(Step::SandboxGone) => return TurnEnd::SandboxGone,
+            }
+        }
+        let report = turn.report(&self.settings.feedback);
+        if unsupervised {
+            TurnEnd::NoSupervisor(report)
+        } else if turn.aborted() {
+            TurnEnd::Aborted(report)
+        } else {
+            TurnEnd::Finished(report)
+        }
+    }
+
+    /// Rules first, then the approver; leaves the block undecided when the operator must
+    /// decide.
+    async fn decide_without_operator(
+        &mut self,
+        turn: &mut Turn,
+        position: usize,
+        reply: &str,
+    ) -> Result<(), ShutdownRequested> {
+        let block = &turn.blocks[position];
+        if block.decision.is_some() {
+            return Ok(());
+        }
+        let ruling = match self.policy.rule(&block.language.name, &block.code) {
+            Some(ruling) => Some(ruling),
+            None => self.ask_approver(block, reply).await?,
+        };
+        if let Some(ruling) = ruling {
+            decide(turn, position, ruling_decision(ruling), None, &self.events);
+        }
+        Ok(())
+    }
+
+    async fn ask_approver(
+        &mut self,
+        block: &TurnBlock,
+        reply: &str,
+    ) -> Result<Option<Ruling>, ShutdownRequested> {
+        let Some(approver) = &self.approver else {
+            return Ok(None);
+        };
+        let request = ApprovalRequest {
+            session: self.settings.session.clone(),
+            block: block.id.clone(),
+            index: block.index,
+            language: block.language.name.clone(),
+            code: block.code.clone(),
+            context: reply.to_string(),
+        };
+        let review = approver.review(&request);
+        tokio::pin!(review);
+        let verdict = loop {
+            tokio::select! {
+                verdict = &mut review => break verdict,
+                op = self.ops.recv() => match op {
+                    None | Some(Op::Shutdown) => return Err(ShutdownRequested),
+                    Some(op) => self.backlog.push_back(op),
+                }
+            }
+        };
+        match verdict {
+            Ok(verdict) => {
+                let kind = if verdict.approved {
+                    DecisionKind::Approve
+                } else {
+                    DecisionKind::Reject
+                };
+                let reason = verdict.reason.filter(|reason| !reason.trim().is_empty());
+                Ok(Some(Ruling {
+                    kind,
+                    source: DecisionSource::Approver,
+                    reason: reason.unwrap_or_else(|| "the approver command gave no reason".into()),
+                }))
+            }
+            Err(why) => {
+                let next = if self.supervised {
+                    "the block goes to the operator"
+                } else {
+                    "there is no operator, so the block is rejected"
+                };
+                self.events
+                    .error(format!("the approver command decided nothing: {why}; {next}"));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Waits for the next op while the first open block has no decision.
+    async fn wait_for_decision(&mut self, turn: &mut Turn) -> Result<(), Step> {
+        match next_op(&mut self.backlog, &mut self.ops).await {
+            None | Some(Op::Shutdown) => Err(Step::Shutdown),
+            Some(Op::Decide(request)) => {
+                self.apply(turn, request);
+                Ok(())
+            }
+            Some(Op::Cancel) => {
+                abort_rest(turn, "cancelled by the operator", &self.events);
+                Ok(())
+            }
+            Some(Op::NoSupervisor) => {
+                self.supervised = false;
+                Ok(())
+            }
+            Some(op) => {
+                self.events.error(format!(
+                    "{} is not possible while blocks wait for decisions; decide them (or abort the turn) first",
+                    op_name(&op)
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// An operator's decision: checked, recorded, and applied to later blocks when it is an
+    /// approve-for-session.
+    fn apply(&mut self, turn: &mut Turn, request: DecisionRequest) {
+        apply_decision(turn, request, &mut self.policy, &self.events);
+    }
+
+    /// Runs one approved block, serving ops (cancel, later decisions) while it runs.
+    async fn run_block(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
+        let block = turn.blocks[position].clone();
+        let run = new_id("r");
+        self.events.send(Event::ExecStarted {
+            block: block.id.clone(),
+            run: run.clone(),
+        });
+        let cancel = CancellationToken::new();
+        let events = self.events.clone();
+        let (block_id, run_id) = (block.id.clone(), run.clone());
+        let mut live = move |stream: Stream, data: &str| {
+            events.send(Event::ExecOutput {
+                block: block_id.clone(),
+                run: run_id.clone(),
+                stream,
+                data: data.to_string(),
+            });
+        };
+        let spec = BlockSpec {
+            language: &block.language,
+            code: block.code_to_run(),
+            timeout: self.settings.block_timeout,
+            cancel: Some(&cancel),
+        };
+        let mut shutdown = false;
+        let running = self.sandbox.run_block(spec, &mut live);
+        tokio::pin!(running);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut running => break outcome,
+                op = next_op(&mut self.backlog, &mut self.ops), if !cancel.is_cancelled() => match op {
+                    None | Some(Op::Shutdown) => {
+                        shutdown = true;
+                        cancel.cancel();
+                    }
+                    Some(Op::Cancel) => cancel.cancel(),
+                    Some(Op::Decide(request)) => {
+                        apply_decision(turn, request, &mut self.policy, &self.events);
+                    }
+                    Some(Op::NoSupervisor) => self.supervised = false,
+                    Some(op) => self.events.error(format!(
+                        "{} is not possible while a block runs",
+                        op_name(&op)
+                    )),
+                }
+            }
+        };
+        let fate = match outcome {
+            Ok(result) => {
+                if result.container_restarted {
+                    self.events.notice(
+                        "the sandbox container was restarted to remove the block's processes; files in /workspace are kept",
+                    );
+                }
+                self.events.send(Event::ExecFinished {
+                    block: block.id.clone(),
+                    run,
+                    result: result.clone(),
+                });
+                Fate::Ran(result)
+            }
+            Err(SandboxError::Failed(why)) => {
+                self.events
+                    .error(format!("block {} could not run: {why}", position + 1));
+                Fate::Broken(why)
+            }
+            Err(SandboxError::Unavailable(why)) => {
+                self.events.error(format!("the sandbox stopped working: {why}"));
+                return Err(Step::SandboxGone);
+            }
+        };
+        let failed = fate.failed();
+        turn.blocks[position].fate = Some(fate);
+        if shutdown {
+            return Err(Step::Shutdown);
+        }
+        if failed && self.settings.stop_on_failure {
+            skip_after_failure(turn, position, &self.events);
+        }
+        Ok(())
+    }
+
+    /// After a pause: the operator's next message, or a retry.
+    async fn wait_for_operator(&mut self, can_retry: bool) -> Option<Next> {
+        loop {
+            match next_op(&mut self.backlog, &mut self.ops).await {
+                None | Some(Op::Shutdown) => return None,
+                Some(Op::UserMessage { text }) => return Some(Next::Message(text)),
+                Some(Op::Retry) if can_retry => return Some(Next::Retry),
+                Some(Op::NoSupervisor) => self.supervised = false,
+                Some(Op::Cancel) => {}
+                Some(op) => self
+                    .events
+                    .error(format!("{} is not possible now: nothing is pending", op_name(&op))),
+            }
+        }
+    }
+}
+
+enum Next {
+    Message(String),
+    Retry,
+}
+
+enum Step {
+    Shutdown,
+    SandboxGone,
+}
+
+async fn next_op(backlog: &mut VecDeque<Op>, ops: &mut mpsc::UnboundedReceiver<Op>) -> Option<Op> {
+    match backlog.pop_front() {
+        Some(op) => Some(op),
+        None => ops.recv().await,
+    }
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::UserMessage { .. } => "a message to the model",
+        Op::Decide(_) => "a decision",
+        Op::Cancel => "cancel",
+        Op::Retry => "a retry",
+        Op::NoSupervisor => "no-supervisor",
+        Op::Shutdown => "shutdown",
+    }
+}
+
+fn ruling_decision(ruling: Ruling) -> Decided {
+    Decided {
+        kind: ruling.kind,
+        source: ruling.source,
+        reason: Some(ruling.reason),
+        edited: None,
+    }
+}
+
+/// Records a decision and reports it.
+fn decide(turn: &mut Turn, position: usize, decided: Decided, scope: Option<Scope>, events: &Events) {
+    let block = &mut turn.blocks[position];
+    block.decision = Some(decided);
+    events.decision(block, scope);
+}
+
+fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy, events: &Events) {
+    let Some(position) = turn.position(&request.block) else {
+        let pending: Vec<&str> = turn
+            .blocks
+            .iter()
+            .filter(|block| block.decision.is_none())
+            .map(|block| block.id.as_str())
+            .collect();
+        events.error(format!(
+            "no block `{}` is waiting for a decision (waiting: {})",
+            request.block,
+            if pending.is_empty() { "none".to_string() } else { pending.join(", ") }
+        ));
+        return;
+    };
+    let block = &turn.blocks[position];
+    if let Some(decided) = &block.decision {
+        events.error(format!(
+            "block {} is already decided ({})",
+            block.id,
+            serde_json::to_value(decided.kind)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ));
+        return;
+    }
+    let reason = request.reason.filter(|reason| !reason.trim().is_empty());
+    let mut decided = Decided {
+        kind: request.decision,
+        source: DecisionSource::Operator,
+        reason,
+        edited: None,
+    };
+    let mut scope = None;
+    match request.decision {
+        DecisionKind::Edit => match request.code {
+            Some(code) if !code.trim().is_empty() => decided.edited = Some(code),
+            _ => {
+                events.error(format!(
+                    "an edit of block {} needs the new code in `code`",
+                    block.id
+                ));
+                return;
+            }
+        },
+        DecisionKind::Reject if decided.reason.is_none() => {
+            decided.reason = Some("the operator gave no reason".into());
+        }
+        DecisionKind::ApproveSession => {
+            let chosen = request.scope.unwrap_or(Scope::Language);
+            policy.approve_for_session(chosen, &block.language.name, &block.code);
+            scope = Some(chosen);
+        }
+        DecisionKind::Abort => {
+            abort_rest(turn, decided.reason.as_deref().unwrap_or("aborted by the operator"), events);
+            return;
+        }
+        _ => {}
+    }
+    decide(turn, position, decided, scope, events);
+    if scope.is_some() {
+        approve_covered(turn, policy, events);
+    }
+}
+
+/// After an approve-for-session: undecided blocks the new rule covers are approved too.
+fn approve_covered(turn: &mut Turn, policy: &Policy, events: &Events) {
+    for position in 0..turn.blocks.len() {
+        let block = &turn.blocks[position];
+        if block.decision.is_some() {
+            continue;
+        }
+        if let Some(ruling) = policy.rule(&block.language.name, &block.code) {
+            if ruling.kind == DecisionKind::Approve {
+                decide(turn, position, ruling_decision(ruling), None, events);
+            }
+        }
+    }
+}
+
+/// Abort: every block that has not run is decided `abort`.
+fn abort_rest(turn: &mut Turn, reason: &str, events: &Events) {
+    for position in 0..turn.blocks.len() {
+        if turn.blocks[position].settled() {
+            continue;
+        }
+        let decided = Decided {
+            kind: DecisionKind::Abort,
+            source: DecisionSource::Operator,
+            reason: Some(reason.to_string()),
+            edited: None,
+        };
+        decide(turn, position, decided, None, events);
+    }
+}
+
+/// Stop-on-failure: every later block that has not run is skipped, approved or not.
+fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events) {
+    let reason = format!(
+        "block {} failed, and airlock skips the rest of a message after a failure",
+        failed + 1
+    );
+    for position in failed + 1..turn.blocks.len() {
+        if turn.blocks[position].settled() {
+            continue;
+        }
+        let decided = Decided {
+            kind: DecisionKind::Skip,
+            source: DecisionSource::StopOnFailure,
+            reason: Some(reason.clone()),
+            edited: None,
+        };
+        decide(turn, position, decided, None, events);
+    }
+}
+
+/// Nobody can decide: undecided blocks are rejected. Returns whether any was.
+fn reject_undecided(turn: &mut Turn, events: &Events) -> bool {
+    let mut any = false;
+    for position in 0..turn.blocks.len() {
+        if turn.blocks[position].decision.is_some() {
+            continue;
+        }
+        let decided = Decided {
+            kind: DecisionKind::Reject,
+            source: DecisionSource::Operator,
+            reason: Some("no supervisor: nobody was there to decide".into()),
+            edited: None,
+        };
+        decide(turn, position, decided, None, events);
+        any = true;
+    }
+    any
+}

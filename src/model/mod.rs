@@ -1,0 +1,70 @@
+//! Where replies come from. The engine sees only the [`Model`] trait; the adapters are an
+//! OpenAI-compatible streaming client ([`openai`]) and a scripted model ([`scripted`]) that
+//! replays replies from a TOML file.
+
+pub mod openai;
+pub mod scripted;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+/// One message of the conversation, as the model receives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub role: Role,
+    pub content: String,
+}
+
+impl ChatMessage {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+/// What a model reports while its reply is on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelEvent {
+    /// The next piece of the reply.
+    Delta(String),
+    /// The request failed in a way worth retrying; the next attempt follows after `delay_ms`.
+    Retry {
+        attempt: u32,
+        max_attempts: u32,
+        delay_ms: u64,
+        reason: String,
+    },
+}
+
+/// Receives [`ModelEvent`]s as they happen.
+pub type ModelSink<'a> = &'a mut (dyn FnMut(ModelEvent) + Send);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// A scripted model has no replies left.
+    #[error("the scripted model has no more replies")]
+    Exhausted,
+    /// The request or the stream failed; the message says what and what to do.
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub trait Model: Send {
+    /// Sends the conversation and returns the whole reply, reporting its pieces as they come.
+    fn complete(
+        &mut self,
+        messages: &[ChatMessage],
+        sink: ModelSink<'_>,
+    ) -> impl Future<Output = Result<String, ModelError>> + Send;
+}

@@ -1,0 +1,410 @@
+//! The OpenAI-compatible client: chat completions streamed over SSE, through async-openai.
+//!
+//! Requests and chunks are plain JSON (async-openai's bring-your-own-types calls), so servers
+//! that leave out fields OpenAI always sends still work. Retries are done here rather than in
+//! the library, so each one is visible to the operator.
+
+use std::time::Duration;
+
+use async_openai::Client;
+use async_openai::error::OpenAIError;
+use async_openai::middleware::ReqwestService;
+use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::{ChatMessage, Model, ModelError, ModelEvent, ModelSink};
+use crate::config::ModelConfig;
+
+/// The first retry waits this long; each next one twice as long, up to [`MAX_DELAY`].
+const FIRST_DELAY: Duration = Duration::from_millis(500);
+const MAX_DELAY: Duration = Duration::from_secs(8);
+
+/// The server's address, credentials and extra headers, as async-openai asks for them.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    base_url: String,
+    api_key: SecretString,
+    headers: HeaderMap,
+    query: Vec<(String, String)>,
+}
+
+impl async_openai::config::Config for Endpoint {
+    fn headers(&self) -> HeaderMap {
+        self.headers.clone()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    fn query(&self) -> Vec<(&str, &str)> {
+        self.query
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect()
+    }
+
+    fn api_base(&self) -> &str {
+        &self.base_url
+    }
+
+    fn api_key(&self) -> &SecretString {
+        &self.api_key
+    }
+}
+
+pub struct OpenAiModel {
+    client: Client<Endpoint>,
+    model: String,
+    temperature: Option<f64>,
+    max_retries: u32,
+    first_delay: Duration,
+    idle_timeout: Duration,
+    api_key_env: String,
+}
+
+impl OpenAiModel {
+    /// Reads the API key from the environment variable the config names (none is fine for
+    /// local servers).
+    pub fn new(config: &ModelConfig) -> anyhow::Result<Self> {
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+            anyhow::bail!(
+                "model.base_url = {:?} is not an http(s) URL; write it like https://api.openai.com/v1",
+                config.base_url
+            );
+        }
+        let api_key = std::env::var(&config.api_key_env).unwrap_or_default();
+        let headers = request_headers(config, &api_key)?;
+        let endpoint = Endpoint {
+            base_url,
+            api_key: SecretString::from(api_key),
+            headers,
+            query: config
+                .query
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        };
+        let idle_timeout = Duration::from_secs(config.idle_timeout_secs.max(1));
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(config.connect_timeout_secs.max(1)))
+            .read_timeout(idle_timeout)
+            .build()
+            .map_err(|err| anyhow::anyhow!("cannot set up the HTTP client: {err}"))?;
+        let client = Client::with_config(endpoint).with_http_service(ReqwestService::new(http));
+        Ok(Self {
+            client,
+            model: config.model.clone(),
+            temperature: config.temperature,
+            max_retries: config.max_retries,
+            first_delay: FIRST_DELAY,
+            idle_timeout,
+            api_key_env: config.api_key_env.clone(),
+        })
+    }
+
+    /// Shortens the wait before the first retry (tests).
+    pub fn with_first_retry_delay(mut self, delay: Duration) -> Self {
+        self.first_delay = delay;
+        self
+    }
+
+    fn request_body(&self, messages: &[ChatMessage]) -> Value {
+        let mut body = json!({
+            "model": self.model,
+            "messages": messages,
+            "stream": true,
+        });
+        if let Some(temperature) = self.temperature {
+            body["temperature"] = json!(temperature);
+        }
+        body
+    }
+
+    fn delay_before(&self, attempt: u32) -> Duration {
+        self.first_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(MAX_DELAY.max(self.first_delay))
+    }
+
+    fn describe(&self, err: &OpenAIError) -> String {
+        match err {
+            OpenAIError::ApiError(api) => {
+                let status = api.status_code.as_u16();
+                let message = api.api_error.message.trim();
+                match status {
+                    401 | 403 => format!(
+                        "the model server refused the request (HTTP {status}): {message}. Check \
+                         that {} holds a valid API key",
+                        self.api_key_env
+                    ),
+                    404 => format!(
+                        "the model server answered HTTP 404: {message}. Check model.base_url (it \
+                         must end in /v1) and model.model"
+                    ),
+                    _ => format!("the model server answered HTTP {status}: {message}"),
+                }
+            }
+            OpenAIError::Reqwest(err) if err.is_connect() => format!(
+                "cannot connect to the model server at {}: {}. Is it running? Check \
+                 model.base_url",
+                self.client.config().base_url,
+                source_chain(err)
+            ),
+            OpenAIError::Reqwest(err) if err.is_timeout() => format!(
+                "the model server did not answer within {} s",
+                self.idle_timeout.as_secs()
+            ),
+            OpenAIError::Reqwest(err) => {
+                format!("the request to the model server failed: {}", source_chain(err))
+            }
+            OpenAIError::JSONDeserialize(err, content) => format!(
+                "the model server sent malformed data ({err}): {}",
+                clip(content)
+            ),
+            OpenAIError::StreamError(err) => format!("the reply stream broke: {err}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Opens the reply stream, retrying what is worth retrying.
+    async fn open_stream(
+        &self,
+        body: &Value,
+        sink: ModelSink<'_>,
+    ) -> Result<async_openai::types::stream::StreamResponse<Value>, ModelError> {
+        let max_attempts = self.max_retries + 1;
+        let mut attempt = 1;
+        loop {
+            let opened = self
+                .client
+                .chat()
+                .create_stream_byot::<&Value, Value>(body)
+                .await;
+            match opened {
+                Ok(stream) => return Ok(stream),
+                Err(err) if attempt < max_attempts && retryable(&err) => {
+                    let delay = self.delay_before(attempt);
+                    sink(ModelEvent::Retry {
+                        attempt,
+                        max_attempts,
+                        delay_ms: delay.as_millis() as u64,
+                        reason: self.describe(&err),
+                    });
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(err) => {
+                    let tries = if attempt > 1 {
+                        format!(" (after {attempt} attempts)")
+                    } else {
+                        String::new()
+                    };
+                    return Err(ModelError::Failed(format!("{}{tries}", self.describe(&err))));
+                }
+            }
+        }
+    }
+}
+
+impl Model for OpenAiModel {
+    async fn complete(
+        &mut self,
+        messages: &[ChatMessage],
+        sink: ModelSink<'_>,
+    ) -> Result<String, ModelError> {
+        let body = self.request_body(messages);
+        let mut stream = self.open_stream(&body, sink).await?;
+        let mut reply = String::new();
+        let mut finished = false;
+        loop {
+            let cut = |why: String, reply: &str| {
+                ModelError::Failed(format!(
+                    "{why}; the reply was cut off after {} characters and is not kept. Retry to ask again",
+                    reply.chars().count()
+                ))
+            };
+            let chunk = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
+                Err(_) => {
+                    return Err(cut(
+                        format!(
+                            "the model server sent nothing for {} s (model.idle_timeout_secs)",
+                            self.idle_timeout.as_secs()
+                        ),
+                        &reply,
+                    ));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(err))) => return Err(cut(self.describe(&err), &reply)),
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            match read_chunk(&chunk) {
+                Ok(piece) => {
+                    finished |= piece.finished;
+                    if !piece.text.is_empty() {
+                        reply.push_str(&piece.text);
+                        sink(ModelEvent::Delta(piece.text));
+                    }
+                }
+                Err(why) => return Err(cut(why, &reply)),
+            }
+        }
+        if !finished {
+            return Err(ModelError::Failed(format!(
+                "the reply stream ended before the reply was complete (no finish_reason) after \
+                 {} characters; it is not kept. Retry to ask again",
+                reply.chars().count()
+            )));
+        }
+        Ok(reply)
+    }
+}
+
+/// The text of one chunk and whether it ends the reply.
+struct Piece {
+    text: String,
+    finished: bool,
+}
+
+fn read_chunk(chunk: &Value) -> Result<Piece, String> {
+    if let Some(error) = chunk.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or_else(|| error.to_string(), str::to_string);
+        return Err(format!("the model server reported an error mid-reply: {message}"));
+    }
+    let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
+        return Err(format!(
+            "the model server sent something that is not a chat completion chunk: {}",
+            clip(&chunk.to_string())
+        ));
+    };
+    let mut piece = Piece {
+        text: String::new(),
+        finished: false,
+    };
+    for choice in choices {
+        if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
+            piece.text.push_str(text);
+        }
+        piece.finished |= choice
+            .get("finish_reason")
+            .is_some_and(|reason| !reason.is_null());
+    }
+    Ok(piece)
+}
+
+fn request_headers(config: &ModelConfig, api_key: &str) -> anyhow::Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &config.headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| anyhow::anyhow!("model.headers: `{name}` is not a valid header name"))?;
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            anyhow::anyhow!("model.headers: the value of `{name}` is not a valid header value")
+        })?;
+        headers.insert(header, value);
+    }
+    if api_key.is_empty() {
+        return Ok(headers);
+    }
+    let invalid_key = || {
+        anyhow::anyhow!(
+            "the API key in {} contains characters a header cannot carry",
+            config.api_key_env
+        )
+    };
+    let (name, value) = if config.api_key_header.eq_ignore_ascii_case("authorization") {
+        (AUTHORIZATION, format!("Bearer {api_key}"))
+    } else {
+        let name = HeaderName::from_bytes(config.api_key_header.as_bytes()).map_err(|_| {
+            anyhow::anyhow!(
+                "model.api_key_header = {:?} is not a valid header name",
+                config.api_key_header
+            )
+        })?;
+        (name, api_key.to_string())
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| invalid_key())?;
+    value.set_sensitive(true);
+    headers.insert(name, value);
+    Ok(headers)
+}
+
+/// 429 (except an exhausted quota, which waiting does not fix), 5xx, and failures to connect.
+fn retryable(err: &OpenAIError) -> bool {
+    match err {
+        OpenAIError::ApiError(api) => {
+            let status = api.status_code.as_u16();
+            let quota = api.api_error.code.as_deref() == Some("insufficient_quota");
+            (status == 429 && !quota) || (500..600).contains(&status)
+        }
+        OpenAIError::Reqwest(err) => err.is_connect() || err.is_timeout(),
+        _ => false,
+    }
+}
+
+/// reqwest's own message is often just "error sending request"; the cause is in its sources.
+fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        source = cause.source();
+    }
+    parts.join(": ")
+}
+
+fn clip(text: &str) -> String {
+    const LIMIT: usize = 200;
+    if text.len() <= LIMIT {
+        return text.to_string();
+    }
+    let mut end = LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_give_text_and_the_end() {
+        let piece = read_chunk(&json!({"choices": [{"delta": {"content": "hi"}}]})).expect("ok");
+        assert_eq!(piece.text, "hi");
+        assert!(!piece.finished);
+        let piece =
+            read_chunk(&json!({"choices": [{"delta": {}, "finish_reason": "stop"}]})).expect("ok");
+        assert!(piece.finished && piece.text.is_empty());
+        let err = read_chunk(&json!({"error": {"message": "overloaded"}})).err();
+        assert!(err.is_some_and(|err| err.contains("overloaded")));
+        assert!(read_chunk(&json!({"hello": 1})).is_err());
+    }
+
+    #[test]
+    fn the_key_goes_in_the_named_header_and_never_in_plain_debug_output() {
+        let mut config = ModelConfig::default();
+        let headers = request_headers(&config, "sk-test").expect("valid");
+        assert_eq!(headers[AUTHORIZATION], "Bearer sk-test");
+        assert!(!format!("{headers:?}").contains("sk-test"));
+        config.api_key_header = "api-key".into();
+        config.headers.insert("X-Team".into(), "infra".into());
+        let headers = request_headers(&config, "k").expect("valid");
+        assert_eq!(headers["api-key"], "k");
+        assert_eq!(headers["x-team"], "infra");
+        assert!(!headers.contains_key(AUTHORIZATION));
+        let headers = request_headers(&config, "").expect("valid");
+        assert!(!headers.contains_key("api-key"));
+        config.headers.insert("bad header".into(), "x".into());
+        assert!(request_headers(&config, "").is_err());
+    }
+}
