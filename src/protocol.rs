@@ -102,7 +102,9 @@ pub struct DecisionRequest {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Op {
     /// The operator's next message to the model.
-    UserMessage { text: String },
+    UserMessage {
+        text: String,
+    },
     Decide(DecisionRequest),
     /// Stop what is running: the model's reply, or the block (the session goes on). While
     /// blocks wait for decisions it aborts the turn.
@@ -277,12 +279,22 @@ mod tests {
         let op = serde_json::to_value(Op::Decide(request)).expect("serializes");
         assert_eq!(op["type"], "decide");
         assert_eq!(op["block"], "b-1");
-        assert!(serde_json::from_str::<DecisionRequest>(r#"{"block":"b","decision":"maybe"}"#).is_err());
         assert!(
-            serde_json::from_str::<DecisionRequest>(r#"{"block":"b","decision":"skip","colour":1}"#)
-                .is_err()
+            serde_json::from_str::<DecisionRequest>(r#"{"block":"b","decision":"maybe"}"#).is_err()
         );
-        let done = serde_json::to_value(Event::Done { reason: DoneReason::NoSupervisor }).expect("serializes");
-        assert_eq!(done, serde_json::json!({"type": "done", "reason": "no_supervisor"}));
+        assert!(
+            serde_json::from_str::<DecisionRequest>(
+                r#"{"block":"b","decision":"skip","colour":1}"#
+            )
+            .is_err()
+        );
+        let done = serde_json::to_value(Event::Done {
+            reason: DoneReason::NoSupervisor,
+        })
+        .expect("serializes");
+        assert_eq!(
+            done,
+            serde_json::json!({"type": "done", "reason": "no_supervisor"})
+        );
     }
 }

@@ -518,7 +518,10 @@ mod tests {
         let err = with_overrides(&["approval.deny_patterns=[\"rm -rf (\"]"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("deny_patterns") && err.contains("rm -rf ("), "{err}");
+        assert!(
+            err.contains("deny_patterns") && err.contains("rm -rf ("),
+            "{err}"
+        );
         let err = with_overrides(&["nonsense"]).unwrap_err().to_string();
         assert!(err.contains("key=value"), "{err}");
         let err = with_overrides(&["sandbox.timeout_secs=0"])

@@ -30,7 +30,11 @@ impl Ruling {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SessionRule {
     Language(String),
-    Exact(String),
+    /// The same code in the same language.
+    Exact {
+        language: String,
+        code: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -117,7 +121,10 @@ impl Policy {
     pub fn approve_for_session(&mut self, scope: Scope, language: &str, code: &str) {
         let rule = match scope {
             Scope::Language => SessionRule::Language(language.to_string()),
-            Scope::Exact => SessionRule::Exact(code.to_string()),
+            Scope::Exact => SessionRule::Exact {
+                language: language.to_string(),
+                code: code.to_string(),
+            },
         };
         if !self.session_rules.contains(&rule) {
             self.session_rules.push(rule);
@@ -129,7 +136,10 @@ impl SessionRule {
     fn covers(&self, language: &str, code: &str) -> bool {
         match self {
             Self::Language(approved) => approved == language,
-            Self::Exact(approved) => approved == code,
+            Self::Exact {
+                language: approved_language,
+                code: approved,
+            } => approved_language == language && approved == code,
         }
     }
 
@@ -138,7 +148,7 @@ impl SessionRule {
             Self::Language(language) => {
                 format!("the operator approved every {language} block for this session")
             }
-            Self::Exact(_) => "the operator approved this exact code for this session".into(),
+            Self::Exact { .. } => "the operator approved this exact code for this session".into(),
         }
     }
 }
@@ -166,12 +176,21 @@ mod tests {
             c.deny_patterns = vec![r"rm\s+-rf".into()];
         });
         let ruling = policy.rule("bash", "ls\nrm  -rf /\n").expect("ruled");
-        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Reject, DecisionSource::Rule));
+        assert_eq!(
+            (ruling.kind, ruling.source),
+            (DecisionKind::Reject, DecisionSource::Rule)
+        );
         assert!(ruling.reason.contains("deny pattern"), "{}", ruling.reason);
         let ruling = policy.rule("bash", "ls\n").expect("ruled");
-        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Approve, DecisionSource::Rule));
+        assert_eq!(
+            (ruling.kind, ruling.source),
+            (DecisionKind::Approve, DecisionSource::Rule)
+        );
         let ruling = policy.rule("python", "print()").expect("ruled");
-        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Approve, DecisionSource::Flag));
+        assert_eq!(
+            (ruling.kind, ruling.source),
+            (DecisionKind::Approve, DecisionSource::Flag)
+        );
     }
 
     #[test]
@@ -188,9 +207,15 @@ mod tests {
             c.deny_languages = vec!["sh".into()];
         });
         let ruling = policy.rule("python", "1").expect("ruled");
-        assert_eq!((ruling.kind, ruling.source), (DecisionKind::Reject, DecisionSource::Flag));
+        assert_eq!(
+            (ruling.kind, ruling.source),
+            (DecisionKind::Reject, DecisionSource::Flag)
+        );
         assert!(ruling.reason.contains("--approve none"));
-        assert_eq!(policy.rule("sh", "1").expect("ruled").source, DecisionSource::Rule);
+        assert_eq!(
+            policy.rule("sh", "1").expect("ruled").source,
+            DecisionSource::Rule
+        );
     }
 
     #[test]

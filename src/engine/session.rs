@@ -20,8 +20,7 @@ use super::{LanguageTable, extract_blocks};
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
 use crate::protocol::{
-    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope,
-    Stream,
+    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope, Stream,
 };
 use crate::sandbox::{BlockSpec, Sandbox, SandboxError};
 
@@ -346,7 +345,9 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
     /// Decides and runs the turn's blocks, serving ops, until every block is settled.
     async fn settle(&mut self, turn: &mut Turn, reply: &str) -> TurnEnd {
         for position in 0..turn.blocks.len() {
-            if let Err(ShutdownRequested) = self.decide_without_operator(turn, position, reply).await {
+            if let Err(ShutdownRequested) =
+                self.decide_without_operator(turn, position, reply).await
+            {
                 return TurnEnd::Shutdown;
             }
         }
@@ -449,8 +450,9 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 } else {
                     "there is no operator, so the block is rejected"
                 };
-                self.events
-                    .error(format!("the approver command decided nothing: {why}; {next}"));
+                self.events.error(format!(
+                    "the approver command decided nothing: {why}; {next}"
+                ));
                 Ok(None)
             }
         }
@@ -556,7 +558,8 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 Fate::Broken(why)
             }
             Err(SandboxError::Unavailable(why)) => {
-                self.events.error(format!("the sandbox stopped working: {why}"));
+                self.events
+                    .error(format!("the sandbox stopped working: {why}"));
                 return Err(Step::SandboxGone);
             }
         };
@@ -580,9 +583,10 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 Some(Op::Retry) if can_retry => return Some(Next::Retry),
                 Some(Op::NoSupervisor) => self.supervised = false,
                 Some(Op::Cancel) => {}
-                Some(op) => self
-                    .events
-                    .error(format!("{} is not possible now: nothing is pending", op_name(&op))),
+                Some(op) => self.events.error(format!(
+                    "{} is not possible now: nothing is pending",
+                    op_name(&op)
+                )),
             }
         }
     }
@@ -626,7 +630,13 @@ fn ruling_decision(ruling: Ruling) -> Decided {
 }
 
 /// Records a decision and reports it.
-fn decide(turn: &mut Turn, position: usize, decided: Decided, scope: Option<Scope>, events: &Events) {
+fn decide(
+    turn: &mut Turn,
+    position: usize,
+    decided: Decided,
+    scope: Option<Scope>,
+    events: &Events,
+) {
     let block = &mut turn.blocks[position];
     block.decision = Some(decided);
     events.decision(block, scope);
@@ -643,7 +653,11 @@ fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy
         events.error(format!(
             "no block `{}` is waiting for a decision (waiting: {})",
             request.block,
-            if pending.is_empty() { "none".to_string() } else { pending.join(", ") }
+            if pending.is_empty() {
+                "none".to_string()
+            } else {
+                pending.join(", ")
+            }
         ));
         return;
     };
@@ -687,7 +701,14 @@ fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy
             scope = Some(chosen);
         }
         DecisionKind::Abort => {
-            abort_rest(turn, decided.reason.as_deref().unwrap_or("aborted by the operator"), events);
+            abort_rest(
+                turn,
+                decided
+                    .reason
+                    .as_deref()
+                    .unwrap_or("aborted by the operator"),
+                events,
+            );
             return;
         }
         _ => {}
@@ -767,3 +788,7 @@ fn reject_undecided(turn: &mut Turn, events: &Events) -> bool {
     }
     any
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

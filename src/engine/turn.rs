@@ -82,16 +82,23 @@ impl Turn {
     }
 
     fn decisions(&self) -> impl Iterator<Item = &Decided> {
-        self.blocks.iter().filter_map(|block| block.decision.as_ref())
+        self.blocks
+            .iter()
+            .filter_map(|block| block.decision.as_ref())
     }
 
     /// The message for the model: every block's outcome, in order.
     pub fn report(&self, limits: &FeedbackLimits) -> String {
         let count = self.blocks.len();
         let noun = if count == 1 { "block" } else { "blocks" };
-        let mut text = format!("Results of the {count} code {noun} in your last message, in order:");
+        let mut text =
+            format!("Results of the {count} code {noun} in your last message, in order:");
         for (number, block) in self.blocks.iter().enumerate() {
-            text.push_str(&format!("\n\n## Block {} ({})\n", number + 1, block.language.name));
+            text.push_str(&format!(
+                "\n\n## Block {} ({})\n",
+                number + 1,
+                block.language.name
+            ));
             text.push_str(&block_report(block, limits));
         }
         text
@@ -166,7 +173,11 @@ mod tests {
         }
     }
 
-    fn decided(kind: DecisionKind, source: DecisionSource, reason: Option<&str>) -> Option<Decided> {
+    fn decided(
+        kind: DecisionKind,
+        source: DecisionSource,
+        reason: Option<&str>,
+    ) -> Option<Decided> {
         Some(Decided {
             kind,
             source,
@@ -200,23 +211,45 @@ mod tests {
         }
         let turn = Turn {
             blocks: vec![
-                block(0, decided(Approve, Operator, None), ran(0, "first-output\n")),
+                block(
+                    0,
+                    decided(Approve, Operator, None),
+                    ran(0, "first-output\n"),
+                ),
                 block(1, edited, ran(1, "second-output\n")),
-                block(2, decided(Skip, StopOnFailure, Some("block 2 failed")), None),
+                block(
+                    2,
+                    decided(Skip, StopOnFailure, Some("block 2 failed")),
+                    None,
+                ),
                 block(3, decided(Reject, Operator, Some("too risky")), None),
             ],
         };
         let text = turn.report(&LIMITS);
-        let order = ["## Block 1", "first-output", "## Block 2", "print('fixed')", "second-output",
-            "## Block 3", "block 2 failed", "## Block 4", "too risky"];
+        let order = [
+            "## Block 1",
+            "first-output",
+            "## Block 2",
+            "print('fixed')",
+            "second-output",
+            "## Block 3",
+            "block 2 failed",
+            "## Block 4",
+            "too risky",
+        ];
         let mut at = 0;
         for needle in order {
-            let found = text[at..].find(needle).unwrap_or_else(|| panic!("{needle} missing or out of order in:\n{text}"));
+            let found = text[at..]
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle} missing or out of order in:\n{text}"));
             at += found;
         }
         assert_eq!(text.matches("first-output").count(), 1);
         assert!(text.contains("Rejected by the operator"), "{text}");
-        assert!(!text.contains("print(1)"), "the original of an edited block is not sent:\n{text}");
+        assert!(
+            !text.contains("print(1)"),
+            "the original of an edited block is not sent:\n{text}"
+        );
     }
 
     #[test]

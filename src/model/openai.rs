@@ -159,7 +159,10 @@ impl OpenAiModel {
                 self.idle_timeout.as_secs()
             ),
             OpenAIError::Reqwest(err) => {
-                format!("the request to the model server failed: {}", source_chain(err))
+                format!(
+                    "the request to the model server failed: {}",
+                    source_chain(err)
+                )
             }
             OpenAIError::JSONDeserialize(err, content) => format!(
                 "the model server sent malformed data ({err}): {}",
@@ -203,7 +206,10 @@ impl OpenAiModel {
                     } else {
                         String::new()
                     };
-                    return Err(ModelError::Failed(format!("{}{tries}", self.describe(&err))));
+                    return Err(ModelError::Failed(format!(
+                        "{}{tries}",
+                        self.describe(&err)
+                    )));
                 }
             }
         }
@@ -275,7 +281,9 @@ fn read_chunk(chunk: &Value) -> Result<Piece, String> {
             .get("message")
             .and_then(Value::as_str)
             .map_or_else(|| error.to_string(), str::to_string);
-        return Err(format!("the model server reported an error mid-reply: {message}"));
+        return Err(format!(
+            "the model server reported an error mid-reply: {message}"
+        ));
     }
     let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
         return Err(format!(

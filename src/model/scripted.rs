@@ -48,7 +48,11 @@ impl ScriptedModel {
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         let script: Script = toml::from_str(text)?;
         Ok(Self {
-            replies: script.reply.into_iter().map(|reply| reply.content).collect(),
+            replies: script
+                .reply
+                .into_iter()
+                .map(|reply| reply.content)
+                .collect(),
             delay: Duration::from_millis(script.delay_ms),
         })
     }
@@ -101,14 +105,18 @@ mod tests {
 
     #[tokio::test]
     async fn replies_come_in_order_as_pieces_then_run_out() {
-        let mut model =
-            ScriptedModel::from_toml("[[reply]]\ncontent = \"one two\\n\"\n[[reply]]\ncontent = \"three\"\n")
-                .expect("valid");
+        let mut model = ScriptedModel::from_toml(
+            "[[reply]]\ncontent = \"one two\\n\"\n[[reply]]\ncontent = \"three\"\n",
+        )
+        .expect("valid");
         let mut seen = Vec::new();
         let mut sink = |event: ModelEvent| seen.push(event);
         assert_eq!(model.complete(&[], &mut sink).await, Ok("one two\n".into()));
         assert_eq!(model.complete(&[], &mut sink).await, Ok("three".into()));
-        assert_eq!(model.complete(&[], &mut sink).await, Err(ModelError::Exhausted));
+        assert_eq!(
+            model.complete(&[], &mut sink).await,
+            Err(ModelError::Exhausted)
+        );
         let joined: Vec<_> = seen
             .iter()
             .map(|event| match event {
@@ -125,6 +133,9 @@ mod tests {
         let path = dir.path().join("script.toml");
         std::fs::write(&path, "[[reply]]\ntext = \"hi\"\n").expect("write");
         let err = ScriptedModel::from_file(&path).unwrap_err().to_string();
-        assert!(err.contains("script.toml") && err.contains("content"), "{err}");
+        assert!(
+            err.contains("script.toml") && err.contains("content"),
+            "{err}"
+        );
     }
 }

@@ -489,7 +489,13 @@ impl DockerSandbox {
             return Ok(false);
         };
         let uid = self.plan.users.code.uid.to_string();
-        let cmd = ["/bin/sh", "-c", wrapper::KILL_ALL, "airlock-stop", uid.as_str()];
+        let cmd = [
+            "/bin/sh",
+            "-c",
+            wrapper::KILL_ALL,
+            "airlock-stop",
+            uid.as_str(),
+        ];
         let killed = async {
             let exec = self
                 .docker
