@@ -37,6 +37,10 @@ pub struct GlobalArgs {
     /// Model name (overrides model.model).
     #[arg(long, global = true)]
     pub model: Option<String>,
+    /// Use the scripted model: replies read in order from a TOML file of
+    /// `[[reply]] content = "..."` (no API key, no network).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub scripted: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +72,23 @@ pub enum Command {
     },
     /// Check Docker, the image and that the sandbox limits are really enforced.
     Doctor,
+    /// Run a supervised session without a screen: the model's blocks are decided on stdin
+    /// (JSON lines, or short answers at a terminal) and run in the sandbox.
+    Run {
+        /// The task for the model.
+        #[arg(long, value_name = "TEXT")]
+        prompt: String,
+        /// Who decides blocks no rule decides: ask (stdin), all (approve; deny rules still
+        /// apply), none (reject, with a reason the model receives). Default: approval.mode.
+        #[arg(long, value_enum, value_name = "MODE")]
+        approve: Option<config::ApproveMode>,
+        /// Model replies before the session stops (overrides model.max_turns).
+        #[arg(long, value_name = "N")]
+        max_turns: Option<u32>,
+        /// Print the session's events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 impl GlobalArgs {
@@ -111,6 +132,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor => {
             let config = cli.global.load_config()?;
             commands::doctor::run(&config).await
+        }
+        Command::Run {
+            prompt,
+            approve,
+            max_turns,
+            json,
+        } => {
+            let config = cli.global.load_config()?;
+            let options = commands::run::Options {
+                prompt,
+                approve,
+                max_turns,
+                json,
+                scripted: cli.global.scripted.clone(),
+            };
+            commands::run::run(&config, &options).await
         }
     }
 }

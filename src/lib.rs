@@ -1,6 +1,7 @@
 //! airlock: supervise an LLM coding session. Every code block the model writes is shown to
 //! the operator, and only approved code runs, in a hardened Docker container.
 
+pub mod approver;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -34,7 +34,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     let request = super::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
         started = DockerSandbox::start(docker.clone(), request, notices) => started?,
-        _ = interrupted() => {
+        _ = super::interrupted() => {
             docker::remove_own(&docker).await;
             eprintln!("airlock: interrupted while starting the sandbox; nothing ran");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
@@ -54,7 +54,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     };
     let outcome = tokio::select! {
         result = sandbox.run_block(block, &mut live) => Some(result),
-        _ = interrupted() => None,
+        _ = super::interrupted() => None,
     };
     sandbox.shutdown().await;
     let Some(result) = outcome else {
@@ -113,21 +113,6 @@ fn exit_code(result: &ExecResult) -> ExitCode {
     match result.exit_code {
         Some(code) => ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(EXIT_UNAVAILABLE)),
         None => ExitCode::from(EXIT_UNAVAILABLE),
-    }
-}
-
-async fn interrupted() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
     }
 }
 

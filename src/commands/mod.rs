@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod exec;
 pub mod extract;
+pub mod run;
 
 use std::sync::Arc;
 
@@ -24,4 +25,20 @@ pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionR
         secret_env: config.model.api_key_env.clone(),
         data_dir: config::data_dir()?,
     })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn interrupted() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }

@@ -6,9 +6,10 @@ pub mod extract;
 pub mod feedback;
 pub mod language;
 pub mod policy;
+pub mod prompt;
 pub mod session;
 pub mod turn;
 
 pub use extract::{ExtractedBlock, extract_blocks};
 pub use language::{Language, LanguageTable};
-pub use session::{Events, Session, Settings};
+pub use session::{Ended, Events, Session, Settings};

@@ -7,6 +7,7 @@
 //! then one message takes every outcome back to the model, which starts the next turn.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -101,10 +102,19 @@ enum TurnEnd {
     SandboxGone,
 }
 
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub reason: DoneReason,
+    /// The sandbox could not start, or stopped working: airlock itself could not work.
+    pub sandbox_failed: bool,
+}
+
 pub struct Session<M, S, A> {
     settings: Settings,
     model: M,
-    sandbox: S,
+    /// Set once the sandbox has started.
+    sandbox: Option<S>,
     approver: Option<A>,
     policy: Policy,
     events: Events,
@@ -122,7 +132,6 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
     pub fn new(
         settings: Settings,
         model: M,
-        sandbox: S,
         approver: Option<A>,
         policy: Policy,
         events: Events,
@@ -131,7 +140,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         Self {
             settings,
             model,
-            sandbox,
+            sandbox: None,
             approver,
             policy,
             events,
@@ -143,19 +152,65 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         }
     }
 
-    /// Runs the session to its end: `prompt` is the operator's first message (or the session
-    /// waits for one). The sandbox is shut down before the final `done` event.
-    pub async fn run(mut self, prompt: Option<String>) -> DoneReason {
+    /// Runs the session to its end: starts the sandbox, then converses; `prompt` is the
+    /// operator's first message (or the session waits for one). The sandbox is shut down
+    /// before the final `done` event.
+    pub async fn run(
+        mut self,
+        prompt: Option<String>,
+        start_sandbox: impl Future<Output = Result<S, SandboxError>> + Send,
+    ) -> Ended {
         self.events.send(Event::SessionStarted {
             session: self.settings.session.clone(),
         });
-        let reason = self.drive(prompt).await;
+        let mut sandbox_failed = false;
+        let reason = match self.start(start_sandbox).await {
+            Ok(()) => self.drive(prompt).await,
+            Err(reason) => {
+                sandbox_failed = reason == DoneReason::Error;
+                reason
+            }
+        };
         let Self {
             sandbox, events, ..
         } = self;
-        sandbox.shutdown().await;
+        sandbox_failed |= reason == DoneReason::Error && sandbox.is_none();
+        if let Some(sandbox) = sandbox {
+            sandbox.shutdown().await;
+        }
         events.send(Event::Done { reason });
-        reason
+        Ended {
+            reason,
+            sandbox_failed,
+        }
+    }
+
+    /// Waits for the sandbox, serving a shutdown meanwhile.
+    async fn start(
+        &mut self,
+        start_sandbox: impl Future<Output = Result<S, SandboxError>> + Send,
+    ) -> Result<(), DoneReason> {
+        tokio::pin!(start_sandbox);
+        loop {
+            tokio::select! {
+                started = &mut start_sandbox => {
+                    return match started {
+                        Ok(sandbox) => {
+                            self.sandbox = Some(sandbox);
+                            Ok(())
+                        }
+                        Err(err) => {
+                            self.events.error(err.to_string());
+                            Err(DoneReason::Error)
+                        }
+                    };
+                }
+                op = self.ops.recv() => match op {
+                    None | Some(Op::Shutdown) => return Err(DoneReason::Aborted),
+                    Some(op) => self.backlog.push_back(op),
+                }
+            }
+        }
     }
 
     async fn drive(&mut self, prompt: Option<String>) -> DoneReason {
@@ -516,7 +571,10 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             cancel: Some(&cancel),
         };
         let mut shutdown = false;
-        let running = self.sandbox.run_block(spec, &mut live);
+        let Some(sandbox) = self.sandbox.as_mut() else {
+            return Err(Step::SandboxGone);
+        };
+        let running = sandbox.run_block(spec, &mut live);
         tokio::pin!(running);
         let outcome = loop {
             tokio::select! {

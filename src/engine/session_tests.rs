@@ -140,7 +140,7 @@ struct Harness {
     seen: Vec<Event>,
     requests: Requests,
     ran: Arc<Mutex<Vec<String>>>,
-    session: tokio::task::JoinHandle<DoneReason>,
+    session: tokio::task::JoinHandle<Ended>,
 }
 
 fn start(replies: Vec<Reply>, options: Options) -> Harness {
@@ -169,20 +169,22 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
             replies: replies.into(),
             requests: requests.clone(),
         },
-        FakeSandbox { ran: ran.clone() },
         options.approver,
         Policy::new(&approval).expect("valid policy"),
         Events::new(event_tx),
         op_rx,
     );
     let prompt = options.prompt;
+    let sandbox_ran = ran.clone();
     Harness {
         ops: op_tx,
         events: event_rx,
         seen: Vec::new(),
         requests,
         ran,
-        session: tokio::spawn(session.run(prompt)),
+        session: tokio::spawn(
+            session.run(prompt, async move { Ok(FakeSandbox { ran: sandbox_ran }) }),
+        ),
     }
 }
 
@@ -239,8 +241,10 @@ impl Harness {
         let done = self
             .wait_for("done", |e| matches!(e, Event::Done { .. }))
             .await;
-        let reason = self.session.await.expect("session task");
+        let ended = self.session.await.expect("session task");
+        let reason = ended.reason;
         assert_eq!(done, Event::Done { reason });
+        assert!(!ended.sandbox_failed);
         let requests = self.requests.lock().unwrap().clone();
         let ran = self.ran.lock().unwrap().clone();
         (reason, self.seen, requests, ran)

@@ -68,3 +68,22 @@ pub trait Model: Send {
         sink: ModelSink<'_>,
     ) -> impl Future<Output = Result<String, ModelError>> + Send;
 }
+
+/// The model a session uses, chosen at start-up.
+pub enum AnyModel {
+    OpenAi(openai::OpenAiModel),
+    Scripted(scripted::ScriptedModel),
+}
+
+impl Model for AnyModel {
+    async fn complete(
+        &mut self,
+        messages: &[ChatMessage],
+        sink: ModelSink<'_>,
+    ) -> Result<String, ModelError> {
+        match self {
+            Self::OpenAi(model) => model.complete(messages, sink).await,
+            Self::Scripted(model) => model.complete(messages, sink).await,
+        }
+    }
+}

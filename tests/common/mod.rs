@@ -1,6 +1,8 @@
 //! Helpers for tests that drive the real `airlock` binary against the real Docker daemon.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod model_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

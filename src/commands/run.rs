@@ -1,0 +1,462 @@
+//! `airlock run --prompt TEXT [--approve ask|all|none] [--max-turns N] [--json]`: the session
+//! loop without a screen. Decisions come from standard input: JSON lines
+//! (`{"block": ID, "decision": …}`), or, at a terminal, short answers (`y`, `n REASON`, …).
+//! With `--json` the output is the protocol's events, one per line.
+
+use std::collections::VecDeque;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+
+use crate::approver::CommandApprover;
+use crate::config::{ApproveMode, Config};
+use crate::engine::feedback::FeedbackLimits;
+use crate::engine::policy::Policy;
+use crate::engine::prompt::{PromptFacts, default_system_prompt};
+use crate::engine::{Events, LanguageTable, Session, Settings};
+use crate::error::{EXIT_UNAVAILABLE, usage};
+use crate::model::AnyModel;
+use crate::model::openai::OpenAiModel;
+use crate::model::scripted::ScriptedModel;
+use crate::output::sanitize::neutralize;
+use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream};
+use crate::sandbox::Notices;
+use crate::sandbox::docker::{self, DockerSandbox};
+
+pub struct Options {
+    pub prompt: String,
+    pub approve: Option<ApproveMode>,
+    pub max_turns: Option<u32>,
+    pub json: bool,
+    pub scripted: Option<PathBuf>,
+}
+
+pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
+    let mut config = config.clone();
+    if let Some(mode) = options.approve {
+        config.approval.mode = mode;
+    }
+    if let Some(max_turns) = options.max_turns {
+        config.model.max_turns = max_turns;
+    }
+    config.validate().map_err(|err| usage(err.to_string()))?;
+    if options.prompt.trim().is_empty() {
+        return Err(usage("--prompt is empty: say what the model should do"));
+    }
+    let policy = Policy::new(&config.approval)?;
+    let model = choose_model(&config, options.scripted.as_deref())?;
+    let approver = CommandApprover::new(
+        &config.approval.approver_command,
+        Duration::from_secs(config.approval.approver_timeout_secs),
+    );
+    if config.approval.mode == ApproveMode::All {
+        eprintln!(
+            "airlock: WARNING: --approve all: every block that no deny rule forbids runs WITHOUT \
+             review (in the sandbox). Use it only for code you would run anyway."
+        );
+    }
+
+    let request = super::session_request(&config, "s")?;
+    let settings = settings(&config, request.session.clone(), true);
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
+    let (op_tx, op_rx) = mpsc::unbounded_channel();
+    let events = Events::new(event_tx);
+    let notices: Notices = {
+        let events = events.clone();
+        std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
+    };
+    let docker = docker::connect().await;
+    let connected = docker.as_ref().ok().cloned();
+    let start_sandbox = async move { DockerSandbox::start(docker?, request, notices).await };
+    let session = Session::new(settings, model, approver, policy, events, op_rx);
+    let engine = tokio::spawn(session.run(Some(options.prompt.clone()), start_sandbox));
+
+    let interactive = std::io::stdin().is_terminal();
+    let mut lines = stdin_lines();
+    let mut printer = Printer::new(options.json);
+    let mut undecided: VecDeque<String> = VecDeque::new();
+    let mut interrupts = 0;
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            event = event_rx.recv() => {
+                let Some(event) = event else { break };
+                track_undecided(&mut undecided, &event);
+                let done = matches!(event, Event::Done { .. });
+                printer.print(&event, interactive);
+                if done {
+                    break;
+                }
+            }
+            line = lines.recv(), if stdin_open => match line {
+                Some(line) => match decision_from_line(&line, interactive, undecided.front()) {
+                    Ok(Some(op)) => { let _ = op_tx.send(op); }
+                    Ok(None) => {}
+                    Err(message) => printer.print(&Event::Error { message }, interactive),
+                },
+                None => {
+                    stdin_open = false;
+                    let _ = op_tx.send(Op::NoSupervisor);
+                }
+            },
+            () = super::interrupted() => {
+                interrupts += 1;
+                if interrupts > 1 {
+                    eprintln!("airlock: interrupted again; leaving now");
+                    break;
+                }
+                eprintln!("airlock: interrupted; stopping the session (Ctrl-C again to leave at once)");
+                let _ = op_tx.send(Op::Shutdown);
+            }
+        }
+    }
+    drop(op_tx);
+    let ended = if interrupts > 1 {
+        None
+    } else {
+        engine.await.ok()
+    };
+    // A Ctrl-C during start-up can leave a container the sandbox never got to own.
+    if let Some(docker) = connected {
+        docker::remove_own(&docker).await;
+    }
+    Ok(match ended {
+        Some(ended) if ended.sandbox_failed => ExitCode::from(EXIT_UNAVAILABLE),
+        Some(ended) if ended.reason.is_success() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The engine's settings from the configuration. `end_when_idle`: headless sessions end when
+/// a turn leaves nothing to do.
+pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settings {
+    let languages = LanguageTable::new(&config.languages);
+    let system_prompt = config.model.system_prompt.clone().unwrap_or_else(|| {
+        default_system_prompt(&PromptFacts {
+            languages: &languages.names(),
+            network: &config.sandbox.network,
+            timeout_secs: config.sandbox.timeout_secs,
+            workspace_read_only: config.sandbox.workspace_read_only,
+        })
+    });
+    Settings {
+        session,
+        system_prompt,
+        max_turns: config.model.max_turns,
+        stop_on_failure: config.approval.stop_on_failure,
+        block_timeout: Duration::from_secs(config.sandbox.timeout_secs),
+        feedback: FeedbackLimits {
+            excerpt_bytes: config.sandbox.model_output_limit.as_usize(),
+            timeout_secs: config.sandbox.timeout_secs,
+            memory_bytes: config.sandbox.memory.0,
+        },
+        languages,
+        end_when_idle,
+    }
+}
+
+/// `--scripted FILE`, else the configured OpenAI-compatible server.
+pub fn choose_model(
+    config: &Config,
+    scripted: Option<&std::path::Path>,
+) -> anyhow::Result<AnyModel> {
+    Ok(match scripted {
+        Some(path) => AnyModel::Scripted(
+            ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
+        ),
+        None => {
+            AnyModel::OpenAi(OpenAiModel::new(&config.model).map_err(|err| usage(err.to_string()))?)
+        }
+    })
+}
+
+/// Standard input, line by line; the channel closes at end of input.
+fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Blocks still waiting for the operator, in order: short answers decide the first.
+fn track_undecided(undecided: &mut VecDeque<String>, event: &Event) {
+    match event {
+        Event::BlockProposed { block, .. } => undecided.push_back(block.clone()),
+        Event::Decision { block, .. } => undecided.retain(|id| id != block),
+        _ => {}
+    }
+}
+
+/// A JSON decision line, or at a terminal a short answer for the first undecided block.
+fn decision_from_line(
+    line: &str,
+    interactive: bool,
+    first_undecided: Option<&String>,
+) -> Result<Option<Op>, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.starts_with('{') {
+        return serde_json::from_str::<DecisionRequest>(line)
+            .map(|request| Some(Op::Decide(request)))
+            .map_err(|err| {
+                format!(
+                    "ignored a decision line that is not valid ({err}): expected {{\"block\": ID, \
+                     \"decision\": \"approve\"|\"approve_session\"|\"edit\"|\"skip\"|\"reject\"|\"abort\", …}}"
+                )
+            });
+    }
+    if !interactive {
+        return Err(format!(
+            "ignored a line that is not a JSON decision: {}",
+            neutralize(line)
+        ));
+    }
+    let Some(block) = first_undecided else {
+        return Err("no block is waiting for a decision".into());
+    };
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    let rest = rest.trim();
+    let (decision, reason, scope) = match word {
+        "y" | "yes" => (DecisionKind::Approve, None, None),
+        "a" => {
+            let scope = if rest == "exact" {
+                Scope::Exact
+            } else {
+                Scope::Language
+            };
+            (DecisionKind::ApproveSession, None, Some(scope))
+        }
+        "s" | "skip" => (DecisionKind::Skip, None, None),
+        "n" | "no" => (
+            DecisionKind::Reject,
+            Some(rest.to_string()).filter(|r| !r.is_empty()),
+            None,
+        ),
+        "q" | "abort" => (DecisionKind::Abort, None, None),
+        _ => {
+            return Err(
+                "answer y (approve), a [exact] (approve for the session), s (skip), n REASON \
+                 (reject), q (abort the turn), or a JSON decision line"
+                    .into(),
+            );
+        }
+    };
+    Ok(Some(Op::Decide(DecisionRequest {
+        block: block.clone(),
+        decision,
+        reason,
+        code: None,
+        scope,
+    })))
+}
+
+/// Writes events: JSON lines, or a readable transcript with every piece of model text and
+/// program output neutralized.
+struct Printer {
+    json: bool,
+    /// The assistant's reply is being streamed and has not ended with a newline.
+    mid_line: bool,
+}
+
+impl Printer {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            mid_line: false,
+        }
+    }
+
+    fn print(&mut self, event: &Event, interactive: bool) {
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+            }
+            return;
+        }
+        let text = self.describe(event, interactive);
+        if text.is_empty() {
+            return;
+        }
+        let to_stderr = matches!(
+            event,
+            Event::Error { .. } | Event::Notice { .. } | Event::ModelRetry { .. }
+        );
+        if to_stderr {
+            self.end_line();
+            eprintln!("{text}");
+        } else {
+            let mut stdout = std::io::stdout().lock();
+            let _ = write!(stdout, "{text}").and_then(|()| stdout.flush());
+        }
+    }
+
+    fn end_line(&mut self) {
+        if self.mid_line {
+            println!();
+            self.mid_line = false;
+        }
+    }
+
+    fn describe(&mut self, event: &Event, interactive: bool) -> String {
+        match event {
+            Event::AssistantDelta { text } => {
+                let text = neutralize(text);
+                self.mid_line = !text.ends_with('\n');
+                return text;
+            }
+            Event::Error { message } => return format!("airlock: error: {}", neutralize(message)),
+            Event::Notice { message } => return format!("airlock: {}", neutralize(message)),
+            Event::ModelRetry {
+                attempt,
+                max_attempts,
+                delay_ms,
+                reason,
+            } => {
+                return format!(
+                    "airlock: {}; retrying in {:.1} s (attempt {} of {max_attempts})",
+                    neutralize(reason),
+                    *delay_ms as f64 / 1000.0,
+                    attempt + 1
+                );
+            }
+            _ => {}
+        }
+        let prefix = if self.mid_line { "\n" } else { "" };
+        self.mid_line = false;
+        let body = match event {
+            Event::SessionStarted { session } => format!("── session {session} ──\n"),
+            Event::AssistantMessage { .. } => "\n".into(),
+            Event::BlockProposed {
+                block,
+                index,
+                language,
+                code,
+            } => {
+                let mut card = format!("── block {} · {language} · {block} ──\n", index + 1);
+                for (number, line) in code.lines().enumerate() {
+                    card.push_str(&format!("{:>4} │ {}\n", number + 1, neutralize(line)));
+                }
+                if interactive {
+                    card.push_str(
+                        "decide: y approve · a [exact] approve for session · s skip · n REASON reject · q abort\n",
+                    );
+                }
+                card
+            }
+            Event::Decision {
+                block,
+                decision,
+                reason,
+                source,
+                ..
+            } => {
+                let name = serde_json::to_value(decision)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let source = serde_json::to_value(source)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                let reason = reason
+                    .as_deref()
+                    .map(|r| format!(": {}", neutralize(r)))
+                    .unwrap_or_default();
+                format!("→ {block}: {name} ({source}){reason}\n")
+            }
+            Event::ExecStarted { block, run } => format!("▶ running {block} ({run})\n"),
+            Event::ExecOutput { stream, data, .. } => {
+                // Already neutralized by the sandbox; stderr is marked so it stands out.
+                return match stream {
+                    Stream::Stdout => format!("{prefix}{data}"),
+                    Stream::Stderr => format!(
+                        "{prefix}{}",
+                        data.lines().map(|l| format!("! {l}\n")).collect::<String>()
+                    ),
+                };
+            }
+            Event::ExecFinished { result, .. } => {
+                let status = match (
+                    result.exit_code,
+                    result.timed_out,
+                    result.oom_killed,
+                    result.cancelled,
+                ) {
+                    (_, _, true, _) => "out of memory".to_string(),
+                    (_, true, _, _) => "timed out".to_string(),
+                    (_, _, _, true) => "stopped".to_string(),
+                    (Some(code), _, _, _) => format!("exit {code}"),
+                    (None, _, _, _) => "killed".to_string(),
+                };
+                let truncated = if result.truncated {
+                    " · output truncated"
+                } else {
+                    ""
+                };
+                format!("■ {status} · {} ms{truncated}\n", result.duration_ms)
+            }
+            Event::Reflection { .. } => "── results sent to the model ──\n".into(),
+            Event::Idle { .. } => String::new(),
+            Event::Done { reason } => {
+                let name = serde_json::to_value(reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                format!("── session ended: {name} ──\n")
+            }
+            _ => String::new(),
+        };
+        if body.is_empty() {
+            body
+        } else {
+            format!("{prefix}{body}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_become_decisions() {
+        let first = "b-1".to_string();
+        let op =
+            decision_from_line(r#"{"block":"b-9","decision":"skip"}"#, false, None).expect("valid");
+        assert!(
+            matches!(op, Some(Op::Decide(DecisionRequest { block, decision: DecisionKind::Skip, .. })) if block == "b-9")
+        );
+        let err = decision_from_line("{\"block\": 1}", false, None).unwrap_err();
+        assert!(err.contains("not valid"), "{err}");
+        let err = decision_from_line("y", false, Some(&first)).unwrap_err();
+        assert!(err.contains("not a JSON decision"), "{err}");
+        let op = decision_from_line("n too slow", true, Some(&first)).expect("valid");
+        assert!(
+            matches!(op, Some(Op::Decide(DecisionRequest { decision: DecisionKind::Reject, reason: Some(r), .. })) if r == "too slow")
+        );
+        let op = decision_from_line("a exact", true, Some(&first)).expect("valid");
+        assert!(matches!(
+            op,
+            Some(Op::Decide(DecisionRequest {
+                scope: Some(Scope::Exact),
+                ..
+            }))
+        ));
+        assert!(decision_from_line("maybe", true, Some(&first)).is_err());
+        assert!(decision_from_line("y", true, None).is_err());
+        assert_eq!(decision_from_line("  ", false, None), Ok(None));
+    }
+}

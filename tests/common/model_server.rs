@@ -1,0 +1,207 @@
+//! A hand-written HTTP server speaking the OpenAI chat-completions streaming wire format
+//! (SSE chunks ending in `data: [DONE]`), with the faults a canned-response mock cannot
+//! produce: a stream cut mid-body, a trickle, a stall, malformed data.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the server does with one request, in order of arrival.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Streams the text word by word and finishes properly.
+    Reply(String),
+    /// Answers with this status and an OpenAI-style error body.
+    Status(u16, String),
+    /// Streams the text, then closes the connection in the middle of the body.
+    Cut(String),
+    /// Streams the text word by word with this pause before each piece.
+    Trickle(String, Duration),
+    /// Streams the text, then sends nothing more while keeping the connection open.
+    Stall(String),
+    /// Streams the text, then a data line that is not JSON.
+    Garbage(String),
+    /// Streams the text and `[DONE]` but never a finish_reason.
+    NoFinish(String),
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The content of the request's last message.
+    pub fn last_message(&self) -> String {
+        self.messages().last().map(|(_, content)| content.clone()).unwrap_or_default()
+    }
+
+    /// (role, content) of every message.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.body["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|message| {
+                (
+                    message["role"].as_str().unwrap_or("").to_string(),
+                    message["content"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub struct ModelServer {
+    /// `http://127.0.0.1:PORT/v1`.
+    pub base_url: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl ModelServer {
+    /// Serves `script` one behaviour per request; past its end every request gets a 500.
+    pub fn start(script: Vec<Behaviour>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let recorded = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let recorded = recorded.clone();
+                let script = script.clone();
+                std::thread::spawn(move || serve(stream, &recorded, &script));
+            }
+        });
+        Self {
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            requests,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn serve(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, script: &Mutex<VecDeque<Behaviour>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return;
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_lowercase(), value.trim().to_string()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    if reader.read_exact(&mut body).is_err() {
+        return;
+    }
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    recorded.lock().unwrap().push(Recorded { path, headers, body });
+    let behaviour = script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| Behaviour::Status(500, "the test server's script is exhausted".into()));
+    respond(stream, behaviour);
+}
+
+fn respond(mut stream: TcpStream, behaviour: Behaviour) {
+    let (text, pause) = match &behaviour {
+        Behaviour::Status(code, message) => {
+            let body = serde_json::json!({
+                "error": {"message": message, "type": "test_error", "code": null}
+            })
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code} Test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            return;
+        }
+        Behaviour::Trickle(text, pause) => (text.clone(), *pause),
+        Behaviour::Reply(text)
+        | Behaviour::Cut(text)
+        | Behaviour::Stall(text)
+        | Behaviour::Garbage(text)
+        | Behaviour::NoFinish(text) => (text.clone(), Duration::ZERO),
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    send_event(&mut stream, &chunk(serde_json::json!({"role": "assistant", "content": ""}), None));
+    for piece in text.split_inclusive([' ', '\n']) {
+        std::thread::sleep(pause);
+        send_event(&mut stream, &chunk(serde_json::json!({"content": piece}), None));
+    }
+    match behaviour {
+        Behaviour::Cut(_) => {
+            // Half of an HTTP chunk, then the connection goes away.
+            let _ = stream.write_all(b"40\r\ndata: {\"id\"");
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        Behaviour::Stall(_) => {
+            std::thread::sleep(Duration::from_secs(120));
+            return;
+        }
+        Behaviour::Garbage(_) => send_event(&mut stream, "{\"choices\": [{\"delta\": "),
+        Behaviour::NoFinish(_) => {}
+        _ => send_event(&mut stream, &chunk(serde_json::json!({}), Some("stop"))),
+    }
+    send_event(&mut stream, "[DONE]");
+    let _ = stream.write_all(b"0\r\n\r\n");
+}
+
+fn chunk(delta: serde_json::Value, finish_reason: Option<&str>) -> String {
+    serde_json::json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1_700_000_000,
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+    })
+    .to_string()
+}
+
+/// One SSE event in one HTTP chunk.
+fn send_event(stream: &mut TcpStream, data: &str) {
+    let event = format!("data: {data}\n\n");
+    let _ = write!(stream, "{:x}\r\n{event}\r\n", event.len());
+    let _ = stream.flush();
+}
