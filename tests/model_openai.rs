@@ -63,13 +63,20 @@ fn failure(reply: Result<String, ModelError>) -> String {
 
 #[tokio::test]
 async fn a_streamed_reply_arrives_in_pieces_and_the_request_is_what_the_api_expects() {
-    let server = ModelServer::start(vec![Behaviour::Reply("Sure:\n```python\nprint('hello')\n```\n".into())]);
+    let server = ModelServer::start(vec![Behaviour::Reply(
+        "Sure:\n```python\nprint('hello')\n```\n".into(),
+    )]);
     let mut config = config(&server);
     config.temperature = Some(0.25);
     config.headers.insert("X-Team".into(), "infra".into());
-    config.query.insert("api-version".into(), "2024-10-21".into());
+    config
+        .query
+        .insert("api-version".into(), "2024-10-21".into());
     let (reply, events) = complete(&mut model(&config)).await;
-    assert_eq!(reply.as_deref(), Ok("Sure:\n```python\nprint('hello')\n```\n"));
+    assert_eq!(
+        reply.as_deref(),
+        Ok("Sure:\n```python\nprint('hello')\n```\n")
+    );
     assert!(events.len() > 2, "streamed in pieces: {events:?}");
     assert_eq!(deltas(&events), "Sure:\n```python\nprint('hello')\n```\n");
 
@@ -82,7 +89,10 @@ async fn a_streamed_reply_arrives_in_pieces_and_the_request_is_what_the_api_expe
     assert_eq!(request.body["temperature"], 0.25);
     assert_eq!(
         request.messages(),
-        [("system".to_string(), "system prompt".to_string()), ("user".into(), "print hello".into())]
+        [
+            ("system".to_string(), "system prompt".to_string()),
+            ("user".into(), "print hello".into())
+        ]
     );
     assert_eq!(request.header("x-team"), Some("infra"));
     assert_eq!(request.header("authorization"), None, "no key, no header");
@@ -111,7 +121,10 @@ async fn rate_limits_and_server_errors_are_retried_visibly_then_succeed() {
         .collect();
     assert_eq!(retries.len(), 2, "{retries:?}");
     assert_eq!((retries[0].0, retries[0].1), (1, 3));
-    assert!(retries[0].2.contains("429") && retries[0].2.contains("Rate limit"), "{retries:?}");
+    assert!(
+        retries[0].2.contains("429") && retries[0].2.contains("Rate limit"),
+        "{retries:?}"
+    );
     assert!(retries[1].2.contains("503"), "{retries:?}");
     assert_eq!(server.requests().len(), 3);
 }
@@ -126,16 +139,25 @@ async fn retries_are_bounded() {
     ]);
     let (reply, _) = complete(&mut model(&config(&server))).await;
     let message = failure(reply);
-    assert!(message.contains("HTTP 500") && message.contains("after 3 attempts"), "{message}");
+    assert!(
+        message.contains("HTTP 500") && message.contains("after 3 attempts"),
+        "{message}"
+    );
     assert_eq!(server.requests().len(), 3);
 }
 
 #[tokio::test]
 async fn a_refused_key_is_not_retried_and_names_the_variable() {
-    let server = ModelServer::start(vec![Behaviour::Status(401, "Incorrect API key provided".into())]);
+    let server = ModelServer::start(vec![Behaviour::Status(
+        401,
+        "Incorrect API key provided".into(),
+    )]);
     let (reply, events) = complete(&mut model(&config(&server))).await;
     let message = failure(reply);
-    assert!(message.contains("AIRLOCK_TEST_UNSET_KEY") && message.contains("401"), "{message}");
+    assert!(
+        message.contains("AIRLOCK_TEST_UNSET_KEY") && message.contains("401"),
+        "{message}"
+    );
     assert!(events.is_empty());
     assert_eq!(server.requests().len(), 1);
 }
@@ -145,18 +167,31 @@ async fn a_stream_cut_mid_body_is_an_error_and_keeps_nothing() {
     let server = ModelServer::start(vec![Behaviour::Cut("partial answer here".into())]);
     let (reply, events) = complete(&mut model(&config(&server))).await;
     let message = failure(reply);
-    assert!(message.contains("cut off") && message.contains("Retry"), "{message}");
-    assert_eq!(deltas(&events), "partial answer here", "what came was shown");
+    assert!(
+        message.contains("cut off") && message.contains("Retry"),
+        "{message}"
+    );
+    assert_eq!(
+        deltas(&events),
+        "partial answer here",
+        "what came was shown"
+    );
 }
 
 #[tokio::test]
 async fn a_trickling_stream_is_fine_even_when_it_takes_longer_than_the_idle_timeout() {
     let text = "one two three four five six seven eight ";
-    let server = ModelServer::start(vec![Behaviour::Trickle(text.into(), Duration::from_millis(200))]);
+    let server = ModelServer::start(vec![Behaviour::Trickle(
+        text.into(),
+        Duration::from_millis(200),
+    )]);
     let started = Instant::now();
     let (reply, _) = complete(&mut model(&config(&server))).await;
     assert_eq!(reply.as_deref(), Ok(text));
-    assert!(started.elapsed() > Duration::from_millis(1500), "the whole reply outlasted the 1 s idle timeout");
+    assert!(
+        started.elapsed() > Duration::from_millis(1500),
+        "the whole reply outlasted the 1 s idle timeout"
+    );
 }
 
 #[tokio::test]
@@ -165,25 +200,42 @@ async fn a_stalled_stream_ends_after_the_idle_timeout() {
     let started = Instant::now();
     let (reply, events) = complete(&mut model(&config(&server))).await;
     let message = failure(reply);
-    assert!(message.contains("sent nothing for 1 s") || message.contains("did not answer"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        message.contains("sent nothing for 1 s") || message.contains("did not answer"),
+        "{message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(deltas(&events), "thinking ");
 }
 
 #[tokio::test]
 async fn malformed_data_and_a_missing_finish_are_errors() {
-    let server = ModelServer::start(vec![Behaviour::Garbage("hi ".into()), Behaviour::NoFinish("hi ".into())]);
+    let server = ModelServer::start(vec![
+        Behaviour::Garbage("hi ".into()),
+        Behaviour::NoFinish("hi ".into()),
+    ]);
     let mut model = model(&config(&server));
     let message = failure(complete(&mut model).await.0);
     assert!(message.contains("malformed"), "{message}");
     let message = failure(complete(&mut model).await.0);
-    assert!(message.contains("before the reply was complete"), "{message}");
+    assert!(
+        message.contains("before the reply was complete"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_server_is_retried_then_named() {
     // A port nothing listens on: bind, learn it, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let config = ModelConfig {
         base_url: format!("http://127.0.0.1:{port}/v1"),
         api_key_env: "AIRLOCK_TEST_UNSET_KEY".into(),
@@ -192,6 +244,9 @@ async fn an_unreachable_server_is_retried_then_named() {
     };
     let (reply, events) = complete(&mut model(&config)).await;
     let message = failure(reply);
-    assert!(message.contains("cannot connect") && message.contains(&port.to_string()), "{message}");
+    assert!(
+        message.contains("cannot connect") && message.contains(&port.to_string()),
+        "{message}"
+    );
     assert_eq!(events.len(), 1, "one visible retry: {events:?}");
 }

@@ -245,3 +245,53 @@ async fn hardening_is_what_docker_applied() {
     assert_ne!(result.output.trim(), "0");
     session.sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_block_stops_at_once_keeps_its_output_and_leaves_nothing_behind() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    let language = language("bash");
+    let code = "echo before-cancel\nsetsid sleep 2001 &\nsleep 2002 &\nsleep 2003\n";
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let block = BlockSpec {
+        language: &language,
+        code,
+        timeout: Duration::from_secs(120),
+        cancel: Some(&cancel),
+    };
+    let trigger = cancel.clone();
+    let mut chunks = Vec::new();
+    let started = std::time::Instant::now();
+    let result = session
+        .sandbox
+        .run_block(block, &mut |_, text| {
+            chunks.push(text.to_string());
+            // Cancel as soon as the block shows it is running.
+            trigger.cancel();
+        })
+        .await
+        .expect("block runs");
+    assert!(result.cancelled && result.exit_code.is_none(), "{result:?}");
+    assert!(!result.timed_out);
+    assert!(result.output.contains("before-cancel"), "{result:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        !result.container_restarted,
+        "kill as the code's uid was enough"
+    );
+    assert_eq!(session.sandbox.container_id(), Some(container.as_str()));
+    let left = processes(&container);
+    assert!(
+        !left.iter().any(|p| p.contains("sleep 200")),
+        "leftovers: {left:?}"
+    );
+    // The session goes on.
+    let (next, _) = run(&mut session, "sh", "echo still-here", 10).await;
+    assert_eq!(next.exit_code, Some(0));
+    assert!(next.output.contains("still-here"));
+    session.sandbox.shutdown().await;
+}

@@ -168,9 +168,9 @@ pub fn choose_model(
         Some(path) => AnyModel::Scripted(
             ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
         ),
-        None => {
-            AnyModel::OpenAi(OpenAiModel::new(&config.model).map_err(|err| usage(err.to_string()))?)
-        }
+        None => AnyModel::OpenAi(Box::new(
+            OpenAiModel::new(&config.model).map_err(|err| usage(err.to_string()))?,
+        )),
     })
 }
 

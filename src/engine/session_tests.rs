@@ -912,3 +912,66 @@ async fn a_script_that_runs_out_ends_the_session() {
         matches!(events.first(), Some(Event::SessionStarted { session }) if session == "s-test")
     );
 }
+
+#[tokio::test]
+async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
+    let (op_tx, op_rx) = mpsc::unbounded_channel();
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
+    let settings = Settings {
+        session: "s-broken".into(),
+        system_prompt: String::new(),
+        max_turns: 1,
+        stop_on_failure: true,
+        block_timeout: Duration::from_secs(1),
+        feedback: FeedbackLimits {
+            excerpt_bytes: 100,
+            timeout_secs: 1,
+            memory_bytes: 1,
+        },
+        languages: LanguageTable::default(),
+        end_when_idle: true,
+    };
+    let requests = Requests::default();
+    let session: Session<FakeModel, FakeSandbox, FakeApprover> = Session::new(
+        settings,
+        FakeModel {
+            replies: VecDeque::new(),
+            requests: requests.clone(),
+        },
+        None,
+        Policy::new(&ApprovalConfig::default()).expect("policy"),
+        Events::new(event_tx),
+        op_rx,
+    );
+    let ended = session
+        .run(Some("go".into()), async {
+            Err(SandboxError::Unavailable(
+                "cannot reach the Docker daemon".into(),
+            ))
+        })
+        .await;
+    drop(op_tx);
+    assert_eq!(
+        ended,
+        Ended {
+            reason: DoneReason::Error,
+            sandbox_failed: true
+        }
+    );
+    let mut events = Vec::new();
+    while let Ok(event) = event_rx.try_recv() {
+        events.push(event);
+    }
+    assert!(matches!(events.first(), Some(Event::SessionStarted { .. })));
+    assert!(matches!(&events[1], Event::Error { message } if message.contains("Docker daemon")));
+    assert_eq!(
+        events.last(),
+        Some(&Event::Done {
+            reason: DoneReason::Error
+        })
+    );
+    assert!(
+        requests.lock().unwrap().is_empty(),
+        "the model is not asked"
+    );
+}

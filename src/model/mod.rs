@@ -71,7 +71,7 @@ pub trait Model: Send {
 
 /// The model a session uses, chosen at start-up.
 pub enum AnyModel {
-    OpenAi(openai::OpenAiModel),
+    OpenAi(Box<openai::OpenAiModel>),
     Scripted(scripted::ScriptedModel),
 }
 

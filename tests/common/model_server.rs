@@ -47,7 +47,10 @@ impl Recorded {
 
     /// The content of the request's last message.
     pub fn last_message(&self) -> String {
-        self.messages().last().map(|(_, content)| content.clone()).unwrap_or_default()
+        self.messages()
+            .last()
+            .map(|(_, content)| content.clone())
+            .unwrap_or_default()
     }
 
     /// (role, content) of every message.
@@ -105,7 +108,11 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, script: &Mutex<VecD
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
         return;
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -130,12 +137,15 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, script: &Mutex<VecD
         return;
     }
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    recorded.lock().unwrap().push(Recorded { path, headers, body });
-    let behaviour = script
-        .lock()
-        .unwrap()
-        .pop_front()
-        .unwrap_or_else(|| Behaviour::Status(500, "the test server's script is exhausted".into()));
+    recorded.lock().unwrap().push(Recorded {
+        path,
+        headers,
+        body,
+    });
+    let behaviour =
+        script.lock().unwrap().pop_front().unwrap_or_else(|| {
+            Behaviour::Status(500, "the test server's script is exhausted".into())
+        });
     respond(stream, behaviour);
 }
 
@@ -164,10 +174,19 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour) {
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
-    send_event(&mut stream, &chunk(serde_json::json!({"role": "assistant", "content": ""}), None));
+    send_event(
+        &mut stream,
+        &chunk(
+            serde_json::json!({"role": "assistant", "content": ""}),
+            None,
+        ),
+    );
     for piece in text.split_inclusive([' ', '\n']) {
         std::thread::sleep(pause);
-        send_event(&mut stream, &chunk(serde_json::json!({"content": piece}), None));
+        send_event(
+            &mut stream,
+            &chunk(serde_json::json!({"content": piece}), None),
+        );
     }
     match behaviour {
         Behaviour::Cut(_) => {

@@ -1,0 +1,486 @@
+//! `airlock run` end to end: the real binary, a scripted model or a real HTTP server speaking
+//! the OpenAI wire format, decisions as JSON lines on stdin, and the real Docker daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::model_server::{Behaviour, ModelServer};
+use common::{Home, containers_labelled, wait_until};
+use serde_json::{Value, json};
+
+/// A running `airlock run --json`, its events read as they come.
+struct Live {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Live {
+    fn start(mut command: Command) -> Self {
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn airlock");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value = serde_json::from_str(&line)
+                    .unwrap_or_else(|err| panic!("not a JSON event ({err}): {line}"));
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            events: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next event of `kind`, within a minute.
+    fn next(&mut self, kind: &str) -> Value {
+        loop {
+            let event = self
+                .events
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("no {kind} event; saw {:#?}", self.seen));
+            self.seen.push(event.clone());
+            if event["type"] == kind {
+                return event;
+            }
+        }
+    }
+
+    fn decide(&mut self, decision: Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{decision}").expect("write decision");
+        stdin.flush().expect("flush");
+    }
+
+    fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write line");
+    }
+
+    /// Closes stdin, waits for the end, and returns every event and the exit status.
+    fn finish(mut self) -> (Vec<Value>, ExitStatus, String) {
+        drop(self.stdin.take());
+        while let Ok(event) = self.events.recv_timeout(Duration::from_secs(60)) {
+            self.seen.push(event);
+        }
+        let output = self.child.wait_with_output().expect("wait");
+        (
+            self.seen,
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+fn run_command(home: &Home, args: &[&str]) -> Command {
+    let mut command = home.airlock();
+    command
+        .env_remove("OPENAI_API_KEY")
+        .arg("run")
+        .arg("--json")
+        .args(args);
+    command
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|event| event["type"] == kind)
+        .collect()
+}
+
+/// The contract's frame: session_started first, done last, nothing after it.
+fn assert_framed(events: &[Value], reason: &str) {
+    assert_eq!(
+        events.first().map(|e| e["type"].clone()),
+        Some(json!("session_started")),
+        "{events:#?}"
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "done", "{events:#?}");
+    assert_eq!(last["reason"], reason, "{events:#?}");
+}
+
+fn fenced(language: &str, code: &str) -> String {
+    format!("Let me run this.\n\n```{language}\n{code}\n```\n")
+}
+
+#[test]
+fn the_demo_script_runs_to_the_end_with_its_failure_and_fix() {
+    let home = Home::new();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml");
+    let command = run_command(
+        &home,
+        &[
+            "--scripted",
+            demo,
+            "--approve",
+            "all",
+            "--prompt",
+            "count words",
+        ],
+    );
+    let (events, status, stderr) = Live::start(command).finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert!(stderr.contains("WARNING: --approve all"), "{stderr}");
+    assert_framed(&events, "no_code");
+    let exits: Vec<Value> = of_type(&events, "exec_finished")
+        .iter()
+        .map(|e| e["exit_code"].clone())
+        .collect();
+    assert_eq!(exits, [json!(0), json!(1), json!(0), json!(0)]);
+    let finished = of_type(&events, "exec_finished");
+    assert!(
+        finished[1]["output"]
+            .as_str()
+            .unwrap()
+            .contains("no attribute 'top'")
+    );
+    assert!(
+        finished[2]["output"]
+            .as_str()
+            .unwrap()
+            .contains("wrote report.json")
+    );
+    for field in [
+        "block",
+        "run",
+        "timed_out",
+        "oom_killed",
+        "truncated",
+        "output_bytes",
+        "duration_ms",
+        "image",
+    ] {
+        assert!(
+            finished[0].get(field).is_some(),
+            "exec_finished lacks {field}"
+        );
+    }
+    assert_eq!(of_type(&events, "reflection").len(), 2);
+    let session = events[0]["session"].as_str().unwrap();
+    let report = home
+        .data_dir()
+        .join("workspaces")
+        .join(session)
+        .join("report.json");
+    let report = std::fs::read_to_string(&report).expect("the block's file is in the workspace");
+    assert!(report.contains("\"fox\": 4"), "{report}");
+    assert!(containers_labelled(&format!("airlock.session={session}")).is_empty());
+}
+
+#[test]
+fn a_supervised_session_against_an_openai_compatible_server() {
+    let server = ModelServer::start(vec![
+        Behaviour::Reply(fenced(
+            "python",
+            "import os\nprint('marker', 6 * 7)\nprint('key visible:', any('sk-e2e' in v for v in os.environ.values()))",
+        )),
+        Behaviour::Reply("The answer is 42. Done.".into()),
+    ]);
+    let home = Home::new();
+    let mut command = run_command(
+        &home,
+        &[
+            "--base-url",
+            &server.base_url,
+            "--model",
+            "e2e-model",
+            "--prompt",
+            "compute",
+        ],
+    );
+    command.env("OPENAI_API_KEY", "sk-e2e");
+    let mut live = Live::start(command);
+    let proposed = live.next("block_proposed");
+    assert_eq!(proposed["language"], "python");
+    assert_eq!(proposed["index"], 0);
+    assert!(
+        proposed["code"]
+            .as_str()
+            .unwrap()
+            .contains("print('marker'")
+    );
+    live.decide(json!({"block": proposed["block"], "decision": "approve"}));
+    let output = live.next("exec_output");
+    assert_eq!(output["stream"], "stdout");
+    let (events, status, stderr) = live.finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert_framed(&events, "no_code");
+    let decision = of_type(&events, "decision")[0];
+    assert_eq!(
+        (decision["decision"].as_str(), decision["source"].as_str()),
+        (Some("approve"), Some("operator"))
+    );
+    assert!(!of_type(&events, "assistant_delta").is_empty());
+
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "one model call per turn");
+    assert_eq!(requests[0].header("authorization"), Some("Bearer sk-e2e"));
+    assert_eq!(requests[0].body["model"], "e2e-model");
+    let results = requests[1].last_message();
+    assert!(
+        results.contains("marker 42"),
+        "the output reached the model: {results}"
+    );
+    assert!(
+        results.contains("key visible: False"),
+        "the API key never enters the container: {results}"
+    );
+    assert!(
+        requests[0].messages()[0].1.contains("/workspace"),
+        "the system prompt explains the sandbox"
+    );
+}
+
+#[test]
+fn reject_edit_and_skip_from_stdin_reach_the_model() {
+    let reply = "Three steps.\n\n```bash\necho original-one\n```\n\n```python\nprint('original-two')\n```\n\n```sh\necho three\n```\n".to_string();
+    let server = ModelServer::start(vec![
+        Behaviour::Reply(reply),
+        Behaviour::Reply("Understood.".into()),
+    ]);
+    let home = Home::new();
+    let command = run_command(
+        &home,
+        &[
+            "--base-url",
+            &server.base_url,
+            "--prompt",
+            "go",
+            "-c",
+            "approval.stop_on_failure=false",
+        ],
+    );
+    let mut live = Live::start(command);
+    let ids: Vec<Value> = (0..3)
+        .map(|_| live.next("block_proposed")["block"].clone())
+        .collect();
+    live.send_line("this is not json");
+    let error = live.next("error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON decision"),
+        "{error}"
+    );
+    live.decide(json!({"block": "b-nope", "decision": "approve"}));
+    live.next("error");
+    live.decide(json!({"block": ids[2], "decision": "skip"}));
+    live.decide(json!({"block": ids[0], "decision": "reject", "reason": "no echo please"}));
+    live.decide(json!({"block": ids[1], "decision": "edit", "code": "print('edited-two')\n"}));
+    let (events, status, stderr) = live.finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert_framed(&events, "no_code");
+    let finished = of_type(&events, "exec_finished");
+    assert_eq!(finished.len(), 1);
+    assert!(
+        finished[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("edited-two")
+    );
+    let edit = of_type(&events, "decision")
+        .into_iter()
+        .find(|d| d["decision"] == "edit")
+        .expect("edit decision");
+    assert_eq!(edit["code"], "print('edited-two')\n");
+    let results = server.requests()[1].last_message();
+    for needle in [
+        "no echo please",
+        "print('edited-two')",
+        "edited-two\n",
+        "skipped",
+    ] {
+        assert!(
+            results.contains(needle),
+            "{needle} missing from what the model got:\n{results}"
+        );
+    }
+    assert!(!results.contains("original-two"), "{results}");
+}
+
+#[test]
+fn without_a_supervisor_blocks_are_rejected_and_the_run_says_so() {
+    let server = ModelServer::start(vec![Behaviour::Reply(fenced("bash", "echo hi"))]);
+    let home = Home::new();
+    let command = run_command(&home, &["--base-url", &server.base_url, "--prompt", "go"]);
+    let (events, status, _) = Live::start(command).finish();
+    assert_eq!(status.code(), Some(1));
+    assert_framed(&events, "no_supervisor");
+    let decision = of_type(&events, "decision")[0];
+    assert_eq!(decision["decision"], "reject");
+    assert!(
+        decision["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no supervisor")
+    );
+    assert!(of_type(&events, "exec_started").is_empty());
+}
+
+#[test]
+fn approve_none_tells_the_model_why_nothing_ran() {
+    let server = ModelServer::start(vec![
+        Behaviour::Reply(fenced("python", "print(1)")),
+        Behaviour::Reply("I will explain instead.".into()),
+    ]);
+    let home = Home::new();
+    let command = run_command(
+        &home,
+        &[
+            "--base-url",
+            &server.base_url,
+            "--approve",
+            "none",
+            "--prompt",
+            "go",
+        ],
+    );
+    let (events, status, _) = Live::start(command).finish();
+    assert!(status.success());
+    assert_framed(&events, "no_code");
+    assert_eq!(of_type(&events, "decision")[0]["source"], "flag");
+    assert!(
+        server.requests()[1]
+            .last_message()
+            .contains("--approve none")
+    );
+}
+
+#[test]
+fn max_turns_and_an_exhausted_script_end_the_run_successfully() {
+    let home = Home::new();
+    let script = home.dir.path().join("script.toml");
+    std::fs::write(&script, "[[reply]]\ncontent = \"```sh\\necho one\\n```\"\n[[reply]]\ncontent = \"```sh\\necho two\\n```\"\n").unwrap();
+    let script = script.to_str().unwrap();
+    let command = run_command(
+        &home,
+        &[
+            "--scripted",
+            script,
+            "--approve",
+            "all",
+            "--max-turns",
+            "1",
+            "--prompt",
+            "go",
+        ],
+    );
+    let (events, status, _) = Live::start(command).finish();
+    assert!(status.success());
+    assert_framed(&events, "max_turns");
+    let command = run_command(
+        &home,
+        &["--scripted", script, "--approve", "all", "--prompt", "go"],
+    );
+    let (events, status, _) = Live::start(command).finish();
+    assert!(status.success());
+    assert_framed(&events, "script_exhausted");
+    assert_eq!(of_type(&events, "exec_finished").len(), 2);
+}
+
+#[test]
+fn a_model_server_that_fails_ends_the_run_with_a_clear_error() {
+    let server = ModelServer::start(vec![Behaviour::Status(
+        400,
+        "model `nope` does not exist".into(),
+    )]);
+    let home = Home::new();
+    let command = run_command(&home, &["--base-url", &server.base_url, "--prompt", "go"]);
+    let (events, status, _) = Live::start(command).finish();
+    assert_eq!(status.code(), Some(1));
+    assert_framed(&events, "error");
+    let error = of_type(&events, "error")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("HTTP 400") && error.contains("does not exist"),
+        "{error}"
+    );
+}
+
+#[test]
+fn docker_unreachable_is_exit_125_with_an_error_event() {
+    let home = Home::new();
+    let mut command = run_command(
+        &home,
+        &[
+            "--scripted",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml"),
+            "--prompt",
+            "go",
+        ],
+    );
+    command.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
+    let (events, status, _) = Live::start(command).finish();
+    assert_eq!(status.code(), Some(125));
+    assert_framed(&events, "error");
+    let error = of_type(&events, "error")[0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("Docker daemon"), "{error}");
+}
+
+#[test]
+fn ctrl_c_during_a_block_stops_it_and_removes_the_container() {
+    let server = ModelServer::start(vec![Behaviour::Reply(fenced(
+        "bash",
+        "echo started; sleep 300",
+    ))]);
+    let home = Home::new();
+    let command = run_command(
+        &home,
+        &[
+            "--base-url",
+            &server.base_url,
+            "--approve",
+            "all",
+            "--prompt",
+            "go",
+        ],
+    );
+    let mut live = Live::start(command);
+    let session = live.next("session_started")["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    live.next("exec_output");
+    let pid = live.child.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let (events, status, stderr) = live.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_framed(&events, "aborted");
+    let finished = of_type(&events, "exec_finished");
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["cancelled"], true);
+    assert!(
+        wait_until(Duration::from_secs(10), || containers_labelled(&format!(
+            "airlock.session={session}"
+        ))
+        .is_empty()),
+        "the session's container is gone"
+    );
+}
