@@ -154,6 +154,14 @@ pub enum IdleReason {
     Error,
 }
 
+/// The name a unit variant has on the wire (`approve_session`, `no_code`, …), for messages.
+pub fn wire_name(value: &impl Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Something the engine reports to its frontends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -296,5 +304,6 @@ mod tests {
             done,
             serde_json::json!({"type": "done", "reason": "no_supervisor"})
         );
+        assert_eq!(wire_name(&DecisionKind::ApproveSession), "approve_session");
     }
 }

@@ -441,12 +441,20 @@ fn docker_unreachable_is_exit_125_with_an_error_event() {
     assert!(error.contains("Docker daemon"), "{error}");
 }
 
+fn interrupt(live: &Live) {
+    let pid = live.child.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+}
+
 #[test]
-fn ctrl_c_during_a_block_stops_it_and_removes_the_container() {
-    let server = ModelServer::start(vec![Behaviour::Reply(fenced(
-        "bash",
-        "echo started; sleep 300",
-    ))]);
+fn ctrl_c_during_a_block_stops_the_block_and_the_session_goes_on() {
+    let server = ModelServer::start(vec![
+        Behaviour::Reply(fenced("bash", "echo started; setsid sleep 300 & sleep 300")),
+        Behaviour::Reply("It was stopped; fine.".into()),
+    ]);
     let home = Home::new();
     let command = run_command(
         &home,
@@ -465,17 +473,38 @@ fn ctrl_c_during_a_block_stops_it_and_removes_the_container() {
         .unwrap()
         .to_string();
     live.next("exec_output");
-    let pid = live.child.id().to_string();
-    Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .expect("kill");
+    interrupt(&live);
+    let finished = live.next("exec_finished");
+    assert_eq!(finished["cancelled"], true);
+    assert_eq!(finished["exit_code"], Value::Null);
+    let (events, status, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("stopping the running block"), "{stderr}");
+    assert_framed(&events, "no_code");
+    assert!(
+        server.requests()[1]
+            .last_message()
+            .contains("operator stopped the block")
+    );
+    assert!(containers_labelled(&format!("airlock.session={session}")).is_empty());
+}
+
+#[test]
+fn ctrl_c_while_waiting_for_a_decision_ends_the_session_and_removes_the_container() {
+    let server = ModelServer::start(vec![Behaviour::Reply(fenced("bash", "echo never"))]);
+    let home = Home::new();
+    let command = run_command(&home, &["--base-url", &server.base_url, "--prompt", "go"]);
+    let mut live = Live::start(command);
+    let session = live.next("session_started")["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    live.next("block_proposed");
+    interrupt(&live);
     let (events, status, stderr) = live.finish();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert_framed(&events, "aborted");
-    let finished = of_type(&events, "exec_finished");
-    assert_eq!(finished.len(), 1);
-    assert_eq!(finished[0]["cancelled"], true);
+    assert!(of_type(&events, "exec_started").is_empty());
     assert!(
         wait_until(Duration::from_secs(10), || containers_labelled(&format!(
             "airlock.session={session}"
@@ -483,4 +512,51 @@ fn ctrl_c_during_a_block_stops_it_and_removes_the_container() {
         .is_empty()),
         "the session's container is gone"
     );
+}
+
+#[test]
+fn the_readable_transcript_shows_blocks_and_results_and_never_passes_escapes_through() {
+    let home = Home::new();
+    let script = home.dir.path().join("script.toml");
+    std::fs::write(
+        &script,
+        concat!(
+            "[[reply]]\n",
+            "content = \"Colours \\u001b[31mred\\u001b]0;pwned\\u0007 here.\\n\\n```python\\nprint('\\\\x1b[2J\\\\x1b]52;c;aGk=\\\\x07out')\\n```\\n\"\n",
+            "[[reply]]\n",
+            "content = \"Finished.\"\n",
+        ),
+    )
+    .unwrap();
+    let mut command = home.airlock();
+    command.args([
+        "run",
+        "--scripted",
+        script.to_str().unwrap(),
+        "--approve",
+        "all",
+        "--prompt",
+        "go",
+    ]);
+    let output = common::run_with_stdin(command, "");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(
+        !output.stdout.contains(&0x1b) && !output.stdout.contains(&0x07),
+        "{stdout:?}"
+    );
+    assert!(
+        !output.stderr.contains(&0x1b),
+        "{:?}",
+        common::stderr(&output)
+    );
+    for needle in [
+        "── block 1 · python",
+        "Colours",
+        "out\n",
+        "■ exit 0",
+        "session ended: no_code",
+    ] {
+        assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
+    }
 }

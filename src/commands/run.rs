@@ -23,7 +23,7 @@ use crate::model::AnyModel;
 use crate::model::openai::OpenAiModel;
 use crate::model::scripted::ScriptedModel;
 use crate::output::sanitize::neutralize;
-use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream};
+use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream, wire_name};
 use crate::sandbox::Notices;
 use crate::sandbox::docker::{self, DockerSandbox};
 
@@ -79,13 +79,20 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     let mut lines = stdin_lines();
     let mut printer = Printer::new(options.json);
     let mut undecided: VecDeque<String> = VecDeque::new();
-    let mut interrupts = 0;
+    let mut block_running = false;
+    let mut shutting_down = false;
+    let mut left_at_once = false;
     let mut stdin_open = true;
     loop {
         tokio::select! {
             event = event_rx.recv() => {
                 let Some(event) = event else { break };
                 track_undecided(&mut undecided, &event);
+                match event {
+                    Event::ExecStarted { .. } => block_running = true,
+                    Event::ExecFinished { .. } => block_running = false,
+                    _ => {}
+                }
                 let done = matches!(event, Event::Done { .. });
                 printer.print(&event, interactive);
                 if done {
@@ -104,18 +111,27 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                 }
             },
             () = super::interrupted() => {
-                interrupts += 1;
-                if interrupts > 1 {
+                if shutting_down {
                     eprintln!("airlock: interrupted again; leaving now");
+                    left_at_once = true;
                     break;
                 }
-                eprintln!("airlock: interrupted; stopping the session (Ctrl-C again to leave at once)");
-                let _ = op_tx.send(Op::Shutdown);
+                // The first Ctrl-C stops a running block and the session goes on; otherwise it
+                // ends the session.
+                if block_running {
+                    eprintln!("airlock: stopping the running block; the session goes on (Ctrl-C again to end it)");
+                    block_running = false;
+                    let _ = op_tx.send(Op::Cancel);
+                } else {
+                    eprintln!("airlock: interrupted; ending the session (Ctrl-C again to leave at once)");
+                    shutting_down = true;
+                    let _ = op_tx.send(Op::Shutdown);
+                }
             }
         }
     }
     drop(op_tx);
-    let ended = if interrupts > 1 {
+    let ended = if left_at_once {
         None
     } else {
         engine.await.ok()
@@ -363,14 +379,8 @@ impl Printer {
                 source,
                 ..
             } => {
-                let name = serde_json::to_value(decision)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                let source = serde_json::to_value(source)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let name = wire_name(&decision);
+                let source = wire_name(&source);
                 let reason = reason
                     .as_deref()
                     .map(|r| format!(": {}", neutralize(r)))
@@ -411,10 +421,7 @@ impl Printer {
             Event::Reflection { .. } => "── results sent to the model ──\n".into(),
             Event::Idle { .. } => String::new(),
             Event::Done { reason } => {
-                let name = serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let name = wire_name(&reason);
                 format!("── session ended: {name} ──\n")
             }
             _ => String::new(),

@@ -21,7 +21,8 @@ use super::{LanguageTable, extract_blocks};
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
 use crate::protocol::{
-    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope, Stream,
+    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope,
+    Stream, wire_name,
 };
 use crate::sandbox::{BlockSpec, Sandbox, SandboxError};
 
@@ -724,10 +725,7 @@ fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy
         events.error(format!(
             "block {} is already decided ({})",
             block.id,
-            serde_json::to_value(decided.kind)
-                .ok()
-                .and_then(|value| value.as_str().map(str::to_string))
-                .unwrap_or_default()
+            wire_name(&decided.kind)
         ));
         return;
     }
