@@ -98,6 +98,13 @@ fn run_command(home: &Home, args: &[&str]) -> Command {
     command
 }
 
+/// `airlock run --json` against the test model server.
+fn served(home: &Home, server: &ModelServer, args: &[&str]) -> Command {
+    let mut command = run_command(home, &["--base-url", &server.base_url]);
+    command.args(args);
+    command
+}
+
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events
         .iter()
@@ -195,16 +202,10 @@ fn a_supervised_session_against_an_openai_compatible_server() {
         Behaviour::Reply("The answer is 42. Done.".into()),
     ]);
     let home = Home::new();
-    let mut command = run_command(
+    let mut command = served(
         &home,
-        &[
-            "--base-url",
-            &server.base_url,
-            "--model",
-            "e2e-model",
-            "--prompt",
-            "compute",
-        ],
+        &server,
+        &["--model", "e2e-model", "--prompt", "compute"],
     );
     command.env("OPENAI_API_KEY", "sk-e2e");
     let mut live = Live::start(command);
@@ -257,16 +258,10 @@ fn reject_edit_and_skip_from_stdin_reach_the_model() {
         Behaviour::Reply("Understood.".into()),
     ]);
     let home = Home::new();
-    let command = run_command(
+    let command = served(
         &home,
-        &[
-            "--base-url",
-            &server.base_url,
-            "--prompt",
-            "go",
-            "-c",
-            "approval.stop_on_failure=false",
-        ],
+        &server,
+        &["--prompt", "go", "-c", "approval.stop_on_failure=false"],
     );
     let mut live = Live::start(command);
     let ids: Vec<Value> = (0..3)
@@ -321,7 +316,7 @@ fn reject_edit_and_skip_from_stdin_reach_the_model() {
 fn without_a_supervisor_blocks_are_rejected_and_the_run_says_so() {
     let server = ModelServer::start(vec![Behaviour::Reply(fenced("bash", "echo hi"))]);
     let home = Home::new();
-    let command = run_command(&home, &["--base-url", &server.base_url, "--prompt", "go"]);
+    let command = served(&home, &server, &["--prompt", "go"]);
     let (events, status, _) = Live::start(command).finish();
     assert_eq!(status.code(), Some(1));
     assert_framed(&events, "no_supervisor");
@@ -343,17 +338,7 @@ fn approve_none_tells_the_model_why_nothing_ran() {
         Behaviour::Reply("I will explain instead.".into()),
     ]);
     let home = Home::new();
-    let command = run_command(
-        &home,
-        &[
-            "--base-url",
-            &server.base_url,
-            "--approve",
-            "none",
-            "--prompt",
-            "go",
-        ],
-    );
+    let command = served(&home, &server, &["--approve", "none", "--prompt", "go"]);
     let (events, status, _) = Live::start(command).finish();
     assert!(status.success());
     assert_framed(&events, "no_code");
@@ -404,7 +389,7 @@ fn a_model_server_that_fails_ends_the_run_with_a_clear_error() {
         "model `nope` does not exist".into(),
     )]);
     let home = Home::new();
-    let command = run_command(&home, &["--base-url", &server.base_url, "--prompt", "go"]);
+    let command = served(&home, &server, &["--prompt", "go"]);
     let (events, status, _) = Live::start(command).finish();
     assert_eq!(status.code(), Some(1));
     assert_framed(&events, "error");
@@ -456,17 +441,7 @@ fn ctrl_c_during_a_block_stops_the_block_and_the_session_goes_on() {
         Behaviour::Reply("It was stopped; fine.".into()),
     ]);
     let home = Home::new();
-    let command = run_command(
-        &home,
-        &[
-            "--base-url",
-            &server.base_url,
-            "--approve",
-            "all",
-            "--prompt",
-            "go",
-        ],
-    );
+    let command = served(&home, &server, &["--approve", "all", "--prompt", "go"]);
     let mut live = Live::start(command);
     let session = live.next("session_started")["session"]
         .as_str()
@@ -493,7 +468,7 @@ fn ctrl_c_during_a_block_stops_the_block_and_the_session_goes_on() {
 fn ctrl_c_while_waiting_for_a_decision_ends_the_session_and_removes_the_container() {
     let server = ModelServer::start(vec![Behaviour::Reply(fenced("bash", "echo never"))]);
     let home = Home::new();
-    let command = run_command(&home, &["--base-url", &server.base_url, "--prompt", "go"]);
+    let command = served(&home, &server, &["--prompt", "go"]);
     let mut live = Live::start(command);
     let session = live.next("session_started")["session"]
         .as_str()

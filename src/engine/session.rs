@@ -680,12 +680,7 @@ fn op_name(op: &Op) -> &'static str {
 }
 
 fn ruling_decision(ruling: Ruling) -> Decided {
-    Decided {
-        kind: ruling.kind,
-        source: ruling.source,
-        reason: Some(ruling.reason),
-        edited: None,
-    }
+    Decided::new(ruling.kind, ruling.source, ruling.reason)
 }
 
 /// Records a decision and reports it.
@@ -792,18 +787,8 @@ fn approve_covered(turn: &mut Turn, policy: &Policy, events: &Events) {
 
 /// Abort: every block that has not run is decided `abort`.
 fn abort_rest(turn: &mut Turn, reason: &str, events: &Events) {
-    for position in 0..turn.blocks.len() {
-        if turn.blocks[position].settled() {
-            continue;
-        }
-        let decided = Decided {
-            kind: DecisionKind::Abort,
-            source: DecisionSource::Operator,
-            reason: Some(reason.to_string()),
-            edited: None,
-        };
-        decide(turn, position, decided, None, events);
-    }
+    let aborted = Decided::new(DecisionKind::Abort, DecisionSource::Operator, reason);
+    decide_each(turn, 0, |block| !block.settled(), &aborted, events);
 }
 
 /// Stop-on-failure: every later block that has not run is skipped, approved or not.
@@ -812,37 +797,32 @@ fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events) {
         "block {} failed, and airlock skips the rest of a message after a failure",
         failed + 1
     );
-    for position in failed + 1..turn.blocks.len() {
-        if turn.blocks[position].settled() {
-            continue;
-        }
-        let decided = Decided {
-            kind: DecisionKind::Skip,
-            source: DecisionSource::StopOnFailure,
-            reason: Some(reason.clone()),
-            edited: None,
-        };
-        decide(turn, position, decided, None, events);
-    }
+    let skipped = Decided::new(DecisionKind::Skip, DecisionSource::StopOnFailure, reason);
+    decide_each(turn, failed + 1, |block| !block.settled(), &skipped, events);
 }
 
 /// Nobody can decide: undecided blocks are rejected. Returns whether any was.
 fn reject_undecided(turn: &mut Turn, events: &Events) -> bool {
-    let mut any = false;
-    for position in 0..turn.blocks.len() {
-        if turn.blocks[position].decision.is_some() {
-            continue;
-        }
-        let decided = Decided {
-            kind: DecisionKind::Reject,
-            source: DecisionSource::Operator,
-            reason: Some("no supervisor: nobody was there to decide".into()),
-            edited: None,
-        };
-        decide(turn, position, decided, None, events);
-        any = true;
+    let reason = "no supervisor: nobody was there to decide";
+    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::Operator, reason);
+    decide_each(turn, 0, |block| block.decision.is_none(), &rejected, events) > 0
+}
+
+/// Gives `decided` to every block from `from` on that `selected` picks; returns how many.
+fn decide_each(
+    turn: &mut Turn,
+    from: usize,
+    selected: impl Fn(&TurnBlock) -> bool,
+    decided: &Decided,
+    events: &Events,
+) -> usize {
+    let picked: Vec<usize> = (from..turn.blocks.len())
+        .filter(|&position| selected(&turn.blocks[position]))
+        .collect();
+    for &position in &picked {
+        decide(turn, position, decided.clone(), None, events);
     }
-    any
+    picked.len()
 }
 
 #[cfg(test)]

@@ -134,6 +134,12 @@ impl Default for Options {
     }
 }
 
+fn with_mode(mode: ApproveMode) -> Options {
+    let mut options = Options::default();
+    options.approval.mode = mode;
+    options
+}
+
 struct Harness {
     ops: mpsc::UnboundedSender<Op>,
     events: mpsc::UnboundedReceiver<Event>,
@@ -579,11 +585,7 @@ async fn after_an_abort_the_results_go_with_the_operators_next_message() {
 async fn the_session_stops_at_max_turns() {
     let options = Options {
         max_turns: 2,
-        approval: ApprovalConfig {
-            mode: ApproveMode::All,
-            ..ApprovalConfig::default()
-        },
-        ..Options::default()
+        ..with_mode(ApproveMode::All)
     };
     let reply = || text(&fenced(&[("python", "print('again')")]));
     let harness = start(vec![reply(), reply(), reply()], options);
@@ -595,13 +597,7 @@ async fn the_session_stops_at_max_turns() {
 
 #[tokio::test]
 async fn nothing_is_added_to_the_context_twice() {
-    let options = Options {
-        approval: ApprovalConfig {
-            mode: ApproveMode::All,
-            ..ApprovalConfig::default()
-        },
-        ..Options::default()
-    };
+    let options = with_mode(ApproveMode::All);
     let harness = start(
         vec![
             text(&fenced(&[("python", "print('alpha')")])),
@@ -730,13 +726,7 @@ async fn without_a_supervisor_undecided_blocks_are_rejected_but_approved_ones_ru
 
 #[tokio::test]
 async fn approve_none_rejects_with_a_reason_the_model_receives() {
-    let options = Options {
-        approval: ApprovalConfig {
-            mode: ApproveMode::None,
-            ..ApprovalConfig::default()
-        },
-        ..Options::default()
-    };
+    let options = with_mode(ApproveMode::None);
     let harness = start(
         vec![text(&fenced(&[("python", "print(1)")])), text("ok")],
         options,

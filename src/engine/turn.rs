@@ -14,6 +14,17 @@ pub struct Decided {
     pub edited: Option<String>,
 }
 
+impl Decided {
+    pub fn new(kind: DecisionKind, source: DecisionSource, reason: impl Into<String>) -> Self {
+        Self {
+            kind,
+            source,
+            reason: Some(reason.into()),
+            edited: None,
+        }
+    }
+}
+
 /// What became of a block that was to run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fate {
