@@ -476,6 +476,8 @@ fn ctrl_c_while_waiting_for_a_decision_ends_the_session_and_removes_the_containe
         .to_string();
     live.next("block_proposed");
     interrupt(&live);
+    // Stdin stays open until the end: its end would reject the block first.
+    live.next("done");
     let (events, status, stderr) = live.finish();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert_framed(&events, "aborted");

@@ -164,18 +164,15 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         self.events.send(Event::SessionStarted {
             session: self.settings.session.clone(),
         });
-        let mut sandbox_failed = false;
         let reason = match self.start(start_sandbox).await {
             Ok(()) => self.drive(prompt).await,
-            Err(reason) => {
-                sandbox_failed = reason == DoneReason::Error;
-                reason
-            }
+            Err(reason) => reason,
         };
         let Self {
             sandbox, events, ..
         } = self;
-        sandbox_failed |= reason == DoneReason::Error && sandbox.is_none();
+        // The sandbox is gone only when it never started or stopped working.
+        let sandbox_failed = reason == DoneReason::Error && sandbox.is_none();
         if let Some(sandbox) = sandbox {
             sandbox.shutdown().await;
         }
