@@ -29,12 +29,13 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         &code,
     )?;
 
+    let mut interrupts = super::Interrupts::listen()?;
     let notices = super::stderr_notices();
     let docker = docker::connect().await?;
     let request = super::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
         started = DockerSandbox::start(docker.clone(), request, notices) => started?,
-        _ = super::interrupted() => {
+        () = interrupts.next() => {
             docker::remove_own(&docker).await;
             eprintln!("airlock: interrupted while starting the sandbox; nothing ran");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
@@ -54,7 +55,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     };
     let outcome = tokio::select! {
         result = sandbox.run_block(block, &mut live) => Some(result),
-        _ = super::interrupted() => None,
+        () = interrupts.next() => None,
     };
     sandbox.shutdown().await;
     let Some(result) = outcome else {

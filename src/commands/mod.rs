@@ -7,6 +7,8 @@ pub mod run;
 
 use std::sync::Arc;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
 use crate::config::{self, Config};
 use crate::ids::new_id;
 use crate::sandbox::Notices;
@@ -27,18 +29,30 @@ pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionR
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn interrupted() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
+/// Ctrl-C and SIGTERM, listened to for the whole command: a signal that arrives while
+/// nobody is waiting for one is kept for the next wait, never lost.
+pub struct Interrupts {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Interrupts {
+    pub fn listen() -> anyhow::Result<Self> {
+        let listen = |kind| {
+            signal(kind)
+                .map_err(|err| anyhow::anyhow!("cannot listen for Ctrl-C and SIGTERM: {err}"))
         };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+        Ok(Self {
+            interrupt: listen(SignalKind::interrupt())?,
+            terminate: listen(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves at the next Ctrl-C or SIGTERM.
+    pub async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
     }
 }

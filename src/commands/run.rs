@@ -60,6 +60,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         );
     }
 
+    let mut interrupts = super::Interrupts::listen()?;
     let request = super::session_request(&config, "s")?;
     let settings = settings(&config, request.session.clone(), true);
     let (event_tx, mut event_rx) = mpsc::unbounded_channel();
@@ -110,7 +111,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                     let _ = op_tx.send(Op::NoSupervisor);
                 }
             },
-            () = super::interrupted() => {
+            () = interrupts.next() => {
                 if shutting_down {
                     eprintln!("airlock: interrupted again; leaving now");
                     left_at_once = true;
