@@ -89,7 +89,7 @@ async fn engine_turns(
         settings(&config, "s-bench".into(), true),
         model,
         None,
-        Policy::new(&config.approval)?,
+        Policy::new(&config.approval, &LanguageTable::new(&config.languages))?,
         Events::new(event_tx),
         op_rx,
     );

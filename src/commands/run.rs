@@ -47,7 +47,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     if options.prompt.trim().is_empty() {
         return Err(usage("--prompt is empty: say what the model should do"));
     }
-    let policy = Policy::new(&config.approval)?;
+    let policy = Policy::new(&config.approval, &LanguageTable::new(&config.languages))?;
     let model = choose_model(&config, options.scripted.as_deref())?;
     let approver = CommandApprover::new(
         &config.approval.approver_command,

@@ -344,6 +344,18 @@ impl Config {
                 }
             }
         }
+        let languages = crate::engine::LanguageTable::new(&self.languages);
+        for (key, names) in [
+            ("deny_languages", &self.approval.deny_languages),
+            ("allow_languages", &self.approval.allow_languages),
+        ] {
+            if let Some(unknown) = names.iter().find(|name| languages.resolve(name).is_none()) {
+                bail!(
+                    "approval.{key}: `{unknown}` is not a language airlock knows ({}); add it under [languages] or fix the name",
+                    languages.names().join(", ")
+                );
+            }
+        }
         if self.model.max_turns == 0 {
             bail!("model.max_turns must be at least 1");
         }
@@ -520,6 +532,13 @@ mod tests {
             .to_string();
         assert!(
             err.contains("deny_patterns") && err.contains("rm -rf ("),
+            "{err}"
+        );
+        let err = with_overrides(&["approval.deny_languages=[\"pyhton\"]"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("pyhton") && err.contains("python, bash, sh"),
             "{err}"
         );
         let err = with_overrides(&["nonsense"]).unwrap_err().to_string();

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use regex::Regex;
 
+use super::LanguageTable;
 use crate::config::{ApprovalConfig, ApproveMode};
 use crate::protocol::{DecisionKind, DecisionSource, Scope};
 
@@ -49,7 +50,18 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn new(config: &ApprovalConfig) -> anyhow::Result<Self> {
+    /// Language names in the rules may be aliases (`py`); they are compared by canonical name.
+    pub fn new(config: &ApprovalConfig, languages: &LanguageTable) -> anyhow::Result<Self> {
+        let canonical = |names: &[String]| -> BTreeSet<String> {
+            names
+                .iter()
+                .map(|name| {
+                    languages
+                        .resolve(name)
+                        .map_or_else(|| name.clone(), |l| l.name.clone())
+                })
+                .collect()
+        };
         let compile = |key: &str, pattern: &str, anchored: bool| {
             let source = if anchored {
                 format!(r"\A(?:{pattern})\z")
@@ -62,8 +74,8 @@ impl Policy {
         };
         Ok(Self {
             mode: config.mode,
-            deny_languages: config.deny_languages.iter().cloned().collect(),
-            allow_languages: config.allow_languages.iter().cloned().collect(),
+            deny_languages: canonical(&config.deny_languages),
+            allow_languages: canonical(&config.allow_languages),
             deny_patterns: config
                 .deny_patterns
                 .iter()
@@ -160,7 +172,7 @@ mod tests {
     fn policy(edit: impl FnOnce(&mut ApprovalConfig)) -> Policy {
         let mut config = ApprovalConfig::default();
         edit(&mut config);
-        Policy::new(&config).expect("valid rules")
+        Policy::new(&config, &LanguageTable::default()).expect("valid rules")
     }
 
     #[test]
@@ -172,7 +184,7 @@ mod tests {
     fn deny_beats_allow_and_the_all_flag() {
         let policy = policy(|c| {
             c.mode = ApproveMode::All;
-            c.allow_languages = vec!["bash".into()];
+            c.allow_languages = vec!["shell".into()];
             c.deny_patterns = vec![r"rm\s+-rf".into()];
         });
         let ruling = policy.rule("bash", "ls\nrm  -rf /\n").expect("ruled");

@@ -176,7 +176,7 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
             requests: requests.clone(),
         },
         options.approver,
-        Policy::new(&approval).expect("valid policy"),
+        Policy::new(&approval, &LanguageTable::default()).expect("valid policy"),
         Events::new(event_tx),
         op_rx,
     );
@@ -929,7 +929,7 @@ async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
             requests: requests.clone(),
         },
         None,
-        Policy::new(&ApprovalConfig::default()).expect("policy"),
+        Policy::new(&ApprovalConfig::default(), &LanguageTable::default()).expect("policy"),
         Events::new(event_tx),
         op_rx,
     );
