@@ -537,3 +537,36 @@ fn the_readable_transcript_shows_blocks_and_results_and_never_passes_escapes_thr
         assert!(stdout.contains(needle), "{needle} missing from:\n{stdout}");
     }
 }
+
+#[test]
+fn bad_arguments_and_settings_are_named_before_anything_starts() {
+    let home = Home::new();
+    let missing = home.dir.path().join("absent.toml");
+    let cases: [(&[&str], i32, &str); 4] = [
+        (
+            &["--scripted", missing.to_str().unwrap(), "--prompt", "go"],
+            2,
+            "absent.toml",
+        ),
+        (&["--prompt", "  "], 2, "--prompt is empty"),
+        (
+            &["--prompt", "go", "--base-url", "localhost:1234"],
+            125,
+            "not an http(s) URL",
+        ),
+        (
+            &["--prompt", "go", "-c", "approval.allow_patterns=[\"(\"]"],
+            125,
+            "allow_patterns",
+        ),
+    ];
+    for (args, code, needle) in cases {
+        let mut command = home.airlock();
+        command.arg("run").args(args);
+        let output = common::run_with_stdin(command, "");
+        let stderr = common::stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}

@@ -176,7 +176,8 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
     }
 }
 
-/// `--scripted FILE`, else the configured OpenAI-compatible server.
+/// `--scripted FILE` (a bad file is a usage error), else the configured OpenAI-compatible
+/// server (a bad setting is a config error).
 pub fn choose_model(
     config: &Config,
     scripted: Option<&std::path::Path>,
@@ -185,9 +186,7 @@ pub fn choose_model(
         Some(path) => AnyModel::Scripted(
             ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
         ),
-        None => AnyModel::OpenAi(Box::new(
-            OpenAiModel::new(&config.model).map_err(|err| usage(err.to_string()))?,
-        )),
+        None => AnyModel::OpenAi(Box::new(OpenAiModel::new(&config.model)?)),
     })
 }
 
