@@ -1,6 +1,7 @@
 //! The command line (see the contract in DESIGN.md): global options work before or after
 //! the subcommand.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,12 +16,12 @@ use crate::config::{self, Config, Sources};
     version,
     about = "Review every code block an LLM writes; run only what you approve, in a hardened Docker sandbox"
 )]
-#[command(arg_required_else_help = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    /// Without a command: the full-screen session.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Args)]
@@ -41,6 +42,9 @@ pub struct GlobalArgs {
     /// `[[reply]] content = "..."` (no API key, no network).
     #[arg(long, global = true, value_name = "FILE")]
     pub scripted: Option<PathBuf>,
+    /// The full-screen session with the bundled demo model (no API key, no network).
+    #[arg(long)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,7 +114,20 @@ impl GlobalArgs {
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging();
-    match cli.command {
+    let Some(command) = cli.command else {
+        let config = cli.global.load_config()?;
+        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+            return Err(crate::error::usage(
+                "the full-screen session needs a terminal; without one use `airlock run --prompt TEXT` (see --help)",
+            ));
+        }
+        let options = crate::tui::Options {
+            demo: cli.global.demo,
+            scripted: cli.global.scripted.clone(),
+        };
+        return crate::tui::run(&config, options).await;
+    };
+    match command {
         Command::Extract { file, json } => {
             let config = cli.global.load_config()?;
             commands::extract::run(&config, file.as_deref(), json)

@@ -12,3 +12,4 @@ pub mod model;
 pub mod output;
 pub mod protocol;
 pub mod sandbox;
+pub mod tui;

@@ -169,6 +169,10 @@ pub enum Event {
     SessionStarted {
         session: String,
     },
+    /// The sandbox is up: where blocks will run.
+    SandboxReady {
+        description: String,
+    },
     /// A piece of the model's reply as it streams in.
     AssistantDelta {
         text: String,

@@ -308,7 +308,10 @@ impl Printer {
         }
         let to_stderr = matches!(
             event,
-            Event::Error { .. } | Event::Notice { .. } | Event::ModelRetry { .. }
+            Event::Error { .. }
+                | Event::Notice { .. }
+                | Event::ModelRetry { .. }
+                | Event::SandboxReady { .. }
         );
         if to_stderr {
             self.end_line();
@@ -335,6 +338,9 @@ impl Printer {
             }
             Event::Error { message } => return format!("airlock: error: {}", neutralize(message)),
             Event::Notice { message } => return format!("airlock: {}", neutralize(message)),
+            Event::SandboxReady { description } => {
+                return format!("airlock: sandbox: {description}");
+            }
             Event::ModelRetry {
                 attempt,
                 max_attempts,

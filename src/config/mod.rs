@@ -19,6 +19,7 @@ pub struct Config {
     pub model: ModelConfig,
     pub sandbox: SandboxConfig,
     pub approval: ApprovalConfig,
+    pub ui: UiConfig,
     /// Languages added to (or replacing) the built-in python, bash and sh.
     pub languages: BTreeMap<String, LanguageConfig>,
 }
@@ -66,6 +67,33 @@ impl Default for ModelConfig {
             connect_timeout_secs: 10,
             idle_timeout_secs: 120,
             max_retries: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiConfig {
+    /// A built-in theme (dark, light, ansi16) or a theme file.
+    pub theme: String,
+    /// A syntect theme name or .tmTheme file; unset: the UI theme's own.
+    pub syntax_theme: Option<String>,
+    /// Ring the terminal bell when a block waits for a decision.
+    pub bell: bool,
+    /// Lines the container-logs pane keeps; older ones are dropped.
+    pub log_lines: usize,
+    /// Key overrides: action name → keys, e.g. `approve = ["y", "ctrl-y"]`.
+    pub keys: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for UiConfig {
+    fn default() -> Self {
+        Self {
+            theme: "dark".into(),
+            syntax_theme: None,
+            bell: true,
+            log_lines: 10_000,
+            keys: BTreeMap::new(),
         }
     }
 }
@@ -356,6 +384,9 @@ impl Config {
                 );
             }
         }
+        if let Err(err) = crate::tui::keymap::Keymap::new(&self.ui.keys) {
+            bail!("{err}");
+        }
         if self.model.max_turns == 0 {
             bail!("model.max_turns must be at least 1");
         }
@@ -455,6 +486,7 @@ mod tests {
         assert_eq!(parsed.model, ModelConfig::default());
         assert_eq!(parsed.sandbox, SandboxConfig::default());
         assert_eq!(parsed.approval, ApprovalConfig::default());
+        assert_eq!(parsed.ui, UiConfig::default());
         // Every key of the defaults is written in the example (optional ones commented out).
         let defaults = toml::Value::try_from(Config::default()).expect("serializes");
         for (section, table) in defaults.as_table().expect("table") {
@@ -472,6 +504,7 @@ mod tests {
             "init_command",
             "temperature",
             "system_prompt",
+            "syntax_theme",
         ] {
             assert!(
                 uncommented.contains(&format!("\n{key} = ")),

@@ -194,6 +194,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 started = &mut start_sandbox => {
                     return match started {
                         Ok(sandbox) => {
+                            self.events.send(Event::SandboxReady { description: sandbox.describe() });
                             self.sandbox = Some(sandbox);
                             Ok(())
                         }

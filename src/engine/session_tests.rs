@@ -103,6 +103,10 @@ impl Sandbox for FakeSandbox {
         })
     }
 
+    fn describe(&self) -> String {
+        "fake sandbox".into()
+    }
+
     async fn shutdown(self) {}
 }
 

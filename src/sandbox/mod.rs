@@ -48,6 +48,9 @@ pub trait Sandbox: Send {
         live: LiveOutput<'_>,
     ) -> impl Future<Output = Result<ExecResult, SandboxError>> + Send;
 
+    /// One line about where blocks run (image, network, limits), for the status bar.
+    fn describe(&self) -> String;
+
     /// Removes the container. Also happens, later, if the sandbox is just dropped.
     fn shutdown(self) -> impl Future<Output = ()> + Send;
 }

@@ -629,6 +629,17 @@ impl Sandbox for DockerSandbox {
         self.exec_block(block, live).await
     }
 
+    fn describe(&self) -> String {
+        format!(
+            "{} · network {} · {} · {} CPU · {} pids",
+            self.image,
+            self.config.network,
+            self.config.memory,
+            self.config.cpus,
+            self.config.pids_limit
+        )
+    }
+
     async fn shutdown(mut self) {
         if let Some(container) = self.container.take() {
             remove(&self.docker, &container.id).await;

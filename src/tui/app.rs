@@ -1,0 +1,877 @@
+//! The TUI's state and its input handling, with no terminal in it: engine events and key
+//! presses go in, `Op`s (and a few UI requests) come out. Panes only read this state.
+
+use std::collections::VecDeque;
+use std::time::SystemTime;
+
+use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
+use ratatui::layout::{Position, Rect};
+use ratatui_textarea::TextArea;
+
+use super::keymap::{Action, Context, Keymap};
+use super::logs::LogView;
+use super::theme::Theme;
+use crate::protocol::{
+    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, ExecResult, IdleReason, Op,
+    Scope,
+};
+
+/// What the app asks of its runner, besides ops for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UiAction {
+    Op(Op),
+    /// Suspend the screen and edit this block's code in $EDITOR.
+    EditExternally {
+        block: String,
+        extension: String,
+        code: String,
+    },
+    /// Ring the terminal bell: a block waits for a decision.
+    Bell,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Conversation,
+    Card,
+    Logs,
+    Composer,
+    History,
+}
+
+impl Focus {
+    pub fn context(self) -> Context {
+        match self {
+            Self::Conversation => Context::Conversation,
+            Self::Card => Context::Card,
+            Self::Logs => Context::Logs,
+            Self::Composer => Context::Composer,
+            Self::History => Context::History,
+        }
+    }
+}
+
+/// What the engine is doing, as far as the screen knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Starting,
+    Streaming,
+    Deciding,
+    Running,
+    Idle(Option<IdleReason>),
+    Done(DoneReason),
+}
+
+impl Phase {
+    /// Something Ctrl-C can stop.
+    pub fn busy(self) -> bool {
+        matches!(self, Self::Streaming | Self::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    User,
+    Assistant,
+    /// What went back to the model with the blocks' results.
+    Results,
+    Notice,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub text: String,
+}
+
+/// A block the model proposed, and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProposedBlock {
+    pub id: String,
+    pub index: usize,
+    pub language: String,
+    pub code: String,
+    /// Short SHA-256 of the code, so what is shown can be compared with what ran.
+    pub hash: String,
+    pub decision: Option<(DecisionKind, DecisionSource, Option<String>)>,
+    pub edited: Option<String>,
+}
+
+/// One run, for the history pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    pub run: String,
+    pub block: String,
+    pub language: String,
+    pub code: String,
+    pub edited: bool,
+    pub decision: String,
+    pub started: SystemTime,
+    pub output: String,
+    pub result: Option<ExecResult>,
+}
+
+/// Modal things drawn over the panes; they take every key while open.
+pub enum Overlay {
+    Help {
+        scroll: u16,
+    },
+    ConfirmQuit,
+    /// Approve for the session: pick the scope.
+    Scope,
+    Reason(Box<TextArea<'static>>),
+    Editor {
+        block: String,
+        area: Box<TextArea<'static>>,
+    },
+    Run {
+        index: usize,
+        scroll: u16,
+    },
+    Filter(Box<TextArea<'static>>),
+}
+
+/// Scroll position of a pane: lines up from the end, and whether it follows new lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scroll {
+    pub from_bottom: usize,
+}
+
+impl Scroll {
+    pub fn follows(self) -> bool {
+        self.from_bottom == 0
+    }
+
+    fn apply(&mut self, action: Action, page: usize) {
+        match action {
+            Action::ScrollUp => self.from_bottom += 1,
+            Action::ScrollDown => self.from_bottom = self.from_bottom.saturating_sub(1),
+            Action::PageUp => self.from_bottom += page.max(1),
+            Action::PageDown => self.from_bottom = self.from_bottom.saturating_sub(page.max(1)),
+            Action::Top => self.from_bottom = usize::MAX / 2,
+            Action::Bottom => self.from_bottom = 0,
+            _ => {}
+        }
+    }
+}
+
+/// Where each pane was drawn last, for the mouse.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PaneAreas {
+    pub conversation: Rect,
+    pub card: Rect,
+    pub logs: Rect,
+    pub history: Rect,
+}
+
+pub struct App {
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub model: String,
+    pub session: Option<String>,
+    pub sandbox: String,
+    pub phase: Phase,
+    pub transcript: Vec<Entry>,
+    pub conversation_scroll: Scroll,
+    pub blocks: Vec<ProposedBlock>,
+    /// Blocks of the current turn still waiting for the operator, in order.
+    pub pending: VecDeque<String>,
+    /// Which pending block the card shows.
+    pub card_choice: usize,
+    pub card_scroll: u16,
+    pub logs: LogView,
+    pub runs: Vec<RunRecord>,
+    pub history_selected: usize,
+    pub history_filter: String,
+    pub history_open: bool,
+    pub composer: TextArea<'static>,
+    pub focus: Focus,
+    pub zoomed: bool,
+    pub overlay: Option<Overlay>,
+    pub status: Option<String>,
+    pub bell: bool,
+    pub areas: PaneAreas,
+    /// A Ctrl-C already asked the engine to stop something.
+    cancel_sent: bool,
+    /// The transcript entry the model's reply is streaming into.
+    streaming: Option<usize>,
+}
+
+impl App {
+    pub fn new(theme: Theme, keymap: Keymap, model: String, log_lines: usize, bell: bool) -> Self {
+        Self {
+            theme,
+            keymap,
+            model,
+            session: None,
+            sandbox: "starting…".into(),
+            phase: Phase::Starting,
+            transcript: Vec::new(),
+            conversation_scroll: Scroll { from_bottom: 0 },
+            blocks: Vec::new(),
+            pending: VecDeque::new(),
+            card_choice: 0,
+            card_scroll: 0,
+            logs: LogView::new(log_lines),
+            runs: Vec::new(),
+            history_selected: 0,
+            history_filter: String::new(),
+            history_open: false,
+            composer: new_composer(),
+            focus: Focus::Composer,
+            zoomed: false,
+            overlay: None,
+            status: None,
+            bell,
+            areas: PaneAreas::default(),
+            cancel_sent: false,
+            streaming: None,
+        }
+    }
+
+    /// The block the card shows, if any is pending.
+    pub fn card_block(&self) -> Option<&ProposedBlock> {
+        let id = self
+            .pending
+            .get(self.card_choice.min(self.pending.len().saturating_sub(1)))?;
+        self.block(id)
+    }
+
+    pub fn block(&self, id: &str) -> Option<&ProposedBlock> {
+        self.blocks.iter().find(|block| block.id == id)
+    }
+
+    fn block_mut(&mut self, id: &str) -> Option<&mut ProposedBlock> {
+        self.blocks.iter_mut().find(|block| block.id == id)
+    }
+
+    /// Runs the history pane lists: newest first, filtered by text.
+    pub fn visible_runs(&self) -> Vec<usize> {
+        let filter = self.history_filter.to_lowercase();
+        (0..self.runs.len())
+            .rev()
+            .filter(|&i| {
+                let run = &self.runs[i];
+                filter.is_empty()
+                    || run.code.to_lowercase().contains(&filter)
+                    || run.output.to_lowercase().contains(&filter)
+                    || run.language.contains(&filter)
+                    || run.decision.contains(&filter)
+            })
+            .collect()
+    }
+
+    pub fn composer_text(&self) -> String {
+        self.composer.lines().join("\n")
+    }
+
+    /// Takes in one engine event; returns what the runner should do (the bell).
+    pub fn on_event(&mut self, event: &Event) -> Vec<UiAction> {
+        let mut actions = Vec::new();
+        match event {
+            Event::SessionStarted { session } => self.session = Some(session.clone()),
+            Event::SandboxReady { description } => {
+                self.sandbox = description.clone();
+                if self.phase == Phase::Starting {
+                    self.phase = Phase::Idle(None);
+                }
+            }
+            Event::Notice { message } => self.push_entry(EntryKind::Notice, message),
+            Event::Error { message } => self.push_entry(EntryKind::Error, message),
+            Event::ModelRetry {
+                attempt,
+                max_attempts,
+                delay_ms,
+                reason,
+            } => {
+                self.status = Some(format!(
+                    "{reason}; retry {} of {} in {:.1} s",
+                    attempt,
+                    max_attempts - 1,
+                    *delay_ms as f64 / 1000.0
+                ))
+            }
+            Event::AssistantDelta { text } => {
+                self.phase = Phase::Streaming;
+                self.status = None;
+                match self.streaming.and_then(|at| self.transcript.get_mut(at)) {
+                    Some(entry) => entry.text.push_str(text),
+                    None => {
+                        self.streaming = Some(self.transcript.len());
+                        self.push_entry(EntryKind::Assistant, text);
+                    }
+                }
+            }
+            Event::AssistantMessage { text } => {
+                match self
+                    .streaming
+                    .take()
+                    .and_then(|at| self.transcript.get_mut(at))
+                {
+                    Some(entry) => entry.text = text.clone(),
+                    None => self.push_entry(EntryKind::Assistant, text),
+                }
+                self.phase = Phase::Idle(None);
+            }
+            Event::BlockProposed {
+                block,
+                index,
+                language,
+                code,
+            } => {
+                self.blocks.push(ProposedBlock {
+                    id: block.clone(),
+                    index: *index,
+                    language: language.clone(),
+                    code: code.clone(),
+                    hash: short_hash(code),
+                    decision: None,
+                    edited: None,
+                });
+                self.pending.push_back(block.clone());
+                if self.pending.len() == 1 {
+                    self.card_choice = 0;
+                    self.card_scroll = 0;
+                    if self.focus != Focus::Composer || self.composer_text().trim().is_empty() {
+                        self.focus = Focus::Card;
+                    }
+                    if self.bell {
+                        actions.push(UiAction::Bell);
+                    }
+                }
+                self.phase = Phase::Deciding;
+            }
+            Event::Decision {
+                block,
+                decision,
+                reason,
+                source,
+                code,
+                ..
+            } => {
+                if let Some(proposed) = self.block_mut(block) {
+                    proposed.decision = Some((*decision, *source, reason.clone()));
+                    if code.is_some() {
+                        proposed.edited = code.clone();
+                    }
+                }
+                self.pending.retain(|id| id != block);
+                self.card_choice = self.card_choice.min(self.pending.len().saturating_sub(1));
+                self.card_scroll = 0;
+                if self.pending.is_empty() && self.focus == Focus::Card {
+                    self.focus = Focus::Logs;
+                }
+            }
+            Event::ExecStarted { block, run } => self.exec_started(block, run),
+            Event::ExecOutput { stream, data, .. } => {
+                self.logs.push(*stream, data);
+                if let Some(record) = self.runs.last_mut() {
+                    record.output.push_str(data);
+                }
+            }
+            Event::ExecFinished { result, .. } => {
+                self.logs.finish(result.clone());
+                if let Some(record) = self.runs.last_mut() {
+                    record.output = result.output.clone();
+                    record.result = Some(result.clone());
+                }
+                self.cancel_sent = false;
+                self.phase = if self.pending.is_empty() {
+                    Phase::Idle(None)
+                } else {
+                    Phase::Deciding
+                };
+            }
+            Event::Reflection { text } => self.push_entry(EntryKind::Results, text),
+            Event::Idle { reason } => {
+                self.phase = Phase::Idle(Some(*reason));
+                self.streaming = None;
+                self.cancel_sent = false;
+                if matches!(
+                    reason,
+                    IdleReason::NoCode | IdleReason::Aborted | IdleReason::MaxTurns
+                ) {
+                    self.focus = Focus::Composer;
+                }
+            }
+            Event::Done { reason } => self.phase = Phase::Done(*reason),
+        }
+        actions
+    }
+
+    fn push_entry(&mut self, kind: EntryKind, text: &str) {
+        self.transcript.push(Entry {
+            kind,
+            text: text.to_string(),
+        });
+    }
+
+    fn exec_started(&mut self, block: &str, run: &str) {
+        self.phase = Phase::Running;
+        let Some(proposed) = self.block(block).cloned() else {
+            return;
+        };
+        let decision = proposed
+            .decision
+            .as_ref()
+            .map(|(kind, source, _)| {
+                format!(
+                    "{} ({})",
+                    crate::protocol::wire_name(kind),
+                    crate::protocol::wire_name(source)
+                )
+            })
+            .unwrap_or_default();
+        let code = proposed.edited.clone().unwrap_or(proposed.code.clone());
+        self.logs.start(format!(
+            "{} · block {} · {}",
+            run,
+            proposed.index + 1,
+            proposed.language
+        ));
+        self.runs.push(RunRecord {
+            run: run.to_string(),
+            block: block.to_string(),
+            language: proposed.language,
+            code,
+            edited: proposed.edited.is_some(),
+            decision,
+            started: SystemTime::now(),
+            output: String::new(),
+            result: None,
+        });
+    }
+
+    /// Bracketed paste: text goes into whatever is being typed in, never runs a binding.
+    pub fn on_paste(&mut self, text: &str) {
+        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        match &mut self.overlay {
+            Some(Overlay::Editor { area, .. }) => {
+                area.insert_str(&text);
+            }
+            Some(Overlay::Reason(area)) | Some(Overlay::Filter(area)) => {
+                area.insert_str(text.replace('\n', " "));
+            }
+            Some(_) => {}
+            None => {
+                self.focus = Focus::Composer;
+                self.composer.insert_str(&text);
+            }
+        }
+    }
+
+    /// The mouse wheel scrolls the pane under the pointer.
+    pub fn on_mouse(&mut self, mouse: MouseEvent) {
+        let action = match mouse.kind {
+            MouseEventKind::ScrollUp => Action::ScrollUp,
+            MouseEventKind::ScrollDown => Action::ScrollDown,
+            _ => return,
+        };
+        let at = Position::new(mouse.column, mouse.row);
+        if self.areas.conversation.contains(at) {
+            self.scroll_pane(Focus::Conversation, action);
+        } else if self.areas.logs.contains(at) {
+            self.scroll_pane(Focus::Logs, action);
+        } else if self.areas.card.contains(at) {
+            self.scroll_pane(Focus::Card, action);
+        } else if self.areas.history.contains(at) {
+            self.scroll_pane(Focus::History, action);
+        }
+    }
+
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
+        if self.overlay.is_some() {
+            return self.on_overlay_key(key);
+        }
+        let Some(action) = self.keymap.action(self.focus.context(), &key) else {
+            if self.focus == Focus::Composer {
+                self.composer.input(key);
+            }
+            return Vec::new();
+        };
+        match action {
+            Action::Cancel => self.cancel(),
+            Action::Quit => self.quit(),
+            Action::Help => {
+                self.overlay = Some(Overlay::Help { scroll: 0 });
+                Vec::new()
+            }
+            Action::FocusNext => {
+                self.cycle_focus(1);
+                Vec::new()
+            }
+            Action::FocusPrev => {
+                self.cycle_focus(-1);
+                Vec::new()
+            }
+            Action::Zoom => {
+                self.zoomed = !self.zoomed;
+                Vec::new()
+            }
+            Action::History => {
+                self.history_open = !self.history_open;
+                self.focus = if self.history_open {
+                    Focus::History
+                } else {
+                    Focus::Conversation
+                };
+                Vec::new()
+            }
+            Action::Approve
+            | Action::ApproveSession
+            | Action::Edit
+            | Action::EditExternal
+            | Action::Reject
+            | Action::Skip
+            | Action::Abort
+            | Action::NextBlock
+            | Action::PrevBlock => self.on_card_action(action),
+            Action::Send => self.send(),
+            Action::Newline => {
+                self.composer.insert_newline();
+                Vec::new()
+            }
+            Action::Leave => {
+                self.focus = Focus::Conversation;
+                Vec::new()
+            }
+            Action::Freeze => {
+                self.logs.toggle_freeze();
+                Vec::new()
+            }
+            Action::OpenRun => {
+                if let Some(&index) = self.visible_runs().get(self.history_selected) {
+                    self.overlay = Some(Overlay::Run { index, scroll: 0 });
+                }
+                Vec::new()
+            }
+            Action::Filter => {
+                let mut area = one_line_area("filter runs by text");
+                area.insert_str(&self.history_filter);
+                self.overlay = Some(Overlay::Filter(Box::new(area)));
+                Vec::new()
+            }
+            Action::ScrollUp
+            | Action::ScrollDown
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Top
+            | Action::Bottom => {
+                self.scroll_pane(self.focus, action);
+                Vec::new()
+            }
+            Action::Keep | Action::Discard => Vec::new(),
+        }
+    }
+
+    fn scroll_pane(&mut self, pane: Focus, action: Action) {
+        match pane {
+            Focus::Conversation | Focus::Composer => {
+                let page = self.areas.conversation.height.saturating_sub(2) as usize;
+                self.conversation_scroll.apply(action, page);
+            }
+            Focus::Logs => {
+                let page = self.areas.logs.height.saturating_sub(2) as usize;
+                self.logs.scroll(action, page);
+            }
+            Focus::Card => {
+                let page = self.areas.card.height.saturating_sub(4);
+                self.card_scroll = match action {
+                    Action::ScrollDown => self.card_scroll.saturating_add(1),
+                    Action::ScrollUp => self.card_scroll.saturating_sub(1),
+                    Action::PageDown => self.card_scroll.saturating_add(page),
+                    Action::PageUp => self.card_scroll.saturating_sub(page),
+                    Action::Top => 0,
+                    Action::Bottom => u16::MAX / 2,
+                    _ => self.card_scroll,
+                };
+            }
+            Focus::History => {
+                let count = self.visible_runs().len();
+                self.history_selected = match action {
+                    Action::ScrollDown => self.history_selected + 1,
+                    Action::ScrollUp => self.history_selected.saturating_sub(1),
+                    Action::Top => 0,
+                    Action::Bottom | Action::PageDown => count,
+                    Action::PageUp => 0,
+                    _ => self.history_selected,
+                }
+                .min(count.saturating_sub(1));
+            }
+        }
+    }
+
+    fn cycle_focus(&mut self, step: isize) {
+        let mut order = vec![Focus::Conversation];
+        if !self.pending.is_empty() {
+            order.push(Focus::Card);
+        }
+        order.push(Focus::Logs);
+        if self.history_open {
+            order.push(Focus::History);
+        }
+        order.push(Focus::Composer);
+        let at = order.iter().position(|f| *f == self.focus).unwrap_or(0) as isize;
+        let next = (at + step).rem_euclid(order.len() as isize) as usize;
+        self.focus = order[next];
+    }
+
+    /// Ctrl-C: stops what runs; with nothing running (or pressed again), quits.
+    fn cancel(&mut self) -> Vec<UiAction> {
+        if self.phase.busy() && !self.cancel_sent {
+            self.cancel_sent = true;
+            self.status = Some("stopping… (Ctrl-C again to quit)".into());
+            return vec![UiAction::Op(Op::Cancel)];
+        }
+        self.quit()
+    }
+
+    /// Quits at once when nothing runs; asks first otherwise.
+    fn quit(&mut self) -> Vec<UiAction> {
+        if self.phase.busy() {
+            self.overlay = Some(Overlay::ConfirmQuit);
+            return Vec::new();
+        }
+        vec![UiAction::Op(Op::Shutdown), UiAction::Quit]
+    }
+
+    fn send(&mut self) -> Vec<UiAction> {
+        let text = self.composer_text();
+        if text.trim().is_empty() {
+            return Vec::new();
+        }
+        match self.phase {
+            Phase::Idle(_) | Phase::Starting => {}
+            Phase::Done(_) => {
+                self.status = Some("the session has ended; quit with q".into());
+                return Vec::new();
+            }
+            _ => {
+                self.status = Some("the model is busy: the message waits in the composer".into());
+                return Vec::new();
+            }
+        }
+        self.composer = new_composer();
+        self.push_entry(EntryKind::User, &text);
+        self.conversation_scroll = Scroll { from_bottom: 0 };
+        self.phase = Phase::Streaming;
+        vec![UiAction::Op(Op::UserMessage { text })]
+    }
+
+    fn on_card_action(&mut self, action: Action) -> Vec<UiAction> {
+        let Some(block) = self.card_block().cloned() else {
+            return Vec::new();
+        };
+        let decide = |decision: DecisionKind| DecisionRequest {
+            block: block.id.clone(),
+            decision,
+            reason: None,
+            code: None,
+            scope: None,
+        };
+        match action {
+            Action::Approve => vec![UiAction::Op(Op::Decide(decide(DecisionKind::Approve)))],
+            Action::Skip => vec![UiAction::Op(Op::Decide(decide(DecisionKind::Skip)))],
+            Action::Abort => vec![UiAction::Op(Op::Decide(decide(DecisionKind::Abort)))],
+            Action::ApproveSession => {
+                self.overlay = Some(Overlay::Scope);
+                Vec::new()
+            }
+            Action::Reject => {
+                self.overlay = Some(Overlay::Reason(Box::new(one_line_area(
+                    "why? the model reads this",
+                ))));
+                Vec::new()
+            }
+            Action::Edit => {
+                let mut area = TextArea::new(block.code.lines().map(str::to_string).collect());
+                area.set_line_number_style(self.theme.dim());
+                self.overlay = Some(Overlay::Editor {
+                    block: block.id.clone(),
+                    area: Box::new(area),
+                });
+                Vec::new()
+            }
+            Action::EditExternal => vec![UiAction::EditExternally {
+                block: block.id.clone(),
+                extension: extension_for(&block.language),
+                code: block.code.clone(),
+            }],
+            Action::NextBlock => {
+                self.card_choice = (self.card_choice + 1).min(self.pending.len().saturating_sub(1));
+                self.card_scroll = 0;
+                Vec::new()
+            }
+            Action::PrevBlock => {
+                self.card_choice = self.card_choice.saturating_sub(1);
+                self.card_scroll = 0;
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The code back from $EDITOR: an edit decision when it changed.
+    pub fn external_edit_done(&mut self, block: &str, code: Option<String>) -> Vec<UiAction> {
+        let Some(original) = self.block(block).map(|b| b.code.clone()) else {
+            return Vec::new();
+        };
+        match code {
+            Some(code) if code != original && !code.trim().is_empty() => {
+                vec![UiAction::Op(Op::Decide(DecisionRequest {
+                    block: block.to_string(),
+                    decision: DecisionKind::Edit,
+                    reason: None,
+                    code: Some(code),
+                    scope: None,
+                }))]
+            }
+            Some(_) => {
+                self.status = Some("the code is unchanged; the block still waits".into());
+                Vec::new()
+            }
+            None => {
+                self.status = Some("the editor failed; the block still waits".into());
+                Vec::new()
+            }
+        }
+    }
+
+    fn on_overlay_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
+        let Some(overlay) = self.overlay.take() else {
+            return Vec::new();
+        };
+        let editing_action = self.keymap.action(Context::Editor, &key);
+        match overlay {
+            Overlay::Help { scroll } => {
+                let scroll = match key.code {
+                    KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                    KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                    _ => return Vec::new(),
+                };
+                self.overlay = Some(Overlay::Help { scroll });
+                Vec::new()
+            }
+            Overlay::ConfirmQuit => match key.code {
+                KeyCode::Char('y') | KeyCode::Enter => {
+                    vec![UiAction::Op(Op::Shutdown), UiAction::Quit]
+                }
+                _ => Vec::new(),
+            },
+            Overlay::Scope => {
+                let scope = match key.code {
+                    KeyCode::Char('l') => Scope::Language,
+                    KeyCode::Char('x') => Scope::Exact,
+                    _ => return Vec::new(),
+                };
+                let Some(block) = self.card_block() else {
+                    return Vec::new();
+                };
+                vec![UiAction::Op(Op::Decide(DecisionRequest {
+                    block: block.id.clone(),
+                    decision: DecisionKind::ApproveSession,
+                    reason: None,
+                    code: None,
+                    scope: Some(scope),
+                }))]
+            }
+            Overlay::Reason(mut area) => {
+                if key.code == KeyCode::Enter || editing_action == Some(Action::Keep) {
+                    let reason = area.lines().join(" ").trim().to_string();
+                    let Some(block) = self.card_block() else {
+                        return Vec::new();
+                    };
+                    return vec![UiAction::Op(Op::Decide(DecisionRequest {
+                        block: block.id.clone(),
+                        decision: DecisionKind::Reject,
+                        reason: Some(reason).filter(|r| !r.is_empty()),
+                        code: None,
+                        scope: None,
+                    }))];
+                }
+                if editing_action == Some(Action::Discard) {
+                    return Vec::new();
+                }
+                area.input(key);
+                self.overlay = Some(Overlay::Reason(area));
+                Vec::new()
+            }
+            Overlay::Filter(mut area) => {
+                if key.code == KeyCode::Enter || editing_action == Some(Action::Keep) {
+                    self.history_filter = area.lines().join(" ").trim().to_string();
+                    self.history_selected = 0;
+                    return Vec::new();
+                }
+                if editing_action == Some(Action::Discard) {
+                    return Vec::new();
+                }
+                area.input(key);
+                self.overlay = Some(Overlay::Filter(area));
+                Vec::new()
+            }
+            Overlay::Editor { block, mut area } => match editing_action {
+                Some(Action::Keep) => {
+                    let original = self
+                        .block(&block)
+                        .map(|b| b.code.clone())
+                        .unwrap_or_default();
+                    let mut code = area.lines().join("\n");
+                    if original.ends_with('\n') {
+                        code.push('\n');
+                    }
+                    self.external_edit_done(&block, Some(code))
+                }
+                Some(Action::Discard) => {
+                    self.status = Some("edit dropped; the block still waits".into());
+                    Vec::new()
+                }
+                _ => {
+                    area.input(key);
+                    self.overlay = Some(Overlay::Editor { block, area });
+                    Vec::new()
+                }
+            },
+            Overlay::Run { index, scroll } => {
+                let scroll = match key.code {
+                    KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
+                    KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
+                    KeyCode::PageDown => scroll.saturating_add(10),
+                    KeyCode::PageUp => scroll.saturating_sub(10),
+                    _ => return Vec::new(),
+                };
+                self.overlay = Some(Overlay::Run { index, scroll });
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn new_composer() -> TextArea<'static> {
+    let mut area = TextArea::default();
+    area.set_placeholder_text("Message the model (Enter sends, Alt-Enter for a new line)");
+    area
+}
+
+fn one_line_area(placeholder: &str) -> TextArea<'static> {
+    let mut area = TextArea::default();
+    area.set_placeholder_text(placeholder.to_string());
+    area
+}
+
+/// The file extension $EDITOR gets, so it highlights the right language.
+fn extension_for(language: &str) -> String {
+    match language {
+        "python" => "py".into(),
+        "bash" | "sh" => "sh".into(),
+        other => other.to_string(),
+    }
+}
+
+/// First 12 hex digits of the code's SHA-256.
+pub fn short_hash(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(code.as_bytes());
+    crate::ids::hex(&digest[..6])
+}

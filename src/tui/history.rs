@@ -1,0 +1,198 @@
+//! The history pane: this session's runs, newest first (the durable store comes with the
+//! history issue), filtered by text; Enter opens one with its code, decision and output.
+
+use std::time::UNIX_EPOCH;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::app::{App, Focus, RunRecord};
+use super::text::visible_spans;
+use crate::output::sanitize::neutralize;
+
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let theme = &app.theme;
+    let focused = app.focus == Focus::History;
+    let mut title = vec![Span::styled(" History ", theme.accent())];
+    if !app.history_filter.is_empty() {
+        title.push(Span::styled(
+            format!("filter: {} ", neutralize(&app.history_filter)),
+            theme.dim(),
+        ));
+    }
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(focused))
+        .title(Line::from(title));
+    let inner = block.inner(area);
+    let runs = app.visible_runs();
+    if runs.is_empty() {
+        let text = if app.runs.is_empty() {
+            "No runs yet."
+        } else {
+            "No run matches the filter."
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(text, theme.dim())).block(block),
+            area,
+        );
+        return;
+    }
+    let height = inner.height as usize;
+    let first = app
+        .history_selected
+        .saturating_sub(height.saturating_sub(1));
+    let rows: Vec<Line<'static>> = runs
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(height)
+        .map(|(row, &index)| {
+            let line = summary(&app.runs[index], app);
+            if row == app.history_selected {
+                line.style(
+                    Style::new()
+                        .bg(theme.selection)
+                        .add_modifier(Modifier::BOLD),
+                )
+            } else {
+                line
+            }
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(rows).block(block), area);
+}
+
+fn summary(run: &RunRecord, app: &App) -> Line<'static> {
+    let theme = &app.theme;
+    let (status, colour) = match &run.result {
+        None => ("running".to_string(), theme.warning),
+        Some(r) if r.timed_out => ("timeout".into(), theme.error),
+        Some(r) if r.oom_killed => ("oom".into(), theme.error),
+        Some(r) if r.cancelled => ("stopped".into(), theme.warning),
+        Some(r) => match r.exit_code {
+            Some(0) => ("exit 0".into(), theme.success),
+            Some(code) => (format!("exit {code}"), theme.error),
+            None => ("killed".into(), theme.error),
+        },
+    };
+    let duration = run
+        .result
+        .as_ref()
+        .map_or(String::new(), |r| format!("{} ms", r.duration_ms));
+    let first_line = neutralize(run.code.lines().next().unwrap_or(""));
+    Line::from(vec![
+        Span::styled(clock(run), theme.dim()),
+        Span::styled(format!(" {:<7}", run.language), theme.text()),
+        Span::styled(format!(" {:<9}", status), Style::new().fg(colour)),
+        Span::styled(format!(" {:>8} ", duration), theme.dim()),
+        Span::styled(
+            format!(
+                "{}{} ",
+                run.decision,
+                if run.edited { " · edited" } else { "" }
+            ),
+            theme.dim(),
+        ),
+        Span::styled(first_line, theme.text()),
+    ])
+}
+
+/// HH:MM:SS in UTC.
+fn clock(run: &RunRecord) -> String {
+    let seconds = run
+        .started
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{:02}:{:02}:{:02}",
+        (seconds / 3600) % 24,
+        (seconds / 60) % 60,
+        seconds % 60
+    )
+}
+
+/// One run opened: who decided what, the code that ran (marked when edited), the output.
+pub fn render_run(frame: &mut Frame, area: Rect, app: &App, index: usize, scroll: u16) {
+    let theme = &app.theme;
+    let Some(run) = app.runs.get(index) else {
+        return;
+    };
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("run ", theme.dim()),
+            Span::styled(run.run.clone(), theme.text()),
+        ]),
+        Line::from(vec![
+            Span::styled("block ", theme.dim()),
+            Span::styled(run.block.clone(), theme.text()),
+        ]),
+        Line::from(vec![
+            Span::styled("decision ", theme.dim()),
+            Span::styled(run.decision.clone(), theme.text()),
+        ]),
+    ];
+    if let Some(result) = &run.result {
+        lines.push(Line::from(vec![
+            Span::styled("result ", theme.dim()),
+            Span::styled(
+                format!(
+                    "exit {} · {} ms · timed out {} · oom {} · truncated {} · {} bytes",
+                    result
+                        .exit_code
+                        .map_or("none".to_string(), |c| c.to_string()),
+                    result.duration_ms,
+                    result.timed_out,
+                    result.oom_killed,
+                    result.truncated,
+                    result.output_bytes
+                ),
+                theme.text(),
+            ),
+        ]));
+    }
+    if let Some(original) = app.block(&run.block).filter(|_| run.edited) {
+        lines.push(Line::styled(
+            "proposed code (before the edit):",
+            theme.accent(),
+        ));
+        lines.extend(
+            original
+                .code
+                .lines()
+                .map(|l| Line::from(visible_spans(l, theme.dim(), theme.hidden()))),
+        );
+        lines.push(Line::styled("code that ran (edited):", theme.accent()));
+    } else {
+        lines.push(Line::styled("code that ran:", theme.accent()));
+    }
+    lines.extend(
+        run.code
+            .lines()
+            .map(|l| Line::from(visible_spans(l, theme.text(), theme.hidden()))),
+    );
+    lines.push(Line::styled("output:", theme.accent()));
+    lines.extend(
+        run.output
+            .lines()
+            .map(|l| Line::styled(l.to_string(), theme.text())),
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(
+            " Run (Esc closes, j/k scroll) ",
+            theme.accent(),
+        ));
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}

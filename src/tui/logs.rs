@@ -1,0 +1,339 @@
+//! The container-logs pane: every run's stdout and stderr as they arrive, with a header per
+//! run and its status badges at the end. Bounded in memory (oldest lines go first), and only
+//! the visible lines are laid out, so a flood cannot slow the screen down.
+
+use std::collections::VecDeque;
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+
+use super::keymap::Action;
+use super::text::wrap_line;
+use super::theme::Theme;
+use crate::protocol::{ExecResult, Stream};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum LogLine {
+    Header(String),
+    Output { stream: Stream, text: String },
+    Status(Vec<(String, Badge)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Badge {
+    Good,
+    Bad,
+    Note,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogView {
+    lines: VecDeque<LogLine>,
+    cap: usize,
+    dropped: u64,
+    /// The last line of each stream has not ended yet.
+    open: [bool; 2],
+    from_bottom: usize,
+    frozen: bool,
+    running: bool,
+}
+
+impl LogView {
+    pub fn new(cap: usize) -> Self {
+        Self {
+            lines: VecDeque::new(),
+            cap: cap.max(100),
+            dropped: 0,
+            open: [false; 2],
+            from_bottom: 0,
+            frozen: false,
+            running: false,
+        }
+    }
+
+    pub fn running(&self) -> bool {
+        self.running
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.frozen
+    }
+
+    pub fn start(&mut self, title: String) {
+        self.open = [false; 2];
+        self.running = true;
+        self.add(LogLine::Header(title));
+    }
+
+    /// Output as the sandbox sends it (already neutralized); `\r` redraws keep their last state.
+    pub fn push(&mut self, stream: Stream, data: &str) {
+        let slot = stream as usize;
+        let mut pieces = data.split('\n').peekable();
+        let mut first = true;
+        while let Some(piece) = pieces.next() {
+            let newline_follows = pieces.peek().is_some();
+            let shown = piece.rsplit('\r').next().unwrap_or(piece);
+            let continued = first && self.open[slot];
+            if continued {
+                if let Some(text) = self.last_output(stream) {
+                    if piece.contains('\r') {
+                        text.clear();
+                    }
+                    text.push_str(shown);
+                }
+            } else if !piece.is_empty() || newline_follows {
+                self.add(LogLine::Output {
+                    stream,
+                    text: shown.to_string(),
+                });
+            }
+            self.open[slot] = !newline_follows && (continued || !piece.is_empty());
+            first = false;
+        }
+    }
+
+    fn last_output(&mut self, stream: Stream) -> Option<&mut String> {
+        self.lines.iter_mut().rev().find_map(|line| match line {
+            LogLine::Output { stream: s, text } if *s == stream => Some(text),
+            _ => None,
+        })
+    }
+
+    pub fn finish(&mut self, result: ExecResult) {
+        self.running = false;
+        self.add(LogLine::Status(badges(&result)));
+    }
+
+    fn add(&mut self, line: LogLine) {
+        self.lines.push_back(line);
+        if self.lines.len() > self.cap {
+            self.lines.pop_front();
+            self.dropped += 1;
+        }
+        if self.frozen {
+            self.from_bottom += 1;
+        }
+    }
+
+    pub fn toggle_freeze(&mut self) {
+        self.frozen = !self.frozen;
+        if !self.frozen {
+            self.from_bottom = 0;
+        }
+    }
+
+    pub fn scroll(&mut self, action: Action, page: usize) {
+        match action {
+            Action::ScrollUp => self.from_bottom += 1,
+            Action::ScrollDown => self.from_bottom = self.from_bottom.saturating_sub(1),
+            Action::PageUp => self.from_bottom += page.max(1),
+            Action::PageDown => self.from_bottom = self.from_bottom.saturating_sub(page.max(1)),
+            Action::Top => self.from_bottom = self.lines.len(),
+            Action::Bottom => {
+                self.from_bottom = 0;
+                self.frozen = false;
+            }
+            _ => {}
+        }
+        self.from_bottom = self.from_bottom.min(self.lines.len());
+    }
+
+    pub fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
+        let mut title = vec![Span::styled(" Container logs ", theme.accent())];
+        if self.running {
+            title.push(Span::styled("● running ", Style::new().fg(theme.success)));
+        }
+        if self.frozen {
+            title.push(Span::styled("❄ frozen ", Style::new().fg(theme.warning)));
+        } else if self.from_bottom > 0 {
+            title.push(Span::styled(format!("↑{} ", self.from_bottom), theme.dim()));
+        }
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(Line::from(title));
+        let inner = block.inner(area);
+        let rows = self.visible_rows(inner.width as usize, inner.height as usize, theme);
+        frame.render_widget(Paragraph::new(rows).block(block), area);
+    }
+
+    /// The last `height` rows above the scroll position, wrapped to `width`.
+    fn visible_rows(&self, width: usize, height: usize, theme: &Theme) -> Vec<Line<'static>> {
+        if self.lines.is_empty() {
+            return vec![Line::styled("No block has run yet.", theme.dim())];
+        }
+        let mut rows: Vec<Line<'static>> = Vec::new();
+        let end = self.lines.len() - self.from_bottom.min(self.lines.len());
+        for line in self.lines.range(..end).rev() {
+            let mut wrapped = wrap_line(&self.styled(line, theme), width);
+            wrapped.reverse();
+            rows.extend(wrapped);
+            if rows.len() >= height {
+                break;
+            }
+        }
+        rows.truncate(height);
+        rows.reverse();
+        if self.dropped > 0 && rows.len() < height {
+            rows.insert(
+                0,
+                Line::styled(
+                    format!("[{} older lines dropped]", self.dropped),
+                    theme.dim(),
+                ),
+            );
+        }
+        rows
+    }
+
+    fn styled(&self, line: &LogLine, theme: &Theme) -> Line<'static> {
+        match line {
+            LogLine::Header(title) => Line::styled(
+                format!("── {title} ──"),
+                theme.dim().add_modifier(Modifier::BOLD),
+            ),
+            LogLine::Output {
+                stream: Stream::Stdout,
+                text,
+            } => Line::styled(text.clone(), theme.text()),
+            LogLine::Output {
+                stream: Stream::Stderr,
+                text,
+            } => Line::from(vec![
+                Span::styled("▌", Style::new().fg(theme.stderr)),
+                Span::styled(text.clone(), Style::new().fg(theme.stderr)),
+            ]),
+            LogLine::Status(badges) => Line::from(
+                badges
+                    .iter()
+                    .flat_map(|(text, badge)| {
+                        let colour = match badge {
+                            Badge::Good => theme.success,
+                            Badge::Bad => theme.error,
+                            Badge::Note => theme.warning,
+                        };
+                        [
+                            Span::styled(
+                                format!(" {text} "),
+                                Style::new().fg(colour).add_modifier(Modifier::REVERSED),
+                            ),
+                            Span::raw(" "),
+                        ]
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        }
+    }
+}
+
+fn badges(result: &ExecResult) -> Vec<(String, Badge)> {
+    let mut badges = Vec::new();
+    match result.exit_code {
+        Some(0) => badges.push(("exit 0".to_string(), Badge::Good)),
+        Some(code) => badges.push((format!("exit {code}"), Badge::Bad)),
+        None => {}
+    }
+    if result.timed_out {
+        badges.push(("TIMEOUT".into(), Badge::Bad));
+    }
+    if result.oom_killed {
+        badges.push(("OOM".into(), Badge::Bad));
+    }
+    if result.cancelled {
+        badges.push(("STOPPED".into(), Badge::Note));
+    }
+    if result.truncated {
+        badges.push((
+            format!("TRUNCATED · {} bytes", result.output_bytes),
+            Badge::Note,
+        ));
+    }
+    if result.container_restarted {
+        badges.push(("CONTAINER RESTARTED".into(), Badge::Note));
+    }
+    badges.push((format!("{} ms", result.duration_ms), Badge::Note));
+    badges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(view: &LogView) -> Vec<String> {
+        view.lines
+            .iter()
+            .map(|line| match line {
+                LogLine::Header(t) => format!("# {t}"),
+                LogLine::Output {
+                    stream: Stream::Stdout,
+                    text,
+                } => text.clone(),
+                LogLine::Output {
+                    stream: Stream::Stderr,
+                    text,
+                } => format!("! {text}"),
+                LogLine::Status(b) => format!(
+                    "= {}",
+                    b.iter()
+                        .map(|(t, _)| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pieces_join_into_lines_per_stream_and_redraws_collapse() {
+        let mut view = LogView::new(1000);
+        view.start("run".into());
+        view.push(Stream::Stdout, "hel");
+        view.push(Stream::Stderr, "warn\n");
+        view.push(Stream::Stdout, "lo\nnext\n");
+        view.push(Stream::Stdout, "10%\r50%\r100%\n");
+        assert_eq!(texts(&view), ["# run", "hello", "! warn", "next", "100%"]);
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_loss_is_said() {
+        let mut view = LogView::new(100);
+        for i in 0..1000 {
+            view.push(Stream::Stdout, &format!("line {i}\n"));
+        }
+        assert_eq!(view.lines.len(), 100);
+        assert_eq!(view.dropped, 900);
+        let rows = view.visible_rows(40, 5, &Theme::default());
+        let shown: Vec<String> = rows
+            .iter()
+            .map(|r| r.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        assert_eq!(
+            shown,
+            ["line 995", "line 996", "line 997", "line 998", "line 999"]
+        );
+    }
+
+    #[test]
+    fn a_frozen_view_stays_put_while_lines_arrive() {
+        let mut view = LogView::new(1000);
+        for i in 0..10 {
+            view.push(Stream::Stdout, &format!("line {i}\n"));
+        }
+        view.toggle_freeze();
+        for i in 10..20 {
+            view.push(Stream::Stdout, &format!("line {i}\n"));
+        }
+        let rows = view.visible_rows(40, 2, &Theme::default());
+        let shown: Vec<String> = rows
+            .iter()
+            .map(|r| r.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        assert_eq!(shown, ["line 8", "line 9"]);
+        view.toggle_freeze();
+        let rows = view.visible_rows(40, 1, &Theme::default());
+        assert_eq!(rows[0].spans[0].content, "line 19");
+    }
+}

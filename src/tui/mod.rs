@@ -1,0 +1,290 @@
+//! The full-screen frontend: ratatui + crossterm on the alternate screen, one tokio loop
+//! over key presses, engine events and signals. It talks to the engine only through `Op`s
+//! and `Event`s; the panes only read [`app::App`].
+
+pub mod app;
+pub mod card;
+pub mod conversation;
+pub mod help;
+pub mod highlight;
+pub mod history;
+pub mod keymap;
+pub mod logs;
+pub mod markdown;
+pub mod status;
+pub mod text;
+pub mod theme;
+pub mod ui;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    Event as Input, EventStream, KeyEventKind,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::approver::CommandApprover;
+use crate::commands::run::{choose_model, settings};
+use crate::config::Config;
+use crate::engine::policy::Policy;
+use crate::engine::{Events, LanguageTable, Session};
+use crate::protocol::{Event, Op};
+use crate::sandbox::Notices;
+use crate::sandbox::docker::{self, DockerSandbox};
+use app::{App, UiAction};
+use highlight::Highlighter;
+use keymap::Keymap;
+use theme::Theme;
+
+/// The bundled demo: its script, and the task it answers.
+pub const DEMO_SCRIPT: &str = include_str!("../../assets/demo.toml");
+const DEMO_TASK: &str = "Make a small sample text in the workspace and find its five most common words; save them as a JSON report.";
+
+pub struct Options {
+    /// `--demo`: the bundled scripted model.
+    pub demo: bool,
+    pub scripted: Option<PathBuf>,
+}
+
+type Screen = Terminal<CrosstermBackend<std::io::Stdout>>;
+
+pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> {
+    // Everything that can fail is checked before the terminal changes.
+    let theme = Theme::load(&config.ui.theme)?;
+    let highlighter = Highlighter::new(config.ui.syntax_theme.as_deref().unwrap_or(&theme.syntax))?;
+    let keymap = Keymap::new(&config.ui.keys)?;
+    let languages = LanguageTable::new(&config.languages);
+    let policy = Policy::new(&config.approval, &languages)?;
+    let (model, model_name) = if options.demo {
+        let script = crate::model::scripted::ScriptedModel::from_toml(DEMO_SCRIPT)?;
+        (
+            crate::model::AnyModel::Scripted(script),
+            "demo (scripted)".to_string(),
+        )
+    } else {
+        let name = match &options.scripted {
+            Some(path) => format!("scripted ({})", path.display()),
+            None => config.model.model.clone(),
+        };
+        (choose_model(config, options.scripted.as_deref())?, name)
+    };
+    let approver = CommandApprover::new(
+        &config.approval.approver_command,
+        Duration::from_secs(config.approval.approver_timeout_secs),
+    );
+    let mut interrupts = crate::commands::Interrupts::listen()?;
+
+    let request = crate::commands::session_request(config, "s")?;
+    let session_id = request.session.clone();
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
+    let (op_tx, op_rx) = mpsc::unbounded_channel();
+    let events = Events::new(event_tx);
+    let notices: Notices = {
+        let events = events.clone();
+        std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
+    };
+    let docker = docker::connect().await;
+    let connected = docker.as_ref().ok().cloned();
+    let start_sandbox = async move { DockerSandbox::start(docker?, request, notices).await };
+    let session = Session::new(
+        settings(config, session_id, false),
+        model,
+        approver,
+        policy,
+        events,
+        op_rx,
+    );
+    let first = options.demo.then(|| DEMO_TASK.to_string());
+    let engine = tokio::spawn(session.run(first.clone(), start_sandbox));
+
+    let mut app = App::new(
+        theme,
+        keymap,
+        model_name,
+        config.ui.log_lines,
+        config.ui.bell,
+    );
+    if let Some(task) = first {
+        app.transcript.push(app::Entry {
+            kind: app::EntryKind::User,
+            text: task,
+        });
+        app.phase = app::Phase::Streaming;
+    }
+    let mut screen = enter_screen()?;
+    let outcome = event_loop(
+        &mut screen,
+        &mut app,
+        &highlighter,
+        &mut event_rx,
+        &op_tx,
+        &mut interrupts,
+    )
+    .await;
+    leave_screen(&mut screen);
+    let _ = op_tx.send(Op::Shutdown);
+    drop(op_tx);
+    // The engine removes its container on the way out; give it a moment, then make sure.
+    let _ = tokio::time::timeout(Duration::from_secs(15), engine).await;
+    if let Some(docker) = connected {
+        docker::remove_own(&docker).await;
+    }
+    outcome?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn event_loop(
+    screen: &mut Screen,
+    app: &mut App,
+    highlighter: &Highlighter,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    ops: &mpsc::UnboundedSender<Op>,
+    interrupts: &mut crate::commands::Interrupts,
+) -> anyhow::Result<()> {
+    let mut input = EventStream::new();
+    let mut redraw = tokio::time::interval(Duration::from_millis(50));
+    let mut dirty = true;
+    loop {
+        if dirty {
+            screen.draw(|frame| ui::draw(frame, app, highlighter))?;
+            dirty = false;
+        }
+        let actions = tokio::select! {
+            input_event = input.next() => match input_event {
+                Some(Ok(Input::Key(key))) if key.kind != KeyEventKind::Release => app.on_key(key),
+                Some(Ok(Input::Paste(text))) => { app.on_paste(&text); Vec::new() }
+                Some(Ok(Input::Mouse(mouse))) => { app.on_mouse(mouse); Vec::new() }
+                Some(Ok(_)) => Vec::new(),
+                Some(Err(err)) => return Err(anyhow::anyhow!("cannot read the terminal: {err}")),
+                None => return Ok(()),
+            },
+            event = events.recv() => {
+                let Some(event) = event else { return Ok(()) };
+                let mut actions = app.on_event(&event);
+                // Drain what is queued, so a flood costs one frame, not one per chunk.
+                while let Ok(event) = events.try_recv() {
+                    actions.extend(app.on_event(&event));
+                }
+                actions
+            }
+            () = interrupts.next() => return Ok(()),
+            _ = redraw.tick(), if !dirty => Vec::new(),
+        };
+        dirty = true;
+        for action in actions {
+            match action {
+                UiAction::Op(op) => {
+                    let _ = ops.send(op);
+                }
+                UiAction::Bell => {
+                    let _ = std::io::stdout()
+                        .write_all(b"\x07")
+                        .and_then(|()| std::io::stdout().flush());
+                }
+                UiAction::Quit => return Ok(()),
+                UiAction::EditExternally {
+                    block,
+                    extension,
+                    code,
+                } => {
+                    drop(input);
+                    let edited = edit_externally(screen, &extension, &code).await;
+                    input = EventStream::new();
+                    for action in app.external_edit_done(&block, edited) {
+                        if let UiAction::Op(op) = action {
+                            let _ = ops.send(op);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Raw mode on the alternate screen, with bracketed paste and the mouse; a panic restores
+/// the terminal before its message is printed.
+fn enter_screen() -> anyhow::Result<Screen> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        previous(info);
+    }));
+    enable_raw_mode()
+        .map_err(|err| anyhow::anyhow!("cannot switch the terminal to raw mode: {err}"))?;
+    let mut stdout = std::io::stdout();
+    if let Err(err) = execute!(
+        stdout,
+        EnterAlternateScreen,
+        EnableBracketedPaste,
+        EnableMouseCapture
+    ) {
+        restore_terminal();
+        anyhow::bail!("cannot set up the terminal: {err}");
+    }
+    Terminal::new(CrosstermBackend::new(stdout)).map_err(|err| {
+        restore_terminal();
+        anyhow::anyhow!("cannot set up the terminal: {err}")
+    })
+}
+
+fn restore_terminal() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+fn leave_screen(screen: &mut Screen) {
+    restore_terminal();
+    let _ = screen.show_cursor();
+}
+
+/// Suspends the screen, runs $VISUAL or $EDITOR (else vi) on a copy of the code, and comes
+/// back. `None` when the editor could not run or failed.
+async fn edit_externally(screen: &mut Screen, extension: &str, code: &str) -> Option<String> {
+    let dir = tempfile::Builder::new()
+        .prefix("airlock-edit")
+        .tempdir()
+        .ok()?;
+    let path = dir.path().join(format!("block.{extension}"));
+    std::fs::write(&path, code).ok()?;
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    let mut words = editor.split_whitespace();
+    let program = words.next().unwrap_or("vi").to_string();
+    let args: Vec<String> = words.map(str::to_string).collect();
+    leave_screen(screen);
+    let status = tokio::process::Command::new(&program)
+        .args(&args)
+        .arg(&path)
+        .status()
+        .await;
+    let _ = enable_raw_mode();
+    let _ = execute!(
+        std::io::stdout(),
+        EnterAlternateScreen,
+        EnableBracketedPaste,
+        EnableMouseCapture
+    );
+    let _ = screen.clear();
+    match status {
+        Ok(status) if status.success() => std::fs::read_to_string(&path).ok(),
+        _ => None,
+    }
+}

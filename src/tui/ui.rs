@@ -1,0 +1,233 @@
+//! The screen's layout: conversation and composer on the left, the pending block and the
+//! container logs on the right (history in between when open), the status bar at the
+//! bottom, overlays on top. A terminal too small for that gets a notice instead.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::app::{App, Focus, Overlay};
+use super::highlight::Highlighter;
+use super::{card, conversation, help, history, status};
+
+/// Smaller than this, panes cannot show anything useful.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 12;
+
+pub fn draw(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "The terminal is too small ({}×{}); airlock needs {MIN_WIDTH}×{MIN_HEIGHT}.",
+            area.width, area.height
+        );
+        frame.render_widget(
+            Paragraph::new(text)
+                .style(app.theme.text())
+                .wrap(Wrap { trim: true }),
+            area,
+        );
+        return;
+    }
+    let [main, bar] = Layout::vertical([Constraint::Min(5), Constraint::Length(2)]).areas(area);
+    app.areas = Default::default();
+    if app.zoomed {
+        draw_pane(frame, app, highlighter, app.focus, main);
+    } else {
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
+                .areas(main);
+        let composer_height = (app.composer.lines().len() as u16 + 2).clamp(3, 8);
+        let [talk, composer] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(composer_height)]).areas(left);
+        draw_pane(frame, app, highlighter, Focus::Conversation, talk);
+        draw_pane(frame, app, highlighter, Focus::Composer, composer);
+        if app.history_open {
+            let [top, middle, bottom] = Layout::vertical([
+                Constraint::Percentage(40),
+                Constraint::Percentage(30),
+                Constraint::Percentage(30),
+            ])
+            .areas(right);
+            draw_pane(frame, app, highlighter, Focus::Card, top);
+            draw_pane(frame, app, highlighter, Focus::History, middle);
+            draw_pane(frame, app, highlighter, Focus::Logs, bottom);
+        } else {
+            let [top, bottom] =
+                Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
+                    .areas(right);
+            draw_pane(frame, app, highlighter, Focus::Card, top);
+            draw_pane(frame, app, highlighter, Focus::Logs, bottom);
+        }
+    }
+    status::render(frame, bar, app);
+    draw_overlay(frame, app, main);
+}
+
+fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: Focus, area: Rect) {
+    match pane {
+        Focus::Conversation => {
+            app.areas.conversation = area;
+            conversation::render(frame, area, app, highlighter);
+        }
+        Focus::Card => {
+            app.areas.card = area;
+            card::render(frame, area, app, highlighter);
+        }
+        Focus::Logs => {
+            app.areas.logs = area;
+            app.logs
+                .render(frame, area, &app.theme, app.focus == Focus::Logs);
+        }
+        Focus::History => {
+            app.areas.history = area;
+            history::render(frame, area, app);
+        }
+        Focus::Composer => draw_composer(frame, app, area),
+    }
+}
+
+fn draw_composer(frame: &mut Frame, app: &mut App, area: Rect) {
+    let focused = app.focus == Focus::Composer;
+    let theme = app.theme.clone();
+    let title = if focused {
+        " Message · Enter sends · Esc leaves "
+    } else {
+        " Message "
+    };
+    app.composer.set_block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(focused))
+            .title(Span::styled(title, theme.accent())),
+    );
+    app.composer.set_style(theme.text());
+    app.composer.set_cursor_line_style(Style::new());
+    app.composer.set_placeholder_style(theme.dim());
+    app.composer.set_cursor_style(if focused {
+        Style::new().add_modifier(Modifier::REVERSED)
+    } else {
+        Style::new()
+    });
+    frame.render_widget(&app.composer, area);
+}
+
+fn draw_overlay(frame: &mut Frame, app: &mut App, area: Rect) {
+    let theme = app.theme.clone();
+    match &app.overlay {
+        None => {}
+        Some(Overlay::Help { scroll }) => help::render(frame, centered(area, 90, 90), app, *scroll),
+        Some(Overlay::Run { index, scroll }) => {
+            history::render_run(frame, centered(area, 90, 90), app, *index, *scroll)
+        }
+        Some(Overlay::ConfirmQuit) => {
+            let text = vec![
+                Line::styled("Something is still running.", theme.text()),
+                Line::styled(
+                    "Quit anyway? It is stopped and the container removed.",
+                    theme.text(),
+                ),
+                Line::from(vec![
+                    Span::styled("y", theme.accent()),
+                    Span::styled(" quit  ", theme.dim()),
+                    Span::styled("any other key", theme.accent()),
+                    Span::styled(" stay", theme.dim()),
+                ]),
+            ];
+            popup(frame, area, " Quit? ", text, 60, 5, &theme);
+        }
+        Some(Overlay::Scope) => {
+            let text = vec![
+                Line::styled("Approve for the rest of the session:", theme.text()),
+                Line::from(vec![
+                    Span::styled("l", theme.accent()),
+                    Span::styled(" every block in this language", theme.dim()),
+                ]),
+                Line::from(vec![
+                    Span::styled("x", theme.accent()),
+                    Span::styled(" this exact code only", theme.dim()),
+                ]),
+                Line::from(vec![
+                    Span::styled("Esc", theme.accent()),
+                    Span::styled(" back", theme.dim()),
+                ]),
+            ];
+            popup(frame, area, " Approve for session ", text, 50, 6, &theme);
+        }
+        Some(Overlay::Reason(_) | Overlay::Filter(_) | Overlay::Editor { .. }) => {
+            draw_input(frame, app, area, &theme)
+        }
+    }
+}
+
+/// The overlays that take typing: the reject reason, the history filter, the inline editor.
+fn draw_input(frame: &mut Frame, app: &mut App, area: Rect, theme: &super::theme::Theme) {
+    let (input, title, rect) = match &mut app.overlay {
+        Some(Overlay::Reason(input)) => (
+            input,
+            " Reject · Enter sends the reason · Esc cancels ",
+            centered_fixed(area, 70, 3),
+        ),
+        Some(Overlay::Filter(input)) => (
+            input,
+            " Filter · Enter applies · Esc cancels ",
+            centered_fixed(area, 70, 3),
+        ),
+        Some(Overlay::Editor { area: input, .. }) => (
+            input,
+            " Edit block · Ctrl-S keeps the edit · Esc drops it ",
+            centered(area, 90, 85),
+        ),
+        _ => return,
+    };
+    input.set_block(
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(true))
+            .title(Span::styled(title, theme.accent())),
+    );
+    input.set_cursor_line_style(Style::new());
+    input.set_cursor_style(Style::new().add_modifier(Modifier::REVERSED));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(&**input, rect);
+}
+
+fn popup(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    text: Vec<Line<'static>>,
+    width: u16,
+    height: u16,
+    theme: &super::theme::Theme,
+) {
+    let rect = centered_fixed(area, width, height);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(title.to_string(), theme.accent()));
+    frame.render_widget(Clear, rect);
+    frame.render_widget(Paragraph::new(text).block(block), rect);
+}
+
+fn centered(area: Rect, width_percent: u16, height_percent: u16) -> Rect {
+    let [rect] = Layout::horizontal([Constraint::Percentage(width_percent)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::vertical([Constraint::Percentage(height_percent)])
+        .flex(Flex::Center)
+        .areas(rect);
+    rect
+}
+
+fn centered_fixed(area: Rect, width: u16, height: u16) -> Rect {
+    let [rect] = Layout::horizontal([Constraint::Length(width.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::vertical([Constraint::Length(height.min(area.height))])
+        .flex(Flex::Center)
+        .areas(rect);
+    rect
+}
