@@ -176,6 +176,8 @@ pub struct App {
     pub transcript: Vec<Entry>,
     pub conversation_scroll: Scroll,
     pub blocks: Vec<ProposedBlock>,
+    /// The current message's blocks, in order.
+    pub turn_blocks: Vec<String>,
     /// Blocks of the current turn still waiting for the operator, in order.
     pub pending: VecDeque<String>,
     /// Which pending block the card shows.
@@ -211,6 +213,7 @@ impl App {
             transcript: Vec::new(),
             conversation_scroll: Scroll { from_bottom: 0 },
             blocks: Vec::new(),
+            turn_blocks: Vec::new(),
             pending: VecDeque::new(),
             card_choice: 0,
             card_scroll: 0,
@@ -313,6 +316,7 @@ impl App {
                     Some(entry) => entry.text = text.clone(),
                     None => self.push_entry(EntryKind::Assistant, text),
                 }
+                self.turn_blocks.clear();
                 self.phase = Phase::Idle(None);
             }
             Event::BlockProposed {
@@ -331,6 +335,7 @@ impl App {
                     edited: None,
                 });
                 self.pending.push_back(block.clone());
+                self.turn_blocks.push(block.clone());
                 if self.pending.len() == 1 {
                     self.card_choice = 0;
                     self.card_scroll = 0;
@@ -604,11 +609,12 @@ impl App {
     }
 
     fn cycle_focus(&mut self, step: isize) {
-        let mut order = vec![Focus::Conversation];
+        // The card comes first, so Tab from the composer reaches a waiting block at once.
+        let mut order = Vec::new();
         if !self.pending.is_empty() {
             order.push(Focus::Card);
         }
-        order.push(Focus::Logs);
+        order.extend([Focus::Conversation, Focus::Logs]);
         if self.history_open {
             order.push(Focus::History);
         }
@@ -874,4 +880,229 @@ pub fn short_hash(code: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(code.as_bytes());
     crate::ids::hex(&digest[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::KeyModifiers;
+
+    use super::*;
+    use crate::tui::testing::{app, decided, feed, proposed};
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    fn ctrl(c: char) -> KeyEvent {
+        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+    }
+
+    fn type_text(app: &mut App, text: &str) -> Vec<UiAction> {
+        text.chars()
+            .flat_map(|c| app.on_key(key(KeyCode::Char(c))))
+            .collect()
+    }
+
+    fn ops(actions: Vec<UiAction>) -> Vec<Op> {
+        actions
+            .into_iter()
+            .filter_map(|action| match action {
+                UiAction::Op(op) => Some(op),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn decision(block: &str, kind: DecisionKind) -> Op {
+        Op::Decide(DecisionRequest {
+            block: block.into(),
+            decision: kind,
+            reason: None,
+            code: None,
+            scope: None,
+        })
+    }
+
+    fn pending(app: &mut App) {
+        feed(
+            app,
+            &[
+                proposed("b-1", 0, "python", "print(1)\n"),
+                proposed("b-2", 1, "bash", "ls\n"),
+            ],
+        );
+    }
+
+    #[test]
+    fn y_on_the_card_approves_the_shown_block() {
+        let mut app = app();
+        pending(&mut app);
+        assert_eq!(app.focus, Focus::Card, "a new block takes focus");
+        assert_eq!(
+            ops(app.on_key(key(KeyCode::Char('y')))),
+            [decision("b-1", DecisionKind::Approve)]
+        );
+        assert_eq!(
+            ops(app.on_key(key(KeyCode::Char('s')))),
+            [decision("b-1", DecisionKind::Skip)]
+        );
+        app.on_event(&decided("b-1", DecisionKind::Approve));
+        assert_eq!(
+            ops(app.on_key(key(KeyCode::Esc))),
+            [decision("b-2", DecisionKind::Abort)]
+        );
+    }
+
+    #[test]
+    fn typing_y_in_the_composer_approves_nothing() {
+        let mut app = app();
+        type_text(&mut app, "wh");
+        pending(&mut app);
+        assert_eq!(app.focus, Focus::Composer, "typing is not interrupted");
+        let actions = type_text(&mut app, "y not? yes");
+        assert!(ops(actions).is_empty());
+        assert_eq!(app.composer_text(), "why not? yes");
+        // Tab reaches the card; then y approves.
+        app.on_key(key(KeyCode::Tab));
+        assert_eq!(app.focus, Focus::Card);
+        assert_eq!(
+            ops(app.on_key(key(KeyCode::Char('y')))),
+            [decision("b-1", DecisionKind::Approve)]
+        );
+    }
+
+    #[test]
+    fn reject_asks_for_a_reason_and_sends_it() {
+        let mut app = app();
+        pending(&mut app);
+        assert!(ops(app.on_key(key(KeyCode::Char('n')))).is_empty());
+        assert!(
+            ops(type_text(&mut app, "no network calls")).is_empty(),
+            "the reason's letters decide nothing"
+        );
+        let sent = ops(app.on_key(key(KeyCode::Enter)));
+        assert_eq!(
+            sent,
+            [Op::Decide(DecisionRequest {
+                block: "b-1".into(),
+                decision: DecisionKind::Reject,
+                reason: Some("no network calls".into()),
+                code: None,
+                scope: None
+            })]
+        );
+        // Esc in the prompt goes back to the card without a decision.
+        app.on_key(key(KeyCode::Char('n')));
+        assert!(ops(app.on_key(key(KeyCode::Esc))).is_empty());
+        assert!(app.overlay.is_none());
+    }
+
+    #[test]
+    fn the_inline_editor_keeps_with_ctrl_s_and_drops_with_esc() {
+        let mut app = app();
+        pending(&mut app);
+        app.on_key(key(KeyCode::Char('e')));
+        app.on_key(key(KeyCode::End));
+        type_text(&mut app, " # checked");
+        let sent = ops(app.on_key(ctrl('s')));
+        assert_eq!(
+            sent,
+            [Op::Decide(DecisionRequest {
+                block: "b-1".into(),
+                decision: DecisionKind::Edit,
+                reason: None,
+                code: Some("print(1) # checked\n".into()),
+                scope: None
+            })]
+        );
+        app.on_key(key(KeyCode::Char('e')));
+        type_text(&mut app, "import os\n");
+        assert!(
+            ops(app.on_key(key(KeyCode::Esc))).is_empty(),
+            "Esc drops the edit, it does not abort"
+        );
+        assert!(app.overlay.is_none());
+        assert_eq!(app.focus, Focus::Card);
+    }
+
+    #[test]
+    fn approve_for_session_picks_its_scope() {
+        let mut app = app();
+        pending(&mut app);
+        assert!(ops(app.on_key(key(KeyCode::Char('a')))).is_empty());
+        let sent = ops(app.on_key(key(KeyCode::Char('x'))));
+        assert_eq!(
+            sent,
+            [Op::Decide(DecisionRequest {
+                block: "b-1".into(),
+                decision: DecisionKind::ApproveSession,
+                reason: None,
+                code: None,
+                scope: Some(Scope::Exact)
+            })]
+        );
+        app.on_key(key(KeyCode::Char('a')));
+        let sent = ops(app.on_key(key(KeyCode::Char('l'))));
+        assert!(matches!(
+            &sent[..],
+            [Op::Decide(DecisionRequest {
+                scope: Some(Scope::Language),
+                ..
+            })]
+        ));
+    }
+
+    #[test]
+    fn ctrl_c_cancels_what_runs_and_a_second_one_asks_to_quit() {
+        let mut app = app();
+        app.phase = Phase::Running;
+        assert_eq!(ops(app.on_key(ctrl('c'))), [Op::Cancel]);
+        assert!(ops(app.on_key(ctrl('c'))).is_empty());
+        assert!(matches!(app.overlay, Some(Overlay::ConfirmQuit)));
+        let actions = app.on_key(key(KeyCode::Char('y')));
+        assert!(actions.contains(&UiAction::Quit));
+        let mut idle = crate::tui::testing::app();
+        let actions = idle.on_key(ctrl('c'));
+        assert!(
+            actions.contains(&UiAction::Quit),
+            "nothing runs: Ctrl-C quits"
+        );
+    }
+
+    #[test]
+    fn enter_sends_the_message_and_alt_enter_makes_a_new_line() {
+        let mut app = app();
+        type_text(&mut app, "first");
+        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+        type_text(&mut app, "second");
+        assert_eq!(
+            ops(app.on_key(key(KeyCode::Enter))),
+            [Op::UserMessage {
+                text: "first\nsecond".into()
+            }]
+        );
+        assert_eq!(app.composer_text(), "");
+        // While the model replies the message waits in the composer.
+        type_text(&mut app, "more");
+        assert!(ops(app.on_key(key(KeyCode::Enter))).is_empty());
+        assert_eq!(app.composer_text(), "more");
+    }
+
+    #[test]
+    fn a_paste_is_text_even_when_it_holds_y_and_newlines() {
+        let mut app = app();
+        pending(&mut app);
+        app.on_paste("y\ny\nrm -rf /\n");
+        assert_eq!(app.focus, Focus::Composer);
+        assert_eq!(app.composer_text(), "y\ny\nrm -rf /\n");
+    }
+
+    #[test]
+    fn the_bell_rings_once_per_message_with_blocks() {
+        let mut app = app();
+        let first = app.on_event(&proposed("b-1", 0, "python", "1"));
+        let second = app.on_event(&proposed("b-2", 1, "python", "2"));
+        assert_eq!(first, [UiAction::Bell]);
+        assert!(second.is_empty());
+    }
 }

@@ -124,3 +124,59 @@ fn entry_lines(entry: &Entry, app: &App, highlighter: &Highlighter) -> Vec<Line<
         )],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Event;
+    use crate::tui::testing::{app, feed, pane};
+
+    #[test]
+    fn a_streaming_reply_renders_markdown_as_it_arrives() {
+        let mut app = app();
+        app.on_event(&Event::Notice {
+            message: "pulled the image".into(),
+        });
+        app.transcript.push(Entry {
+            kind: EntryKind::User,
+            text: "count the words".into(),
+        });
+        let reply = "## Plan\n\nI will **count** the words with `Counter`:\n\n- read the file\n- count\n\n```python\nfrom collections import Counter\n";
+        let events: Vec<Event> = reply
+            .split_inclusive(' ')
+            .map(|piece| Event::AssistantDelta { text: piece.into() })
+            .collect();
+        feed(&mut app, &events);
+        app.on_event(&Event::Error {
+            message: "the model's reply failed: stream cut".into(),
+        });
+        let highlighter = Highlighter::plain();
+        insta::assert_snapshot!(pane(60, 20, |frame| render(
+            frame,
+            frame.area(),
+            &app,
+            &highlighter
+        )));
+    }
+
+    #[test]
+    fn only_the_visible_end_is_laid_out_and_scrolling_moves_up() {
+        let mut app = app();
+        for i in 0..500 {
+            app.transcript.push(Entry {
+                kind: EntryKind::Notice,
+                text: format!("notice {i}"),
+            });
+        }
+        let highlighter = Highlighter::plain();
+        let rows = visible_rows(&app, &highlighter, 40, 3);
+        let text: Vec<String> = rows
+            .iter()
+            .map(|r| r.spans.iter().map(|s| s.content.as_ref()).collect())
+            .collect();
+        assert_eq!(text, ["", "· notice 499", ""]);
+        app.conversation_scroll.from_bottom = 3;
+        let rows = visible_rows(&app, &highlighter, 40, 1);
+        assert_eq!(rows[0].spans[0].content, "· notice 498");
+    }
+}

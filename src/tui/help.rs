@@ -54,3 +54,23 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), area);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::testing::{app, pane};
+
+    #[test]
+    fn the_help_lists_every_binding_from_the_keymap() {
+        let app = app();
+        let text = pane(100, 60, |frame| render(frame, frame.area(), &app, 0));
+        for binding in app.keymap.bindings() {
+            assert!(
+                text.contains(binding.description),
+                "{} missing",
+                binding.description
+            );
+        }
+        insta::assert_snapshot!(text);
+    }
+}

@@ -196,3 +196,63 @@ pub fn render_run(frame: &mut Frame, area: Rect, app: &App, index: usize, scroll
         area,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{DecisionKind, Event, Stream};
+    use crate::tui::testing::{app, decided, feed, finished, output, pane, proposed, result};
+
+    fn with_runs() -> App {
+        let mut app = app();
+        feed(
+            &mut app,
+            &[
+                proposed("b-1", 0, "bash", "ls -l\n"),
+                decided("b-1", DecisionKind::Approve),
+                Event::ExecStarted {
+                    block: "b-1".into(),
+                    run: "r-1".into(),
+                },
+                output("b-1", Stream::Stdout, "total 0\n"),
+                finished("b-1", result(Some(0), "total 0\n")),
+                proposed("b-2", 0, "python", "print(undefined)\n"),
+                Event::Decision {
+                    block: "b-2".into(),
+                    decision: DecisionKind::Edit,
+                    reason: None,
+                    source: crate::protocol::DecisionSource::Operator,
+                    scope: None,
+                    code: Some("print('defined')\n".into()),
+                },
+                Event::ExecStarted {
+                    block: "b-2".into(),
+                    run: "r-2".into(),
+                },
+                finished("b-2", result(Some(0), "defined\n")),
+            ],
+        );
+        app.focus = Focus::History;
+        app
+    }
+
+    #[test]
+    fn runs_are_listed_newest_first_and_filtered() {
+        let mut app = with_runs();
+        insta::assert_snapshot!(pane(90, 5, |frame| render(frame, frame.area(), &app)));
+        app.history_filter = "ls".into();
+        assert_eq!(app.visible_runs(), [0]);
+    }
+
+    #[test]
+    fn an_opened_run_shows_both_versions_of_an_edited_block() {
+        let app = with_runs();
+        insta::assert_snapshot!(pane(70, 16, |frame| render_run(
+            frame,
+            frame.area(),
+            &app,
+            1,
+            0
+        )));
+    }
+}

@@ -72,6 +72,8 @@ struct Default {
     name: &'static str,
     context: Context,
     keys: &'static [&'static str],
+    /// One or two words for the hint lines.
+    hint: &'static str,
     description: &'static str,
 }
 
@@ -81,6 +83,7 @@ const DEFAULTS: &[Default] = &[
         name: "approve",
         context: Context::Card,
         keys: &["y"],
+        hint: "approve",
         description: "approve this block",
     },
     Default {
@@ -88,6 +91,7 @@ const DEFAULTS: &[Default] = &[
         name: "approve_session",
         context: Context::Card,
         keys: &["a"],
+        hint: "session",
         description: "approve for the session (pick: same language or exact code)",
     },
     Default {
@@ -95,6 +99,7 @@ const DEFAULTS: &[Default] = &[
         name: "edit",
         context: Context::Card,
         keys: &["e"],
+        hint: "edit",
         description: "edit the code inline",
     },
     Default {
@@ -102,6 +107,7 @@ const DEFAULTS: &[Default] = &[
         name: "edit_external",
         context: Context::Card,
         keys: &["E"],
+        hint: "$EDITOR",
         description: "edit the code in $EDITOR",
     },
     Default {
@@ -109,6 +115,7 @@ const DEFAULTS: &[Default] = &[
         name: "reject",
         context: Context::Card,
         keys: &["n"],
+        hint: "reject",
         description: "reject, with a reason the model sees",
     },
     Default {
@@ -116,6 +123,7 @@ const DEFAULTS: &[Default] = &[
         name: "skip",
         context: Context::Card,
         keys: &["s"],
+        hint: "skip",
         description: "skip this block",
     },
     Default {
@@ -123,6 +131,7 @@ const DEFAULTS: &[Default] = &[
         name: "abort",
         context: Context::Card,
         keys: &["esc"],
+        hint: "abort turn",
         description: "abort the turn: nothing more runs",
     },
     Default {
@@ -130,6 +139,7 @@ const DEFAULTS: &[Default] = &[
         name: "next_block",
         context: Context::Card,
         keys: &["l", "right"],
+        hint: "next",
         description: "show the next pending block",
     },
     Default {
@@ -137,6 +147,7 @@ const DEFAULTS: &[Default] = &[
         name: "prev_block",
         context: Context::Card,
         keys: &["left"],
+        hint: "previous",
         description: "show the previous pending block",
     },
     Default {
@@ -144,6 +155,7 @@ const DEFAULTS: &[Default] = &[
         name: "freeze",
         context: Context::Logs,
         keys: &["f"],
+        hint: "freeze",
         description: "freeze or follow the log",
     },
     Default {
@@ -151,6 +163,7 @@ const DEFAULTS: &[Default] = &[
         name: "open_run",
         context: Context::History,
         keys: &["enter"],
+        hint: "open",
         description: "open the selected run",
     },
     Default {
@@ -158,6 +171,7 @@ const DEFAULTS: &[Default] = &[
         name: "filter",
         context: Context::History,
         keys: &["/"],
+        hint: "filter",
         description: "filter runs by text",
     },
     Default {
@@ -165,6 +179,7 @@ const DEFAULTS: &[Default] = &[
         name: "send",
         context: Context::Composer,
         keys: &["enter"],
+        hint: "send",
         description: "send the message to the model",
     },
     Default {
@@ -172,6 +187,7 @@ const DEFAULTS: &[Default] = &[
         name: "newline",
         context: Context::Composer,
         keys: &["alt-enter", "ctrl-j"],
+        hint: "new line",
         description: "new line",
     },
     Default {
@@ -179,6 +195,7 @@ const DEFAULTS: &[Default] = &[
         name: "leave",
         context: Context::Composer,
         keys: &["esc"],
+        hint: "leave",
         description: "leave the composer",
     },
     Default {
@@ -186,6 +203,7 @@ const DEFAULTS: &[Default] = &[
         name: "keep",
         context: Context::Editor,
         keys: &["ctrl-s"],
+        hint: "keep",
         description: "keep the edit (or submit the prompt)",
     },
     Default {
@@ -193,6 +211,7 @@ const DEFAULTS: &[Default] = &[
         name: "discard",
         context: Context::Editor,
         keys: &["esc"],
+        hint: "drop",
         description: "drop the edit (the turn goes on)",
     },
     Default {
@@ -200,6 +219,7 @@ const DEFAULTS: &[Default] = &[
         name: "scroll_down",
         context: Context::Global,
         keys: &["j", "down"],
+        hint: "down",
         description: "scroll down",
     },
     Default {
@@ -207,6 +227,7 @@ const DEFAULTS: &[Default] = &[
         name: "scroll_up",
         context: Context::Global,
         keys: &["k", "up"],
+        hint: "up",
         description: "scroll up",
     },
     Default {
@@ -214,6 +235,7 @@ const DEFAULTS: &[Default] = &[
         name: "page_down",
         context: Context::Global,
         keys: &["pagedown"],
+        hint: "page down",
         description: "page down",
     },
     Default {
@@ -221,6 +243,7 @@ const DEFAULTS: &[Default] = &[
         name: "page_up",
         context: Context::Global,
         keys: &["pageup"],
+        hint: "page up",
         description: "page up",
     },
     Default {
@@ -228,6 +251,7 @@ const DEFAULTS: &[Default] = &[
         name: "top",
         context: Context::Global,
         keys: &["g", "home"],
+        hint: "top",
         description: "go to the top",
     },
     Default {
@@ -235,6 +259,7 @@ const DEFAULTS: &[Default] = &[
         name: "bottom",
         context: Context::Global,
         keys: &["G", "end"],
+        hint: "end",
         description: "go to the end and follow",
     },
     Default {
@@ -242,6 +267,7 @@ const DEFAULTS: &[Default] = &[
         name: "focus_next",
         context: Context::Global,
         keys: &["tab"],
+        hint: "next pane",
         description: "focus the next pane",
     },
     Default {
@@ -249,6 +275,7 @@ const DEFAULTS: &[Default] = &[
         name: "focus_prev",
         context: Context::Global,
         keys: &["shift-tab", "backtab"],
+        hint: "previous pane",
         description: "focus the previous pane",
     },
     Default {
@@ -256,6 +283,7 @@ const DEFAULTS: &[Default] = &[
         name: "zoom",
         context: Context::Global,
         keys: &["z"],
+        hint: "zoom",
         description: "zoom the focused pane",
     },
     Default {
@@ -263,6 +291,7 @@ const DEFAULTS: &[Default] = &[
         name: "history",
         context: Context::Global,
         keys: &["h"],
+        hint: "history",
         description: "open or close the history",
     },
     Default {
@@ -270,6 +299,7 @@ const DEFAULTS: &[Default] = &[
         name: "help",
         context: Context::Global,
         keys: &["?"],
+        hint: "help",
         description: "show every key",
     },
     Default {
@@ -277,6 +307,7 @@ const DEFAULTS: &[Default] = &[
         name: "cancel",
         context: Context::Global,
         keys: &["ctrl-c"],
+        hint: "cancel",
         description: "cancel what runs; again to quit",
     },
     Default {
@@ -284,6 +315,7 @@ const DEFAULTS: &[Default] = &[
         name: "quit",
         context: Context::Global,
         keys: &["q"],
+        hint: "quit",
         description: "quit (asks first if something runs)",
     },
 ];
@@ -401,6 +433,7 @@ pub struct Binding {
     pub name: &'static str,
     pub context: Context,
     pub keys: Vec<Key>,
+    pub hint: &'static str,
     pub description: &'static str,
 }
 
@@ -419,6 +452,7 @@ impl Keymap {
                 name: d.name,
                 context: d.context,
                 keys: d.keys.iter().filter_map(|key| Key::parse(key)).collect(),
+                hint: d.hint,
                 description: d.description,
             })
             .collect();
@@ -476,12 +510,12 @@ impl Keymap {
             .map_or_else(|| "unbound".into(), Key::label)
     }
 
-    /// Short hints for a context: `key description` pairs of its own bindings.
+    /// Short hints for a context: (first key, hint) of its own bindings.
     pub fn hints(&self, context: Context) -> Vec<(String, &'static str)> {
         self.bindings
             .iter()
             .filter(|b| b.context == context)
-            .filter_map(|b| b.keys.first().map(|key| (key.label(), b.description)))
+            .filter_map(|b| b.keys.first().map(|key| (key.label(), b.hint)))
             .collect()
     }
 }

@@ -337,3 +337,89 @@ mod tests {
         assert_eq!(rows[0].spans[0].content, "line 19");
     }
 }
+
+#[cfg(test)]
+mod snapshots {
+    use crate::protocol::Event;
+    use crate::protocol::Stream;
+    use crate::tui::testing::{app, feed, finished, output, pane, proposed, result};
+
+    #[test]
+    fn runs_with_every_badge() {
+        let mut app = app();
+        let mut events = Vec::new();
+        let outcomes = [
+            ("b-1", "print('ok')", result(Some(0), "ok\n")),
+            ("b-2", "exit 3", result(Some(3), "")),
+            ("b-3", "sleep 99", {
+                let mut r = result(None, "");
+                r.timed_out = true;
+                r
+            }),
+            ("b-4", "hog()", {
+                let mut r = result(Some(137), "");
+                r.oom_killed = true;
+                r
+            }),
+            ("b-5", "sleep 5", {
+                let mut r = result(None, "");
+                r.cancelled = true;
+                r.container_restarted = true;
+                r
+            }),
+            ("b-6", "flood()", {
+                let mut r = result(Some(0), "");
+                r.truncated = true;
+                r.output_bytes = 52_428_800;
+                r
+            }),
+        ];
+        for (i, (block, code, outcome)) in outcomes.into_iter().enumerate() {
+            events.push(proposed(block, i, "bash", code));
+            events.push(crate::tui::testing::decided(
+                block,
+                crate::protocol::DecisionKind::Approve,
+            ));
+            events.push(Event::ExecStarted {
+                block: block.into(),
+                run: format!("r-{block}"),
+            });
+            if i == 0 {
+                events.push(output(block, Stream::Stdout, "ok\n"));
+                events.push(output(block, Stream::Stderr, "a warning on stderr\n"));
+            }
+            events.push(finished(block, outcome));
+        }
+        feed(&mut app, &events);
+        insta::assert_snapshot!(pane(70, 22, |frame| app.logs.render(
+            frame,
+            frame.area(),
+            &app.theme,
+            false
+        )));
+    }
+
+    #[test]
+    fn a_running_block_streams_and_shows_that_it_runs() {
+        let mut app = app();
+        feed(
+            &mut app,
+            &[
+                proposed("b-1", 0, "python", "for i in range(3): print(i)"),
+                crate::tui::testing::decided("b-1", crate::protocol::DecisionKind::Approve),
+                Event::ExecStarted {
+                    block: "b-1".into(),
+                    run: "r-b-1".into(),
+                },
+                output("b-1", Stream::Stdout, "0\n1\n"),
+                output("b-1", Stream::Stdout, "downloading 10%\rdownloading 60%"),
+            ],
+        );
+        insta::assert_snapshot!(pane(50, 7, |frame| app.logs.render(
+            frame,
+            frame.area(),
+            &app.theme,
+            true
+        )));
+    }
+}

@@ -12,6 +12,8 @@ pub mod keymap;
 pub mod logs;
 pub mod markdown;
 pub mod status;
+#[cfg(test)]
+mod testing;
 pub mod text;
 pub mod theme;
 pub mod ui;

@@ -40,9 +40,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         ));
     }
     let mut keys = Vec::new();
-    for (key, description) in app.keymap.hints(app.focus.context()).into_iter().take(6) {
+    let global = app.keymap.hints(super::keymap::Context::Global);
+    let focused = app.keymap.hints(app.focus.context());
+    let wanted = ["next pane", "cancel", "quit", "history", "zoom"];
+    let globals = global.into_iter().filter(|(_, hint)| wanted.contains(hint));
+    for (key, hint) in focused.into_iter().take(8).chain(globals) {
         keys.push(Span::styled(format!(" {key}"), theme.accent()));
-        keys.push(Span::styled(format!(" {description} "), theme.dim()));
+        keys.push(Span::styled(format!(" {hint} "), theme.dim()));
     }
     keys.push(Span::styled(" ? ", theme.accent()));
     keys.push(Span::styled("all keys ", theme.dim()));

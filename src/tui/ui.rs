@@ -231,3 +231,86 @@ fn centered_fixed(area: Rect, width: u16, height: u16) -> Rect {
         .areas(rect);
     rect
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::protocol::{DecisionKind, Event, Stream};
+    use crate::tui::app::Overlay;
+    use crate::tui::testing::{app, decided, feed, finished, output, proposed, result, screen};
+
+    #[test]
+    fn the_empty_screen_while_the_sandbox_starts() {
+        let mut app = crate::tui::app::App::new(
+            Default::default(),
+            Default::default(),
+            "gpt-4o-mini".into(),
+            100,
+            false,
+        );
+        insta::assert_snapshot!(screen(&mut app, 100, 24));
+    }
+
+    #[test]
+    fn a_block_waits_while_an_earlier_one_ran() {
+        let mut app = app();
+        feed(
+            &mut app,
+            &[
+                Event::AssistantDelta {
+                    text: "Two steps:\n\n```bash\necho one\n```\n\n```python\nprint(2)\n```\n"
+                        .into(),
+                },
+                Event::AssistantMessage {
+                    text: "Two steps:\n\n```bash\necho one\n```\n\n```python\nprint(2)\n```\n"
+                        .into(),
+                },
+                proposed("b-1", 0, "bash", "echo one\n"),
+                proposed("b-2", 1, "python", "print(2)\n"),
+                decided("b-1", DecisionKind::Approve),
+                Event::ExecStarted {
+                    block: "b-1".into(),
+                    run: "r-1".into(),
+                },
+                output("b-1", Stream::Stdout, "one\n"),
+                finished("b-1", result(Some(0), "one\n")),
+            ],
+        );
+        insta::assert_snapshot!(screen(&mut app, 120, 30));
+    }
+
+    #[test]
+    fn history_open_and_zoomed_logs() {
+        let mut app = app();
+        feed(
+            &mut app,
+            &[
+                proposed("b-1", 0, "bash", "echo one\n"),
+                decided("b-1", DecisionKind::Approve),
+                Event::ExecStarted {
+                    block: "b-1".into(),
+                    run: "r-1".into(),
+                },
+                output("b-1", Stream::Stdout, "one\n"),
+                finished("b-1", result(Some(0), "one\n")),
+            ],
+        );
+        app.history_open = true;
+        insta::assert_snapshot!("history_open", screen(&mut app, 120, 30));
+        app.history_open = false;
+        app.focus = crate::tui::app::Focus::Logs;
+        app.zoomed = true;
+        insta::assert_snapshot!("zoomed_logs", screen(&mut app, 80, 14));
+    }
+
+    #[test]
+    fn the_help_overlay_and_a_tiny_terminal() {
+        let mut app = app();
+        app.overlay = Some(Overlay::Help { scroll: 0 });
+        insta::assert_snapshot!("help_overlay", screen(&mut app, 100, 40));
+        insta::assert_snapshot!("too_small", screen(&mut app, 30, 8));
+        // Every size down to 1×1 draws without a panic.
+        for (w, h) in [(1, 1), (10, 3), (39, 11), (40, 12), (41, 13)] {
+            screen(&mut app, w, h);
+        }
+    }
+}

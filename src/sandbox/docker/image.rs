@@ -28,6 +28,15 @@ impl std::fmt::Display for ImageRef {
     }
 }
 
+impl ImageRef {
+    /// The name and the first 12 hex digits of the digest or id, for a status line.
+    pub fn short(&self) -> String {
+        let full = self.digest.as_deref().unwrap_or(&self.id);
+        let hex = full.rsplit(':').next().unwrap_or(full);
+        format!("{} ({})", self.name, &hex[..hex.len().min(12)])
+    }
+}
+
 pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
     let image = docker.inspect_image(name).await.ok()?;
     let digest = image
