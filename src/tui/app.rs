@@ -277,11 +277,18 @@ impl App {
             Event::SessionStarted { session } => self.session = Some(session.clone()),
             Event::SandboxReady { description } => {
                 self.sandbox = description.clone();
+                self.status = None;
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Idle(None);
                 }
             }
-            Event::Notice { message } => self.push_entry(EntryKind::Notice, message),
+            Event::Notice { message } => {
+                // While the sandbox starts, its progress (an image pull) belongs in the status bar.
+                if self.phase == Phase::Starting {
+                    self.status = Some(message.clone());
+                }
+                self.push_entry(EntryKind::Notice, message);
+            }
             Event::Error { message } => self.push_entry(EntryKind::Error, message),
             Event::ModelRetry {
                 attempt,

@@ -282,9 +282,14 @@ async fn edit_externally(screen: &mut Screen, extension: &str, code: &str) -> Op
         std::io::stdout(),
         EnterAlternateScreen,
         EnableBracketedPaste,
-        EnableMouseCapture
+        EnableMouseCapture,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
     );
-    let _ = screen.clear();
+    // A new terminal has empty buffers, so the next frame is drawn whole. (`clear` asks the
+    // terminal for the cursor position, and that answer can get lost here.)
+    if let Ok(fresh) = Terminal::new(CrosstermBackend::new(std::io::stdout())) {
+        *screen = fresh;
+    }
     match status {
         Ok(status) if status.success() => std::fs::read_to_string(&path).ok(),
         _ => None,

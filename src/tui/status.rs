@@ -31,6 +31,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ),
         Span::styled(format!(" {} ", app.model), theme.accent()),
+        Span::styled(
+            format!("│ {} ", app.session.as_deref().unwrap_or("…")),
+            theme.dim(),
+        ),
         Span::styled(format!("│ {} ", app.sandbox), theme.dim()),
     ];
     if let Some(status) = &app.status {

@@ -632,7 +632,7 @@ impl Sandbox for DockerSandbox {
     fn describe(&self) -> String {
         format!(
             "{} · network {} · {} · {} CPU · {} pids",
-            self.image,
+            self.image.short(),
             self.config.network,
             self.config.memory,
             self.config.cpus,

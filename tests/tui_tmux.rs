@@ -1,0 +1,220 @@
+//! The real binary in a real terminal: `airlock --demo` inside tmux, driven by key presses
+//! (`send-keys`) and read back from the screen (`capture-pane`), against real Docker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Home, containers_labelled, test_image, wait_until};
+
+/// A tmux server of its own, so tests never touch the user's.
+struct Tmux {
+    socket: String,
+    exit_file: PathBuf,
+}
+
+impl Tmux {
+    fn start(home: &Home, args: &str) -> Self {
+        Self::start_with(home, "", args)
+    }
+
+    /// `env` is put before the command, e.g. `EDITOR=...`.
+    fn start_with(home: &Home, env: &str, args: &str) -> Self {
+        let unique = home
+            .dir
+            .path()
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("x")
+            .to_string();
+        let socket = format!("airlock-test-{}-{unique}", std::process::id());
+        let exit_file = home.dir.path().join("exit-status");
+        let command = format!(
+            "env {env} XDG_DATA_HOME={data} XDG_CONFIG_HOME={config} {bin} -c sandbox.image={image} {args}; echo $? > {exit}; sleep 60",
+            data = home.dir.path().join("data").display(),
+            config = home.dir.path().join("config").display(),
+            bin = env!("CARGO_BIN_EXE_airlock"),
+            image = test_image(),
+            exit = exit_file.display(),
+        );
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "airlock",
+                "-x",
+                "150",
+                "-y",
+                "45",
+                &command,
+            ])
+            .status()
+            .expect("tmux runs (apt-get install tmux)");
+        assert!(status.success());
+        Self { socket, exit_file }
+    }
+
+    fn screen(&self) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "airlock"])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let status = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "airlock"])
+            .args(keys)
+            .status()
+            .expect("send-keys");
+        assert!(status.success());
+    }
+
+    /// Waits until the screen shows `text`; fails with the screen as it is.
+    fn wait_for(&self, text: &str) {
+        let found = wait_until(Duration::from_secs(60), || self.screen().contains(text));
+        assert!(
+            found,
+            "the screen never showed {text:?}:\n{}",
+            self.screen()
+        );
+    }
+
+    fn exit_status(&self) -> Option<String> {
+        std::fs::read_to_string(&self.exit_file)
+            .ok()
+            .map(|s| s.trim().to_string())
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
+    let home = Home::new();
+    let tmux = Tmux::start(&home, "--demo");
+    tmux.wait_for("Block 1 of 2 · bash");
+    tmux.keys(&["y"]);
+    tmux.wait_for("23 data/sample.txt");
+    tmux.wait_for("Block 2 of 2 · python");
+    tmux.keys(&["y"]);
+    tmux.wait_for("AttributeError");
+    tmux.wait_for("exit 1");
+    // The model saw the error and fixed it: a new message with two blocks.
+    tmux.wait_for("most_common(5)");
+    tmux.wait_for("Block 1 of 2 · python");
+    tmux.keys(&["y"]);
+    tmux.wait_for("wrote report.json");
+    tmux.wait_for("Block 2 of 2 · sh");
+    tmux.keys(&["y"]);
+    tmux.wait_for("\"fox\": 4");
+    tmux.wait_for("ready");
+    let screen = tmux.screen();
+    assert!(screen.contains("exit 0"), "{screen}");
+    assert!(!screen.contains('\u{1b}'));
+    // Quit: the composer has focus, so Esc first (q there would be text).
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["q"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
+        "{}",
+        tmux.screen()
+    );
+    assert_eq!(tmux.exit_status().as_deref(), Some("0"));
+    let session = session_on(&screen);
+    assert!(
+        wait_until(Duration::from_secs(10), || containers_labelled(&format!(
+            "airlock.session={session}"
+        ))
+        .is_empty()),
+        "the session's container is gone"
+    );
+}
+
+#[test]
+fn keys_in_the_composer_never_decide_and_reject_sends_a_reason() {
+    let home = Home::new();
+    let tmux = Tmux::start(&home, "--demo");
+    tmux.wait_for("Block 1 of 2 · bash");
+    // Move to the composer and type letters that are card keys elsewhere.
+    tmux.keys(&["Tab", "Tab", "Tab"]);
+    tmux.wait_for("Enter sends");
+    tmux.keys(&["-l", "yes no skip"]);
+    tmux.wait_for("yes no skip");
+    let screen = tmux.screen();
+    assert!(!screen.contains("── r-"), "nothing ran:\n{screen}");
+    assert!(
+        screen.contains("waiting for you"),
+        "the card says it waits:\n{screen}"
+    );
+    // Tab reaches the card; reject the first block with a reason, skip the second.
+    tmux.keys(&["Tab"]);
+    tmux.keys(&["n"]);
+    tmux.wait_for("Reject");
+    tmux.keys(&["-l", "not in my workspace"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Block 2 of 2 · python");
+    tmux.keys(&["s"]);
+    tmux.wait_for("results of 2 block(s) sent to the model");
+    // The model answers the rejection; once its blocks wait, nothing runs and Ctrl-C quits.
+    tmux.wait_for("2 waiting");
+    tmux.keys(&["C-c"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
+        "{}",
+        tmux.screen()
+    );
+    assert_eq!(tmux.exit_status().as_deref(), Some("0"));
+}
+
+/// The session id the status bar shows.
+fn session_on(screen: &str) -> String {
+    screen
+        .split_whitespace()
+        .find(|word| word.starts_with("s-2"))
+        .unwrap_or_else(|| panic!("no session id on the screen:\n{screen}"))
+        .to_string()
+}
+
+#[test]
+fn capital_e_edits_in_the_editor_and_the_edited_code_runs() {
+    let home = Home::new();
+    // An "editor" that fixes the bug in the demo's second block.
+    let tmux = Tmux::start_with(
+        &home,
+        "EDITOR='sed -i s/counts.top/counts.most_common/'",
+        "--demo",
+    );
+    tmux.wait_for("Block 1 of 2 · bash");
+    tmux.keys(&["y"]);
+    tmux.wait_for("Block 2 of 2 · python");
+    tmux.keys(&["E"]);
+    tmux.wait_for("     the 4");
+    let screen = tmux.screen();
+    assert!(!screen.contains("AttributeError"), "{screen}");
+    assert!(
+        screen.contains("│ Conversation") || screen.contains("┌ Conversation"),
+        "redrawn whole after the editor:\n{screen}"
+    );
+    // The model's next message is waiting; nothing runs, so Ctrl-C quits.
+    tmux.wait_for("2 waiting");
+    tmux.keys(&["C-c"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
+        "{}",
+        tmux.screen()
+    );
+}
