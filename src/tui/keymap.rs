@@ -397,6 +397,10 @@ impl Key {
         }
         let name = match self.code {
             KeyCode::Char(' ') => "Space".to_string(),
+            // Ctrl-C, as keys are written, though the terminal reports a lower-case c.
+            KeyCode::Char(c) if self.modifiers.contains(KeyModifiers::CONTROL) => {
+                c.to_ascii_uppercase().to_string()
+            }
             KeyCode::Char(c) => c.to_string(),
             KeyCode::Esc => "Esc".into(),
             KeyCode::Enter => "Enter".into(),
@@ -592,5 +596,33 @@ mod tests {
         )]))
         .unwrap_err();
         assert!(err.to_string().contains("not a key"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod readme {
+    use super::*;
+
+    /// The README's key table is written by hand; this keeps it from going stale.
+    #[test]
+    fn the_readme_key_table_covers_every_default_binding() {
+        let readme = include_str!("../../README.md");
+        let table: Vec<&str> = readme
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .collect();
+        for d in DEFAULTS {
+            if matches!(d.action, Action::Keep | Action::Discard) {
+                continue; // Described in the edit row.
+            }
+            let first = Key::parse(d.keys[0])
+                .map(|key| key.label())
+                .unwrap_or_default();
+            assert!(
+                table.iter().any(|row| row.contains(&format!("`{first}`"))),
+                "README's key table lacks {} ({first})",
+                d.name
+            );
+        }
     }
 }

@@ -115,7 +115,9 @@ pub fn render(
                 ));
             }
             Md::Text(piece) => out.text(&piece),
-            Md::SoftBreak | Md::HardBreak => out.flush(),
+            // A soft break is a space in markdown; the pane wraps to its own width.
+            Md::SoftBreak => out.text(" "),
+            Md::HardBreak => out.flush(),
             Md::Rule => {
                 out.flush();
                 out.lines.push(Line::styled("────────", theme.dim()));
