@@ -505,6 +505,7 @@ impl App {
         };
         match action {
             Action::Cancel => self.cancel(),
+            Action::Retry => self.retry(),
             Action::Quit => self.quit(),
             Action::Help => {
                 self.overlay = Some(Overlay::Help { scroll: 0 });
@@ -648,6 +649,21 @@ impl App {
             return Vec::new();
         }
         vec![UiAction::Op(Op::Shutdown), UiAction::Quit]
+    }
+
+    /// After a failed or cancelled reply: the same conversation goes to the model again.
+    fn retry(&mut self) -> Vec<UiAction> {
+        if !matches!(
+            self.phase,
+            Phase::Idle(Some(IdleReason::Error | IdleReason::Cancelled))
+        ) {
+            self.status =
+                Some("nothing to retry: retry follows a failed or cancelled reply".into());
+            return Vec::new();
+        }
+        self.phase = Phase::Streaming;
+        self.status = None;
+        vec![UiAction::Op(Op::Retry)]
     }
 
     fn send(&mut self) -> Vec<UiAction> {
@@ -1102,6 +1118,43 @@ mod tests {
         app.on_paste("y\ny\nrm -rf /\n");
         assert_eq!(app.focus, Focus::Composer);
         assert_eq!(app.composer_text(), "y\ny\nrm -rf /\n");
+    }
+
+    #[test]
+    fn ctrl_r_retries_only_after_a_failed_reply() {
+        let mut app = app();
+        assert!(ops(app.on_key(ctrl('r'))).is_empty());
+        app.on_event(&Event::Error {
+            message: "HTTP 500".into(),
+        });
+        app.on_event(&Event::Idle {
+            reason: IdleReason::Error,
+        });
+        assert_eq!(ops(app.on_key(ctrl('r'))), [Op::Retry]);
+    }
+
+    #[test]
+    fn the_wheel_scrolls_the_pane_under_the_pointer() {
+        let mut app = app();
+        app.areas.conversation = Rect::new(0, 0, 50, 20);
+        app.areas.logs = Rect::new(50, 10, 50, 10);
+        let wheel = |column, row| MouseEvent {
+            kind: MouseEventKind::ScrollUp,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        };
+        app.on_mouse(wheel(10, 5));
+        assert_eq!(app.conversation_scroll.from_bottom, 1);
+        for i in 0..5 {
+            app.logs
+                .push(crate::protocol::Stream::Stdout, &format!("{i}\n"));
+        }
+        app.on_mouse(wheel(60, 15));
+        assert_eq!(
+            app.conversation_scroll.from_bottom, 1,
+            "only the pane under the pointer moves"
+        );
     }
 
     #[test]

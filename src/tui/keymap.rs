@@ -64,6 +64,7 @@ pub enum Action {
     History,
     Help,
     Cancel,
+    Retry,
     Quit,
 }
 
@@ -309,6 +310,14 @@ const DEFAULTS: &[Default] = &[
         keys: &["ctrl-c"],
         hint: "cancel",
         description: "cancel what runs; again to quit",
+    },
+    Default {
+        action: Action::Retry,
+        name: "retry",
+        context: Context::Global,
+        keys: &["ctrl-r"],
+        hint: "retry",
+        description: "ask the model again after its reply failed or was cancelled",
     },
     Default {
         action: Action::Quit,
