@@ -215,6 +215,8 @@ pub enum Event {
         block: String,
         run: String,
     },
+    /// Program output as it arrives. Neutralized, except that SGR colour sequences are kept
+    /// for the TUI's log pane; the headless output removes them too.
     ExecOutput {
         block: String,
         run: String,

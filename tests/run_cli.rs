@@ -570,3 +570,37 @@ fn bad_arguments_and_settings_are_named_before_anything_starts() {
         assert!(output.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn program_colours_never_reach_the_headless_output() {
+    let home = Home::new();
+    let script = home.dir.path().join("script.toml");
+    std::fs::write(
+        &script,
+        "[[reply]]\ncontent = \"```python\\nprint('\\\\x1b[31mred\\\\x1b[0m plain')\\n```\"\n[[reply]]\ncontent = \"ok\"\n",
+    )
+    .unwrap();
+    let command = run_command(
+        &home,
+        &[
+            "--scripted",
+            script.to_str().unwrap(),
+            "--approve",
+            "all",
+            "--prompt",
+            "go",
+        ],
+    );
+    let (events, status, stderr) = Live::start(command).finish();
+    assert!(status.success(), "{stderr}");
+    let outputs = of_type(&events, "exec_output");
+    let data: String = outputs
+        .iter()
+        .map(|e| e["data"].as_str().unwrap())
+        .collect();
+    assert_eq!(data, "red plain\n");
+    assert_eq!(
+        of_type(&events, "exec_finished")[0]["output"],
+        "red plain\n"
+    );
+}

@@ -71,7 +71,10 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     Ok(exit_code(&result))
 }
 
+/// Live output, without the SGR colours the sandbox leaves in for the TUI.
 fn write_live(stream: Stream, text: &str) {
+    let text = crate::output::sanitize::neutralize(text);
+    let text = text.as_str();
     // A closed pipe (`airlock exec x.py | head`) must not stop the run.
     let _ = match stream {
         Stream::Stdout => std::io::stdout()

@@ -295,6 +295,25 @@ impl Printer {
     }
 
     fn print(&mut self, event: &Event, interactive: bool) {
+        // Program output arrives with SGR colours for the TUI; nobody else gets them.
+        let plain;
+        let event = match event {
+            Event::ExecOutput {
+                block,
+                run,
+                stream,
+                data,
+            } if data.contains('\u{1b}') => {
+                plain = Event::ExecOutput {
+                    block: block.clone(),
+                    run: run.clone(),
+                    stream: *stream,
+                    data: neutralize(data),
+                };
+                &plain
+            }
+            _ => event,
+        };
         if self.json {
             if let Ok(line) = serde_json::to_string(event) {
                 let mut stdout = std::io::stdout().lock();
@@ -395,7 +414,7 @@ impl Printer {
             }
             Event::ExecStarted { block, run } => format!("▶ running {block} ({run})\n"),
             Event::ExecOutput { stream, data, .. } => {
-                // Already neutralized by the sandbox; stderr is marked so it stands out.
+                // Neutralized in `print`; stderr is marked so it stands out.
                 return match stream {
                     Stream::Stdout => format!("{prefix}{data}"),
                     Stream::Stderr => format!(

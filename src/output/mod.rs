@@ -65,7 +65,7 @@ pub struct OutputCapture {
 /// A partial line longer than this is recorded without waiting for its newline.
 const MAX_PARTIAL_LINE: usize = 4096;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct StreamState {
     decoder: Utf8Decoder,
     neutralizer: Neutralizer,
@@ -73,6 +73,48 @@ struct StreamState {
     /// streams' order and unbuffered programs write a line in pieces, so whole lines are
     /// recorded, and a stderr line never lands in the middle of a stdout line.
     partial: String,
+    /// The same text for live display, with SGR colour sequences kept: it differs from
+    /// `partial` only by those sequences.
+    display: Neutralizer,
+    display_partial: String,
+}
+
+impl Default for StreamState {
+    fn default() -> Self {
+        Self {
+            decoder: Utf8Decoder::default(),
+            neutralizer: Neutralizer::new(),
+            partial: String::new(),
+            display: Neutralizer::keeping_sgr(),
+            display_partial: String::new(),
+        }
+    }
+}
+
+impl StreamState {
+    fn feed(&mut self, text: &str) {
+        self.neutralizer.push(text, &mut self.partial);
+        self.display.push(text, &mut self.display_partial);
+    }
+
+    /// The complete lines, and a partial line too when it is over-long: kept and display
+    /// versions.
+    fn take_ready(&mut self) -> (String, String) {
+        let split = |text: &mut String| match text.rfind('\n') {
+            Some(end) => {
+                let rest = text.split_off(end + 1);
+                std::mem::replace(text, rest)
+            }
+            None => String::new(),
+        };
+        let mut ready = split(&mut self.partial);
+        let mut display = split(&mut self.display_partial);
+        if self.partial.len() > MAX_PARTIAL_LINE {
+            ready.push_str(&std::mem::take(&mut self.partial));
+            display.push_str(&std::mem::take(&mut self.display_partial));
+        }
+        (ready, display)
+    }
 }
 
 impl OutputCapture {
@@ -89,26 +131,20 @@ impl OutputCapture {
         }
     }
 
-    /// Records a chunk. Returns the neutralized text that joined the head, which is what a
-    /// live view shows; once the head is full the rest goes to the tail only and the view
-    /// shows the tail when the run ends (see [`CapturedOutput::text`]).
+    /// Records a chunk. Returns what joined the head, for a live view: the same text as
+    /// kept, but with SGR colour sequences left in (a view that cannot turn them into
+    /// colours removes them with [`sanitize::neutralize`]). Once the head is full the rest
+    /// goes to the tail only, and the view shows the tail when the run ends (see
+    /// [`CapturedOutput::text`]).
     pub fn push(&mut self, stream: Stream, bytes: &[u8]) -> String {
         self.produced_bytes += bytes.len() as u64;
         let state = &mut self.streams[stream as usize];
         let mut decoded = String::new();
         state.decoder.decode(bytes, &mut decoded);
-        state.neutralizer.push(&decoded, &mut state.partial);
-        let mut ready = match state.partial.rfind('\n') {
-            Some(end) => {
-                let rest = state.partial.split_off(end + 1);
-                std::mem::replace(&mut state.partial, rest)
-            }
-            None => String::new(),
-        };
-        if state.partial.len() > MAX_PARTIAL_LINE {
-            ready.push_str(&std::mem::take(&mut state.partial));
-        }
-        self.keep(&ready)
+        state.feed(&decoded);
+        let (ready, display) = state.take_ready();
+        let kept = self.keep(&ready);
+        display_prefix(&display, kept.chars().count()).to_string()
     }
 
     /// Records text still waiting for its newline (a prompt, a progress bar). The reader
@@ -117,10 +153,13 @@ impl OutputCapture {
     pub fn flush_partial_lines(&mut self) -> Vec<(Stream, String)> {
         let mut live = Vec::new();
         for stream in [Stream::Stdout, Stream::Stderr] {
-            let text = std::mem::take(&mut self.streams[stream as usize].partial);
-            let shown = self.keep(&text);
-            if !shown.is_empty() {
-                live.push((stream, shown));
+            let state = &mut self.streams[stream as usize];
+            let text = std::mem::take(&mut state.partial);
+            let display = std::mem::take(&mut state.display_partial);
+            let kept = self.keep(&text);
+            if !kept.is_empty() {
+                let shown = display_prefix(&display, kept.chars().count());
+                live.push((stream, shown.to_string()));
             }
         }
         live
@@ -156,7 +195,7 @@ impl OutputCapture {
         for state in &mut self.streams {
             let mut flushed = String::new();
             state.decoder.finish(&mut flushed);
-            state.neutralizer.push(&flushed, &mut state.partial);
+            state.feed(&flushed);
         }
         self.flush_partial_lines();
         if self.tail.len() > self.half {
@@ -169,6 +208,28 @@ impl OutputCapture {
             produced_bytes: self.produced_bytes,
         }
     }
+}
+
+/// The start of `display` holding `chars` characters besides its SGR sequences: the
+/// display version of a kept prefix. (Neutralized text has no ESC but those sequences.)
+fn display_prefix(display: &str, chars: usize) -> &str {
+    let mut seen = 0;
+    let mut in_sequence = false;
+    for (at, c) in display.char_indices() {
+        if in_sequence {
+            in_sequence = c != 'm';
+            continue;
+        }
+        if c == '\u{1b}' {
+            in_sequence = true;
+            continue;
+        }
+        if seen == chars {
+            return &display[..at];
+        }
+        seen += 1;
+    }
+    display
 }
 
 fn floor_char_boundary(text: &str, mut index: usize) -> usize {
@@ -188,6 +249,27 @@ fn ceil_char_boundary(text: &str, mut index: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colours_reach_the_live_view_but_never_the_kept_text() {
+        let mut capture = OutputCapture::new(1024);
+        let live = capture.push(
+            Stream::Stdout,
+            b"\x1b[31mred\x1b[0m \x1b]0;title\x07plain\n",
+        );
+        assert_eq!(live, "\x1b[31mred\x1b[0m plain\n");
+        let output = capture.finish();
+        assert_eq!(output.text(), "red plain\n");
+    }
+
+    #[test]
+    fn the_live_view_stops_where_the_head_stops_even_with_colours() {
+        let mut capture = OutputCapture::new(20);
+        let live = capture.push(Stream::Stdout, b"\x1b[1mab\x1b[0mcdefghij\nklmnop\n");
+        // Ten characters of room: the live text holds exactly those, colours included.
+        assert_eq!(live, "\x1b[1mab\x1b[0mcdefghij");
+        assert_eq!(sanitize::neutralize(&live), "abcdefghij");
+    }
 
     #[test]
     fn small_output_is_kept_whole_and_shown_live() {

@@ -24,7 +24,8 @@ pub struct BlockSpec<'a> {
     pub cancel: Option<&'a CancellationToken>,
 }
 
-/// Receives neutralized output as it arrives, for a live view.
+/// Receives output as it arrives, for a live view: neutralized, except that SGR colour
+/// sequences are left in for a view that turns them into colours (others must strip them).
 pub type LiveOutput<'a> = &'a mut (dyn FnMut(Stream, &str) + Send);
 
 /// Receives progress and warnings (image pulls, create warnings, restarts).

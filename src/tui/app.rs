@@ -380,7 +380,9 @@ impl App {
             Event::ExecOutput { stream, data, .. } => {
                 self.logs.push(*stream, data);
                 if let Some(record) = self.runs.last_mut() {
-                    record.output.push_str(data);
+                    record
+                        .output
+                        .push_str(&crate::output::sanitize::neutralize(data));
                 }
             }
             Event::ExecFinished { result, .. } => {

@@ -11,6 +11,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::keymap::Action;
+use super::sgr;
 use super::text::wrap_line;
 use super::theme::Theme;
 use crate::protocol::{ExecResult, Stream};
@@ -102,8 +103,19 @@ impl LogView {
         })
     }
 
+    /// The run's end: for a truncated output, the kept tail after a marker (the live view
+    /// showed the head), then the badges.
     pub fn finish(&mut self, result: ExecResult) {
         self.running = false;
+        if let Some((_, tail)) = crate::output::split_at_omission(&result.output) {
+            let marker = format!(
+                "[… {} bytes in all; the end follows …]",
+                result.output_bytes
+            );
+            self.add(LogLine::Header(marker));
+            self.open = [false; 2];
+            self.push(Stream::Stdout, tail);
+        }
         self.add(LogLine::Status(badges(&result)));
     }
 
@@ -198,14 +210,15 @@ impl LogView {
             LogLine::Output {
                 stream: Stream::Stdout,
                 text,
-            } => Line::styled(text.clone(), theme.text()),
+            } => Line::from(sgr::spans(text, theme.text())),
             LogLine::Output {
                 stream: Stream::Stderr,
                 text,
-            } => Line::from(vec![
-                Span::styled("▌", Style::new().fg(theme.stderr)),
-                Span::styled(text.clone(), Style::new().fg(theme.stderr)),
-            ]),
+            } => {
+                let mut spans = vec![Span::styled("▌", Style::new().fg(theme.stderr))];
+                spans.extend(sgr::spans(text, Style::new().fg(theme.stderr)));
+                Line::from(spans)
+            }
             LogLine::Status(badges) => Line::from(
                 badges
                     .iter()
@@ -295,6 +308,29 @@ mod tests {
         view.push(Stream::Stdout, "lo\nnext\n");
         view.push(Stream::Stdout, "10%\r50%\r100%\n");
         assert_eq!(texts(&view), ["# run", "hello", "! warn", "next", "100%"]);
+    }
+
+    #[test]
+    fn a_truncated_run_shows_its_kept_tail_after_the_head() {
+        let mut view = LogView::new(1000);
+        view.start("run".into());
+        view.push(Stream::Stdout, "first\n");
+        let mut result = crate::tui::testing::result(Some(0), "");
+        result.output = format!("first\n{}last\n", crate::output::omission_marker(900));
+        result.truncated = true;
+        result.output_bytes = 1000;
+        view.finish(result);
+        let lines = texts(&view);
+        assert_eq!(
+            lines[..3],
+            [
+                "# run",
+                "first",
+                "# [… 1000 bytes in all; the end follows …]"
+            ]
+        );
+        assert_eq!(lines[3], "last");
+        assert!(lines[4].starts_with("= exit 0 TRUNCATED"), "{lines:?}");
     }
 
     #[test]
@@ -397,6 +433,33 @@ mod snapshots {
             &app.theme,
             false
         )));
+    }
+
+    #[test]
+    fn colours_show_as_colours_and_no_escape_reaches_the_buffer() {
+        let mut app = app();
+        feed(
+            &mut app,
+            &[output(
+                "b-1",
+                Stream::Stdout,
+                "ok \u{1b}[31mFAILED\u{1b}[0m end\n",
+            )],
+        );
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(30, 3)).expect("terminal");
+        terminal
+            .draw(|frame| app.logs.render(frame, frame.area(), &app.theme, false))
+            .expect("draws");
+        let buffer = terminal.backend().buffer();
+        let row: String = (0..30)
+            .map(|x| buffer[(x, 1)].symbol().to_string())
+            .collect();
+        assert!(row.contains("ok FAILED end"), "{row}");
+        assert!(!row.contains('\u{1b}'));
+        let f = row.find('F').expect("F") as u16;
+        assert_eq!(buffer[(f, 1)].fg, ratatui::style::Color::Red);
+        assert_ne!(buffer[(1, 1)].fg, ratatui::style::Color::Red);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod history;
 pub mod keymap;
 pub mod logs;
 pub mod markdown;
+pub mod sgr;
 pub mod status;
 #[cfg(test)]
 mod testing;
