@@ -33,7 +33,8 @@ impl Tmux {
         let socket = format!("airlock-test-{}-{unique}", std::process::id());
         let exit_file = home.dir.path().join("exit-status");
         let command = format!(
-            "env {env} XDG_DATA_HOME={data} XDG_CONFIG_HOME={config} {bin} -c sandbox.image={image} {args}; echo $? > {exit}; sleep 60",
+            "env {env} XDG_DATA_HOME={data} XDG_CONFIG_HOME={config} sh -c 'echo $$ > {pid}; exec {bin} -c sandbox.image={image} {args}'; echo $? > {exit}; sleep 60",
+            pid = home.dir.path().join("pid").display(),
             data = home.dir.path().join("data").display(),
             config = home.dir.path().join("config").display(),
             bin = env!("CARGO_BIN_EXE_airlock"),
@@ -216,5 +217,37 @@ fn capital_e_edits_in_the_editor_and_the_edited_code_runs() {
         wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
         "{}",
         tmux.screen()
+    );
+}
+
+#[test]
+fn sigterm_restores_the_terminal_and_removes_the_container() {
+    let home = Home::new();
+    let tmux = Tmux::start(&home, "--demo");
+    tmux.wait_for("Block 1 of 2 · bash");
+    let session = session_on(&tmux.screen());
+    let pid = std::fs::read_to_string(home.dir.path().join("pid")).expect("pid file");
+    let status = Command::new("kill")
+        .args(["-TERM", pid.trim()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert!(
+        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
+        "{}",
+        tmux.screen()
+    );
+    // Back on the normal screen: none of the panes is left behind.
+    let screen = tmux.screen();
+    assert!(
+        !screen.contains("Conversation") && !screen.contains("Pending block"),
+        "{screen}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || containers_labelled(&format!(
+            "airlock.session={session}"
+        ))
+        .is_empty()),
+        "the session's container is gone"
     );
 }

@@ -439,8 +439,13 @@ impl App {
             })
             .unwrap_or_default();
         let code = proposed.edited.clone().unwrap_or(proposed.code.clone());
+        let edited = if proposed.edited.is_some() {
+            " · edited by the operator"
+        } else {
+            ""
+        };
         self.logs.start(format!(
-            "{} · block {} · {}",
+            "{} · block {} · {}{edited}",
             run,
             proposed.index + 1,
             proposed.language
@@ -460,7 +465,9 @@ impl App {
 
     /// Bracketed paste: text goes into whatever is being typed in, never runs a binding.
     pub fn on_paste(&mut self, text: &str) {
+        // Pasted escape sequences must not reach the screen: control characters are drawn.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let text = crate::output::sanitize::neutralize(&text);
         match &mut self.overlay {
             Some(Overlay::Editor { area, .. }) => {
                 area.insert_str(&text);
@@ -1120,6 +1127,12 @@ mod tests {
         app.on_paste("y\ny\nrm -rf /\n");
         assert_eq!(app.focus, Focus::Composer);
         assert_eq!(app.composer_text(), "y\ny\nrm -rf /\n");
+        app.on_paste("\u{1b}[2J\u{1b}]52;c;aGk=\u{7}x");
+        assert!(
+            !app.composer_text().contains('\u{1b}'),
+            "{:?}",
+            app.composer_text()
+        );
     }
 
     #[test]
