@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::commands::run::settings;
+use airlock::commands::session::settings;
 use airlock::config::{ApproveMode, Config};
 use airlock::engine::policy::Policy;
-use airlock::engine::{Events, LanguageTable, Session};
+use airlock::engine::{Events, Language, LanguageTable, Session};
 use airlock::model::scripted::ScriptedModel;
 use airlock::protocol::{DoneReason, Event};
 use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
@@ -23,14 +23,34 @@ use tokio::sync::mpsc;
 
 const CODE: &str = "print(sum(range(1000)))\n";
 
-async fn sandbox(config: &Config, data_dir: &std::path::Path) -> anyhow::Result<DockerSandbox> {
+/// A started sandbox that has run the block once, so neither side pays for first use.
+async fn warm_sandbox(
+    config: &Config,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(DockerSandbox, Language)> {
     let request = SessionRequest {
         session: airlock::ids::new_id("bench"),
         config: config.sandbox.clone(),
         secret_env: config.model.api_key_env.clone(),
         data_dir: data_dir.to_path_buf(),
     };
-    Ok(DockerSandbox::start(docker::connect().await?, request, Arc::new(|_| {})).await?)
+    let mut sandbox =
+        DockerSandbox::start(docker::connect().await?, request, Arc::new(|_| {})).await?;
+    let python = LanguageTable::default()
+        .resolve("python")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("python is built in"))?;
+    sandbox.run_block(block(&python), &mut |_, _| {}).await?;
+    Ok((sandbox, python))
+}
+
+fn block(python: &Language) -> BlockSpec<'_> {
+    BlockSpec {
+        language: python,
+        code: CODE,
+        timeout: Duration::from_secs(30),
+        cancel: None,
+    }
 }
 
 /// `turns` blocks straight through the sandbox.
@@ -39,21 +59,10 @@ async fn bare_blocks(
     data_dir: &std::path::Path,
     turns: usize,
 ) -> anyhow::Result<Duration> {
-    let mut sandbox = sandbox(config, data_dir).await?;
-    let python = LanguageTable::default()
-        .resolve("python")
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("python is built in"))?;
-    let block = BlockSpec {
-        language: &python,
-        code: CODE,
-        timeout: Duration::from_secs(30),
-        cancel: None,
-    };
-    sandbox.run_block(block, &mut |_, _| {}).await?;
+    let (mut sandbox, python) = warm_sandbox(config, data_dir).await?;
     let started = Instant::now();
     for _ in 0..turns {
-        sandbox.run_block(block, &mut |_, _| {}).await?;
+        sandbox.run_block(block(&python), &mut |_, _| {}).await?;
     }
     let elapsed = started.elapsed();
     sandbox.shutdown().await;
@@ -66,18 +75,7 @@ async fn engine_turns(
     data_dir: &std::path::Path,
     turns: usize,
 ) -> anyhow::Result<Duration> {
-    let mut sandbox = sandbox(config, data_dir).await?;
-    let python = LanguageTable::default()
-        .resolve("python")
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("python is built in"))?;
-    let warm_up = BlockSpec {
-        language: &python,
-        code: CODE,
-        timeout: Duration::from_secs(30),
-        cancel: None,
-    };
-    sandbox.run_block(warm_up, &mut |_, _| {}).await?;
+    let (sandbox, _) = warm_sandbox(config, data_dir).await?;
     let reply = format!("Next step.\n\n```python\n{CODE}```\n");
     let model = ScriptedModel::from_replies(std::iter::repeat_n(reply, turns));
     let mut config = config.clone();

@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod exec;
 pub mod extract;
 pub mod run;
+pub mod session;
 
 use std::sync::Arc;
 

@@ -7,25 +7,14 @@ use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
-use crate::approver::CommandApprover;
 use crate::config::{ApproveMode, Config};
-use crate::engine::feedback::FeedbackLimits;
-use crate::engine::policy::Policy;
-use crate::engine::prompt::{PromptFacts, default_system_prompt};
-use crate::engine::{Events, LanguageTable, Session, Settings};
 use crate::error::{EXIT_UNAVAILABLE, usage};
-use crate::model::AnyModel;
-use crate::model::openai::OpenAiModel;
-use crate::model::scripted::ScriptedModel;
 use crate::output::sanitize::neutralize;
 use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream, wire_name};
-use crate::sandbox::Notices;
-use crate::sandbox::docker::{self, DockerSandbox};
 
 pub struct Options {
     pub prompt: String,
@@ -47,34 +36,17 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     if options.prompt.trim().is_empty() {
         return Err(usage("--prompt is empty: say what the model should do"));
     }
-    let policy = Policy::new(&config.approval, &LanguageTable::new(&config.languages))?;
-    let model = choose_model(&config, options.scripted.as_deref())?;
-    let approver = CommandApprover::new(
-        &config.approval.approver_command,
-        Duration::from_secs(config.approval.approver_timeout_secs),
-    );
+    let model = super::session::choose_model(&config, options.scripted.as_deref())?;
     if config.approval.mode == ApproveMode::All {
         eprintln!(
             "airlock: WARNING: --approve all: every block that no deny rule forbids runs WITHOUT \
              review (in the sandbox). Use it only for code you would run anyway."
         );
     }
-
     let mut interrupts = super::Interrupts::listen()?;
-    let request = super::session_request(&config, "s")?;
-    let settings = settings(&config, request.session.clone(), true);
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
-    let (op_tx, op_rx) = mpsc::unbounded_channel();
-    let events = Events::new(event_tx);
-    let notices: Notices = {
-        let events = events.clone();
-        std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
-    };
-    let docker = docker::connect().await;
-    let connected = docker.as_ref().ok().cloned();
-    let start_sandbox = async move { DockerSandbox::start(docker?, request, notices).await };
-    let session = Session::new(settings, model, approver, policy, events, op_rx);
-    let engine = tokio::spawn(session.run(Some(options.prompt.clone()), start_sandbox));
+    let mut running =
+        super::session::start(&config, model, Some(options.prompt.clone()), true).await?;
+    let (event_rx, op_tx) = (&mut running.events, running.ops.clone());
 
     let interactive = std::io::stdin().is_terminal();
     let mut lines = stdin_lines();
@@ -135,58 +107,13 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     let ended = if left_at_once {
         None
     } else {
-        engine.await.ok()
+        (&mut running.engine).await.ok()
     };
-    // A Ctrl-C during start-up can leave a container the sandbox never got to own.
-    if let Some(docker) = connected {
-        docker::remove_own(&docker).await;
-    }
+    running.remove_leftovers().await;
     Ok(match ended {
         Some(ended) if ended.sandbox_failed => ExitCode::from(EXIT_UNAVAILABLE),
         Some(ended) if ended.reason.is_success() => ExitCode::SUCCESS,
         _ => ExitCode::FAILURE,
-    })
-}
-
-/// The engine's settings from the configuration. `end_when_idle`: headless sessions end when
-/// a turn leaves nothing to do.
-pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settings {
-    let languages = LanguageTable::new(&config.languages);
-    let system_prompt = config.model.system_prompt.clone().unwrap_or_else(|| {
-        default_system_prompt(&PromptFacts {
-            languages: &languages.names(),
-            network: &config.sandbox.network,
-            timeout_secs: config.sandbox.timeout_secs,
-            workspace_read_only: config.sandbox.workspace_read_only,
-        })
-    });
-    Settings {
-        session,
-        system_prompt,
-        max_turns: config.model.max_turns,
-        stop_on_failure: config.approval.stop_on_failure,
-        block_timeout: Duration::from_secs(config.sandbox.timeout_secs),
-        feedback: FeedbackLimits {
-            excerpt_bytes: config.sandbox.model_output_limit.as_usize(),
-            timeout_secs: config.sandbox.timeout_secs,
-            memory_bytes: config.sandbox.memory.0,
-        },
-        languages,
-        end_when_idle,
-    }
-}
-
-/// `--scripted FILE` (a bad file is a usage error), else the configured OpenAI-compatible
-/// server (a bad setting is a config error).
-pub fn choose_model(
-    config: &Config,
-    scripted: Option<&std::path::Path>,
-) -> anyhow::Result<AnyModel> {
-    Ok(match scripted {
-        Some(path) => AnyModel::Scripted(
-            ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
-        ),
-        None => AnyModel::OpenAi(Box::new(OpenAiModel::new(&config.model)?)),
     })
 }
 

@@ -37,14 +37,9 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::approver::CommandApprover;
-use crate::commands::run::{choose_model, settings};
+use crate::commands::session::choose_model;
 use crate::config::Config;
-use crate::engine::policy::Policy;
-use crate::engine::{Events, LanguageTable, Session};
 use crate::protocol::{Event, Op};
-use crate::sandbox::Notices;
-use crate::sandbox::docker::{self, DockerSandbox};
 use app::{App, UiAction};
 use highlight::Highlighter;
 use keymap::Keymap;
@@ -67,8 +62,6 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     let theme = Theme::load(&config.ui.theme)?;
     let highlighter = Highlighter::new(config.ui.syntax_theme.as_deref().unwrap_or(&theme.syntax))?;
     let keymap = Keymap::new(&config.ui.keys)?;
-    let languages = LanguageTable::new(&config.languages);
-    let policy = Policy::new(&config.approval, &languages)?;
     let (model, model_name) = if options.demo {
         let script = crate::model::scripted::ScriptedModel::from_toml(DEMO_SCRIPT)?;
         (
@@ -82,34 +75,9 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         };
         (choose_model(config, options.scripted.as_deref())?, name)
     };
-    let approver = CommandApprover::new(
-        &config.approval.approver_command,
-        Duration::from_secs(config.approval.approver_timeout_secs),
-    );
     let mut interrupts = crate::commands::Interrupts::listen()?;
-
-    let request = crate::commands::session_request(config, "s")?;
-    let session_id = request.session.clone();
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
-    let (op_tx, op_rx) = mpsc::unbounded_channel();
-    let events = Events::new(event_tx);
-    let notices: Notices = {
-        let events = events.clone();
-        std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
-    };
-    let docker = docker::connect().await;
-    let connected = docker.as_ref().ok().cloned();
-    let start_sandbox = async move { DockerSandbox::start(docker?, request, notices).await };
-    let session = Session::new(
-        settings(config, session_id, false),
-        model,
-        approver,
-        policy,
-        events,
-        op_rx,
-    );
     let first = options.demo.then(|| DEMO_TASK.to_string());
-    let engine = tokio::spawn(session.run(first.clone(), start_sandbox));
+    let mut running = crate::commands::session::start(config, model, first.clone(), false).await?;
 
     let mut app = App::new(
         theme,
@@ -130,19 +98,16 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         &mut screen,
         &mut app,
         &highlighter,
-        &mut event_rx,
-        &op_tx,
+        &mut running.events,
+        &running.ops,
         &mut interrupts,
     )
     .await;
     leave_screen(&mut screen);
-    let _ = op_tx.send(Op::Shutdown);
-    drop(op_tx);
+    let _ = running.ops.send(Op::Shutdown);
     // The engine removes its container on the way out; give it a moment, then make sure.
-    let _ = tokio::time::timeout(Duration::from_secs(15), engine).await;
-    if let Some(docker) = connected {
-        docker::remove_own(&docker).await;
-    }
+    let _ = tokio::time::timeout(Duration::from_secs(15), &mut running.engine).await;
+    running.remove_leftovers().await;
     outcome?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,118 @@
+//! A session wired up for a frontend: the engine with the configured rules and approver,
+//! the Docker sandbox starting in the background, and the two channels of the protocol.
+//! `airlock run` and the TUI differ only in what they do with the events.
+
+use std::time::Duration;
+
+use bollard::Docker;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::approver::CommandApprover;
+use crate::config::Config;
+use crate::engine::feedback::FeedbackLimits;
+use crate::engine::policy::Policy;
+use crate::engine::prompt::{PromptFacts, default_system_prompt};
+use crate::engine::{Ended, Events, LanguageTable, Session, Settings};
+use crate::error::usage;
+use crate::model::AnyModel;
+use crate::model::openai::OpenAiModel;
+use crate::model::scripted::ScriptedModel;
+use crate::protocol::{Event, Op};
+use crate::sandbox::Notices;
+use crate::sandbox::docker::{self, DockerSandbox};
+
+pub struct Running {
+    pub engine: JoinHandle<Ended>,
+    pub events: mpsc::UnboundedReceiver<Event>,
+    pub ops: mpsc::UnboundedSender<Op>,
+    /// For the final sweep of containers this process created.
+    docker: Option<Docker>,
+}
+
+/// Checks the rules, connects to Docker and starts the engine; the sandbox starts inside
+/// the session, so its progress arrives as events. `end_when_idle`: headless sessions end
+/// when a turn leaves nothing to do.
+pub async fn start(
+    config: &Config,
+    model: AnyModel,
+    prompt: Option<String>,
+    end_when_idle: bool,
+) -> anyhow::Result<Running> {
+    let policy = Policy::new(&config.approval, &LanguageTable::new(&config.languages))?;
+    let approver = CommandApprover::new(
+        &config.approval.approver_command,
+        Duration::from_secs(config.approval.approver_timeout_secs),
+    );
+    let request = super::session_request(config, "s")?;
+    let settings = settings(config, request.session.clone(), end_when_idle);
+    let (event_tx, events) = mpsc::unbounded_channel();
+    let (ops, op_rx) = mpsc::unbounded_channel();
+    let event_sink = Events::new(event_tx);
+    let notices: Notices = {
+        let events = event_sink.clone();
+        std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
+    };
+    let connected = docker::connect().await;
+    let docker = connected.as_ref().ok().cloned();
+    let start_sandbox = async move { DockerSandbox::start(connected?, request, notices).await };
+    let session = Session::new(settings, model, approver, policy, event_sink, op_rx);
+    let engine = tokio::spawn(session.run(prompt, start_sandbox));
+    Ok(Running {
+        engine,
+        events,
+        ops,
+        docker,
+    })
+}
+
+impl Running {
+    /// A Ctrl-C during start-up can leave a container the sandbox never got to own.
+    pub async fn remove_leftovers(&self) {
+        if let Some(docker) = &self.docker {
+            docker::remove_own(docker).await;
+        }
+    }
+}
+
+/// The engine's settings from the configuration. `end_when_idle`: headless sessions end when
+/// a turn leaves nothing to do.
+pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settings {
+    let languages = LanguageTable::new(&config.languages);
+    let system_prompt = config.model.system_prompt.clone().unwrap_or_else(|| {
+        default_system_prompt(&PromptFacts {
+            languages: &languages.names(),
+            network: &config.sandbox.network,
+            timeout_secs: config.sandbox.timeout_secs,
+            workspace_read_only: config.sandbox.workspace_read_only,
+        })
+    });
+    Settings {
+        session,
+        system_prompt,
+        max_turns: config.model.max_turns,
+        stop_on_failure: config.approval.stop_on_failure,
+        block_timeout: Duration::from_secs(config.sandbox.timeout_secs),
+        feedback: FeedbackLimits {
+            excerpt_bytes: config.sandbox.model_output_limit.as_usize(),
+            timeout_secs: config.sandbox.timeout_secs,
+            memory_bytes: config.sandbox.memory.0,
+        },
+        languages,
+        end_when_idle,
+    }
+}
+
+/// `--scripted FILE` (a bad file is a usage error), else the configured OpenAI-compatible
+/// server (a bad setting is a config error).
+pub fn choose_model(
+    config: &Config,
+    scripted: Option<&std::path::Path>,
+) -> anyhow::Result<AnyModel> {
+    Ok(match scripted {
+        Some(path) => AnyModel::Scripted(
+            ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
+        ),
+        None => AnyModel::OpenAi(Box::new(OpenAiModel::new(&config.model)?)),
+    })
+}
