@@ -76,6 +76,11 @@ pub enum Command {
     },
     /// Check Docker, the image and that the sandbox limits are really enforced.
     Doctor,
+    /// Past sessions, decisions and runs.
+    History {
+        #[command(subcommand)]
+        action: HistoryAction,
+    },
     /// Run a supervised session without a screen: the model's blocks are decided on stdin
     /// (JSON lines, or short answers at a terminal) and run in the sandbox.
     Run {
@@ -92,6 +97,37 @@ pub enum Command {
         /// Print the session's events as JSON lines.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryAction {
+    /// Runs, newest first.
+    List {
+        /// Only this session's runs.
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+        /// Only runs whose code or output contains TEXT (any case).
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// At most N runs.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run (its code, decision and output) or one session (as a transcript).
+    Show {
+        #[arg(value_name = "RUN|SESSION")]
+        id: String,
+    },
+    /// A whole session: a readable Markdown transcript, or JSON.
+    Export {
+        #[arg(value_name = "SESSION")]
+        session: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: commands::history::Format,
     },
 }
 
@@ -149,6 +185,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor => {
             let config = cli.global.load_config()?;
             commands::doctor::run(&config).await
+        }
+        Command::History { action } => {
+            let config = cli.global.load_config()?;
+            match action {
+                HistoryAction::List {
+                    session,
+                    grep,
+                    limit,
+                    json,
+                } => {
+                    let filter = crate::store::RunFilter {
+                        session,
+                        grep,
+                        limit,
+                    };
+                    commands::history::list(&config, &filter, json)
+                }
+                HistoryAction::Show { id } => commands::history::show(&config, &id),
+                HistoryAction::Export { session, format } => {
+                    commands::history::export(&config, &session, format)
+                }
+            }
         }
         Command::Run {
             prompt,

@@ -35,7 +35,7 @@ pub fn random_hex(n: usize) -> String {
 }
 
 /// `YYYYMMDD-HHMMSS` for seconds since the Unix epoch (proleptic Gregorian, UTC).
-fn utc_stamp(seconds: u64) -> String {
+pub fn utc_stamp(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -59,6 +59,13 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let year = yoe + era * 400 + i64::from(month <= 2);
     (year, month, day)
+}
+
+/// First 12 hex digits of the code's SHA-256.
+pub fn short_hash(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(code.as_bytes());
+    hex(&digest[..6])
 }
 
 #[cfg(test)]

@@ -12,4 +12,5 @@ pub mod model;
 pub mod output;
 pub mod protocol;
 pub mod sandbox;
+pub mod store;
 pub mod tui;

@@ -173,6 +173,10 @@ pub enum Event {
     SandboxReady {
         description: String,
     },
+    /// The operator's message to the model.
+    UserMessage {
+        text: String,
+    },
     /// A piece of the model's reply as it streams in.
     AssistantDelta {
         text: String,

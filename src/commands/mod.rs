@@ -3,6 +3,7 @@
 pub mod doctor;
 pub mod exec;
 pub mod extract;
+pub mod history;
 pub mod run;
 pub mod session;
 

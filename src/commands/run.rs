@@ -44,8 +44,21 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         );
     }
     let mut interrupts = super::Interrupts::listen()?;
-    let mut running =
-        super::session::start(&config, model, Some(options.prompt.clone()), true).await?;
+    let model_name = match &options.scripted {
+        Some(path) => format!("scripted ({})", path.display()),
+        None => config.model.model.clone(),
+    };
+    let mut running = super::session::start(
+        &config,
+        model,
+        &model_name,
+        Some(options.prompt.clone()),
+        true,
+    )
+    .await?;
+    if let Some(problem) = &running.history_problem {
+        eprintln!("airlock: {problem}");
+    }
     let (event_rx, op_tx) = (&mut running.events, running.ops.clone());
 
     let interactive = std::io::stdin().is_terminal();
@@ -371,6 +384,9 @@ impl Printer {
                 format!("■ {status} · {} ms{truncated}\n", result.duration_ms)
             }
             Event::Reflection { .. } => "── results sent to the model ──\n".into(),
+            Event::UserMessage { text } => {
+                format!("> {}\n", neutralize(text).replace('\n', "\n> "))
+            }
             Event::Idle { .. } => String::new(),
             Event::Done { reason } => {
                 let name = wire_name(&reason);

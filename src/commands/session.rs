@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::engine::feedback::FeedbackLimits;
 use crate::engine::policy::Policy;
 use crate::engine::prompt::{PromptFacts, default_system_prompt};
-use crate::engine::{Ended, Events, LanguageTable, Session, Settings};
+use crate::engine::{Ended, Events, Journal, LanguageTable, Session, Settings};
 use crate::error::usage;
 use crate::model::AnyModel;
 use crate::model::openai::OpenAiModel;
@@ -21,6 +21,8 @@ use crate::model::scripted::ScriptedModel;
 use crate::protocol::{Event, Op};
 use crate::sandbox::Notices;
 use crate::sandbox::docker::{self, DockerSandbox};
+use crate::store::{SessionInfo, Store};
+use std::sync::Arc;
 
 pub struct Running {
     pub engine: JoinHandle<Ended>,
@@ -28,6 +30,8 @@ pub struct Running {
     pub ops: mpsc::UnboundedSender<Op>,
     /// For the final sweep of containers this process created.
     docker: Option<Docker>,
+    /// Why this session is not recorded, when it is not (a broken history file).
+    pub history_problem: Option<String>,
 }
 
 /// Checks the rules, connects to Docker and starts the engine; the sandbox starts inside
@@ -36,6 +40,7 @@ pub struct Running {
 pub async fn start(
     config: &Config,
     model: AnyModel,
+    model_name: &str,
     prompt: Option<String>,
     end_when_idle: bool,
 ) -> anyhow::Result<Running> {
@@ -48,7 +53,14 @@ pub async fn start(
     let settings = settings(config, request.session.clone(), end_when_idle);
     let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
-    let event_sink = Events::new(event_tx);
+    let (event_sink, history_problem) = match open_history(config, &request.session, model_name) {
+        Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
+        Ok(None) => (Events::new(event_tx), None),
+        Err(why) => (
+            Events::new(event_tx),
+            Some(format!("history disabled: {why}")),
+        ),
+    };
     let notices: Notices = {
         let events = event_sink.clone();
         std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
@@ -63,7 +75,37 @@ pub async fn start(
         events,
         ops,
         docker,
+        history_problem,
     })
+}
+
+/// The history as the engine's journal: the session is recorded from its first event.
+fn open_history(config: &Config, session: &str, model: &str) -> Result<Option<Journal>, String> {
+    if !config.history.enabled {
+        return Ok(None);
+    }
+    let path = match &config.history.file {
+        Some(path) => path.clone(),
+        None => Store::default_path().map_err(|err| err.to_string())?,
+    };
+    let store = Store::open(&path).map_err(|err| err.to_string())?;
+    let sandbox = serde_json::to_string(&config.sandbox).map_err(|err| err.to_string())?;
+    store
+        .begin_session(&SessionInfo {
+            id: session.to_string(),
+            model: model.to_string(),
+            base_url: config.model.base_url.clone(),
+            sandbox,
+        })
+        .map_err(|err| err.to_string())?;
+    let store = std::sync::Mutex::new(store);
+    let session = session.to_string();
+    Ok(Some(Arc::new(move |event: &Event| {
+        let store = store
+            .lock()
+            .map_err(|_| "the history writer failed earlier".to_string())?;
+        store.record(&session, event).map_err(|err| err.to_string())
+    })))
 }
 
 impl Running {

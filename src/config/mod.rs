@@ -20,6 +20,7 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub approval: ApprovalConfig,
     pub ui: UiConfig,
+    pub history: HistoryConfig,
     /// Languages added to (or replacing) the built-in python, bash and sh.
     pub languages: BTreeMap<String, LanguageConfig>,
 }
@@ -94,6 +95,24 @@ impl Default for UiConfig {
             bell: true,
             log_lines: 10_000,
             keys: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Record sessions, decisions and runs.
+    pub enabled: bool,
+    /// The SQLite file; unset: `history.db` in the data directory.
+    pub file: Option<PathBuf>,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            file: None,
         }
     }
 }
@@ -487,6 +506,7 @@ mod tests {
         assert_eq!(parsed.sandbox, SandboxConfig::default());
         assert_eq!(parsed.approval, ApprovalConfig::default());
         assert_eq!(parsed.ui, UiConfig::default());
+        assert_eq!(parsed.history, HistoryConfig::default());
         // Every key of the defaults is written in the example (optional ones commented out).
         let defaults = toml::Value::try_from(Config::default()).expect("serializes");
         for (section, table) in defaults.as_table().expect("table") {
@@ -505,6 +525,7 @@ mod tests {
             "temperature",
             "system_prompt",
             "syntax_theme",
+            "file",
         ] {
             assert!(
                 uncommented.contains(&format!("\n{key} = ")),

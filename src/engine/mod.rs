@@ -12,4 +12,4 @@ pub mod turn;
 
 pub use extract::{ExtractedBlock, extract_blocks};
 pub use language::{Language, LanguageTable};
-pub use session::{Ended, Events, Session, Settings};
+pub use session::{Ended, Events, Journal, Session, Settings};

@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -42,17 +44,47 @@ pub struct Settings {
     pub end_when_idle: bool,
 }
 
-/// Sends events; a frontend that went away is not the engine's problem.
-#[derive(Debug, Clone)]
-pub struct Events(mpsc::UnboundedSender<Event>);
+/// Records an event durably before anyone sees it (the history); an error stops recording.
+pub type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
+
+/// Sends events; a frontend that went away is not the engine's problem. With a journal,
+/// each event is recorded first, synchronously: a decision is on disk before its block
+/// starts, and a run's row exists before the run does.
+#[derive(Clone)]
+pub struct Events {
+    sender: mpsc::UnboundedSender<Event>,
+    journal: Option<Journal>,
+    journal_failed: Arc<AtomicBool>,
+}
 
 impl Events {
     pub fn new(sender: mpsc::UnboundedSender<Event>) -> Self {
-        Self(sender)
+        Self {
+            sender,
+            journal: None,
+            journal_failed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
     }
 
     pub fn send(&self, event: Event) {
-        let _ = self.0.send(event);
+        if let Some(journal) = &self.journal {
+            if !self.journal_failed.load(Ordering::Relaxed) {
+                if let Err(why) = journal(&event) {
+                    self.journal_failed.store(true, Ordering::Relaxed);
+                    let _ = self.sender.send(Event::Notice {
+                        message: format!(
+                            "history: {why}; the rest of this session is not recorded"
+                        ),
+                    });
+                }
+            }
+        }
+        let _ = self.sender.send(event);
     }
 
     fn error(&self, message: impl Into<String>) {
@@ -253,6 +285,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 text: parts.join("\n\n"),
             });
         }
+        self.events.send(Event::UserMessage { text: text.clone() });
         parts.push(text);
         self.conversation
             .push(ChatMessage::new(Role::User, parts.join("\n\n")));

@@ -275,6 +275,10 @@ impl App {
         let mut actions = Vec::new();
         match event {
             Event::SessionStarted { session } => self.session = Some(session.clone()),
+            Event::UserMessage { text } => {
+                self.push_entry(EntryKind::User, text);
+                self.conversation_scroll = Scroll { from_bottom: 0 };
+            }
             Event::SandboxReady { description } => {
                 self.sandbox = description.clone();
                 self.status = None;
@@ -337,7 +341,7 @@ impl App {
                     index: *index,
                     language: language.clone(),
                     code: code.clone(),
-                    hash: short_hash(code),
+                    hash: crate::ids::short_hash(code),
                     decision: None,
                     edited: None,
                 });
@@ -692,8 +696,6 @@ impl App {
             }
         }
         self.composer = new_composer();
-        self.push_entry(EntryKind::User, &text);
-        self.conversation_scroll = Scroll { from_bottom: 0 };
         self.phase = Phase::Streaming;
         vec![UiAction::Op(Op::UserMessage { text })]
     }
@@ -905,13 +907,6 @@ fn extension_for(language: &str) -> String {
         "bash" | "sh" => "sh".into(),
         other => other.to_string(),
     }
-}
-
-/// First 12 hex digits of the code's SHA-256.
-pub fn short_hash(code: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(code.as_bytes());
-    crate::ids::hex(&digest[..6])
 }
 
 #[cfg(test)]

@@ -77,7 +77,8 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     };
     let mut interrupts = crate::commands::Interrupts::listen()?;
     let first = options.demo.then(|| DEMO_TASK.to_string());
-    let mut running = crate::commands::session::start(config, model, first.clone(), false).await?;
+    let mut running =
+        crate::commands::session::start(config, model, &model_name, first.clone(), false).await?;
 
     let mut app = App::new(
         theme,
@@ -86,12 +87,13 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         config.ui.log_lines,
         config.ui.bell,
     );
-    if let Some(task) = first {
-        app.transcript.push(app::Entry {
-            kind: app::EntryKind::User,
-            text: task,
-        });
+    if first.is_some() {
         app.phase = app::Phase::Streaming;
+    }
+    if let Some(problem) = &running.history_problem {
+        app.on_event(&Event::Notice {
+            message: problem.clone(),
+        });
     }
     let mut screen = enter_screen()?;
     let outcome = event_loop(

@@ -1,0 +1,132 @@
+//! `airlock history list|show|export`: the record of past sessions, decisions and runs.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::error::usage;
+use crate::output::sanitize::neutralize;
+use crate::store::{RunFilter, RunRow, Store, markdown};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Md,
+    Json,
+}
+
+fn open(config: &Config) -> anyhow::Result<Store> {
+    let path = match &config.history.file {
+        Some(path) => path.clone(),
+        None => Store::default_path()?,
+    };
+    Ok(Store::open(&path)?)
+}
+
+pub fn list(config: &Config, filter: &RunFilter, json: bool) -> anyhow::Result<ExitCode> {
+    let runs = open(config)?.list_runs(filter)?;
+    if json {
+        println!("{}", serde_json::to_string(&runs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!(
+            "No runs recorded{}.",
+            if filter.session.is_some() || filter.grep.is_some() {
+                " match"
+            } else {
+                " yet"
+            }
+        );
+    }
+    for run in &runs {
+        println!("{}", summary(run));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per run: when, which session and run, language, decision, outcome, first line.
+fn summary(run: &RunRow) -> String {
+    let outcome = match (run.status.as_str(), run.exit_code) {
+        ("finished", _) if run.timed_out => "timeout".to_string(),
+        ("finished", _) if run.oom_killed => "oom".to_string(),
+        ("finished", _) if run.cancelled => "stopped".to_string(),
+        ("finished", Some(code)) => format!("exit {code}"),
+        (status, _) => status.to_string(),
+    };
+    let first = neutralize(run.code.lines().next().unwrap_or(""));
+    format!(
+        "{}  {}  {}  {:<7} {:<16} {:<11} {:>7}  {first}",
+        clock(run.started_at),
+        run.session,
+        run.run,
+        run.language,
+        format!("{}{}", run.decision, if run.edited { "+edit" } else { "" }),
+        outcome,
+        run.duration_ms
+            .map_or(String::new(), |ms| format!("{ms}ms")),
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` UTC.
+fn clock(seconds: u64) -> String {
+    let stamp = crate::ids::utc_stamp(seconds);
+    format!(
+        "{}-{}-{} {}:{}:{}",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15]
+    )
+}
+
+pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    if let Some(run) = store.run(id)? {
+        println!("{}", summary(&run));
+        println!("decided by {}", run.decided_by);
+        println!(
+            "--- code{} ---",
+            if run.edited {
+                " (edited by the operator)"
+            } else {
+                ""
+            }
+        );
+        print!("{}", neutralize(&run.code));
+        println!(
+            "--- output ({} bytes{}) ---",
+            run.output_bytes,
+            if run.truncated { ", truncated" } else { "" }
+        );
+        print!("{}", run.output);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if store.session_exists(id)? {
+        print!("{}", neutralize(&markdown(&store.export(id)?)));
+        return Ok(ExitCode::SUCCESS);
+    }
+    Err(usage(format!(
+        "no run or session `{id}` in the history; `airlock history list` shows the ids"
+    )))
+}
+
+pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    if !store.session_exists(session)? {
+        return Err(usage(format!(
+            "no session `{session}` in the history; `airlock history list` shows the ids"
+        )));
+    }
+    let export = store.export(session)?;
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&export)?),
+        // A transcript for a file stays exact; on a terminal, control characters are drawn.
+        Format::Md if std::io::stdout().is_terminal() => {
+            print!("{}", neutralize(&markdown(&export)))
+        }
+        Format::Md => print!("{}", markdown(&export)),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,223 @@
+//! A whole session out of the history: as data (JSON) or as a readable Markdown transcript
+//! with the code, who decided what, and what each run printed.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{Result, RunFilter, RunRow, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionExport {
+    pub session: String,
+    pub started_at: u64,
+    pub ended_at: Option<u64>,
+    pub end_reason: Option<String>,
+    pub model: String,
+    pub base_url: String,
+    pub sandbox: String,
+    pub messages: Vec<ExportMessage>,
+    pub blocks: Vec<ExportBlock>,
+    pub runs: Vec<RunRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportBlock {
+    pub block: String,
+    pub index: i64,
+    pub language: String,
+    pub code: String,
+    pub hash: String,
+    pub decisions: Vec<ExportDecision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportDecision {
+    pub decision: String,
+    pub source: String,
+    pub decided_by: String,
+    pub reason: Option<String>,
+    pub edited_code: Option<String>,
+}
+
+impl Store {
+    pub fn export(&self, session: &str) -> Result<SessionExport> {
+        let header = self.conn.query_row(
+            "SELECT started_at, ended_at, end_reason, model, base_url, COALESCE(sandbox_ready, sandbox) FROM sessions WHERE id = ?1",
+            params![session],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)? as u64,
+                    row.get::<_, Option<i64>>(1)?.map(|t| t as u64),
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            },
+        );
+        let (started_at, ended_at, end_reason, model, base_url, sandbox) = match header {
+            Ok(header) => header,
+            Err(rusqlite::Error::QueryReturnedNoRows) => {
+                return Err(StoreError(format!(
+                    "no session `{session}` in the history; `airlock history list` shows the ids"
+                )));
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mut statement = self
+            .conn
+            .prepare("SELECT role, content FROM messages WHERE session = ?1 ORDER BY id")?;
+        let messages = statement
+            .query_map(params![session], |row| {
+                Ok(ExportMessage {
+                    role: row.get(0)?,
+                    content: row.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut statement = self.conn.prepare(
+            "SELECT id, idx, language, code, hash FROM blocks WHERE session = ?1 ORDER BY rowid",
+        )?;
+        let mut blocks: Vec<ExportBlock> = statement
+            .query_map(params![session], |row| {
+                Ok(ExportBlock {
+                    block: row.get(0)?,
+                    index: row.get(1)?,
+                    language: row.get(2)?,
+                    code: row.get(3)?,
+                    hash: row.get(4)?,
+                    decisions: Vec::new(),
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut statement = self.conn.prepare(
+            "SELECT kind, source, decided_by, reason, edited_code FROM decisions WHERE block = ?1 ORDER BY id",
+        )?;
+        for block in &mut blocks {
+            block.decisions = statement
+                .query_map(params![block.block], |row| {
+                    Ok(ExportDecision {
+                        decision: row.get(0)?,
+                        source: row.get(1)?,
+                        decided_by: row.get(2)?,
+                        reason: row.get(3)?,
+                        edited_code: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+        }
+        let mut runs = self.list_runs(&RunFilter {
+            session: Some(session.to_string()),
+            ..RunFilter::default()
+        })?;
+        runs.reverse();
+        Ok(SessionExport {
+            session: session.to_string(),
+            started_at,
+            ended_at,
+            end_reason,
+            model,
+            base_url,
+            sandbox,
+            messages,
+            blocks,
+            runs,
+        })
+    }
+}
+
+/// A readable transcript: the conversation in order, each block with its decisions and runs.
+pub fn markdown(export: &SessionExport) -> String {
+    let mut out = format!("# airlock session {}\n\n", export.session);
+    out.push_str(&format!(
+        "- model: {} ({})\n- sandbox: {}\n",
+        export.model, export.base_url, export.sandbox
+    ));
+    if let Some(reason) = &export.end_reason {
+        out.push_str(&format!("- ended: {reason}\n"));
+    }
+    for message in &export.messages {
+        let title = match message.role.as_str() {
+            "user" => "Operator",
+            "assistant" => "Model",
+            _ => "Results sent to the model",
+        };
+        // Results are quoted, so their own headings stay inside them.
+        let content = if message.role == "results" {
+            message
+                .content
+                .trim_end()
+                .lines()
+                .map(|line| format!("> {line}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            message.content.trim_end().to_string()
+        };
+        out.push_str(&format!("\n## {title}\n\n{content}\n"));
+    }
+    out.push_str("\n## Blocks\n");
+    for block in &export.blocks {
+        let fence = fence_for(&block.code);
+        out.push_str(&format!(
+            "\n### Block {} · {} · #{} ({})\n\n{fence}{}\n{}{}{fence}\n",
+            block.index + 1,
+            block.language,
+            block.hash,
+            block.block,
+            block.language,
+            block.code,
+            if block.code.ends_with('\n') { "" } else { "\n" },
+        ));
+        for decision in &block.decisions {
+            let reason = decision
+                .reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "\n- decision: **{}** by {} ({}){reason}\n",
+                decision.decision, decision.decided_by, decision.source
+            ));
+            if let Some(edited) = &decision.edited_code {
+                let fence = fence_for(edited);
+                out.push_str(&format!(
+                    "\n  the code that ran instead:\n\n{fence}{}\n{edited}{}{fence}\n",
+                    block.language,
+                    if edited.ends_with('\n') { "" } else { "\n" }
+                ));
+            }
+        }
+        for run in export.runs.iter().filter(|run| run.block == block.block) {
+            let status = match (run.status.as_str(), run.exit_code) {
+                ("finished", Some(code)) => format!("exit {code}"),
+                (status, _) => status.to_string(),
+            };
+            let fence = fence_for(&run.output);
+            out.push_str(&format!(
+                "\n- run {}: {status}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
+                run.run,
+                if run.timed_out { ", timed out" } else { "" },
+                if run.oom_killed { ", out of memory" } else { "" },
+                if run.cancelled { ", stopped" } else { "" },
+                if run.truncated { ", output truncated" } else { "" },
+                run.duration_ms.unwrap_or(0),
+                run.output_bytes,
+                run.output,
+                if run.output.ends_with('\n') || run.output.is_empty() { "" } else { "\n" },
+            ));
+        }
+    }
+    out
+}
+
+fn fence_for(text: &str) -> String {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    "`".repeat((longest + 1).max(3))
+}

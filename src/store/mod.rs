@@ -1,0 +1,627 @@
+//! The history: every session, message, block, decision and run, in one SQLite file in the
+//! data directory (WAL mode, private to the user). The engine's events are recorded as they
+//! happen, synchronously, so a decision is committed before its block starts and a run row
+//! exists from its start; a run left `running` by a process that died is marked
+//! `interrupted` the next time the store is opened.
+
+mod export;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Event, wire_name};
+use crate::sandbox::owner::Owner;
+pub use export::{SessionExport, markdown};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(String);
+
+impl StoreError {
+    fn at(path: &Path, what: &str, err: impl std::fmt::Display) -> Self {
+        Self(format!("the history file {} {what}: {err}", path.display()))
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self(format!("history database error: {err}"))
+    }
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a new session is recorded with. No key and no auth header is ever among it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub model: String,
+    pub base_url: String,
+    /// The sandbox settings, as JSON.
+    pub sandbox: String,
+}
+
+/// One run as `history list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub session: String,
+    pub run: String,
+    pub block: String,
+    pub language: String,
+    /// The code that ran (the edited version when there was an edit).
+    pub code: String,
+    pub edited: bool,
+    pub decision: String,
+    pub decided_by: String,
+    /// `running`, `finished` or `interrupted`.
+    pub status: String,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub truncated: bool,
+    pub cancelled: bool,
+    pub output: String,
+    pub output_bytes: u64,
+    pub duration_ms: Option<u64>,
+    pub started_at: u64,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub session: Option<String>,
+    /// Case-insensitive text in the code or the output.
+    pub grep: Option<String>,
+    pub limit: Option<usize>,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    /// Who decides as "operator": user@host.
+    operator: String,
+}
+
+/// Seconds since the epoch.
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Store {
+    /// `$XDG_DATA_HOME/airlock/history.db`.
+    pub fn default_path() -> anyhow::Result<PathBuf> {
+        Ok(crate::config::data_dir()?.join("history.db"))
+    }
+
+    /// Opens (creating it private to the user) and migrates the history, and marks runs of
+    /// dead processes interrupted.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|err| StoreError::at(path, "cannot be created", err))?;
+        }
+        create_private(path)?;
+        let conn =
+            Connection::open(path).map_err(|err| StoreError::at(path, "cannot be opened", err))?;
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mode = wal_mode(&conn).map_err(|err| {
+            StoreError::at(
+                path,
+                "is not a readable history database (move it away to start a new one)",
+                err,
+            )
+        })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::at(path, "cannot use WAL mode", mode));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        schema::migrate(&conn).map_err(|err| StoreError::at(path, "cannot be migrated", err))?;
+        let store = Self {
+            conn,
+            path: path.to_path_buf(),
+            operator: operator_name(),
+        };
+        store.mark_interrupted()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn begin_session(&self, info: &SessionInfo) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![info.id, now(), info.model, info.base_url, info.sandbox, Owner::current().to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Records what an event says, in its own transaction, before the engine goes on.
+    pub fn record(&self, session: &str, event: &Event) -> Result<()> {
+        match event {
+            Event::SandboxReady { description } => {
+                self.conn.execute(
+                    "UPDATE sessions SET sandbox_ready = ?2 WHERE id = ?1",
+                    params![session, description],
+                )?;
+            }
+            Event::UserMessage { text } => self.message(session, "user", text)?,
+            Event::AssistantMessage { text } => self.message(session, "assistant", text)?,
+            Event::Reflection { text } => self.message(session, "results", text)?,
+            Event::BlockProposed {
+                block,
+                index,
+                language,
+                code,
+            } => {
+                self.conn.execute(
+                    "INSERT INTO blocks (id, session, idx, language, code, hash, proposed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![block, session, *index as i64, language, code, crate::ids::short_hash(code), now()],
+                )?;
+            }
+            Event::Decision {
+                block,
+                decision,
+                reason,
+                source,
+                scope,
+                code,
+            } => {
+                let decided_by = match source {
+                    crate::protocol::DecisionSource::Operator => self.operator.clone(),
+                    other => wire_name(other),
+                };
+                self.conn.execute(
+                    "INSERT INTO decisions (block, kind, source, decided_by, reason, scope, edited_code, decided_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![block, wire_name(decision), wire_name(source), decided_by, reason, scope.as_ref().map(wire_name), code, now()],
+                )?;
+            }
+            Event::ExecStarted { block, run } => {
+                self.conn.execute(
+                    "INSERT INTO runs (id, session, block, code, edited, status, started_at)
+                     SELECT ?1, ?2, b.id, COALESCE(d.edited_code, b.code), d.edited_code IS NOT NULL, 'running', ?4
+                     FROM blocks b LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = b.id AND kind != 'skip')
+                     WHERE b.id = ?3",
+                    params![run, session, block, now()],
+                )?;
+            }
+            Event::ExecFinished { run, result, .. } => {
+                self.conn.execute(
+                    "UPDATE runs SET status = 'finished', ended_at = ?2, exit_code = ?3, timed_out = ?4, oom_killed = ?5,
+                     truncated = ?6, cancelled = ?7, output = ?8, output_bytes = ?9, duration_ms = ?10, image = ?11,
+                     container_restarted = ?12 WHERE id = ?1",
+                    params![
+                        run,
+                        now(),
+                        result.exit_code,
+                        result.timed_out,
+                        result.oom_killed,
+                        result.truncated,
+                        result.cancelled,
+                        result.output,
+                        result.output_bytes as i64,
+                        result.duration_ms as i64,
+                        result.image,
+                        result.container_restarted
+                    ],
+                )?;
+            }
+            Event::Done { reason } => {
+                self.conn.execute(
+                    "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1",
+                    params![session, now(), wire_name(reason)],
+                )?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn message(&self, session: &str, role: &str, text: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO messages (session, role, content, at) VALUES (?1, ?2, ?3, ?4)",
+            params![session, role, text, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Runs still `running` whose airlock process is gone become `interrupted`.
+    pub fn mark_interrupted(&self) -> Result<usize> {
+        let mut statement = self.conn.prepare(
+            "SELECT DISTINCT s.id, s.owner FROM runs r JOIN sessions s ON s.id = r.session WHERE r.status = 'running'",
+        )?;
+        let sessions: Vec<(String, String)> = statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut marked = 0;
+        for (session, owner) in sessions {
+            if Owner::parse(&owner).is_some_and(|owner| owner.is_dead()) {
+                marked += self.conn.execute(
+                    "UPDATE runs SET status = 'interrupted' WHERE session = ?1 AND status = 'running'",
+                    params![session],
+                )?;
+                self.conn.execute(
+                    "UPDATE sessions SET end_reason = COALESCE(end_reason, 'interrupted') WHERE id = ?1",
+                    params![session],
+                )?;
+            }
+        }
+        Ok(marked)
+    }
+
+    /// Runs, newest first.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let grep = filter.grep.as_ref().map(|text| {
+            format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let mut statement = self.conn.prepare(
+            "SELECT r.session, r.id, r.block, b.language, r.code, r.edited,
+                    COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
+                    COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
+                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at
+             FROM runs r JOIN blocks b ON b.id = r.block
+             LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
+             WHERE (?1 IS NULL OR r.session = ?1)
+               AND (?2 IS NULL OR r.code LIKE ?2 ESCAPE '\\' OR r.output LIKE ?2 ESCAPE '\\')
+             ORDER BY r.started_at DESC, r.rowid DESC
+             LIMIT ?3",
+        )?;
+        let limit = filter.limit.map_or(-1, |n| n as i64);
+        let rows = statement.query_map(params![filter.session, grep, limit], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One run by id.
+    pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
+        Ok(self
+            .list_runs(&RunFilter::default())?
+            .into_iter()
+            .find(|row| row.run == id))
+    }
+
+    pub fn session_exists(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM sessions WHERE id = ?1", params![id], |_| {
+                Ok(())
+            })
+            .optional()?
+            .is_some())
+    }
+}
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        session: row.get(0)?,
+        run: row.get(1)?,
+        block: row.get(2)?,
+        language: row.get(3)?,
+        code: row.get(4)?,
+        edited: row.get(5)?,
+        decision: row.get(6)?,
+        decided_by: row.get(7)?,
+        status: row.get(8)?,
+        exit_code: row.get(9)?,
+        timed_out: row.get(10)?,
+        oom_killed: row.get(11)?,
+        truncated: row.get(12)?,
+        cancelled: row.get(13)?,
+        output: row.get(14)?,
+        output_bytes: row.get::<_, i64>(15)? as u64,
+        duration_ms: row.get::<_, Option<i64>>(16)?.map(|ms| ms as u64),
+        started_at: row.get::<_, i64>(17)? as u64,
+    })
+}
+
+/// Switches to WAL. Two processes creating the file at once can find it locked for a
+/// moment, and SQLite does not wait for that by itself here, so this waits.
+fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    let mut attempts = 0;
+    loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(err, _))
+                if matches!(
+                    err.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && attempts < 200 =>
+            {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The file is created with mode 0600 before SQLite opens it, so it is never readable by
+/// others, not even for a moment.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|err| StoreError::at(path, "cannot be created", err))?;
+    let mode = std::fs::metadata(path)
+        .map_err(|err| StoreError::at(path, "cannot be read", err))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|err| StoreError::at(path, "cannot be made private", err))?;
+    }
+    Ok(())
+}
+
+/// `user@host`, for decisions the operator made.
+fn operator_name() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| format!("uid{}", rustix::process::getuid().as_raw()));
+    format!("{user}@{}", crate::sandbox::owner::hostname())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{DecisionKind, DecisionSource, DoneReason, ExecResult};
+
+    fn session(store: &Store, id: &str) {
+        store
+            .begin_session(&SessionInfo {
+                id: id.into(),
+                model: "test-model".into(),
+                base_url: "http://127.0.0.1:1/v1".into(),
+                sandbox: "{}".into(),
+            })
+            .expect("session");
+    }
+
+    fn result(exit_code: i64, output: &str) -> ExecResult {
+        ExecResult {
+            exit_code: Some(exit_code),
+            timed_out: false,
+            oom_killed: false,
+            truncated: false,
+            output: output.into(),
+            output_bytes: output.len() as u64,
+            duration_ms: 42,
+            image: "img (sha256:00)".into(),
+            container_restarted: false,
+            cancelled: false,
+        }
+    }
+
+    /// A whole turn: a message, two blocks (one edited), their runs, the end.
+    fn a_turn(store: &Store, id: &str) {
+        let events = [
+            Event::UserMessage {
+                text: "count the words".into(),
+            },
+            Event::AssistantMessage {
+                text: "```python\nprint(1)\n```\n```bash\necho hi\n```".into(),
+            },
+            Event::BlockProposed {
+                block: format!("{id}-b1"),
+                index: 0,
+                language: "python".into(),
+                code: "print(1)\n".into(),
+            },
+            Event::BlockProposed {
+                block: format!("{id}-b2"),
+                index: 1,
+                language: "bash".into(),
+                code: "echo hi\n".into(),
+            },
+            Event::Decision {
+                block: format!("{id}-b1"),
+                decision: DecisionKind::Edit,
+                reason: None,
+                source: DecisionSource::Operator,
+                scope: None,
+                code: Some("print(2)\n".into()),
+            },
+            Event::Decision {
+                block: format!("{id}-b2"),
+                decision: DecisionKind::Reject,
+                reason: Some("no shell".into()),
+                source: DecisionSource::Operator,
+                scope: None,
+                code: None,
+            },
+            Event::ExecStarted {
+                block: format!("{id}-b1"),
+                run: format!("{id}-r1"),
+            },
+            Event::ExecFinished {
+                block: format!("{id}-b1"),
+                run: format!("{id}-r1"),
+                result: result(0, "2\n"),
+            },
+            Event::Reflection {
+                text: "Results: 2".into(),
+            },
+            Event::Done {
+                reason: DoneReason::NoCode,
+            },
+        ];
+        for event in &events {
+            store.record(id, event).expect("recorded");
+        }
+    }
+
+    #[test]
+    fn the_schema_is_created_once_private_and_versioned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("nested").join("history.db");
+        let store = Store::open(&path).expect("opens");
+        drop(store);
+        let store = Store::open(&path).expect("opens again");
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, schema::VERSION);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_session_is_recorded_and_listed_with_its_decisions() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).expect("opens");
+        session(&store, "s1");
+        a_turn(&store, "s1");
+        let runs = store.list_runs(&RunFilter::default()).expect("list");
+        assert_eq!(runs.len(), 1);
+        let run = &runs[0];
+        assert_eq!(
+            (run.run.as_str(), run.status.as_str(), run.exit_code),
+            ("s1-r1", "finished", Some(0))
+        );
+        assert_eq!(run.code, "print(2)\n", "the code that ran is the edit");
+        assert!(run.edited);
+        assert_eq!(run.decision, "edit");
+        assert!(run.decided_by.contains('@'), "{}", run.decided_by);
+        let export = store.export("s1").expect("export");
+        assert_eq!(export.messages.len(), 3);
+        assert_eq!(
+            export.blocks[1].decisions[0].reason.as_deref(),
+            Some("no shell")
+        );
+        assert_eq!(export.end_reason.as_deref(), Some("no_code"));
+        let text = markdown(&export);
+        for needle in [
+            "count the words",
+            "print(1)",
+            "print(2)",
+            "**reject**",
+            "no shell",
+            "exit 0",
+            "2\n",
+        ] {
+            assert!(text.contains(needle), "{needle} missing:\n{text}");
+        }
+        let json = serde_json::to_string(&export).expect("json");
+        let back: SessionExport = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, export);
+    }
+
+    #[test]
+    fn grep_and_session_filter_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).expect("opens");
+        for id in ["s1", "s2"] {
+            session(&store, id);
+            a_turn(&store, id);
+        }
+        let only = RunFilter {
+            session: Some("s2".into()),
+            ..RunFilter::default()
+        };
+        assert_eq!(store.list_runs(&only).expect("list").len(), 1);
+        let grep = RunFilter {
+            grep: Some("PRINT(2".into()),
+            ..RunFilter::default()
+        };
+        assert_eq!(store.list_runs(&grep).expect("list").len(), 2);
+        let none = RunFilter {
+            grep: Some("100%_".into()),
+            ..RunFilter::default()
+        };
+        assert!(store.list_runs(&none).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_run_of_a_dead_process_is_marked_interrupted_on_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.db");
+        let store = Store::open(&path).expect("opens");
+        session(&store, "s1");
+        store
+            .record(
+                "s1",
+                &Event::BlockProposed {
+                    block: "b".into(),
+                    index: 0,
+                    language: "bash".into(),
+                    code: "sleep 9".into(),
+                },
+            )
+            .expect("block");
+        store
+            .record(
+                "s1",
+                &Event::Decision {
+                    block: "b".into(),
+                    decision: DecisionKind::Approve,
+                    reason: None,
+                    source: DecisionSource::Operator,
+                    scope: None,
+                    code: None,
+                },
+            )
+            .expect("decision");
+        store
+            .record(
+                "s1",
+                &Event::ExecStarted {
+                    block: "b".into(),
+                    run: "r".into(),
+                },
+            )
+            .expect("run");
+        // This process is alive: the run stays running.
+        drop(store);
+        let store = Store::open(&path).expect("opens");
+        assert_eq!(
+            store.run("r").expect("run").expect("there").status,
+            "running"
+        );
+        // An owner that is gone.
+        store
+            .conn
+            .execute(
+                "UPDATE sessions SET owner = ?1",
+                params![format!("{}:999999999:1", crate::sandbox::owner::hostname())],
+            )
+            .expect("update");
+        drop(store);
+        let store = Store::open(&path).expect("opens");
+        assert_eq!(
+            store.run("r").expect("run").expect("there").status,
+            "interrupted"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.db");
+        std::fs::write(
+            &path,
+            "this is not sqlite, just text that is long enough to be read as a header",
+        )
+        .expect("write");
+        let err = Store::open(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains("h.db") && err.contains("not a readable history database"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! The history's schema, versioned with `PRAGMA user_version`: each migration runs once, in
+//! order, inside a transaction.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: sessions, messages, blocks, decisions, runs.
+    "CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        end_reason TEXT,
+        model TEXT NOT NULL,
+        base_url TEXT NOT NULL,
+        sandbox TEXT NOT NULL,
+        sandbox_ready TEXT,
+        owner TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX messages_by_session ON messages(session, id);
+    CREATE TABLE blocks (
+        id TEXT PRIMARY KEY,
+        session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        language TEXT NOT NULL,
+        code TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        proposed_at INTEGER NOT NULL
+    );
+    CREATE INDEX blocks_by_session ON blocks(session);
+    CREATE TABLE decisions (
+        id INTEGER PRIMARY KEY,
+        block TEXT NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        source TEXT NOT NULL,
+        decided_by TEXT NOT NULL,
+        reason TEXT,
+        scope TEXT,
+        edited_code TEXT,
+        decided_at INTEGER NOT NULL
+    );
+    CREATE INDEX decisions_by_block ON decisions(block);
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        block TEXT NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,
+        code TEXT NOT NULL,
+        edited INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted')),
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        exit_code INTEGER,
+        timed_out INTEGER,
+        oom_killed INTEGER,
+        truncated INTEGER,
+        cancelled INTEGER,
+        container_restarted INTEGER,
+        output TEXT,
+        output_bytes INTEGER,
+        duration_ms INTEGER,
+        image TEXT
+    );
+    CREATE INDEX runs_by_session ON runs(session);
+    CREATE INDEX runs_by_start ON runs(started_at);
+    CREATE INDEX runs_by_status ON runs(status);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &Connection) -> Result<(), String> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|err| err.to_string())?;
+    if current > VERSION {
+        return Err(format!(
+            "it was written by a newer airlock (schema {current}, this one knows {VERSION})"
+        ));
+    }
+    for (done, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = done as i64 + 1;
+        let sql = format!("BEGIN IMMEDIATE; {migration}; PRAGMA user_version = {version}; COMMIT;");
+        if let Err(err) = conn.execute_batch(&sql) {
+            let _ = conn.execute_batch("ROLLBACK");
+            // Another process may have migrated it meanwhile.
+            let now: i64 = conn
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .unwrap_or(0);
+            if now >= version {
+                continue;
+            }
+            return Err(format!("migration {version} failed: {err}"));
+        }
+    }
+    Ok(())
+}

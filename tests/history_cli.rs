@@ -1,0 +1,228 @@
+//! The history end to end: real sessions against real Docker, recorded in a real SQLite file,
+//! read back with `airlock history`; a process killed mid-run, two writers at once, a
+//! broken database file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use common::{Home, run_with_stdin, stderr};
+use serde_json::Value;
+
+const DEMO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml");
+
+fn demo_run(home: &Home) -> Output {
+    let mut command = home.airlock();
+    command.args([
+        "run",
+        "--scripted",
+        DEMO,
+        "--approve",
+        "all",
+        "--prompt",
+        "count the words",
+        "--json",
+    ]);
+    run_with_stdin(command, "")
+}
+
+fn history(home: &Home, args: &[&str]) -> Output {
+    let mut command = home.airlock();
+    command.arg("history").args(args);
+    run_with_stdin(command, "")
+}
+
+fn runs(home: &Home, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["list", "--json"];
+    all.extend_from_slice(args);
+    let output = history(home, &all);
+    assert!(output.status.success(), "{}", stderr(&output));
+    serde_json::from_slice::<Vec<Value>>(&output.stdout).expect("a JSON array")
+}
+
+fn session_of(output: &Output) -> String {
+    let first = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let event: Value = serde_json::from_str(&first).expect("session_started");
+    event["session"].as_str().expect("session id").to_string()
+}
+
+#[test]
+fn every_run_of_a_session_is_listed_and_exported() {
+    let home = Home::new();
+    let output = demo_run(&home);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let session = session_of(&output);
+    let listed = runs(&home, &["--session", &session]);
+    assert_eq!(listed.len(), 4);
+    for field in [
+        "session",
+        "run",
+        "block",
+        "language",
+        "code",
+        "decision",
+        "status",
+        "exit_code",
+        "output",
+    ] {
+        assert!(listed[0].get(field).is_some(), "history list lacks {field}");
+    }
+    // Newest first.
+    let exits: Vec<Value> = listed.iter().map(|run| run["exit_code"].clone()).collect();
+    assert_eq!(
+        exits,
+        [
+            Value::from(0),
+            Value::from(0),
+            Value::from(1),
+            Value::from(0)
+        ]
+    );
+    assert!(
+        listed
+            .iter()
+            .all(|run| run["status"] == "finished" && run["decision"] == "approve")
+    );
+    assert!(
+        listed[2]["output"]
+            .as_str()
+            .unwrap()
+            .contains("no attribute 'top'")
+    );
+    let grep = runs(&home, &["--grep", "MOST_COMMON"]);
+    assert_eq!(grep.len(), 1);
+
+    let md = history(&home, &["export", &session, "--format", "md"]);
+    assert!(md.status.success());
+    let md = String::from_utf8_lossy(&md.stdout);
+    for needle in [
+        "count the words",
+        "counts.top(5)",
+        "most_common(5)",
+        "**approve** by flag",
+        "exit 1",
+        "wrote report.json",
+    ] {
+        assert!(
+            md.contains(needle),
+            "{needle} missing from the transcript:\n{md}"
+        );
+    }
+    let json = history(&home, &["export", &session, "--format", "json"]);
+    let export: Value = serde_json::from_slice(&json.stdout).expect("json export");
+    assert_eq!(export["runs"].as_array().map(Vec::len), Some(4));
+    assert_eq!(export["model"], format!("scripted ({DEMO})"));
+    let shown = history(&home, &["show", listed[2]["run"].as_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("AttributeError"));
+    let missing = history(&home, &["show", "r-nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("r-nope"));
+}
+
+#[test]
+fn a_run_cut_off_by_kill_9_is_there_and_marked_interrupted() {
+    let home = Home::new();
+    let script = home.dir.path().join("script.toml");
+    std::fs::write(
+        &script,
+        "[[reply]]\ncontent = \"```sh\\necho started; sleep 300\\n```\"\n",
+    )
+    .unwrap();
+    let mut command = home.airlock();
+    command
+        .args([
+            "run",
+            "--scripted",
+            script.to_str().unwrap(),
+            "--approve",
+            "all",
+            "--prompt",
+            "go",
+            "--json",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut session = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let event: Value = serde_json::from_str(&line.expect("line")).expect("event");
+        if event["type"] == "session_started" {
+            session = event["session"].as_str().unwrap().to_string();
+        }
+        if event["type"] == "exec_output" {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    child.wait().expect("wait");
+    // The next airlock to open the history sees the run's owner is gone.
+    let listed = runs(&home, &["--session", &session]);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["status"], "interrupted");
+    assert_eq!(listed[0]["code"], "echo started; sleep 300\n");
+    assert_eq!(listed[0]["decision"], "approve");
+}
+
+#[test]
+fn two_sessions_at_once_are_both_recorded() {
+    let home = Home::new();
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let first = scope.spawn(|| demo_run(&home));
+        let second = scope.spawn(|| demo_run(&home));
+        vec![first.join().unwrap(), second.join().unwrap()]
+    });
+    for output in &outputs {
+        assert!(output.status.success(), "{}", stderr(output));
+        assert!(!stderr(output).contains("history"), "{}", stderr(output));
+    }
+    for output in &outputs {
+        assert_eq!(runs(&home, &["--session", &session_of(output)]).len(), 4);
+    }
+    assert_eq!(runs(&home, &[]).len(), 8);
+}
+
+#[test]
+fn a_broken_history_file_disables_history_and_loses_nothing_else() {
+    let home = Home::new();
+    let file = home.data_dir().join("history.db");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, vec![0x5a; 8192]).unwrap();
+    let output = demo_run(&home);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("history disabled"),
+        "{}",
+        stderr(&output)
+    );
+    let events = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        events
+            .lines()
+            .filter(|l| l.contains("\"exec_finished\""))
+            .count(),
+        4
+    );
+    let listed = history(&home, &["list"]);
+    assert_eq!(listed.status.code(), Some(125));
+    assert!(
+        stderr(&listed).contains("history.db"),
+        "{}",
+        stderr(&listed)
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        vec![0x5a; 8192],
+        "the file is left as it was"
+    );
+}
