@@ -69,6 +69,12 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Esc alone: a key sent right after it would read as Alt-key, so it gets a moment.
+    fn escape(&self) {
+        self.keys(&["Escape"]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     fn keys(&self, keys: &[&str]) {
         let status = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "airlock"])
@@ -127,7 +133,7 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
     assert!(screen.contains("exit 0"), "{screen}");
     assert!(!screen.contains('\u{1b}'));
     // Quit: the composer has focus, so Esc first (q there would be text).
-    tmux.keys(&["Escape"]);
+    tmux.escape();
     tmux.keys(&["q"]);
     assert!(
         wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
@@ -249,5 +255,43 @@ fn sigterm_restores_the_terminal_and_removes_the_container() {
         ))
         .is_empty()),
         "the session's container is gone"
+    );
+}
+
+#[test]
+fn the_history_pane_shows_earlier_sessions_from_the_store() {
+    let home = Home::new();
+    let mut earlier = home.airlock();
+    earlier.args([
+        "run",
+        "--scripted",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml"),
+        "--approve",
+        "all",
+        "--prompt",
+        "go",
+    ]);
+    let output = common::run_with_stdin(earlier, "");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let tmux = Tmux::start(&home, "--demo");
+    tmux.wait_for("Block 1 of 2 · bash");
+    tmux.keys(&["h"]);
+    tmux.wait_for("History");
+    // The earlier session's four runs, one of them the failed python block.
+    tmux.wait_for("exit 1");
+    let screen = tmux.screen();
+    assert!(screen.matches("exit 0").count() >= 3, "{screen}");
+    tmux.keys(&["/"]);
+    tmux.keys(&["-l", "most_common"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("filter: most_common");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("wrote report.json");
+    tmux.escape();
+    tmux.keys(&["q"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
+        "{}",
+        tmux.screen()
     );
 }

@@ -52,6 +52,8 @@ pub struct RunRow {
     pub run: String,
     pub block: String,
     pub language: String,
+    /// The code as the model proposed it.
+    pub proposed: String,
     /// The code that ran (the edited version when there was an edit).
     pub code: String,
     pub edited: bool,
@@ -271,7 +273,7 @@ impl Store {
             "SELECT r.session, r.id, r.block, b.language, r.code, r.edited,
                     COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
                     COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
-                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at
+                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code
              FROM runs r JOIN blocks b ON b.id = r.block
              LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
              WHERE (?1 IS NULL OR r.session = ?1)
@@ -323,6 +325,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         output_bytes: row.get::<_, i64>(15)? as u64,
         duration_ms: row.get::<_, Option<i64>>(16)?.map(|ms| ms as u64),
         started_at: row.get::<_, i64>(17)? as u64,
+        proposed: row.get(18)?,
     })
 }
 

@@ -102,9 +102,14 @@ pub struct ProposedBlock {
 /// One run, for the history pane.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
+    /// The session the run belongs to; earlier sessions' runs come from the history.
+    pub session: String,
     pub run: String,
     pub block: String,
     pub language: String,
+    /// The code as the model proposed it.
+    pub proposed: String,
+    /// The code that ran.
     pub code: String,
     pub edited: bool,
     pub decision: String,
@@ -455,9 +460,11 @@ impl App {
             proposed.language
         ));
         self.runs.push(RunRecord {
+            session: self.session.clone().unwrap_or_default(),
             run: run.to_string(),
             block: block.to_string(),
             language: proposed.language,
+            proposed: proposed.code.clone(),
             code,
             edited: proposed.edited.is_some(),
             decision,
@@ -465,6 +472,12 @@ impl App {
             output: String::new(),
             result: None,
         });
+    }
+
+    /// Earlier sessions' runs from the history, oldest first, before this session's.
+    pub fn load_past_runs(&mut self, mut past: Vec<RunRecord>) {
+        past.append(&mut self.runs);
+        self.runs = past;
     }
 
     /// Bracketed paste: text goes into whatever is being typed in, never runs a binding.

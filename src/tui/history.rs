@@ -68,7 +68,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
 
 fn summary(run: &RunRecord, app: &App) -> Line<'static> {
     let theme = &app.theme;
+    let earlier = app.session.as_deref() != Some(run.session.as_str());
     let (status, colour) = match &run.result {
+        None if earlier => ("interrupted".to_string(), theme.error),
         None => ("running".to_string(), theme.warning),
         Some(r) if r.timed_out => ("timeout".into(), theme.error),
         Some(r) if r.oom_killed => ("oom".into(), theme.error),
@@ -84,8 +86,13 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
         .as_ref()
         .map_or(String::new(), |r| format!("{} ms", r.duration_ms));
     let first_line = neutralize(run.code.lines().next().unwrap_or(""));
+    let session = run.session.rsplit('-').next().unwrap_or("");
     Line::from(vec![
         Span::styled(clock(run), theme.dim()),
+        Span::styled(
+            format!(" {:<6}", if earlier { session } else { "now" }),
+            theme.dim(),
+        ),
         Span::styled(format!(" {:<7}", run.language), theme.text()),
         Span::styled(format!(" {:<9}", status), Style::new().fg(colour)),
         Span::styled(format!(" {:>8} ", duration), theme.dim()),
@@ -154,14 +161,13 @@ pub fn render_run(frame: &mut Frame, area: Rect, app: &App, index: usize, scroll
             ),
         ]));
     }
-    if let Some(original) = app.block(&run.block).filter(|_| run.edited) {
+    if run.edited {
         lines.push(Line::styled(
             "proposed code (before the edit):",
             theme.accent(),
         ));
         lines.extend(
-            original
-                .code
+            run.proposed
                 .lines()
                 .map(|l| Line::from(visible_spans(l, theme.dim(), theme.hidden()))),
         );

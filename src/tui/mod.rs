@@ -39,10 +39,12 @@ use tokio::sync::mpsc;
 
 use crate::commands::session::choose_model;
 use crate::config::Config;
-use crate::protocol::{Event, Op};
+use crate::protocol::{Event, ExecResult, Op};
+use crate::store::{RunFilter, RunRow, Store};
 use app::{App, UiAction};
 use highlight::Highlighter;
 use keymap::Keymap;
+use std::time::UNIX_EPOCH;
 use theme::Theme;
 
 /// The bundled demo: its script, and the task it answers.
@@ -94,6 +96,14 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         app.on_event(&Event::Notice {
             message: problem.clone(),
         });
+    } else {
+        match past_runs(config) {
+            Ok(runs) => app.load_past_runs(runs),
+            Err(why) => {
+                let message = format!("earlier runs cannot be shown: {why}");
+                app.on_event(&Event::Notice { message });
+            }
+        }
     }
     let mut screen = enter_screen()?;
     let outcome = event_loop(
@@ -112,6 +122,52 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     running.remove_leftovers().await;
     outcome?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The latest runs of earlier sessions, oldest first, for the history pane.
+fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
+    const SHOWN: usize = 1000;
+    if !config.history.enabled {
+        return Ok(Vec::new());
+    }
+    let path = match &config.history.file {
+        Some(path) => path.clone(),
+        None => Store::default_path()?,
+    };
+    let store = Store::open(&path)?;
+    let rows = store.list_runs(&RunFilter {
+        limit: Some(SHOWN),
+        ..RunFilter::default()
+    })?;
+    Ok(rows.into_iter().rev().map(past_run).collect())
+}
+
+fn past_run(row: RunRow) -> app::RunRecord {
+    let result = (row.status == "finished").then(|| ExecResult {
+        exit_code: row.exit_code,
+        timed_out: row.timed_out,
+        oom_killed: row.oom_killed,
+        truncated: row.truncated,
+        output: row.output.clone(),
+        output_bytes: row.output_bytes,
+        duration_ms: row.duration_ms.unwrap_or(0),
+        image: String::new(),
+        container_restarted: false,
+        cancelled: row.cancelled,
+    });
+    app::RunRecord {
+        session: row.session,
+        run: row.run,
+        block: row.block,
+        language: row.language,
+        proposed: row.proposed,
+        code: row.code,
+        edited: row.edited,
+        decision: format!("{} ({})", row.decision, row.decided_by),
+        started: UNIX_EPOCH + Duration::from_secs(row.started_at),
+        output: row.output,
+        result,
+    }
 }
 
 async fn event_loop(
