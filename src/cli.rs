@@ -76,6 +76,13 @@ pub enum Command {
     },
     /// Check Docker, the image and that the sandbox limits are really enforced.
     Doctor,
+    /// Continue a recorded session in the full-screen interface: the model gets its
+    /// conversation back.
+    Resume {
+        /// The session to continue; default: the newest.
+        #[arg(value_name = "SESSION")]
+        session: Option<String>,
+    },
     /// Past sessions, decisions and runs.
     History {
         #[command(subcommand)]
@@ -122,6 +129,8 @@ pub enum HistoryAction {
         #[arg(value_name = "RUN|SESSION")]
         id: String,
     },
+    /// Apply the retention limits (history.keep_days, history.max_size).
+    Prune,
     /// A whole session: a readable Markdown transcript, or JSON.
     Export {
         #[arg(value_name = "SESSION")]
@@ -160,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         let options = crate::tui::Options {
             demo: cli.global.demo,
             scripted: cli.global.scripted.clone(),
+            resume: None,
         };
         return crate::tui::run(&config, options).await;
     };
@@ -186,6 +196,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = cli.global.load_config()?;
             commands::doctor::run(&config).await
         }
+        Command::Resume { session } => {
+            let config = cli.global.load_config()?;
+            let session = match session {
+                Some(session) => session,
+                None => crate::tui::latest_session(&config)?,
+            };
+            if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+                return Err(crate::error::usage("airlock resume needs a terminal"));
+            }
+            let options = crate::tui::Options {
+                demo: false,
+                scripted: cli.global.scripted.clone(),
+                resume: Some(session),
+            };
+            crate::tui::run(&config, options).await
+        }
         Command::History { action } => {
             let config = cli.global.load_config()?;
             match action {
@@ -203,6 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     commands::history::list(&config, &filter, json)
                 }
                 HistoryAction::Show { id } => commands::history::show(&config, &id),
+                HistoryAction::Prune => commands::history::prune(&config),
                 HistoryAction::Export { session, format } => {
                     commands::history::export(&config, &session, format)
                 }

@@ -226,3 +226,17 @@ fn a_broken_history_file_disables_history_and_loses_nothing_else() {
         "the file is left as it was"
     );
 }
+
+#[test]
+fn prune_applies_the_configured_limits() {
+    let home = Home::new();
+    assert!(demo_run(&home).status.success());
+    assert!(demo_run(&home).status.success());
+    let nothing = history(&home, &["prune"]);
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("nothing to prune"));
+    assert_eq!(runs(&home, &[]).len(), 8);
+    let pruned = history(&home, &["prune", "-c", "history.max_size=1KiB"]);
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert!(String::from_utf8_lossy(&pruned.stdout).contains("Removed 2 session(s)"));
+    assert!(runs(&home, &[]).is_empty());
+}

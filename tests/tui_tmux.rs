@@ -295,3 +295,60 @@ fn the_history_pane_shows_earlier_sessions_from_the_store() {
         tmux.screen()
     );
 }
+
+#[test]
+fn resume_gives_the_model_its_earlier_conversation_back() {
+    use common::model_server::{Behaviour, ModelServer};
+    let server = ModelServer::start(vec![
+        Behaviour::Reply("Running it.\n\n```python\nprint('marker', 6 * 7)\n```\n".into()),
+        Behaviour::Reply("The answer was 42.".into()),
+        Behaviour::Reply("Continuing where we left off.".into()),
+    ]);
+    let home = Home::new();
+    let mut first = home.airlock();
+    first.args([
+        "run",
+        "--base-url",
+        &server.base_url,
+        "--approve",
+        "all",
+        "--prompt",
+        "first task",
+    ]);
+    let output = common::run_with_stdin(first, "");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+
+    let tmux = Tmux::start(&home, &format!("resume --base-url {}", server.base_url));
+    tmux.wait_for("resumed");
+    tmux.wait_for("first task");
+    tmux.keys(&["-l", "what next?"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("Continuing where we left off.");
+    let requests = server.requests();
+    assert_eq!(requests.len(), 3);
+    let messages: Vec<String> = requests[2]
+        .messages()
+        .into_iter()
+        .map(|(_, content)| content)
+        .collect();
+    let all = messages.join("\n");
+    for needle in [
+        "first task",
+        "marker 42",
+        "The answer was 42.",
+        "what next?",
+    ] {
+        assert!(
+            all.contains(needle),
+            "{needle} missing from what the model got:\n{all}"
+        );
+    }
+    assert_eq!(messages.last().map(String::as_str), Some("what next?"));
+    tmux.escape();
+    tmux.keys(&["q"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
+        "{}",
+        tmux.screen()
+    );
+}

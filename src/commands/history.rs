@@ -112,6 +112,20 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     )))
 }
 
+pub fn prune(config: &Config) -> anyhow::Result<ExitCode> {
+    let limits = &config.history;
+    if limits.keep_days == 0 && limits.max_size.0 == 0 {
+        println!("No limit is set (history.keep_days, history.max_size): nothing to prune.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pruned = open(config)?.prune(limits.keep_days, limits.max_size.0)?;
+    println!(
+        "Removed {} session(s); the history went from {} to {} bytes.",
+        pruned.sessions, pruned.bytes_before, pruned.bytes_after
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<ExitCode> {
     let store = open(config)?;
     if !store.session_exists(session)? {

@@ -48,14 +48,14 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         Some(path) => format!("scripted ({})", path.display()),
         None => config.model.model.clone(),
     };
-    let mut running = super::session::start(
-        &config,
+    let launch = super::session::Launch {
         model,
-        &model_name,
-        Some(options.prompt.clone()),
-        true,
-    )
-    .await?;
+        model_name,
+        prompt: Some(options.prompt.clone()),
+        end_when_idle: true,
+        resumed: None,
+    };
+    let mut running = super::session::start(&config, launch).await?;
     if let Some(problem) = &running.history_problem {
         eprintln!("airlock: {problem}");
     }

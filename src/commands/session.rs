@@ -15,9 +15,9 @@ use crate::engine::policy::Policy;
 use crate::engine::prompt::{PromptFacts, default_system_prompt};
 use crate::engine::{Ended, Events, Journal, LanguageTable, Session, Settings};
 use crate::error::usage;
-use crate::model::AnyModel;
 use crate::model::openai::OpenAiModel;
 use crate::model::scripted::ScriptedModel;
+use crate::model::{AnyModel, ChatMessage};
 use crate::protocol::{Event, Op};
 use crate::sandbox::Notices;
 use crate::sandbox::docker::{self, DockerSandbox};
@@ -37,13 +37,28 @@ pub struct Running {
 /// Checks the rules, connects to Docker and starts the engine; the sandbox starts inside
 /// the session, so its progress arrives as events. `end_when_idle`: headless sessions end
 /// when a turn leaves nothing to do.
-pub async fn start(
-    config: &Config,
-    model: AnyModel,
-    model_name: &str,
-    prompt: Option<String>,
-    end_when_idle: bool,
-) -> anyhow::Result<Running> {
+/// What a frontend starts a session with.
+pub struct Launch {
+    pub model: AnyModel,
+    /// How the history names the model.
+    pub model_name: String,
+    /// The operator's first message, if the frontend has one.
+    pub prompt: Option<String>,
+    /// Headless sessions end when a turn leaves nothing to do.
+    pub end_when_idle: bool,
+    /// `airlock resume`: the earlier session and its conversation.
+    pub resumed: Option<(String, Vec<ChatMessage>)>,
+}
+
+pub async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
+    let Launch {
+        model,
+        model_name,
+        prompt,
+        end_when_idle,
+        resumed,
+    } = launch;
+    let model_name = model_name.as_str();
     let policy = Policy::new(&config.approval, &LanguageTable::new(&config.languages))?;
     let approver = CommandApprover::new(
         &config.approval.approver_command,
@@ -53,14 +68,16 @@ pub async fn start(
     let settings = settings(config, request.session.clone(), end_when_idle);
     let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
-    let (event_sink, history_problem) = match open_history(config, &request.session, model_name) {
-        Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
-        Ok(None) => (Events::new(event_tx), None),
-        Err(why) => (
-            Events::new(event_tx),
-            Some(format!("history disabled: {why}")),
-        ),
-    };
+    let resumed_from = resumed.as_ref().map(|(session, _)| session.clone());
+    let (event_sink, history_problem) =
+        match open_history(config, &request.session, model_name, resumed_from) {
+            Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
+            Ok(None) => (Events::new(event_tx), None),
+            Err(why) => (
+                Events::new(event_tx),
+                Some(format!("history disabled: {why}")),
+            ),
+        };
     let notices: Notices = {
         let events = event_sink.clone();
         std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
@@ -68,7 +85,10 @@ pub async fn start(
     let connected = docker::connect().await;
     let docker = connected.as_ref().ok().cloned();
     let start_sandbox = async move { DockerSandbox::start(connected?, request, notices).await };
-    let session = Session::new(settings, model, approver, policy, event_sink, op_rx);
+    let mut session = Session::new(settings, model, approver, policy, event_sink, op_rx);
+    if let Some((_, conversation)) = resumed {
+        session = session.with_conversation(conversation);
+    }
     let engine = tokio::spawn(session.run(prompt, start_sandbox));
     Ok(Running {
         engine,
@@ -80,7 +100,12 @@ pub async fn start(
 }
 
 /// The history as the engine's journal: the session is recorded from its first event.
-fn open_history(config: &Config, session: &str, model: &str) -> Result<Option<Journal>, String> {
+fn open_history(
+    config: &Config,
+    session: &str,
+    model: &str,
+    resumed_from: Option<String>,
+) -> Result<Option<Journal>, String> {
     if !config.history.enabled {
         return Ok(None);
     }
@@ -96,6 +121,7 @@ fn open_history(config: &Config, session: &str, model: &str) -> Result<Option<Jo
             model: model.to_string(),
             base_url: config.model.base_url.clone(),
             sandbox,
+            resumed_from,
         })
         .map_err(|err| err.to_string())?;
     let store = std::sync::Mutex::new(store);

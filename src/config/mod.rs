@@ -106,6 +106,11 @@ pub struct HistoryConfig {
     pub enabled: bool,
     /// The SQLite file; unset: `history.db` in the data directory.
     pub file: Option<PathBuf>,
+    /// `history prune` removes sessions that ended more than this many days ago; 0 keeps all.
+    pub keep_days: u64,
+    /// `history prune` then removes the oldest sessions until the file is this small; 0B: no
+    /// limit.
+    pub max_size: ByteSize,
 }
 
 impl Default for HistoryConfig {
@@ -113,6 +118,8 @@ impl Default for HistoryConfig {
         Self {
             enabled: true,
             file: None,
+            keep_days: 0,
+            max_size: ByteSize(0),
         }
     }
 }

@@ -185,6 +185,12 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         }
     }
 
+    /// Starts from an earlier session's conversation (`airlock resume`).
+    pub fn with_conversation(mut self, conversation: Vec<ChatMessage>) -> Self {
+        self.conversation = conversation;
+        self
+    }
+
     /// Runs the session to its end: starts the sandbox, then converses; `prompt` is the
     /// operator's first message (or the session waits for one). The sandbox is shut down
     /// before the final `done` event.

@@ -43,6 +43,16 @@ pub struct SessionInfo {
     pub base_url: String,
     /// The sandbox settings, as JSON.
     pub sandbox: String,
+    /// The session this one continues (`airlock resume`).
+    pub resumed_from: Option<String>,
+}
+
+/// What `history prune` removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub sessions: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
 }
 
 /// One run as `history list` shows it.
@@ -140,8 +150,8 @@ impl Store {
 
     pub fn begin_session(&self, info: &SessionInfo) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![info.id, now(), info.model, info.base_url, info.sandbox, Owner::current().to_string()],
+            "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner, resumed_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![info.id, now(), info.model, info.base_url, info.sandbox, Owner::current().to_string(), info.resumed_from],
         )?;
         Ok(())
     }
@@ -294,6 +304,79 @@ impl Store {
             .find(|row| row.run == id))
     }
 
+    /// The newest session's id.
+    pub fn latest_session(&self) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id FROM sessions ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// A session's conversation as the model saw it: (role, content), results as the user.
+    pub fn conversation(&self, session: &str) -> Result<Vec<(String, String)>> {
+        let mut statement = self
+            .conn
+            .prepare("SELECT role, content FROM messages WHERE session = ?1 ORDER BY id")?;
+        let rows = statement.query_map(params![session], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Retention: removes sessions that ended more than `keep_days` ago (0: keep all), then
+    /// the oldest sessions until the file is under `max_bytes` (0: no limit). Sessions of
+    /// live processes are never removed.
+    pub fn prune(&self, keep_days: u64, max_bytes: u64) -> Result<Pruned> {
+        let bytes_before = self.size()?;
+        let mut sessions = 0;
+        if keep_days > 0 {
+            let cutoff = now() - (keep_days * 86_400) as i64;
+            sessions += self.conn.execute(
+                "DELETE FROM sessions WHERE started_at < ?1 AND ended_at IS NOT NULL AND ended_at < ?1",
+                params![cutoff],
+            )?;
+        }
+        if max_bytes > 0 {
+            self.conn
+                .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+            while self.size()? > max_bytes {
+                let oldest: Option<String> = self
+                    .conn
+                    .query_row(
+                        "SELECT id FROM sessions WHERE ended_at IS NOT NULL ORDER BY started_at, rowid LIMIT 1",
+                        [],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let Some(oldest) = oldest else { break };
+                self.conn
+                    .execute("DELETE FROM sessions WHERE id = ?1", params![oldest])?;
+                sessions += 1;
+                self.conn.execute_batch("VACUUM;")?;
+            }
+        }
+        self.conn
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+        Ok(Pruned {
+            sessions,
+            bytes_before,
+            bytes_after: self.size()?,
+        })
+    }
+
+    /// The database's size in bytes.
+    fn size(&self) -> Result<u64> {
+        let pages: i64 = self
+            .conn
+            .query_row("PRAGMA page_count", [], |row| row.get(0))?;
+        let page: i64 = self
+            .conn
+            .query_row("PRAGMA page_size", [], |row| row.get(0))?;
+        Ok((pages * page) as u64)
+    }
+
     pub fn session_exists(&self, id: &str) -> Result<bool> {
         Ok(self
             .conn
@@ -390,6 +473,7 @@ mod tests {
                 model: "test-model".into(),
                 base_url: "http://127.0.0.1:1/v1".into(),
                 sandbox: "{}".into(),
+                resumed_from: None,
             })
             .expect("session");
     }
@@ -610,6 +694,63 @@ mod tests {
             store.run("r").expect("run").expect("there").status,
             "interrupted"
         );
+    }
+
+    #[test]
+    fn a_version_1_file_is_migrated_and_keeps_its_data() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("h.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(schema::FIRST).expect("v1 schema");
+            conn.execute_batch("PRAGMA user_version = 1")
+                .expect("version");
+            conn.execute(
+                "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner) VALUES ('old', 1, 'm', 'u', '{}', 'h:1:1')",
+                [],
+            )
+            .expect("row");
+        }
+        let store = Store::open(&path).expect("migrates");
+        let version: i64 = store
+            .conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .expect("version");
+        assert_eq!(version, schema::VERSION);
+        assert!(store.session_exists("old").expect("query"));
+        session(&store, "new");
+        assert_eq!(
+            store.latest_session().expect("latest").as_deref(),
+            Some("new")
+        );
+    }
+
+    #[test]
+    fn prune_removes_old_sessions_then_the_oldest_until_small_enough() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).expect("opens");
+        for id in ["s1", "s2", "s3"] {
+            session(&store, id);
+            a_turn(&store, id);
+        }
+        store
+            .conn
+            .execute(
+                "UPDATE sessions SET started_at = 1000, ended_at = 2000 WHERE id = 's1'",
+                [],
+            )
+            .expect("age s1");
+        let pruned = store.prune(30, 0).expect("prune");
+        assert_eq!(pruned.sessions, 1);
+        assert!(!store.session_exists("s1").expect("query"));
+        assert!(
+            store.run("s1-r1").expect("query").is_none(),
+            "its runs went with it"
+        );
+        assert_eq!(store.conversation("s2").expect("messages").len(), 3);
+        let pruned = store.prune(0, 1).expect("prune by size");
+        assert_eq!(pruned.sessions, 2);
+        assert!(store.latest_session().expect("latest").is_none());
     }
 
     #[test]

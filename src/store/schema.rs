@@ -3,9 +3,10 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[
-    // 1: sessions, messages, blocks, decisions, runs.
-    "CREATE TABLE sessions (
+const MIGRATIONS: &[&str] = &[FIRST, SECOND];
+
+/// 1: sessions, messages, blocks, decisions, runs.
+pub const FIRST: &str = "CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         started_at INTEGER NOT NULL,
         ended_at INTEGER,
@@ -68,8 +69,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
-    CREATE INDEX runs_by_status ON runs(status);",
-];
+    CREATE INDEX runs_by_status ON runs(status);";
+
+/// 2: a resumed session names the one it continues.
+const SECOND: &str = "ALTER TABLE sessions ADD COLUMN resumed_from TEXT;
+    CREATE INDEX sessions_by_start ON sessions(started_at);";
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

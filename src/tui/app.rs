@@ -474,6 +474,27 @@ impl App {
         });
     }
 
+    /// A resumed session's conversation, shown before anything new.
+    pub fn load_conversation(&mut self, messages: &[(String, String)]) {
+        let earlier = messages.iter().map(|(role, content)| Entry {
+            kind: match role.as_str() {
+                "assistant" => EntryKind::Assistant,
+                "results" => EntryKind::Results,
+                _ => EntryKind::User,
+            },
+            text: content.clone(),
+        });
+        let mut entries: Vec<Entry> = earlier.collect();
+        if !entries.is_empty() {
+            entries.push(Entry {
+                kind: EntryKind::Notice,
+                text: "resumed: the model sees the conversation above".into(),
+            });
+        }
+        entries.append(&mut self.transcript);
+        self.transcript = entries;
+    }
+
     /// Earlier sessions' runs from the history, oldest first, before this session's.
     pub fn load_past_runs(&mut self, mut past: Vec<RunRecord>) {
         past.append(&mut self.runs);

@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 
 use crate::commands::session::choose_model;
 use crate::config::Config;
+use crate::model::{ChatMessage, Role};
 use crate::protocol::{Event, ExecResult, Op};
 use crate::store::{RunFilter, RunRow, Store};
 use app::{App, UiAction};
@@ -55,6 +56,8 @@ pub struct Options {
     /// `--demo`: the bundled scripted model.
     pub demo: bool,
     pub scripted: Option<PathBuf>,
+    /// `airlock resume`: continue this session's conversation.
+    pub resume: Option<String>,
 }
 
 type Screen = Terminal<CrosstermBackend<std::io::Stdout>>;
@@ -79,8 +82,32 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     };
     let mut interrupts = crate::commands::Interrupts::listen()?;
     let first = options.demo.then(|| DEMO_TASK.to_string());
-    let mut running =
-        crate::commands::session::start(config, model, &model_name, first.clone(), false).await?;
+    let earlier = match &options.resume {
+        Some(session) => earlier_messages(config, session)?,
+        None => Vec::new(),
+    };
+    let resumed = options.resume.clone().map(|session| {
+        let conversation = earlier
+            .iter()
+            .map(|(role, content)| {
+                let role = if role == "assistant" {
+                    Role::Assistant
+                } else {
+                    Role::User
+                };
+                ChatMessage::new(role, content.clone())
+            })
+            .collect();
+        (session, conversation)
+    });
+    let launch = crate::commands::session::Launch {
+        model,
+        model_name: model_name.clone(),
+        prompt: first.clone(),
+        end_when_idle: false,
+        resumed,
+    };
+    let mut running = crate::commands::session::start(config, launch).await?;
 
     let mut app = App::new(
         theme,
@@ -92,6 +119,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     if first.is_some() {
         app.phase = app::Phase::Streaming;
     }
+    app.load_conversation(&earlier);
     if let Some(problem) = &running.history_problem {
         app.on_event(&Event::Notice {
             message: problem.clone(),
@@ -124,17 +152,40 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The messages of a session to resume, from the history: (role, content), where results
+/// went to the model as the user.
+fn earlier_messages(config: &Config, session: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let store = open_store(config)?;
+    if !store.session_exists(session)? {
+        return Err(crate::error::usage(format!(
+            "no session `{session}` in the history; `airlock history list` shows the ids"
+        )));
+    }
+    Ok(store.conversation(session)?)
+}
+
+/// The newest session, for `airlock resume` without an id.
+pub fn latest_session(config: &Config) -> anyhow::Result<String> {
+    open_store(config)?
+        .latest_session()?
+        .ok_or_else(|| crate::error::usage("the history holds no session to resume yet"))
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let path = match &config.history.file {
+        Some(path) => path.clone(),
+        None => Store::default_path()?,
+    };
+    Ok(Store::open(&path)?)
+}
+
 /// The latest runs of earlier sessions, oldest first, for the history pane.
 fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
     const SHOWN: usize = 1000;
     if !config.history.enabled {
         return Ok(Vec::new());
     }
-    let path = match &config.history.file {
-        Some(path) => path.clone(),
-        None => Store::default_path()?,
-    };
-    let store = Store::open(&path)?;
+    let store = open_store(config)?;
     let rows = store.list_runs(&RunFilter {
         limit: Some(SHOWN),
         ..RunFilter::default()
