@@ -225,6 +225,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         session,
                         grep,
                         limit,
+                        run: None,
                     };
                     commands::history::list(&config, &filter, json)
                 }

@@ -88,6 +88,8 @@ pub struct RunFilter {
     pub session: Option<String>,
     /// Case-insensitive text in the code or the output.
     pub grep: Option<String>,
+    /// Only this run.
+    pub run: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -245,6 +247,21 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `work` in one transaction (bulk imports, benchmarks).
+    pub fn in_transaction<T>(&self, work: impl FnOnce(&Self) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match work(self) {
+            Ok(value) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(err) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(err)
+            }
+        }
+    }
+
     /// Runs still `running` whose airlock process is gone become `interrupted`.
     pub fn mark_interrupted(&self) -> Result<usize> {
         let mut statement = self.conn.prepare(
@@ -286,22 +303,24 @@ impl Store {
                     COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code
              FROM runs r JOIN blocks b ON b.id = r.block
              LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
-             WHERE (?1 IS NULL OR r.session = ?1)
+             WHERE (?1 IS NULL OR r.session = ?1) AND (?4 IS NULL OR r.id = ?4)
                AND (?2 IS NULL OR r.code LIKE ?2 ESCAPE '\\' OR r.output LIKE ?2 ESCAPE '\\')
              ORDER BY r.started_at DESC, r.rowid DESC
              LIMIT ?3",
         )?;
         let limit = filter.limit.map_or(-1, |n| n as i64);
-        let rows = statement.query_map(params![filter.session, grep, limit], run_row)?;
+        let rows =
+            statement.query_map(params![filter.session, grep, limit, filter.run], run_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// One run by id.
     pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
-        Ok(self
-            .list_runs(&RunFilter::default())?
-            .into_iter()
-            .find(|row| row.run == id))
+        let filter = RunFilter {
+            run: Some(id.to_string()),
+            ..RunFilter::default()
+        };
+        Ok(self.list_runs(&filter)?.into_iter().next())
     }
 
     /// The newest session's id.

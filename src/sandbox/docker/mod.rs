@@ -631,12 +631,13 @@ impl Sandbox for DockerSandbox {
 
     fn describe(&self) -> String {
         format!(
-            "{} · network {} · {} · {} CPU · {} pids",
+            "{} · network {} · {} · {} CPU · {} pids · container {}",
             self.image.short(),
             self.config.network,
             self.config.memory,
             self.config.cpus,
-            self.config.pids_limit
+            self.config.pids_limit,
+            self.container_id().map_or("none", short)
         )
     }
 
