@@ -114,12 +114,17 @@ fn open_history(
         None => Store::default_path().map_err(|err| err.to_string())?,
     };
     let store = Store::open(&path).map_err(|err| err.to_string())?;
-    let sandbox = serde_json::to_string(&config.sandbox).map_err(|err| err.to_string())?;
+    // Values the user passes into the container may be secrets: only their names are kept.
+    let mut sandbox = config.sandbox.clone();
+    for value in sandbox.env.values_mut() {
+        *value = "<not recorded>".into();
+    }
+    let sandbox = serde_json::to_string(&sandbox).map_err(|err| err.to_string())?;
     store
         .begin_session(&SessionInfo {
             id: session.to_string(),
             model: model.to_string(),
-            base_url: config.model.base_url.clone(),
+            base_url: without_credentials(&config.model.base_url),
             sandbox,
             resumed_from,
         })
@@ -183,4 +188,37 @@ pub fn choose_model(
         ),
         None => AnyModel::OpenAi(Box::new(OpenAiModel::new(&config.model)?)),
     })
+}
+
+/// `https://user:secret@host/v1` → `https://host/v1`: credentials in a URL are never stored.
+fn without_credentials(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_base_url_are_not_kept() {
+        assert_eq!(
+            without_credentials("https://u:sk-1@proxy.example/v1"),
+            "https://proxy.example/v1"
+        );
+        assert_eq!(
+            without_credentials("http://localhost:11434/v1"),
+            "http://localhost:11434/v1"
+        );
+        assert_eq!(
+            without_credentials("https://host/v1/a@b"),
+            "https://host/v1/a@b"
+        );
+    }
 }
