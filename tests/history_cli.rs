@@ -128,12 +128,10 @@ fn every_run_of_a_session_is_listed_and_exported() {
 #[test]
 fn a_run_cut_off_by_kill_9_is_there_and_marked_interrupted() {
     let home = Home::new();
-    let script = home.dir.path().join("script.toml");
-    std::fs::write(
-        &script,
+    let script = common::script(
+        &home,
         "[[reply]]\ncontent = \"```sh\\necho started; sleep 300\\n```\"\n",
-    )
-    .unwrap();
+    );
     let mut command = home.airlock();
     command
         .args([

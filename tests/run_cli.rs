@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::model_server::{Behaviour, ModelServer};
-use common::{Home, containers_labelled, wait_until};
+use common::{Home, containers_labelled};
 use serde_json::{Value, json};
 
 /// A running `airlock run --json`, its events read as they come.
@@ -353,8 +353,10 @@ fn approve_none_tells_the_model_why_nothing_ran() {
 #[test]
 fn max_turns_and_an_exhausted_script_end_the_run_successfully() {
     let home = Home::new();
-    let script = home.dir.path().join("script.toml");
-    std::fs::write(&script, "[[reply]]\ncontent = \"```sh\\necho one\\n```\"\n[[reply]]\ncontent = \"```sh\\necho two\\n```\"\n").unwrap();
+    let script = common::script(
+        &home,
+        "[[reply]]\ncontent = \"```sh\\necho one\\n```\"\n[[reply]]\ncontent = \"```sh\\necho two\\n```\"\n",
+    );
     let script = script.to_str().unwrap();
     let command = run_command(
         &home,
@@ -483,10 +485,7 @@ fn ctrl_c_while_waiting_for_a_decision_ends_the_session_and_removes_the_containe
     assert_framed(&events, "aborted");
     assert!(of_type(&events, "exec_started").is_empty());
     assert!(
-        wait_until(Duration::from_secs(10), || containers_labelled(&format!(
-            "airlock.session={session}"
-        ))
-        .is_empty()),
+        common::container_gone(&session),
         "the session's container is gone"
     );
 }
@@ -494,17 +493,15 @@ fn ctrl_c_while_waiting_for_a_decision_ends_the_session_and_removes_the_containe
 #[test]
 fn the_readable_transcript_shows_blocks_and_results_and_never_passes_escapes_through() {
     let home = Home::new();
-    let script = home.dir.path().join("script.toml");
-    std::fs::write(
-        &script,
+    let script = common::script(
+        &home,
         concat!(
             "[[reply]]\n",
             "content = \"Colours \\u001b[31mred\\u001b]0;pwned\\u0007 here.\\n\\n```python\\nprint('\\\\x1b[2J\\\\x1b]52;c;aGk=\\\\x07out')\\n```\\n\"\n",
             "[[reply]]\n",
             "content = \"Finished.\"\n",
         ),
-    )
-    .unwrap();
+    );
     let mut command = home.airlock();
     command.args([
         "run",
@@ -574,12 +571,10 @@ fn bad_arguments_and_settings_are_named_before_anything_starts() {
 #[test]
 fn program_colours_never_reach_the_headless_output() {
     let home = Home::new();
-    let script = home.dir.path().join("script.toml");
-    std::fs::write(
-        &script,
+    let script = common::script(
+        &home,
         "[[reply]]\ncontent = \"```python\\nprint('\\\\x1b[31mred\\\\x1b[0m plain')\\n```\"\n[[reply]]\ncontent = \"ok\"\n",
-    )
-    .unwrap();
+    );
     let command = run_command(
         &home,
         &[

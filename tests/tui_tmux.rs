@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Home, containers_labelled, test_image, wait_until};
+use common::{Home, test_image, wait_until};
 
 /// A tmux server of its own, so tests never touch the user's.
 struct Tmux {
@@ -94,6 +94,12 @@ impl Tmux {
         );
     }
 
+    /// Waits for airlock to exit; fails with the screen as it is.
+    fn wait_exit(&self) {
+        let exited = wait_until(Duration::from_secs(30), || self.exit_status().is_some());
+        assert!(exited, "airlock did not exit:\n{}", self.screen());
+    }
+
     fn exit_status(&self) -> Option<String> {
         std::fs::read_to_string(&self.exit_file)
             .ok()
@@ -135,18 +141,11 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
     // Quit: the composer has focus, so Esc first (q there would be text).
     tmux.escape();
     tmux.keys(&["q"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
-        "{}",
-        tmux.screen()
-    );
+    tmux.wait_exit();
     assert_eq!(tmux.exit_status().as_deref(), Some("0"));
     let session = session_on(&screen);
     assert!(
-        wait_until(Duration::from_secs(10), || containers_labelled(&format!(
-            "airlock.session={session}"
-        ))
-        .is_empty()),
+        common::container_gone(&session),
         "the session's container is gone"
     );
 }
@@ -179,11 +178,7 @@ fn keys_in_the_composer_never_decide_and_reject_sends_a_reason() {
     // The model answers the rejection; once its blocks wait, nothing runs and Ctrl-C quits.
     tmux.wait_for("2 waiting");
     tmux.keys(&["C-c"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
-        "{}",
-        tmux.screen()
-    );
+    tmux.wait_exit();
     assert_eq!(tmux.exit_status().as_deref(), Some("0"));
 }
 
@@ -219,11 +214,7 @@ fn capital_e_edits_in_the_editor_and_the_edited_code_runs() {
     // The model's next message is waiting; nothing runs, so Ctrl-C quits.
     tmux.wait_for("2 waiting");
     tmux.keys(&["C-c"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
-        "{}",
-        tmux.screen()
-    );
+    tmux.wait_exit();
 }
 
 #[test]
@@ -238,11 +229,7 @@ fn sigterm_restores_the_terminal_and_removes_the_container() {
         .status()
         .expect("kill");
     assert!(status.success());
-    assert!(
-        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
-        "{}",
-        tmux.screen()
-    );
+    tmux.wait_exit();
     // Back on the normal screen: none of the panes is left behind.
     let screen = tmux.screen();
     assert!(
@@ -250,10 +237,7 @@ fn sigterm_restores_the_terminal_and_removes_the_container() {
         "{screen}"
     );
     assert!(
-        wait_until(Duration::from_secs(10), || containers_labelled(&format!(
-            "airlock.session={session}"
-        ))
-        .is_empty()),
+        common::container_gone(&session),
         "the session's container is gone"
     );
 }
@@ -289,11 +273,7 @@ fn the_history_pane_shows_earlier_sessions_from_the_store() {
     tmux.wait_for("wrote report.json");
     tmux.escape();
     tmux.keys(&["q"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
-        "{}",
-        tmux.screen()
-    );
+    tmux.wait_exit();
 }
 
 #[test]
@@ -346,9 +326,5 @@ fn resume_gives_the_model_its_earlier_conversation_back() {
     assert_eq!(messages.last().map(String::as_str), Some("what next?"));
     tmux.escape();
     tmux.keys(&["q"]);
-    assert!(
-        wait_until(Duration::from_secs(30), || tmux.exit_status().is_some()),
-        "{}",
-        tmux.screen()
-    );
+    tmux.wait_exit();
 }

@@ -118,3 +118,17 @@ pub fn stderr(output: &Output) -> String {
 pub fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
+
+/// Whether the session's container is gone within 10 s.
+pub fn container_gone(session: &str) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        containers_labelled(&format!("airlock.session={session}")).is_empty()
+    })
+}
+
+/// A scripted model's file (`[[reply]] content = ...`) in the home.
+pub fn script(home: &Home, toml: &str) -> PathBuf {
+    let path = home.dir.path().join("script.toml");
+    std::fs::write(&path, toml).expect("write the script");
+    path
+}
