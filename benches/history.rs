@@ -31,6 +31,7 @@ fn result(i: usize) -> ExecResult {
         image: "airlock-sandbox:offline (sha256:00)".into(),
         container_restarted: false,
         cancelled: false,
+        container: String::new(),
     }
 }
 

@@ -64,6 +64,7 @@ fn session(messages: usize, log_lines: usize) -> App {
             image: "bench".into(),
             container_restarted: false,
             cancelled: false,
+            container: String::new(),
         },
     });
     app

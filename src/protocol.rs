@@ -33,6 +33,9 @@ pub struct ExecResult {
     /// The operator stopped the block before it finished.
     #[serde(default)]
     pub cancelled: bool,
+    /// The container it ran in (short id).
+    #[serde(default)]
+    pub container: String,
 }
 
 /// What the operator (or a rule, the approver, a flag) decided about one block.
@@ -270,6 +273,7 @@ mod tests {
                 image: "img (sha256:00)".into(),
                 container_restarted: false,
                 cancelled: false,
+                container: String::new(),
             },
         };
         let json = serde_json::to_value(&event).expect("serializes");

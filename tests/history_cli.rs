@@ -89,6 +89,16 @@ fn every_run_of_a_session_is_listed_and_exported() {
             .iter()
             .all(|run| run["status"] == "finished" && run["decision"] == "approve")
     );
+    let container = listed[0]["container"].as_str().unwrap();
+    assert_eq!(
+        container.len(),
+        12,
+        "the short id of the container each run ran in"
+    );
+    assert!(
+        listed.iter().all(|run| run["container"] == container),
+        "one container served the session"
+    );
     assert!(
         listed[2]["output"]
             .as_str()

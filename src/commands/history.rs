@@ -85,7 +85,10 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     let store = open(config)?;
     if let Some(run) = store.run(id)? {
         println!("{}", summary(&run));
-        println!("decided by {}", run.decided_by);
+        println!(
+            "decided by {} · container {}",
+            run.decided_by, run.container
+        );
         println!(
             "--- code{} ---",
             if run.edited {

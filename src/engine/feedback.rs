@@ -129,6 +129,7 @@ mod tests {
             image: "img".into(),
             container_restarted: false,
             cancelled: false,
+            container: String::new(),
         }
     }
 

@@ -100,6 +100,7 @@ impl Sandbox for FakeSandbox {
             image: "fake".into(),
             container_restarted: false,
             cancelled,
+            container: String::new(),
         })
     }
 

@@ -209,6 +209,7 @@ mod tests {
             image: "img".into(),
             container_restarted: false,
             cancelled: false,
+            container: String::new(),
         }))
     }
 

@@ -201,8 +201,9 @@ pub fn markdown(export: &SessionExport) -> String {
             };
             let fence = fence_for(&run.output);
             out.push_str(&format!(
-                "\n- run {}: {status}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
+                "\n- run {} in container {}: {status}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
                 run.run,
+                run.container,
                 if run.timed_out { ", timed out" } else { "" },
                 if run.oom_killed { ", out of memory" } else { "" },
                 if run.cancelled { ", stopped" } else { "" },

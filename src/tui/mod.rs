@@ -205,6 +205,7 @@ fn past_run(row: RunRow) -> app::RunRecord {
         image: String::new(),
         container_restarted: false,
         cancelled: row.cancelled,
+        container: String::new(),
     });
     app::RunRecord {
         session: row.session,

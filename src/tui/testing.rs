@@ -90,6 +90,7 @@ pub fn result(exit_code: Option<i64>, output: &str) -> ExecResult {
         image: "airlock-sandbox:offline (sha256:1053be5690ed)".into(),
         container_restarted: false,
         cancelled: false,
+        container: String::new(),
     }
 }
 

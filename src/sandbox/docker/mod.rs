@@ -349,6 +349,7 @@ impl DockerSandbox {
         let cannot_start = |err: bollard::errors::Error| {
             SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
         };
+        let container_short = short(&container.id).to_string();
         let nonce = random_hex(16);
         let timeout_secs = block.timeout.as_secs().max(1);
         let mut cmd: Vec<String> = vec![
@@ -430,6 +431,7 @@ impl DockerSandbox {
                 image: self.image.to_string(),
                 container_restarted: restarted,
                 cancelled: true,
+                container: container_short.clone(),
             });
         }
         let (status, held) = scanner.finish();
@@ -479,6 +481,7 @@ impl DockerSandbox {
             image: self.image.to_string(),
             container_restarted: restarted,
             cancelled: false,
+            container: container_short.clone(),
         })
     }
 
