@@ -38,6 +38,26 @@ pub struct ExecResult {
     pub container: String,
 }
 
+#[cfg(test)]
+impl ExecResult {
+    /// A finished run for tests: this exit code and output, nothing else of note.
+    pub(crate) fn sample(exit_code: Option<i64>, output: &str) -> Self {
+        Self {
+            exit_code,
+            timed_out: false,
+            oom_killed: false,
+            truncated: false,
+            output: output.into(),
+            output_bytes: output.len() as u64,
+            duration_ms: 85,
+            image: "airlock-sandbox:offline (sha256:1053be5690ed)".into(),
+            container_restarted: false,
+            cancelled: false,
+            container: String::new(),
+        }
+    }
+}
+
 /// What the operator (or a rule, the approver, a flag) decided about one block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,16 +14,8 @@ pub enum Format {
     Json,
 }
 
-fn open(config: &Config) -> anyhow::Result<Store> {
-    let path = match &config.history.file {
-        Some(path) => path.clone(),
-        None => Store::default_path()?,
-    };
-    Ok(Store::open(&path)?)
-}
-
 pub fn list(config: &Config, filter: &RunFilter, json: bool) -> anyhow::Result<ExitCode> {
-    let runs = open(config)?.list_runs(filter)?;
+    let runs = Store::open_configured(&config.history)?.list_runs(filter)?;
     if json {
         println!("{}", serde_json::to_string(&runs)?);
         return Ok(ExitCode::SUCCESS);
@@ -82,7 +74,7 @@ fn clock(seconds: u64) -> String {
 }
 
 pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
+    let store = Store::open_configured(&config.history)?;
     if let Some(run) = store.run(id)? {
         println!("{}", summary(&run));
         println!(
@@ -121,7 +113,8 @@ pub fn prune(config: &Config) -> anyhow::Result<ExitCode> {
         println!("No limit is set (history.keep_days, history.max_size): nothing to prune.");
         return Ok(ExitCode::SUCCESS);
     }
-    let pruned = open(config)?.prune(limits.keep_days, limits.max_size.0)?;
+    let pruned =
+        Store::open_configured(&config.history)?.prune(limits.keep_days, limits.max_size.0)?;
     println!(
         "Removed {} session(s); the history went from {} to {} bytes.",
         pruned.sessions, pruned.bytes_before, pruned.bytes_after
@@ -130,7 +123,7 @@ pub fn prune(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
+    let store = Store::open_configured(&config.history)?;
     if !store.session_exists(session)? {
         return Err(usage(format!(
             "no session `{session}` in the history; `airlock history list` shows the ids"

@@ -36,7 +36,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     if options.prompt.trim().is_empty() {
         return Err(usage("--prompt is empty: say what the model should do"));
     }
-    let model = super::session::choose_model(&config, options.scripted.as_deref())?;
+    let (model, model_name) = super::session::choose_model(&config, options.scripted.as_deref())?;
     if config.approval.mode == ApproveMode::All {
         eprintln!(
             "airlock: WARNING: --approve all: every block that no deny rule forbids runs WITHOUT \
@@ -44,10 +44,6 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         );
     }
     let mut interrupts = super::Interrupts::listen()?;
-    let model_name = match &options.scripted {
-        Some(path) => format!("scripted ({})", path.display()),
-        None => config.model.model.clone(),
-    };
     let launch = super::session::Launch {
         model,
         model_name,

@@ -109,11 +109,7 @@ fn open_history(
     if !config.history.enabled {
         return Ok(None);
     }
-    let path = match &config.history.file {
-        Some(path) => path.clone(),
-        None => Store::default_path().map_err(|err| err.to_string())?,
-    };
-    let store = Store::open(&path).map_err(|err| err.to_string())?;
+    let store = Store::open_configured(&config.history).map_err(|err| err.to_string())?;
     // Values the user passes into the container may be secrets: only their names are kept.
     let mut sandbox = config.sandbox.clone();
     for value in sandbox.env.values_mut() {
@@ -177,16 +173,22 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
 }
 
 /// `--scripted FILE` (a bad file is a usage error), else the configured OpenAI-compatible
-/// server (a bad setting is a config error).
+/// server (a bad setting is a config error); with the name the screen and the history use.
 pub fn choose_model(
     config: &Config,
     scripted: Option<&std::path::Path>,
-) -> anyhow::Result<AnyModel> {
+) -> anyhow::Result<(AnyModel, String)> {
     Ok(match scripted {
-        Some(path) => AnyModel::Scripted(
-            ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
+        Some(path) => (
+            AnyModel::Scripted(
+                ScriptedModel::from_file(path).map_err(|err| usage(err.to_string()))?,
+            ),
+            format!("scripted ({})", path.display()),
         ),
-        None => AnyModel::OpenAi(Box::new(OpenAiModel::new(&config.model)?)),
+        None => (
+            AnyModel::OpenAi(Box::new(OpenAiModel::new(&config.model)?)),
+            config.model.model.clone(),
+        ),
     })
 }
 

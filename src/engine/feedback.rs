@@ -118,19 +118,7 @@ mod tests {
     };
 
     fn result(exit_code: Option<i64>, output: &str) -> ExecResult {
-        ExecResult {
-            exit_code,
-            timed_out: false,
-            oom_killed: false,
-            truncated: false,
-            output: output.into(),
-            output_bytes: output.len() as u64,
-            duration_ms: 5,
-            image: "img".into(),
-            container_restarted: false,
-            cancelled: false,
-            container: String::new(),
-        }
+        ExecResult::sample(exit_code, output)
     }
 
     #[test]

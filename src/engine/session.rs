@@ -226,26 +226,20 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         &mut self,
         start_sandbox: impl Future<Output = Result<S, SandboxError>> + Send,
     ) -> Result<(), DoneReason> {
-        tokio::pin!(start_sandbox);
-        loop {
-            tokio::select! {
-                started = &mut start_sandbox => {
-                    return match started {
-                        Ok(sandbox) => {
-                            self.events.send(Event::SandboxReady { description: sandbox.describe() });
-                            self.sandbox = Some(sandbox);
-                            Ok(())
-                        }
-                        Err(err) => {
-                            self.events.error(err.to_string());
-                            Err(DoneReason::Error)
-                        }
-                    };
-                }
-                op = self.ops.recv() => match op {
-                    None | Some(Op::Shutdown) => return Err(DoneReason::Aborted),
-                    Some(op) => self.backlog.push_back(op),
-                }
+        let started = unless_shutdown(start_sandbox, &mut self.ops, &mut self.backlog)
+            .await
+            .map_err(|ShutdownRequested| DoneReason::Aborted)?;
+        match started {
+            Ok(sandbox) => {
+                self.events.send(Event::SandboxReady {
+                    description: sandbox.describe(),
+                });
+                self.sandbox = Some(sandbox);
+                Ok(())
+            }
+            Err(err) => {
+                self.events.error(err.to_string());
+                Err(DoneReason::Error)
             }
         }
     }
@@ -513,16 +507,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             context: reply.to_string(),
         };
         let review = approver.review(&request);
-        tokio::pin!(review);
-        let verdict = loop {
-            tokio::select! {
-                verdict = &mut review => break verdict,
-                op = self.ops.recv() => match op {
-                    None | Some(Op::Shutdown) => return Err(ShutdownRequested),
-                    Some(op) => self.backlog.push_back(op),
-                }
-            }
-        };
+        let verdict = unless_shutdown(review, &mut self.ops, &mut self.backlog).await?;
         match verdict {
             Ok(verdict) => {
                 let kind = if verdict.approved {
@@ -556,7 +541,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         match next_op(&mut self.backlog, &mut self.ops).await {
             None | Some(Op::Shutdown) => Err(Step::Shutdown),
             Some(Op::Decide(request)) => {
-                self.apply(turn, request);
+                apply_decision(turn, request, &mut self.policy, &self.events);
                 Ok(())
             }
             Some(Op::Cancel) => {
@@ -575,12 +560,6 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 Ok(())
             }
         }
-    }
-
-    /// An operator's decision: checked, recorded, and applied to later blocks when it is an
-    /// approve-for-session.
-    fn apply(&mut self, turn: &mut Turn, request: DecisionRequest) {
-        apply_decision(turn, request, &mut self.policy, &self.events);
     }
 
     /// Runs one approved block, serving ops (cancel, later decisions) while it runs.
@@ -698,6 +677,25 @@ enum Step {
     SandboxGone,
 }
 
+/// Awaits `work` while keeping the ops that arrive for later; a shutdown (or the frontend
+/// going away) stops the wait.
+async fn unless_shutdown<T>(
+    work: impl Future<Output = T>,
+    ops: &mut mpsc::UnboundedReceiver<Op>,
+    backlog: &mut VecDeque<Op>,
+) -> Result<T, ShutdownRequested> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+            op = ops.recv() => match op {
+                None | Some(Op::Shutdown) => return Err(ShutdownRequested),
+                Some(op) => backlog.push_back(op),
+            }
+        }
+    }
+}
+
 async fn next_op(backlog: &mut VecDeque<Op>, ops: &mut mpsc::UnboundedReceiver<Op>) -> Option<Op> {
     match backlog.pop_front() {
         Some(op) => Some(op),
@@ -733,6 +731,8 @@ fn decide(
     events.decision(block, scope);
 }
 
+/// An operator's decision: checked, recorded, and applied to later blocks when it is an
+/// approve-for-session.
 fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy, events: &Events) {
     let Some(position) = turn.position(&request.block) else {
         let pending: Vec<&str> = turn

@@ -198,19 +198,7 @@ mod tests {
     }
 
     fn ran(exit_code: i64, output: &str) -> Option<Fate> {
-        Some(Fate::Ran(ExecResult {
-            exit_code: Some(exit_code),
-            timed_out: false,
-            oom_killed: false,
-            truncated: false,
-            output: output.into(),
-            output_bytes: output.len() as u64,
-            duration_ms: 1,
-            image: "img".into(),
-            container_restarted: false,
-            cancelled: false,
-            container: String::new(),
-        }))
+        Some(Fate::Ran(ExecResult::sample(Some(exit_code), output)))
     }
 
     #[test]

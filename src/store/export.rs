@@ -5,6 +5,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, RunFilter, RunRow, Store, StoreError};
+use crate::engine::feedback::fence_for;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionExport {
@@ -216,9 +217,4 @@ pub fn markdown(export: &SessionExport) -> String {
         }
     }
     out
-}
-
-fn fence_for(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    "`".repeat((longest + 1).max(3))
 }

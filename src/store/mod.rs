@@ -115,6 +115,15 @@ impl Store {
         Ok(crate::config::data_dir()?.join("history.db"))
     }
 
+    /// The configured history: `history.file`, or the default path.
+    pub fn open_configured(config: &crate::config::HistoryConfig) -> anyhow::Result<Self> {
+        let path = match &config.file {
+            Some(path) => path.clone(),
+            None => Self::default_path()?,
+        };
+        Ok(Self::open(&path)?)
+    }
+
     /// Opens (creating it private to the user) and migrates the history, and marks runs of
     /// dead processes interrupted.
     pub fn open(path: &Path) -> Result<Self> {
@@ -502,19 +511,7 @@ mod tests {
     }
 
     fn result(exit_code: i64, output: &str) -> ExecResult {
-        ExecResult {
-            exit_code: Some(exit_code),
-            timed_out: false,
-            oom_killed: false,
-            truncated: false,
-            output: output.into(),
-            output_bytes: output.len() as u64,
-            duration_ms: 42,
-            image: "img (sha256:00)".into(),
-            container_restarted: false,
-            cancelled: false,
-            container: String::new(),
-        }
+        ExecResult::sample(Some(exit_code), output)
     }
 
     /// A whole turn: a message, two blocks (one edited), their runs, the end.

@@ -149,7 +149,7 @@ impl Scroll {
         self.from_bottom == 0
     }
 
-    fn apply(&mut self, action: Action, page: usize) {
+    pub fn apply(&mut self, action: Action, page: usize) {
         match action {
             Action::ScrollUp => self.from_bottom += 1,
             Action::ScrollDown => self.from_bottom = self.from_bottom.saturating_sub(1),

@@ -207,7 +207,9 @@ pub fn render_run(frame: &mut Frame, area: Rect, app: &App, index: usize, scroll
 mod tests {
     use super::*;
     use crate::protocol::{DecisionKind, Event, Stream};
-    use crate::tui::testing::{app, decided, feed, finished, output, pane, proposed, result};
+    use crate::tui::testing::{
+        app, decided, feed, finished, output, pane, proposed, result, started,
+    };
 
     fn with_runs() -> App {
         let mut app = app();
@@ -216,10 +218,7 @@ mod tests {
             &[
                 proposed("b-1", 0, "bash", "ls -l\n"),
                 decided("b-1", DecisionKind::Approve),
-                Event::ExecStarted {
-                    block: "b-1".into(),
-                    run: "r-1".into(),
-                },
+                started("b-1", "r-1"),
                 output("b-1", Stream::Stdout, "total 0\n"),
                 finished("b-1", result(Some(0), "total 0\n")),
                 proposed("b-2", 0, "python", "print(undefined)\n"),
@@ -231,10 +230,7 @@ mod tests {
                     scope: None,
                     code: Some("print('defined')\n".into()),
                 },
-                Event::ExecStarted {
-                    block: "b-2".into(),
-                    run: "r-2".into(),
-                },
+                started("b-2", "r-2"),
                 finished("b-2", result(Some(0), "defined\n")),
             ],
         );

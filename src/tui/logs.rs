@@ -10,6 +10,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+use super::app::Scroll;
 use super::keymap::Action;
 use super::sgr;
 use super::text::wrap_line;
@@ -37,7 +38,7 @@ pub struct LogView {
     dropped: u64,
     /// The last line of each stream has not ended yet.
     open: [bool; 2],
-    from_bottom: usize,
+    scroll: Scroll,
     frozen: bool,
     running: bool,
 }
@@ -49,7 +50,7 @@ impl LogView {
             cap: cap.max(100),
             dropped: 0,
             open: [false; 2],
-            from_bottom: 0,
+            scroll: Scroll { from_bottom: 0 },
             frozen: false,
             running: false,
         }
@@ -126,31 +127,24 @@ impl LogView {
             self.dropped += 1;
         }
         if self.frozen {
-            self.from_bottom += 1;
+            self.scroll.from_bottom += 1;
         }
     }
 
     pub fn toggle_freeze(&mut self) {
         self.frozen = !self.frozen;
         if !self.frozen {
-            self.from_bottom = 0;
+            self.scroll.from_bottom = 0;
         }
     }
 
+    /// Scrolls like the other panes; going to the end also ends a freeze.
     pub fn scroll(&mut self, action: Action, page: usize) {
-        match action {
-            Action::ScrollUp => self.from_bottom += 1,
-            Action::ScrollDown => self.from_bottom = self.from_bottom.saturating_sub(1),
-            Action::PageUp => self.from_bottom += page.max(1),
-            Action::PageDown => self.from_bottom = self.from_bottom.saturating_sub(page.max(1)),
-            Action::Top => self.from_bottom = self.lines.len(),
-            Action::Bottom => {
-                self.from_bottom = 0;
-                self.frozen = false;
-            }
-            _ => {}
+        self.scroll.apply(action, page);
+        self.scroll.from_bottom = self.scroll.from_bottom.min(self.lines.len());
+        if action == Action::Bottom {
+            self.frozen = false;
         }
-        self.from_bottom = self.from_bottom.min(self.lines.len());
     }
 
     pub fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
@@ -160,8 +154,11 @@ impl LogView {
         }
         if self.frozen {
             title.push(Span::styled("❄ frozen ", Style::new().fg(theme.warning)));
-        } else if self.from_bottom > 0 {
-            title.push(Span::styled(format!("↑{} ", self.from_bottom), theme.dim()));
+        } else if self.scroll.from_bottom > 0 {
+            title.push(Span::styled(
+                format!("↑{} ", self.scroll.from_bottom),
+                theme.dim(),
+            ));
         }
         let block = Block::default()
             .borders(Borders::ALL)
@@ -178,7 +175,7 @@ impl LogView {
             return vec![Line::styled("No block has run yet.", theme.dim())];
         }
         let mut rows: Vec<Line<'static>> = Vec::new();
-        let end = self.lines.len() - self.from_bottom.min(self.lines.len());
+        let end = self.lines.len() - self.scroll.from_bottom.min(self.lines.len());
         for line in self.lines.range(..end).rev() {
             let mut wrapped = wrap_line(&self.styled(line, theme), width);
             wrapped.reverse();
@@ -378,7 +375,7 @@ mod tests {
 mod snapshots {
     use crate::protocol::Event;
     use crate::protocol::Stream;
-    use crate::tui::testing::{app, feed, finished, output, pane, proposed, result};
+    use crate::tui::testing::{app, feed, finished, output, pane, proposed, result, started};
 
     #[test]
     fn runs_with_every_badge() {
@@ -470,10 +467,7 @@ mod snapshots {
             &[
                 proposed("b-1", 0, "python", "for i in range(3): print(i)"),
                 crate::tui::testing::decided("b-1", crate::protocol::DecisionKind::Approve),
-                Event::ExecStarted {
-                    block: "b-1".into(),
-                    run: "r-b-1".into(),
-                },
+                started("b-1", "r-b-1"),
                 output("b-1", Stream::Stdout, "0\n1\n"),
                 output("b-1", Stream::Stdout, "downloading 10%\rdownloading 60%"),
             ],

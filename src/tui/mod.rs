@@ -74,11 +74,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             "demo (scripted)".to_string(),
         )
     } else {
-        let name = match &options.scripted {
-            Some(path) => format!("scripted ({})", path.display()),
-            None => config.model.model.clone(),
-        };
-        (choose_model(config, options.scripted.as_deref())?, name)
+        choose_model(config, options.scripted.as_deref())?
     };
     let mut interrupts = crate::commands::Interrupts::listen()?;
     let first = options.demo.then(|| DEMO_TASK.to_string());
@@ -155,7 +151,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
 /// The messages of a session to resume, from the history: (role, content), where results
 /// went to the model as the user.
 fn earlier_messages(config: &Config, session: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let store = open_store(config)?;
+    let store = Store::open_configured(&config.history)?;
     if !store.session_exists(session)? {
         return Err(crate::error::usage(format!(
             "no session `{session}` in the history; `airlock history list` shows the ids"
@@ -166,17 +162,9 @@ fn earlier_messages(config: &Config, session: &str) -> anyhow::Result<Vec<(Strin
 
 /// The newest session, for `airlock resume` without an id.
 pub fn latest_session(config: &Config) -> anyhow::Result<String> {
-    open_store(config)?
+    Store::open_configured(&config.history)?
         .latest_session()?
         .ok_or_else(|| crate::error::usage("the history holds no session to resume yet"))
-}
-
-fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let path = match &config.history.file {
-        Some(path) => path.clone(),
-        None => Store::default_path()?,
-    };
-    Ok(Store::open(&path)?)
 }
 
 /// The latest runs of earlier sessions, oldest first, for the history pane.
@@ -185,7 +173,7 @@ fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
     if !config.history.enabled {
         return Ok(Vec::new());
     }
-    let store = open_store(config)?;
+    let store = Store::open_configured(&config.history)?;
     let rows = store.list_runs(&RunFilter {
         limit: Some(SHOWN),
         ..RunFilter::default()

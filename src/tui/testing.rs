@@ -61,6 +61,13 @@ pub fn decided(block: &str, decision: DecisionKind) -> Event {
     }
 }
 
+pub fn started(block: &str, run: &str) -> Event {
+    Event::ExecStarted {
+        block: block.into(),
+        run: run.into(),
+    }
+}
+
 pub fn output(block: &str, stream: Stream, data: &str) -> Event {
     Event::ExecOutput {
         block: block.into(),
@@ -79,19 +86,7 @@ pub fn finished(block: &str, result: ExecResult) -> Event {
 }
 
 pub fn result(exit_code: Option<i64>, output: &str) -> ExecResult {
-    ExecResult {
-        exit_code,
-        timed_out: false,
-        oom_killed: false,
-        truncated: false,
-        output: output.into(),
-        output_bytes: output.len() as u64,
-        duration_ms: 85,
-        image: "airlock-sandbox:offline (sha256:1053be5690ed)".into(),
-        container_restarted: false,
-        cancelled: false,
-        container: String::new(),
-    }
+    ExecResult::sample(exit_code, output)
 }
 
 /// The whole screen as text.

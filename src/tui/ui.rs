@@ -236,7 +236,9 @@ fn centered_fixed(area: Rect, width: u16, height: u16) -> Rect {
 mod tests {
     use crate::protocol::{DecisionKind, Event, Stream};
     use crate::tui::app::Overlay;
-    use crate::tui::testing::{app, decided, feed, finished, output, proposed, result, screen};
+    use crate::tui::testing::{
+        app, decided, feed, finished, output, proposed, result, screen, started,
+    };
 
     #[test]
     fn the_empty_screen_while_the_sandbox_starts() {
@@ -267,10 +269,7 @@ mod tests {
                 proposed("b-1", 0, "bash", "echo one\n"),
                 proposed("b-2", 1, "python", "print(2)\n"),
                 decided("b-1", DecisionKind::Approve),
-                Event::ExecStarted {
-                    block: "b-1".into(),
-                    run: "r-1".into(),
-                },
+                started("b-1", "r-1"),
                 output("b-1", Stream::Stdout, "one\n"),
                 finished("b-1", result(Some(0), "one\n")),
             ],
@@ -286,10 +285,7 @@ mod tests {
             &[
                 proposed("b-1", 0, "bash", "echo one\n"),
                 decided("b-1", DecisionKind::Approve),
-                Event::ExecStarted {
-                    block: "b-1".into(),
-                    run: "r-1".into(),
-                },
+                started("b-1", "r-1"),
                 output("b-1", Stream::Stdout, "one\n"),
                 finished("b-1", result(Some(0), "one\n")),
             ],
