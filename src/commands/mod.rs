@@ -4,6 +4,7 @@ pub mod doctor;
 pub mod exec;
 pub mod extract;
 pub mod history;
+pub mod image;
 pub mod run;
 pub mod session;
 
