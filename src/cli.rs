@@ -83,6 +83,11 @@ pub enum Command {
         #[arg(value_name = "SESSION")]
         session: Option<String>,
     },
+    /// The sandbox image: build it from Debian packages, or see which one is used.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Past sessions, decisions and runs.
     History {
         #[command(subcommand)]
@@ -102,6 +107,22 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         max_turns: Option<u32>,
         /// Print the session's events as JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageAction {
+    /// Build the offline sandbox image (airlock-sandbox:offline) from Debian packages.
+    Build {
+        /// Rebuild even when the image exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Which sandbox image would be used, where it comes from, and its digest.
+    Status {
+        /// Print one JSON object.
         #[arg(long)]
         json: bool,
     },
@@ -211,6 +232,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 resume: Some(session),
             };
             crate::tui::run(&config, options).await
+        }
+        Command::Image { action } => {
+            let config = cli.global.load_config()?;
+            match action {
+                ImageAction::Build { force } => commands::image::build(&config, force).await,
+                ImageAction::Status { json } => commands::image::status(&config, json).await,
+            }
         }
         Command::History { action } => {
             let config = cli.global.load_config()?;

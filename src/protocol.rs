@@ -192,6 +192,11 @@ pub enum Event {
     SessionStarted {
         session: String,
     },
+    /// The sandbox is being prepared (an image pull or build): what it does now. Passing
+    /// progress: each one replaces the one before.
+    SandboxProgress {
+        message: String,
+    },
     /// The sandbox is up: where blocks will run.
     SandboxReady {
         description: String,

@@ -96,7 +96,13 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }
     }
     let request = super::session_request(config, "doctor")?;
-    let mut sandbox = match DockerSandbox::start(docker, request, super::stderr_notices()).await {
+    let started = DockerSandbox::start_reporting(
+        docker,
+        request,
+        super::stderr_notices(),
+        super::stderr_progress(),
+    );
+    let mut sandbox = match started.await {
         Ok(sandbox) => sandbox,
         Err(err) => {
             report.line(false, "sandbox", err.to_string());

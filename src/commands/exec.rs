@@ -34,7 +34,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     let docker = docker::connect().await?;
     let request = super::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
-        started = DockerSandbox::start(docker.clone(), request, notices) => started?,
+        started = DockerSandbox::start_reporting(docker.clone(), request, notices, super::stderr_progress()) => started?,
         () = interrupts.next() => {
             docker::remove_own(&docker).await;
             eprintln!("airlock: interrupted while starting the sandbox; nothing ran");

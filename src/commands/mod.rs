@@ -22,6 +22,14 @@ pub fn stderr_notices() -> Notices {
     Arc::new(|message: String| eprintln!("airlock: {message}"))
 }
 
+/// Progress of an image pull or build, on stderr, with the time it has taken so far.
+pub fn stderr_progress() -> Notices {
+    let started = std::time::Instant::now();
+    Arc::new(move |message: String| {
+        eprintln!("airlock: [{:>3} s] {message}", started.elapsed().as_secs())
+    })
+}
+
 /// A new session's sandbox request from the configuration; `prefix` starts the session id.
 pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionRequest> {
     Ok(SessionRequest {

@@ -220,6 +220,8 @@ struct Printer {
     json: bool,
     /// The assistant's reply is being streamed and has not ended with a newline.
     mid_line: bool,
+    /// When the sandbox's preparation began to report progress.
+    preparing_since: Option<std::time::Instant>,
 }
 
 impl Printer {
@@ -227,6 +229,7 @@ impl Printer {
         Self {
             json,
             mid_line: false,
+            preparing_since: None,
         }
     }
 
@@ -250,6 +253,18 @@ impl Printer {
             }
             _ => event,
         };
+        if let Event::SandboxProgress { message } = event {
+            // Progress is for the person waiting, in both modes.
+            let since = *self
+                .preparing_since
+                .get_or_insert_with(std::time::Instant::now);
+            self.end_line();
+            eprintln!(
+                "airlock: [{:>3} s] {}",
+                since.elapsed().as_secs(),
+                neutralize(message)
+            );
+        }
         if self.json {
             if let Ok(line) = serde_json::to_string(event) {
                 let mut stdout = std::io::stdout().lock();

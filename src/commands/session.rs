@@ -22,14 +22,14 @@ use crate::protocol::{Event, Op};
 use crate::sandbox::Notices;
 use crate::sandbox::docker::{self, DockerSandbox};
 use crate::store::{SessionInfo, Store};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub struct Running {
     pub engine: JoinHandle<Ended>,
     pub events: mpsc::UnboundedReceiver<Event>,
     pub ops: mpsc::UnboundedSender<Op>,
-    /// For the final sweep of containers this process created.
-    docker: Option<Docker>,
+    /// For the final sweep of containers this process created: set once connected.
+    docker: Arc<OnceLock<Docker>>,
     /// Why this session is not recorded, when it is not (a broken history file).
     pub history_problem: Option<String>,
 }
@@ -82,9 +82,18 @@ pub async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
         let events = event_sink.clone();
         std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
     };
-    let connected = docker::connect().await;
-    let docker = connected.as_ref().ok().cloned();
-    let start_sandbox = async move { DockerSandbox::start(connected?, request, notices).await };
+    let progress: Notices = {
+        let events = event_sink.clone();
+        Arc::new(move |message: String| events.send(Event::SandboxProgress { message }))
+    };
+    // Connecting is part of the start, so a frontend is drawn before Docker answers (or not).
+    let docker = Arc::new(OnceLock::new());
+    let connected = docker.clone();
+    let start_sandbox = async move {
+        let client = docker::connect().await?;
+        let _ = connected.set(client.clone());
+        DockerSandbox::start_reporting(client, request, notices, progress).await
+    };
     let mut session = Session::new(settings, model, approver, policy, event_sink, op_rx);
     if let Some((_, conversation)) = resumed {
         session = session.with_conversation(conversation);
@@ -138,7 +147,7 @@ fn open_history(
 impl Running {
     /// A Ctrl-C during start-up can leave a container the sandbox never got to own.
     pub async fn remove_leftovers(&self) {
-        if let Some(docker) = &self.docker {
+        if let Some(docker) = self.docker.get() {
             docker::remove_own(docker).await;
         }
     }

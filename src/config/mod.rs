@@ -218,6 +218,8 @@ pub struct SandboxConfig {
     pub image: String,
     pub offline_image: String,
     pub pull: PullPolicy,
+    /// Build `offline_image` from Debian packages when no image can be had otherwise.
+    pub build_offline: bool,
     pub network: String,
     pub memory: ByteSize,
     pub swap: ByteSize,
@@ -251,6 +253,7 @@ impl Default for SandboxConfig {
             image: "python:3.12-slim".into(),
             offline_image: "airlock-sandbox:offline".into(),
             pull: PullPolicy::Missing,
+            build_offline: true,
             network: "none".into(),
             memory: ByteSize::mib(512),
             swap: ByteSize(0),

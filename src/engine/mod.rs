@@ -4,6 +4,7 @@
 pub mod approver;
 pub mod extract;
 pub mod feedback;
+mod inbox;
 pub mod language;
 pub mod policy;
 pub mod prompt;

@@ -6,7 +6,6 @@
 //! (a rule, the approver, or the operator); approved blocks run one at a time, in order;
 //! then one message takes every outcome back to the model, which starts the next turn.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::approver::{ApprovalRequest, Approver};
 use super::feedback::FeedbackLimits;
+use super::inbox::{Inbox, Input, ShutdownRequested};
 use super::policy::{Policy, Ruling};
 use super::turn::{Decided, Fate, Turn, TurnBlock};
 use super::{LanguageTable, extract_blocks};
@@ -119,9 +119,6 @@ enum Pause {
     Done(DoneReason),
 }
 
-/// The frontend asked the session to end while the engine waited on something else.
-struct ShutdownRequested;
-
 /// How a turn's blocks ended.
 enum TurnEnd {
     /// Every block settled; the report goes to the model.
@@ -151,9 +148,9 @@ pub struct Session<M, S, A> {
     approver: Option<A>,
     policy: Policy,
     events: Events,
-    ops: mpsc::UnboundedReceiver<Op>,
-    /// Ops that arrived while the engine could not act on them yet.
-    backlog: VecDeque<Op>,
+    inbox: Inbox<S>,
+    /// The sandbox could not start, or stopped working.
+    sandbox_failed: bool,
     conversation: Vec<ChatMessage>,
     /// Results the model has not been sent yet (after an abort); they go with the next message.
     unsent: Vec<String>,
@@ -161,7 +158,7 @@ pub struct Session<M, S, A> {
     supervised: bool,
 }
 
-impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
+impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     pub fn new(
         settings: Settings,
         model: M,
@@ -177,8 +174,8 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             approver,
             policy,
             events,
-            ops,
-            backlog: VecDeque::new(),
+            inbox: Inbox::new(ops),
+            sandbox_failed: false,
             conversation: Vec::new(),
             unsent: Vec::new(),
             supervised: true,
@@ -191,26 +188,28 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         self
     }
 
-    /// Runs the session to its end: starts the sandbox, then converses; `prompt` is the
-    /// operator's first message (or the session waits for one). The sandbox is shut down
-    /// before the final `done` event.
+    /// Runs the session to its end: the sandbox starts in the background while the model
+    /// is asked (blocks wait for it); `prompt` is the operator's first message (or the
+    /// session waits for one). The sandbox is shut down before the final `done` event.
     pub async fn run(
         mut self,
         prompt: Option<String>,
-        start_sandbox: impl Future<Output = Result<S, SandboxError>> + Send,
+        start_sandbox: impl Future<Output = Result<S, SandboxError>> + Send + 'static,
     ) -> Ended {
         self.events.send(Event::SessionStarted {
             session: self.settings.session.clone(),
         });
-        let reason = match self.start(start_sandbox).await {
-            Ok(()) => self.drive(prompt).await,
-            Err(reason) => reason,
-        };
+        self.inbox.start_sandbox(start_sandbox);
+        let reason = self.drive(prompt).await;
+        if let Some(ready) = self.inbox.abandon_start().await {
+            self.sandbox = Some(ready);
+        }
         let Self {
-            sandbox, events, ..
+            sandbox,
+            events,
+            sandbox_failed,
+            ..
         } = self;
-        // The sandbox is gone only when it never started or stopped working.
-        let sandbox_failed = reason == DoneReason::Error && sandbox.is_none();
         if let Some(sandbox) = sandbox {
             sandbox.shutdown().await;
         }
@@ -221,24 +220,24 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         }
     }
 
-    /// Waits for the sandbox, serving a shutdown meanwhile.
-    async fn start(
-        &mut self,
-        start_sandbox: impl Future<Output = Result<S, SandboxError>> + Send,
+    /// Takes in the sandbox once it has started; a failure ends the session.
+    fn sandbox_arrived(
+        slot: &mut Option<S>,
+        failed: &mut bool,
+        events: &Events,
+        started: Result<S, SandboxError>,
     ) -> Result<(), DoneReason> {
-        let started = unless_shutdown(start_sandbox, &mut self.ops, &mut self.backlog)
-            .await
-            .map_err(|ShutdownRequested| DoneReason::Aborted)?;
         match started {
             Ok(sandbox) => {
-                self.events.send(Event::SandboxReady {
+                events.send(Event::SandboxReady {
                     description: sandbox.describe(),
                 });
-                self.sandbox = Some(sandbox);
+                *slot = Some(sandbox);
                 Ok(())
             }
             Err(err) => {
-                self.events.error(err.to_string());
+                *failed = true;
+                events.error(format!("the sandbox cannot start: {err}"));
                 Err(DoneReason::Error)
             }
         }
@@ -248,8 +247,8 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         let mut next = match prompt {
             Some(text) => Next::Message(text),
             None => match self.wait_for_operator(false).await {
-                Some(next) => next,
-                None => return DoneReason::Aborted,
+                Ok(next) => next,
+                Err(reason) => return reason,
             },
         };
         loop {
@@ -271,8 +270,8 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             self.events.send(Event::Idle { reason });
             let can_retry = matches!(reason, IdleReason::Error | IdleReason::Cancelled);
             next = match self.wait_for_operator(can_retry).await {
-                Some(next) => next,
-                None => return DoneReason::Aborted,
+                Ok(next) => next,
+                Err(reason) => return reason,
             };
         }
     }
@@ -364,7 +363,15 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         let outcome = loop {
             tokio::select! {
                 outcome = &mut call => break outcome,
-                op = next_op(&mut self.backlog, &mut self.ops) => {
+                input = self.inbox.next() => {
+                    let op = match input {
+                        Input::Op(op) => op,
+                        Input::Sandbox(started) => {
+                            Self::sandbox_arrived(&mut self.sandbox, &mut self.sandbox_failed, &self.events, started)
+                                .map_err(Pause::Done)?;
+                            continue;
+                        }
+                    };
                     match op {
                         None | Some(Op::Shutdown) => return Err(Pause::Done(DoneReason::Aborted)),
                         Some(Op::Cancel) => {
@@ -507,7 +514,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             context: reply.to_string(),
         };
         let review = approver.review(&request);
-        let verdict = unless_shutdown(review, &mut self.ops, &mut self.backlog).await?;
+        let verdict = self.inbox.hold_until(review).await?;
         match verdict {
             Ok(verdict) => {
                 let kind = if verdict.approved {
@@ -538,7 +545,11 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
 
     /// Waits for the next op while the first open block has no decision.
     async fn wait_for_decision(&mut self, turn: &mut Turn) -> Result<(), Step> {
-        match next_op(&mut self.backlog, &mut self.ops).await {
+        let op = match self.inbox.next().await {
+            Input::Op(op) => op,
+            Input::Sandbox(started) => return self.take_sandbox(started),
+        };
+        match op {
             None | Some(Op::Shutdown) => Err(Step::Shutdown),
             Some(Op::Decide(request)) => {
                 apply_decision(turn, request, &mut self.policy, &self.events);
@@ -562,8 +573,56 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         }
     }
 
+    /// The sandbox arrived at a wait point of the turn.
+    fn take_sandbox(&mut self, started: Result<S, SandboxError>) -> Result<(), Step> {
+        Self::sandbox_arrived(
+            &mut self.sandbox,
+            &mut self.sandbox_failed,
+            &self.events,
+            started,
+        )
+        .map_err(|_| Step::SandboxGone)
+    }
+
+    /// An approved block whose sandbox is still being prepared waits for it, serving ops
+    /// (a cancel or an abort also ends the wait). Says so once.
+    async fn wait_for_sandbox(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
+        self.events.notice(format!(
+            "block {} waits for the sandbox, which is still being prepared",
+            position + 1
+        ));
+        while self.sandbox.is_none() && !turn.blocks[position].settled() {
+            let op = match self.inbox.next().await {
+                Input::Op(op) => op,
+                Input::Sandbox(started) => {
+                    self.take_sandbox(started)?;
+                    continue;
+                }
+            };
+            match op {
+                None | Some(Op::Shutdown) => return Err(Step::Shutdown),
+                Some(Op::Decide(request)) => {
+                    apply_decision(turn, request, &mut self.policy, &self.events);
+                }
+                Some(Op::Cancel) => abort_rest(turn, "cancelled by the operator", &self.events),
+                Some(Op::NoSupervisor) => self.supervised = false,
+                Some(op) => self.events.error(format!(
+                    "{} is not possible while blocks wait for the sandbox",
+                    op_name(&op)
+                )),
+            }
+        }
+        Ok(())
+    }
+
     /// Runs one approved block, serving ops (cancel, later decisions) while it runs.
     async fn run_block(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
+        if self.sandbox.is_none() && self.inbox.sandbox_starting() {
+            self.wait_for_sandbox(turn, position).await?;
+            if turn.blocks[position].settled() {
+                return Ok(());
+            }
+        }
         let block = turn.blocks[position].clone();
         let run = new_id("r");
         self.events.send(Event::ExecStarted {
@@ -596,17 +655,19 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
         let outcome = loop {
             tokio::select! {
                 outcome = &mut running => break outcome,
-                op = next_op(&mut self.backlog, &mut self.ops), if !cancel.is_cancelled() => match op {
-                    None | Some(Op::Shutdown) => {
+                input = self.inbox.next(), if !cancel.is_cancelled() => match input {
+                    // Only a sandbox that has started runs blocks: none is on its way.
+                    Input::Sandbox(_) => {}
+                    Input::Op(None | Some(Op::Shutdown)) => {
                         shutdown = true;
                         cancel.cancel();
                     }
-                    Some(Op::Cancel) => cancel.cancel(),
-                    Some(Op::Decide(request)) => {
+                    Input::Op(Some(Op::Cancel)) => cancel.cancel(),
+                    Input::Op(Some(Op::Decide(request))) => {
                         apply_decision(turn, request, &mut self.policy, &self.events);
                     }
-                    Some(Op::NoSupervisor) => self.supervised = false,
-                    Some(op) => self.events.error(format!(
+                    Input::Op(Some(Op::NoSupervisor)) => self.supervised = false,
+                    Input::Op(Some(op)) => self.events.error(format!(
                         "{} is not possible while a block runs",
                         op_name(&op)
                     )),
@@ -633,6 +694,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 Fate::Broken(why)
             }
             Err(SandboxError::Unavailable(why)) => {
+                self.sandbox_failed = true;
                 self.events
                     .error(format!("the sandbox stopped working: {why}"));
                 return Err(Step::SandboxGone);
@@ -650,12 +712,24 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
     }
 
     /// After a pause: the operator's next message, or a retry.
-    async fn wait_for_operator(&mut self, can_retry: bool) -> Option<Next> {
+    async fn wait_for_operator(&mut self, can_retry: bool) -> Result<Next, DoneReason> {
         loop {
-            match next_op(&mut self.backlog, &mut self.ops).await {
-                None | Some(Op::Shutdown) => return None,
-                Some(Op::UserMessage { text }) => return Some(Next::Message(text)),
-                Some(Op::Retry) if can_retry => return Some(Next::Retry),
+            let op = match self.inbox.next().await {
+                Input::Op(op) => op,
+                Input::Sandbox(started) => {
+                    Self::sandbox_arrived(
+                        &mut self.sandbox,
+                        &mut self.sandbox_failed,
+                        &self.events,
+                        started,
+                    )?;
+                    continue;
+                }
+            };
+            match op {
+                None | Some(Op::Shutdown) => return Err(DoneReason::Aborted),
+                Some(Op::UserMessage { text }) => return Ok(Next::Message(text)),
+                Some(Op::Retry) if can_retry => return Ok(Next::Retry),
                 Some(Op::NoSupervisor) => self.supervised = false,
                 Some(Op::Cancel) => {}
                 Some(op) => self.events.error(format!(
@@ -675,32 +749,6 @@ enum Next {
 enum Step {
     Shutdown,
     SandboxGone,
-}
-
-/// Awaits `work` while keeping the ops that arrive for later; a shutdown (or the frontend
-/// going away) stops the wait.
-async fn unless_shutdown<T>(
-    work: impl Future<Output = T>,
-    ops: &mut mpsc::UnboundedReceiver<Op>,
-    backlog: &mut VecDeque<Op>,
-) -> Result<T, ShutdownRequested> {
-    tokio::pin!(work);
-    loop {
-        tokio::select! {
-            done = &mut work => return Ok(done),
-            op = ops.recv() => match op {
-                None | Some(Op::Shutdown) => return Err(ShutdownRequested),
-                Some(op) => backlog.push_back(op),
-            }
-        }
-    }
-}
-
-async fn next_op(backlog: &mut VecDeque<Op>, ops: &mut mpsc::UnboundedReceiver<Op>) -> Option<Op> {
-    match backlog.pop_front() {
-        Some(op) => Some(op),
-        None => ops.recv().await,
-    }
 }
 
 fn op_name(op: &Op) -> &'static str {

@@ -2,7 +2,7 @@
 //! presses go in, `Op`s (and a few UI requests) come out. Panes only read this state.
 
 use std::collections::VecDeque;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
@@ -138,6 +138,19 @@ pub enum Overlay {
     Filter(Box<TextArea<'static>>),
 }
 
+/// The sandbox as the screen knows it: blocks can run only once it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxState {
+    /// Being prepared (an image pull or build): the latest step, and since when.
+    Preparing {
+        step: Option<String>,
+        since: Instant,
+    },
+    Ready,
+    /// It could not start or stopped working.
+    Failed,
+}
+
 /// Scroll position of a pane: lines up from the end, and whether it follows new lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scroll {
@@ -177,6 +190,12 @@ pub struct App {
     pub model: String,
     pub session: Option<String>,
     pub sandbox: String,
+    pub sandbox_state: SandboxState,
+    /// Why the session cannot go on, once the engine has stopped for good. It stays on the
+    /// screen until the operator quits, and is printed again after the terminal is restored.
+    pub fatal: Option<String>,
+    /// The latest error, which becomes [`Self::fatal`] when the session ends on it.
+    last_error: Option<String>,
     pub phase: Phase,
     pub transcript: Vec<Entry>,
     pub conversation_scroll: Scroll,
@@ -213,7 +232,13 @@ impl App {
             keymap,
             model,
             session: None,
-            sandbox: "starting…".into(),
+            sandbox: "preparing the sandbox…".into(),
+            sandbox_state: SandboxState::Preparing {
+                step: None,
+                since: Instant::now(),
+            },
+            fatal: None,
+            last_error: None,
             phase: Phase::Starting,
             transcript: Vec::new(),
             conversation_scroll: Scroll { from_bottom: 0 },
@@ -236,6 +261,19 @@ impl App {
             areas: PaneAreas::default(),
             cancel_sent: false,
             streaming: None,
+        }
+    }
+
+    /// Where blocks run, or how far the sandbox has got, for the status bar.
+    pub fn sandbox_label(&self) -> String {
+        match &self.sandbox_state {
+            SandboxState::Ready => self.sandbox.clone(),
+            SandboxState::Preparing { step, since } => format!(
+                "preparing the sandbox: {} · {} s",
+                step.as_deref().unwrap_or("connecting to Docker"),
+                since.elapsed().as_secs()
+            ),
+            SandboxState::Failed => "no sandbox".into(),
         }
     }
 
@@ -284,21 +322,23 @@ impl App {
                 self.push_entry(EntryKind::User, text);
                 self.conversation_scroll = Scroll { from_bottom: 0 };
             }
+            Event::SandboxProgress { message } => {
+                if let SandboxState::Preparing { step, .. } = &mut self.sandbox_state {
+                    *step = Some(message.clone());
+                }
+            }
             Event::SandboxReady { description } => {
                 self.sandbox = description.clone();
-                self.status = None;
+                self.sandbox_state = SandboxState::Ready;
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Idle(None);
                 }
             }
-            Event::Notice { message } => {
-                // While the sandbox starts, its progress (an image pull) belongs in the status bar.
-                if self.phase == Phase::Starting {
-                    self.status = Some(message.clone());
-                }
-                self.push_entry(EntryKind::Notice, message);
+            Event::Notice { message } => self.push_entry(EntryKind::Notice, message),
+            Event::Error { message } => {
+                self.last_error = Some(message.clone());
+                self.push_entry(EntryKind::Error, message);
             }
-            Event::Error { message } => self.push_entry(EntryKind::Error, message),
             Event::ModelRetry {
                 attempt,
                 max_attempts,
@@ -419,9 +459,35 @@ impl App {
                     self.focus = Focus::Composer;
                 }
             }
-            Event::Done { reason } => self.phase = Phase::Done(*reason),
+            Event::Done { reason } => self.session_done(*reason),
         }
         actions
+    }
+
+    /// The engine has ended the session. When it ended on an error, the reason is kept on
+    /// the screen: nothing ends silently.
+    fn session_done(&mut self, reason: DoneReason) {
+        self.phase = Phase::Done(reason);
+        if reason == DoneReason::Error {
+            if matches!(self.sandbox_state, SandboxState::Preparing { .. }) {
+                self.sandbox_state = SandboxState::Failed;
+            }
+            let why = self.last_error.clone();
+            self.fatal = Some(why.unwrap_or_else(|| "the session ended on an error".into()));
+            // Nothing can be sent any more; keys go to reading and quitting.
+            self.focus = Focus::Conversation;
+        }
+        self.pending.clear();
+        self.overlay = None;
+    }
+
+    /// The engine is gone without ending the session properly (it failed).
+    pub fn engine_gone(&mut self) {
+        if !matches!(self.phase, Phase::Done(_)) {
+            self.last_error
+                .get_or_insert_with(|| "the session engine stopped unexpectedly".into());
+            self.session_done(DoneReason::Error);
+        }
     }
 
     fn push_entry(&mut self, kind: EntryKind, text: &str) {

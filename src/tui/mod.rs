@@ -5,6 +5,7 @@
 pub mod app;
 pub mod card;
 pub mod conversation;
+pub mod fatal;
 pub mod help;
 pub mod highlight;
 pub mod history;
@@ -145,6 +146,11 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     let _ = tokio::time::timeout(Duration::from_secs(15), &mut running.engine).await;
     running.remove_leftovers().await;
     outcome?;
+    if let Some(why) = &app.fatal {
+        // The same reason the screen showed, now where it stays after the screen is gone.
+        eprintln!("airlock: {}", crate::output::sanitize::neutralize(why));
+        return Ok(ExitCode::from(crate::error::EXIT_UNAVAILABLE));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -221,6 +227,7 @@ async fn event_loop(
     let mut input = EventStream::new();
     let mut redraw = tokio::time::interval(Duration::from_millis(50));
     let mut dirty = true;
+    let mut engine_running = true;
     loop {
         if dirty {
             screen.draw(|frame| ui::draw(frame, app, highlighter))?;
@@ -235,15 +242,22 @@ async fn event_loop(
                 Some(Err(err)) => return Err(anyhow::anyhow!("cannot read the terminal: {err}")),
                 None => return Ok(()),
             },
-            event = events.recv() => {
-                let Some(event) = event else { return Ok(()) };
-                let mut actions = app.on_event(&event);
-                // Drain what is queued, so a flood costs one frame, not one per chunk.
-                while let Ok(event) = events.try_recv() {
-                    actions.extend(app.on_event(&event));
+            event = events.recv(), if engine_running => match event {
+                Some(event) => {
+                    let mut actions = app.on_event(&event);
+                    // Drain what is queued, so a flood costs one frame, not one per chunk.
+                    while let Ok(event) = events.try_recv() {
+                        actions.extend(app.on_event(&event));
+                    }
+                    actions
                 }
-                actions
-            }
+                None => {
+                    // The screen stays, with the reason, until the operator quits.
+                    engine_running = false;
+                    app.engine_gone();
+                    Vec::new()
+                }
+            },
             () = interrupts.next() => return Ok(()),
             _ = redraw.tick(), if !dirty => Vec::new(),
         };

@@ -13,8 +13,11 @@ use crate::protocol::wire_name;
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let (phase, colour) = match app.phase {
-        Phase::Starting => ("starting the sandbox".to_string(), theme.warning),
+        Phase::Starting => ("starting".to_string(), theme.warning),
         Phase::Streaming => ("model replying".to_string(), theme.accent),
+        Phase::Deciding if app.pending.is_empty() => {
+            ("blocks wait for the sandbox".to_string(), theme.warning)
+        }
         Phase::Deciding => (
             format!("{} block(s) wait for you", app.pending.len()),
             theme.warning,
@@ -31,11 +34,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         ),
         Span::styled(format!(" {} ", app.model), theme.accent()),
+        Span::styled(format!("│ {} ", app.sandbox_label()), theme.dim()),
         Span::styled(
             format!("│ {} ", app.session.as_deref().unwrap_or("…")),
             theme.dim(),
         ),
-        Span::styled(format!("│ {} ", app.sandbox), theme.dim()),
     ];
     if let Some(status) = &app.status {
         top.push(Span::styled(

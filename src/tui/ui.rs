@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Focus, Overlay};
 use super::highlight::Highlighter;
-use super::{card, conversation, help, history, status};
+use super::{card, conversation, fatal, help, history, status};
 
 /// Smaller than this, panes cannot show anything useful.
 pub const MIN_WIDTH: u16 = 40;
@@ -64,6 +64,7 @@ pub fn draw(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
     }
     status::render(frame, bar, app);
     draw_overlay(frame, app, main);
+    fatal::render(frame, main, app);
 }
 
 fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: Focus, area: Rect) {

@@ -8,6 +8,7 @@ use bollard::Docker;
 use bollard::query_parameters::CreateImageOptions;
 use futures_util::StreamExt;
 
+use super::build;
 use crate::config::{PullPolicy, SandboxConfig};
 use crate::sandbox::{Notices, SandboxError};
 
@@ -49,39 +50,129 @@ pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
     })
 }
 
+/// What `airlock image status` says of one image that is present.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImageFacts {
+    #[serde(skip)]
+    pub name: String,
+    pub id: String,
+    pub digest: Option<String>,
+    pub created: Option<String>,
+    pub size_bytes: Option<i64>,
+    /// Where it came from, in words.
+    pub source: String,
+}
+
+pub async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
+    let image = docker.inspect_image(name).await.ok()?;
+    let digest = image
+        .repo_digests
+        .and_then(|digests| digests.into_iter().next());
+    let labels = image
+        .config
+        .and_then(|config| config.labels)
+        .unwrap_or_default();
+    let source = match (
+        labels.get(build::LABEL_SOURCE),
+        labels.get(build::LABEL_RECIPE),
+    ) {
+        (Some(from), Some(recipe)) if recipe == build::RECIPE_VERSION => {
+            format!("built by airlock from Debian packages ({from})")
+        }
+        (Some(from), Some(recipe)) => format!(
+            "built by airlock from Debian packages ({from}) with an older recipe ({recipe}, now {}): `airlock image build --force` renews it",
+            build::RECIPE_VERSION
+        ),
+        _ if digest.is_some() => "pulled from a registry".to_string(),
+        _ => "made on this daemon (built, imported or loaded)".to_string(),
+    };
+    Some(ImageFacts {
+        name: name.to_string(),
+        id: image.id.unwrap_or_default(),
+        digest,
+        created: image.created.map(|created| created.to_string()),
+        size_bytes: image.size,
+        source,
+    })
+}
+
+/// Whether the offline image can be built on this machine (its build tool is installed).
+pub fn can_build_offline() -> bool {
+    build::tool_available()
+}
+
+/// Builds `tag` from Debian packages (`airlock image build`), replacing an image of that name.
+pub async fn build_offline(
+    docker: &Docker,
+    tag: &str,
+    progress: &Notices,
+) -> Result<ImageRef, SandboxError> {
+    build::build(docker, tag, progress).await?;
+    inspect(docker, tag).await.ok_or_else(|| {
+        SandboxError::Unavailable(format!("{tag} was built but Docker does not list it"))
+    })
+}
+
+/// The configured image, else a pull of it, else the offline image, else the offline image
+/// built from Debian packages (when `sandbox.build_offline` allows). Progress of a pull or a
+/// build goes to `progress`, decisions worth knowing to `notices`.
 pub async fn ensure(
     docker: &Docker,
     config: &SandboxConfig,
     notices: &Notices,
+    progress: &Notices,
 ) -> Result<ImageRef, SandboxError> {
     if let Some(image) = inspect(docker, &config.image).await {
         return Ok(image);
     }
     let failure = match config.pull {
         PullPolicy::Never => "it is not present and sandbox.pull = \"never\"".to_string(),
-        PullPolicy::Missing => match pull(docker, &config.image, notices).await {
+        PullPolicy::Missing => match pull(docker, &config.image, progress).await {
             Ok(()) => match inspect(docker, &config.image).await {
-                Some(image) => return Ok(image),
+                Some(image) => {
+                    notices(format!("pulled image {}", config.image));
+                    return Ok(image);
+                }
                 None => "the pull finished but the image is still not there".to_string(),
             },
             Err(why) => format!("pulling it failed: {why}"),
         },
     };
-    if config.offline_image != config.image {
-        if let Some(image) = inspect(docker, &config.offline_image).await {
+    let offline = &config.offline_image;
+    if offline != &config.image {
+        if let Some(image) = inspect(docker, offline).await {
             notices(format!(
-                "cannot use image {}: {failure}; using {} instead",
-                config.image, config.offline_image
+                "cannot use image {}: {failure}; using {offline} instead",
+                config.image
             ));
             return Ok(image);
         }
     }
-    Err(SandboxError::Unavailable(format!(
-        "cannot use image {}: {failure}. Either make a registry reachable (or `docker pull {}` by hand), \
-         or build the offline image with scripts/build-offline-image.sh and use it with \
-         -c sandbox.image={}",
-        config.image, config.image, config.offline_image
-    )))
+    let cannot = format!("cannot use image {}: {failure}", config.image);
+    if !config.build_offline {
+        return Err(SandboxError::Unavailable(format!(
+            "{cannot}, and {offline} is not there either (sandbox.build_offline = false). \
+             Make a registry reachable (or `docker pull {}` by hand), or build the offline \
+             image with `airlock image build`",
+            config.image
+        )));
+    }
+    notices(format!(
+        "{cannot}; building {offline} from Debian packages instead (about a minute, once; \
+         `airlock image build` does it ahead of time)"
+    ));
+    if let Err(why) = build::build(docker, offline, progress).await {
+        return Err(SandboxError::Unavailable(format!(
+            "{cannot}, and building {offline} from Debian packages failed: {why}"
+        )));
+    }
+    let image = inspect(docker, offline).await.ok_or_else(|| {
+        SandboxError::Unavailable(format!(
+            "{cannot}, and {offline} was built but Docker does not list it"
+        ))
+    })?;
+    notices(format!("built {}; using it", image.short()));
+    Ok(image)
 }
 
 /// `name` with an explicit tag: without one, the API would pull every tag of the repository.
@@ -94,24 +185,23 @@ fn with_tag(name: &str) -> String {
     }
 }
 
-async fn pull(docker: &Docker, name: &str, notices: &Notices) -> Result<(), String> {
+async fn pull(docker: &Docker, name: &str, progress: &Notices) -> Result<(), String> {
     let options = CreateImageOptions {
         from_image: Some(with_tag(name)),
         ..Default::default()
     };
     let mut stream = docker.create_image(Some(options), None, None);
-    let mut progress = PullProgress::new(name);
-    notices(format!("pulling image {name} ..."));
+    let mut layers = PullProgress::new(name);
+    progress(format!("pulling image {name} ..."));
     while let Some(item) = stream.next().await {
         let info = item.map_err(|err| super::describe(&err))?;
         if let Some(error) = info.error_detail.and_then(|detail| detail.message) {
             return Err(error);
         }
-        if let Some(line) = progress.update(info.id, info.status, info.progress_detail) {
-            notices(line);
+        if let Some(line) = layers.update(info.id, info.status, info.progress_detail) {
+            progress(line);
         }
     }
-    notices(format!("pulled image {name}"));
     Ok(())
 }
 

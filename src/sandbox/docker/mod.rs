@@ -1,5 +1,6 @@
 //! The Docker adapter: one hardened container per session, blocks run as execs in it.
 
+mod build;
 pub mod image;
 mod keepalive;
 pub mod spec;
@@ -164,15 +165,28 @@ pub struct DockerSandbox {
 }
 
 impl DockerSandbox {
-    /// Prepares the image and workspace and starts the session's container.
+    /// Prepares the image and workspace and starts the session's container; progress of an
+    /// image pull or build is reported as notices.
     pub async fn start(
         docker: Docker,
         request: SessionRequest,
         notices: Notices,
     ) -> Result<Self, SandboxError> {
+        let progress = notices.clone();
+        Self::start_reporting(docker, request, notices, progress).await
+    }
+
+    /// [`Self::start`], with the passing progress of an image pull or build kept apart from
+    /// the notices worth keeping.
+    pub async fn start_reporting(
+        docker: Docker,
+        request: SessionRequest,
+        notices: Notices,
+        progress: Notices,
+    ) -> Result<Self, SandboxError> {
         reap_stale(&docker, &notices).await;
         let config = request.config;
-        let image = image::ensure(&docker, &config, &notices).await?;
+        let image = image::ensure(&docker, &config, &notices, &progress).await?;
         let users = spec::Users::resolve(&config.user)?;
         let workspace = crate::sandbox::workspace::prepare(
             config.workspace.as_deref(),

@@ -1,0 +1,254 @@
+//! The one recipe for the offline sandbox image: mmdebstrap makes a minimal Debian root
+//! filesystem as a tarball on its stdout, and the daemon imports that stream as an image.
+//! No registry is involved, so it works where none answers; the tarball never touches the
+//! disk, and it works the same for a daemon on another machine.
+
+use std::process::Stdio;
+
+use bollard::Docker;
+use bollard::query_parameters::CreateImageOptions;
+use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::sandbox::{Notices, SandboxError};
+
+/// The Debian release the image is made from.
+pub(crate) const SUITE: &str = "bookworm";
+/// An interpreter, the shells, and the tools blocks expect (coreutils, procps).
+pub(crate) const PACKAGES: &[&str] = &["python3", "bash", "coreutils", "procps", "ca-certificates"];
+/// Bumped whenever the recipe changes, so `airlock image status` can tell an older build.
+pub(crate) const RECIPE_VERSION: &str = "1";
+pub(crate) const LABEL_RECIPE: &str = "airlock.recipe";
+pub(crate) const LABEL_SOURCE: &str = "airlock.built-from";
+const TOOL: &str = "mmdebstrap";
+
+/// What a build reports as it goes, each step once. (Frontends add the time it has taken.)
+struct Steps {
+    image: String,
+    progress: Notices,
+    last: std::sync::Mutex<&'static str>,
+}
+
+impl Steps {
+    fn report(&self, step: &'static str) {
+        if let Ok(mut last) = self.last.lock() {
+            if *last == step {
+                return;
+            }
+            *last = step;
+        }
+        (self.progress)(format!("building {} · {step}", self.image));
+    }
+}
+
+/// Whether the build tool can be found on PATH.
+pub(crate) fn tool_available() -> bool {
+    which(TOOL).is_some()
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// What to tell someone whose machine lacks the build tool.
+pub(crate) fn tool_missing() -> String {
+    format!(
+        "{TOOL} is not installed, and airlock needs it to build the image from Debian packages: \
+         install it (`apt-get install {TOOL}` as root; airlock never installs packages itself), \
+         or run `scripts/airlock`, which installs it when it is needed"
+    )
+}
+
+/// Builds `tag` from Debian packages, reporting each step through `progress`.
+pub(crate) async fn build(
+    docker: &Docker,
+    tag: &str,
+    progress: &Notices,
+) -> Result<(), SandboxError> {
+    if !tool_available() {
+        return Err(SandboxError::Unavailable(tool_missing()));
+    }
+    let steps = Steps {
+        image: tag.to_string(),
+        progress: progress.clone(),
+        last: std::sync::Mutex::new(""),
+    };
+    steps.report("starting mmdebstrap");
+    let mut child = spawn_mmdebstrap()?;
+    let (Some(tarball), Some(log)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(SandboxError::Unavailable(
+            "cannot read mmdebstrap's output".into(),
+        ));
+    };
+    let (log_tail, imported) = tokio::join!(
+        follow_log(log, &steps),
+        import(docker, tag, tarball, &steps)
+    );
+    let status = child
+        .wait()
+        .await
+        .map_err(|err| SandboxError::Unavailable(format!("cannot wait for mmdebstrap: {err}")))?;
+    match (status.success(), imported) {
+        (true, Ok(())) => {}
+        (true, Err(err)) => return Err(err),
+        // When the import fails first, mmdebstrap's pipe breaks too: say both.
+        (false, imported) => {
+            let docker_said = imported
+                .err()
+                .map(|err| format!("; {err}"))
+                .unwrap_or_default();
+            return Err(SandboxError::Unavailable(format!(
+                "building the sandbox image failed: mmdebstrap exited with {status}: {}{docker_said}",
+                log_tail.join(" | ")
+            )));
+        }
+    }
+    steps.report("done");
+    Ok(())
+}
+
+fn spawn_mmdebstrap() -> Result<Child, SandboxError> {
+    let mut command = Command::new(TOOL);
+    command
+        .arg("--variant=minbase")
+        .arg(format!("--include={}", PACKAGES.join(",")))
+        .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
+        .arg("--dpkgopt=path-exclude=/usr/share/man/*")
+        .arg("--dpkgopt=path-exclude=/usr/share/locale/*")
+        // A home for uid 1000 and a world-writable /workspace, as in the curated Dockerfile.
+        .arg(r#"--customize-hook=chroot "$1" useradd --uid 1000 --create-home --shell /bin/bash sandbox"#)
+        .arg(r#"--customize-hook=mkdir -p "$1/workspace" && chmod 0777 "$1/workspace""#)
+        .arg(SUITE)
+        .arg("-")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+        .spawn()
+        .map_err(|err| SandboxError::Unavailable(format!("cannot start {TOOL}: {err}")))
+}
+
+/// Turns mmdebstrap's `I:` lines into steps; keeps the last lines for an error message.
+async fn follow_log(log: impl AsyncRead + Unpin, steps: &Steps) -> Vec<String> {
+    const KEPT: usize = 6;
+    let mut tail = Vec::new();
+    let mut lines = BufReader::new(log).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Some(step) = step_of(&line) {
+            steps.report(step);
+        }
+        let line = crate::output::sanitize::neutralize(line.trim());
+        if !line.is_empty() {
+            if tail.len() == KEPT {
+                tail.remove(0);
+            }
+            tail.push(line);
+        }
+    }
+    tail
+}
+
+/// The step a line of mmdebstrap's log starts, in words a user follows.
+fn step_of(line: &str) -> Option<&'static str> {
+    let message = line.strip_prefix("I: ")?;
+    const STEPS: &[(&str, &str)] = &[
+        (
+            "running apt-get update",
+            "step 1 of 6: reading the package lists",
+        ),
+        ("downloading packages", "step 2 of 6: downloading packages"),
+        ("extracting archives", "step 3 of 6: unpacking packages"),
+        ("installing essential", "step 4 of 6: installing packages"),
+        (
+            "running --customize-hook",
+            "step 5 of 6: adding the sandbox user",
+        ),
+        (
+            "creating tarball",
+            "step 6 of 6: importing the filesystem into Docker",
+        ),
+    ];
+    STEPS
+        .iter()
+        .find(|(start, _)| message.starts_with(start))
+        .map(|(_, step)| *step)
+}
+
+/// Streams the tarball into the daemon as the image `tag`.
+async fn import(
+    docker: &Docker,
+    tag: &str,
+    tarball: impl AsyncRead + Unpin + Send + 'static,
+    steps: &Steps,
+) -> Result<(), SandboxError> {
+    let (repo, version) = match tag.rsplit_once(':') {
+        Some((repo, version)) if !version.contains('/') => (repo, version),
+        _ => (tag, "latest"),
+    };
+    let options = CreateImageOptions {
+        from_src: Some("-".into()),
+        repo: Some(repo.into()),
+        tag: Some(version.into()),
+        changes: vec![
+            "WORKDIR /workspace".into(),
+            "ENV PYTHONUNBUFFERED=1 LANG=C.UTF-8".into(),
+            r#"CMD ["python3"]"#.into(),
+            format!("LABEL {LABEL_RECIPE}={RECIPE_VERSION} {LABEL_SOURCE}=debian:{SUITE}"),
+        ],
+        ..Default::default()
+    };
+    let body = bollard::body_try_stream(chunks(tarball));
+    let mut answers = docker.create_image(Some(options), Some(body), None);
+    while let Some(answer) = answers.next().await {
+        if let Err(err) = answer {
+            steps.report("the import failed");
+            return Err(SandboxError::Unavailable(format!(
+                "Docker could not import the image: {}",
+                super::describe(&err)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A reader as a stream of chunks, for a streamed request body.
+fn chunks(
+    reader: impl AsyncRead + Unpin + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    const CHUNK: usize = 256 * 1024;
+    futures_util::stream::unfold(reader, |mut reader| async move {
+        let mut buffer = vec![0; CHUNK];
+        match reader.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(read) => {
+                buffer.truncate(read);
+                Some((Ok(bytes::Bytes::from(buffer)), reader))
+            }
+            Err(err) => Some((Err(err), reader)),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mmdebstraps_log_lines_become_numbered_steps() {
+        assert_eq!(
+            step_of("I: downloading packages with apt..."),
+            Some("step 2 of 6: downloading packages")
+        );
+        assert_eq!(
+            step_of("I: running --customize-hook in shell: sh -c 'x'"),
+            Some("step 5 of 6: adding the sandbox user")
+        );
+        assert_eq!(step_of("I: chroot architecture amd64"), None);
+        assert_eq!(step_of("E: something broke"), None);
+    }
+}
