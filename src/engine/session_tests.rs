@@ -125,6 +125,8 @@ struct Options {
     max_turns: u32,
     end_when_idle: bool,
     prompt: Option<String>,
+    /// The sandbox is ready only once this says so (`Err`: it fails to start).
+    sandbox_gate: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
 }
 
 impl Default for Options {
@@ -135,6 +137,7 @@ impl Default for Options {
             max_turns: 10,
             end_when_idle: true,
             prompt: Some("do the task".into()),
+            sandbox_gate: None,
         }
     }
 }
@@ -187,15 +190,24 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
     );
     let prompt = options.prompt;
     let sandbox_ran = ran.clone();
+    let gate = options.sandbox_gate;
+    let start_sandbox = async move {
+        if let Some(gate) = gate {
+            match gate.await {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => return Err(SandboxError::Unavailable(why)),
+                Err(_) => std::future::pending().await,
+            }
+        }
+        Ok(FakeSandbox { ran: sandbox_ran })
+    };
     Harness {
         ops: op_tx,
         events: event_rx,
         seen: Vec::new(),
         requests,
         ran,
-        session: tokio::spawn(
-            session.run(prompt, async move { Ok(FakeSandbox { ran: sandbox_ran }) }),
-        ),
+        session: tokio::spawn(session.run(prompt, start_sandbox)),
     }
 }
 
@@ -909,43 +921,73 @@ async fn a_script_that_runs_out_ends_the_session() {
 }
 
 #[tokio::test]
-async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
-    let (op_tx, op_rx) = mpsc::unbounded_channel();
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
-    let settings = Settings {
-        session: "s-broken".into(),
-        system_prompt: String::new(),
-        max_turns: 1,
-        stop_on_failure: true,
-        block_timeout: Duration::from_secs(1),
-        feedback: FeedbackLimits {
-            excerpt_bytes: 100,
-            timeout_secs: 1,
-            memory_bytes: 1,
-        },
-        languages: LanguageTable::default(),
-        end_when_idle: true,
+async fn the_model_replies_and_blocks_wait_while_the_sandbox_is_prepared() {
+    let (open, gate) = tokio::sync::oneshot::channel();
+    let options = Options {
+        sandbox_gate: Some(gate),
+        ..Options::default()
     };
-    let requests = Requests::default();
-    let session: Session<FakeModel, FakeSandbox, FakeApprover> = Session::new(
-        settings,
-        FakeModel {
-            replies: VecDeque::new(),
-            requests: requests.clone(),
-        },
-        None,
-        Policy::new(&ApprovalConfig::default(), &LanguageTable::default()).expect("policy"),
-        Events::new(event_tx),
-        op_rx,
+    let mut session = start(
+        vec![text(&fenced(&[("python", "print(1)")])), text("done")],
+        options,
     );
-    let ended = session
-        .run(Some("go".into()), async {
-            Err(SandboxError::Unavailable(
-                "cannot reach the Docker daemon".into(),
-            ))
+    let ids = session.proposed(1).await;
+    session.decide(&ids[0], Approve);
+    session
+        .wait_for(
+            "the block's wait",
+            |e| matches!(e, Event::Notice { message } if message.contains("waits for the sandbox")),
+        )
+        .await;
+    assert!(
+        session.ran.lock().unwrap().is_empty(),
+        "nothing runs before the sandbox"
+    );
+    assert!(
+        !session
+            .seen
+            .iter()
+            .any(|e| matches!(e, Event::SandboxReady { .. })),
+        "the model replied before the sandbox was ready"
+    );
+    open.send(Ok(())).expect("the sandbox is still awaited");
+    session
+        .wait_for("sandbox_ready", |e| matches!(e, Event::SandboxReady { .. }))
+        .await;
+    let (reason, _, requests, ran) = session.done().await;
+    assert_eq!(reason, DoneReason::NoCode);
+    assert_eq!(ran, vec!["print(1)\n".to_string()]);
+    assert!(last_user_message(&requests[1]).contains("ran print(1)"));
+}
+
+#[tokio::test]
+async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
+    let (fail, gate) = tokio::sync::oneshot::channel();
+    let options = Options {
+        sandbox_gate: Some(gate),
+        ..Options::default()
+    };
+    // The model is still replying when the sandbox fails.
+    let mut session = start(vec![Reply::Hang], options);
+    session
+        .wait_for("the reply's start", |e| {
+            matches!(e, Event::AssistantDelta { .. })
         })
         .await;
-    drop(op_tx);
+    fail.send(Err("cannot reach the Docker daemon".into()))
+        .expect("the sandbox is still awaited");
+    let error = session
+        .wait_for("error", |e| matches!(e, Event::Error { .. }))
+        .await;
+    assert!(matches!(&error, Event::Error { message } if message.contains("Docker daemon")));
+    session
+        .wait_for("done", |e| {
+            *e == Event::Done {
+                reason: DoneReason::Error,
+            }
+        })
+        .await;
+    let ended = session.session.await.expect("session task");
     assert_eq!(
         ended,
         Ended {
@@ -953,20 +995,34 @@ async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
             sandbox_failed: true
         }
     );
-    let mut events = Vec::new();
-    while let Ok(event) = event_rx.try_recv() {
-        events.push(event);
-    }
-    assert!(matches!(events.first(), Some(Event::SessionStarted { .. })));
-    assert!(matches!(&events[1], Event::Error { message } if message.contains("Docker daemon")));
-    assert_eq!(
-        events.last(),
-        Some(&Event::Done {
-            reason: DoneReason::Error
+}
+
+#[tokio::test]
+async fn a_sandbox_failing_while_the_operator_is_away_ends_the_waiting_session() {
+    let (fail, gate) = tokio::sync::oneshot::channel();
+    let options = Options {
+        sandbox_gate: Some(gate),
+        end_when_idle: false,
+        prompt: None,
+        ..Options::default()
+    };
+    let mut session = start(Vec::new(), options);
+    session
+        .wait_for("session_started", |e| {
+            matches!(e, Event::SessionStarted { .. })
         })
-    );
+        .await;
+    fail.send(Err("no image".into())).expect("awaited");
+    session
+        .wait_for("done", |e| {
+            *e == Event::Done {
+                reason: DoneReason::Error,
+            }
+        })
+        .await;
+    assert!(session.session.await.expect("session task").sandbox_failed);
     assert!(
-        requests.lock().unwrap().is_empty(),
-        "the model is not asked"
+        session.requests.lock().unwrap().is_empty(),
+        "nobody asked the model"
     );
 }

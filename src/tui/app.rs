@@ -1020,6 +1020,32 @@ mod tests {
         KeyEvent::new(code, KeyModifiers::NONE)
     }
 
+    #[test]
+    fn the_status_follows_the_sandbox_as_it_is_prepared_while_blocks_can_be_decided() {
+        let mut app = App::new(Theme::default(), Keymap::default(), "m".into(), 100, false);
+        assert!(
+            app.sandbox_label()
+                .starts_with("preparing the sandbox: connecting to Docker")
+        );
+        app.on_event(&Event::SandboxProgress {
+            message: "building airlock-sandbox:offline · step 2 of 6: downloading packages".into(),
+        });
+        assert!(
+            app.sandbox_label()
+                .contains("step 2 of 6: downloading packages · 0 s")
+        );
+        feed(&mut app, &[proposed("b1", 0, "python", "print(1)")]);
+        assert_eq!(
+            app.phase,
+            Phase::Deciding,
+            "blocks are offered before the sandbox is up"
+        );
+        app.on_event(&Event::SandboxReady {
+            description: "img · network none".into(),
+        });
+        assert_eq!(app.sandbox_label(), "img · network none");
+    }
+
     fn ctrl(c: char) -> KeyEvent {
         KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
     }

@@ -1,7 +1,9 @@
 //! Helpers for tests that drive the real `airlock` binary against the real Docker daemon.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod daemon;
 pub mod model_server;
+pub mod tmux;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -162,8 +162,9 @@ pub async fn ensure(
          `airlock image build` does it ahead of time)"
     ));
     if let Err(why) = build::build(docker, offline, progress).await {
+        // What to do comes first; how airlock got here after it.
         return Err(SandboxError::Unavailable(format!(
-            "{cannot}, and building {offline} from Debian packages failed: {why}"
+            "cannot build {offline} from Debian packages: {why}. (It was needed because {cannot}.)"
         )));
     }
     let image = inspect(docker, offline).await.ok_or_else(|| {
