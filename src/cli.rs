@@ -1,5 +1,8 @@
-//! The command line (see the contract in DESIGN.md): global options work before or after
-//! the subcommand.
+//! The command line. Global options (`--config`, `-c`, `--base-url`, `--model`, `--scripted`)
+//! work before or after the subcommand, at every level (`airlock -c A history -c B list -c C`),
+//! and every occurrence counts, left to right: each level has its own copy of them, merged in
+//! command-line order, so a later `-c` for the same key wins and no earlier one is dropped.
+//! (clap's `global = true` would keep only the innermost level's occurrences.)
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,6 +20,9 @@ use crate::config::{self, Config, Sources};
     about = "Review every code block an LLM writes; run only what you approve, in a hardened Docker sandbox"
 )]
 pub struct Cli {
+    /// The full-screen session with the bundled demo model (no API key, no network).
+    #[arg(long)]
+    pub demo: bool,
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Without a command: the full-screen session.
@@ -24,27 +30,28 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Args)]
+/// Options every command takes, before or after its name. Each level of the command line
+/// has its own copy; [`Cli::global_options`] merges them in order.
+#[derive(Debug, Default, Clone, PartialEq, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (default: $XDG_CONFIG_HOME/airlock/config.toml when it exists).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Override one config key, e.g. -c sandbox.timeout_secs=5 (repeatable).
-    #[arg(short = 'c', global = true, value_name = "KEY=VALUE")]
+    /// Override one config key, e.g. -c sandbox.timeout_secs=5 (repeatable; applied left to
+    /// right, so a later one wins).
+    #[arg(short = 'c', value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// OpenAI-compatible base URL, including /v1 (overrides model.base_url).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Model name (overrides model.model).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub model: Option<String>,
     /// Use the scripted model: replies read in order from a TOML file of
     /// `[[reply]] content = "..."` (no API key, no network).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub scripted: Option<PathBuf>,
-    /// The full-screen session with the bundled demo model (no API key, no network).
-    #[arg(long)]
-    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +64,8 @@ pub enum Command {
         /// Print a JSON array instead of a summary.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Run a file of raw code as one block in a fresh sandbox container.
     Exec {
@@ -73,20 +82,29 @@ pub enum Command {
         /// Code file, or - for standard input.
         #[arg(value_name = "FILE|-")]
         file: Option<PathBuf>,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Check Docker, the image and that the sandbox limits are really enforced.
-    Doctor,
+    Doctor {
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
     /// Continue a recorded session in the full-screen interface: the model gets its
     /// conversation back.
     Resume {
         /// The session to continue; default: the newest.
         #[arg(value_name = "SESSION")]
         session: Option<String>,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Past sessions, decisions and runs.
     History {
         #[command(subcommand)]
         action: HistoryAction,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Run a supervised session without a screen: the model's blocks are decided on stdin
     /// (JSON lines, or short answers at a terminal) and run in the sandbox.
@@ -104,6 +122,8 @@ pub enum Command {
         /// Print the session's events as JSON lines.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 }
 
@@ -123,24 +143,80 @@ pub enum HistoryAction {
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// One run (its code, decision and output) or one session (as a transcript).
     Show {
         #[arg(value_name = "RUN|SESSION")]
         id: String,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Apply the retention limits (history.keep_days, history.max_size).
-    Prune,
+    Prune {
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
     /// A whole session: a readable Markdown transcript, or JSON.
     Export {
         #[arg(value_name = "SESSION")]
         session: String,
         #[arg(long, value_enum, default_value = "md")]
         format: commands::history::Format,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 }
 
+impl Cli {
+    /// The global options of every level, in command-line order (the top level's come
+    /// before the subcommand's name, the subcommand's before a nested one's).
+    pub(crate) fn global_options(&self) -> GlobalArgs {
+        let mut merged = self.global.clone();
+        for level in self.command.iter().flat_map(Command::global_levels) {
+            merged.append(level);
+        }
+        merged
+    }
+}
+
+impl Command {
+    /// This command's global options, then its nested subcommand's.
+    fn global_levels(&self) -> Vec<&GlobalArgs> {
+        match self {
+            Command::Extract { global, .. }
+            | Command::Exec { global, .. }
+            | Command::Doctor { global }
+            | Command::Resume { global, .. }
+            | Command::Run { global, .. } => vec![global],
+            Command::History { global, action } => vec![global, action.global()],
+        }
+    }
+}
+
+impl HistoryAction {
+    fn global(&self) -> &GlobalArgs {
+        match self {
+            HistoryAction::List { global, .. }
+            | HistoryAction::Show { global, .. }
+            | HistoryAction::Prune { global }
+            | HistoryAction::Export { global, .. } => global,
+        }
+    }
+}
+
 impl GlobalArgs {
+    /// Adds the options of a later level: its `-c` overrides come after these, and an option
+    /// it gives replaces the one given here.
+    pub(crate) fn append(&mut self, later: &GlobalArgs) {
+        self.overrides.extend(later.overrides.iter().cloned());
+        replace_if_given(&mut self.config, &later.config);
+        replace_if_given(&mut self.base_url, &later.base_url);
+        replace_if_given(&mut self.model, &later.model);
+        replace_if_given(&mut self.scripted, &later.scripted);
+    }
+
     /// Defaults < config file < `-c` < dedicated flags.
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(&Sources {
@@ -157,25 +233,21 @@ impl GlobalArgs {
     }
 }
 
+fn replace_if_given<T: Clone>(earlier: &mut Option<T>, later: &Option<T>) {
+    if later.is_some() {
+        earlier.clone_from(later);
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     init_logging();
+    let global = cli.global_options();
     let Some(command) = cli.command else {
-        let config = cli.global.load_config()?;
-        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-            return Err(crate::error::usage(
-                "the full-screen session needs a terminal; without one use `airlock run --prompt TEXT` (see --help)",
-            ));
-        }
-        let options = crate::tui::Options {
-            demo: cli.global.demo,
-            scripted: cli.global.scripted.clone(),
-            resume: None,
-        };
-        return crate::tui::run(&config, options).await;
+        return full_screen(&global, cli.demo).await;
     };
+    let config = global.load_config()?;
     match command {
-        Command::Extract { file, json } => {
-            let config = cli.global.load_config()?;
+        Command::Extract { file, json, .. } => {
             commands::extract::run(&config, file.as_deref(), json)
         }
         Command::Exec {
@@ -183,8 +255,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             timeout,
             json,
             file,
+            ..
         } => {
-            let mut config = cli.global.load_config()?;
+            let mut config = config;
             if let Some(timeout) = timeout {
                 config.sandbox.timeout_secs = timeout;
                 config.validate()?;
@@ -192,66 +265,86 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = commands::exec::Options { lang, json, file };
             commands::exec::run(&config, &options).await
         }
-        Command::Doctor => {
-            let config = cli.global.load_config()?;
-            commands::doctor::run(&config).await
-        }
-        Command::Resume { session } => {
-            let config = cli.global.load_config()?;
-            let session = match session {
-                Some(session) => session,
-                None => crate::tui::latest_session(&config)?,
-            };
-            if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-                return Err(crate::error::usage("airlock resume needs a terminal"));
-            }
-            let options = crate::tui::Options {
-                demo: false,
-                scripted: cli.global.scripted.clone(),
-                resume: Some(session),
-            };
-            crate::tui::run(&config, options).await
-        }
-        Command::History { action } => {
-            let config = cli.global.load_config()?;
-            match action {
-                HistoryAction::List {
-                    session,
-                    grep,
-                    limit,
-                    json,
-                } => {
-                    let filter = crate::store::RunFilter {
-                        session,
-                        grep,
-                        limit,
-                        run: None,
-                    };
-                    commands::history::list(&config, &filter, json)
-                }
-                HistoryAction::Show { id } => commands::history::show(&config, &id),
-                HistoryAction::Prune => commands::history::prune(&config),
-                HistoryAction::Export { session, format } => {
-                    commands::history::export(&config, &session, format)
-                }
-            }
-        }
+        Command::Doctor { .. } => commands::doctor::run(&config).await,
+        Command::Resume { session, .. } => resume(&config, session, &global).await,
+        Command::History { action, .. } => history(&config, action),
         Command::Run {
             prompt,
             approve,
             max_turns,
             json,
+            ..
         } => {
-            let config = cli.global.load_config()?;
             let options = commands::run::Options {
                 prompt,
                 approve,
                 max_turns,
                 json,
-                scripted: cli.global.scripted.clone(),
+                scripted: global.scripted.clone(),
             };
             commands::run::run(&config, &options).await
         }
+    }
+}
+
+/// `airlock [--demo]`: the full-screen session.
+async fn full_screen(global: &GlobalArgs, demo: bool) -> anyhow::Result<ExitCode> {
+    let config = global.load_config()?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(crate::error::usage(
+            "the full-screen session needs a terminal; without one use `airlock run --prompt TEXT` (see --help)",
+        ));
+    }
+    let options = crate::tui::Options {
+        demo,
+        scripted: global.scripted.clone(),
+        resume: None,
+    };
+    crate::tui::run(&config, options).await
+}
+
+async fn resume(
+    config: &Config,
+    session: Option<String>,
+    global: &GlobalArgs,
+) -> anyhow::Result<ExitCode> {
+    let session = match session {
+        Some(session) => session,
+        None => crate::tui::latest_session(config)?,
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(crate::error::usage("airlock resume needs a terminal"));
+    }
+    let options = crate::tui::Options {
+        demo: false,
+        scripted: global.scripted.clone(),
+        resume: Some(session),
+    };
+    crate::tui::run(config, options).await
+}
+
+fn history(config: &Config, action: HistoryAction) -> anyhow::Result<ExitCode> {
+    match action {
+        HistoryAction::List {
+            session,
+            grep,
+            limit,
+            json,
+            ..
+        } => {
+            let filter = crate::store::RunFilter {
+                session,
+                grep,
+                limit,
+                run: None,
+            };
+            commands::history::list(config, &filter, json)
+        }
+        HistoryAction::Show { id, .. } => commands::history::show(config, &id),
+        HistoryAction::Prune { .. } => commands::history::prune(config),
+        HistoryAction::Export {
+            session, format, ..
+        } => commands::history::export(config, &session, format),
     }
 }
 
@@ -297,4 +390,154 @@ fn init_logging() {
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("airlock").chain(args.iter().copied()))
+            .unwrap_or_else(|err| panic!("{args:?} should parse: {err}"))
+    }
+
+    /// The merged options' config, read from an empty config file (not the user's).
+    fn config_of(cli: &Cli) -> Config {
+        let file = tempfile::NamedTempFile::new().expect("temp config file");
+        let mut global = GlobalArgs {
+            config: Some(file.path().to_path_buf()),
+            ..GlobalArgs::default()
+        };
+        global.append(&cli.global_options());
+        global.load_config().expect("valid config")
+    }
+
+    #[test]
+    fn every_c_applies_in_order_before_and_after_the_subcommand() {
+        let cli = parse(&[
+            "-c",
+            "approval.deny_patterns=[\"x\"]",
+            "-c",
+            "sandbox.timeout_secs=5",
+            "run",
+            "-c",
+            "sandbox.timeout_secs=9",
+            "--prompt",
+            "p",
+        ]);
+        assert_eq!(
+            cli.global_options().overrides,
+            [
+                "approval.deny_patterns=[\"x\"]",
+                "sandbox.timeout_secs=5",
+                "sandbox.timeout_secs=9"
+            ]
+        );
+        let config = config_of(&cli);
+        assert_eq!(config.approval.deny_patterns, ["x"]);
+        assert_eq!(config.sandbox.timeout_secs, 9, "the later -c wins");
+    }
+
+    #[test]
+    fn a_later_c_before_the_subcommand_wins_over_an_earlier_one() {
+        let cli = parse(&[
+            "-c",
+            "sandbox.timeout_secs=9",
+            "-c",
+            "sandbox.timeout_secs=5",
+            "doctor",
+        ]);
+        assert_eq!(config_of(&cli).sandbox.timeout_secs, 5);
+    }
+
+    #[test]
+    fn nested_subcommands_merge_every_level_in_order() {
+        let cli = parse(&[
+            "-c",
+            "history.keep_days=1",
+            "--model",
+            "top",
+            "history",
+            "-c",
+            "history.keep_days=2",
+            "-c",
+            "ui.bell=false",
+            "list",
+            "-c",
+            "history.keep_days=3",
+            "--model",
+            "innermost",
+        ]);
+        let global = cli.global_options();
+        assert_eq!(
+            global.overrides,
+            [
+                "history.keep_days=1",
+                "history.keep_days=2",
+                "ui.bell=false",
+                "history.keep_days=3"
+            ]
+        );
+        assert_eq!(global.model.as_deref(), Some("innermost"));
+        let config = config_of(&cli);
+        assert_eq!(config.history.keep_days, 3);
+        assert!(!config.ui.bell, "the middle level's key applies too");
+    }
+
+    #[test]
+    fn a_flag_given_once_applies_at_any_level_and_a_later_one_wins() {
+        let before = parse(&["--base-url", "http://before/v1", "run", "--prompt", "p"]);
+        assert_eq!(
+            config_of(&before).model.base_url,
+            "http://before/v1",
+            "kept when the subcommand does not repeat it"
+        );
+        let both = parse(&[
+            "--scripted",
+            "first.toml",
+            "--base-url",
+            "http://before/v1",
+            "run",
+            "--prompt",
+            "p",
+            "--base-url",
+            "http://after/v1",
+        ]);
+        assert_eq!(config_of(&both).model.base_url, "http://after/v1");
+        assert_eq!(
+            both.global_options().scripted,
+            Some(PathBuf::from("first.toml"))
+        );
+    }
+
+    #[test]
+    fn demo_belongs_to_the_full_screen_session_only() {
+        assert!(parse(&["--demo"]).demo);
+        let err = Cli::try_parse_from(["airlock", "run", "--demo", "--prompt", "p"])
+            .expect_err("--demo is not an option of run");
+        assert!(err.to_string().contains("--demo"), "{err}");
+    }
+
+    #[test]
+    fn subcommand_help_lists_the_global_options_under_their_own_heading() {
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let run = command.find_subcommand_mut("run").expect("run subcommand");
+        let help = run.render_help().to_string();
+        let heading = help
+            .find("Global options:")
+            .expect("a Global options heading");
+        for option in [
+            "--config <PATH>",
+            "-c <KEY=VALUE>",
+            "--base-url",
+            "--scripted",
+        ] {
+            let at = help
+                .find(option)
+                .unwrap_or_else(|| panic!("{option} in:\n{help}"));
+            assert!(at > heading, "{option} under Global options:\n{help}");
+        }
+        assert!(help.find("--prompt").expect("--prompt") < heading, "{help}");
+    }
 }
