@@ -3,6 +3,8 @@
 //! and every occurrence counts, left to right: each level has its own copy of them, merged in
 //! command-line order, so a later `-c` for the same key wins and no earlier one is dropped.
 //! (clap's `global = true` would keep only the innermost level's occurrences.)
+//!
+//! What each command does, prints and returns is described in README.md, "Commands".
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -116,7 +118,8 @@ pub enum Command {
         /// apply), none (reject, with a reason the model receives). Default: approval.mode.
         #[arg(long, value_enum, value_name = "MODE")]
         approve: Option<config::ApproveMode>,
-        /// Model replies before the session stops (overrides model.max_turns).
+        /// Model replies to the prompt, each answered with the results of its blocks, before
+        /// the run ends with max_turns (overrides model.max_turns).
         #[arg(long, value_name = "N")]
         max_turns: Option<u32>,
         /// Print the session's events as JSON lines.
