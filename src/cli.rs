@@ -128,6 +128,30 @@ pub enum Command {
         #[command(flatten)]
         global: GlobalArgs,
     },
+    /// The sandbox image: build the offline one, or see which one would be used.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageAction {
+    /// Build the offline sandbox image (airlock-sandbox:offline) from Debian packages.
+    Build {
+        /// Rebuild even when the image exists.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
+    /// Which sandbox image would be used, where it comes from, and its digest.
+    Status {
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +218,15 @@ impl Command {
             | Command::Resume { global, .. }
             | Command::Run { global, .. } => vec![global],
             Command::History { global, action } => vec![global, action.global()],
+            Command::Image { global, action } => vec![global, action.global()],
+        }
+    }
+}
+
+impl ImageAction {
+    fn global(&self) -> &GlobalArgs {
+        match self {
+            ImageAction::Build { global, .. } | ImageAction::Status { global } => global,
         }
     }
 }
@@ -271,6 +304,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor { .. } => commands::doctor::run(&config).await,
         Command::Resume { session, .. } => resume(&config, session, &global).await,
         Command::History { action, .. } => history(&config, action),
+        Command::Image { action, .. } => match action {
+            ImageAction::Build { force, .. } => commands::image::build(&config, force).await,
+            ImageAction::Status { .. } => commands::image::status(&config).await,
+        },
         Command::Run {
             prompt,
             approve,
