@@ -135,6 +135,20 @@ pub enum Command {
         #[command(flatten)]
         global: GlobalArgs,
     },
+    /// Print a shell completion script, e.g. `airlock completions bash >
+    /// ~/.local/share/bash-completion/completions/airlock`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `airlock man | man -l -`; or write one page per
+    /// command into a directory.
+    Man {
+        /// Write airlock.1, airlock-run.1, airlock-history-list.1, … into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +233,7 @@ impl Command {
             | Command::Run { global, .. } => vec![global],
             Command::History { global, action } => vec![global, action.global()],
             Command::Image { global, action } => vec![global, action.global()],
+            Command::Completions { .. } | Command::Man { .. } => Vec::new(),
         }
     }
 }
@@ -276,15 +291,23 @@ fn replace_if_given<T: Clone>(earlier: &mut Option<T>, later: &Option<T>) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_logging();
+    // Completions and the man page read no configuration and leave no log behind.
+    if !matches!(
+        cli.command,
+        Some(Command::Completions { .. } | Command::Man { .. })
+    ) {
+        init_logging();
+    }
     let global = cli.global_options();
+    let load = || global.load_config();
     let Some(command) = cli.command else {
-        return full_screen(&global, cli.demo).await;
+        return full_screen(&load()?, &global, cli.demo).await;
     };
-    let config = global.load_config()?;
     match command {
+        Command::Completions { shell } => generated::completions(shell),
+        Command::Man { dir } => generated::man_pages(dir.as_deref()),
         Command::Extract { file, json, .. } => {
-            commands::extract::run(&config, file.as_deref(), json)
+            commands::extract::run(&load()?, file.as_deref(), json)
         }
         Command::Exec {
             lang,
@@ -293,7 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             file,
             ..
         } => {
-            let mut config = config;
+            let mut config = load()?;
             if let Some(timeout) = timeout {
                 config.sandbox.timeout_secs = timeout;
                 config.validate()?;
@@ -301,12 +324,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = commands::exec::Options { lang, json, file };
             commands::exec::run(&config, &options).await
         }
-        Command::Doctor { .. } => commands::doctor::run(&config).await,
-        Command::Resume { session, .. } => resume(&config, session, &global).await,
-        Command::History { action, .. } => history(&config, action),
+        Command::Doctor { .. } => commands::doctor::run(&load()?).await,
+        Command::Resume { session, .. } => resume(&load()?, session, &global).await,
+        Command::History { action, .. } => history(&load()?, action),
         Command::Image { action, .. } => match action {
-            ImageAction::Build { force, .. } => commands::image::build(&config, force).await,
-            ImageAction::Status { .. } => commands::image::status(&config).await,
+            ImageAction::Build { force, .. } => commands::image::build(&load()?, force).await,
+            ImageAction::Status { .. } => commands::image::status(&load()?).await,
         },
         Command::Run {
             prompt,
@@ -322,14 +345,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 json,
                 scripted: global.scripted.clone(),
             };
-            commands::run::run(&config, &options).await
+            commands::run::run(&load()?, &options).await
         }
     }
 }
 
 /// `airlock [--demo]`: the full-screen session.
-async fn full_screen(global: &GlobalArgs, demo: bool) -> anyhow::Result<ExitCode> {
-    let config = global.load_config()?;
+async fn full_screen(config: &Config, global: &GlobalArgs, demo: bool) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(crate::error::usage(
             "the full-screen session needs a terminal; without one use `airlock run --prompt TEXT` (see --help)",
@@ -340,7 +362,7 @@ async fn full_screen(global: &GlobalArgs, demo: bool) -> anyhow::Result<ExitCode
         scripted: global.scripted.clone(),
         resume: None,
     };
-    crate::tui::run(&config, options).await
+    crate::tui::run(config, options).await
 }
 
 async fn resume(
@@ -432,5 +454,6 @@ fn init_logging() {
         .try_init();
 }
 
+mod generated;
 #[cfg(test)]
 mod tests;
