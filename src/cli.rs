@@ -1,5 +1,10 @@
-//! The command line (see the contract in DESIGN.md): global options work before or after
-//! the subcommand.
+//! The command line. Global options (`--config`, `-c`, `--base-url`, `--model`, `--scripted`)
+//! work before or after the subcommand, at every level (`airlock -c A history -c B list -c C`),
+//! and every occurrence counts, left to right: each level has its own copy of them, merged in
+//! command-line order, so a later `-c` for the same key wins and no earlier one is dropped.
+//! (clap's `global = true` would keep only the innermost level's occurrences.)
+//!
+//! What each command does, prints and returns is described in README.md, "Commands".
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,9 @@ use crate::config::{self, Config, Sources};
     about = "Review every code block an LLM writes; run only what you approve, in a hardened Docker sandbox"
 )]
 pub struct Cli {
+    /// The full-screen session with the bundled demo model (no API key, no network).
+    #[arg(long)]
+    pub demo: bool,
     #[command(flatten)]
     pub global: GlobalArgs,
     /// Without a command: the full-screen session.
@@ -24,27 +32,28 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Args)]
+/// Options every command takes, before or after its name. Each level of the command line
+/// has its own copy; [`Cli::global_options`] merges them in order.
+#[derive(Debug, Default, Clone, PartialEq, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Config file (default: $XDG_CONFIG_HOME/airlock/config.toml when it exists).
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Override one config key, e.g. -c sandbox.timeout_secs=5 (repeatable).
-    #[arg(short = 'c', global = true, value_name = "KEY=VALUE")]
+    /// Override one config key, e.g. -c sandbox.timeout_secs=5 (repeatable; applied left to
+    /// right, so a later one wins).
+    #[arg(short = 'c', value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// OpenAI-compatible base URL, including /v1 (overrides model.base_url).
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Model name (overrides model.model).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub model: Option<String>,
     /// Use the scripted model: replies read in order from a TOML file of
     /// `[[reply]] content = "..."` (no API key, no network).
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub scripted: Option<PathBuf>,
-    /// The full-screen session with the bundled demo model (no API key, no network).
-    #[arg(long)]
-    pub demo: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +66,8 @@ pub enum Command {
         /// Print a JSON array instead of a summary.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Run a file of raw code as one block in a fresh sandbox container.
     Exec {
@@ -73,25 +84,29 @@ pub enum Command {
         /// Code file, or - for standard input.
         #[arg(value_name = "FILE|-")]
         file: Option<PathBuf>,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Check Docker, the image and that the sandbox limits are really enforced.
-    Doctor,
+    Doctor {
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
     /// Continue a recorded session in the full-screen interface: the model gets its
     /// conversation back.
     Resume {
         /// The session to continue; default: the newest.
         #[arg(value_name = "SESSION")]
         session: Option<String>,
-    },
-    /// The sandbox image: build it from Debian packages, or see which one is used.
-    Image {
-        #[command(subcommand)]
-        action: ImageAction,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Past sessions, decisions and runs.
     History {
         #[command(subcommand)]
         action: HistoryAction,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Run a supervised session without a screen: the model's blocks are decided on stdin
     /// (JSON lines, or short answers at a terminal) and run in the sandbox.
@@ -103,12 +118,36 @@ pub enum Command {
         /// apply), none (reject, with a reason the model receives). Default: approval.mode.
         #[arg(long, value_enum, value_name = "MODE")]
         approve: Option<config::ApproveMode>,
-        /// Model replies before the session stops (overrides model.max_turns).
+        /// Model replies to the prompt, each answered with the results of its blocks, before
+        /// the run ends with max_turns (overrides model.max_turns).
         #[arg(long, value_name = "N")]
         max_turns: Option<u32>,
         /// Print the session's events as JSON lines.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
+    /// The sandbox image: build the offline one, or see which one would be used.
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
+    /// Print a shell completion script, e.g. `airlock completions bash >
+    /// ~/.local/share/bash-completion/completions/airlock`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum, value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `airlock man | man -l -`; or write one page per
+    /// command into a directory.
+    Man {
+        /// Write airlock.1, airlock-run.1, airlock-history-list.1, … into DIR instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -119,12 +158,16 @@ pub enum ImageAction {
         /// Rebuild even when the image exists.
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Which sandbox image would be used, where it comes from, and its digest.
     Status {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 }
 
@@ -144,24 +187,90 @@ pub enum HistoryAction {
         /// Print a JSON array.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// One run (its code, decision and output) or one session (as a transcript).
     Show {
         #[arg(value_name = "RUN|SESSION")]
         id: String,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
     /// Apply the retention limits (history.keep_days, history.max_size).
-    Prune,
+    Prune {
+        #[command(flatten)]
+        global: GlobalArgs,
+    },
     /// A whole session: a readable Markdown transcript, or JSON.
     Export {
         #[arg(value_name = "SESSION")]
         session: String,
         #[arg(long, value_enum, default_value = "md")]
         format: commands::history::Format,
+        #[command(flatten)]
+        global: GlobalArgs,
     },
 }
 
+impl Cli {
+    /// The global options of every level, in command-line order (the top level's come
+    /// before the subcommand's name, the subcommand's before a nested one's).
+    pub(crate) fn global_options(&self) -> GlobalArgs {
+        let mut merged = self.global.clone();
+        for level in self.command.iter().flat_map(Command::global_levels) {
+            merged.append(level);
+        }
+        merged
+    }
+}
+
+impl Command {
+    /// This command's global options, then its nested subcommand's.
+    fn global_levels(&self) -> Vec<&GlobalArgs> {
+        match self {
+            Command::Extract { global, .. }
+            | Command::Exec { global, .. }
+            | Command::Doctor { global }
+            | Command::Resume { global, .. }
+            | Command::Run { global, .. } => vec![global],
+            Command::History { global, action } => vec![global, action.global()],
+            Command::Image { global, action } => vec![global, action.global()],
+            Command::Completions { .. } | Command::Man { .. } => Vec::new(),
+        }
+    }
+}
+
+impl ImageAction {
+    fn global(&self) -> &GlobalArgs {
+        match self {
+            ImageAction::Build { global, .. } | ImageAction::Status { global, .. } => global,
+        }
+    }
+}
+
+impl HistoryAction {
+    fn global(&self) -> &GlobalArgs {
+        match self {
+            HistoryAction::List { global, .. }
+            | HistoryAction::Show { global, .. }
+            | HistoryAction::Prune { global }
+            | HistoryAction::Export { global, .. } => global,
+        }
+    }
+}
+
 impl GlobalArgs {
+    /// Adds the options of a later level: its `-c` overrides come after these, and an option
+    /// it gives replaces the one given here.
+    pub(crate) fn append(&mut self, later: &GlobalArgs) {
+        self.overrides.extend(later.overrides.iter().cloned());
+        replace_if_given(&mut self.config, &later.config);
+        replace_if_given(&mut self.base_url, &later.base_url);
+        replace_if_given(&mut self.model, &later.model);
+        replace_if_given(&mut self.scripted, &later.scripted);
+    }
+
     /// Defaults < config file < `-c` < dedicated flags.
     pub fn load_config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(&Sources {
@@ -178,34 +287,39 @@ impl GlobalArgs {
     }
 }
 
+fn replace_if_given<T: Clone>(earlier: &mut Option<T>, later: &Option<T>) {
+    if later.is_some() {
+        earlier.clone_from(later);
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_logging();
+    // Completions and the man page read no configuration and leave no log behind.
+    if !matches!(
+        cli.command,
+        Some(Command::Completions { .. } | Command::Man { .. })
+    ) {
+        init_logging();
+    }
+    let global = cli.global_options();
+    let load = || global.load_config();
     let Some(command) = cli.command else {
-        let config = cli.global.load_config()?;
-        if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-            return Err(crate::error::usage(
-                "the full-screen session needs a terminal; without one use `airlock run --prompt TEXT` (see --help)",
-            ));
-        }
-        let options = crate::tui::Options {
-            demo: cli.global.demo,
-            scripted: cli.global.scripted.clone(),
-            resume: None,
-        };
-        return crate::tui::run(&config, options).await;
+        return full_screen(&load()?, &global, cli.demo).await;
     };
     match command {
-        Command::Extract { file, json } => {
-            let config = cli.global.load_config()?;
-            commands::extract::run(&config, file.as_deref(), json)
+        Command::Completions { shell } => generated::completions(shell),
+        Command::Man { dir } => generated::man_pages(dir.as_deref()),
+        Command::Extract { file, json, .. } => {
+            commands::extract::run(&load()?, file.as_deref(), json)
         }
         Command::Exec {
             lang,
             timeout,
             json,
             file,
+            ..
         } => {
-            let mut config = cli.global.load_config()?;
+            let mut config = load()?;
             if let Some(timeout) = timeout {
                 config.sandbox.timeout_secs = timeout;
                 config.validate()?;
@@ -213,73 +327,89 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = commands::exec::Options { lang, json, file };
             commands::exec::run(&config, &options).await
         }
-        Command::Doctor => {
-            let config = cli.global.load_config()?;
-            commands::doctor::run(&config).await
-        }
-        Command::Resume { session } => {
-            let config = cli.global.load_config()?;
-            let session = match session {
-                Some(session) => session,
-                None => crate::tui::latest_session(&config)?,
-            };
-            if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-                return Err(crate::error::usage("airlock resume needs a terminal"));
-            }
-            let options = crate::tui::Options {
-                demo: false,
-                scripted: cli.global.scripted.clone(),
-                resume: Some(session),
-            };
-            crate::tui::run(&config, options).await
-        }
-        Command::Image { action } => {
-            let config = cli.global.load_config()?;
-            match action {
-                ImageAction::Build { force } => commands::image::build(&config, force).await,
-                ImageAction::Status { json } => commands::image::status(&config, json).await,
-            }
-        }
-        Command::History { action } => {
-            let config = cli.global.load_config()?;
-            match action {
-                HistoryAction::List {
-                    session,
-                    grep,
-                    limit,
-                    json,
-                } => {
-                    let filter = crate::store::RunFilter {
-                        session,
-                        grep,
-                        limit,
-                        run: None,
-                    };
-                    commands::history::list(&config, &filter, json)
-                }
-                HistoryAction::Show { id } => commands::history::show(&config, &id),
-                HistoryAction::Prune => commands::history::prune(&config),
-                HistoryAction::Export { session, format } => {
-                    commands::history::export(&config, &session, format)
-                }
-            }
-        }
+        Command::Doctor { .. } => commands::doctor::run(&load()?).await,
+        Command::Resume { session, .. } => resume(&load()?, session, &global).await,
+        Command::History { action, .. } => history(&load()?, action),
+        Command::Image { action, .. } => match action {
+            ImageAction::Build { force, .. } => commands::image::build(&load()?, force).await,
+            ImageAction::Status { json, .. } => commands::image::status(&load()?, json).await,
+        },
         Command::Run {
             prompt,
             approve,
             max_turns,
             json,
+            ..
         } => {
-            let config = cli.global.load_config()?;
             let options = commands::run::Options {
                 prompt,
                 approve,
                 max_turns,
                 json,
-                scripted: cli.global.scripted.clone(),
+                scripted: global.scripted.clone(),
             };
-            commands::run::run(&config, &options).await
+            commands::run::run(&load()?, &options).await
         }
+    }
+}
+
+/// `airlock [--demo]`: the full-screen session.
+async fn full_screen(config: &Config, global: &GlobalArgs, demo: bool) -> anyhow::Result<ExitCode> {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(crate::error::usage(
+            "the full-screen session needs a terminal; without one use `airlock run --prompt TEXT` (see --help)",
+        ));
+    }
+    let options = crate::tui::Options {
+        demo,
+        scripted: global.scripted.clone(),
+        resume: None,
+    };
+    crate::tui::run(config, options).await
+}
+
+async fn resume(
+    config: &Config,
+    session: Option<String>,
+    global: &GlobalArgs,
+) -> anyhow::Result<ExitCode> {
+    let session = match session {
+        Some(session) => session,
+        None => crate::tui::latest_session(config)?,
+    };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(crate::error::usage("airlock resume needs a terminal"));
+    }
+    let options = crate::tui::Options {
+        demo: false,
+        scripted: global.scripted.clone(),
+        resume: Some(session),
+    };
+    crate::tui::run(config, options).await
+}
+
+fn history(config: &Config, action: HistoryAction) -> anyhow::Result<ExitCode> {
+    match action {
+        HistoryAction::List {
+            session,
+            grep,
+            limit,
+            json,
+            ..
+        } => {
+            let filter = crate::store::RunFilter {
+                session,
+                grep,
+                limit,
+                run: None,
+            };
+            commands::history::list(config, &filter, json)
+        }
+        HistoryAction::Show { id, .. } => commands::history::show(config, &id),
+        HistoryAction::Prune { .. } => commands::history::prune(config),
+        HistoryAction::Export {
+            session, format, ..
+        } => commands::history::export(config, &session, format),
     }
 }
 
@@ -326,3 +456,7 @@ fn init_logging() {
         .with_writer(std::sync::Mutex::new(file))
         .try_init();
 }
+
+mod generated;
+#[cfg(test)]
+mod tests;

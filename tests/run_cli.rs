@@ -599,3 +599,49 @@ fn program_colours_never_reach_the_headless_output() {
         "red plain\n"
     );
 }
+
+#[test]
+fn every_c_applies_whether_it_stands_before_or_after_the_subcommand() {
+    let home = Home::new();
+    let script = common::script(
+        &home,
+        "[[reply]]\ncontent = \"```bash\\necho forbidden-word\\n```\\n\\n```bash\\necho allowed\\n```\"\n",
+    );
+    // `home.airlock()` gives `-c sandbox.image=...` first; the deny rule follows it, before
+    // `run`; the memory limit comes after `run`.
+    let mut command = home.airlock();
+    command
+        .args(["-c", "approval.deny_patterns=[\"forbidden\"]"])
+        .args(["run", "--json", "-c", "sandbox.memory=64MiB"])
+        .args(["--scripted", script.to_str().unwrap()])
+        .args(["--approve", "all", "--prompt", "go"]);
+    let (events, status, stderr) = Live::start(command).finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    let decisions: Vec<(&str, &str)> = of_type(&events, "decision")
+        .iter()
+        .map(|d| {
+            (
+                d["decision"].as_str().unwrap(),
+                d["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [("reject", "rule"), ("approve", "flag")],
+        "the deny rule given before `run` applies: {events:#?}"
+    );
+    let ready = of_type(&events, "sandbox_ready");
+    let description = ready[0]["description"].as_str().unwrap();
+    assert!(
+        description.contains("64MiB"),
+        "the -c after `run` applies: {description}"
+    );
+    assert!(
+        description.starts_with(&common::test_image()),
+        "the first -c applies too: {description}"
+    );
+    let finished = of_type(&events, "exec_finished");
+    assert_eq!(finished.len(), 1, "{events:#?}");
+    assert_eq!(finished[0]["output"], "allowed\n");
+}

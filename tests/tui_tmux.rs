@@ -328,3 +328,17 @@ fn resume_gives_the_model_its_earlier_conversation_back() {
     tmux.keys(&["q"]);
     tmux.wait_exit();
 }
+
+#[test]
+fn run_at_a_terminal_exits_when_the_session_ends_without_a_key_press() {
+    let home = Home::new();
+    let script = common::script(&home, "[[reply]]\ncontent = \"Nothing to run here.\"\n");
+    let tmux = Tmux::start(
+        &home,
+        &format!("run --scripted {} --prompt hello", script.display()),
+    );
+    tmux.wait_for("session ended: no_code");
+    // No key is pressed: the process ends on its own, with the status of `no_code`.
+    tmux.wait_exit();
+    assert_eq!(tmux.exit_status().as_deref(), Some("0"));
+}

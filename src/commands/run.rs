@@ -4,11 +4,10 @@
 //! With `--json` the output is the protocol's events, one per line.
 
 use std::collections::VecDeque;
-use std::io::{IsTerminal, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 
 use crate::config::{ApproveMode, Config};
@@ -44,6 +43,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         );
     }
     let mut interrupts = super::Interrupts::listen()?;
+    let mut lines = stdin_lines()?;
     let launch = super::session::Launch {
         model,
         model_name,
@@ -58,7 +58,6 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     let (event_rx, op_tx) = (&mut running.events, running.ops.clone());
 
     let interactive = std::io::stdin().is_terminal();
-    let mut lines = stdin_lines();
     let mut printer = Printer::new(options.json);
     let mut undecided: VecDeque<String> = VecDeque::new();
     let mut block_running = false;
@@ -127,17 +126,24 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 }
 
 /// Standard input, line by line; the channel closes at end of input.
-fn stdin_lines() -> mpsc::UnboundedReceiver<String> {
+///
+/// Read on a plain thread, not with tokio's stdin: tokio reads it on its blocking pool, and
+/// shutting the runtime down waits for that read, so at a terminal the process stayed after
+/// the session ended until Enter was pressed. A plain thread ends with the process.
+fn stdin_lines() -> anyhow::Result<mpsc::UnboundedReceiver<String>> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(line).is_err() {
-                break;
+    std::thread::Builder::new()
+        .name("stdin-lines".into())
+        .spawn(move || {
+            for line in std::io::stdin().lock().lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
             }
-        }
-    });
-    rx
+        })
+        .map_err(|err| anyhow::anyhow!("cannot start reading standard input: {err}"))?;
+    Ok(rx)
 }
 
 /// Blocks still waiting for the operator, in order: short answers decide the first.

@@ -44,7 +44,9 @@ pub struct ModelConfig {
     pub temperature: Option<f64>,
     /// Replaces the built-in system prompt.
     pub system_prompt: Option<String>,
-    /// Model replies per session before it stops.
+    /// Model replies in a row to one operator message (each reply's results go back to the
+    /// model without asking) before airlock stops and waits for the operator; `airlock run`,
+    /// which has one message (the prompt), ends there. Counted afresh after every message.
     pub max_turns: u32,
     pub connect_timeout_secs: u64,
     /// Longest wait for the next piece of a reply before the stream counts as stalled.
