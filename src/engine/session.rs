@@ -435,13 +435,13 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             if let Err(ShutdownRequested) =
                 self.decide_without_operator(turn, position, reply).await
             {
-                return TurnEnd::Shutdown;
+                return shut_down(turn, &self.events);
             }
         }
         let mut unsupervised = false;
         while turn.next_open().is_some() {
             if !self.supervised {
-                unsupervised |= reject_undecided(turn, &self.events);
+                unsupervised |= reject_undecided(turn, NOBODY_THERE, &self.events);
             }
             let Some(position) = turn.next_open() else {
                 break;
@@ -454,7 +454,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
             };
             match step {
                 Ok(()) => {}
-                Err(Step::Shutdown) => return TurnEnd::Shutdown,
+                Err(Step::Shutdown) => return shut_down(turn, &self.events),
                 Err(Step::SandboxGone) => return TurnEnd::SandboxGone,
             }
         }
@@ -838,11 +838,21 @@ fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events) {
     decide_each(turn, failed + 1, |block| !block.settled(), &skipped, events);
 }
 
-/// Nobody can decide: undecided blocks are rejected. Returns whether any was.
-fn reject_undecided(turn: &mut Turn, events: &Events) -> bool {
-    let reason = "no supervisor: nobody was there to decide";
-    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::Operator, reason);
+const NOBODY_THERE: &str = "no supervisor: nobody was there to decide";
+
+/// Nobody can decide: undecided blocks are rejected, by nobody rather than by the operator.
+/// Returns whether any was.
+fn reject_undecided(turn: &mut Turn, reason: &str, events: &Events) -> bool {
+    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::NoSupervisor, reason);
     decide_each(turn, 0, |block| block.decision.is_none(), &rejected, events) > 0
+}
+
+/// The session ends mid-turn (the operator quit, or the frontend went away): blocks still
+/// waiting are recorded as rejected for want of a supervisor, so none is left undecided.
+fn shut_down(turn: &mut Turn, events: &Events) -> TurnEnd {
+    let reason = "no supervisor: the session ended while the block waited for a decision";
+    reject_undecided(turn, reason, events);
+    TurnEnd::Shutdown
 }
 
 /// Gives `decided` to every block from `from` on that `selected` picks; returns how many.

@@ -133,6 +133,15 @@ impl Store {
     }
 }
 
+/// Who decided, in words: nobody at all reads as such, everyone else by name.
+fn decider(decision: &ExportDecision) -> &str {
+    if decision.source == "no_supervisor" {
+        "no supervisor"
+    } else {
+        &decision.decided_by
+    }
+}
+
 /// A readable transcript: the conversation in order, each block with its decisions and runs.
 pub fn markdown(export: &SessionExport) -> String {
     let mut out = format!("# airlock session {}\n\n", export.session);
@@ -184,7 +193,9 @@ pub fn markdown(export: &SessionExport) -> String {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "\n- decision: **{}** by {} ({}){reason}\n",
-                decision.decision, decision.decided_by, decision.source
+                decision.decision,
+                decider(decision),
+                decision.source
             ));
             if let Some(edited) = &decision.edited_code {
                 let fence = fence_for(edited);
