@@ -19,6 +19,7 @@ use super::approver::{ApprovalRequest, Approver};
 use super::feedback::FeedbackLimits;
 use super::policy::{Policy, Ruling};
 use super::turn::{Decided, Fate, Turn, TurnBlock};
+use super::unoffered::unoffered_notice;
 use super::{LanguageTable, extract_blocks};
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
@@ -395,6 +396,7 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
     /// The reply's runnable blocks, each proposed; the others are mentioned.
     fn propose(&mut self, reply: &str) -> Turn {
         let mut turn = Turn::default();
+        let mut unoffered = Vec::new();
         for block in extract_blocks(reply, &self.settings.languages) {
             let language = block
                 .language
@@ -402,11 +404,8 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 .and_then(|name| self.settings.languages.resolve(name))
                 .filter(|_| block.runnable);
             let Some(language) = language else {
-                let why = block.reason.as_deref().unwrap_or("it is not runnable");
-                self.events.notice(format!(
-                    "block {} of the reply is not offered to run: {why}",
-                    block.index + 1
-                ));
+                let why = block.reason.unwrap_or_else(|| "it is not runnable".into());
+                unoffered.push((block.index + 1, why));
                 continue;
             };
             turn.blocks.push(TurnBlock {
@@ -417,6 +416,13 @@ impl<M: Model, S: Sandbox, A: Approver> Session<M, S, A> {
                 decision: None,
                 fate: None,
             });
+        }
+        let unoffered: Vec<(usize, &str)> = unoffered
+            .iter()
+            .map(|(number, why)| (*number, why.as_str()))
+            .collect();
+        if let Some(notice) = unoffered_notice(&unoffered) {
+            self.events.notice(notice);
         }
         for block in &turn.blocks {
             self.events.send(Event::BlockProposed {

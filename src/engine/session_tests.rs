@@ -999,3 +999,31 @@ async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
         "the model is not asked"
     );
 }
+
+#[tokio::test]
+async fn a_reply_full_of_unrunnable_fences_gets_one_notice_grouped_by_reason() {
+    let reply = "Output looks like:\n\n```\n1 2 3\n```\n\n```bash\necho run-me\n```\n\n```\nexample\n```\n\n```rust\nfn main() {}\n```\n\n```\nmore\n```\n";
+    let harness = start(vec![text(reply), text("done")], with_mode(ApproveMode::All));
+    let (_, events, _, ran) = harness.done().await;
+    assert_eq!(ran, ["echo run-me\n"]);
+    let notices: Vec<&str> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Notice { message } if message.contains("not offered") => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let notice = notices[0];
+    assert!(
+        notice.starts_with(
+            "4 blocks of the reply are not offered to run: no language tag (blocks 1, 3, 5): "
+        ),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("language `rust` is not configured"),
+        "{notice}"
+    );
+    assert!(notice.ends_with("(block 4)"), "{notice}");
+}
