@@ -665,3 +665,47 @@ fn a_block_left_waiting_at_the_end_of_stdin_is_rejected_by_no_supervisor_not_a_p
         "the transcript says nobody decided:\n{md}"
     );
 }
+
+#[test]
+fn a_zsh_fence_runs_with_bash_and_a_console_transcript_is_not_offered() {
+    let home = Home::new();
+    let script = common::script(
+        &home,
+        concat!(
+            "[[reply]]\n",
+            "content = \"```console\\n$ echo from-transcript\\nfrom-transcript\\n```\\n\\n```zsh\\necho \\\"shell=${BASH_VERSION:+bash}\\\"\\n```\\n\"\n",
+            "[[reply]]\ncontent = \"ok\"\n",
+        ),
+    );
+    let command = run_command(
+        &home,
+        &[
+            "--scripted",
+            script.to_str().unwrap(),
+            "--approve",
+            "all",
+            "--prompt",
+            "go",
+        ],
+    );
+    let (events, status, stderr) = Live::start(command).finish();
+    assert!(status.success(), "{stderr}");
+    let proposed = of_type(&events, "block_proposed");
+    assert_eq!(proposed.len(), 1, "{events:#?}");
+    assert_eq!(proposed[0]["language"], "bash");
+    assert_eq!(
+        of_type(&events, "exec_finished")[0]["output"],
+        "shell=bash\n"
+    );
+    let notice = of_type(&events, "notice")
+        .into_iter()
+        .find(|n| n["message"].as_str().unwrap().contains("not offered"))
+        .expect("a notice for the transcript");
+    assert!(
+        notice["message"]
+            .as_str()
+            .unwrap()
+            .contains("a terminal transcript (console)"),
+        "{notice}"
+    );
+}
