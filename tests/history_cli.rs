@@ -248,3 +248,40 @@ fn prune_applies_the_configured_limits() {
     assert!(String::from_utf8_lossy(&pruned.stdout).contains("Removed 2 session(s)"));
     assert!(runs(&home, &[]).is_empty());
 }
+
+#[test]
+fn prune_removes_the_workspaces_of_the_sessions_it_prunes_and_no_other() {
+    let home = Home::new();
+    let old = demo_run(&home);
+    assert!(old.status.success(), "{}", stderr(&old));
+    let kept = demo_run(&home);
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    let (old, kept) = (session_of(&old), session_of(&kept));
+    let workspaces = home.data_dir().join("workspaces");
+    assert!(workspaces.join(&old).join("report.json").is_file());
+    assert!(workspaces.join(&kept).join("report.json").is_file());
+    // The first session ended long ago.
+    let db = rusqlite::Connection::open(home.data_dir().join("history.db")).unwrap();
+    db.execute(
+        "UPDATE sessions SET started_at = 1000, ended_at = 2000 WHERE id = ?1",
+        [&old],
+    )
+    .unwrap();
+    drop(db);
+    let pruned = history(&home, &["prune", "-c", "history.keep_days=30"]);
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert!(
+        String::from_utf8_lossy(&pruned.stdout).contains("Removed 1 session(s) and 1 workspace(s)"),
+        "{}",
+        String::from_utf8_lossy(&pruned.stdout)
+    );
+    assert!(
+        !workspaces.join(&old).exists(),
+        "the pruned session's workspace is gone"
+    );
+    assert!(
+        workspaces.join(&kept).join("report.json").is_file(),
+        "the kept one stays"
+    );
+    assert_eq!(runs(&home, &[]).len(), 4);
+}

@@ -115,11 +115,27 @@ pub fn prune(config: &Config) -> anyhow::Result<ExitCode> {
     }
     let pruned =
         Store::open_configured(&config.history)?.prune(limits.keep_days, limits.max_size.0)?;
+    let workspaces = remove_workspaces(&pruned.own_workspaces)?;
     println!(
-        "Removed {} session(s); the history went from {} to {} bytes.",
+        "Removed {} session(s) and {workspaces} workspace(s); the history went from {} to {} bytes.",
         pruned.sessions, pruned.bytes_before, pruned.bytes_after
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pruned sessions' own workspaces under the data directory; one that cannot be removed
+/// is reported and the rest still go. Returns how many were removed.
+fn remove_workspaces(sessions: &[String]) -> anyhow::Result<usize> {
+    let data_dir = crate::config::data_dir()?;
+    let mut removed = 0;
+    for session in sessions {
+        match crate::sandbox::workspace::remove_session_workspace(&data_dir, session) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(why) => eprintln!("airlock: {}; remove it by hand", neutralize(&why)),
+        }
+    }
+    Ok(removed)
 }
 
 pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<ExitCode> {
