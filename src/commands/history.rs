@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::usage;
 use crate::output::sanitize::neutralize;
+use crate::store::clock::{local_date_time, local_zone_problem};
 use crate::store::{RunFilter, RunRow, Store, markdown};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +21,7 @@ pub fn list(config: &Config, filter: &RunFilter, json: bool) -> anyhow::Result<E
         println!("{}", serde_json::to_string(&runs)?);
         return Ok(ExitCode::SUCCESS);
     }
+    warn_about_the_zone();
     if runs.is_empty() {
         println!(
             "No runs recorded{}.",
@@ -48,7 +50,7 @@ fn summary(run: &RunRow) -> String {
     let first = neutralize(run.code.lines().next().unwrap_or(""));
     format!(
         "{}  {}  {}  {:<7} {:<16} {:<11} {:>7}  {first}",
-        clock(run.started_at),
+        local_date_time(run.started_at as i64),
         run.session,
         run.run,
         run.language,
@@ -59,22 +61,16 @@ fn summary(run: &RunRow) -> String {
     )
 }
 
-/// `YYYY-MM-DD HH:MM:SS` UTC.
-fn clock(seconds: u64) -> String {
-    let stamp = crate::ids::utc_stamp(seconds);
-    format!(
-        "{}-{}-{} {}:{}:{}",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    )
+/// When `TZ` names no zone airlock can read, says so on stderr: times are then UTC.
+fn warn_about_the_zone() {
+    if let Some(problem) = local_zone_problem() {
+        eprintln!("airlock: {}", neutralize(problem));
+    }
 }
 
 pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     let store = Store::open_configured(&config.history)?;
+    warn_about_the_zone();
     if let Some(run) = store.run(id)? {
         println!("{}", summary(&run));
         println!(
@@ -146,6 +142,9 @@ pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<
         )));
     }
     let export = store.export(session)?;
+    if format == Format::Md {
+        warn_about_the_zone();
+    }
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&export)?),
         // A transcript for a file stays exact; on a terminal, control characters are drawn.

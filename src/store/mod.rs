@@ -4,6 +4,7 @@
 //! exists from its start; a run left `running` by a process that died is marked
 //! `interrupted` the next time the store is opened.
 
+pub(crate) mod clock;
 mod export;
 mod schema;
 
