@@ -6,12 +6,12 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::engine::approver::{ApprovalRequest, Approver, ApproverVerdict};
 
 /// More than any sensible answer; the rest is not read.
-const ANSWER_LIMIT: u64 = 64 * 1024;
+const ANSWER_LIMIT: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct CommandApprover {
@@ -46,21 +46,23 @@ impl CommandApprover {
             .spawn()
             .map_err(|err| format!("cannot start `{program}`: {err}"))?;
         let body = serde_json::to_vec(request).map_err(|err| err.to_string())?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // An approver that decides without reading its input is fine.
-            let _ = stdin.write_all(&body).await;
-        }
-        let mut stdout = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            out.take(ANSWER_LIMIT)
-                .read_to_end(&mut stdout)
-                .await
-                .map_err(|err| format!("cannot read its answer: {err}"))?;
-        }
-        let mut stderr = Vec::new();
-        if let Some(err) = child.stderr.take() {
-            let _ = err.take(ANSWER_LIMIT).read_to_end(&mut stderr).await;
-        }
+        // Its input, its answer and its diagnostics all at once: a command that writes much
+        // to stderr before it answers (or answers before it reads) must not stall on a full
+        // pipe while airlock waits on another.
+        let feed = async {
+            if let Some(mut stdin) = child.stdin.take() {
+                // An approver that decides without reading its input is fine.
+                let _ = stdin.write_all(&body).await;
+            }
+        };
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let ((), stdout, stderr) = tokio::join!(
+            feed,
+            read_bounded(stdout, ANSWER_LIMIT),
+            read_bounded(stderr, ANSWER_LIMIT)
+        );
+        let stdout = stdout.map_err(|err| format!("cannot read its answer: {err}"))?;
+        let stderr = stderr.unwrap_or_default();
         let status = child
             .wait()
             .await
@@ -86,6 +88,26 @@ impl CommandApprover {
             approved: answer.approved,
             reason: answer.reason,
         })
+    }
+}
+
+/// The first `limit` bytes of a pipe, read to its end so the writer never blocks on it.
+async fn read_bounded(
+    pipe: Option<impl AsyncRead + Unpin>,
+    limit: usize,
+) -> std::io::Result<Vec<u8>> {
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else {
+        return Ok(kept);
+    };
+    let mut chunk = [0u8; 8192];
+    loop {
+        let read = pipe.read(&mut chunk).await?;
+        if read == 0 {
+            return Ok(kept);
+        }
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..read.min(room)]);
     }
 }
 
@@ -139,6 +161,23 @@ mod tests {
         let mut harmless = request();
         harmless.code = "ls\n".into();
         assert!(approver.review(&harmless).await.expect("answers").approved);
+    }
+
+    #[tokio::test]
+    async fn an_approver_that_writes_much_to_stderr_first_still_answers() {
+        // 1 MiB of diagnostics fills any pipe many times over before the answer comes.
+        let approver = shell(
+            r#"head -c 1048576 /dev/zero | tr '\0' x >&2; cat >/dev/null; echo '{"approved": true, "reason": "fine"}'"#,
+            60_000,
+        );
+        let verdict = approver.review(&request()).await;
+        assert_eq!(
+            verdict,
+            Ok(ApproverVerdict {
+                approved: true,
+                reason: Some("fine".into())
+            })
+        );
     }
 
     #[tokio::test]

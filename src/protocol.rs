@@ -102,6 +102,9 @@ pub enum DecisionSource {
     Flag,
     /// An earlier block of the same message failed.
     StopOnFailure,
+    /// Nobody was there to decide: the input ended, or the session ended with the block
+    /// waiting.
+    NoSupervisor,
 }
 
 /// A decision a frontend sends for one proposed block: the headless JSON line on stdin.

@@ -248,3 +248,126 @@ fn prune_applies_the_configured_limits() {
     assert!(String::from_utf8_lossy(&pruned.stdout).contains("Removed 2 session(s)"));
     assert!(runs(&home, &[]).is_empty());
 }
+
+#[test]
+fn prune_removes_the_workspaces_of_the_sessions_it_prunes_and_no_other() {
+    let home = Home::new();
+    let old = demo_run(&home);
+    assert!(old.status.success(), "{}", stderr(&old));
+    let kept = demo_run(&home);
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    let (old, kept) = (session_of(&old), session_of(&kept));
+    let workspaces = home.data_dir().join("workspaces");
+    assert!(workspaces.join(&old).join("report.json").is_file());
+    assert!(workspaces.join(&kept).join("report.json").is_file());
+    // The first session ended long ago.
+    let db = rusqlite::Connection::open(home.data_dir().join("history.db")).unwrap();
+    db.execute(
+        "UPDATE sessions SET started_at = 1000, ended_at = 2000 WHERE id = ?1",
+        [&old],
+    )
+    .unwrap();
+    drop(db);
+    let pruned = history(&home, &["prune", "-c", "history.keep_days=30"]);
+    assert!(pruned.status.success(), "{}", stderr(&pruned));
+    assert!(
+        String::from_utf8_lossy(&pruned.stdout).contains("Removed 1 session(s) and 1 workspace(s)"),
+        "{}",
+        String::from_utf8_lossy(&pruned.stdout)
+    );
+    assert!(
+        !workspaces.join(&old).exists(),
+        "the pruned session's workspace is gone"
+    );
+    assert!(
+        workspaces.join(&kept).join("report.json").is_file(),
+        "the kept one stays"
+    );
+    assert_eq!(runs(&home, &[]).len(), 4);
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of `seconds` since the epoch shifted by `offset` seconds, computed
+/// by hand (Howard Hinnant's days-to-civil), independently of airlock's own formatting.
+fn wall_clock(seconds: i64, offset: i64) -> String {
+    let local = seconds + offset;
+    let (days, rest) = (local.div_euclid(86_400), local.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+fn history_in_zone(home: &Home, zone: &str, args: &[&str]) -> Output {
+    let mut command = home.airlock();
+    command.env("TZ", zone).arg("history").args(args);
+    run_with_stdin(command, "")
+}
+
+#[test]
+fn history_times_are_shown_in_the_zone_tz_names() {
+    let home = Home::new();
+    let output = demo_run(&home);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let session = session_of(&output);
+    let listed = runs(&home, &["--session", &session]);
+    let export: Value =
+        serde_json::from_slice(&history(&home, &["export", &session, "--format", "json"]).stdout)
+            .unwrap();
+    let session_start = export["started_at"].as_i64().unwrap();
+    for (zone, offset, label) in [
+        ("Asia/Tokyo", 9 * 3600, "+09:00 JST"),
+        ("Asia/Kolkata", 5 * 3600 + 1800, "+05:30 IST"),
+    ] {
+        let list = history_in_zone(&home, zone, &["list", "--session", &session]);
+        assert!(list.status.success(), "{}", stderr(&list));
+        let list = String::from_utf8_lossy(&list.stdout);
+        for run in &listed {
+            let started = run["started_at"].as_i64().unwrap();
+            let expected = format!(
+                "{} {label}  {session}  {}",
+                wall_clock(started, offset),
+                run["run"].as_str().unwrap()
+            );
+            assert!(
+                list.contains(&expected),
+                "{zone}: {expected} missing:\n{list}"
+            );
+        }
+        let md = history_in_zone(&home, zone, &["export", &session, "--format", "md"]);
+        let md = String::from_utf8_lossy(&md.stdout);
+        let started = format!("- started: {} {label}\n", wall_clock(session_start, offset));
+        assert!(md.contains(&started), "{zone}: {started} missing:\n{md}");
+        let first_run = listed.last().unwrap();
+        let run_line = format!(
+            "- run {} in container {}, started {} {label}:",
+            first_run["run"].as_str().unwrap(),
+            first_run["container"].as_str().unwrap(),
+            wall_clock(first_run["started_at"].as_i64().unwrap(), offset)
+        );
+        assert!(md.contains(&run_line), "{zone}: {run_line} missing:\n{md}");
+    }
+    // The database keeps UTC: the data does not change with the zone.
+    let tokyo = history_in_zone(&home, "Asia/Tokyo", &["list", "--json"]);
+    let kolkata = history_in_zone(&home, "Asia/Kolkata", &["list", "--json"]);
+    assert_eq!(tokyo.stdout, kolkata.stdout);
+    // A zone airlock cannot read is said, and times are then UTC.
+    let unknown = history_in_zone(&home, "Nowhere/Atlantis", &["list"]);
+    assert!(unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("local time zone is unknown"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(String::from_utf8_lossy(&unknown.stdout).contains(" +00:00 UTC  "));
+}

@@ -645,3 +645,113 @@ fn every_c_applies_whether_it_stands_before_or_after_the_subcommand() {
     assert_eq!(finished.len(), 1, "{events:#?}");
     assert_eq!(finished[0]["output"], "allowed\n");
 }
+
+/// `airlock history ARGS` in this home, its stdout.
+fn history_out(home: &Home, args: &[&str]) -> String {
+    let mut command = home.airlock();
+    command.arg("history").args(args);
+    let output = common::run_with_stdin(command, "");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_block_left_waiting_at_the_end_of_stdin_is_rejected_by_no_supervisor_not_a_person() {
+    let reply = "Two steps.\n\n```bash\necho first\n```\n\n```bash\necho second\n```\n";
+    let server = ModelServer::start(vec![Behaviour::Reply(reply.into())]);
+    let home = Home::new();
+    let mut live = Live::start(served(&home, &server, &["--prompt", "go"]));
+    let session = live.next("session_started")["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = live.next("block_proposed")["block"].clone();
+    let second = live.next("block_proposed")["block"].clone();
+    live.decide(json!({"block": first, "decision": "approve"}));
+    let (events, status, stderr) = live.finish();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_framed(&events, "no_supervisor");
+    let sources: Vec<(Value, Value, Value)> = of_type(&events, "decision")
+        .iter()
+        .map(|d| {
+            (
+                d["block"].clone(),
+                d["decision"].clone(),
+                d["source"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (first, json!("approve"), json!("operator")),
+            (second, json!("reject"), json!("no_supervisor")),
+        ]
+    );
+
+    let listed: Vec<Value> = serde_json::from_str(&history_out(
+        &home,
+        &["list", "--json", "--session", &session],
+    ))
+    .unwrap();
+    assert_eq!(listed.len(), 1, "only the approved block ran: {listed:?}");
+    assert!(listed[0]["decided_by"].as_str().unwrap().contains('@'));
+    let export: Value = serde_json::from_str(&history_out(
+        &home,
+        &["export", &session, "--format", "json"],
+    ))
+    .unwrap();
+    let rejected = &export["blocks"][1]["decisions"][0];
+    assert_eq!(rejected["decision"], "reject", "{export:#}");
+    assert_eq!(rejected["source"], "no_supervisor");
+    assert_eq!(rejected["decided_by"], "no_supervisor");
+    let md = history_out(&home, &["export", &session, "--format", "md"]);
+    assert!(
+        md.contains("**reject** by no supervisor"),
+        "the transcript says nobody decided:\n{md}"
+    );
+}
+
+#[test]
+fn a_zsh_fence_runs_with_bash_and_a_console_transcript_is_not_offered() {
+    let home = Home::new();
+    let script = common::script(
+        &home,
+        concat!(
+            "[[reply]]\n",
+            "content = \"```console\\n$ echo from-transcript\\nfrom-transcript\\n```\\n\\n```zsh\\necho \\\"shell=${BASH_VERSION:+bash}\\\"\\n```\\n\"\n",
+            "[[reply]]\ncontent = \"ok\"\n",
+        ),
+    );
+    let command = run_command(
+        &home,
+        &[
+            "--scripted",
+            script.to_str().unwrap(),
+            "--approve",
+            "all",
+            "--prompt",
+            "go",
+        ],
+    );
+    let (events, status, stderr) = Live::start(command).finish();
+    assert!(status.success(), "{stderr}");
+    let proposed = of_type(&events, "block_proposed");
+    assert_eq!(proposed.len(), 1, "{events:#?}");
+    assert_eq!(proposed[0]["language"], "bash");
+    assert_eq!(
+        of_type(&events, "exec_finished")[0]["output"],
+        "shell=bash\n"
+    );
+    let notice = of_type(&events, "notice")
+        .into_iter()
+        .find(|n| n["message"].as_str().unwrap().contains("not offered"))
+        .expect("a notice for the transcript");
+    assert!(
+        notice["message"]
+            .as_str()
+            .unwrap()
+            .contains("a terminal transcript (console)"),
+        "{notice}"
+    );
+}

@@ -3,13 +3,15 @@
 //! cgroup and process files, not from what Docker says it applied.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
-use crate::sandbox::docker::{self, DockerSandbox, image};
+use crate::sandbox::docker::{self, DockerSandbox, SessionRequest, image};
+use crate::sandbox::workspace::remove_session_workspace;
 use crate::sandbox::{BlockSpec, Sandbox};
 
 /// Prints `key=value` lines about the environment the code sees.
@@ -88,7 +90,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
                     sandbox_config.image
                 ),
                 None => format!(
-                    "{} is not present and would be pulled on first use; {} is not built (scripts/build-offline-image.sh)",
+                    "{} is not present and would be pulled on first use; {} is not built yet (airlock builds it when needed, or `airlock image build` now)",
                     sandbox_config.image, sandbox_config.offline_image
                 ),
             };
@@ -96,6 +98,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }
     }
     let request = super::session_request(config, "doctor")?;
+    let probe_workspace = ProbeWorkspace::of(config, &request);
     let started = DockerSandbox::start_reporting(
         docker,
         request,
@@ -106,6 +109,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         Ok(sandbox) => sandbox,
         Err(err) => {
             report.line(false, "sandbox", err.to_string());
+            probe_workspace.remove();
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
@@ -123,6 +127,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     };
     let probe = sandbox.run_block(block, &mut |_, _| {}).await;
     sandbox.shutdown().await;
+    probe_workspace.remove();
     match probe {
         Ok(result) => check_limits(&mut report, config, &parse_probe(&result.output)),
         Err(err) => report.line(false, "probe", err.to_string()),
@@ -133,6 +138,31 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     }
     println!("all checks passed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The probe session's own workspace, which nothing needs once the probe is done; a
+/// user-named `sandbox.workspace` is theirs and stays.
+struct ProbeWorkspace {
+    own: Option<(PathBuf, String)>,
+}
+
+impl ProbeWorkspace {
+    fn of(config: &Config, request: &SessionRequest) -> Self {
+        let own = config
+            .sandbox
+            .workspace
+            .is_none()
+            .then(|| (request.data_dir.clone(), request.session.clone()));
+        Self { own }
+    }
+
+    fn remove(&self) {
+        if let Some((data_dir, session)) = &self.own {
+            if let Err(why) = remove_session_workspace(data_dir, session) {
+                eprintln!("airlock: {why}");
+            }
+        }
+    }
 }
 
 fn parse_probe(output: &str) -> BTreeMap<String, String> {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::usage;
 use crate::output::sanitize::neutralize;
+use crate::store::clock::{local_date_time, local_zone_problem};
 use crate::store::{RunFilter, RunRow, Store, markdown};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -20,6 +21,7 @@ pub fn list(config: &Config, filter: &RunFilter, json: bool) -> anyhow::Result<E
         println!("{}", serde_json::to_string(&runs)?);
         return Ok(ExitCode::SUCCESS);
     }
+    warn_about_the_zone();
     if runs.is_empty() {
         println!(
             "No runs recorded{}.",
@@ -48,7 +50,7 @@ fn summary(run: &RunRow) -> String {
     let first = neutralize(run.code.lines().next().unwrap_or(""));
     format!(
         "{}  {}  {}  {:<7} {:<16} {:<11} {:>7}  {first}",
-        clock(run.started_at),
+        local_date_time(run.started_at as i64),
         run.session,
         run.run,
         run.language,
@@ -59,22 +61,16 @@ fn summary(run: &RunRow) -> String {
     )
 }
 
-/// `YYYY-MM-DD HH:MM:SS` UTC.
-fn clock(seconds: u64) -> String {
-    let stamp = crate::ids::utc_stamp(seconds);
-    format!(
-        "{}-{}-{} {}:{}:{}",
-        &stamp[0..4],
-        &stamp[4..6],
-        &stamp[6..8],
-        &stamp[9..11],
-        &stamp[11..13],
-        &stamp[13..15]
-    )
+/// When `TZ` names no zone airlock can read, says so on stderr: times are then UTC.
+fn warn_about_the_zone() {
+    if let Some(problem) = local_zone_problem() {
+        eprintln!("airlock: {}", neutralize(problem));
+    }
 }
 
 pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     let store = Store::open_configured(&config.history)?;
+    warn_about_the_zone();
     if let Some(run) = store.run(id)? {
         println!("{}", summary(&run));
         println!(
@@ -115,11 +111,27 @@ pub fn prune(config: &Config) -> anyhow::Result<ExitCode> {
     }
     let pruned =
         Store::open_configured(&config.history)?.prune(limits.keep_days, limits.max_size.0)?;
+    let workspaces = remove_workspaces(&pruned.own_workspaces)?;
     println!(
-        "Removed {} session(s); the history went from {} to {} bytes.",
+        "Removed {} session(s) and {workspaces} workspace(s); the history went from {} to {} bytes.",
         pruned.sessions, pruned.bytes_before, pruned.bytes_after
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pruned sessions' own workspaces under the data directory; one that cannot be removed
+/// is reported and the rest still go. Returns how many were removed.
+fn remove_workspaces(sessions: &[String]) -> anyhow::Result<usize> {
+    let data_dir = crate::config::data_dir()?;
+    let mut removed = 0;
+    for session in sessions {
+        match crate::sandbox::workspace::remove_session_workspace(&data_dir, session) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(why) => eprintln!("airlock: {}; remove it by hand", neutralize(&why)),
+        }
+    }
+    Ok(removed)
 }
 
 pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<ExitCode> {
@@ -130,6 +142,9 @@ pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<
         )));
     }
     let export = store.export(session)?;
+    if format == Format::Md {
+        warn_about_the_zone();
+    }
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&export)?),
         // A transcript for a file stays exact; on a terminal, control characters are drawn.

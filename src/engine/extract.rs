@@ -91,6 +91,9 @@ fn classify(
             "no language tag: airlock runs only blocks tagged with a language ({})",
             names()
         )),
+        (Some(_), None) if is_transcript(tag) => Some(format!(
+            "a terminal transcript ({tag}): its `$ ` lines mix commands and output; tag the commands `bash` to run them"
+        )),
         (Some(_), None) => Some(format!(
             "language `{tag}` is not configured (airlock runs {}); add it under [languages] in the config to run it",
             names()
@@ -110,6 +113,15 @@ fn classify(
         runnable: reason.is_none(),
         reason,
     }
+}
+
+/// Tags for a terminal session as shown (`$ ls` and then what it printed). Running one as a
+/// script would run its output too, so they are refused unless the user's `[languages]`
+/// claims the tag.
+fn is_transcript(tag: &str) -> bool {
+    ["console", "shell-session", "sh-session", "shellsession"]
+        .iter()
+        .any(|transcript| tag.eq_ignore_ascii_case(transcript))
 }
 
 /// Whether a fenced block's source ends with a closing fence: CommonMark lets an unclosed
@@ -208,7 +220,6 @@ mod tests {
             ("python3", "python"),
             ("Bash", "bash"),
             ("shell", "bash"),
-            ("console", "bash"),
             ("zsh", "bash"),
             ("SH", "sh"),
         ] {
@@ -245,6 +256,33 @@ mod tests {
                 .contains("indented")
         );
         assert_eq!(blocks[2].code, "indented code\n");
+    }
+
+    #[test]
+    fn terminal_transcripts_are_refused_with_the_way_to_run_them() {
+        for tag in ["console", "Console", "shell-session", "sh-session"] {
+            let block = only(&format!("```{tag}\n$ ls\nREADME.md\n```\n"));
+            assert!(!block.runnable, "{tag}");
+            assert_eq!(block.language, None, "{tag}");
+            assert_eq!(
+                block.reason,
+                Some(format!(
+                    "a terminal transcript ({tag}): its `$ ` lines mix commands and output; tag the commands `bash` to run them"
+                ))
+            );
+        }
+        // A user who means `console` as a language says so in [languages].
+        let mut user = std::collections::BTreeMap::new();
+        user.insert(
+            "bash".to_string(),
+            crate::config::LanguageConfig {
+                command: vec!["bash".into()],
+                extension: "sh".into(),
+                aliases: vec!["console".into()],
+            },
+        );
+        let blocks = extract_blocks("```console\nls\n```\n", &LanguageTable::new(&user));
+        assert!(blocks[0].runnable, "{blocks:?}");
     }
 
     #[test]

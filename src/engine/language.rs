@@ -43,7 +43,8 @@ fn builtin() -> [(&'static str, LanguageConfig); 3] {
     let [python, bash, sh] = BUILTIN_NAMES;
     [
         (python, spec("python3", "py", &["py", "python3"])),
-        (bash, spec("bash", "sh", &["shell", "console", "zsh"])),
+        // Not `console`: that tag marks a terminal transcript, commands mixed with output.
+        (bash, spec("bash", "sh", &["shell", "zsh"])),
         (sh, spec("sh", "sh", &[])),
     ]
 }
@@ -126,7 +127,6 @@ mod tests {
             ("PYTHON3", "python"),
             ("bash", "bash"),
             ("shell", "bash"),
-            ("console", "bash"),
             ("zsh", "bash"),
             ("sh", "sh"),
         ] {
@@ -137,6 +137,7 @@ mod tests {
             );
         }
         assert!(table.resolve("rust").is_none());
+        assert!(table.resolve("console").is_none(), "a transcript, not bash");
         assert_eq!(table.names(), vec!["python", "bash", "sh"]);
     }
 

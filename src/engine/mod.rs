@@ -10,6 +10,7 @@ pub mod policy;
 pub mod prompt;
 pub mod session;
 pub mod turn;
+mod unoffered;
 
 pub use extract::{ExtractedBlock, extract_blocks};
 pub use language::{Language, LanguageTable};

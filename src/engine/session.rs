@@ -19,6 +19,7 @@ use super::feedback::FeedbackLimits;
 use super::inbox::{Inbox, Input, ShutdownRequested};
 use super::policy::{Policy, Ruling};
 use super::turn::{Decided, Fate, Turn, TurnBlock};
+use super::unoffered::unoffered_notice;
 use super::{LanguageTable, extract_blocks};
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
@@ -402,6 +403,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// The reply's runnable blocks, each proposed; the others are mentioned.
     fn propose(&mut self, reply: &str) -> Turn {
         let mut turn = Turn::default();
+        let mut unoffered = Vec::new();
         for block in extract_blocks(reply, &self.settings.languages) {
             let language = block
                 .language
@@ -409,11 +411,8 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 .and_then(|name| self.settings.languages.resolve(name))
                 .filter(|_| block.runnable);
             let Some(language) = language else {
-                let why = block.reason.as_deref().unwrap_or("it is not runnable");
-                self.events.notice(format!(
-                    "block {} of the reply is not offered to run: {why}",
-                    block.index + 1
-                ));
+                let why = block.reason.unwrap_or_else(|| "it is not runnable".into());
+                unoffered.push((block.index + 1, why));
                 continue;
             };
             turn.blocks.push(TurnBlock {
@@ -424,6 +423,13 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 decision: None,
                 fate: None,
             });
+        }
+        let unoffered: Vec<(usize, &str)> = unoffered
+            .iter()
+            .map(|(number, why)| (*number, why.as_str()))
+            .collect();
+        if let Some(notice) = unoffered_notice(&unoffered) {
+            self.events.notice(notice);
         }
         for block in &turn.blocks {
             self.events.send(Event::BlockProposed {
@@ -442,13 +448,13 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             if let Err(ShutdownRequested) =
                 self.decide_without_operator(turn, position, reply).await
             {
-                return TurnEnd::Shutdown;
+                return shut_down(turn, &self.events);
             }
         }
         let mut unsupervised = false;
         while turn.next_open().is_some() {
             if !self.supervised {
-                unsupervised |= reject_undecided(turn, &self.events);
+                unsupervised |= reject_undecided(turn, NOBODY_THERE, &self.events);
             }
             let Some(position) = turn.next_open() else {
                 break;
@@ -461,7 +467,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             };
             match step {
                 Ok(()) => {}
-                Err(Step::Shutdown) => return TurnEnd::Shutdown,
+                Err(Step::Shutdown) => return shut_down(turn, &self.events),
                 Err(Step::SandboxGone) => return TurnEnd::SandboxGone,
             }
         }
@@ -886,11 +892,21 @@ fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events) {
     decide_each(turn, failed + 1, |block| !block.settled(), &skipped, events);
 }
 
-/// Nobody can decide: undecided blocks are rejected. Returns whether any was.
-fn reject_undecided(turn: &mut Turn, events: &Events) -> bool {
-    let reason = "no supervisor: nobody was there to decide";
-    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::Operator, reason);
+const NOBODY_THERE: &str = "no supervisor: nobody was there to decide";
+
+/// Nobody can decide: undecided blocks are rejected, by nobody rather than by the operator.
+/// Returns whether any was.
+fn reject_undecided(turn: &mut Turn, reason: &str, events: &Events) -> bool {
+    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::NoSupervisor, reason);
     decide_each(turn, 0, |block| block.decision.is_none(), &rejected, events) > 0
+}
+
+/// The session ends mid-turn (the operator quit, or the frontend went away): blocks still
+/// waiting are recorded as rejected for want of a supervisor, so none is left undecided.
+fn shut_down(turn: &mut Turn, events: &Events) -> TurnEnd {
+    let reason = "no supervisor: the session ended while the block waited for a decision";
+    reject_undecided(turn, reason, events);
+    TurnEnd::Shutdown
 }
 
 /// Gives `decided` to every block from `from` on that `selected` picks; returns how many.

@@ -308,7 +308,7 @@ fn last_user_message(request: &[ChatMessage]) -> &str {
 }
 
 use DecisionKind::{Abort, Approve, ApproveSession, Edit, Reject, Skip};
-use DecisionSource::{Approver as ByApprover, Flag, Operator, Rule, StopOnFailure};
+use DecisionSource::{Approver as ByApprover, Flag, NoSupervisor, Operator, Rule, StopOnFailure};
 
 #[tokio::test]
 async fn decisions_in_any_order_run_blocks_in_order_and_results_reach_the_model() {
@@ -736,9 +736,38 @@ async fn without_a_supervisor_undecided_blocks_are_rejected_but_approved_ones_ru
     assert_eq!(ran, ["echo a\n"]);
     assert_eq!(
         decisions(&events),
-        [(Approve, Operator), (Reject, Operator)]
+        [(Approve, Operator), (Reject, NoSupervisor)]
     );
     assert_eq!(requests.len(), 1);
+}
+
+#[tokio::test]
+async fn ending_the_session_with_blocks_waiting_rejects_them_for_want_of_a_supervisor() {
+    let mut harness = start(
+        vec![text(&fenced(&[("bash", "echo a"), ("bash", "echo b")]))],
+        Options::default(),
+    );
+    let ids = harness.proposed(2).await;
+    harness.decide(&ids[0], Skip);
+    harness
+        .wait_for("the skip", |e| matches!(e, Event::Decision { .. }))
+        .await;
+    harness.ops.send(Op::Shutdown).unwrap();
+    let (reason, events, _, ran) = harness.done().await;
+    assert_eq!(reason, DoneReason::Aborted);
+    assert!(ran.is_empty());
+    assert_eq!(
+        decisions(&events),
+        [(Skip, Operator), (Reject, NoSupervisor)]
+    );
+    let reason = events.iter().rev().find_map(|event| match event {
+        Event::Decision { block, reason, .. } if *block == ids[1] => reason.clone(),
+        _ => None,
+    });
+    assert!(
+        reason.as_deref().unwrap_or("").contains("session ended"),
+        "{reason:?}"
+    );
 }
 
 #[tokio::test]
@@ -1025,4 +1054,32 @@ async fn a_sandbox_failing_while_the_operator_is_away_ends_the_waiting_session()
         session.requests.lock().unwrap().is_empty(),
         "nobody asked the model"
     );
+}
+
+#[tokio::test]
+async fn a_reply_full_of_unrunnable_fences_gets_one_notice_grouped_by_reason() {
+    let reply = "Output looks like:\n\n```\n1 2 3\n```\n\n```bash\necho run-me\n```\n\n```\nexample\n```\n\n```rust\nfn main() {}\n```\n\n```\nmore\n```\n";
+    let harness = start(vec![text(reply), text("done")], with_mode(ApproveMode::All));
+    let (_, events, _, ran) = harness.done().await;
+    assert_eq!(ran, ["echo run-me\n"]);
+    let notices: Vec<&str> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Notice { message } if message.contains("not offered") => Some(message.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let notice = notices[0];
+    assert!(
+        notice.starts_with(
+            "4 blocks of the reply are not offered to run: no language tag (blocks 1, 3, 5): "
+        ),
+        "{notice}"
+    );
+    assert!(
+        notice.contains("language `rust` is not configured"),
+        "{notice}"
+    );
+    assert!(notice.ends_with("(block 4)"), "{notice}");
 }

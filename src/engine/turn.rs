@@ -158,6 +158,7 @@ fn who(source: DecisionSource) -> &'static str {
         DecisionSource::Approver => "the approver command",
         DecisionSource::Flag => "the session's approval mode",
         DecisionSource::StopOnFailure => "airlock after an earlier failure",
+        DecisionSource::NoSupervisor => "airlock, as nobody was there to decide",
     }
 }
 

@@ -38,6 +38,77 @@ pub fn prepare(
     Ok(path)
 }
 
+/// Removes the per-session workspace `prepare` made under `data_dir` (a session's own, never
+/// a user-named `sandbox.workspace`). Nothing outside `data_dir/workspaces` is touched: a
+/// symlink found on the way is removed as a link, never followed. `Ok(false)` when there was
+/// no workspace.
+pub(crate) fn remove_session_workspace(data_dir: &Path, session: &str) -> Result<bool, String> {
+    let plain = !matches!(session, "" | "." | "..") && !session.contains('/');
+    if !plain {
+        return Err(format!(
+            "session id `{session}` is not a plain name, so no workspace is removed for it"
+        ));
+    }
+    let parent = data_dir.join("workspaces");
+    let Some(parent_kind) = kind_of(&parent)? else {
+        return Ok(false);
+    };
+    if !parent_kind.is_dir() {
+        return Err(format!(
+            "{} is not a plain directory (a symlink?), so the workspaces in it are left alone",
+            parent.display()
+        ));
+    }
+    let path = parent.join(session);
+    let Some(kind) = kind_of(&path)? else {
+        return Ok(false);
+    };
+    let removed = if kind.is_dir() {
+        remove_tree(&path)
+    } else {
+        // A link (or a stray file) where the directory should be: only it goes.
+        std::fs::remove_file(&path)
+    };
+    removed
+        .map(|()| true)
+        .map_err(|err| format!("cannot remove workspace {}: {err}", path.display()))
+}
+
+/// What `path` itself is, without following a symlink; `None` when there is nothing.
+fn kind_of(path: &Path) -> Result<Option<std::fs::FileType>, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => Ok(Some(meta.file_type())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(format!("cannot inspect {}: {err}", path.display())),
+    }
+}
+
+/// `remove_dir_all` removes symlinks without following them. Code may have left directories
+/// without write permission (`chmod 555`), so on failure those are opened up and it tries
+/// once more.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    if std::fs::remove_dir_all(path).is_ok() {
+        return Ok(());
+    }
+    open_up(path)?;
+    std::fs::remove_dir_all(path)
+}
+
+/// Gives the owner full access to `dir` and every real directory below it (links are not
+/// followed: only entries whose own type is a directory are visited).
+fn open_up(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::symlink_metadata(dir)?.permissions().mode();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700))?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            open_up(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +124,52 @@ mod tests {
         assert_eq!(named, data.path().canonicalize().expect("canonical"));
         let err = prepare(Some(&data.path().join("nope")), data.path(), "s", uid, gid).unwrap_err();
         assert!(err.to_string().contains("not a directory"));
+    }
+
+    #[test]
+    fn removing_a_workspace_never_follows_a_link_out_of_the_data_dir() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let data = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("keep.txt"), "mine").expect("write");
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        let path = prepare(None, data.path(), "s-1", uid, gid).expect("created");
+        // What a block could leave: a link out, and a directory it made read-only.
+        symlink(outside.path(), path.join("escape")).expect("link");
+        std::fs::create_dir_all(path.join("locked/inner")).expect("dirs");
+        std::fs::write(path.join("locked/inner/f"), "x").expect("write");
+        std::fs::set_permissions(path.join("locked"), std::fs::Permissions::from_mode(0o500))
+            .expect("chmod");
+        assert_eq!(remove_session_workspace(data.path(), "s-1"), Ok(true));
+        assert!(!path.exists());
+        assert!(
+            outside.path().join("keep.txt").exists(),
+            "the link's target stays"
+        );
+        assert_eq!(remove_session_workspace(data.path(), "s-1"), Ok(false));
+
+        // A workspace that is itself a link: only the link goes.
+        symlink(outside.path(), data.path().join("workspaces/s-2")).expect("link");
+        assert_eq!(remove_session_workspace(data.path(), "s-2"), Ok(true));
+        assert!(outside.path().join("keep.txt").exists());
+
+        // Ids that are not a plain name remove nothing.
+        for id in ["..", "../x", ""] {
+            assert!(remove_session_workspace(data.path(), id).is_err(), "{id}");
+        }
+        assert!(data.path().exists());
+    }
+
+    #[test]
+    fn a_workspaces_directory_that_is_a_link_is_left_alone() {
+        use std::os::unix::fs::symlink;
+        let data = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(outside.path().join("s-1")).expect("dir");
+        symlink(outside.path(), data.path().join("workspaces")).expect("link");
+        let err = remove_session_workspace(data.path(), "s-1").unwrap_err();
+        assert!(err.contains("not a plain directory"), "{err}");
+        assert!(outside.path().join("s-1").is_dir());
     }
 }

@@ -4,6 +4,7 @@
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
+use super::clock::local_date_time;
 use super::{Result, RunFilter, RunRow, Store, StoreError};
 use crate::engine::feedback::fence_for;
 
@@ -133,6 +134,15 @@ impl Store {
     }
 }
 
+/// Who decided, in words: nobody at all reads as such, everyone else by name.
+fn decider(decision: &ExportDecision) -> &str {
+    if decision.source == "no_supervisor" {
+        "no supervisor"
+    } else {
+        &decision.decided_by
+    }
+}
+
 /// A readable transcript: the conversation in order, each block with its decisions and runs.
 pub fn markdown(export: &SessionExport) -> String {
     let mut out = format!("# airlock session {}\n\n", export.session);
@@ -140,8 +150,18 @@ pub fn markdown(export: &SessionExport) -> String {
         "- model: {} ({})\n- sandbox: {}\n",
         export.model, export.base_url, export.sandbox
     ));
-    if let Some(reason) = &export.end_reason {
-        out.push_str(&format!("- ended: {reason}\n"));
+    out.push_str(&format!(
+        "- started: {}\n",
+        local_date_time(export.started_at as i64)
+    ));
+    match (export.ended_at, &export.end_reason) {
+        (Some(at), Some(reason)) => out.push_str(&format!(
+            "- ended: {} ({reason})\n",
+            local_date_time(at as i64)
+        )),
+        (Some(at), None) => out.push_str(&format!("- ended: {}\n", local_date_time(at as i64))),
+        (None, Some(reason)) => out.push_str(&format!("- ended: {reason}\n")),
+        (None, None) => {}
     }
     for message in &export.messages {
         let title = match message.role.as_str() {
@@ -184,7 +204,9 @@ pub fn markdown(export: &SessionExport) -> String {
                 .unwrap_or_default();
             out.push_str(&format!(
                 "\n- decision: **{}** by {} ({}){reason}\n",
-                decision.decision, decision.decided_by, decision.source
+                decision.decision,
+                decider(decision),
+                decision.source
             ));
             if let Some(edited) = &decision.edited_code {
                 let fence = fence_for(edited);
@@ -202,9 +224,10 @@ pub fn markdown(export: &SessionExport) -> String {
             };
             let fence = fence_for(&run.output);
             out.push_str(&format!(
-                "\n- run {} in container {}: {status}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
+                "\n- run {} in container {}, started {}: {status}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
                 run.run,
                 run.container,
+                local_date_time(run.started_at as i64),
                 if run.timed_out { ", timed out" } else { "" },
                 if run.oom_killed { ", out of memory" } else { "" },
                 if run.cancelled { ", stopped" } else { "" },

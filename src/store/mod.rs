@@ -4,6 +4,7 @@
 //! exists from its start; a run left `running` by a process that died is marked
 //! `interrupted` the next time the store is opened.
 
+pub(crate) mod clock;
 mod export;
 mod schema;
 
@@ -48,9 +49,12 @@ pub struct SessionInfo {
 }
 
 /// What `history prune` removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pruned {
     pub sessions: usize,
+    /// The removed sessions that had their own workspace under the data directory (not a
+    /// user-named `sandbox.workspace`): those workspaces can go too.
+    pub own_workspaces: Vec<String>,
     pub bytes_before: u64,
     pub bytes_after: u64,
 }
@@ -361,13 +365,13 @@ impl Store {
     /// live processes are never removed.
     pub fn prune(&self, keep_days: u64, max_bytes: u64) -> Result<Pruned> {
         let bytes_before = self.size()?;
-        let mut sessions = 0;
+        let mut removed = Vec::new();
         if keep_days > 0 {
             let cutoff = now() - (keep_days * 86_400) as i64;
-            sessions += self.conn.execute(
-                "DELETE FROM sessions WHERE started_at < ?1 AND ended_at IS NOT NULL AND ended_at < ?1",
+            removed.extend(self.delete_sessions(
+                "started_at < ?1 AND ended_at IS NOT NULL AND ended_at < ?1",
                 params![cutoff],
-            )?;
+            )?);
         }
         if max_bytes > 0 {
             self.conn
@@ -382,19 +386,37 @@ impl Store {
                     )
                     .optional()?;
                 let Some(oldest) = oldest else { break };
-                self.conn
-                    .execute("DELETE FROM sessions WHERE id = ?1", params![oldest])?;
-                sessions += 1;
+                removed.extend(self.delete_sessions("id = ?1", params![oldest])?);
                 self.conn.execute_batch("VACUUM;")?;
             }
         }
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
         Ok(Pruned {
-            sessions,
+            sessions: removed.len(),
+            own_workspaces: removed
+                .into_iter()
+                .filter_map(|(id, own)| own.then_some(id))
+                .collect(),
             bytes_before,
             bytes_after: self.size()?,
         })
+    }
+
+    /// Deletes the sessions `condition` selects; returns each one's id and whether it had its
+    /// own workspace (its recorded settings name none; unreadable settings count as named).
+    fn delete_sessions(
+        &self,
+        condition: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<(String, bool)>> {
+        let sql = format!(
+            "DELETE FROM sessions WHERE {condition} RETURNING id,
+             json_valid(sandbox) AND json_extract(sandbox, '$.workspace') IS NULL"
+        );
+        let mut statement = self.conn.prepare(&sql)?;
+        let rows = statement.query_map(params, |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// The database's size in bytes.
@@ -761,8 +783,16 @@ mod tests {
                 [],
             )
             .expect("age s1");
+        store
+            .conn
+            .execute(
+                "UPDATE sessions SET sandbox = '{\"workspace\":\"/srv/mine\"}' WHERE id = 's3'",
+                [],
+            )
+            .expect("s3 named its workspace");
         let pruned = store.prune(30, 0).expect("prune");
         assert_eq!(pruned.sessions, 1);
+        assert_eq!(pruned.own_workspaces, ["s1"]);
         assert!(!store.session_exists("s1").expect("query"));
         assert!(
             store.run("s1-r1").expect("query").is_none(),
@@ -771,6 +801,7 @@ mod tests {
         assert_eq!(store.conversation("s2").expect("messages").len(), 3);
         let pruned = store.prune(0, 1).expect("prune by size");
         assert_eq!(pruned.sessions, 2);
+        assert_eq!(pruned.own_workspaces, ["s2"], "not s3's named one");
         assert!(store.latest_session().expect("latest").is_none());
     }
 

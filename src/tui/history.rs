@@ -108,18 +108,20 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
     ])
 }
 
-/// HH:MM:SS in UTC.
+/// `HH:MM:SS` and the zone, in local time.
 fn clock(run: &RunRecord) -> String {
-    let seconds = run
-        .started
+    crate::store::clock::local_clock(started_seconds(run))
+}
+
+/// The date, time and zone, in local time.
+fn started(run: &RunRecord) -> String {
+    crate::store::clock::local_date_time(started_seconds(run))
+}
+
+fn started_seconds(run: &RunRecord) -> i64 {
+    run.started
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!(
-        "{:02}:{:02}:{:02}",
-        (seconds / 3600) % 24,
-        (seconds / 60) % 60,
-        seconds % 60
-    )
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// One run opened: who decided what, the code that ran (marked when edited), the output.
@@ -132,6 +134,10 @@ pub fn render_run(frame: &mut Frame, area: Rect, app: &App, index: usize, scroll
         Line::from(vec![
             Span::styled("run ", theme.dim()),
             Span::styled(run.run.clone(), theme.text()),
+        ]),
+        Line::from(vec![
+            Span::styled("started ", theme.dim()),
+            Span::styled(started(run), theme.text()),
         ]),
         Line::from(vec![
             Span::styled("block ", theme.dim()),
@@ -244,6 +250,21 @@ mod tests {
         insta::assert_snapshot!(pane(90, 5, |frame| render(frame, frame.area(), &app)));
         app.history_filter = "ls".into();
         assert_eq!(app.visible_runs(), [0]);
+    }
+
+    #[test]
+    fn run_times_are_local_with_their_zone() {
+        crate::store::clock::use_zone_in_tests("Asia/Tokyo");
+        let app = with_runs();
+        let list = pane(90, 4, |frame| render(frame, frame.area(), &app));
+        // The runs started at 09:00 and 09:01 UTC on 1970-01-01.
+        assert!(list.contains("│18:01:00 JST now"), "{list}");
+        assert!(list.contains("│18:00:00 JST now"), "{list}");
+        let opened = pane(70, 6, |frame| render_run(frame, frame.area(), &app, 0, 0));
+        assert!(
+            opened.contains("started 1970-01-01 18:00:00 +09:00 JST"),
+            "{opened}"
+        );
     }
 
     #[test]
