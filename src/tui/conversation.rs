@@ -27,6 +27,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, highlighter: &Highlighte
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
+        .title_style(theme.title(focused))
         .title(Line::from(title));
     let inner = block.inner(area);
     let rows = visible_rows(

@@ -20,6 +20,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(true))
+        .title_style(theme.title(true))
         .title(Span::styled(
             " Keys (any key closes, j/k scroll) ",
             theme.accent(),
