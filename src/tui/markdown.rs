@@ -491,6 +491,21 @@ mod tests {
     }
 
     #[test]
+    fn any_width_lays_out_without_a_panic() {
+        let text = "# T\n\n> - a **b** [c](http://d)\n>   1. e\n\n| x | y |\n|---|:-:|\n| 1 | 2 |\n\n```\nz z\n```\n";
+        for width in 0..12 {
+            let lines = render(
+                text,
+                Style::new(),
+                &Theme::default(),
+                &Highlighter::plain(),
+                width,
+            );
+            assert!(!lines.is_empty());
+        }
+    }
+
+    #[test]
     fn links_show_their_address_and_strikethrough_is_drawn() {
         let text =
             "See [the docs](https://example.com/docs) or <https://example.com>, ~~not this~~.";
