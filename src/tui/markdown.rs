@@ -18,7 +18,7 @@ use crate::output::sanitize::neutralize;
 use table::Table;
 
 /// What a fence without a language tag is labelled: airlock never offers to run it.
-pub(crate) const UNTAGGED_LABEL: &str = "no language · not offered";
+const UNTAGGED_LABEL: &str = "no language · not offered";
 const INDENTED_LABEL: &str = "indented code · not offered";
 
 pub fn render(

@@ -17,6 +17,13 @@ pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 12;
 
 pub fn draw(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
+    draw_screen(frame, app, highlighter);
+    if app.theme.monochrome {
+        strip_colours(frame.buffer_mut());
+    }
+}
+
+fn draw_screen(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
@@ -64,9 +71,6 @@ pub fn draw(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
     }
     status::render(frame, bar, app);
     draw_overlay(frame, app, main);
-    if app.theme.monochrome {
-        strip_colours(frame.buffer_mut());
-    }
 }
 
 /// `NO_COLOR`: every cell loses its colours, whoever set them (themes, syntax highlighting,
