@@ -342,3 +342,179 @@ fn run_at_a_terminal_exits_when_the_session_ends_without_a_key_press() {
     tmux.wait_exit();
     assert_eq!(tmux.exit_status().as_deref(), Some("0"));
 }
+
+/// One cell of a captured screen: its character and the attributes the terminal drew it
+/// with.
+#[derive(Debug, Clone, Copy, Default)]
+struct Drawn {
+    c: char,
+    bold: bool,
+    reverse: bool,
+    underline: bool,
+}
+
+/// A screen captured with its escape codes (`capture-pane -e`), read back into cells, and
+/// whether any colour was drawn at all.
+struct StyledScreen {
+    rows: Vec<Vec<Drawn>>,
+    coloured: bool,
+}
+
+impl StyledScreen {
+    fn capture(tmux: &Tmux) -> Self {
+        let output = Command::new("tmux")
+            .args([
+                "-L",
+                &tmux.socket,
+                "capture-pane",
+                "-e",
+                "-p",
+                "-t",
+                "airlock",
+            ])
+            .output()
+            .expect("capture-pane");
+        Self::parse(&String::from_utf8_lossy(&output.stdout))
+    }
+
+    fn parse(text: &str) -> Self {
+        let mut screen = Self {
+            rows: Vec::new(),
+            coloured: false,
+        };
+        for line in text.lines() {
+            let mut row = Vec::new();
+            // tmux starts every line from the default attributes.
+            let mut pen = Drawn::default();
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                if c != '\u{1b}' {
+                    row.push(Drawn { c, ..pen });
+                    continue;
+                }
+                if chars.next_if_eq(&'[').is_none() {
+                    continue;
+                }
+                let mut params = String::new();
+                let mut last = None;
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        last = Some(c);
+                        break;
+                    }
+                    params.push(c);
+                }
+                if last == Some('m') {
+                    screen.apply_sgr(&params, &mut pen);
+                }
+            }
+            screen.rows.push(row);
+        }
+        screen
+    }
+
+    fn apply_sgr(&mut self, params: &str, pen: &mut Drawn) {
+        let codes: Vec<u32> = params
+            .split([';', ':'])
+            .map(|p| p.parse().unwrap_or(0))
+            .collect();
+        let mut codes = codes.into_iter();
+        while let Some(code) = codes.next() {
+            match code {
+                0 => *pen = Drawn::default(),
+                1 => pen.bold = true,
+                4 => pen.underline = true,
+                7 => pen.reverse = true,
+                22 => pen.bold = false,
+                24 => pen.underline = false,
+                27 => pen.reverse = false,
+                38 | 48 | 58 => {
+                    self.coloured = true;
+                    let skip = if codes.next() == Some(5) { 1 } else { 3 };
+                    codes.by_ref().take(skip).for_each(drop);
+                }
+                30..=37 | 40..=47 | 90..=97 | 100..=107 => self.coloured = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// The cells of the first place `text` is shown.
+    fn find(&self, text: &str) -> Option<(usize, usize)> {
+        let wanted: Vec<char> = text.chars().collect();
+        self.rows.iter().enumerate().find_map(|(y, row)| {
+            let chars: Vec<char> = row.iter().map(|cell| cell.c).collect();
+            chars
+                .windows(wanted.len())
+                .position(|w| w == wanted.as_slice())
+                .map(|x| (x, y))
+        })
+    }
+
+    fn cells(&self, text: &str) -> &[Drawn] {
+        let (x, y) = self
+            .find(text)
+            .unwrap_or_else(|| panic!("{text:?} is not on the screen:\n{}", self.plain()));
+        &self.rows[y][x..x + text.chars().count()]
+    }
+
+    fn plain(&self) -> String {
+        self.rows
+            .iter()
+            .map(|row| row.iter().map(|cell| cell.c).collect::<String>() + "\n")
+            .collect()
+    }
+}
+
+#[test]
+fn with_no_color_focus_cursor_and_selection_are_still_marked() {
+    let home = Home::new();
+    let tmux = Tmux::start_with(&home, "NO_COLOR=1", "--demo");
+    tmux.wait_for("Block 1 of 2 · bash");
+    let screen = StyledScreen::capture(&tmux);
+    assert!(!screen.coloured, "a colour was drawn under NO_COLOR");
+    // The focused card's title is in reverse video and bold; an unfocused title is not.
+    let title = screen.cells(" Block 1 of 2 ");
+    assert!(title.iter().all(|c| c.reverse && c.bold), "{title:?}");
+    assert!(screen.cells(" Conversation ").iter().all(|c| !c.reverse));
+    assert!(
+        screen
+            .cells("2 block(s) wait for you")
+            .iter()
+            .all(|c| c.reverse)
+    );
+
+    // Shift-Tab reaches the composer: its title is marked, and the cursor after the text.
+    tmux.keys(&["BTab"]);
+    tmux.keys(&["-l", "hi"]);
+    tmux.wait_for("Message · Enter sends");
+    tmux.wait_for("│hi");
+    let screen = StyledScreen::capture(&tmux);
+    assert!(!screen.coloured);
+    assert!(
+        screen
+            .cells(" Message · Enter sends ")
+            .iter()
+            .all(|c| c.reverse)
+    );
+    assert!(screen.cells(" Block 1 of 2 ").iter().all(|c| !c.reverse));
+    let typed = screen.cells("│hi ");
+    assert!(!typed[1].reverse && !typed[2].reverse, "{typed:?}");
+    assert!(typed[3].reverse, "the cursor is not marked: {typed:?}");
+
+    // The history, after a run: its selected row is bold. Tab from the composer goes back
+    // to the card.
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("┌ Message ─");
+    tmux.keys(&["y"]);
+    tmux.wait_for("23 data/sample.txt");
+    tmux.keys(&["h"]);
+    tmux.wait_for("┌ History");
+    let screen = StyledScreen::capture(&tmux);
+    assert!(!screen.coloured);
+    let (x, y) = screen.find("┌ History").expect("the history pane");
+    let selected = &screen.rows[y + 1][x + 1..x + 9];
+    assert!(selected.iter().all(|c| c.bold), "{selected:?}");
+    let after = &screen.rows[y + 2][x + 1..x + 9];
+    assert!(after.iter().all(|c| !c.bold), "{after:?}");
+}

@@ -23,6 +23,7 @@ pub fn render(
         let idle = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
+            .title_style(theme.title(focused))
             .title(Span::styled(" Pending block ", theme.accent()));
         frame.render_widget(
             Paragraph::new(Line::styled("Nothing waits for a decision.", theme.dim())).block(idle),
@@ -73,7 +74,8 @@ pub fn render(
     let frame_block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
-        .title(Line::from(title))
+        // On the top title only: the key hints below stay plain.
+        .title(Line::from(title).style(theme.title(focused)))
         .title_bottom(hints);
     let inner = frame_block.inner(area);
     let lines = code_lines(

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use super::app::{App, Entry, EntryKind, Focus};
 use super::highlight::Highlighter;
 use super::markdown;
-use super::text::wrap_line;
+use super::text::wrap_prose;
 use crate::output::sanitize::neutralize;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, highlighter: &Highlighter) {
@@ -27,6 +27,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, highlighter: &Highlighte
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
+        .title_style(theme.title(focused))
         .title(Line::from(title));
     let inner = block.inner(area);
     let rows = visible_rows(
@@ -56,8 +57,8 @@ pub fn visible_rows(
     let mut rows: Vec<Line<'static>> = Vec::new();
     for entry in app.transcript.iter().rev() {
         let mut entry_rows: Vec<Line<'static>> = Vec::new();
-        for line in entry_lines(entry, app, highlighter) {
-            entry_rows.extend(wrap_line(&line, width));
+        for line in entry_lines(entry, app, highlighter, width) {
+            entry_rows.extend(wrap_prose(&line, width));
         }
         entry_rows.push(Line::default());
         entry_rows.reverse();
@@ -72,7 +73,14 @@ pub fn visible_rows(
     visible
 }
 
-fn entry_lines(entry: &Entry, app: &App, highlighter: &Highlighter) -> Vec<Line<'static>> {
+/// An entry's lines; a reply comes laid out for `width` already (its code keeps its gutter
+/// on wrapped rows), the rest is wrapped by the caller.
+fn entry_lines(
+    entry: &Entry,
+    app: &App,
+    highlighter: &Highlighter,
+    width: usize,
+) -> Vec<Line<'static>> {
     let theme = &app.theme;
     let label = |text: &str, style: Style| {
         Line::from(Span::styled(
@@ -100,6 +108,7 @@ fn entry_lines(entry: &Entry, app: &App, highlighter: &Highlighter) -> Vec<Line<
                 Style::new().fg(theme.assistant),
                 theme,
                 highlighter,
+                width,
             ));
             lines
         }

@@ -3,15 +3,29 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::app::App;
 use super::keymap::{Binding, Context};
+use super::text::wrap_prose;
+
+/// Columns before the key column, and between it and the descriptions.
+const INDENT: usize = 2;
+const GAP: usize = 2;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
     let theme = &app.theme;
-    let mut lines = Vec::new();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title_style(theme.title(true))
+        .title(Span::styled(
+            " Keys (any key closes, j/k scroll) ",
+            theme.accent(),
+        ));
+    let width = block.inner(area).width as usize;
     let contexts = [
         Context::Card,
         Context::Composer,
@@ -20,39 +34,89 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         Context::History,
         Context::Global,
     ];
+    let bindings = app.keymap.bindings();
+    let key_column = bindings
+        .iter()
+        .map(|binding| keys_text(binding).chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(width / 3);
+    let mut lines = Vec::new();
     for context in contexts {
-        let bindings: Vec<&Binding> = app
-            .keymap
-            .bindings()
-            .iter()
-            .filter(|b| b.context == context)
-            .collect();
-        if bindings.is_empty() {
+        let in_context: Vec<&Binding> = bindings.iter().filter(|b| b.context == context).collect();
+        if in_context.is_empty() {
             continue;
         }
         lines.push(Line::styled(context.title(), theme.accent()));
-        for binding in bindings {
-            let keys: Vec<String> = binding.keys.iter().map(|k| k.label()).collect();
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<16}", keys.join(" / ")), theme.text()),
-                Span::styled(binding.description, theme.dim()),
-            ]));
+        for binding in in_context {
+            let entry = Entry {
+                keys: keys_text(binding),
+                description: binding.description,
+            };
+            lines.extend(entry.lines(key_column, width, theme.text(), theme.dim()));
         }
         lines.push(Line::default());
     }
-    lines.push(Line::styled(
+    let picker = Line::styled(
         "In the scope picker: l same language · x this exact code · Esc back",
         theme.dim(),
-    ));
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(true))
-        .title(Span::styled(
-            " Keys (any key closes, j/k scroll) ",
-            theme.accent(),
-        ));
+    );
+    lines.extend(wrap_prose(&picker, width));
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), area);
+}
+
+/// A binding's keys, each label once: two keys that read the same (the terminal's two
+/// spellings of Shift-Tab) are one entry for the reader.
+fn keys_text(binding: &Binding) -> String {
+    let mut labels: Vec<String> = Vec::new();
+    for key in &binding.keys {
+        let label = key.label();
+        if !labels.contains(&label) {
+            labels.push(label);
+        }
+    }
+    labels.join(" / ")
+}
+
+struct Entry<'a> {
+    keys: String,
+    description: &'a str,
+}
+
+impl Entry<'_> {
+    /// The keys in their column, the description in the next; a description that wraps
+    /// stays under its column, and keys wider than their column get a row of their own.
+    fn lines(
+        &self,
+        key_column: usize,
+        width: usize,
+        key_style: Style,
+        text_style: Style,
+    ) -> Vec<Line<'static>> {
+        let description_at = INDENT + key_column + GAP;
+        let room = width.saturating_sub(description_at).max(1);
+        let mut rows = Vec::new();
+        let mut first = Some(Span::styled(
+            format!("{:INDENT$}{:<key_column$}{:GAP$}", "", self.keys, ""),
+            key_style,
+        ));
+        if self.keys.chars().count() > key_column {
+            let keys = Line::styled(format!("{:INDENT$}{}", "", self.keys), key_style);
+            rows.extend(wrap_prose(&keys, width.max(1)));
+            first = None;
+        }
+        let description = Line::styled(self.description.to_string(), text_style);
+        for row in wrap_prose(&description, room) {
+            let lead = first
+                .take()
+                .unwrap_or_else(|| Span::raw(" ".repeat(description_at)));
+            let mut spans = vec![lead];
+            spans.extend(row.spans);
+            rows.push(Line::from(spans));
+        }
+        rows
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +136,39 @@ mod tests {
             );
         }
         insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn keys_and_descriptions_stand_in_two_columns() {
+        let app = app();
+        let text = pane(60, 60, |frame| render(frame, frame.area(), &app, 0));
+        // The widest keys ("Alt-Enter / Ctrl-J") set the column; nothing runs together.
+        assert!(text.contains("│  Alt-Enter / Ctrl-J  new line"), "{text}");
+        assert!(
+            text.contains("│  Shift-Tab           focus the previous pane"),
+            "{text}"
+        );
+        assert!(!text.contains("Shift-Tab / Shift-Tab"), "{text}");
+        // A long description wraps under its own column.
+        assert!(
+            text.contains("│  a                   approve for the session (pick: same"),
+            "{text}"
+        );
+        assert!(
+            text.contains("│                      language or exact code)"),
+            "{text}"
+        );
+        insta::assert_snapshot!(text);
+        // Narrower: keys wider than their column take a row of their own.
+        let text = pane(40, 70, |frame| render(frame, frame.area(), &app, 0));
+        let rows: Vec<&str> = text.lines().collect();
+        let at = rows
+            .iter()
+            .position(|row| row.starts_with("\"│  Alt-Enter / Ctrl-J "))
+            .expect("the keys on a row of their own");
+        assert!(
+            rows[at + 1].starts_with("\"│                new line "),
+            "{text}"
+        );
     }
 }

@@ -163,6 +163,7 @@ impl LogView {
         let block = Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
+            .title_style(theme.title(focused))
             .title(Line::from(title));
         let inner = block.inner(area);
         let rows = self.visible_rows(inner.width as usize, inner.height as usize, theme);

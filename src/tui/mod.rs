@@ -65,7 +65,7 @@ type Screen = Terminal<CrosstermBackend<std::io::Stdout>>;
 
 pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> {
     // Everything that can fail is checked before the terminal changes.
-    let theme = Theme::load(&config.ui.theme)?;
+    let theme = Theme::load_for_terminal(&config.ui.theme)?;
     let highlighter = Highlighter::new(config.ui.syntax_theme.as_deref().unwrap_or(&theme.syntax))?;
     let keymap = Keymap::new(&config.ui.keys)?;
     let (model, model_name) = if options.demo {

@@ -5,45 +5,119 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use unicode_width::UnicodeWidthChar;
 
-/// Wraps one styled line to `width` columns, breaking at spaces where it can.
+/// Wraps one styled line to `width` columns and keeps every character, so code and program
+/// output read exactly as they are: breaks fall at spaces where they can, a word is split
+/// only when it is wider than the row, and spaces that do not fit start the next row.
 pub fn wrap_line(line: &Line<'static>, width: usize) -> Vec<Line<'static>> {
-    let width = width.max(1);
-    let mut rows: Vec<Line<'static>> = Vec::new();
-    let mut row: Vec<Span<'static>> = Vec::new();
-    let mut used = 0;
-    for span in &line.spans {
-        let mut current = String::new();
-        for c in span.content.chars() {
-            let w = c.width().unwrap_or(0);
-            if used + w > width && used > 0 {
-                // Move the last word to the next row when the row has room to spare.
-                let (keep, carry) = split_last_word(&current);
-                if !carry.is_empty() && carry.len() < current.len() {
-                    row.push(Span::styled(keep.to_string(), span.style));
-                    current = carry.to_string();
-                } else {
-                    row.push(Span::styled(std::mem::take(&mut current), span.style));
-                }
-                rows.push(Line::from(std::mem::take(&mut row)).style(line.style));
-                used = current.chars().map(|c| c.width().unwrap_or(0)).sum();
-            }
-            current.push(c);
-            used += w;
-        }
-        if !current.is_empty() {
-            row.push(Span::styled(current, span.style));
-        }
-    }
-    rows.push(Line::from(row).style(line.style));
-    rows
+    wrap(line, width, Breaks::KeepSpaces)
 }
 
-/// `"hello wor"` → (`"hello "`, `"wor"`).
-fn split_last_word(text: &str) -> (&str, &str) {
-    match text.rfind(' ') {
-        Some(at) => text.split_at(at + 1),
-        None => (text, ""),
+/// Wraps prose: like [`wrap_line`], but a row never starts with the spaces it broke at.
+pub(crate) fn wrap_prose(line: &Line<'static>, width: usize) -> Vec<Line<'static>> {
+    wrap(line, width, Breaks::DropSpaces)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Breaks {
+    KeepSpaces,
+    DropSpaces,
+}
+
+/// Greedy wrapping over the whole line, not span by span: a word whose letters carry
+/// different styles (`qu` bold, `ick` plain) is still one word.
+fn wrap(line: &Line<'static>, width: usize, breaks: Breaks) -> Vec<Line<'static>> {
+    let width = width.max(1);
+    let chars: Vec<(char, Style)> = line
+        .spans
+        .iter()
+        .flat_map(|span| span.content.chars().map(move |c| (c, span.style)))
+        .collect();
+    let mut rows: Vec<Vec<(char, Style)>> = vec![Vec::new()];
+    let mut used = 0;
+    for token in tokens(&chars) {
+        let token_width: usize = token.iter().map(|(c, _)| char_width(*c)).sum();
+        let is_space = token.first().is_some_and(|(c, _)| is_break(*c));
+        if used + token_width <= width {
+            push_all(&mut rows, token, &mut used);
+        } else if is_space {
+            for &(c, style) in token {
+                if used + char_width(c) > width {
+                    if breaks == Breaks::DropSpaces {
+                        break;
+                    }
+                    rows.push(Vec::new());
+                    used = 0;
+                }
+                push_all(&mut rows, &[(c, style)], &mut used);
+            }
+        } else if token_width <= width {
+            rows.push(Vec::new());
+            used = 0;
+            push_all(&mut rows, token, &mut used);
+        } else {
+            // Wider than a whole row: split, filling the current row first.
+            for &(c, style) in token {
+                if used + char_width(c) > width && used > 0 {
+                    rows.push(Vec::new());
+                    used = 0;
+                }
+                push_all(&mut rows, &[(c, style)], &mut used);
+            }
+        }
     }
+    rows.into_iter()
+        .map(|row| Line::from(merge_styles(&row)).style(line.style))
+        .collect()
+}
+
+fn push_all(rows: &mut [Vec<(char, Style)>], token: &[(char, Style)], used: &mut usize) {
+    if let Some(row) = rows.last_mut() {
+        row.extend_from_slice(token);
+        *used += token.iter().map(|(c, _)| char_width(*c)).sum::<usize>();
+    }
+}
+
+/// Runs of break characters and runs of everything else.
+fn tokens(chars: &[(char, Style)]) -> Vec<&[(char, Style)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=chars.len() {
+        if i == chars.len() || is_break(chars[i].0) != is_break(chars[start].0) {
+            out.push(&chars[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// Where a line may break. A non-breaking space is not one.
+fn is_break(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+pub(crate) fn char_width(c: char) -> usize {
+    c.width().unwrap_or(0)
+}
+
+/// The display width of a line.
+pub(crate) fn line_width(line: &Line<'_>) -> usize {
+    line.spans
+        .iter()
+        .flat_map(|span| span.content.chars())
+        .map(char_width)
+        .sum()
+}
+
+/// Adjacent characters of the same style become one span again.
+fn merge_styles(row: &[(char, Style)]) -> Vec<Span<'static>> {
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    for &(c, style) in row {
+        match spans.last_mut() {
+            Some(last) if last.style == style => last.content.to_mut().push(c),
+            _ => spans.push(Span::styled(c.to_string(), style)),
+        }
+    }
+    spans
 }
 
 /// Characters that look like nothing, or like something else, drawn as visible markers:
@@ -97,6 +171,7 @@ pub fn has_hidden(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ratatui::style::Modifier;
 
     fn texts(rows: &[Line<'_>]) -> Vec<String> {
         rows.iter()
@@ -111,6 +186,34 @@ mod tests {
         let rows = wrap_line(&Line::from("abcdefghijkl"), 5);
         assert_eq!(texts(&rows), ["abcde", "fghij", "kl"]);
         assert_eq!(texts(&wrap_line(&Line::from(""), 5)), [""]);
+    }
+
+    #[test]
+    fn a_word_whose_style_changes_is_not_split() {
+        let line = Line::from(vec![
+            Span::raw("then "),
+            Span::styled("qu", Style::new().add_modifier(Modifier::BOLD)),
+            Span::raw("ick brown"),
+        ]);
+        let rows = wrap_prose(&line, 8);
+        assert_eq!(texts(&rows), ["then ", "quick ", "brown"]);
+        let bold = &rows[1].spans[0];
+        assert_eq!(bold.content, "qu");
+        assert!(bold.style.add_modifier.contains(Modifier::BOLD));
+        // A break at a span boundary is no reason to split the word either.
+        let line = Line::from(vec![Span::raw("ab cd"), Span::raw("ef gh")]);
+        assert_eq!(texts(&wrap_line(&line, 6)), ["ab ", "cdef ", "gh"]);
+    }
+
+    #[test]
+    fn code_keeps_every_space_and_prose_drops_the_break() {
+        let line = Line::from("abcd  efgh");
+        assert_eq!(texts(&wrap_line(&line, 5)), ["abcd ", " efgh"]);
+        assert_eq!(texts(&wrap_prose(&line, 5)), ["abcd ", "efgh"]);
+        assert_eq!(
+            texts(&wrap_prose(&Line::from("ab averylongword"), 5)),
+            ["ab av", "erylo", "ngwor", "d"]
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! UI themes: semantic colours read from TOML. The built-in ones live in `themes/` and are
 //! compiled in; `ui.theme` may also name a theme file.
+//!
+//! Focus, selection and the cursor never depend on colour alone: they also carry bold,
+//! reverse video or underline, so they stay visible with `NO_COLOR` (where the screen is
+//! drawn without any colour) and with a 16-colour palette whose colours may coincide.
 
 use std::str::FromStr;
 
@@ -61,6 +65,15 @@ pub struct Theme {
     pub selection: Color,
     /// Invisible and control characters made visible.
     pub hidden: Color,
+    /// No colour at all reaches the terminal (`NO_COLOR`); the screen is stripped of
+    /// colours after each frame is drawn.
+    pub monochrome: bool,
+}
+
+/// Whether the environment asks for no colour: `NO_COLOR` set to anything but the empty
+/// string (<https://no-color.org>).
+pub(crate) fn no_color_requested(value: Option<std::ffi::OsString>) -> bool {
+    value.is_some_and(|value| !value.is_empty())
 }
 
 impl Theme {
@@ -76,6 +89,24 @@ impl Theme {
             )
         })?;
         Self::from_toml(&text).with_context(|| format!("theme file {name_or_path} is invalid"))
+    }
+
+    /// The configured theme as the terminal should get it: without colour when the
+    /// environment sets `NO_COLOR`.
+    pub(crate) fn load_for_terminal(name_or_path: &str) -> anyhow::Result<Self> {
+        let theme = Self::load(name_or_path)?;
+        Ok(if no_color_requested(std::env::var_os("NO_COLOR")) {
+            theme.without_colour()
+        } else {
+            theme
+        })
+    }
+
+    pub(crate) fn without_colour(self) -> Self {
+        Self {
+            monochrome: true,
+            ..self
+        }
     }
 
     pub fn from_toml(text: &str) -> anyhow::Result<Self> {
@@ -103,6 +134,7 @@ impl Theme {
             warning: color("warning", &c.warning)?,
             selection: color("selection", &c.selection)?,
             hidden: color("hidden", &c.hidden)?,
+            monochrome: false,
         })
     }
 
@@ -110,8 +142,14 @@ impl Theme {
         Style::new().fg(self.text)
     }
 
+    /// Secondary text; without colour it is drawn faint, so it still reads as secondary.
     pub fn dim(&self) -> Style {
-        Style::new().fg(self.dim)
+        let style = Style::new().fg(self.dim);
+        if self.monochrome {
+            style.add_modifier(Modifier::DIM)
+        } else {
+            style
+        }
     }
 
     pub fn accent(&self) -> Style {
@@ -125,6 +163,21 @@ impl Theme {
         } else {
             Style::new().fg(self.border)
         }
+    }
+
+    /// Laid under a pane's title (`Block::title_style`): the focused pane's title is in
+    /// reverse video, which needs no colour to be seen.
+    pub(crate) fn title(&self, focused: bool) -> Style {
+        if focused {
+            Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+        } else {
+            Style::new()
+        }
+    }
+
+    /// The text cursor of an input that has focus.
+    pub(crate) fn cursor(&self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED)
     }
 
     pub fn hidden(&self) -> Style {
@@ -154,6 +207,7 @@ impl Default for Theme {
             warning: Color::Yellow,
             selection: Color::Blue,
             hidden: Color::Magenta,
+            monochrome: false,
         })
     }
 }
@@ -184,6 +238,13 @@ mod tests {
                 .all(|c| !matches!(c, Color::Rgb(..) | Color::Indexed(_))),
             "{colours:?}"
         );
+    }
+
+    #[test]
+    fn no_color_means_set_and_not_empty() {
+        assert!(no_color_requested(Some("1".into())));
+        assert!(!no_color_requested(Some("".into())));
+        assert!(!no_color_requested(None));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Flex, Layout, Rect};
-use ratatui::style::{Modifier, Style};
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -17,6 +17,13 @@ pub const MIN_WIDTH: u16 = 40;
 pub const MIN_HEIGHT: u16 = 12;
 
 pub fn draw(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
+    draw_screen(frame, app, highlighter);
+    if app.theme.monochrome {
+        strip_colours(frame.buffer_mut());
+    }
+}
+
+fn draw_screen(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
@@ -67,6 +74,17 @@ pub fn draw(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
     fatal::render(frame, main, app);
 }
 
+/// `NO_COLOR`: every cell loses its colours, whoever set them (themes, syntax highlighting,
+/// a program's own SGR colours in the log), and keeps its bold, reverse and underline.
+/// With no colour left to change, no colour sequence is written either: crossterm writes an
+/// empty one under `NO_COLOR`, which terminals read as "reset every attribute".
+fn strip_colours(buffer: &mut ratatui::buffer::Buffer) {
+    for cell in &mut buffer.content {
+        cell.set_fg(ratatui::style::Color::Reset);
+        cell.set_bg(ratatui::style::Color::Reset);
+    }
+}
+
 fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: Focus, area: Rect) {
     match pane {
         Focus::Conversation => {
@@ -102,13 +120,14 @@ fn draw_composer(frame: &mut Frame, app: &mut App, area: Rect) {
         Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(focused))
+            .title_style(theme.title(focused))
             .title(Span::styled(title, theme.accent())),
     );
     app.composer.set_style(theme.text());
     app.composer.set_cursor_line_style(Style::new());
     app.composer.set_placeholder_style(theme.dim());
     app.composer.set_cursor_style(if focused {
-        Style::new().add_modifier(Modifier::REVERSED)
+        theme.cursor()
     } else {
         Style::new()
     });
@@ -187,10 +206,11 @@ fn draw_input(frame: &mut Frame, app: &mut App, area: Rect, theme: &super::theme
         Block::default()
             .borders(Borders::ALL)
             .border_style(theme.border(true))
+            .title_style(theme.title(true))
             .title(Span::styled(title, theme.accent())),
     );
     input.set_cursor_line_style(Style::new());
-    input.set_cursor_style(Style::new().add_modifier(Modifier::REVERSED));
+    input.set_cursor_style(theme.cursor());
     frame.render_widget(Clear, rect);
     frame.render_widget(&**input, rect);
 }
@@ -208,6 +228,7 @@ fn popup(
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(true))
+        .title_style(theme.title(true))
         .title(Span::styled(title.to_string(), theme.accent()));
     frame.render_widget(Clear, rect);
     frame.render_widget(Paragraph::new(text).block(block), rect);
@@ -235,11 +256,14 @@ fn centered_fixed(area: Rect, width: u16, height: u16) -> Rect {
 
 #[cfg(test)]
 mod tests {
+    use ratatui::style::{Color, Modifier};
+
     use crate::protocol::{DecisionKind, Event, Stream};
-    use crate::tui::app::Overlay;
+    use crate::tui::app::{Focus, Overlay};
     use crate::tui::testing::{
         app, decided, feed, finished, output, proposed, result, screen, started,
     };
+    use crate::tui::theme::Theme;
 
     #[test]
     fn the_empty_screen_while_the_sandbox_starts() {
@@ -308,6 +332,143 @@ mod tests {
         // Every size down to 1×1 draws without a panic.
         for (w, h) in [(1, 1), (10, 3), (39, 11), (40, 12), (41, 13)] {
             screen(&mut app, w, h);
+        }
+    }
+
+    /// Where `text` starts on the screen, read cell by cell.
+    fn find(buffer: &ratatui::buffer::Buffer, text: &str) -> Option<(u16, u16)> {
+        let wanted: Vec<String> = text.chars().map(String::from).collect();
+        let area = buffer.area;
+        for y in 0..area.height {
+            let row: Vec<&str> = (0..area.width).map(|x| buffer[(x, y)].symbol()).collect();
+            if let Some(x) = row
+                .windows(wanted.len())
+                .position(|w| w == wanted.as_slice())
+            {
+                return Some((x as u16, y));
+            }
+        }
+        None
+    }
+
+    fn drawn(app: &mut crate::tui::app::App, width: u16, height: u16) -> ratatui::buffer::Buffer {
+        let mut terminal =
+            ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
+                .expect("test terminal");
+        let highlighter = crate::tui::highlight::Highlighter::plain();
+        terminal
+            .draw(|frame| super::draw(frame, app, &highlighter))
+            .expect("draws");
+        terminal.backend().buffer().clone()
+    }
+
+    fn modifier_at(buffer: &ratatui::buffer::Buffer, text: &str) -> Modifier {
+        let (x, y) = find(buffer, text).unwrap_or_else(|| panic!("{text:?} is not on screen"));
+        (x..x + text.chars().count() as u16)
+            .map(|x| buffer[(x, y)].modifier)
+            .fold(Modifier::all(), |all, m| all & m)
+    }
+
+    #[test]
+    fn focus_selection_and_cursor_do_not_depend_on_colour() {
+        let themes = [
+            Theme::default().without_colour(),
+            Theme::load("ansi16").expect("ansi16"),
+        ];
+        for theme in themes {
+            let mut app = app();
+            app.theme = theme.clone();
+            feed(
+                &mut app,
+                &[
+                    proposed("b-1", 0, "bash", "echo one\n"),
+                    decided("b-1", DecisionKind::Approve),
+                    started("b-1", "r-1"),
+                    finished("b-1", result(Some(0), "one\n")),
+                    proposed("b-2", 1, "bash", "echo two\n"),
+                ],
+            );
+            let name = &theme.name;
+            let buffer = drawn(&mut app, 120, 30);
+            if theme.monochrome {
+                let coloured = buffer
+                    .content
+                    .iter()
+                    .find(|cell| cell.fg != Color::Reset || cell.bg != Color::Reset);
+                assert!(coloured.is_none(), "a colour is left: {coloured:?}");
+            }
+            // The focused card's title is in reverse video; the others' are not.
+            assert!(
+                modifier_at(&buffer, " Block 2 of 2 ").contains(Modifier::REVERSED),
+                "{name}"
+            );
+            assert!(
+                !modifier_at(&buffer, " Conversation ").contains(Modifier::REVERSED),
+                "{name}"
+            );
+            assert!(
+                !modifier_at(&buffer, " Container logs ").contains(Modifier::REVERSED),
+                "{name}"
+            );
+
+            // The composer with focus: its title, and the cursor after what was typed.
+            app.focus = Focus::Composer;
+            app.composer.insert_str("hi");
+            let buffer = drawn(&mut app, 120, 30);
+            assert!(
+                modifier_at(&buffer, " Message · Enter sends").contains(Modifier::REVERSED),
+                "{name}"
+            );
+            assert!(
+                !modifier_at(&buffer, " Block 2 of 2 ").contains(Modifier::REVERSED),
+                "{name}"
+            );
+            let (x, y) = find(&buffer, "hi").expect("typed text");
+            assert!(
+                buffer[(x + 2, y)].modifier.contains(Modifier::REVERSED),
+                "{name}: cursor"
+            );
+            assert!(
+                !buffer[(x, y)].modifier.contains(Modifier::REVERSED),
+                "{name}"
+            );
+
+            // The scope picker: its title, and its keys in bold.
+            app.focus = Focus::Card;
+            app.overlay = Some(Overlay::Scope);
+            let buffer = drawn(&mut app, 120, 30);
+            assert!(
+                modifier_at(&buffer, " Approve for session ").contains(Modifier::REVERSED),
+                "{name}"
+            );
+            let (x, y) = find(&buffer, "x this exact").expect("scope picker");
+            assert!(
+                buffer[(x, y)].modifier.contains(Modifier::BOLD),
+                "{name}: key"
+            );
+
+            // The history's selected run (the newest, first) is bold, the other is not.
+            app.overlay = None;
+            feed(
+                &mut app,
+                &[
+                    decided("b-2", DecisionKind::Approve),
+                    started("b-2", "r-2"),
+                    finished("b-2", result(Some(0), "two\n")),
+                ],
+            );
+            app.history_open = true;
+            app.focus = Focus::History;
+            let buffer = drawn(&mut app, 120, 30);
+            let (x, y) = find(&buffer, " History ").expect("history title");
+            assert!(
+                buffer[(x, y + 1)].modifier.contains(Modifier::BOLD),
+                "{name}: selection"
+            );
+            assert!(
+                !buffer[(x, y + 2)].modifier.contains(Modifier::BOLD),
+                "{name}"
+            );
         }
     }
 }
