@@ -184,7 +184,7 @@ mod tests {
         let text = pane(100, 2, |frame| render(frame, frame.area(), &app));
         let rows: Vec<&str> = text.lines().collect();
         // The sandbox description is cut at one of its " · " separators, not inside "1 CPU".
-        assert!(rows[0].contains("· 512MiB …"), "{text}");
+        assert!(rows[0].contains("· 1 CPU …"), "{text}");
         assert!(rows[1].contains("Ctrl-C cancel …"), "{text}");
         insta::assert_snapshot!(text);
         let wide = pane(200, 2, |frame| render(frame, frame.area(), &app));
