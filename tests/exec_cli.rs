@@ -293,7 +293,7 @@ fn docker_down_is_one_clear_sentence() {
 }
 
 /// `airlock exec --json` of `code` with an image that is absent and may not be pulled, and
-/// `offline` as the offline fallback.
+/// `offline` as the offline fallback, which is not built when missing.
 fn exec_without_the_image(offline: &str, code: &str) -> Output {
     let home = Home::new();
     let mut command = home.airlock();
@@ -302,6 +302,8 @@ fn exec_without_the_image(offline: &str, code: &str) -> Output {
         "sandbox.image=airlock-test-missing:never",
         "-c",
         "sandbox.pull=never",
+        "-c",
+        "sandbox.build_offline=false",
         "-c",
         &format!("sandbox.offline_image={offline}"),
         "exec",
@@ -320,7 +322,7 @@ fn a_missing_image_names_both_ways_out() {
     let message = stderr(&output);
     assert!(message.contains("airlock-test-missing:never"), "{message}");
     assert!(
-        message.contains("registry") && message.contains("build-offline-image.sh"),
+        message.contains("registry") && message.contains("airlock image build"),
         "{message}"
     );
 }

@@ -4,121 +4,33 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
-use common::{Home, test_image, wait_until};
+use common::tmux::Tmux;
+use common::{Home, test_image};
 
-/// A tmux server of its own, so tests never touch the user's.
-struct Tmux {
-    socket: String,
-    exit_file: PathBuf,
+/// `airlock ARGS` with this home and the test image, in a terminal of its own; `env` is put
+/// before the command, e.g. `EDITOR=...`. The shell's pid is kept in the home's `pid` file.
+fn start_with(home: &Home, env: &str, args: &str) -> Tmux {
+    let command = format!(
+        "env {env} XDG_DATA_HOME={data} XDG_CONFIG_HOME={config} sh -c 'echo $$ > {pid}; exec {bin} -c sandbox.image={image} {args}'",
+        pid = home.dir.path().join("pid").display(),
+        data = home.dir.path().join("data").display(),
+        config = home.dir.path().join("config").display(),
+        bin = env!("CARGO_BIN_EXE_airlock"),
+        image = test_image(),
+    );
+    Tmux::run(home.dir.path(), &command)
 }
 
-impl Tmux {
-    fn start(home: &Home, args: &str) -> Self {
-        Self::start_with(home, "", args)
-    }
-
-    /// `env` is put before the command, e.g. `EDITOR=...`.
-    fn start_with(home: &Home, env: &str, args: &str) -> Self {
-        let unique = home
-            .dir
-            .path()
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("x")
-            .to_string();
-        let socket = format!("airlock-test-{}-{unique}", std::process::id());
-        let exit_file = home.dir.path().join("exit-status");
-        let command = format!(
-            "env {env} XDG_DATA_HOME={data} XDG_CONFIG_HOME={config} sh -c 'echo $$ > {pid}; exec {bin} -c sandbox.image={image} {args}'; echo $? > {exit}; sleep 60",
-            pid = home.dir.path().join("pid").display(),
-            data = home.dir.path().join("data").display(),
-            config = home.dir.path().join("config").display(),
-            bin = env!("CARGO_BIN_EXE_airlock"),
-            image = test_image(),
-            exit = exit_file.display(),
-        );
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-s",
-                "airlock",
-                "-x",
-                "150",
-                "-y",
-                "45",
-                &command,
-            ])
-            .status()
-            .expect("tmux runs (apt-get install tmux)");
-        assert!(status.success());
-        Self { socket, exit_file }
-    }
-
-    fn screen(&self) -> String {
-        let output = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "airlock"])
-            .output()
-            .expect("capture-pane");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    /// Esc alone: a key sent right after it would read as Alt-key, so it gets a moment.
-    fn escape(&self) {
-        self.keys(&["Escape"]);
-        std::thread::sleep(Duration::from_millis(300));
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let status = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-t", "airlock"])
-            .args(keys)
-            .status()
-            .expect("send-keys");
-        assert!(status.success());
-    }
-
-    /// Waits until the screen shows `text`; fails with the screen as it is.
-    fn wait_for(&self, text: &str) {
-        let found = wait_until(Duration::from_secs(60), || self.screen().contains(text));
-        assert!(
-            found,
-            "the screen never showed {text:?}:\n{}",
-            self.screen()
-        );
-    }
-
-    /// Waits for airlock to exit; fails with the screen as it is.
-    fn wait_exit(&self) {
-        let exited = wait_until(Duration::from_secs(30), || self.exit_status().is_some());
-        assert!(exited, "airlock did not exit:\n{}", self.screen());
-    }
-
-    fn exit_status(&self) -> Option<String> {
-        std::fs::read_to_string(&self.exit_file)
-            .ok()
-            .map(|s| s.trim().to_string())
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
+fn start(home: &Home, args: &str) -> Tmux {
+    start_with(home, "", args)
 }
 
 #[test]
 fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
     let home = Home::new();
-    let tmux = Tmux::start(&home, "--demo");
+    let tmux = start(&home, "--demo");
     tmux.wait_for("Block 1 of 2 · bash");
     tmux.keys(&["y"]);
     tmux.wait_for("23 data/sample.txt");
@@ -153,7 +65,7 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
 #[test]
 fn keys_in_the_composer_never_decide_and_reject_sends_a_reason() {
     let home = Home::new();
-    let tmux = Tmux::start(&home, "--demo");
+    let tmux = start(&home, "--demo");
     tmux.wait_for("Block 1 of 2 · bash");
     // Move to the composer and type letters that are card keys elsewhere.
     tmux.keys(&["Tab", "Tab", "Tab"]);
@@ -195,7 +107,7 @@ fn session_on(screen: &str) -> String {
 fn capital_e_edits_in_the_editor_and_the_edited_code_runs() {
     let home = Home::new();
     // An "editor" that fixes the bug in the demo's second block.
-    let tmux = Tmux::start_with(
+    let tmux = start_with(
         &home,
         "EDITOR='sed -i s/counts.top/counts.most_common/'",
         "--demo",
@@ -220,7 +132,7 @@ fn capital_e_edits_in_the_editor_and_the_edited_code_runs() {
 #[test]
 fn sigterm_restores_the_terminal_and_removes_the_container() {
     let home = Home::new();
-    let tmux = Tmux::start(&home, "--demo");
+    let tmux = start(&home, "--demo");
     tmux.wait_for("Block 1 of 2 · bash");
     let session = session_on(&tmux.screen());
     let pid = std::fs::read_to_string(home.dir.path().join("pid")).expect("pid file");
@@ -257,7 +169,7 @@ fn the_history_pane_shows_earlier_sessions_from_the_store() {
     ]);
     let output = common::run_with_stdin(earlier, "");
     assert!(output.status.success(), "{}", common::stderr(&output));
-    let tmux = Tmux::start(&home, "--demo");
+    let tmux = start(&home, "--demo");
     tmux.wait_for("Block 1 of 2 · bash");
     tmux.keys(&["h"]);
     tmux.wait_for("History");
@@ -298,7 +210,7 @@ fn resume_gives_the_model_its_earlier_conversation_back() {
     let output = common::run_with_stdin(first, "");
     assert!(output.status.success(), "{}", common::stderr(&output));
 
-    let tmux = Tmux::start(&home, &format!("resume --base-url {}", server.base_url));
+    let tmux = start(&home, &format!("resume --base-url {}", server.base_url));
     tmux.wait_for("resumed");
     tmux.wait_for("first task");
     tmux.keys(&["-l", "what next?"]);
@@ -333,7 +245,7 @@ fn resume_gives_the_model_its_earlier_conversation_back() {
 fn run_at_a_terminal_exits_when_the_session_ends_without_a_key_press() {
     let home = Home::new();
     let script = common::script(&home, "[[reply]]\ncontent = \"Nothing to run here.\"\n");
-    let tmux = Tmux::start(
+    let tmux = start(
         &home,
         &format!("run --scripted {} --prompt hello", script.display()),
     );
@@ -362,19 +274,7 @@ struct StyledScreen {
 
 impl StyledScreen {
     fn capture(tmux: &Tmux) -> Self {
-        let output = Command::new("tmux")
-            .args([
-                "-L",
-                &tmux.socket,
-                "capture-pane",
-                "-e",
-                "-p",
-                "-t",
-                "airlock",
-            ])
-            .output()
-            .expect("capture-pane");
-        Self::parse(&String::from_utf8_lossy(&output.stdout))
+        Self::parse(&tmux.screen_with_styles())
     }
 
     fn parse(text: &str) -> Self {
@@ -469,7 +369,7 @@ impl StyledScreen {
 #[test]
 fn with_no_color_focus_cursor_and_selection_are_still_marked() {
     let home = Home::new();
-    let tmux = Tmux::start_with(&home, "NO_COLOR=1", "--demo");
+    let tmux = start_with(&home, "NO_COLOR=1", "--demo");
     tmux.wait_for("Block 1 of 2 · bash");
     let screen = StyledScreen::capture(&tmux);
     assert!(!screen.coloured, "a colour was drawn under NO_COLOR");

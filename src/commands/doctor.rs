@@ -157,10 +157,10 @@ impl ProbeWorkspace {
     }
 
     fn remove(&self) {
-        if let Some((data_dir, session)) = &self.own {
-            if let Err(why) = remove_session_workspace(data_dir, session) {
-                eprintln!("airlock: {why}");
-            }
+        if let Some((data_dir, session)) = &self.own
+            && let Err(why) = remove_session_workspace(data_dir, session)
+        {
+            eprintln!("airlock: {why}");
         }
     }
 }

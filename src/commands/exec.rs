@@ -87,17 +87,17 @@ fn write_live(stream: Stream, text: &str) {
 
 /// After a streamed run: the kept tail of a truncated output, and a status line.
 fn finish_live(result: &ExecResult) {
-    if result.truncated {
-        if let Some((_, tail)) = crate::output::split_at_omission(&result.output) {
-            write_live(
-                Stream::Stdout,
-                &format!(
-                    "\n[... airlock: output truncated, {} bytes in all; the end follows ...]\n",
-                    result.output_bytes
-                ),
-            );
-            write_live(Stream::Stdout, tail);
-        }
+    if result.truncated
+        && let Some((_, tail)) = crate::output::split_at_omission(&result.output)
+    {
+        write_live(
+            Stream::Stdout,
+            &format!(
+                "\n[... airlock: output truncated, {} bytes in all; the end follows ...]\n",
+                result.output_bytes
+            ),
+        );
+        write_live(Stream::Stdout, tail);
     }
     if result.timed_out {
         eprintln!("airlock: the block was stopped after reaching its time limit");

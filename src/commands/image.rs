@@ -12,14 +12,12 @@ use crate::sandbox::docker::{self, image};
 pub async fn build(config: &Config, force: bool) -> anyhow::Result<ExitCode> {
     let client = docker::connect().await?;
     let tag = &config.sandbox.offline_image;
-    if !force {
-        if let Some(present) = image::inspect(&client, tag).await {
-            println!(
-                "{} is already there; `airlock image build --force` builds it again",
-                present.short()
-            );
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !force && let Some(present) = image::inspect(&client, tag).await {
+        println!(
+            "{} is already there; `airlock image build --force` builds it again",
+            present.short()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     let built = image::build_offline(&client, tag, &super::stderr_progress()).await?;
     println!("built {built}");

@@ -421,10 +421,10 @@ impl Config {
         if self.model.max_turns == 0 {
             bail!("model.max_turns must be at least 1");
         }
-        if let Some(temperature) = self.model.temperature {
-            if !(0.0..=2.0).contains(&temperature) {
-                bail!("model.temperature = {temperature}: use a number from 0 to 2");
-            }
+        if let Some(temperature) = self.model.temperature
+            && !(0.0..=2.0).contains(&temperature)
+        {
+            bail!("model.temperature = {temperature}: use a number from 0 to 2");
         }
         for (name, language) in &self.languages {
             if language.command.is_empty() || language.command[0].trim().is_empty() {

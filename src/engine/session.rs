@@ -73,17 +73,14 @@ impl Events {
     }
 
     pub fn send(&self, event: Event) {
-        if let Some(journal) = &self.journal {
-            if !self.journal_failed.load(Ordering::Relaxed) {
-                if let Err(why) = journal(&event) {
-                    self.journal_failed.store(true, Ordering::Relaxed);
-                    let _ = self.sender.send(Event::Notice {
-                        message: format!(
-                            "history: {why}; the rest of this session is not recorded"
-                        ),
-                    });
-                }
-            }
+        if let Some(journal) = &self.journal
+            && !self.journal_failed.load(Ordering::Relaxed)
+            && let Err(why) = journal(&event)
+        {
+            self.journal_failed.store(true, Ordering::Relaxed);
+            let _ = self.sender.send(Event::Notice {
+                message: format!("history: {why}; the rest of this session is not recorded"),
+            });
         }
         let _ = self.sender.send(event);
     }
@@ -868,10 +865,10 @@ fn approve_covered(turn: &mut Turn, policy: &Policy, events: &Events) {
         if block.decision.is_some() {
             continue;
         }
-        if let Some(ruling) = policy.rule(&block.language.name, &block.code) {
-            if ruling.kind == DecisionKind::Approve {
-                decide(turn, position, ruling_decision(ruling), None, events);
-            }
+        if let Some(ruling) = policy.rule(&block.language.name, &block.code)
+            && ruling.kind == DecisionKind::Approve
+        {
+            decide(turn, position, ruling_decision(ruling), None, events);
         }
     }
 }

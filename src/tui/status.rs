@@ -125,12 +125,12 @@ fn fit(segments: Vec<Segment>, width: usize) -> Line<'static> {
             spans.extend(segment.spans);
             continue;
         }
-        if segment.cut_at_words {
-            if let Some(span) = segment.spans.first() {
-                ellipsis_style = span.style;
-                if let Some(cut) = cut_after_word(&span.content, room - used) {
-                    spans.push(Span::styled(cut, span.style));
-                }
+        if segment.cut_at_words
+            && let Some(span) = segment.spans.first()
+        {
+            ellipsis_style = span.style;
+            if let Some(cut) = cut_after_word(&span.content, room - used) {
+                spans.push(Span::styled(cut, span.style));
             }
         }
         break;

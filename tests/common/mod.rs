@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use std::io::Write;
 
-/// The image the tests run: built offline by scripts/build-offline-image.sh.
+/// The image the tests run: built from Debian packages by `airlock image build`.
 pub fn test_image() -> String {
     std::env::var("AIRLOCK_TEST_IMAGE").unwrap_or_else(|_| "airlock-sandbox:offline".into())
 }

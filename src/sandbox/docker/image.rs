@@ -139,14 +139,14 @@ pub async fn ensure(
         },
     };
     let offline = &config.offline_image;
-    if offline != &config.image {
-        if let Some(image) = inspect(docker, offline).await {
-            notices(format!(
-                "cannot use image {}: {failure}; using {offline} instead",
-                config.image
-            ));
-            return Ok(image);
-        }
+    if offline != &config.image
+        && let Some(image) = inspect(docker, offline).await
+    {
+        notices(format!(
+            "cannot use image {}: {failure}; using {offline} instead",
+            config.image
+        ));
+        return Ok(image);
     }
     let cannot = format!("cannot use image {}: {failure}", config.image);
     if !config.build_offline {
@@ -231,13 +231,13 @@ impl PullProgress {
         let id = id?;
         let status = status.unwrap_or_default();
         let entry = self.layers.entry(id).or_insert((0, 0));
-        if let Some(detail) = detail {
-            if status.starts_with("Downloading") {
-                *entry = (
-                    detail.current.unwrap_or(entry.0),
-                    detail.total.unwrap_or(entry.1),
-                );
-            }
+        if let Some(detail) = detail
+            && status.starts_with("Downloading")
+        {
+            *entry = (
+                detail.current.unwrap_or(entry.0),
+                detail.total.unwrap_or(entry.1),
+            );
         }
         if status.starts_with("Download complete") || status.starts_with("Pull complete") {
             entry.0 = entry.1;
