@@ -138,17 +138,45 @@ pub struct Ended {
     pub sandbox_failed: bool,
 }
 
+/// The session's sandbox: not started yet, ready, or failed.
+struct SandboxSlot<S> {
+    ready: Option<S>,
+    /// It could not start, or stopped working: airlock itself cannot work.
+    failed: bool,
+}
+
+impl<S: Sandbox> SandboxSlot<S> {
+    /// Takes in the sandbox once it has started; a failure ends the session.
+    fn arrive(
+        &mut self,
+        events: &Events,
+        started: Result<S, SandboxError>,
+    ) -> Result<(), DoneReason> {
+        match started {
+            Ok(sandbox) => {
+                events.send(Event::SandboxReady {
+                    description: sandbox.describe(),
+                });
+                self.ready = Some(sandbox);
+                Ok(())
+            }
+            Err(err) => {
+                self.failed = true;
+                events.error(format!("the sandbox cannot start: {err}"));
+                Err(DoneReason::Error)
+            }
+        }
+    }
+}
+
 pub struct Session<M, S, A> {
     settings: Settings,
     model: M,
-    /// Set once the sandbox has started.
-    sandbox: Option<S>,
+    sandbox: SandboxSlot<S>,
     approver: Option<A>,
     policy: Policy,
     events: Events,
     inbox: Inbox<S>,
-    /// The sandbox could not start, or stopped working.
-    sandbox_failed: bool,
     conversation: Vec<ChatMessage>,
     /// Results the model has not been sent yet (after an abort); they go with the next message.
     unsent: Vec<String>,
@@ -168,12 +196,14 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         Self {
             settings,
             model,
-            sandbox: None,
+            sandbox: SandboxSlot {
+                ready: None,
+                failed: false,
+            },
             approver,
             policy,
             events,
             inbox: Inbox::new(ops),
-            sandbox_failed: false,
             conversation: Vec::new(),
             unsent: Vec::new(),
             supervised: true,
@@ -200,44 +230,18 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         self.inbox.start_sandbox(start_sandbox);
         let reason = self.drive(prompt).await;
         if let Some(ready) = self.inbox.abandon_start().await {
-            self.sandbox = Some(ready);
+            self.sandbox.ready = Some(ready);
         }
         let Self {
-            sandbox,
-            events,
-            sandbox_failed,
-            ..
+            sandbox, events, ..
         } = self;
-        if let Some(sandbox) = sandbox {
-            sandbox.shutdown().await;
+        if let Some(ready) = sandbox.ready {
+            ready.shutdown().await;
         }
         events.send(Event::Done { reason });
         Ended {
             reason,
-            sandbox_failed,
-        }
-    }
-
-    /// Takes in the sandbox once it has started; a failure ends the session.
-    fn sandbox_arrived(
-        slot: &mut Option<S>,
-        failed: &mut bool,
-        events: &Events,
-        started: Result<S, SandboxError>,
-    ) -> Result<(), DoneReason> {
-        match started {
-            Ok(sandbox) => {
-                events.send(Event::SandboxReady {
-                    description: sandbox.describe(),
-                });
-                *slot = Some(sandbox);
-                Ok(())
-            }
-            Err(err) => {
-                *failed = true;
-                events.error(format!("the sandbox cannot start: {err}"));
-                Err(DoneReason::Error)
-            }
+            sandbox_failed: sandbox.failed,
         }
     }
 
@@ -365,8 +369,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     let op = match input {
                         Input::Op(op) => op,
                         Input::Sandbox(started) => {
-                            Self::sandbox_arrived(&mut self.sandbox, &mut self.sandbox_failed, &self.events, started)
-                                .map_err(Pause::Done)?;
+                            self.sandbox.arrive(&self.events, started).map_err(Pause::Done)?;
                             continue;
                         }
                     };
@@ -578,13 +581,9 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// The sandbox arrived at a wait point of the turn.
     fn take_sandbox(&mut self, started: Result<S, SandboxError>) -> Result<(), Step> {
-        Self::sandbox_arrived(
-            &mut self.sandbox,
-            &mut self.sandbox_failed,
-            &self.events,
-            started,
-        )
-        .map_err(|_| Step::SandboxGone)
+        self.sandbox
+            .arrive(&self.events, started)
+            .map_err(|_| Step::SandboxGone)
     }
 
     /// An approved block whose sandbox is still being prepared waits for it, serving ops
@@ -594,7 +593,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             "block {} waits for the sandbox, which is still being prepared",
             position + 1
         ));
-        while self.sandbox.is_none() && !turn.blocks[position].settled() {
+        while self.sandbox.ready.is_none() && !turn.blocks[position].settled() {
             let op = match self.inbox.next().await {
                 Input::Op(op) => op,
                 Input::Sandbox(started) => {
@@ -620,7 +619,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// Runs one approved block, serving ops (cancel, later decisions) while it runs.
     async fn run_block(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
-        if self.sandbox.is_none() && self.inbox.sandbox_starting() {
+        if self.sandbox.ready.is_none() && self.inbox.sandbox_starting() {
             self.wait_for_sandbox(turn, position).await?;
             if turn.blocks[position].settled() {
                 return Ok(());
@@ -650,7 +649,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             cancel: Some(&cancel),
         };
         let mut shutdown = false;
-        let Some(sandbox) = self.sandbox.as_mut() else {
+        let Some(sandbox) = self.sandbox.ready.as_mut() else {
             return Err(Step::SandboxGone);
         };
         let running = sandbox.run_block(spec, &mut live);
@@ -697,7 +696,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 Fate::Broken(why)
             }
             Err(SandboxError::Unavailable(why)) => {
-                self.sandbox_failed = true;
+                self.sandbox.failed = true;
                 self.events
                     .error(format!("the sandbox stopped working: {why}"));
                 return Err(Step::SandboxGone);
@@ -720,12 +719,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             let op = match self.inbox.next().await {
                 Input::Op(op) => op,
                 Input::Sandbox(started) => {
-                    Self::sandbox_arrived(
-                        &mut self.sandbox,
-                        &mut self.sandbox_failed,
-                        &self.events,
-                        started,
-                    )?;
+                    self.sandbox.arrive(&self.events, started)?;
                     continue;
                 }
             };

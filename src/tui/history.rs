@@ -26,6 +26,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(focused))
+        .title_style(theme.title(focused))
         .title(Line::from(title));
     let inner = block.inner(area);
     let runs = app.visible_runs();
@@ -56,7 +57,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 line.style(
                     Style::new()
                         .bg(theme.selection)
-                        .add_modifier(Modifier::BOLD),
+                        .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
                 )
             } else {
                 line

@@ -147,6 +147,11 @@ impl LogView {
         }
     }
 
+    /// Nothing has run yet.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && !self.running
+    }
+
     pub fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
         let mut title = vec![Span::styled(" Container logs ", theme.accent())];
         if self.running {

@@ -12,6 +12,7 @@ pub mod history;
 pub mod keymap;
 pub mod logs;
 pub mod markdown;
+pub mod preparing;
 pub mod sgr;
 pub mod status;
 #[cfg(test)]

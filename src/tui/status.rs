@@ -36,11 +36,11 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         )]),
         Segment::words(Span::styled(format!(" {} ", app.model), theme.accent())),
         Segment::words(Span::styled(
-            format!("│ {} ", app.sandbox_label()),
+            format!("│ {} ", app.session.as_deref().unwrap_or("…")),
             theme.dim(),
         )),
         Segment::words(Span::styled(
-            format!("│ {} ", app.session.as_deref().unwrap_or("…")),
+            format!("│ {} ", app.sandbox_label()),
             theme.dim(),
         )),
     ];
@@ -114,7 +114,8 @@ fn fit(segments: Vec<Segment>, width: usize) -> Line<'static> {
                 .collect::<Vec<_>>(),
         );
     }
-    let room = width.saturating_sub(1);
+    // Room for what is kept, and for the " …" that ends it.
+    let room = width.saturating_sub(1 + ELLIPSIS.chars().count());
     let mut spans: Vec<Span<'static>> = Vec::new();
     let mut used = 0;
     let mut ellipsis_style = Style::new();
@@ -184,7 +185,7 @@ mod tests {
         let text = pane(100, 2, |frame| render(frame, frame.area(), &app));
         let rows: Vec<&str> = text.lines().collect();
         // The sandbox description is cut at one of its " · " separators, not inside "1 CPU".
-        assert!(rows[0].contains("· 1 CPU …"), "{text}");
+        assert!(rows[0].contains("· 512MiB …"), "{text}");
         assert!(rows[1].contains("Ctrl-C cancel …"), "{text}");
         insta::assert_snapshot!(text);
         let wide = pane(200, 2, |frame| render(frame, frame.area(), &app));

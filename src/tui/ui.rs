@@ -10,7 +10,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Focus, Overlay};
 use super::highlight::Highlighter;
-use super::{card, conversation, fatal, help, history, status};
+use super::{card, conversation, fatal, help, history, preparing, status};
 
 /// Smaller than this, panes cannot show anything useful.
 pub const MIN_WIDTH: u16 = 40;
@@ -97,8 +97,10 @@ fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: 
         }
         Focus::Logs => {
             app.areas.logs = area;
-            app.logs
-                .render(frame, area, &app.theme, app.focus == Focus::Logs);
+            if !preparing::render(frame, area, app) {
+                app.logs
+                    .render(frame, area, &app.theme, app.focus == Focus::Logs);
+            }
         }
         Focus::History => {
             app.areas.history = area;

@@ -1,0 +1,90 @@
+//! The logs pane while the sandbox is still being prepared (an image pull or build): what
+//! airlock is doing, the step, and the time so far, where the first block's output will
+//! appear. The status bar keeps a short form of it.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use super::app::{App, Focus, SandboxState};
+use crate::output::sanitize::neutralize;
+
+/// Draws the preparation in `area` and says so, or leaves it to the logs pane.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
+    let SandboxState::Preparing { step, since } = &app.sandbox_state else {
+        return false;
+    };
+    if !app.logs.is_empty() {
+        return false;
+    }
+    let theme = &app.theme;
+    let focused = app.focus == Focus::Logs;
+    let mut lines = vec![Line::from(vec![
+        Span::styled("Preparing the sandbox", Style::new().fg(theme.warning)),
+        Span::styled(format!(" · {} s", since.elapsed().as_secs()), theme.dim()),
+    ])];
+    let step = step.as_deref().unwrap_or("connecting to Docker");
+    // "building IMAGE · step 2 of 6: downloading packages": one line for each part.
+    lines.extend(
+        neutralize(step)
+            .split(" · ")
+            .map(|part| Line::styled(part.to_string(), theme.text())),
+    );
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        "Blocks can be decided meanwhile; approved ones run as soon as it is ready.",
+        theme.dim(),
+    ));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(focused))
+        .title_style(theme.title(focused))
+        .title(Span::styled(" Container logs ", theme.accent()));
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Event;
+    use crate::tui::keymap::Keymap;
+    use crate::tui::testing;
+    use crate::tui::theme::Theme;
+
+    fn preparing_app() -> App {
+        App::new(Theme::default(), Keymap::default(), "m".into(), 100, false)
+    }
+
+    #[test]
+    fn the_logs_pane_shows_the_step_while_the_sandbox_is_prepared() {
+        let mut app = preparing_app();
+        app.on_event(&Event::SandboxProgress {
+            message: "building airlock-sandbox:offline · step 2 of 6: downloading packages".into(),
+        });
+        let text = testing::pane(60, 9, |frame| {
+            assert!(render(frame, frame.area(), &app));
+        });
+        assert!(text.contains("Preparing the sandbox · 0 s"), "{text}");
+        assert!(text.contains("step 2 of 6: downloading packages"), "{text}");
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
+    fn once_the_sandbox_is_ready_the_logs_pane_is_its_own_again() {
+        let mut app = preparing_app();
+        app.on_event(&Event::SandboxReady {
+            description: "img".into(),
+        });
+        testing::pane(60, 9, |frame| {
+            assert!(!render(frame, frame.area(), &app));
+        });
+    }
+}
