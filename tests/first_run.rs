@@ -67,10 +67,10 @@ fn the_readme_command_on_an_empty_daemon_ends_in_the_demo_screen() {
     let (tmux, stderr) = in_terminal(&home, &daemon.host, &path, &command);
     // The demo's blocks are offered while the image is still being built...
     tmux.wait_for_within("Block 1 of 2", Duration::from_secs(120));
-    tmux.wait_for_within(
-        "preparing the sandbox: building airlock-sandbox:offline",
-        Duration::from_secs(60),
-    );
+    tmux.wait_for("preparing the sandbox ·");
+    // The logs pane says what is being done, step by step.
+    tmux.wait_for_within("building airlock-sandbox:offline", Duration::from_secs(60));
+    tmux.wait_for_within("step 2 of 6: downloading packages", Duration::from_secs(60));
     let setup = read(&stderr);
     assert!(
         setup.contains("mmdebstrap is missing"),
