@@ -190,3 +190,50 @@ fn docker_unreachable_keeps_the_reason_on_screen_and_exits_125() {
     assert!(said.contains("cannot reach the Docker daemon"), "{said}");
     assert!(said.contains("no-docker.sock"), "{said}");
 }
+
+#[test]
+fn run_and_exec_report_the_preparation_on_stderr_and_exit_125_when_it_fails() {
+    let daemon = EmptyDaemon::start();
+    let home = Home::new();
+    let path = path_without_mmdebstrap(&home);
+    let airlock = |args: &[&str], stdin: &str| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
+            .env("PATH", &path)
+            .env("DOCKER_HOST", &daemon.host)
+            .env("XDG_DATA_HOME", home.dir.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.dir.path().join("config"))
+            .args(args);
+        common::run_with_stdin(command, stdin)
+    };
+    let demo = repo().join("assets/demo.toml");
+    let run = airlock(
+        &[
+            "run",
+            "--json",
+            "--approve",
+            "all",
+            "--scripted",
+            demo.to_str().unwrap(),
+            "--prompt",
+            "go",
+        ],
+        "",
+    );
+    let exec = airlock(&["exec", "--lang", "python", "-"], "print('never runs')\n");
+    for (name, output) in [("run", &run), ("exec", &exec)] {
+        let said = common::stderr(output);
+        assert_eq!(output.status.code(), Some(125), "{name}: {said}");
+        // Progress lines carry the time so far.
+        assert!(
+            said.contains("s] pulling image python:3.12-slim"),
+            "{name}: {said}"
+        );
+    }
+    // The way out: on stderr for exec, in the error event for run --json.
+    assert!(common::stderr(&exec).contains("apt-get install mmdebstrap"));
+    let events = String::from_utf8_lossy(&run.stdout);
+    assert!(events.contains(r#""type":"sandbox_progress""#), "{events}");
+    assert!(events.contains("apt-get install mmdebstrap"), "{events}");
+    assert!(!events.contains(r#""type":"exec_started""#), "{events}");
+}

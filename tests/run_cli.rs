@@ -98,6 +98,15 @@ fn run_command(home: &Home, args: &[&str]) -> Command {
     command
 }
 
+/// `airlock run --json --approve all` with the scripted model of `script`.
+fn approve_all(home: &Home, script: &std::path::Path, prompt: &str) -> Command {
+    let script = script.to_str().unwrap();
+    run_command(
+        home,
+        &["--scripted", script, "--approve", "all", "--prompt", prompt],
+    )
+}
+
 /// `airlock run --json` against the test model server.
 fn served(home: &Home, server: &ModelServer, args: &[&str]) -> Command {
     let mut command = run_command(home, &["--base-url", &server.base_url]);
@@ -132,17 +141,7 @@ fn fenced(language: &str, code: &str) -> String {
 fn the_demo_script_runs_to_the_end_with_its_failure_and_fix() {
     let home = Home::new();
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml");
-    let command = run_command(
-        &home,
-        &[
-            "--scripted",
-            demo,
-            "--approve",
-            "all",
-            "--prompt",
-            "count words",
-        ],
-    );
+    let command = approve_all(&home, demo.as_ref(), "count words");
     let (events, status, stderr) = Live::start(command).finish();
     assert!(status.success(), "{status:?} {stderr}");
     assert!(stderr.contains("WARNING: --approve all"), "{stderr}");
@@ -575,17 +574,7 @@ fn program_colours_never_reach_the_headless_output() {
         &home,
         "[[reply]]\ncontent = \"```python\\nprint('\\\\x1b[31mred\\\\x1b[0m plain')\\n```\"\n[[reply]]\ncontent = \"ok\"\n",
     );
-    let command = run_command(
-        &home,
-        &[
-            "--scripted",
-            script.to_str().unwrap(),
-            "--approve",
-            "all",
-            "--prompt",
-            "go",
-        ],
-    );
+    let command = approve_all(&home, &script, "go");
     let (events, status, stderr) = Live::start(command).finish();
     assert!(status.success(), "{stderr}");
     let outputs = of_type(&events, "exec_output");
@@ -723,17 +712,7 @@ fn a_zsh_fence_runs_with_bash_and_a_console_transcript_is_not_offered() {
             "[[reply]]\ncontent = \"ok\"\n",
         ),
     );
-    let command = run_command(
-        &home,
-        &[
-            "--scripted",
-            script.to_str().unwrap(),
-            "--approve",
-            "all",
-            "--prompt",
-            "go",
-        ],
-    );
+    let command = approve_all(&home, &script, "go");
     let (events, status, stderr) = Live::start(command).finish();
     assert!(status.success(), "{stderr}");
     let proposed = of_type(&events, "block_proposed");
@@ -753,5 +732,29 @@ fn a_zsh_fence_runs_with_bash_and_a_console_transcript_is_not_offered() {
             .unwrap()
             .contains("a terminal transcript (console)"),
         "{notice}"
+    );
+}
+
+#[test]
+fn a_bad_line_waiting_on_stdin_is_answered_after_session_started() {
+    let home = Home::new();
+    let script = common::script(&home, "[[reply]]\ncontent = \"Nothing to run.\"\n");
+    let command = run_command(
+        &home,
+        &["--scripted", script.to_str().unwrap(), "--prompt", "go"],
+    );
+    // The line is there before airlock starts, so it is read at once.
+    let output = common::run_with_stdin(command, "this is not json\n");
+    let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON event"))
+        .collect();
+    assert_framed(&events, "no_code");
+    assert!(
+        of_type(&events, "error")[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a JSON decision"),
+        "{events:#?}"
     );
 }

@@ -64,6 +64,9 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     let mut shutting_down = false;
     let mut left_at_once = false;
     let mut stdin_open = true;
+    // Decisions are read once the session has started, so `session_started` is always the
+    // first event, even before an error about a bad line.
+    let mut started = false;
     loop {
         tokio::select! {
             event = event_rx.recv() => {
@@ -72,6 +75,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                 match event {
                     Event::ExecStarted { .. } => block_running = true,
                     Event::ExecFinished { .. } => block_running = false,
+                    Event::SessionStarted { .. } => started = true,
                     _ => {}
                 }
                 let done = matches!(event, Event::Done { .. });
@@ -80,7 +84,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                     break;
                 }
             }
-            line = lines.recv(), if stdin_open => match line {
+            line = lines.recv(), if stdin_open && started => match line {
                 Some(line) => match decision_from_line(&line, interactive, undecided.front()) {
                     Ok(Some(op)) => { let _ = op_tx.send(op); }
                     Ok(None) => {}
