@@ -25,7 +25,11 @@ fn main() -> ExitCode {
     match runtime.block_on(airlock::cli::run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("airlock: {err:#}");
+            // Errors quote Docker, files and servers: nothing in them drives the terminal.
+            eprintln!(
+                "airlock: {}",
+                airlock::output::sanitize::neutralize(&format!("{err:#}"))
+            );
             exit_code_for(&err)
         }
     }

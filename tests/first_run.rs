@@ -237,3 +237,34 @@ fn run_and_exec_report_the_preparation_on_stderr_and_exit_125_when_it_fails() {
     assert!(events.contains("apt-get install mmdebstrap"), "{events}");
     assert!(!events.contains(r#""type":"exec_started""#), "{events}");
 }
+
+#[test]
+fn a_build_that_fails_says_why_and_leaves_no_image_behind() {
+    let daemon = EmptyDaemon::start();
+    let home = Home::new();
+    let path = path_without_mmdebstrap(&home);
+    // An mmdebstrap whose mirror is down: it fails before it writes any tarball.
+    let broken = home.dir.path().join("bin/mmdebstrap");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'E: apt-get update failed: mirror unreachable' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
+        .env("PATH", &path)
+        .env("DOCKER_HOST", &daemon.host)
+        .env("XDG_DATA_HOME", home.dir.path().join("data"))
+        .args(["image", "build"])
+        .output()
+        .unwrap();
+    let said = common::stderr(&output);
+    assert_eq!(output.status.code(), Some(125), "{said}");
+    assert!(said.contains("mmdebstrap exited"), "{said}");
+    assert!(said.contains("mirror unreachable"), "{said}");
+    let images = daemon.docker(&["images", "-q"]).unwrap();
+    assert!(
+        images.trim().is_empty(),
+        "a broken image was left: {images}"
+    );
+}

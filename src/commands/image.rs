@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::config::{Config, PullPolicy, SandboxConfig};
+use crate::output::sanitize::neutralize;
 use crate::sandbox::docker::{self, image};
 
 /// `airlock image build [--force]`: builds the offline image from Debian packages.
@@ -39,7 +40,7 @@ struct Status {
     offline_image: Entry,
     /// What a session would do to get its image, in words.
     plan: String,
-    /// A session can start without pulling or building anything.
+    /// An image is here, so a session needs no build (it may still try a pull first).
     ready: bool,
     /// mmdebstrap is on the PATH, so the offline image can be built here.
     can_build: bool,
@@ -72,7 +73,8 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        write!(stdout, "{}", describe(&status))?;
+        // Labels and names of a pulled image are anybody's text.
+        write!(stdout, "{}", neutralize(&describe(&status)))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,9 +25,16 @@ pub fn stderr_notices() -> Notices {
 /// Progress of an image pull or build, on stderr, with the time it has taken so far.
 pub fn stderr_progress() -> Notices {
     let started = std::time::Instant::now();
-    Arc::new(move |message: String| {
-        eprintln!("airlock: [{:>3} s] {message}", started.elapsed().as_secs())
-    })
+    Arc::new(move |message: String| eprintln!("{}", progress_line(started, &message)))
+}
+
+/// `airlock: [ 12 s] building …`: one line of progress, neutralized.
+pub(crate) fn progress_line(started: std::time::Instant, message: &str) -> String {
+    format!(
+        "airlock: [{:>3} s] {}",
+        started.elapsed().as_secs(),
+        crate::output::sanitize::neutralize(message)
+    )
 }
 
 /// A new session's sandbox request from the configuration; `prefix` starts the session id.

@@ -269,11 +269,7 @@ impl Printer {
                 .preparing_since
                 .get_or_insert_with(std::time::Instant::now);
             self.end_line();
-            eprintln!(
-                "airlock: [{:>3} s] {}",
-                since.elapsed().as_secs(),
-                neutralize(message)
-            );
+            eprintln!("{}", super::progress_line(since, message));
         }
         if self.json {
             if let Ok(line) = serde_json::to_string(event) {

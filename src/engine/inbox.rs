@@ -89,14 +89,16 @@ impl<S: Send + 'static> Inbox<S> {
         }
     }
 
-    /// Stops a start still under way, as the session ends before its sandbox was needed;
-    /// a sandbox that is ready by now is returned, to be shut down properly.
-    pub(super) async fn abandon_start(&mut self) -> Option<S> {
+    /// Stops a start still under way, as the session ends before its sandbox was needed,
+    /// and waits until it has stopped (so nothing it does comes after the session's end). A
+    /// start that has finished by now is returned: a sandbox to shut down, or its failure.
+    pub(super) async fn abandon_start(&mut self) -> Option<Result<S, SandboxError>> {
         let starting = self.starting.take()?;
         if starting.is_finished() {
-            return starting.await.ok()?.ok();
+            return starting.await.ok();
         }
         starting.abort();
+        let _ = starting.await;
         None
     }
 }

@@ -229,8 +229,9 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         });
         self.inbox.start_sandbox(start_sandbox);
         let reason = self.drive(prompt).await;
-        if let Some(ready) = self.inbox.abandon_start().await {
-            self.sandbox.ready = Some(ready);
+        if let Some(started) = self.inbox.abandon_start().await {
+            // A failure nobody waited for is still airlock not working: it is said.
+            let _ = self.sandbox.arrive(&self.events, started);
         }
         let Self {
             sandbox, events, ..

@@ -483,8 +483,11 @@ impl App {
     /// The engine is gone without ending the session properly (it failed).
     pub fn engine_gone(&mut self) {
         if !matches!(self.phase, Phase::Done(_)) {
-            self.last_error
-                .get_or_insert_with(|| "the session engine stopped unexpectedly".into());
+            let stopped = "the session engine stopped unexpectedly (see the log file)";
+            self.last_error = Some(match self.last_error.take() {
+                Some(last) => format!("{stopped}; the last error was: {last}"),
+                None => stopped.to_string(),
+            });
             self.session_done(DoneReason::Error);
         }
     }

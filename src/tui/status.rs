@@ -7,7 +7,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Phase};
+use super::app::{App, Phase, SandboxState};
 use super::text::{char_width, line_width};
 use crate::protocol::wire_name;
 
@@ -16,7 +16,10 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let (phase, colour) = match app.phase {
         Phase::Starting => ("starting".to_string(), theme.warning),
         Phase::Streaming => ("model replying".to_string(), theme.accent),
-        Phase::Deciding if app.pending.is_empty() => {
+        Phase::Deciding
+            if app.pending.is_empty()
+                && matches!(app.sandbox_state, SandboxState::Preparing { .. }) =>
+        {
             ("blocks wait for the sandbox".to_string(), theme.warning)
         }
         Phase::Deciding => (

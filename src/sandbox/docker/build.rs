@@ -6,9 +6,11 @@
 use std::process::Stdio;
 
 use bollard::Docker;
-use bollard::query_parameters::CreateImageOptions;
+use bollard::query_parameters::{CreateImageOptions, RemoveImageOptions, TagImageOptions};
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use crate::output::sanitize::neutralize;
 use tokio::process::{Child, Command};
 
 use crate::sandbox::{Notices, SandboxError};
@@ -22,6 +24,20 @@ pub(crate) const RECIPE_VERSION: &str = "1";
 pub(crate) const LABEL_RECIPE: &str = "airlock.recipe";
 pub(crate) const LABEL_SOURCE: &str = "airlock.built-from";
 const TOOL: &str = "mmdebstrap";
+/// The environment mmdebstrap and apt get: the paths, the locale and a proxy if one is set.
+const KEPT_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+];
 
 /// What a build reports as it goes, each step once. (Frontends add the time it has taken.)
 struct Steps {
@@ -78,37 +94,97 @@ pub(crate) async fn build(
         last: std::sync::Mutex::new(""),
     };
     steps.report("starting mmdebstrap");
-    let mut child = spawn_mmdebstrap()?;
-    let (Some(tarball), Some(log)) = (child.stdout.take(), child.stderr.take()) else {
+    let mut child = Stoppable(spawn_mmdebstrap()?);
+    let (Some(tarball), Some(log)) = (child.0.stdout.take(), child.0.stderr.take()) else {
         return Err(SandboxError::Unavailable(
             "cannot read mmdebstrap's output".into(),
         ));
     };
+    // Imported under a name of its own first: a build that fails half-way never stands
+    // under `tag`, and never replaces a good image there.
+    let staging = format!("{}-building-{}", tag, std::process::id());
     let (log_tail, imported) = tokio::join!(
         follow_log(log, &steps),
-        import(docker, tag, tarball, &steps)
+        import(docker, &staging, tarball, &steps)
     );
-    let status = child
-        .wait()
-        .await
-        .map_err(|err| SandboxError::Unavailable(format!("cannot wait for mmdebstrap: {err}")))?;
-    match (status.success(), imported) {
-        (true, Ok(())) => {}
-        (true, Err(err)) => return Err(err),
+    let status =
+        child.0.wait().await.map_err(|err| {
+            SandboxError::Unavailable(format!("cannot wait for mmdebstrap: {err}"))
+        })?;
+    let outcome = match (status.success(), imported) {
+        (true, Ok(())) => promote(docker, &staging, tag).await,
+        (true, Err(err)) => Err(err),
         // When the import fails first, mmdebstrap's pipe breaks too: say both.
         (false, imported) => {
             let docker_said = imported
                 .err()
                 .map(|err| format!("; {err}"))
                 .unwrap_or_default();
-            return Err(SandboxError::Unavailable(format!(
+            Err(SandboxError::Unavailable(format!(
                 "building the sandbox image failed: mmdebstrap exited with {status}: {}{docker_said}",
                 log_tail.join(" | ")
-            )));
+            )))
+        }
+    };
+    remove_image(docker, &staging).await;
+    if outcome.is_ok() {
+        steps.report("done");
+    }
+    outcome
+}
+
+/// The staged image, once it is whole, under its real name.
+async fn promote(docker: &Docker, staging: &str, tag: &str) -> Result<(), SandboxError> {
+    let (repo, version) = split_tag(tag);
+    let options = TagImageOptions {
+        repo: Some(repo.to_string()),
+        tag: Some(version.to_string()),
+    };
+    docker
+        .tag_image(staging, Some(options))
+        .await
+        .map_err(|err| {
+            SandboxError::Unavailable(format!(
+                "cannot name the built image {tag}: {}",
+                super::describe(&err)
+            ))
+        })
+}
+
+/// Removes the staging name (the image stays under its real name when it was promoted).
+async fn remove_image(docker: &Docker, name: &str) {
+    let options = RemoveImageOptions {
+        noprune: false,
+        ..Default::default()
+    };
+    let _ = docker.remove_image(name, Some(options), None).await;
+}
+
+/// `repo:tag` → (`repo`, `tag`); without a tag, `latest`.
+fn split_tag(tag: &str) -> (&str, &str) {
+    match tag.rsplit_once(':') {
+        Some((repo, version)) if !version.contains('/') => (repo, version),
+        _ => (tag, "latest"),
+    }
+}
+
+/// mmdebstrap, stopped with SIGTERM when the build is abandoned (the session ended first):
+/// unlike SIGKILL, that lets it remove its temporary root filesystem.
+struct Stoppable(Child);
+
+impl Drop for Stoppable {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.id() else { return };
+        let running = matches!(self.0.try_wait(), Ok(None));
+        if let (true, Some(pid)) = (
+            running,
+            i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw),
+        ) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
         }
     }
-    steps.report("done");
-    Ok(())
 }
 
 fn spawn_mmdebstrap() -> Result<Child, SandboxError> {
@@ -126,8 +202,14 @@ fn spawn_mmdebstrap() -> Result<Child, SandboxError> {
         .arg("-")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
+    // Only what apt needs: airlock's environment may hold the model's API key.
+    command.env_clear();
+    for name in KEPT_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
     command
         .spawn()
         .map_err(|err| SandboxError::Unavailable(format!("cannot start {TOOL}: {err}")))
@@ -136,13 +218,23 @@ fn spawn_mmdebstrap() -> Result<Child, SandboxError> {
 /// Turns mmdebstrap's `I:` lines into steps; keeps the last lines for an error message.
 async fn follow_log(log: impl AsyncRead + Unpin, steps: &Steps) -> Vec<String> {
     const KEPT: usize = 6;
+    const LONGEST: usize = 4096;
     let mut tail = Vec::new();
-    let mut lines = BufReader::new(log).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut reader = BufReader::new(log);
+    let mut bytes = Vec::new();
+    loop {
+        bytes.clear();
+        // Read to the end whatever it prints, so its pipe never fills or breaks.
+        match reader.read_until(b'\n', &mut bytes).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        bytes.truncate(LONGEST);
+        let line = String::from_utf8_lossy(&bytes);
         if let Some(step) = step_of(&line) {
             steps.report(step);
         }
-        let line = crate::output::sanitize::neutralize(line.trim());
+        let line = neutralize(line.trim());
         if !line.is_empty() {
             if tail.len() == KEPT {
                 tail.remove(0);
@@ -186,10 +278,7 @@ async fn import(
     tarball: impl AsyncRead + Unpin + Send + 'static,
     steps: &Steps,
 ) -> Result<(), SandboxError> {
-    let (repo, version) = match tag.rsplit_once(':') {
-        Some((repo, version)) if !version.contains('/') => (repo, version),
-        _ => (tag, "latest"),
-    };
+    let (repo, version) = split_tag(tag);
     let options = CreateImageOptions {
         from_src: Some("-".into()),
         repo: Some(repo.into()),

@@ -53,8 +53,6 @@ pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
 /// What `airlock image status` says of one image that is present.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ImageFacts {
-    #[serde(skip)]
-    pub name: String,
     pub id: String,
     pub digest: Option<String>,
     pub created: Option<String>,
@@ -87,7 +85,6 @@ pub async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
         _ => "made on this daemon (built, imported or loaded)".to_string(),
     };
     Some(ImageFacts {
-        name: name.to_string(),
         id: image.id.unwrap_or_default(),
         digest,
         created: image.created.map(|created| created.to_string()),
