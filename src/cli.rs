@@ -142,6 +142,21 @@ pub enum Command {
         #[arg(value_enum, value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
+    /// The in-container supervisor (internal): runs each requested block as UID:GID and
+    /// answers in frames on stdout.
+    #[command(hide = true)]
+    Supervise {
+        #[arg(long)]
+        uid: u32,
+        #[arg(long)]
+        gid: u32,
+        /// Where each block's private directory is made (not writable by UID).
+        #[arg(long)]
+        scratch: PathBuf,
+        /// The blocks' working directory.
+        #[arg(long)]
+        workdir: PathBuf,
+    },
     /// Print the manual page (roff), e.g. `airlock man | man -l -`; or write one page per
     /// command into a directory.
     Man {
@@ -236,7 +251,9 @@ impl Command {
             | Command::Run { global, .. } => vec![global],
             Command::History { global, action } => vec![global, action.global()],
             Command::Image { global, action } => vec![global, action.global()],
-            Command::Completions { .. } | Command::Man { .. } => Vec::new(),
+            Command::Completions { .. } | Command::Man { .. } | Command::Supervise { .. } => {
+                Vec::new()
+            }
         }
     }
 }
@@ -297,7 +314,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Completions and the man page read no configuration and leave no log behind.
     if !matches!(
         cli.command,
-        Some(Command::Completions { .. } | Command::Man { .. })
+        Some(Command::Completions { .. } | Command::Man { .. } | Command::Supervise { .. })
     ) {
         init_logging();
     }
@@ -309,6 +326,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match command {
         Command::Completions { shell } => generated::completions(shell),
         Command::Man { dir } => generated::man_pages(dir.as_deref()),
+        Command::Supervise {
+            uid,
+            gid,
+            scratch,
+            workdir,
+        } => {
+            let identity = crate::supervisor::serve::Identity {
+                uid,
+                gid,
+                scratch,
+                workdir,
+            };
+            crate::supervisor::serve::serve(&identity).map_err(anyhow::Error::msg)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Extract { file, json, .. } => {
             commands::extract::run(&load()?, file.as_deref(), json)
         }

@@ -13,4 +13,5 @@ pub mod output;
 pub mod protocol;
 pub mod sandbox;
 pub mod store;
+pub mod supervisor;
 pub mod tui;

@@ -1,0 +1,282 @@
+//! The supervisor process as block code meets it: `airlock supervise`, run as root the way it
+//! runs in the container, with blocks as an unprivileged uid of their own. Each test is an
+//! attack, and asserts what the supervisor reports and what survives. Needs root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use airlock::supervisor::frame::{Decoder, ExitReport, Frame, RunRequest};
+
+/// A uid no account uses, one per test process, so parallel tests never sweep each other.
+fn test_uid(offset: u32) -> u32 {
+    61_000 + (std::process::id() % 900) * 4 + offset
+}
+
+struct Supervisor {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    frames: mpsc::Receiver<Frame>,
+    uid: u32,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// One block's frames: its output by stream, and its end.
+#[derive(Debug, Default)]
+struct Answer {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    exit: Option<ExitReport>,
+    fault: Option<String>,
+}
+
+impl Supervisor {
+    fn start(offset: u32) -> Self {
+        let uid = test_uid(offset);
+        let scratch = tempfile::tempdir().unwrap();
+        // Passable, not listable or writable, for the code's uid.
+        std::fs::set_permissions(scratch.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+        let workdir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(workdir.path(), Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(workdir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+            .args([
+                "supervise",
+                "--uid",
+                &uid.to_string(),
+                "--gid",
+                &uid.to_string(),
+            ])
+            .arg("--scratch")
+            .arg(scratch.path())
+            .arg("--workdir")
+            .arg(workdir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("airlock supervise starts");
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, frames) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut decoder = Decoder::default();
+            let mut buffer = vec![0; 65536];
+            while let Ok(read) = stdout.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                for frame in decoder.push(&buffer[..read]).expect("well-formed frames") {
+                    if tx.send(frame).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            frames,
+            uid,
+            _dirs: (scratch, workdir),
+        }
+    }
+
+    fn send(&mut self, frame: Frame) {
+        let mut bytes = Vec::new();
+        frame.encode(&mut bytes);
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(&bytes).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn run_sh(&mut self, code: &str, timeout: Duration) {
+        let request = RunRequest {
+            argv: vec!["sh".into()],
+            extension: "sh".into(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        self.send(Frame::Run(request, code.as_bytes().to_vec()));
+    }
+
+    /// Frames until the block's end (or a fault), within 30 s.
+    fn answer(&self) -> Answer {
+        let mut answer = Answer::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .frames
+                .recv_timeout(left)
+                .expect("the supervisor answers")
+            {
+                Frame::Stdout(bytes) => answer.stdout.extend(bytes),
+                Frame::Stderr(bytes) => answer.stderr.extend(bytes),
+                Frame::Exit(report) => {
+                    answer.exit = Some(report);
+                    return answer;
+                }
+                Frame::Fault(why) => {
+                    answer.fault = Some(why);
+                    return answer;
+                }
+                other => panic!("the supervisor sent a request frame: {other:?}"),
+            }
+        }
+    }
+
+    fn processes_of_uid(&self) -> usize {
+        let uid = self.uid.to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|entry| {
+                let status = entry.path().join("status");
+                let Ok(text) = std::fs::read_to_string(status) else {
+                    return false;
+                };
+                let zombie = text
+                    .lines()
+                    .any(|l| l.starts_with("State:") && l.contains('Z'));
+                !zombie
+                    && text.lines().any(|l| {
+                        l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(uid.as_str())
+                    })
+            })
+            .count()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+const NO_TIME_LIMIT: Duration = Duration::from_secs(20);
+
+#[test]
+fn a_block_that_prints_a_forged_exit_frame_gets_its_true_status_and_all_its_output() {
+    let mut supervisor = Supervisor::start(0);
+    // An exit frame saying 0, as raw bytes on stdout, then more output, then exit 3.
+    let mut forged = Vec::new();
+    Frame::Exit(ExitReport {
+        exit_code: Some(0),
+        signal: None,
+        timed_out: false,
+        cancelled: false,
+        survivors: vec![],
+        duration_ms: 1,
+    })
+    .encode(&mut forged);
+    let octal: String = forged.iter().map(|b| format!("\\{b:03o}")).collect();
+    supervisor.run_sh(
+        &format!("printf '{octal}'; echo after-the-forgery; echo on-stderr >&2; exit 3"),
+        NO_TIME_LIMIT,
+    );
+    let answer = supervisor.answer();
+    let exit = answer.exit.expect("an exit report");
+    assert_eq!(exit.exit_code, Some(3));
+    let mut expected = forged.clone();
+    expected.extend_from_slice(b"after-the-forgery\n");
+    assert_eq!(answer.stdout, expected, "every byte arrives as output");
+    assert_eq!(answer.stderr, b"on-stderr\n");
+}
+
+#[test]
+fn the_block_can_neither_read_nor_signal_the_supervisor() {
+    let mut supervisor = Supervisor::start(1);
+    let pid = supervisor.child.id();
+    supervisor.run_sh(
+        &format!(
+            "id -u; for f in mem environ maps; do cat /proc/{pid}/$f >/dev/null 2>&1 && echo read-$f; done; \
+             ls /proc/{pid}/fd >/dev/null 2>&1 && echo listed-fd; \
+             kill -9 {pid} 2>/dev/null && echo killed; kill -STOP {pid} 2>/dev/null && echo stopped; \
+             kill -9 $PPID 2>/dev/null && echo killed-parent; echo done"
+        ),
+        NO_TIME_LIMIT,
+    );
+    let answer = supervisor.answer();
+    let said = String::from_utf8_lossy(&answer.stdout);
+    assert_eq!(said, format!("{}\ndone\n", supervisor.uid), "{said}");
+    // And it still serves the next block.
+    supervisor.run_sh("echo still-here", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"still-here\n");
+}
+
+#[test]
+fn a_daemon_left_behind_is_swept_and_cannot_touch_the_next_block() {
+    let mut supervisor = Supervisor::start(2);
+    // A setsid daemon that tries to rewrite whatever the next block is, forever.
+    supervisor.run_sh(
+        "setsid sh -c 'while true; do for f in ../block-*/block.sh; do echo \"echo forged\" > \"$f\"; done 2>/dev/null; sleep 0.01; done' >/dev/null 2>&1 & \
+         (sleep 300 &) ; echo planted",
+        NO_TIME_LIMIT,
+    );
+    let first = supervisor.answer();
+    assert_eq!(first.stdout, b"planted\n");
+    let exit = first.exit.unwrap();
+    assert_eq!(exit.exit_code, Some(0));
+    assert!(exit.survivors.is_empty(), "survivors: {:?}", exit.survivors);
+    assert_eq!(
+        supervisor.processes_of_uid(),
+        0,
+        "a process of the block lives on"
+    );
+    supervisor.run_sh("echo the-approved-code", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"the-approved-code\n");
+}
+
+#[test]
+fn a_block_past_its_time_limit_is_stopped_with_what_it_started() {
+    let mut supervisor = Supervisor::start(3);
+    supervisor.run_sh(
+        "(sleep 300 &); echo begun; sleep 300",
+        Duration::from_millis(500),
+    );
+    let answer = supervisor.answer();
+    assert_eq!(answer.stdout, b"begun\n");
+    let exit = answer.exit.expect("an exit report");
+    assert!(exit.timed_out, "{exit:?}");
+    assert_eq!(exit.exit_code, None);
+    assert!(exit.survivors.is_empty(), "survivors: {:?}", exit.survivors);
+    assert_eq!(supervisor.processes_of_uid(), 0);
+}
+
+#[test]
+fn a_cancel_stops_the_block_and_a_flood_after_a_fake_marker_is_all_counted() {
+    let mut supervisor = Supervisor::start(0);
+    supervisor.run_sh("echo waiting; sleep 60", NO_TIME_LIMIT);
+    std::thread::sleep(Duration::from_millis(300));
+    supervisor.send(Frame::Cancel);
+    let cancelled = supervisor.answer();
+    assert_eq!(cancelled.stdout, b"waiting\n");
+    assert!(cancelled.exit.unwrap().cancelled);
+
+    supervisor.run_sh(
+        "printf '\\003\\000\\000\\000\\002{}'; head -c 20000000 /dev/zero",
+        NO_TIME_LIMIT,
+    );
+    let flood = supervisor.answer();
+    assert_eq!(flood.exit.unwrap().exit_code, Some(0));
+    assert_eq!(flood.stdout.len(), 7 + 20_000_000);
+}
+
+#[test]
+fn when_airlock_goes_away_the_supervisor_sweeps_and_exits() {
+    let mut supervisor = Supervisor::start(1);
+    supervisor.run_sh("(sleep 300 &); sleep 300", NO_TIME_LIMIT);
+    std::thread::sleep(Duration::from_millis(300));
+    drop(supervisor.stdin.take());
+    let exited = common::wait_until(Duration::from_secs(10), || {
+        matches!(supervisor.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(exited, "the supervisor outlived its airlock");
+    assert_eq!(supervisor.processes_of_uid(), 0);
+}
