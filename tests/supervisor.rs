@@ -36,6 +36,7 @@ struct Answer {
 }
 
 impl Supervisor {
+    /// `airlock supervise` on this host, as root, for an unused uid.
     fn start(offset: u32) -> Self {
         let uid = test_uid(offset);
         let scratch = tempfile::tempdir().unwrap();
@@ -44,7 +45,8 @@ impl Supervisor {
         let workdir = tempfile::tempdir().unwrap();
         std::os::unix::fs::chown(workdir.path(), Some(uid), Some(uid)).unwrap();
         std::fs::set_permissions(workdir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airlock"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_airlock"));
+        command
             .args([
                 "supervise",
                 "--uid",
@@ -55,12 +57,18 @@ impl Supervisor {
             .arg("--scratch")
             .arg(scratch.path())
             .arg("--workdir")
-            .arg(workdir.path())
+            .arg(workdir.path());
+        Self::spawn(command, uid, (scratch, workdir))
+    }
+
+    /// The supervisor as `command` runs it, speaking frames on its stdin and stdout.
+    fn spawn(mut command: Command, uid: u32, dirs: (tempfile::TempDir, tempfile::TempDir)) -> Self {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("airlock supervise starts");
+            .expect("the supervisor starts");
         let mut stdout = child.stdout.take().unwrap();
         let (tx, frames) = mpsc::channel();
         std::thread::spawn(move || {
@@ -82,7 +90,7 @@ impl Supervisor {
             child,
             frames,
             uid,
-            _dirs: (scratch, workdir),
+            _dirs: dirs,
         }
     }
 
@@ -279,4 +287,119 @@ fn when_airlock_goes_away_the_supervisor_sweeps_and_exits() {
     });
     assert!(exited, "the supervisor outlived its airlock");
     assert_eq!(supervisor.processes_of_uid(), 0);
+}
+
+/// The supervisor built as a static binary, which runs inside any image (`scripts/test`
+/// builds it).
+fn static_supervisor() -> std::path::PathBuf {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-gnu/debug/airlock");
+    assert!(
+        path.exists(),
+        "no static build at {}: scripts/test makes it (RUSTFLAGS='-C target-feature=+crt-static' \
+         cargo build --target x86_64-unknown-linux-gnu)",
+        path.display()
+    );
+    path
+}
+
+/// `airlock supervise` in a container of the sandbox image, with an init as sessions have it
+/// (to reap what the sweep kills): root, but with only the capabilities it needs, no new
+/// privileges, a read-only root, no network, 256 pids.
+fn in_container() -> Supervisor {
+    let binary = static_supervisor();
+    let mut command = Command::new("docker");
+    command
+        .args([
+            "run",
+            "-i",
+            "--rm",
+            "--init",
+            "--network",
+            "none",
+            "--read-only",
+        ])
+        .args(["--user", "0", "--cap-drop", "ALL"])
+        .args([
+            "--cap-add",
+            "SETUID",
+            "--cap-add",
+            "SETGID",
+            "--cap-add",
+            "KILL",
+        ])
+        .args(["--cap-add", "CHOWN", "--cap-add", "DAC_OVERRIDE"])
+        .args(["--security-opt", "no-new-privileges"])
+        .args(["--pids-limit", "256", "--memory", "512m"])
+        .args([
+            "--tmpfs",
+            "/tmp:mode=1777",
+            "--tmpfs",
+            "/run/blocks:mode=0711",
+        ])
+        .arg("-v")
+        .arg(format!("{}:/opt/airlock/airlock:ro", binary.display()))
+        .arg(common::test_image())
+        .args([
+            "/opt/airlock/airlock",
+            "supervise",
+            "--uid",
+            "65534",
+            "--gid",
+            "65534",
+        ])
+        .args(["--scratch", "/run/blocks", "--workdir", "/tmp"]);
+    let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    Supervisor::spawn(command, 65534, dirs)
+}
+
+impl Supervisor {
+    fn run(&mut self, argv: &[&str], extension: &str, code: &[u8], timeout: Duration) {
+        let request = RunRequest {
+            argv: argv.iter().map(|word| word.to_string()).collect(),
+            extension: extension.into(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            timeout_ms: timeout.as_millis() as u64,
+        };
+        self.send(Frame::Run(request, code.to_vec()));
+    }
+}
+
+#[test]
+fn in_the_sandbox_image_a_forged_status_fails_and_a_fork_bomb_leaves_nothing() {
+    let mut supervisor = in_container();
+    // Python writes an exit frame that says 0, then exits 3.
+    let mut forged = Vec::new();
+    Frame::Exit(ExitReport {
+        exit_code: Some(0),
+        signal: None,
+        timed_out: false,
+        cancelled: false,
+        survivors: vec![],
+        duration_ms: 1,
+    })
+    .encode(&mut forged);
+    let code = format!(
+        "import sys\nsys.stdout.buffer.write(bytes({forged:?}))\nprint('after')\nsys.exit(3)\n"
+    );
+    supervisor.run(&["python3"], "py", code.as_bytes(), NO_TIME_LIMIT);
+    let answer = supervisor.answer();
+    assert_eq!(
+        answer.exit.as_ref().and_then(|e| e.exit_code),
+        Some(3),
+        "{answer:?}"
+    );
+    let mut expected = forged.clone();
+    expected.extend_from_slice(b"after\n");
+    assert_eq!(answer.stdout, expected);
+
+    // Inside the container the pids limit bounds the bomb, and the sweep outruns it.
+    let bomb = b"bomb() { bomb & bomb & wait; }; bomb & sleep 30";
+    supervisor.run(&["sh"], "sh", bomb, Duration::from_millis(1500));
+    let exit = supervisor.answer().exit.expect("an exit report");
+    assert!(exit.timed_out, "{exit:?}");
+    assert!(exit.survivors.is_empty(), "survivors: {:?}", exit.survivors);
+    // The next block is alone: its own shell is the only process of the uid.
+    supervisor.run(&["sh"], "sh", b"pgrep -c -u 65534", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"1\n");
 }

@@ -56,6 +56,8 @@ pub(crate) fn run(
     let started = Instant::now();
     let dir = private_dir(block)?;
     let outcome = run_in(block, &dir, cancelled, send, started);
+    // Reading what the block left there needs CAP_DAC_OVERRIDE; without it, the directory
+    // stays (under a parent only the supervisor writes, so no later block can use it).
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
@@ -69,6 +71,9 @@ fn run_in(
 ) -> Result<ExitReport, String> {
     let file = dir.join(format!("block.{}", block.extension));
     write_code(&file, &block.code, block.uid, block.gid)?;
+    // Handed over only now: the supervisor may lack the right to write into it afterwards.
+    std::os::unix::fs::chown(dir, Some(block.uid), Some(block.gid))
+        .map_err(|err| format!("cannot give the block its directory: {err}"))?;
     let (program, args) = block.argv.split_first().ok_or("no interpreter to run")?;
     let mut child = Command::new(program)
         .args(args)
@@ -134,7 +139,8 @@ fn run_in(
     Ok(report)
 }
 
-/// A fresh directory only the code's uid can use, under a parent it cannot write.
+/// A fresh directory, under a parent the code's uid cannot write: no earlier block can
+/// have prepared it. It goes to the code's uid once the code is in it.
 fn private_dir(block: &BlockRun) -> Result<PathBuf, String> {
     let name = format!("block-{}", crate::ids::random_hex(8));
     let dir = block.scratch.join(name);
@@ -142,8 +148,6 @@ fn private_dir(block: &BlockRun) -> Result<PathBuf, String> {
         .mode(0o700)
         .create(&dir)
         .map_err(|err| format!("cannot make the block's directory {}: {err}", dir.display()))?;
-    std::os::unix::fs::chown(&dir, Some(block.uid), Some(block.gid))
-        .map_err(|err| format!("cannot give the block its directory: {err}"))?;
     Ok(dir)
 }
 
