@@ -50,6 +50,19 @@ fn in_terminal(home: &Home, docker_host: &str, path: &str, command: &str) -> (Tm
     (Tmux::run(home.dir.path(), &line), stderr)
 }
 
+/// `airlock` against `daemon`, with this home's config and data; `path` replaces PATH.
+fn on_daemon(home: &Home, daemon: &EmptyDaemon, path: Option<&str>) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
+    command
+        .env("DOCKER_HOST", &daemon.host)
+        .env("XDG_DATA_HOME", home.dir.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.dir.path().join("config"));
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    command
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -97,13 +110,8 @@ fn the_readme_command_on_an_empty_daemon_ends_in_the_demo_screen() {
 
     // The image is airlock's own build, and later commands use it without building again.
     let airlock = |args: &[&str]| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
-        command
-            .env("DOCKER_HOST", &daemon.host)
-            .env("XDG_DATA_HOME", home.dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", home.dir.path().join("config"))
-            .args(args);
-        command.output().expect("airlock runs")
+        let mut command = on_daemon(&home, &daemon, None);
+        command.args(args).output().expect("airlock runs")
     };
     let status = airlock(&["image", "status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
@@ -197,13 +205,8 @@ fn run_and_exec_report_the_preparation_on_stderr_and_exit_125_when_it_fails() {
     let home = Home::new();
     let path = path_without_mmdebstrap(&home);
     let airlock = |args: &[&str], stdin: &str| {
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"));
-        command
-            .env("PATH", &path)
-            .env("DOCKER_HOST", &daemon.host)
-            .env("XDG_DATA_HOME", home.dir.path().join("data"))
-            .env("XDG_CONFIG_HOME", home.dir.path().join("config"))
-            .args(args);
+        let mut command = on_daemon(&home, &daemon, Some(&path));
+        command.args(args);
         common::run_with_stdin(command, stdin)
     };
     let demo = repo().join("assets/demo.toml");
@@ -251,10 +254,7 @@ fn a_build_that_fails_says_why_and_leaves_no_image_behind() {
     )
     .unwrap();
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_airlock"))
-        .env("PATH", &path)
-        .env("DOCKER_HOST", &daemon.host)
-        .env("XDG_DATA_HOME", home.dir.path().join("data"))
+    let output = on_daemon(&home, &daemon, Some(&path))
         .args(["image", "build"])
         .output()
         .unwrap();

@@ -103,13 +103,17 @@ impl Supervisor {
     }
 
     fn run_sh(&mut self, code: &str, timeout: Duration) {
+        self.run(&["sh"], "sh", code.as_bytes(), timeout);
+    }
+
+    fn run(&mut self, argv: &[&str], extension: &str, code: &[u8], timeout: Duration) {
         let request = RunRequest {
-            argv: vec!["sh".into()],
-            extension: "sh".into(),
+            argv: argv.iter().map(|word| word.to_string()).collect(),
+            extension: extension.into(),
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             timeout_ms: timeout.as_millis() as u64,
         };
-        self.send(Frame::Run(request, code.as_bytes().to_vec()));
+        self.send(Frame::Run(request, code.to_vec()));
     }
 
     /// Frames until the block's end (or a fault), within 30 s.
@@ -169,10 +173,8 @@ impl Drop for Supervisor {
 
 const NO_TIME_LIMIT: Duration = Duration::from_secs(20);
 
-#[test]
-fn a_block_that_prints_a_forged_exit_frame_gets_its_true_status_and_all_its_output() {
-    let mut supervisor = Supervisor::start(0);
-    // An exit frame saying 0, as raw bytes on stdout, then more output, then exit 3.
+/// The bytes of an exit frame that says the block succeeded, as a block would forge them.
+fn forged_success() -> Vec<u8> {
     let mut forged = Vec::new();
     Frame::Exit(ExitReport {
         exit_code: Some(0),
@@ -183,6 +185,14 @@ fn a_block_that_prints_a_forged_exit_frame_gets_its_true_status_and_all_its_outp
         duration_ms: 1,
     })
     .encode(&mut forged);
+    forged
+}
+
+#[test]
+fn a_block_that_prints_a_forged_exit_frame_gets_its_true_status_and_all_its_output() {
+    let mut supervisor = Supervisor::start(0);
+    // An exit frame saying 0, as raw bytes on stdout, then more output, then exit 3.
+    let forged = forged_success();
     let octal: String = forged.iter().map(|b| format!("\\{b:03o}")).collect();
     supervisor.run_sh(
         &format!("printf '{octal}'; echo after-the-forgery; echo on-stderr >&2; exit 3"),
@@ -353,32 +363,11 @@ fn in_container() -> Supervisor {
     Supervisor::spawn(command, 65534, dirs)
 }
 
-impl Supervisor {
-    fn run(&mut self, argv: &[&str], extension: &str, code: &[u8], timeout: Duration) {
-        let request = RunRequest {
-            argv: argv.iter().map(|word| word.to_string()).collect(),
-            extension: extension.into(),
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            timeout_ms: timeout.as_millis() as u64,
-        };
-        self.send(Frame::Run(request, code.to_vec()));
-    }
-}
-
 #[test]
 fn in_the_sandbox_image_a_forged_status_fails_and_a_fork_bomb_leaves_nothing() {
     let mut supervisor = in_container();
     // Python writes an exit frame that says 0, then exits 3.
-    let mut forged = Vec::new();
-    Frame::Exit(ExitReport {
-        exit_code: Some(0),
-        signal: None,
-        timed_out: false,
-        cancelled: false,
-        survivors: vec![],
-        duration_ms: 1,
-    })
-    .encode(&mut forged);
+    let forged = forged_success();
     let code = format!(
         "import sys\nsys.stdout.buffer.write(bytes({forged:?}))\nprint('after')\nsys.exit(3)\n"
     );

@@ -552,32 +552,33 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// Waits for the next op while the first open block has no decision.
     async fn wait_for_decision(&mut self, turn: &mut Turn) -> Result<(), Step> {
+        self.serve_turn(
+            turn,
+            "while blocks wait for decisions; decide them (or abort the turn) first",
+        )
+        .await
+    }
+
+    /// Takes the next input while the turn's blocks wait (for decisions or for the
+    /// sandbox): decisions, cancel and the sandbox's arrival are served; anything else is
+    /// "not possible `now`".
+    async fn serve_turn(&mut self, turn: &mut Turn, now: &str) -> Result<(), Step> {
         let op = match self.inbox.next().await {
             Input::Op(op) => op,
             Input::Sandbox(started) => return self.take_sandbox(started),
         };
         match op {
-            None | Some(Op::Shutdown) => Err(Step::Shutdown),
+            None | Some(Op::Shutdown) => return Err(Step::Shutdown),
             Some(Op::Decide(request)) => {
                 apply_decision(turn, request, &mut self.policy, &self.events);
-                Ok(())
             }
-            Some(Op::Cancel) => {
-                abort_rest(turn, "cancelled by the operator", &self.events);
-                Ok(())
-            }
-            Some(Op::NoSupervisor) => {
-                self.supervised = false;
-                Ok(())
-            }
-            Some(op) => {
-                self.events.error(format!(
-                    "{} is not possible while blocks wait for decisions; decide them (or abort the turn) first",
-                    op_name(&op)
-                ));
-                Ok(())
-            }
+            Some(Op::Cancel) => abort_rest(turn, "cancelled by the operator", &self.events),
+            Some(Op::NoSupervisor) => self.supervised = false,
+            Some(op) => self
+                .events
+                .error(format!("{} is not possible {now}", op_name(&op))),
         }
+        Ok(())
     }
 
     /// The sandbox arrived at a wait point of the turn.
@@ -595,25 +596,8 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             position + 1
         ));
         while self.sandbox.ready.is_none() && !turn.blocks[position].settled() {
-            let op = match self.inbox.next().await {
-                Input::Op(op) => op,
-                Input::Sandbox(started) => {
-                    self.take_sandbox(started)?;
-                    continue;
-                }
-            };
-            match op {
-                None | Some(Op::Shutdown) => return Err(Step::Shutdown),
-                Some(Op::Decide(request)) => {
-                    apply_decision(turn, request, &mut self.policy, &self.events);
-                }
-                Some(Op::Cancel) => abort_rest(turn, "cancelled by the operator", &self.events),
-                Some(Op::NoSupervisor) => self.supervised = false,
-                Some(op) => self.events.error(format!(
-                    "{} is not possible while blocks wait for the sandbox",
-                    op_name(&op)
-                )),
-            }
+            self.serve_turn(turn, "while blocks wait for the sandbox")
+                .await?;
         }
         Ok(())
     }

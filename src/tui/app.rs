@@ -146,7 +146,8 @@ pub enum SandboxState {
         step: Option<String>,
         since: Instant,
     },
-    Ready,
+    /// Ready: where blocks run (image, network, limits).
+    Ready(String),
     /// It could not start or stopped working.
     Failed,
 }
@@ -189,7 +190,6 @@ pub struct App {
     pub keymap: Keymap,
     pub model: String,
     pub session: Option<String>,
-    pub sandbox: String,
     pub sandbox_state: SandboxState,
     /// Why the session cannot go on, once the engine has stopped for good. It stays on the
     /// screen until the operator quits, and is printed again after the terminal is restored.
@@ -232,7 +232,6 @@ impl App {
             keymap,
             model,
             session: None,
-            sandbox: "preparing the sandbox…".into(),
             sandbox_state: SandboxState::Preparing {
                 step: None,
                 since: Instant::now(),
@@ -267,7 +266,7 @@ impl App {
     /// Where blocks run, or how far the sandbox has got, for the status bar.
     pub fn sandbox_label(&self) -> String {
         match &self.sandbox_state {
-            SandboxState::Ready => self.sandbox.clone(),
+            SandboxState::Ready(description) => description.clone(),
             // The logs pane shows the step; here it is kept short.
             SandboxState::Preparing { since, .. } => {
                 format!("preparing the sandbox · {} s", since.elapsed().as_secs())
@@ -327,8 +326,7 @@ impl App {
                 }
             }
             Event::SandboxReady { description } => {
-                self.sandbox = description.clone();
-                self.sandbox_state = SandboxState::Ready;
+                self.sandbox_state = SandboxState::Ready(description.clone());
                 if self.phase == Phase::Starting {
                     self.phase = Phase::Idle(None);
                 }

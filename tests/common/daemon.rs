@@ -3,7 +3,6 @@
 //! dockerd in the host's namespace would delete the host's docker0 bridge. It has no network
 //! at all, so no registry answers it, as on the test machines. Needs root.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -74,10 +73,6 @@ impl EmptyDaemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
-    }
-
-    pub fn dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 }
 

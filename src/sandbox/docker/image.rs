@@ -40,14 +40,17 @@ impl ImageRef {
 
 pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
     let image = docker.inspect_image(name).await.ok()?;
-    let digest = image
-        .repo_digests
-        .and_then(|digests| digests.into_iter().next());
+    let digest = repo_digest(&image);
     Some(ImageRef {
         name: name.to_string(),
         id: image.id.unwrap_or_default(),
         digest,
     })
+}
+
+/// The digest a registry gave the image, when it came from one.
+fn repo_digest(image: &bollard::models::ImageInspect) -> Option<String> {
+    image.repo_digests.as_ref()?.first().cloned()
 }
 
 /// What `airlock image status` says of one image that is present.
@@ -63,9 +66,7 @@ pub struct ImageFacts {
 
 pub async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
     let image = docker.inspect_image(name).await.ok()?;
-    let digest = image
-        .repo_digests
-        .and_then(|digests| digests.into_iter().next());
+    let digest = repo_digest(&image);
     let labels = image
         .config
         .and_then(|config| config.labels)
