@@ -6,31 +6,39 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 
-/// Rounds of stop-then-kill before the sweep gives up and reports survivors.
-const ROUNDS: usize = 20;
+/// Listings before the sweep gives up and reports survivors.
+const ROUNDS: usize = 200;
+
+/// A live (not zombie) process of the uid, and whether it is stopped already.
+struct Found {
+    pid: u32,
+    stopped: bool,
+}
 
 /// Live (not zombie) processes whose real or effective uid is `uid`, read from `proc`.
 pub(crate) fn processes_of(proc: &std::path::Path, uid: u32) -> Vec<u32> {
+    find(proc, uid).into_iter().map(|found| found.pid).collect()
+}
+
+fn find(proc: &std::path::Path, uid: u32) -> Vec<Found> {
     let Ok(entries) = std::fs::read_dir(proc) else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| owned_and_alive(&proc.join(pid.to_string()).join("status"), uid))
+        .filter_map(|pid| examine(&proc.join(pid.to_string()).join("status"), uid, pid))
         .collect()
 }
 
-fn owned_and_alive(status: &std::path::Path, uid: u32) -> bool {
+fn examine(status: &std::path::Path, uid: u32, pid: u32) -> Option<Found> {
     // A process that is gone by now has no status file: not a survivor.
-    let Ok(text) = std::fs::read_to_string(status) else {
-        return false;
-    };
-    let mut alive = true;
+    let text = std::fs::read_to_string(status).ok()?;
+    let mut state = None;
     let mut owned = false;
     for line in text.lines() {
-        if let Some(state) = line.strip_prefix("State:") {
-            alive = !matches!(state.trim_start().chars().next(), Some('Z' | 'X'));
+        if let Some(value) = line.strip_prefix("State:") {
+            state = value.trim_start().chars().next();
         } else if let Some(ids) = line.strip_prefix("Uid:") {
             let ids: Vec<u32> = ids
                 .split_whitespace()
@@ -39,29 +47,38 @@ fn owned_and_alive(status: &std::path::Path, uid: u32) -> bool {
             owned = ids.iter().take(2).any(|&id| id == uid);
         }
     }
-    alive && owned
+    let alive = !matches!(state, Some('Z' | 'X'));
+    (owned && alive).then_some(Found {
+        pid,
+        stopped: matches!(state, Some('T' | 't')),
+    })
 }
 
-fn signal_all(pids: &[u32], signal: Signal) {
-    for &pid in pids {
+fn signal_all(pids: impl IntoIterator<Item = u32>, signal: Signal) {
+    for pid in pids {
         if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
             let _ = kill_process(pid, signal);
         }
     }
 }
 
-/// Stops and kills every process of `uid`; returns those still alive afterwards.
+/// Stops every process of `uid` until a listing finds none still running, then kills them
+/// all; returns those still alive afterwards. Nothing is killed while anything runs: a kill
+/// frees a pid that a running fork bomb would take at once, while a stopped one can neither
+/// fork nor free anything.
 pub(crate) fn kill_all(proc: &std::path::Path, uid: u32) -> Vec<u32> {
     for _ in 0..ROUNDS {
-        let pids = processes_of(proc, uid);
-        if pids.is_empty() {
-            return pids;
+        let found = find(proc, uid);
+        if found.is_empty() {
+            return Vec::new();
         }
-        signal_all(&pids, Signal::STOP);
-        // What forked between the listing and the stop is caught by the next listing.
-        let stopped = processes_of(proc, uid);
-        signal_all(&stopped, Signal::KILL);
-        std::thread::sleep(Duration::from_millis(5));
+        let running: Vec<u32> = found.iter().filter(|f| !f.stopped).map(|f| f.pid).collect();
+        if running.is_empty() {
+            signal_all(found.iter().map(|f| f.pid), Signal::KILL);
+            std::thread::sleep(Duration::from_millis(5));
+        } else {
+            signal_all(running, Signal::STOP);
+        }
     }
     processes_of(proc, uid)
 }
