@@ -90,10 +90,13 @@ impl Tmux {
         assert!(exited, "the command did not exit:\n{}", self.screen());
     }
 
+    /// The command's exit status, once the shell has written it: the file exists (empty) a
+    /// moment before the status is in it.
     pub fn exit_status(&self) -> Option<String> {
         std::fs::read_to_string(&self.exit_file)
             .ok()
             .map(|s| s.trim().to_string())
+            .filter(|status| !status.is_empty())
     }
 }
 
