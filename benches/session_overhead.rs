@@ -33,6 +33,7 @@ async fn warm_sandbox(
         config: config.sandbox.clone(),
         secret_env: config.model.api_key_env.clone(),
         data_dir: data_dir.to_path_buf(),
+        supervisor: env!("CARGO_BIN_EXE_airlock").into(),
     };
     let mut sandbox =
         DockerSandbox::start(docker::connect().await?, request, Arc::new(|_| {})).await?;

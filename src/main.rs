@@ -6,6 +6,10 @@ use airlock::cli::Cli;
 use airlock::error::{EXIT_UNAVAILABLE, exit_code_for};
 
 fn main() -> ExitCode {
+    // A block's first moments, before anything else of airlock: it becomes the interpreter.
+    if let Some(failed) = airlock::supervisor::trampoline::enter() {
+        return failed;
+    }
     std::panic::set_hook(Box::new(|info| {
         // One line for the user; details go to the log file, never a backtrace on screen.
         tracing::error!("panic: {info}");

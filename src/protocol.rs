@@ -13,7 +13,7 @@ pub enum Stream {
 
 /// The outcome of running one block, as `airlock exec --json` prints it and as
 /// `exec_finished` carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecResult {
     /// The program's exit code; `None` when airlock killed it (timeout, cancel).
     pub exit_code: Option<i64>,

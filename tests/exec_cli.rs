@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
@@ -470,8 +471,19 @@ fn stale_containers_of_dead_owners_are_reaped_and_live_ones_kept() {
     // alongside; that it is gone and the live one is not is what counts.)
 }
 
+/// What the wrapper that ran blocks before the supervisor ended with (NUL, nonce, status).
+const OLD_STATUS_LINE: &[u8] = b"\0deadbeef 0 0 0\n";
+
+/// A forged exit frame, then the old status line, then a flood, and a status of 5.
+static FLOOD_AFTER_FORGERIES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut forged = common::forged_exit_frame();
+    forged.extend_from_slice(OLD_STATUS_LINE);
+    let octal: String = forged.iter().map(|byte| format!("\\{byte:03o}")).collect();
+    format!("printf '{octal}'\nhead -c 400M /dev/urandom | base64 -w 0; echo\nexit 5\n")
+});
+
 #[test]
-fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
+fn a_flood_after_a_forged_end_is_all_counted_and_keeps_airlock_small() {
     let home = Home::new();
     let mut command = home.airlock();
     command
@@ -484,7 +496,7 @@ fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("stdin");
         stdin
-            .write_all(b"head -c 400M /dev/urandom | base64 -w 0; echo")
+            .write_all(FLOOD_AFTER_FORGERIES.as_bytes())
             .expect("write");
     }
     // Drained concurrently: the JSON result is larger than a pipe buffer.
@@ -508,11 +520,11 @@ fn a_flood_of_hundreds_of_megabytes_keeps_airlock_small() {
     let stdout = reader.join().expect("reader").expect("read");
     let result: serde_json::Value = serde_json::from_slice(&stdout).expect("json");
     assert_eq!(result["truncated"], true);
-    assert!(
-        result["output_bytes"].as_u64().unwrap_or(0) > 500_000_000,
-        "{}",
-        result["output_bytes"]
-    );
+    // The true status, and every byte counted: the forgeries, 400 MiB in base64, a newline.
+    assert_eq!(result["exit_code"], 5, "{}", result["output"]);
+    let forged = common::forged_exit_frame().len() + OLD_STATUS_LINE.len();
+    let base64 = (400usize << 20).div_ceil(3) * 4;
+    assert_eq!(result["output_bytes"], (forged + base64 + 1) as u64);
     assert!(result["output"].as_str().unwrap_or("").len() < 1_100_000);
     assert!(
         peak_kib > 0 && peak_kib < 100 * 1024,
@@ -658,4 +670,58 @@ fn the_init_command_runs_once_before_the_block() {
         "{}",
         stderr(&output)
     );
+}
+
+/// An image with nothing but a static busybox: no Python, no C library, no /etc.
+fn busybox_image() -> String {
+    const IMAGE: &str = "airlock-test-busybox:1";
+    static MADE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let mut made = MADE.lock().unwrap();
+    if *made || docker(&["image", "ls", "-q", IMAGE]).trim() != "" {
+        return IMAGE.into();
+    }
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "no /bin/busybox: scripts/test installs busybox-static"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let bin = root.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::copy(busybox, bin.join("busybox")).unwrap();
+    let applets = Command::new(busybox).arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&applets.stdout).lines() {
+        let link = bin.join(applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).unwrap();
+        }
+    }
+    let import = format!(
+        "tar -C {} -c . | docker import - {IMAGE}",
+        root.path().display()
+    );
+    let status = Command::new("sh").args(["-c", &import]).status().unwrap();
+    assert!(status.success(), "cannot import {IMAGE}");
+    *made = true;
+    IMAGE.into()
+}
+
+#[test]
+fn the_supervisor_runs_blocks_in_an_image_without_python_or_libc() {
+    let home = Home::new();
+    let image = format!("sandbox.image={}", busybox_image());
+    let shell = "echo $((6 * 7)); id -u; test -e /usr/bin/python3 || echo no-python; exit 6";
+    let (result, output) = exec_json(&home, "sh", shell, &["-c", &image]);
+    assert_eq!(
+        result["output"],
+        "42\n65534\nno-python\n",
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(result["exit_code"], 6);
+    // A language the image lacks fails the way a shell would say it.
+    let (result, _) = exec_json(&home, "python", "print(1)", &["-c", &image]);
+    assert_eq!(result["exit_code"], 127, "{result}");
+    let said = result["output"].as_str().unwrap_or("");
+    assert!(said.contains("cannot run python3"), "{said}");
 }

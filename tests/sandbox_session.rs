@@ -4,95 +4,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use airlock::config::SandboxConfig;
-use airlock::engine::{Language, LanguageTable};
 use airlock::protocol::Stream;
-use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use airlock::sandbox::{BlockSpec, Sandbox};
+use common::session::*;
 use common::*;
-
-struct Session {
-    sandbox: DockerSandbox,
-    notices: Arc<Mutex<Vec<String>>>,
-    _home: Home,
-}
-
-async fn session(config: SandboxConfig) -> Session {
-    let home = Home::new();
-    let notices = Arc::new(Mutex::new(Vec::new()));
-    let sink = notices.clone();
-    let request = SessionRequest {
-        session: airlock::ids::new_id("test"),
-        config: SandboxConfig {
-            image: test_image(),
-            ..config
-        },
-        secret_env: "OPENAI_API_KEY".into(),
-        data_dir: home.data_dir(),
-    };
-    let docker = docker::connect().await.expect("docker is reachable");
-    let sandbox = DockerSandbox::start(
-        docker,
-        request,
-        Arc::new(move |message| sink.lock().expect("lock").push(message)),
-    )
-    .await
-    .expect("session starts");
-    Session {
-        sandbox,
-        notices,
-        _home: home,
-    }
-}
-
-fn language(name: &str) -> Language {
-    LanguageTable::default()
-        .resolve(name)
-        .expect("built-in")
-        .clone()
-}
-
-/// Commands of the processes in the container, as `docker top` sees them from the host.
-/// Never empty while the container runs: the keeper (`cat`) is always there.
-fn processes(container: &str) -> Vec<String> {
-    let list: Vec<String> = docker(&["top", container, "-o", "pid,user,args"])
-        .lines()
-        .skip(1)
-        .map(str::to_string)
-        .collect();
-    assert!(
-        list.iter().any(|p| p.contains("cat")),
-        "cannot list processes: {list:?}"
-    );
-    list
-}
-
-async fn run(
-    session: &mut Session,
-    lang: &str,
-    code: &str,
-    timeout_secs: u64,
-) -> (airlock::protocol::ExecResult, Vec<(Stream, String)>) {
-    let language = language(lang);
-    let mut chunks = Vec::new();
-    let block = BlockSpec {
-        language: &language,
-        code,
-        timeout: Duration::from_secs(timeout_secs),
-        cancel: None,
-    };
-    let result = session
-        .sandbox
-        .run_block(block, &mut |stream, text| {
-            chunks.push((stream, text.to_string()))
-        })
-        .await
-        .expect("block runs");
-    (result, chunks)
-}
 
 #[tokio::test]
 async fn after_a_timeout_no_process_of_the_block_remains() {
@@ -152,7 +70,10 @@ async fn a_fork_bomb_is_cleared_and_the_session_survives() {
     assert!(result.duration_ms < 30_000, "{result:?}");
     let container = session.sandbox.container_id().expect("running").to_string();
     let left = processes(&container);
-    assert!(left.len() <= 3, "only the keeper remains: {left:#?}");
+    assert!(
+        left.len() <= 2,
+        "only the init and the supervisor remain: {left:#?}"
+    );
     let (next, _) = run(&mut session, "sh", "echo alive", 5).await;
     assert_eq!(next.output, "alive\n");
     session.sandbox.shutdown().await;
@@ -209,7 +130,7 @@ async fn an_output_flood_is_capped_counted_and_finishes() {
             .lock()
             .expect("lock")
             .iter()
-            .all(|n| !n.contains("restart"))
+            .all(|n| !n.contains("replacing"))
     );
     session.sandbox.shutdown().await;
 }

@@ -112,6 +112,7 @@ impl Supervisor {
             extension: extension.into(),
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             timeout_ms: timeout.as_millis() as u64,
+            grace_ms: 1000,
         };
         self.send(Frame::Run(request, code.to_vec()));
     }
@@ -137,6 +138,8 @@ impl Supervisor {
                     answer.fault = Some(why);
                     return answer;
                 }
+                // Its greeting, before the first block.
+                Frame::Hello(_) => {}
                 other => panic!("the supervisor sent a request frame: {other:?}"),
             }
         }
@@ -173,26 +176,11 @@ impl Drop for Supervisor {
 
 const NO_TIME_LIMIT: Duration = Duration::from_secs(20);
 
-/// The bytes of an exit frame that says the block succeeded, as a block would forge them.
-fn forged_success() -> Vec<u8> {
-    let mut forged = Vec::new();
-    Frame::Exit(ExitReport {
-        exit_code: Some(0),
-        signal: None,
-        timed_out: false,
-        cancelled: false,
-        survivors: vec![],
-        duration_ms: 1,
-    })
-    .encode(&mut forged);
-    forged
-}
-
 #[test]
 fn a_block_that_prints_a_forged_exit_frame_gets_its_true_status_and_all_its_output() {
     let mut supervisor = Supervisor::start(0);
     // An exit frame saying 0, as raw bytes on stdout, then more output, then exit 3.
-    let forged = forged_success();
+    let forged = common::forged_exit_frame();
     let octal: String = forged.iter().map(|b| format!("\\{b:03o}")).collect();
     supervisor.run_sh(
         &format!("printf '{octal}'; echo after-the-forgery; echo on-stderr >&2; exit 3"),
@@ -299,25 +287,12 @@ fn when_airlock_goes_away_the_supervisor_sweeps_and_exits() {
     assert_eq!(supervisor.processes_of_uid(), 0);
 }
 
-/// The supervisor built as a static binary, which runs inside any image (`scripts/test`
-/// builds it).
-fn static_supervisor() -> std::path::PathBuf {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/x86_64-unknown-linux-gnu/debug/airlock");
-    assert!(
-        path.exists(),
-        "no static build at {}: scripts/test makes it (RUSTFLAGS='-C target-feature=+crt-static' \
-         cargo build --target x86_64-unknown-linux-gnu)",
-        path.display()
-    );
-    path
-}
-
 /// `airlock supervise` in a container of the sandbox image, with an init as sessions have it
 /// (to reap what the sweep kills): root, but with only the capabilities it needs, no new
 /// privileges, a read-only root, no network, 256 pids.
 fn in_container() -> Supervisor {
-    let binary = static_supervisor();
+    // Built static (.cargo/config.toml), so it runs inside any image.
+    let binary = env!("CARGO_BIN_EXE_airlock");
     let mut command = Command::new("docker");
     command
         .args([
@@ -348,7 +323,7 @@ fn in_container() -> Supervisor {
             "/run/blocks:mode=0711",
         ])
         .arg("-v")
-        .arg(format!("{}:/opt/airlock/airlock:ro", binary.display()))
+        .arg(format!("{binary}:/opt/airlock/airlock:ro"))
         .arg(common::test_image())
         .args([
             "/opt/airlock/airlock",
@@ -367,7 +342,7 @@ fn in_container() -> Supervisor {
 fn in_the_sandbox_image_a_forged_status_fails_and_a_fork_bomb_leaves_nothing() {
     let mut supervisor = in_container();
     // Python writes an exit frame that says 0, then exits 3.
-    let forged = forged_success();
+    let forged = common::forged_exit_frame();
     let code = format!(
         "import sys\nsys.stdout.buffer.write(bytes({forged:?}))\nprint('after')\nsys.exit(3)\n"
     );

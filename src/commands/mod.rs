@@ -44,6 +44,7 @@ pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionR
         config: config.sandbox.clone(),
         secret_env: config.model.api_key_env.clone(),
         data_dir: config::data_dir()?,
+        supervisor: crate::sandbox::docker::own_binary()?,
     })
 }
 

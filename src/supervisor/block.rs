@@ -1,6 +1,6 @@
 //! One block's life under the supervisor: a fresh private directory holding the approved
 //! code, the process started as the code's uid with a fresh environment, stdin from
-//! /dev/null and a process group of its own, its output read from pipes the supervisor owns
+//! /dev/null and a session of its own, its output read from pipes the supervisor owns
 //! and sent on as frames, its status from waitpid, and the sweep when it ends.
 
 use std::io::Read;
@@ -12,10 +12,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::frame::{ExitReport, Frame, OUTPUT_CHUNK};
-use super::reap;
+use super::{reap, trampoline};
 
 /// How long the output of a block's leftovers is still read after the sweep.
 const DRAIN: Duration = Duration::from_secs(1);
+/// Output pieces waiting to be sent: when airlock reads slowly, the block's writes wait
+/// instead of the supervisor's memory growing.
+const PENDING_FRAMES: usize = 16;
 
 /// What to run, and as whom.
 #[derive(Debug, Clone)]
@@ -35,6 +38,8 @@ pub(crate) struct BlockRun {
     /// The whole environment the block gets.
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
+    /// After SIGTERM at the time limit, how long the block has before it is killed.
+    pub grace: Duration,
     /// Where processes are listed (/proc).
     pub proc: PathBuf,
 }
@@ -74,9 +79,10 @@ fn run_in(
     // Handed over only now: the supervisor may lack the right to write into it afterwards.
     std::os::unix::fs::chown(dir, Some(block.uid), Some(block.gid))
         .map_err(|err| format!("cannot give the block its directory: {err}"))?;
-    let (program, args) = block.argv.split_first().ok_or("no interpreter to run")?;
-    let mut child = Command::new(program)
-        .args(args)
+    let oom_before = oom_kills();
+    let mut child = Command::new("/proc/self/exe")
+        .arg0(trampoline::ARG0)
+        .args(&block.argv)
         .arg(&file)
         .env_clear()
         .envs(block.env.iter().map(|(name, value)| (name, value)))
@@ -86,10 +92,12 @@ fn run_in(
         .stderr(Stdio::piped())
         .uid(block.uid)
         .gid(block.gid)
-        .process_group(0)
         .spawn()
-        .map_err(|err| format!("cannot start {program}: {err}"))?;
-    let (tx, events) = mpsc::channel();
+        .map_err(|err| format!("cannot start the block: {err}"))?;
+    // The block, not the supervisor, is what the OOM killer takes first.
+    let _ = std::fs::write(format!("/proc/{}/oom_score_adj", child.id()), "1000");
+    let leader = child.id();
+    let (tx, events) = mpsc::sync_channel(PENDING_FRAMES);
     if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
         pump(stdout, Frame::Stdout, tx.clone());
         pump(stderr, Frame::Stderr, tx.clone());
@@ -97,7 +105,11 @@ fn run_in(
     std::thread::spawn(move || {
         let _ = tx.send(Happened::Exited(child.wait()));
     });
-    let deadline = started + block.timeout;
+    let mut watch = Watch {
+        events: &events,
+        send,
+        open_pipes: 2,
+    };
     let mut report = ExitReport {
         exit_code: None,
         signal: None,
@@ -105,38 +117,114 @@ fn run_in(
         cancelled: false,
         survivors: Vec::new(),
         duration_ms: 0,
+        oom_kills: 0,
     };
-    let mut open_pipes = 2;
-    let mut exited = false;
-    while !exited {
-        if cancelled() {
+    let deadline = started + block.timeout;
+    let status = match watch.until(deadline, cancelled)? {
+        Ended::Exited(status) => Some(status),
+        Ended::Cancelled => {
             report.cancelled = true;
-            break;
+            None
         }
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .min(Duration::from_millis(20));
-        match events.recv_timeout(wait) {
-            Ok(Happened::Output(frame)) => send(frame),
-            Ok(Happened::Closed) => open_pipes -= 1,
-            Ok(Happened::Exited(status)) => {
-                exited = true;
-                let status = status.map_err(|err| format!("cannot wait for the block: {err}"))?;
-                report.exit_code = status.code();
-                report.signal = status.signal();
+        Ended::Deadline => {
+            report.timed_out = true;
+            // Asked to stop first, as `timeout` would; whatever is left then is killed.
+            reap::terminate_group(leader);
+            match watch.until(Instant::now() + block.grace, &mut || false)? {
+                Ended::Exited(status) => Some(status),
+                _ => None,
             }
-            Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
-                report.timed_out = true;
-                break;
-            }
-            Err(_) => {}
         }
+    };
+    if let Some(status) = status {
+        report.exit_code = status.code();
+        report.signal = status.signal();
     }
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // Everything of the code's uid goes, the block itself included when it did not end.
     report.survivors = reap::kill_all(&block.proc, block.uid);
-    drain(&events, open_pipes, send);
+    reap::collect_zombies();
+    report.oom_kills = oom_kills().saturating_sub(oom_before);
+    watch.drain();
     Ok(report)
+}
+
+/// How watching a running block ended.
+enum Ended {
+    Exited(ExitStatus),
+    Cancelled,
+    Deadline,
+}
+
+/// A running block's events: output is passed on as it comes.
+struct Watch<'a> {
+    events: &'a mpsc::Receiver<Happened>,
+    send: &'a mut dyn FnMut(Frame),
+    open_pipes: usize,
+}
+
+impl Watch<'_> {
+    /// Passes output on until the block's process exits, a cancel comes or `deadline` passes.
+    fn until(
+        &mut self,
+        deadline: Instant,
+        cancelled: &mut dyn FnMut() -> bool,
+    ) -> Result<Ended, String> {
+        loop {
+            if cancelled() {
+                return Ok(Ended::Cancelled);
+            }
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20));
+            match self.events.recv_timeout(wait) {
+                Ok(Happened::Output(frame)) => (self.send)(frame),
+                Ok(Happened::Closed) => self.open_pipes -= 1,
+                Ok(Happened::Exited(status)) => {
+                    return status
+                        .map(Ended::Exited)
+                        .map_err(|err| format!("cannot wait for the block: {err}"));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
+                    return Ok(Ended::Deadline);
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// What is still in the pipes once every process of the block is gone.
+    fn drain(&mut self) {
+        let until = Instant::now() + DRAIN;
+        while self.open_pipes > 0 {
+            match self
+                .events
+                .recv_timeout(until.saturating_duration_since(Instant::now()))
+            {
+                Ok(Happened::Output(frame)) => (self.send)(frame),
+                Ok(Happened::Closed) => self.open_pipes -= 1,
+                Ok(Happened::Exited(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// OOM kills so far in this container's memory cgroup (v1 or v2); 0 when neither is readable.
+fn oom_kills() -> u64 {
+    let files = [
+        "/sys/fs/cgroup/memory/memory.oom_control",
+        "/sys/fs/cgroup/memory.events",
+    ];
+    files
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .find_map(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("oom_kill "))
+                .and_then(|value| value.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// A fresh directory, under a parent the code's uid cannot write: no earlier block can
@@ -169,7 +257,7 @@ fn write_code(file: &Path, code: &[u8], uid: u32, gid: u32) -> Result<(), String
 fn pump(
     mut pipe: impl Read + Send + 'static,
     frame: fn(Vec<u8>) -> Frame,
-    tx: mpsc::Sender<Happened>,
+    tx: mpsc::SyncSender<Happened>,
 ) {
     std::thread::spawn(move || {
         let mut buffer = vec![0; OUTPUT_CHUNK];
@@ -188,17 +276,4 @@ fn pump(
         }
         let _ = tx.send(Happened::Closed);
     });
-}
-
-/// What is still in the pipes once every process of the block is gone.
-fn drain(events: &mpsc::Receiver<Happened>, mut open_pipes: usize, send: &mut dyn FnMut(Frame)) {
-    let until = Instant::now() + DRAIN;
-    while open_pipes > 0 {
-        match events.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(Happened::Output(frame)) => send(frame),
-            Ok(Happened::Closed) => open_pipes -= 1,
-            Ok(Happened::Exited(_)) => {}
-            Err(_) => break,
-        }
-    }
 }

@@ -5,8 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The largest payload a reader accepts; a longer length means a broken stream.
+/// The largest payload airlock accepts from the supervisor; a longer length means a broken
+/// stream. Output comes in pieces of [`OUTPUT_CHUNK`], so this bounds what airlock buffers.
 pub const MAX_PAYLOAD: usize = 1 << 20;
+/// The largest request the supervisor accepts: a run request carries the whole code.
+pub const MAX_REQUEST: usize = 64 << 20;
 /// Output is sent in pieces of at most this many bytes.
 pub const OUTPUT_CHUNK: usize = 64 * 1024;
 const HEADER: usize = 5;
@@ -24,6 +27,30 @@ pub struct ExitReport {
     /// must be replaced when this is not empty.
     pub survivors: Vec<u32>,
     pub duration_ms: u64,
+    /// Kills by the kernel's OOM killer in the container's memory cgroup during the block.
+    #[serde(default)]
+    pub oom_kills: u64,
+}
+
+impl ExitReport {
+    /// The exit status as a shell gives it: the code, or 128 + the signal that ended it.
+    pub fn shell_status(&self) -> Option<i64> {
+        self.exit_code
+            .map(i64::from)
+            .or(self.signal.map(|signal| 128 + i64::from(signal)))
+    }
+}
+
+/// What the supervisor says of itself when it starts: airlock checks it before any block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub version: String,
+    /// Its own uid, and the uid blocks run as.
+    pub uid: u32,
+    pub code_uid: u32,
+    /// Its effective capabilities, as the bit mask of /proc/self/status (`CapEff`).
+    pub capabilities: u64,
+    pub no_new_privileges: bool,
 }
 
 /// What airlock asks of the supervisor for one block; the code travels after it, raw.
@@ -34,6 +61,9 @@ pub struct RunRequest {
     pub extension: String,
     pub env: Vec<(String, String)>,
     pub timeout_ms: u64,
+    /// After SIGTERM at the time limit (or a cancel), how long before everything is killed.
+    #[serde(default)]
+    pub grace_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +73,8 @@ pub enum Frame {
     Exit(ExitReport),
     /// The supervisor could not do what it was asked (it says why).
     Fault(String),
+    /// The supervisor's first frame.
+    Hello(Hello),
     /// From airlock: run this code.
     Run(RunRequest, Vec<u8>),
     /// From airlock: stop the running block.
@@ -53,6 +85,7 @@ const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const EXIT: u8 = 3;
 const FAULT: u8 = 4;
+const HELLO: u8 = 5;
 const RUN: u8 = 16;
 const CANCEL: u8 = 17;
 
@@ -64,6 +97,7 @@ impl Frame {
             Self::Stderr(bytes) => (STDERR, bytes.into()),
             Self::Exit(report) => (EXIT, serde_json::to_vec(report).unwrap_or_default().into()),
             Self::Fault(why) => (FAULT, why.as_bytes().into()),
+            Self::Hello(hello) => (HELLO, serde_json::to_vec(hello).unwrap_or_default().into()),
             Self::Run(request, code) => {
                 let header = serde_json::to_vec(request).unwrap_or_default();
                 let mut payload = (header.len() as u32).to_be_bytes().to_vec();
@@ -84,19 +118,35 @@ impl Frame {
 pub enum FrameError {
     #[error("the supervisor sent a frame of unknown kind {0}")]
     UnknownKind(u8),
-    #[error("the supervisor announced a frame of {0} bytes (at most {MAX_PAYLOAD} are allowed)")]
-    TooLong(usize),
+    #[error("a frame of {length} bytes was announced (at most {limit} are allowed)")]
+    TooLong { length: usize, limit: usize },
     #[error("a frame's content does not parse: {0}")]
     BadReport(String),
 }
 
 /// Turns a byte stream, in chunks of any size, back into frames.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Decoder {
     pending: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for Decoder {
+    /// A decoder for what the supervisor sends.
+    fn default() -> Self {
+        Self::with_limit(MAX_PAYLOAD)
+    }
 }
 
 impl Decoder {
+    /// A decoder that refuses frames longer than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            limit,
+        }
+    }
+
     /// Takes in a chunk; returns the frames it completes. After an error the stream cannot
     /// be trusted any more, and the caller stops reading it.
     pub fn push(&mut self, chunk: &[u8]) -> Result<Vec<Frame>, FrameError> {
@@ -108,8 +158,11 @@ impl Decoder {
             let mut length = [0; 4];
             length.copy_from_slice(&self.pending[at + 1..at + HEADER]);
             let length = u32::from_be_bytes(length) as usize;
-            if length > MAX_PAYLOAD {
-                return Err(FrameError::TooLong(length));
+            if length > self.limit {
+                return Err(FrameError::TooLong {
+                    length,
+                    limit: self.limit,
+                });
             }
             if self.pending.len() - at - HEADER < length {
                 break;
@@ -138,6 +191,10 @@ fn decode(kind: u8, payload: Vec<u8>) -> Result<Frame, FrameError> {
                 .map_err(|err| FrameError::BadReport(err.to_string()))?,
         ),
         FAULT => Frame::Fault(String::from_utf8_lossy(&payload).into_owned()),
+        HELLO => Frame::Hello(
+            serde_json::from_slice(&payload)
+                .map_err(|err| FrameError::BadReport(err.to_string()))?,
+        ),
         RUN => run_request(&payload)?,
         CANCEL => Frame::Cancel,
         other => return Err(FrameError::UnknownKind(other)),
@@ -171,6 +228,7 @@ mod tests {
             cancelled: false,
             survivors: Vec::new(),
             duration_ms: 7,
+            oom_kills: 0,
         }
     }
 
@@ -189,6 +247,7 @@ mod tests {
                     extension: "py".into(),
                     env: vec![("HOME".into(), "/tmp".into())],
                     timeout_ms: 5000,
+                    grace_ms: 1000,
                 },
                 forged,
             ),
@@ -215,7 +274,10 @@ mod tests {
         huge.extend_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(
             decoder.push(&huge),
-            Err(FrameError::TooLong(u32::MAX as usize))
+            Err(FrameError::TooLong {
+                length: u32::MAX as usize,
+                limit: MAX_PAYLOAD
+            })
         );
         let mut decoder = Decoder::default();
         assert_eq!(

@@ -1,7 +1,7 @@
-//! The in-container supervisor (being built; not yet what runs blocks): one process per
-//! session, under another uid than the code, that starts every block, owns its pipes, takes
-//! its status from waitpid and sweeps its processes away after it. It speaks to airlock only
-//! in [`frame`]s, so nothing a block prints can pass for a status.
+//! The in-container supervisor: one process per session, under another uid than the code,
+//! that starts every block, owns its pipes, takes its status from waitpid and sweeps its
+//! processes away after it. It speaks to airlock only in [`frame`]s, so nothing a block
+//! prints can pass for a status.
 //!
 //! Threat model: block code is hostile and runs as its own non-root uid with no capability.
 //! On hosts without Yama or AppArmor a process can read /proc/PID/mem of every process of its
@@ -13,3 +13,4 @@ pub(crate) mod block;
 pub mod frame;
 pub(crate) mod reap;
 pub mod serve;
+pub mod trampoline;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process};
 
-/// Listings before the sweep gives up and reports survivors.
-const ROUNDS: usize = 200;
+/// How long the sweep keeps at it before it reports survivors. Time, not a count of rounds:
+/// on a loaded host a stopped process may take a while to be scheduled and stop.
+const PATIENCE: Duration = Duration::from_secs(5);
 
 /// A live (not zombie) process of the uid, and whether it is stopped already.
 struct Found {
@@ -67,7 +68,8 @@ fn signal_all(pids: impl IntoIterator<Item = u32>, signal: Signal) {
 /// frees a pid that a running fork bomb would take at once, while a stopped one can neither
 /// fork nor free anything.
 pub(crate) fn kill_all(proc: &std::path::Path, uid: u32) -> Vec<u32> {
-    for _ in 0..ROUNDS {
+    let give_up = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < give_up {
         let found = find(proc, uid);
         if found.is_empty() {
             return Vec::new();
@@ -75,10 +77,29 @@ pub(crate) fn kill_all(proc: &std::path::Path, uid: u32) -> Vec<u32> {
         let running: Vec<u32> = found.iter().filter(|f| !f.stopped).map(|f| f.pid).collect();
         if running.is_empty() {
             signal_all(found.iter().map(|f| f.pid), Signal::KILL);
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(2));
         } else {
             signal_all(running, Signal::STOP);
+            std::thread::yield_now();
         }
     }
     processes_of(proc, uid)
+}
+
+/// SIGTERM to the block's session (its leader's process group), or to the leader alone if it
+/// had no time yet to make one.
+pub(crate) fn terminate_group(leader: u32) {
+    let Some(pid) = i32::try_from(leader).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    if rustix::process::kill_process_group(pid, Signal::TERM).is_err() {
+        let _ = kill_process(pid, Signal::TERM);
+    }
+}
+
+/// Reaps every child that has ended: when the supervisor is PID 1 (a container without an
+/// init), orphans of blocks become its children, and unreaped they would hold pids.
+pub(crate) fn collect_zombies() {
+    let options = rustix::process::WaitOptions::NOHANG;
+    while let Ok(Some(_)) = rustix::process::wait(options) {}
 }

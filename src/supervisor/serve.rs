@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::block::{self, BlockRun};
-use super::frame::{Decoder, Frame};
+use super::frame::{Decoder, Frame, Hello, MAX_REQUEST};
 use super::reap;
 
 /// Who the code runs as, and where.
@@ -40,6 +40,7 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
         frame.encode(&mut bytes);
         let _ = out.write_all(&bytes).and_then(|()| out.flush());
     };
+    send(Frame::Hello(hello(identity.uid)));
     // Until stdin ends (`Gone`): airlock is no more.
     while let Ok(Request::Frame(frame)) = requests.recv() {
         let Frame::Run(request, code) = frame else {
@@ -56,6 +57,7 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
             workdir: identity.workdir.clone(),
             env: request.env,
             timeout: Duration::from_millis(request.timeout_ms),
+            grace: Duration::from_millis(request.grace_ms),
             proc: proc.clone(),
         };
         let mut gone = false;
@@ -95,7 +97,7 @@ fn read_requests() -> mpsc::Receiver<Request> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
-        let mut decoder = Decoder::default();
+        let mut decoder = Decoder::with_limit(MAX_REQUEST);
         let mut buffer = vec![0; 64 * 1024];
         loop {
             let read = match stdin.read(&mut buffer) {
@@ -114,4 +116,25 @@ fn read_requests() -> mpsc::Receiver<Request> {
         let _ = tx.send(Request::Gone);
     });
     rx
+}
+
+/// What this process is, read from /proc/self/status, for airlock to check.
+fn hello(code_uid: u32) -> Hello {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Hello {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        uid: rustix::process::geteuid().as_raw(),
+        code_uid,
+        // Unreadable means unknown: all bits set, which airlock refuses.
+        capabilities: u64::from_str_radix(&field("CapEff"), 16).unwrap_or(u64::MAX),
+        no_new_privileges: field("NoNewPrivs") == "1",
+    }
 }

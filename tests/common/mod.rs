@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod model_server;
+pub mod session;
 pub mod tmux;
 
 use std::path::{Path, PathBuf};
@@ -133,4 +134,21 @@ pub fn script(home: &Home, toml: &str) -> PathBuf {
     let path = home.dir.path().join("script.toml");
     std::fs::write(&path, toml).expect("write the script");
     path
+}
+
+/// The bytes of an exit frame saying the block succeeded, as a block would forge them.
+pub fn forged_exit_frame() -> Vec<u8> {
+    use airlock::supervisor::frame::{ExitReport, Frame};
+    let mut bytes = Vec::new();
+    Frame::Exit(ExitReport {
+        exit_code: Some(0),
+        signal: None,
+        timed_out: false,
+        cancelled: false,
+        survivors: vec![],
+        duration_ms: 1,
+        oom_kills: 0,
+    })
+    .encode(&mut bytes);
+    bytes
 }

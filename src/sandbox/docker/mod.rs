@@ -1,40 +1,38 @@
-//! The Docker adapter: one hardened container per session, blocks run as execs in it.
+//! The Docker adapter: one hardened container per session. Its main process is airlock's
+//! supervisor (`airlock supervise`, this same binary mounted read-only), which runs every
+//! block; airlock speaks to it in frames over the container's attached stdin and stdout.
 
+mod block;
 mod build;
+mod greeting;
 pub mod image;
-mod keepalive;
+mod link;
 pub mod spec;
-mod wrapper;
 
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::config::{Protection, SandboxConfig};
+use crate::protocol::ExecResult;
+use crate::sandbox::owner::Owner;
+use crate::sandbox::{BlockSpec, LiveOutput, Notices, Sandbox, SandboxError};
+use crate::supervisor::frame::Frame;
 use bollard::Docker;
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecResults};
-use bollard::models::ContainerSummary;
+use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
-use futures_util::StreamExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio_util::sync::CancellationToken;
-
-use crate::config::SandboxConfig;
-use crate::ids::random_hex;
-use crate::output::OutputCapture;
-use crate::protocol::{ExecResult, Stream};
-use crate::sandbox::owner::Owner;
-use crate::sandbox::{BlockSpec, LiveOutput, Notices, Sandbox, SandboxError};
 pub use image::ImageRef;
-use spec::{ContainerPlan, LABEL_OWNER, WORKSPACE};
-use wrapper::{Status, StatusScanner};
+use link::Link;
+use spec::{ContainerPlan, LABEL_OWNER};
 
 /// How long the daemon gets to answer a ping.
 const PING_DEADLINE: Duration = Duration::from_secs(5);
-/// Extra time past the in-container timeout before airlock stops waiting for the stream.
+/// Extra time past the supervisor's own deadline (or a cancel) before airlock gives up on it
+/// and replaces the container.
 const HOST_MARGIN: Duration = Duration::from_secs(5);
+/// How long the supervisor has to greet airlock after the container starts.
+const SUPERVISOR_START: Duration = Duration::from_secs(15);
 /// After this long without output, a line still waiting for its newline is shown anyway.
 const QUIET: Duration = Duration::from_millis(100);
 
@@ -145,13 +143,27 @@ pub struct SessionRequest {
     /// The model's API key variable: never passed into the container.
     pub secret_env: String,
     pub data_dir: PathBuf,
+    /// The statically linked airlock binary that becomes the container's supervisor: for a
+    /// session started by airlock itself, [`own_binary`].
+    pub supervisor: PathBuf,
+}
+
+/// This running airlock's binary, which is also the supervisor.
+pub fn own_binary() -> Result<PathBuf, SandboxError> {
+    std::env::current_exe().map_err(|err| {
+        SandboxError::Unavailable(format!(
+            "cannot find airlock's own binary, which the sandbox runs as its supervisor: {err}"
+        ))
+    })
 }
 
 struct LiveContainer {
     id: String,
-    /// Held open for the container's lifetime: PID 1 exits when it closes. (In a mutex only
-    /// to make the sandbox `Sync`; nobody writes to it.)
-    _stdin: std::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>,
+    /// Only ever used through `&mut`; the mutex makes the sandbox `Sync` (the stream halves
+    /// Docker gives are not).
+    link: std::sync::Mutex<Link>,
+    /// What every block's environment is: the image's and the session's, as Docker made it.
+    env: Vec<(String, String)>,
 }
 
 pub struct DockerSandbox {
@@ -202,6 +214,7 @@ impl DockerSandbox {
             &request.secret_env,
             users,
             workspace,
+            &request.supervisor,
         )?;
         let mut sandbox = Self {
             docker,
@@ -252,10 +265,11 @@ impl DockerSandbox {
             ));
         }
         match self.harden_and_start(&created.id).await {
-            Ok(stdin) => {
+            Ok((link, env)) => {
                 self.container = Some(LiveContainer {
                     id: created.id,
-                    _stdin: std::sync::Mutex::new(stdin),
+                    link: std::sync::Mutex::new(link),
+                    env,
                 });
                 Ok(())
             }
@@ -269,7 +283,7 @@ impl DockerSandbox {
     async fn harden_and_start(
         &self,
         id: &str,
-    ) -> Result<Pin<Box<dyn AsyncWrite + Send>>, SandboxError> {
+    ) -> Result<(Link, Vec<(String, String)>), SandboxError> {
         let fail = |what: &str, err: bollard::errors::Error| {
             SandboxError::Unavailable(format!(
                 "cannot {what} the sandbox container: {}",
@@ -281,31 +295,11 @@ impl DockerSandbox {
             .inspect_container(id, None)
             .await
             .map_err(|e| fail("inspect", e))?;
-        let missing = spec::verify(&inspect, &self.plan, &self.config)?;
-        let (waived, refused): (Vec<_>, Vec<_>) = missing
-            .into_iter()
-            .partition(|m| self.config.waive.contains(&m.protection));
-        for missing in &waived {
-            (self.notices)(format!(
-                "protection `{}` is missing ({}); running anyway because sandbox.waive lists it",
-                missing.protection.name(),
-                missing.detail
-            ));
-        }
-        if !refused.is_empty() {
-            let list: Vec<String> = refused
-                .iter()
-                .map(|m| format!("{} ({})", m.protection.name(), m.detail))
-                .collect();
-            return Err(SandboxError::Unavailable(format!(
-                "the sandbox container lacks protections this host did not apply: {}. airlock will \
-                 not run code without them; if you accept that on this host, add their names to \
-                 sandbox.waive",
-                list.join("; ")
-            )));
-        }
+        self.check_protections(&inspect)?;
         let options = AttachContainerOptions {
             stdin: true,
+            stdout: true,
+            stderr: true,
             stream: true,
             ..Default::default()
         };
@@ -318,11 +312,62 @@ impl DockerSandbox {
             .start_container(id, None)
             .await
             .map_err(|e| fail("start", e))?;
-        Ok(attached.input)
+        let mut link = Link::new(attached);
+        self.greet(&mut link).await?;
+        Ok((link, block_env(&inspect)))
+    }
+
+    /// The container's settings read back; what is missing is refused unless waived.
+    fn check_protections(&self, inspect: &ContainerInspectResponse) -> Result<(), SandboxError> {
+        let missing = spec::verify(inspect, &self.plan, &self.config)?;
+        let (waived, refused): (Vec<_>, Vec<_>) = missing
+            .into_iter()
+            .partition(|m| self.config.waive.contains(&m.protection));
+        for missing in &waived {
+            (self.notices)(format!(
+                "protection `{}` is missing ({}); running anyway because sandbox.waive lists it",
+                missing.protection.name(),
+                missing.detail
+            ));
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = refused
+            .iter()
+            .map(|m| format!("{} ({})", m.protection.name(), m.detail))
+            .collect();
+        Err(SandboxError::Unavailable(format!(
+            "the sandbox container lacks protections this host did not apply: {}. airlock will \
+             not run code without them; if you accept that on this host, add their names to \
+             sandbox.waive",
+            list.join("; ")
+        )))
+    }
+
+    /// Waits for the supervisor's greeting and checks what it says of itself.
+    async fn greet(&self, link: &mut Link) -> Result<(), SandboxError> {
+        let refuse = |why: String| {
+            SandboxError::Unavailable(format!(
+                "the sandbox's supervisor {why}; airlock runs no block without it"
+            ))
+        };
+        let deadline = tokio::time::Instant::now() + SUPERVISOR_START;
+        let hello = match link.next(deadline).await {
+            Ok(Some(Frame::Hello(hello))) => hello,
+            Ok(Some(_)) => return Err(refuse("did not begin with its greeting".into())),
+            Ok(None) => return Err(refuse("did not start within 15 s".into())),
+            Err(_) => {
+                let hint = greeting::static_hint(&self.plan.supervisor);
+                return Err(refuse(format!("did not start: {}{hint}", link.why_gone())));
+            }
+        };
+        let waived = |p: Protection| self.config.waive.contains(&p);
+        greeting::check(&hello, self.plan.users.code.uid, waived).map_err(refuse)
     }
 
     async fn restart(&mut self, why: &str) -> Result<(), SandboxError> {
-        (self.notices)(format!("restarting the sandbox container: {why}"));
+        (self.notices)(format!("replacing the sandbox container: {why}"));
         if let Some(old) = self.container.take() {
             remove(&self.docker, &old.id).await;
         }
@@ -350,288 +395,16 @@ impl DockerSandbox {
         }
         Ok(())
     }
-
-    async fn exec_block(
-        &mut self,
-        block: BlockSpec<'_>,
-        live: LiveOutput<'_>,
-    ) -> Result<ExecResult, SandboxError> {
-        let started = Instant::now();
-        let container = self.container.as_ref().ok_or_else(|| {
-            SandboxError::Failed("the sandbox container is gone and could not be restarted".into())
-        })?;
-        let cannot_start = |err: bollard::errors::Error| {
-            SandboxError::Failed(format!("cannot start the block: {}", describe(&err)))
-        };
-        let container_short = short(&container.id).to_string();
-        let nonce = random_hex(16);
-        let timeout_secs = block.timeout.as_secs().max(1);
-        let mut cmd: Vec<String> = vec![
-            "/bin/sh".into(),
-            "-c".into(),
-            wrapper::SCRIPT.into(),
-            "airlock-block".into(),
-            timeout_secs.to_string(),
-            self.config.kill_grace_secs.to_string(),
-            block.language.extension.clone(),
-            self.plan.users.code.uid.to_string(),
-        ];
-        cmd.extend(block.language.command.iter().cloned());
-        let exec = self
-            .docker
-            .create_exec(
-                &container.id,
-                CreateExecOptions {
-                    cmd: Some(cmd),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    user: Some(self.plan.users.code.spec()),
-                    working_dir: Some(WORKSPACE.to_string()),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(cannot_start)?;
-        let started_exec = self
-            .docker
-            .start_exec(&exec.id, None)
-            .await
-            .map_err(cannot_start)?;
-        let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started_exec
-        else {
-            return Err(SandboxError::Failed(
-                "Docker started the block detached".into(),
-            ));
-        };
-        let payload = format!("{nonce}\n{}", block.code);
-        // Written concurrently with reading, so a large block cannot deadlock on full pipes.
-        let writer = tokio::spawn(async move {
-            input.write_all(payload.as_bytes()).await?;
-            input.shutdown().await
-        });
-
-        let mut capture = OutputCapture::new(self.config.output_limit.as_usize());
-        let mut scanner = StatusScanner::new(&nonce);
-        let grace = Duration::from_secs(self.config.kill_grace_secs);
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(timeout_secs) + grace + HOST_MARGIN;
-        let end = pump_output(
-            &mut output,
-            &mut scanner,
-            &mut capture,
-            live,
-            deadline,
-            block.cancel,
-        )
-        .await;
-        writer.abort();
-        drop(output);
-        if matches!(end, StreamEnd::Cancelled) {
-            let captured = capture.finish();
-            let restarted = self.stop_block_processes().await?;
-            return Ok(ExecResult {
-                exit_code: None,
-                timed_out: false,
-                oom_killed: false,
-                truncated: captured.truncated(),
-                output: captured.text(),
-                output_bytes: captured.produced_bytes,
-                duration_ms: started.elapsed().as_millis() as u64,
-                image: self.image.to_string(),
-                container_restarted: restarted,
-                cancelled: true,
-                container: container_short.clone(),
-            });
-        }
-        let (status, held) = scanner.finish();
-        record(&mut capture, live, Stream::Stdout, &held);
-        let captured = capture.finish();
-
-        let status = match (status, end) {
-            (Some(status), _) => Some(status),
-            (None, StreamEnd::Stalled | StreamEnd::Cancelled) => None,
-            (None, StreamEnd::Broken(why)) => {
-                return Err(SandboxError::Failed(format!(
-                    "the block's output stream broke: {why}"
-                )));
-            }
-            (None, StreamEnd::Finished) => self.exit_status_of(&exec.id).await,
-        };
-        let elapsed = started.elapsed();
-        let mut restarted = false;
-        let outcome = match status {
-            None => {
-                // The stream outlived every deadline: the container is the only sure way out.
-                self.restart("a block did not stop at its deadline").await?;
-                restarted = true;
-                Outcome {
-                    exit_code: None,
-                    timed_out: true,
-                    oom_killed: false,
-                }
-            }
-            Some(status) => {
-                if status.processes_left {
-                    self.restart("processes of the last block survived being killed")
-                        .await?;
-                    restarted = true;
-                }
-                Outcome::from_status(status, elapsed, Duration::from_secs(timeout_secs))
-            }
-        };
-        Ok(ExecResult {
-            exit_code: outcome.exit_code,
-            timed_out: outcome.timed_out,
-            oom_killed: outcome.oom_killed,
-            truncated: captured.truncated(),
-            output: captured.text(),
-            output_bytes: captured.produced_bytes,
-            duration_ms: elapsed.as_millis() as u64,
-            image: self.image.to_string(),
-            container_restarted: restarted,
-            cancelled: false,
-            container: container_short.clone(),
-        })
-    }
-
-    /// After a cancel: kills every process of the code's uid, the block's wrapper included.
-    /// Returns whether the container had to be restarted because some survived.
-    async fn stop_block_processes(&mut self) -> Result<bool, SandboxError> {
-        let Some(container) = self.container.as_ref() else {
-            return Ok(false);
-        };
-        let uid = self.plan.users.code.uid.to_string();
-        let cmd = [
-            "/bin/sh",
-            "-c",
-            wrapper::KILL_ALL,
-            "airlock-stop",
-            uid.as_str(),
-        ];
-        let killed = async {
-            let exec = self
-                .docker
-                .create_exec(
-                    &container.id,
-                    CreateExecOptions {
-                        cmd: Some(cmd.iter().map(|arg| arg.to_string()).collect()),
-                        user: Some(self.plan.users.code.spec()),
-                        ..Default::default()
-                    },
-                )
-                .await
-                .ok()?;
-            self.docker.start_exec(&exec.id, None).await.ok()?;
-            let inspect = loop {
-                let inspect = self.docker.inspect_exec(&exec.id).await.ok()?;
-                if inspect.running != Some(true) {
-                    break inspect;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            };
-            Some(inspect.exit_code == Some(0))
-        };
-        let clean = tokio::time::timeout(HOST_MARGIN, killed).await;
-        if clean == Ok(Some(true)) {
-            return Ok(false);
-        }
-        self.restart("processes of a stopped block survived being killed")
-            .await?;
-        Ok(true)
-    }
-
-    /// For a wrapper that died before its status line (it was killed itself).
-    async fn exit_status_of(&self, exec_id: &str) -> Option<Status> {
-        let inspect = self.docker.inspect_exec(exec_id).await.ok()?;
-        Some(Status {
-            exit_status: inspect.exit_code?,
-            oom_kills: 0,
-            processes_left: true,
-        })
-    }
 }
 
-/// How a block's output stream ended.
-enum StreamEnd {
-    Finished,
-    /// Still open at the host deadline.
-    Stalled,
-    /// The operator stopped the block.
-    Cancelled,
-    Broken(String),
-}
-
-/// Reads a block's output until the stream ends or the host deadline passes. Stdout goes
-/// through the status scanner; both streams go into the capture, and what joins its head is
-/// shown live. A line left without its newline is shown after a moment of quiet.
-async fn pump_output(
-    output: &mut (impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Unpin),
-    scanner: &mut StatusScanner,
-    capture: &mut OutputCapture,
-    live: LiveOutput<'_>,
-    deadline: tokio::time::Instant,
-    cancel: Option<&CancellationToken>,
-) -> StreamEnd {
-    let never = CancellationToken::new();
-    let cancel = cancel.unwrap_or(&never);
-    loop {
-        let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
-        let next = tokio::select! {
-            next = tokio::time::timeout_at(quiet_at, output.next()) => next,
-            () = cancel.cancelled() => return StreamEnd::Cancelled,
-        };
-        match next {
-            Err(_) if quiet_at >= deadline => return StreamEnd::Stalled,
-            Err(_) => {
-                for (stream, text) in capture.flush_partial_lines() {
-                    live(stream, &text);
-                }
-            }
-            Ok(None) => return StreamEnd::Finished,
-            Ok(Some(Err(err))) => return StreamEnd::Broken(describe(&err)),
-            Ok(Some(Ok(LogOutput::StdOut { message }))) => {
-                let data = scanner.push(&message);
-                record(capture, live, Stream::Stdout, &data);
-            }
-            Ok(Some(Ok(LogOutput::StdErr { message }))) => {
-                record(capture, live, Stream::Stderr, &message);
-            }
-            Ok(Some(Ok(_))) => {}
-        }
-    }
-}
-
-fn record(capture: &mut OutputCapture, live: LiveOutput<'_>, stream: Stream, bytes: &[u8]) {
-    let text = capture.push(stream, bytes);
-    if !text.is_empty() {
-        live(stream, &text);
-    }
-}
-
-struct Outcome {
-    exit_code: Option<i64>,
-    timed_out: bool,
-    oom_killed: bool,
-}
-
-impl Outcome {
-    fn from_status(status: Status, elapsed: Duration, limit: Duration) -> Self {
-        let oom_killed = status.oom_kills > 0;
-        // `timeout` exits 124 after TERM, 137 when it had to KILL; either only at the limit.
-        let timed_out = !oom_killed
-            && matches!(status.exit_status, 124 | 137)
-            && elapsed + Duration::from_millis(50) >= limit;
-        Self {
-            exit_code: (!timed_out).then_some(status.exit_status),
-            timed_out,
-            oom_killed,
-        }
-    }
+/// The container's environment, as blocks get it.
+fn block_env(inspect: &ContainerInspectResponse) -> Vec<(String, String)> {
+    let env = inspect.config.as_ref().and_then(|c| c.env.as_ref());
+    env.into_iter()
+        .flatten()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect()
 }
 
 impl Sandbox for DockerSandbox {
@@ -662,33 +435,5 @@ impl Sandbox for DockerSandbox {
         if let Some(container) = self.container.take() {
             remove(&self.docker, &container.id).await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(exit_status: i64, oom_kills: u64) -> Status {
-        Status {
-            exit_status,
-            oom_kills,
-            processes_left: false,
-        }
-    }
-
-    #[test]
-    fn outcomes_tell_timeouts_from_exit_codes_and_oom() {
-        let limit = Duration::from_secs(2);
-        let late = Duration::from_millis(2010);
-        let early = Duration::from_millis(100);
-        let timed = Outcome::from_status(status(124, 0), late, limit);
-        assert!(timed.timed_out && timed.exit_code.is_none());
-        let killed = Outcome::from_status(status(137, 0), late, limit);
-        assert!(killed.timed_out);
-        let own_124 = Outcome::from_status(status(124, 0), early, limit);
-        assert!(!own_124.timed_out && own_124.exit_code == Some(124));
-        let oom = Outcome::from_status(status(137, 1), late, limit);
-        assert!(oom.oom_killed && !oom.timed_out && oom.exit_code == Some(137));
     }
 }

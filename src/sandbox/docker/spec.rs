@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, ContainerInspectResponse, DeviceRequest, HostConfig};
 
-use super::keepalive;
 use crate::config::{Protection, SandboxConfig, parse_user};
 use crate::sandbox::SandboxError;
 use crate::sandbox::owner::Owner;
@@ -15,6 +14,20 @@ pub const LABEL_APP: &str = "airlock";
 pub const LABEL_SESSION: &str = "airlock.session";
 pub const LABEL_OWNER: &str = "airlock.owner";
 pub const WORKSPACE: &str = "/workspace";
+/// Where the supervisor binary is mounted, read-only.
+pub const SUPERVISOR: &str = "/opt/airlock/airlock";
+/// The parent of every block's private directory: only the supervisor writes it.
+pub const BLOCKS: &str = "/run/airlock-blocks";
+/// The capabilities the container keeps, all of them the supervisor's: to start blocks as
+/// their uid (SETUID, SETGID), hand them their directory (CHOWN), sweep them (KILL) and clear
+/// up after them (DAC_OVERRIDE). A block keeps none: it runs as another uid.
+pub const SUPERVISOR_CAPABILITIES: [&str; 5] =
+    ["CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"];
+/// The same set as the bit mask of /proc/PID/status (`CapEff`): CHOWN is bit 0,
+/// DAC_OVERRIDE 1, KILL 5, SETGID 6, SETUID 7.
+pub const SUPERVISOR_CAPABILITY_MASK: u64 = 1 << 0 | 1 << 1 | 1 << 5 | 1 << 6 | 1 << 7;
+/// The size of the blocks' tmpfs: each holds its code, up to the supervisor's request limit.
+const BLOCKS_SIZE: u64 = 80 << 20;
 
 /// A uid:gid pair inside the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +42,12 @@ impl UserId {
     }
 }
 
-/// Who runs what: the code runs as `code`; PID 1 and its stdin keeper run as `keeper`, a
-/// different uid, so a block's `kill -9 -1` clears the block's processes and nothing else.
+/// Who runs what: the supervisor runs as root inside the container, with only
+/// [`SUPERVISOR_CAPABILITIES`]; blocks run as `code`, never root, so they can neither read
+/// nor signal it, and a block's `kill -9 -1` reaches the block's processes and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Users {
     pub code: UserId,
-    pub keeper: UserId,
 }
 
 impl Users {
@@ -63,14 +76,7 @@ impl Users {
                 "sandbox.user must not be root (uid 0): code never runs as root".into(),
             ));
         }
-        let keeper_uid = if code.uid == 65533 { 65532 } else { 65533 };
-        Ok(Self {
-            code,
-            keeper: UserId {
-                uid: keeper_uid,
-                gid: keeper_uid,
-            },
-        })
+        Ok(Self { code })
     }
 }
 
@@ -84,6 +90,19 @@ pub struct ContainerPlan {
     pub env: Vec<String>,
     pub binds: Vec<String>,
     pub owner: Owner,
+    /// The host file mounted as the supervisor.
+    pub supervisor: PathBuf,
+}
+
+/// The host file that becomes the container's supervisor.
+fn supervisor_bind(binary: &Path) -> Result<String, SandboxError> {
+    let source = binary.canonicalize().map_err(|err| {
+        SandboxError::Unavailable(format!(
+            "cannot use {} as the sandbox's supervisor: {err}",
+            binary.display()
+        ))
+    })?;
+    Ok(format!("{}:{SUPERVISOR}:ro", source.display()))
 }
 
 impl ContainerPlan {
@@ -94,8 +113,12 @@ impl ContainerPlan {
         secret_env: &str,
         users: Users,
         workspace: PathBuf,
+        supervisor: &Path,
     ) -> Result<Self, SandboxError> {
-        let mut binds = vec![workspace_bind(&workspace, config.workspace_read_only)?];
+        let mut binds = vec![
+            workspace_bind(&workspace, config.workspace_read_only)?,
+            supervisor_bind(supervisor)?,
+        ];
         for volume in &config.extra_volumes {
             binds.push(extra_bind(volume)?);
         }
@@ -107,6 +130,7 @@ impl ContainerPlan {
             env: container_env(config, secret_env)?,
             binds,
             owner: Owner::current(),
+            supervisor: supervisor.to_path_buf(),
         })
     }
 
@@ -120,21 +144,42 @@ impl ContainerPlan {
         ]);
         ContainerCreateBody {
             image: Some(self.image.clone()),
-            user: Some(self.users.keeper.spec()),
-            entrypoint: Some(keepalive::command()),
+            user: Some("0:0".to_string()),
+            entrypoint: Some(self.supervisor_command()),
             cmd: Some(Vec::new()),
             working_dir: Some(WORKSPACE.to_string()),
             env: Some(self.env.clone()),
             labels: Some(labels),
-            // PID 1's child waits on this stdin; when airlock disappears it closes.
+            // The supervisor's requests come on this stdin; when airlock disappears it closes,
+            // the supervisor sweeps and exits, and Docker removes the container.
             open_stdin: Some(true),
             stdin_once: Some(true),
             attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
             tty: Some(false),
             network_disabled: Some(config.network == "none"),
             host_config: Some(host_config(self, config)),
             ..Default::default()
         }
+    }
+
+    fn supervisor_command(&self) -> Vec<String> {
+        let code = self.users.code;
+        [
+            SUPERVISOR,
+            "supervise",
+            "--uid",
+            &code.uid.to_string(),
+            "--gid",
+            &code.gid.to_string(),
+            "--scratch",
+            BLOCKS,
+            "--workdir",
+            WORKSPACE,
+        ]
+        .map(String::from)
+        .to_vec()
     }
 }
 
@@ -147,15 +192,22 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         nano_cpus: Some((config.cpus * 1e9).round() as i64),
         pids_limit: Some(config.pids_limit),
         readonly_rootfs: Some(config.read_only_root),
-        tmpfs: Some(HashMap::from([(
-            "/tmp".to_string(),
-            format!(
-                "rw,nosuid,nodev,noexec,size={},mode=1777",
-                config.tmp_size.bytes()
+        tmpfs: Some(HashMap::from([
+            (
+                "/tmp".to_string(),
+                format!(
+                    "rw,nosuid,nodev,noexec,size={},mode=1777",
+                    config.tmp_size.bytes()
+                ),
             ),
-        )])),
+            (
+                BLOCKS.to_string(),
+                format!("rw,nosuid,nodev,noexec,size={BLOCKS_SIZE},mode=0711"),
+            ),
+        ])),
         shm_size: Some(config.shm_size.bytes() as i64),
         cap_drop: Some(vec!["ALL".to_string()]),
+        cap_add: Some(SUPERVISOR_CAPABILITIES.map(String::from).to_vec()),
         security_opt: Some(vec!["no-new-privileges".to_string()]),
         init: Some(config.init),
         privileged: Some(false),
@@ -348,10 +400,20 @@ pub fn verify(
         .iter()
         .flatten()
         .any(|cap| cap.eq_ignore_ascii_case("ALL"));
+    let mut added: Vec<String> = host
+        .cap_add
+        .iter()
+        .flatten()
+        .map(|cap| cap.to_ascii_uppercase())
+        .collect();
+    added.sort();
     check(
-        drops_all,
+        drops_all && added == SUPERVISOR_CAPABILITIES,
         Protection::CapDrop,
-        format!("dropped capabilities are {:?}", host.cap_drop),
+        format!(
+            "dropped capabilities are {:?}, added {:?}",
+            host.cap_drop, host.cap_add
+        ),
     );
     let no_new_privileges = host
         .security_opt
@@ -373,17 +435,14 @@ pub fn verify(
         .as_ref()
         .and_then(|c| c.user.clone())
         .unwrap_or_default();
+    // Root is the supervisor's; what keeps blocks from being root is that it starts them as
+    // the code's uid, which it confirms when it starts.
     check(
-        user == plan.users.keeper.spec() && !is_root(&user),
+        user == "0:0" && plan.users.code.uid != 0,
         Protection::NonRoot,
-        format!("the container user is {user:?}"),
+        format!("the container user is {user:?}, not the supervisor's 0:0"),
     );
     Ok(missing)
-}
-
-fn is_root(user: &str) -> bool {
-    let name = user.split(':').next().unwrap_or("");
-    name.is_empty() || name == "0" || name == "root"
 }
 
 fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
@@ -440,11 +499,6 @@ mod tests {
                 gid: 1000
             }
         );
-        assert_ne!(users.keeper.uid, users.code.uid);
-        assert_ne!(
-            Users::resolve("65533:65533").expect("valid").keeper.uid,
-            65533
-        );
         let auto = Users::resolve("auto").expect("valid");
         assert_ne!(auto.code.uid, 0);
     }
@@ -494,6 +548,7 @@ mod tests {
             "KEY",
             Users::resolve("auto").expect("users"),
             dir.path().to_path_buf(),
+            Path::new("/bin/sh"),
         )
         .expect("plan");
         let body = plan.body(&config);
@@ -516,6 +571,11 @@ mod tests {
             .map(|m| m.protection)
             .collect();
         assert_eq!(missing, vec![Protection::Swap, Protection::NoNewPrivileges]);
+        if let Some(host) = inspect.host_config.as_mut() {
+            host.cap_add = Some(vec!["SYS_ADMIN".into()]);
+        }
+        let missing = verify(&inspect, &plan, &config).expect("checked");
+        assert!(missing.iter().any(|m| m.protection == Protection::CapDrop));
         if let Some(host) = inspect.host_config.as_mut() {
             host.privileged = Some(true);
         }

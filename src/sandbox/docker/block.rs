@@ -1,0 +1,255 @@
+//! One block through the supervisor: the run request goes down the line, output frames come
+//! back into the capture and the live view, and the exit report, taken by the supervisor from
+//! waitpid, becomes the result. airlock's own deadline is only the backstop: past it, or when
+//! the supervisor goes, the container is replaced.
+
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::link::Link;
+use super::{DockerSandbox, HOST_MARGIN, QUIET, short};
+use crate::output::OutputCapture;
+use crate::protocol::{ExecResult, Stream};
+use crate::sandbox::{BlockSpec, LiveOutput, SandboxError};
+use crate::supervisor::frame::{ExitReport, Frame, MAX_REQUEST, RunRequest};
+
+/// How a block ended, as airlock saw it.
+enum BlockEnd {
+    /// The supervisor's report.
+    Reported(ExitReport),
+    /// Nothing came by the host deadline.
+    Stalled { cancelled: bool },
+    /// The line to the supervisor is gone, or it could not run the block.
+    Lost(String),
+}
+
+impl DockerSandbox {
+    pub(super) async fn exec_block(
+        &mut self,
+        block: BlockSpec<'_>,
+        live: LiveOutput<'_>,
+    ) -> Result<ExecResult, SandboxError> {
+        let started = Instant::now();
+        // The request carries the code and a header of a few KiB.
+        if block.code.len() > MAX_REQUEST - (1 << 20) {
+            return Err(SandboxError::Failed(format!(
+                "the block's code is {} bytes; at most {} MiB can be run",
+                block.code.len(),
+                (MAX_REQUEST >> 20) - 1
+            )));
+        }
+        let request = self.run_request(&block);
+        let timeout = Duration::from_millis(request.timeout_ms);
+        let grace = Duration::from_millis(request.grace_ms);
+        let run = Frame::Run(request, block.code.as_bytes().to_vec());
+        self.hand_over(&run).await?;
+        let mut capture = OutputCapture::new(self.config.output_limit.as_usize());
+        let (link, container) = self.live_link()?;
+        let container = short(container).to_string();
+        let deadline = tokio::time::Instant::now() + timeout + grace + HOST_MARGIN;
+        let end = follow(link, &mut capture, live, deadline, block.cancel).await;
+        let captured = capture.finish();
+        let mut result = ExecResult {
+            exit_code: None,
+            timed_out: false,
+            oom_killed: false,
+            truncated: captured.truncated(),
+            output: captured.text(),
+            output_bytes: captured.produced_bytes,
+            duration_ms: started.elapsed().as_millis() as u64,
+            image: self.image.to_string(),
+            container_restarted: false,
+            cancelled: false,
+            container,
+        };
+        match end {
+            BlockEnd::Reported(report) => {
+                report.apply_to(&mut result);
+                if !report.survivors.is_empty() {
+                    let why = format!(
+                        "{} processes of the last block survived being killed",
+                        report.survivors.len()
+                    );
+                    self.restart(&why).await?;
+                    result.container_restarted = true;
+                }
+            }
+            BlockEnd::Stalled { cancelled } => {
+                self.restart("its supervisor did not end a block by airlock's deadline")
+                    .await?;
+                result.container_restarted = true;
+                result.cancelled = cancelled;
+                result.timed_out = !cancelled;
+            }
+            BlockEnd::Lost(why) => {
+                self.restart(&format!("its supervisor stopped: {why}"))
+                    .await?;
+                return Err(SandboxError::Failed(format!(
+                    "the sandbox's supervisor stopped while the block ran ({why}); the container \
+                     was replaced"
+                )));
+            }
+        }
+        Ok(result)
+    }
+
+    fn run_request(&self, block: &BlockSpec<'_>) -> RunRequest {
+        let env = self
+            .container
+            .as_ref()
+            .map(|container| container.env.clone())
+            .unwrap_or_default();
+        RunRequest {
+            argv: block.language.command.clone(),
+            extension: block.language.extension.clone(),
+            env,
+            timeout_ms: block.timeout.as_millis().max(1) as u64,
+            grace_ms: self.config.kill_grace_secs * 1000,
+        }
+    }
+
+    /// Sends the run request to a supervisor that is there and idle; when it is not, the
+    /// block has not started, and it goes to a new container instead.
+    async fn hand_over(&mut self, run: &Frame) -> Result<(), SandboxError> {
+        let (link, _) = self.live_link()?;
+        let why = if link.is_idle() {
+            match link.send(run).await {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            }
+        } else {
+            link.why_gone()
+        };
+        self.restart(&format!("its supervisor is gone ({why})"))
+            .await?;
+        let (link, _) = self.live_link()?;
+        link.send(run).await.map_err(|why| {
+            SandboxError::Failed(format!(
+                "cannot hand the block to the new container's supervisor: {why}"
+            ))
+        })
+    }
+
+    fn live_link(&mut self) -> Result<(&mut Link, &str), SandboxError> {
+        let gone = || {
+            SandboxError::Failed("the sandbox container is gone and could not be replaced".into())
+        };
+        let container = self.container.as_mut().ok_or_else(gone)?;
+        let link = container.link.get_mut().map_err(|_| gone())?;
+        Ok((link, container.id.as_str()))
+    }
+}
+
+impl ExitReport {
+    fn apply_to(&self, result: &mut ExecResult) {
+        result.oom_killed = self.oom_kills > 0;
+        result.timed_out = self.timed_out && !result.oom_killed;
+        result.cancelled = self.cancelled;
+        if !result.timed_out && !result.cancelled {
+            result.exit_code = self.shell_status();
+        }
+    }
+}
+
+/// Reads the block's frames until its report, the host deadline or the end of the line.
+/// A line left without its newline is shown after a moment of quiet; a cancel is passed on
+/// to the supervisor, which then has [`HOST_MARGIN`] to report.
+async fn follow(
+    link: &mut Link,
+    capture: &mut OutputCapture,
+    live: LiveOutput<'_>,
+    mut deadline: tokio::time::Instant,
+    cancel: Option<&CancellationToken>,
+) -> BlockEnd {
+    let never = CancellationToken::new();
+    let cancel = cancel.unwrap_or(&never);
+    let mut cancelled = false;
+    loop {
+        let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
+        let next = tokio::select! {
+            next = link.next(quiet_at) => Some(next),
+            () = cancel.cancelled(), if !cancelled => None,
+        };
+        let Some(next) = next else {
+            cancelled = true;
+            if let Err(why) = link.send(&Frame::Cancel).await {
+                return BlockEnd::Lost(why);
+            }
+            deadline = deadline.min(tokio::time::Instant::now() + HOST_MARGIN);
+            continue;
+        };
+        match next {
+            Ok(None) if quiet_at >= deadline => return BlockEnd::Stalled { cancelled },
+            Ok(None) => {
+                for (stream, text) in capture.flush_partial_lines() {
+                    live(stream, &text);
+                }
+            }
+            Ok(Some(Frame::Stdout(bytes))) => record(capture, live, Stream::Stdout, &bytes),
+            Ok(Some(Frame::Stderr(bytes))) => record(capture, live, Stream::Stderr, &bytes),
+            Ok(Some(Frame::Exit(report))) => return BlockEnd::Reported(report),
+            Ok(Some(Frame::Fault(why))) => {
+                return BlockEnd::Lost(crate::output::sanitize::neutralize(&why));
+            }
+            Ok(Some(_)) => return BlockEnd::Lost("it sent a frame out of turn".into()),
+            Err(_) => return BlockEnd::Lost(link.why_gone()),
+        }
+    }
+}
+
+fn record(capture: &mut OutputCapture, live: LiveOutput<'_>, stream: Stream, bytes: &[u8]) {
+    let text = capture.push(stream, bytes);
+    if !text.is_empty() {
+        live(stream, &text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> ExitReport {
+        ExitReport {
+            exit_code: Some(3),
+            signal: None,
+            timed_out: false,
+            cancelled: false,
+            survivors: vec![],
+            duration_ms: 10,
+            oom_kills: 0,
+        }
+    }
+
+    fn applied(report: &ExitReport) -> ExecResult {
+        let mut result = ExecResult::default();
+        report.apply_to(&mut result);
+        result
+    }
+
+    #[test]
+    fn reports_become_exit_codes_timeouts_cancels_and_oom() {
+        assert_eq!(applied(&report()).exit_code, Some(3));
+        let killed = ExitReport {
+            exit_code: None,
+            signal: Some(9),
+            oom_kills: 1,
+            ..report()
+        };
+        let oom = applied(&killed);
+        assert!(oom.oom_killed && !oom.timed_out && oom.exit_code == Some(137));
+        let late = ExitReport {
+            exit_code: None,
+            signal: Some(15),
+            timed_out: true,
+            ..report()
+        };
+        let timed = applied(&late);
+        assert!(timed.timed_out && timed.exit_code.is_none());
+        let stopped = applied(&ExitReport {
+            cancelled: true,
+            ..report()
+        });
+        assert!(stopped.cancelled && stopped.exit_code.is_none());
+    }
+}

@@ -1,0 +1,142 @@
+//! What the supervisor says of itself when it starts, checked before any block runs: that it
+//! is root inside the container with no capability beyond its five, under no-new-privileges,
+//! and that it will run blocks as the session's code uid.
+
+use std::io::Read;
+use std::path::Path;
+
+use super::spec::SUPERVISOR_CAPABILITY_MASK;
+use crate::config::Protection;
+use crate::supervisor::frame::Hello;
+
+/// `Err` says what is wrong, to follow "the sandbox's supervisor …".
+pub(super) fn check(
+    hello: &Hello,
+    code_uid: u32,
+    waived: impl Fn(Protection) -> bool,
+) -> Result<(), String> {
+    if hello.version != env!("CARGO_PKG_VERSION") {
+        return Err(format!(
+            "is airlock {}, not this airlock ({})",
+            hello.version,
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    if hello.uid != 0 {
+        return Err(format!(
+            "runs as uid {}, not root: it could not keep blocks apart from itself",
+            hello.uid
+        ));
+    }
+    if hello.code_uid != code_uid || hello.code_uid == 0 {
+        return Err(format!(
+            "would run blocks as uid {}, not {code_uid}",
+            hello.code_uid
+        ));
+    }
+    let extra = hello.capabilities & !SUPERVISOR_CAPABILITY_MASK;
+    if extra != 0 && !waived(Protection::CapDrop) {
+        return Err(format!(
+            "holds capabilities beyond the five it needs (CapEff {:016x}, extra {extra:016x})",
+            hello.capabilities
+        ));
+    }
+    if !hello.no_new_privileges && !waived(Protection::NoNewPrivileges) {
+        return Err("runs without no-new-privileges".into());
+    }
+    Ok(())
+}
+
+/// For a supervisor that did not start: a dynamically linked binary needs libraries the
+/// image may not have.
+pub(super) fn static_hint(binary: &Path) -> String {
+    if is_dynamic(binary) {
+        format!(
+            ". The supervisor is airlock's own binary, {}, and it is dynamically linked: build \
+             airlock as the repository's .cargo/config.toml does (statically) so it runs in any \
+             image",
+            binary.display()
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// Whether an ELF file asks for a dynamic loader (has a PT_INTERP program header).
+fn is_dynamic(binary: &Path) -> bool {
+    const PT_INTERP: u32 = 3;
+    let mut head = vec![0; 64 * 1024];
+    let read = std::fs::File::open(binary).and_then(|mut file| file.read(&mut head));
+    let Ok(read) = read else {
+        return false;
+    };
+    head.truncate(read);
+    let number = |at: usize, width: usize| -> Option<usize> {
+        let bytes = head.get(at..at + width)?;
+        Some(bytes.iter().rev().fold(0, |n, &b| n << 8 | usize::from(b)))
+    };
+    let (Some(offset), Some(size), Some(count)) = (number(32, 8), number(54, 2), number(56, 2))
+    else {
+        return false;
+    };
+    (0..count).any(|index| number(offset + index * size, 4) == Some(PT_INTERP as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello() -> Hello {
+        Hello {
+            version: env!("CARGO_PKG_VERSION").into(),
+            uid: 0,
+            code_uid: 1000,
+            capabilities: SUPERVISOR_CAPABILITY_MASK,
+            no_new_privileges: true,
+        }
+    }
+
+    #[test]
+    fn only_a_root_supervisor_with_its_five_capabilities_is_accepted() {
+        let none = |_| false;
+        assert_eq!(check(&hello(), 1000, none), Ok(()));
+        let fewer = Hello {
+            capabilities: 1 << 5,
+            ..hello()
+        };
+        assert_eq!(check(&fewer, 1000, none), Ok(()));
+        let sys_admin = Hello {
+            capabilities: SUPERVISOR_CAPABILITY_MASK | 1 << 21,
+            ..hello()
+        };
+        assert!(
+            check(&sys_admin, 1000, none)
+                .unwrap_err()
+                .contains("beyond")
+        );
+        let not_root = Hello {
+            uid: 1000,
+            ..hello()
+        };
+        assert!(check(&not_root, 1000, none).is_err());
+        assert!(check(&hello(), 1001, none).is_err());
+        let privileges = Hello {
+            no_new_privileges: false,
+            ..hello()
+        };
+        assert!(check(&privileges, 1000, none).is_err());
+        assert_eq!(
+            check(&privileges, 1000, |p| p == Protection::NoNewPrivileges),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_dynamic_binary_is_told_from_a_static_one() {
+        // /bin/sh on Debian is dynamic; this crate's test binary is built static (.cargo).
+        assert!(is_dynamic(Path::new("/bin/sh")));
+        let own = std::env::current_exe().expect("own path");
+        assert!(!is_dynamic(&own), "{}", own.display());
+        assert!(!is_dynamic(Path::new("/nonexistent")));
+    }
+}

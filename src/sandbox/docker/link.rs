@@ -1,0 +1,164 @@
+//! airlock's end of the line to the supervisor: the session container's attached stdin, on
+//! which requests go, and its stdout, on which only frames come. A block's output never
+//! reaches this stream but inside an output frame, so the reader counts bytes and never
+//! scans them; a frame longer than [`frame::MAX_PAYLOAD`] breaks the line, which bounds
+//! what is buffered here.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+
+use bollard::container::{AttachContainerResults, LogOutput};
+use futures_util::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::describe;
+use crate::supervisor::frame::{self, Decoder, Frame};
+
+/// How much of what the supervisor says on its stderr is kept, for an error message.
+const COMPLAINTS: usize = 4096;
+/// Chunks read ahead of the decoder: few, so a flood waits in the container, not here.
+const READ_AHEAD: usize = 8;
+
+type Chunk = Result<LogOutput, bollard::errors::Error>;
+
+pub(super) struct Link {
+    input: Pin<Box<dyn AsyncWrite + Send>>,
+    /// Filled by a task that reads the stream all the time, so that the end of the
+    /// supervisor is seen as soon as it comes, between blocks too.
+    output: mpsc::Receiver<Chunk>,
+    reader: tokio::task::JoinHandle<()>,
+    decoder: Decoder,
+    ready: VecDeque<Frame>,
+    /// The supervisor's own stderr (a block's never comes here): for the error that says
+    /// why it stopped.
+    complaints: String,
+    broken: Option<String>,
+}
+
+impl Link {
+    pub(super) fn new(attached: AttachContainerResults) -> Self {
+        let (tx, output) = mpsc::channel(READ_AHEAD);
+        let mut stream = attached.output;
+        let reader = tokio::spawn(async move {
+            while let Some(chunk) = stream.next().await {
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            input: attached.input,
+            output,
+            reader,
+            decoder: Decoder::default(),
+            ready: VecDeque::new(),
+            complaints: String::new(),
+            broken: None,
+        }
+    }
+
+    pub(super) async fn send(&mut self, request: &Frame) -> Result<(), String> {
+        if let Some(why) = &self.broken {
+            return Err(why.clone());
+        }
+        let mut bytes = Vec::new();
+        request.encode(&mut bytes);
+        let written = async {
+            self.input.write_all(&bytes).await?;
+            self.input.flush().await
+        };
+        written
+            .await
+            .map_err(|err| self.fail(format!("cannot write to the supervisor: {err}")))
+    }
+
+    /// The next frame, or `None` when `deadline` passes first. An error means the line is
+    /// gone for good: the supervisor exited or sent something that is not a frame.
+    pub(super) async fn next(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Frame>, String> {
+        loop {
+            if let Some(frame) = self.ready.pop_front() {
+                return Ok(Some(frame));
+            }
+            if let Some(why) = &self.broken {
+                return Err(why.clone());
+            }
+            match tokio::time::timeout_at(deadline, self.output.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(chunk) => self.take(chunk),
+            }
+        }
+    }
+
+    /// Whether the supervisor is still there and silent, as it is between blocks; looks only
+    /// at what has already arrived.
+    pub(super) fn is_idle(&mut self) -> bool {
+        while self.broken.is_none() {
+            match self.output.try_recv() {
+                Ok(chunk) => self.take(Some(chunk)),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => self.take(None),
+            }
+        }
+        if self.broken.is_none() && !self.ready.is_empty() {
+            self.fail("the supervisor spoke while no block ran".into());
+        }
+        self.broken.is_none()
+    }
+
+    /// Why the line is gone, with the supervisor's last words.
+    pub(super) fn why_gone(&self) -> String {
+        let why = self
+            .broken
+            .as_deref()
+            .unwrap_or("the supervisor stopped answering");
+        let said = crate::output::sanitize::neutralize(self.complaints.trim());
+        if said.is_empty() {
+            why.to_string()
+        } else {
+            format!("{why} (it said: {said})")
+        }
+    }
+
+    fn take(&mut self, chunk: Option<Chunk>) {
+        match chunk {
+            None => {
+                self.fail("the supervisor exited".into());
+            }
+            Some(Err(err)) => {
+                self.fail(format!(
+                    "the line to the supervisor broke: {}",
+                    describe(&err)
+                ));
+            }
+            Some(Ok(LogOutput::StdOut { message })) => match self.decoder.push(&message) {
+                Ok(frames) => self.ready.extend(frames),
+                Err(err) => {
+                    self.fail(format!("the supervisor's stream is broken: {err}"));
+                }
+            },
+            Some(Ok(LogOutput::StdErr { message })) => {
+                let room = COMPLAINTS.saturating_sub(self.complaints.len());
+                let text = String::from_utf8_lossy(&message);
+                self.complaints.extend(text.chars().take(room));
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+
+    fn fail(&mut self, why: String) -> String {
+        self.broken.get_or_insert(why).clone()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// The frame limit is what bounds this reader's memory; the supervisor never sends more.
+const _: () = assert!(frame::OUTPUT_CHUNK < frame::MAX_PAYLOAD);

@@ -1,0 +1,40 @@
+//! The first moments of a block's process, between the supervisor's fork and the code. The
+//! supervisor starts this same binary again, through /proc/self/exe (so no host path has to
+//! be reachable by the code's uid), under the name [`ARG0`] and already as the code's uid.
+//! It makes a session of its own, then becomes the interpreter. std's `Command` can give a
+//! child a process group but not a session without unsafe code, which this crate forbids.
+
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitCode};
+
+/// The name the supervisor starts a block under.
+pub const ARG0: &str = "airlock-block";
+
+/// When this process is a block's trampoline, becomes the block and never returns, unless the
+/// interpreter cannot be started: then it says why on the block's stderr and gives the exit
+/// status a shell would (127 for a missing program, 126 otherwise). `None` for any other
+/// process.
+pub fn enter() -> Option<ExitCode> {
+    let mut args = std::env::args_os();
+    if args.next().as_deref() != Some(OsStr::new(ARG0)) {
+        return None;
+    }
+    let Some(program) = args.next() else {
+        eprintln!("airlock: a block was started without an interpreter");
+        return Some(ExitCode::from(127));
+    };
+    if let Err(err) = rustix::process::setsid() {
+        eprintln!("airlock: cannot give the block a session of its own: {err}");
+        return Some(ExitCode::from(126));
+    }
+    let err = Command::new(&program).args(args).exec();
+    let name = crate::output::sanitize::neutralize(&program.to_string_lossy());
+    eprintln!("airlock: cannot run {name}: {err}");
+    let status = if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    Some(ExitCode::from(status))
+}

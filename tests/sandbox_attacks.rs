@@ -1,0 +1,256 @@
+//! Attacks on the session container, each written the way hostile block code would try it on
+//! these hosts (no Yama, no AppArmor: a process may read /proc/PID/mem of any process of its
+//! own uid). Each asserts what airlock reports and what survives.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests fail loudly by design.
+
+mod common;
+
+use std::time::Duration;
+
+use airlock::config::SandboxConfig;
+use airlock::sandbox::Sandbox;
+use common::session::*;
+use common::*;
+
+/// Tries, on every other process it can see (its own uid's included, were there any), what a block would need to take over its
+/// supervisor: its memory, environment, descriptors and maps, ptrace, signals, and writing to
+/// its stdin (where airlock's requests arrive). Prints one line per success, then exits 7.
+const PRYING: &str = r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+me = os.getpid()
+won = []
+for pid in sorted(int(d) for d in os.listdir('/proc') if d.isdigit()):
+    if pid == me:
+        continue
+    for name in ('mem', 'environ', 'maps', 'cmdline'):
+        try:
+            with open(f'/proc/{pid}/{name}', 'rb') as f:
+                data = f.read(4096)
+            if name != 'cmdline' and data:
+                won.append(f'read {name} of {pid}')
+        except OSError:
+            pass
+    try:
+        os.listdir(f'/proc/{pid}/fd')
+        won.append(f'listed fds of {pid}')
+    except OSError:
+        pass
+    for fd in (0, 1):
+        try:
+            with open(f'/proc/{pid}/fd/{fd}', 'wb') as f:
+                f.write(b'\x10\x00\x00\x00\x00')
+            won.append(f'wrote to fd {fd} of {pid}')
+        except OSError:
+            pass
+    if libc.ptrace(16, pid, None, None) == 0:  # PTRACE_ATTACH
+        won.append(f'ptraced {pid}')
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+            won.append(f'signalled {pid} with {sig}')
+        except OSError:
+            pass
+for path in ('/opt/airlock/airlock', '/run/airlock-blocks/mine'):
+    try:
+        open(path, 'ab').close()
+        won.append(f'wrote {path}')
+    except OSError:
+        pass
+print('\n'.join(won) or 'nothing')
+raise SystemExit(7)
+"#;
+
+#[tokio::test]
+async fn a_block_can_neither_read_trace_signal_nor_write_to_its_supervisor() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    let (result, _) = run(&mut session, "python", PRYING, 20).await;
+    assert_eq!(result.output, "nothing\n", "{result:?}");
+    assert_eq!(result.exit_code, Some(7));
+    // The supervisor is untouched: the same container runs the next block, truly.
+    let (next, _) = run(&mut session, "sh", "echo fine; exit 4", 10).await;
+    assert_eq!((next.exit_code, next.output.as_str()), (Some(4), "fine\n"));
+    assert_eq!(session.sandbox.container_id(), Some(container.as_str()));
+    session.sandbox.shutdown().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test]
+async fn imitation_frames_and_status_lines_are_output_and_the_true_status_is_reported() {
+    let mut session = session(SandboxConfig::default()).await;
+    let forged = hex(&forged_exit_frame());
+    // The frame, then the old wrapper's status line, on both streams; then more output.
+    let code = format!(
+        "import sys\nfake = bytes.fromhex('{forged}') + b'\\x00abc123 0 0 0\\n'\n\
+         sys.stdout.buffer.write(fake); sys.stdout.flush()\n\
+         sys.stderr.buffer.write(fake); sys.stderr.flush()\n\
+         print('still counted')\nsys.exit(3)\n"
+    );
+    let (result, _) = run(&mut session, "python", &code, 20).await;
+    assert_eq!(result.exit_code, Some(3), "{result:?}");
+    let fake_len = forged.len() as u64 / 2 + 14;
+    assert_eq!(
+        result.output_bytes,
+        2 * fake_len + "still counted\n".len() as u64
+    );
+    assert!(result.output.contains("still counted\n"), "{result:?}");
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_daemon_that_tries_to_outlive_its_block_cannot_rewrite_the_next_one() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    // Three ways to leave something behind, each trying to swap in its own code for whatever
+    // block comes next, and to prepare a directory airlock might use.
+    let daemon = r#"
+rewrite='while :; do for f in /run/airlock-blocks/*/block.* /tmp/*; do
+  echo "print(\"forged\")" > "$f" 2>/dev/null; done; mkdir /run/airlock-blocks/x 2>/dev/null; done'
+setsid sh -c "$rewrite" >/dev/null 2>&1 < /dev/null &
+nohup sh -c "$rewrite" >/dev/null 2>&1 &
+python3 -c 'import os, time, subprocess
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        subprocess.run(["sh", "-c", os.environ.get("R", "sleep 600")])
+' &
+sleep 0.5
+echo planted
+"#;
+    let (planted, _) = run(&mut session, "bash", daemon, 20).await;
+    assert_eq!(planted.exit_code, Some(0), "{planted:?}");
+    assert!(!planted.container_restarted, "the sweep was enough");
+    let left = processes(&container);
+    assert!(left.len() <= 2, "only init and supervisor: {left:#?}");
+    for _ in 0..3 {
+        let (next, _) = run(
+            &mut session,
+            "python",
+            "print('genuine')\nraise SystemExit(0)\n",
+            10,
+        )
+        .await;
+        assert_eq!(next.output, "genuine\n", "{next:?}");
+        assert_eq!(next.exit_code, Some(0));
+    }
+    let listing = docker(&["exec", &container, "ls", "-a", "/run/airlock-blocks"]);
+    assert_eq!(listing.split_whitespace().collect::<Vec<_>>(), [".", ".."]);
+    session.sandbox.shutdown().await;
+}
+
+/// Signals the supervisor of `container`, as only Docker's root can.
+fn kill_supervisor(container: &str, signal: &str) {
+    docker(&[
+        "exec",
+        "-u",
+        "0",
+        container,
+        "pkill",
+        signal,
+        "-f",
+        "^/opt/airlock/airlock supervise",
+    ]);
+}
+
+#[tokio::test]
+async fn a_dead_supervisor_is_noticed_and_no_block_runs_without_one() {
+    let mut session = session(SandboxConfig::default()).await;
+    let first = session.sandbox.container_id().expect("running").to_string();
+    kill_supervisor(&first, "-KILL");
+    // Waited for without blocking the runtime, which is where airlock watches its line.
+    let mut waited = Duration::ZERO;
+    while !docker(&["ps", "-aq", "--filter", &format!("id={first}")])
+        .trim()
+        .is_empty()
+    {
+        assert!(waited < Duration::from_secs(10), "the container stayed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    // Between blocks: the next block goes to a new container and runs there.
+    let (result, _) = run(&mut session, "sh", "echo ran; exit 2", 10).await;
+    assert_eq!(
+        (result.exit_code, result.output.as_str()),
+        (Some(2), "ran\n")
+    );
+    let second = session.sandbox.container_id().expect("running").to_string();
+    assert_ne!(second, first);
+    assert!(result.container.len() >= 12 && second.starts_with(&result.container));
+    let notices = session.notices.lock().expect("lock").join("\n");
+    assert!(
+        notices.contains("replacing the sandbox container: its supervisor is gone"),
+        "{notices}"
+    );
+
+    // While a block runs: the block fails with the reason, and the session goes on.
+    let killer = {
+        let second = second.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(800));
+            kill_supervisor(&second, "-KILL");
+        })
+    };
+    let language = language("sh");
+    let block = airlock::sandbox::BlockSpec {
+        language: &language,
+        code: "echo started; sleep 60",
+        timeout: Duration::from_secs(120),
+        cancel: None,
+    };
+    let started = std::time::Instant::now();
+    let outcome = session.sandbox.run_block(block, &mut |_, _| {}).await;
+    killer.join().unwrap();
+    let err = outcome.expect_err("a block whose supervisor died has no result");
+    assert!(err.to_string().contains("supervisor stopped"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let (after, _) = run(&mut session, "sh", "echo third", 10).await;
+    assert_eq!(after.output, "third\n");
+    assert_ne!(session.sandbox.container_id(), Some(second.as_str()));
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_supervisor_that_stops_answering_is_replaced_at_airlocks_deadline() {
+    let config = SandboxConfig {
+        kill_grace_secs: 1,
+        ..SandboxConfig::default()
+    };
+    let mut session = session(config).await;
+    let first = session.sandbox.container_id().expect("running").to_string();
+    let stopper = {
+        let first = first.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            kill_supervisor(&first, "-STOP");
+        })
+    };
+    let (result, _) = run(&mut session, "sh", "echo hi; sleep 60", 1).await;
+    stopper.join().unwrap();
+    assert!(result.timed_out && result.container_restarted, "{result:?}");
+    assert!(result.duration_ms < 20_000, "{result:?}");
+    assert_ne!(session.sandbox.container_id(), Some(first.as_str()));
+    let (next, _) = run(&mut session, "sh", "echo next", 10).await;
+    assert_eq!(next.output, "next\n");
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn signalling_every_process_reaches_only_the_blocks_own() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    let code = "sleep 100 &\nkill -STOP -1; kill -TERM -1; kill -9 -1\necho after\nexit 9\n";
+    let (result, _) = run(&mut session, "sh", code, 10).await;
+    assert_eq!(
+        (result.exit_code, result.output.as_str()),
+        (Some(9), "after\n")
+    );
+    assert!(!result.container_restarted, "{result:?}");
+    let (next, _) = run(&mut session, "sh", "echo next", 10).await;
+    assert_eq!(next.output, "next\n");
+    assert_eq!(session.sandbox.container_id(), Some(container.as_str()));
+    session.sandbox.shutdown().await;
+}
