@@ -156,6 +156,10 @@ pub enum Command {
         /// The blocks' working directory.
         #[arg(long)]
         workdir: PathBuf,
+        /// A directory emptied after every block, so nothing hidden there reaches the next
+        /// one (repeatable: /tmp, /dev/shm).
+        #[arg(long, value_name = "DIR")]
+        ephemeral: Vec<PathBuf>,
     },
     /// Print the manual page (roff), e.g. `airlock man | man -l -`; or write one page per
     /// command into a directory.
@@ -331,12 +335,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             gid,
             scratch,
             workdir,
+            ephemeral,
         } => {
             let identity = crate::supervisor::serve::Identity {
                 uid,
                 gid,
                 scratch,
                 workdir,
+                ephemeral,
             };
             crate::supervisor::serve::serve(&identity).map_err(anyhow::Error::msg)?;
             Ok(ExitCode::SUCCESS)

@@ -725,3 +725,91 @@ fn the_supervisor_runs_blocks_in_an_image_without_python_or_libc() {
     let said = result["output"].as_str().unwrap_or("");
     assert!(said.contains("cannot run python3"), "{said}");
 }
+
+#[test]
+fn a_block_cannot_hold_more_open_files_than_nofile() {
+    let home = Home::new();
+    let code = "import errno\nheld = []\ntry:\n    while len(held) < 100000:\n        \
+                held.append(open('/dev/null'))\nexcept OSError as err:\n    \
+                print(len(held), errno.errorcode[err.errno])\n";
+    let (result, _) = exec_json(&home, "python", code, &["-c", "sandbox.nofile=200"]);
+    let said = result["output"].as_str().unwrap_or("");
+    let (count, code) = said.trim().split_once(' ').expect("count and errno");
+    let count: usize = count.parse().expect("a count");
+    assert!((150..200).contains(&count), "{said}");
+    assert_eq!(code, "EMFILE");
+}
+
+#[test]
+fn numbers_past_their_range_are_refused_by_name_without_a_panic() {
+    let home = Home::new();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--timeout", "18446744073709551615"],
+            "sandbox.timeout_secs",
+        ),
+        (
+            &["-c", "model.idle_timeout_secs=9223372036854775807"],
+            "model.idle_timeout_secs",
+        ),
+        (&["-c", "sandbox.memory=2048GiB"], "sandbox.memory"),
+    ];
+    for (args, key) in cases {
+        let mut command = home.airlock();
+        command.args(["exec", "--lang", "sh"]).args(args).arg("-");
+        let output = run_with_stdin(command, "echo should-not-run");
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(125), "{args:?}: {said}");
+        assert!(
+            said.contains(key) && !said.contains("panicked"),
+            "{args:?}: {said}"
+        );
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn settings_that_would_share_docker_state_or_a_namespace_are_refused() {
+    let home = Home::new();
+    // /run/docker is the daemon's runtime directory wherever dockerd runs with defaults.
+    let cases: [(&str, &str); 2] = [
+        (
+            "sandbox.network=container:0123456789ab",
+            "another container's network",
+        ),
+        (
+            "sandbox.extra_volumes=[\"/run/docker:/mnt:ro\"]",
+            "containerd's state",
+        ),
+    ];
+    for (setting, needle) in cases {
+        let mut command = home.airlock();
+        command.args(["exec", "--lang", "sh", "-c", setting, "-"]);
+        let output = run_with_stdin(command, "echo should-not-run");
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(125), "{setting}: {said}");
+        assert!(said.contains(needle), "{setting}: {said}");
+        assert!(output.stdout.is_empty(), "{setting}");
+    }
+}
+
+#[test]
+fn a_weakened_sandbox_is_said_so_before_the_block_runs() {
+    let home = Home::new();
+    let loosen = [
+        "-c",
+        "sandbox.read_only_root=false",
+        "-c",
+        "sandbox.waive=[\"swap\"]",
+    ];
+    let (result, output) = exec_json(&home, "sh", "echo ran", &loosen);
+    assert_eq!(result["output"], "ran\n");
+    let said = stderr(&output);
+    assert!(
+        said.contains("the sandbox is weakened: writable root filesystem")
+            && said.contains("the sandbox is weakened: waived protection swap"),
+        "{said}"
+    );
+    let (_, quiet) = exec_json(&home, "sh", "echo ran", &[]);
+    assert!(!stderr(&quiet).contains("weakened"), "{}", stderr(&quiet));
+}

@@ -40,3 +40,21 @@ fn shell_and_zsh_fences_are_still_bash() {
         [(json!("bash"), json!(true)), (json!("bash"), json!(true))]
     );
 }
+
+#[test]
+fn a_hostile_info_string_never_reaches_the_terminal_raw() {
+    // OSC 52 (write the clipboard), clear screen, a window title, and a bidi override.
+    let info = "e\u{202e}vil\u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J\u{1b}]0;owned\u{7}txt";
+    let markdown = format!("```{info}\nprint(1)\n```\n");
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.args(["extract", "-"]);
+    let output = run_with_stdin(command, &markdown);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}') && !shown.contains('\u{202e}'),
+        "{shown:?}"
+    );
+    assert!(shown.contains("<U+202E>"), "{shown:?}");
+}

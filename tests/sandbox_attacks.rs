@@ -254,3 +254,109 @@ async fn signalling_every_process_reaches_only_the_blocks_own() {
     assert_eq!(session.sandbox.container_id(), Some(container.as_str()));
     session.sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn nothing_a_block_hides_outside_the_workspace_reaches_the_next_one() {
+    let mut session = session(SandboxConfig::default()).await;
+    // Code that every later Python block would run first: a .pth in the user site under
+    // HOME, a json.py beside where block files once lived, files in /dev/shm and HOME.
+    let plant = r#"
+site=$(python3 -c 'import site; print(site.getusersitepackages())')
+mkdir -p "$site"
+echo 'import sys; print("hijacked by .pth")' > "$site/evil.pth"
+echo 'print("hijacked by json.py")' > /tmp/json.py
+echo 'echo hijacked by bashrc' > /tmp/.bashrc
+mkdir -p /tmp/deep/er && ln -s /workspace /tmp/deep/er/link
+echo planted > /dev/shm/planted
+echo keep > /workspace/kept
+echo done
+"#;
+    let (planted, _) = run(&mut session, "bash", plant, 20).await;
+    assert_eq!(planted.output, "done\n", "{planted:?}");
+    let check = "import json, os\nprint('clean', sorted(os.listdir('/tmp')), \
+                 sorted(os.listdir('/dev/shm')), open('/workspace/kept').read().strip())\n";
+    let (next, _) = run(&mut session, "python", check, 20).await;
+    assert_eq!(next.output, "clean [] [] keep\n", "{next:?}");
+    let (shell, _) = run(&mut session, "bash", "echo $HOME; ls -A ~ | wc -l", 20).await;
+    assert_eq!(shell.output, "/tmp\n0\n");
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_setuid_shell_left_in_the_workspace_is_defused_and_nobody_else_can_reach_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut session = session(SandboxConfig::default()).await;
+    let plant = "cp /bin/sh /workspace/rootshell && chmod 6755 /workspace/rootshell\n\
+                 mkdir -p /workspace/d && cp /bin/sh /workspace/d/deeper && chmod 4755 /workspace/d/deeper\n\
+                 ln -s /bin/su /workspace/link\nstat -c %a /workspace/rootshell";
+    let (planted, _) = run(&mut session, "sh", plant, 20).await;
+    assert_eq!(planted.output, "6755\n", "{planted:?}");
+    let workspace = session.workspace();
+    for file in ["rootshell", "d/deeper"] {
+        let mode = std::fs::metadata(workspace.join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o7777,
+            mode & 0o1777,
+            "{file} kept a special bit: {mode:o}"
+        );
+    }
+    let top = std::fs::metadata(&workspace).unwrap().permissions().mode();
+    assert_eq!(
+        top & 0o777,
+        0o700,
+        "the workspace is open to others: {top:o}"
+    );
+    let notices = session.notices.lock().expect("lock").join("\n");
+    assert!(
+        notices.contains("setuid/setgid bit of 2 files"),
+        "{notices}"
+    );
+    // The link was left alone, and so was what it points at.
+    let su = std::fs::metadata("/bin/su").map(|m| m.permissions().mode());
+    assert!(su.is_err() || su.unwrap() & 0o4000 != 0);
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn processes_that_disguise_themselves_from_the_sweep_are_swept_all_the_same() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    // One renames itself to a byte that is not UTF-8, so its /proc status is not text;
+    // another ends its main thread alone, so it looks like a zombie while a thread runs on.
+    let hide = r#"
+python3 -c "
+open('/proc/self/comm', 'wb').write(b'\xff\xfe')
+import time; time.sleep(300)" &
+python3 -c "
+import ctypes, threading, time
+threading.Thread(target=time.sleep, args=(300,)).start()
+time.sleep(0.2)
+ctypes.CDLL(None).syscall(60, 0)" &
+sleep 1
+echo hidden
+"#;
+    let (hidden, _) = run(&mut session, "bash", hide, 20).await;
+    assert_eq!(hidden.output, "hidden\n", "{hidden:?}");
+    assert!(!hidden.container_restarted, "{hidden:?}");
+    let left = processes(&container);
+    assert!(left.len() <= 2, "only init and supervisor: {left:#?}");
+    let (next, _) = run(&mut session, "sh", "echo next", 10).await;
+    assert_eq!(next.output, "next\n");
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_that_never_pauses_still_stops_at_its_time_limit() {
+    let mut session = session(SandboxConfig::default()).await;
+    let (result, _) = run(&mut session, "sh", "yes flood", 2).await;
+    assert!(result.timed_out && result.truncated, "{result:?}");
+    assert!(
+        !result.container_restarted,
+        "the supervisor, not airlock's backstop, stopped it: {result:?}"
+    );
+    assert!(result.duration_ms < 8_000, "{result:?}");
+    session.sandbox.shutdown().await;
+}

@@ -216,3 +216,33 @@ async fn a_cancelled_block_stops_at_once_keeps_its_output_and_leaves_nothing_beh
     assert!(next.output.contains("still-here"));
     session.sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn output_trickled_without_a_newline_or_a_pause_is_shown_while_it_comes() {
+    let mut session = session(SandboxConfig::default()).await;
+    // A byte every 20 ms for 1.6 s: never quiet long enough for the quiet-time flush.
+    let code = "for i in $(seq 80); do printf x; sleep 0.02; done; echo";
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let language = language("bash");
+    let block = BlockSpec {
+        language: &language,
+        code,
+        timeout: Duration::from_secs(20),
+        cancel: None,
+    };
+    let result = session
+        .sandbox
+        .run_block(block, &mut |_, text| {
+            seen.push((started.elapsed(), text.to_string()))
+        })
+        .await
+        .expect("block runs");
+    assert_eq!(result.output, format!("{}\n", "x".repeat(80)));
+    let early = seen
+        .iter()
+        .filter(|(at, text)| text.contains('x') && *at < Duration::from_millis(1200))
+        .count();
+    assert!(early >= 2, "shown only at the end: {seen:?}");
+    session.sandbox.shutdown().await;
+}

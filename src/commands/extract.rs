@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::engine::{LanguageTable, extract_blocks};
+use crate::output::sanitize::for_person;
 
 pub fn run(config: &Config, file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
     let markdown = crate::cli::read_input(file)?;
@@ -17,13 +18,15 @@ pub fn run(config: &Config, file: Option<&Path>, json: bool) -> anyhow::Result<E
         println!("no code blocks");
     }
     for block in &blocks {
-        let language = block.language.as_deref().unwrap_or("-");
+        // The info string and the reason quote model text.
+        let language = for_person(block.language.as_deref().unwrap_or("-"));
         let lines = block.code.lines().count();
         match &block.reason {
             None => println!("[{}] {language}, {lines} lines: runnable", block.index),
             Some(reason) => println!(
-                "[{}] {language}, {lines} lines: not run: {reason}",
-                block.index
+                "[{}] {language}, {lines} lines: not run: {}",
+                block.index,
+                for_person(reason)
             ),
         }
     }

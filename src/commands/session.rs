@@ -74,8 +74,11 @@ pub async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
             Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
             Ok(None) => (Events::new(event_tx), None),
             Err(why) => (
-                Events::new(event_tx),
-                Some(format!("history disabled: {why}")),
+                Events::new(event_tx).with_broken_journal(why.clone()),
+                Some(format!(
+                    "history unavailable: {why}; no block will run, since none could be \
+                     recorded (history.enabled = false runs without a record)"
+                )),
             ),
         };
     let notices: Notices = {

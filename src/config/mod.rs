@@ -4,6 +4,8 @@
 //! setting that silently does nothing.
 
 mod bytesize;
+mod limits;
+mod weakening;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -195,6 +197,7 @@ pub enum Protection {
     NoNewPrivileges,
     NonRoot,
     Init,
+    Nofile,
 }
 
 impl Protection {
@@ -210,6 +213,7 @@ impl Protection {
             Self::NoNewPrivileges => "no_new_privileges",
             Self::NonRoot => "non_root",
             Self::Init => "init",
+            Self::Nofile => "nofile",
         }
     }
 }
@@ -227,6 +231,8 @@ pub struct SandboxConfig {
     pub swap: ByteSize,
     pub cpus: f64,
     pub pids_limit: i64,
+    /// Open files per process (the container's `nofile` ulimit, soft and hard).
+    pub nofile: u64,
     pub read_only_root: bool,
     pub tmp_size: ByteSize,
     pub shm_size: ByteSize,
@@ -261,6 +267,7 @@ impl Default for SandboxConfig {
             swap: ByteSize(0),
             cpus: 1.0,
             pids_limit: 256,
+            nofile: 1024,
             read_only_root: true,
             tmp_size: ByteSize::mib(64),
             shm_size: ByteSize::mib(64),
@@ -365,6 +372,7 @@ impl Config {
 
     /// Checks that need more than one key or more than a type.
     pub fn validate(&self) -> anyhow::Result<()> {
+        limits::check(self)?;
         let sandbox = &self.sandbox;
         if sandbox.timeout_secs == 0 {
             bail!("sandbox.timeout_secs must be at least 1");
@@ -382,6 +390,12 @@ impl Config {
             bail!(
                 "sandbox.memory = {} is below Docker's minimum of 6MiB",
                 sandbox.memory
+            );
+        }
+        if sandbox.waive.contains(&Protection::NoNewPrivileges) {
+            bail!(
+                "sandbox.waive lists no_new_privileges, which is never waived: without it a \
+                 setuid program in the image would make a block root inside the container"
             );
         }
         if sandbox.output_limit < ByteSize(1024) {

@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -45,7 +44,8 @@ pub struct Settings {
     pub end_when_idle: bool,
 }
 
-/// Records an event durably before anyone sees it (the history); an error stops recording.
+/// Records an event durably before anyone sees it (the history). After an error nothing more
+/// is recorded, and no further block runs: what cannot be recorded does not happen.
 pub type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
 
 /// Sends events; a frontend that went away is not the engine's problem. With a journal,
@@ -55,7 +55,8 @@ pub type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
 pub struct Events {
     sender: mpsc::UnboundedSender<Event>,
     journal: Option<Journal>,
-    journal_failed: Arc<AtomicBool>,
+    /// Why the journal stopped recording, once it has.
+    unrecorded: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Events {
@@ -63,7 +64,7 @@ impl Events {
         Self {
             sender,
             journal: None,
-            journal_failed: Arc::new(AtomicBool::new(false)),
+            unrecorded: Arc::default(),
         }
     }
 
@@ -72,17 +73,37 @@ impl Events {
         self
     }
 
+    /// Events for a session whose history was meant to record but cannot: no block runs.
+    pub fn with_broken_journal(self, why: String) -> Self {
+        self.set_unrecorded(why);
+        self
+    }
+
     pub fn send(&self, event: Event) {
         if let Some(journal) = &self.journal
-            && !self.journal_failed.load(Ordering::Relaxed)
+            && self.unrecorded().is_none()
             && let Err(why) = journal(&event)
         {
-            self.journal_failed.store(true, Ordering::Relaxed);
-            let _ = self.sender.send(Event::Notice {
-                message: format!("history: {why}; the rest of this session is not recorded"),
+            self.set_unrecorded(why.clone());
+            let _ = self.sender.send(Event::Error {
+                message: format!(
+                    "history: {why}; no further block runs in this session, since it could not \
+                     be recorded (history.enabled = false runs without a record)"
+                ),
             });
         }
         let _ = self.sender.send(event);
+    }
+
+    /// Why blocks can no longer be recorded, once that is so.
+    fn unrecorded(&self) -> Option<String> {
+        self.unrecorded.lock().map_or(None, |why| why.clone())
+    }
+
+    fn set_unrecorded(&self, why: String) {
+        if let Ok(mut slot) = self.unrecorded.lock() {
+            slot.get_or_insert(why);
+        }
     }
 
     fn error(&self, message: impl Into<String>) {
@@ -609,6 +630,13 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             if turn.blocks[position].settled() {
                 return Ok(());
             }
+        }
+        if let Some(why) = self.events.unrecorded() {
+            let reason = format!("not run: the history cannot record it ({why})");
+            self.events
+                .error(format!("block {} was {reason}", position + 1));
+            turn.blocks[position].fate = Some(Fate::Broken(reason));
+            return Ok(());
         }
         let block = turn.blocks[position].clone();
         let run = new_id("r");

@@ -127,6 +127,7 @@ struct Options {
     prompt: Option<String>,
     /// The sandbox is ready only once this says so (`Err`: it fails to start).
     sandbox_gate: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
+    journal: Option<Journal>,
 }
 
 impl Default for Options {
@@ -138,6 +139,7 @@ impl Default for Options {
             end_when_idle: true,
             prompt: Some("do the task".into()),
             sandbox_gate: None,
+            journal: None,
         }
     }
 }
@@ -185,7 +187,10 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
         },
         options.approver,
         Policy::new(&approval, &LanguageTable::default()).expect("valid policy"),
-        Events::new(event_tx),
+        match options.journal {
+            Some(journal) => Events::new(event_tx).with_journal(journal),
+            None => Events::new(event_tx),
+        },
         op_rx,
     );
     let prompt = options.prompt;
@@ -1082,4 +1087,50 @@ async fn a_reply_full_of_unrunnable_fences_gets_one_notice_grouped_by_reason() {
         "{notice}"
     );
     assert!(notice.ends_with("(block 4)"), "{notice}");
+}
+
+#[tokio::test]
+async fn when_the_history_stops_recording_no_further_block_runs_and_the_model_is_told() {
+    // The history takes the first two blocks' events, then the disk is full.
+    let recorded = Arc::new(Mutex::new(0usize));
+    let counter = recorded.clone();
+    let journal: Journal = Arc::new(move |event: &Event| {
+        if matches!(event, Event::ExecFinished { .. }) {
+            *counter.lock().expect("lock") += 1;
+        }
+        if *counter.lock().expect("lock") >= 1 && matches!(event, Event::Decision { .. }) {
+            return Err("database or disk is full".into());
+        }
+        Ok(())
+    });
+    let mut options = with_mode(ApproveMode::All);
+    options.journal = Some(journal);
+    let harness = start(
+        vec![
+            text(&fenced(&[("bash", "echo one")])),
+            text(&fenced(&[("bash", "echo two"), ("bash", "echo three")])),
+            text("done"),
+        ],
+        options,
+    );
+    let (_, events, requests, ran) = harness.done().await;
+    assert_eq!(
+        ran,
+        ["echo one\n"],
+        "only the block that could be recorded ran"
+    );
+    let said: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Error { message } => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("disk is full") && m.contains("no further block")),
+        "{said:?}"
+    );
+    let report = last_user_message(&requests[2]);
+    assert!(report.contains("the history cannot record it"), "{report}");
 }

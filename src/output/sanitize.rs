@@ -215,6 +215,32 @@ pub fn neutralize(text: &str) -> String {
     out
 }
 
+/// Control, format (zero-width, bidi) and other characters that draw nothing.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
+        | '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
+}
+
+/// Text for a person's terminal, in one pass: escape sequences removed, control characters
+/// drawn as symbols, and characters that draw nothing or reorder what follows (zero-width,
+/// bidi controls) shown as `<U+XXXX>`, so what is read is what is there.
+pub fn for_person(text: &str) -> String {
+    neutralize(text)
+        .chars()
+        .map(|c| {
+            if c != '\n' && c != '\t' && c != '\r' && is_invisible(c) {
+                format!("<U+{:04X}>", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Collapses `\r` redraws to what the terminal would finally show on each line: the text
 /// after the last lone carriage return. `\r\n` is a plain line ending.
 pub fn collapse_carriage_returns(text: &str) -> String {

@@ -29,6 +29,9 @@ pub fn prepare(
         SandboxError::Unavailable(format!("cannot {what} workspace {}: {err}", path.display()))
     };
     std::fs::create_dir_all(&path).map_err(|err| fail("create", err))?;
+    // Only its owner may reach into it: nothing a block leaves there is anybody else's to run.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(|err| fail("restrict", err))?;
     let owner = std::fs::metadata(&path).map_err(|err| fail("inspect", err))?;
     if std::os::unix::fs::MetadataExt::uid(&owner) != uid {
         // Only root can give the directory away; a non-root airlock runs code as itself.
@@ -36,6 +39,48 @@ pub fn prepare(
             .map_err(|err| fail("hand over", err))?;
     }
     Ok(path)
+}
+
+/// Entries a sweep for special bits looks at before it stops: a bound on its time.
+const SWEEP_ENTRIES: usize = 200_000;
+
+/// Clears the setuid and setgid bits of everything under `root`, never following a symlink;
+/// returns how many entries had one. A block must not leave a setuid copy of a shell that
+/// someone on the host could run.
+pub(crate) fn clear_special_bits(root: &Path) -> usize {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cleared = 0;
+    let mut pending = vec![root.to_path_buf()];
+    let mut seen = 0;
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > SWEEP_ENTRIES {
+                return cleared;
+            }
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                continue;
+            }
+            let mode = meta.permissions().mode();
+            if mode & 0o6000 != 0 {
+                let plain = std::fs::Permissions::from_mode(mode & !0o6000);
+                if std::fs::set_permissions(&path, plain).is_ok() {
+                    cleared += 1;
+                }
+            }
+            if meta.is_dir() {
+                pending.push(path);
+            }
+        }
+    }
+    cleared
 }
 
 /// Removes the per-session workspace `prepare` made under `data_dir` (a session's own, never

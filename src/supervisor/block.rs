@@ -80,35 +80,12 @@ fn run_in(
     std::os::unix::fs::chown(dir, Some(block.uid), Some(block.gid))
         .map_err(|err| format!("cannot give the block its directory: {err}"))?;
     let oom_before = oom_kills();
-    let mut child = Command::new("/proc/self/exe")
-        .arg0(trampoline::ARG0)
-        .args(&block.argv)
-        .arg(&file)
-        .env_clear()
-        .envs(block.env.iter().map(|(name, value)| (name, value)))
-        .current_dir(&block.workdir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .uid(block.uid)
-        .gid(block.gid)
-        .spawn()
-        .map_err(|err| format!("cannot start the block: {err}"))?;
-    // The block, not the supervisor, is what the OOM killer takes first.
-    let _ = std::fs::write(format!("/proc/{}/oom_score_adj", child.id()), "1000");
-    let leader = child.id();
-    let (tx, events) = mpsc::sync_channel(PENDING_FRAMES);
-    if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
-        pump(stdout, Frame::Stdout, tx.clone());
-        pump(stderr, Frame::Stderr, tx.clone());
-    }
-    std::thread::spawn(move || {
-        let _ = tx.send(Happened::Exited(child.wait()));
-    });
+    let (leader, events) = spawn(block, &file)?;
     let mut watch = Watch {
         events: &events,
         send,
         open_pipes: 2,
+        exited: false,
     };
     let mut report = ExitReport {
         exit_code: None,
@@ -119,8 +96,7 @@ fn run_in(
         duration_ms: 0,
         oom_kills: 0,
     };
-    let deadline = started + block.timeout;
-    let status = match watch.until(deadline, cancelled)? {
+    let status = match watch.until(started + block.timeout, cancelled)? {
         Ended::Exited(status) => Some(status),
         Ended::Cancelled => {
             report.cancelled = true;
@@ -136,17 +112,45 @@ fn run_in(
             }
         }
     };
-    if let Some(status) = status {
-        report.exit_code = status.code();
-        report.signal = status.signal();
-    }
+    report.exit_code = status.and_then(|status| status.code());
+    report.signal = status.and_then(|status| status.signal());
     report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     // Everything of the code's uid goes, the block itself included when it did not end.
     report.survivors = reap::kill_all(&block.proc, block.uid);
+    watch.drain();
+    // Only once the block's own waiter is done, so it never races for the block's status.
     reap::collect_zombies();
     report.oom_kills = oom_kills().saturating_sub(oom_before);
-    watch.drain();
     Ok(report)
+}
+
+/// Starts the block's process as the code's uid, through the trampoline, with threads that
+/// read its pipes and wait for it; returns its pid and their events.
+fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, mpsc::Receiver<Happened>), String> {
+    let mut child = Command::new("/proc/self/exe")
+        .arg0(trampoline::ARG0)
+        .args(&block.argv)
+        .arg(file)
+        .env_clear()
+        .envs(block.env.iter().map(|(name, value)| (name, value)))
+        .current_dir(&block.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .uid(block.uid)
+        .gid(block.gid)
+        .spawn()
+        .map_err(|err| format!("cannot start the block: {err}"))?;
+    let leader = child.id();
+    let (tx, events) = mpsc::sync_channel(PENDING_FRAMES);
+    if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
+        pump(stdout, Frame::Stdout, tx.clone());
+        pump(stderr, Frame::Stderr, tx.clone());
+    }
+    std::thread::spawn(move || {
+        let _ = tx.send(Happened::Exited(child.wait()));
+    });
+    Ok((leader, events))
 }
 
 /// How watching a running block ended.
@@ -161,6 +165,8 @@ struct Watch<'a> {
     events: &'a mpsc::Receiver<Happened>,
     send: &'a mut dyn FnMut(Frame),
     open_pipes: usize,
+    /// Whether the waiter thread has reported the block's process.
+    exited: bool,
 }
 
 impl Watch<'_> {
@@ -174,6 +180,11 @@ impl Watch<'_> {
             if cancelled() {
                 return Ok(Ended::Cancelled);
             }
+            // Checked first, not only when nothing comes: a flood never leaves the channel
+            // empty, and the time limit must hold all the same.
+            if Instant::now() >= deadline {
+                return Ok(Ended::Deadline);
+            }
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(20));
@@ -181,29 +192,28 @@ impl Watch<'_> {
                 Ok(Happened::Output(frame)) => (self.send)(frame),
                 Ok(Happened::Closed) => self.open_pipes -= 1,
                 Ok(Happened::Exited(status)) => {
+                    self.exited = true;
                     return status
                         .map(Ended::Exited)
                         .map_err(|err| format!("cannot wait for the block: {err}"));
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() >= deadline => {
-                    return Ok(Ended::Deadline);
                 }
                 Err(_) => {}
             }
         }
     }
 
-    /// What is still in the pipes once every process of the block is gone.
+    /// What is still in the pipes once every process of the block is gone, and the waiter's
+    /// report when it has not come yet.
     fn drain(&mut self) {
         let until = Instant::now() + DRAIN;
-        while self.open_pipes > 0 {
+        while self.open_pipes > 0 || !self.exited {
             match self
                 .events
                 .recv_timeout(until.saturating_duration_since(Instant::now()))
             {
                 Ok(Happened::Output(frame)) => (self.send)(frame),
                 Ok(Happened::Closed) => self.open_pipes -= 1,
-                Ok(Happened::Exited(_)) => {}
+                Ok(Happened::Exited(_)) => self.exited = true,
                 Err(_) => break,
             }
         }

@@ -61,7 +61,8 @@ pub struct RunRequest {
     pub extension: String,
     pub env: Vec<(String, String)>,
     pub timeout_ms: u64,
-    /// After SIGTERM at the time limit (or a cancel), how long before everything is killed.
+    /// After SIGTERM at the time limit, how long before everything is killed (a cancel kills
+    /// at once).
     #[serde(default)]
     pub grace_ms: u64,
 }
@@ -116,7 +117,7 @@ impl Frame {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
-    #[error("the supervisor sent a frame of unknown kind {0}")]
+    #[error("a frame of unknown kind {0} came")]
     UnknownKind(u8),
     #[error("a frame of {length} bytes was announced (at most {limit} are allowed)")]
     TooLong { length: usize, limit: usize },

@@ -10,7 +10,7 @@ use rustix::process::{Pid, Signal, kill_process};
 /// on a loaded host a stopped process may take a while to be scheduled and stop.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// A live (not zombie) process of the uid, and whether it is stopped already.
+/// A live process of the uid, and whether it is stopped already.
 struct Found {
     pid: u32,
     stopped: bool,
@@ -33,10 +33,12 @@ fn find(proc: &std::path::Path, uid: u32) -> Vec<Found> {
 }
 
 fn examine(status: &std::path::Path, uid: u32, pid: u32) -> Option<Found> {
-    // A process that is gone by now has no status file: not a survivor.
-    let text = std::fs::read_to_string(status).ok()?;
+    // A process that is gone by now has no status file: not a survivor. Read as bytes: the
+    // name line holds whatever the process wrote to its comm, valid UTF-8 or not.
+    let text = String::from_utf8_lossy(&std::fs::read(status).ok()?).into_owned();
     let mut state = None;
     let mut owned = false;
+    let mut threads = 1;
     for line in text.lines() {
         if let Some(value) = line.strip_prefix("State:") {
             state = value.trim_start().chars().next();
@@ -46,9 +48,12 @@ fn examine(status: &std::path::Path, uid: u32, pid: u32) -> Option<Found> {
                 .filter_map(|id| id.parse().ok())
                 .collect();
             owned = ids.iter().take(2).any(|&id| id == uid);
+        } else if let Some(count) = line.strip_prefix("Threads:") {
+            threads = count.trim().parse().unwrap_or(1);
         }
     }
-    let alive = !matches!(state, Some('Z' | 'X'));
+    // A zombie whose other threads still run (its main thread called exit alone) is alive.
+    let alive = !matches!(state, Some('Z' | 'X')) || threads > 1;
     (owned && alive).then_some(Found {
         pid,
         stopped: matches!(state, Some('T' | 't')),
@@ -66,16 +71,18 @@ fn signal_all(pids: impl IntoIterator<Item = u32>, signal: Signal) {
 /// Stops every process of `uid` until a listing finds none still running, then kills them
 /// all; returns those still alive afterwards. Nothing is killed while anything runs: a kill
 /// frees a pid that a running fork bomb would take at once, while a stopped one can neither
-/// fork nor free anything.
+/// fork nor free anything. Some processes never show as stopped (a vfork parent waiting on
+/// its stopped child, a zombie leader whose threads live on): after half the patience,
+/// everything found is killed in every round.
 pub(crate) fn kill_all(proc: &std::path::Path, uid: u32) -> Vec<u32> {
-    let give_up = std::time::Instant::now() + PATIENCE;
-    while std::time::Instant::now() < give_up {
+    let started = std::time::Instant::now();
+    while started.elapsed() < PATIENCE {
         let found = find(proc, uid);
         if found.is_empty() {
             return Vec::new();
         }
         let running: Vec<u32> = found.iter().filter(|f| !f.stopped).map(|f| f.pid).collect();
-        if running.is_empty() {
+        if running.is_empty() || started.elapsed() >= PATIENCE / 2 {
             signal_all(found.iter().map(|f| f.pid), Signal::KILL);
             std::thread::sleep(Duration::from_millis(2));
         } else {
@@ -102,4 +109,22 @@ pub(crate) fn terminate_group(leader: u32) {
 pub(crate) fn collect_zombies() {
     let options = rustix::process::WaitOptions::NOHANG;
     while let Ok(Some(_)) = rustix::process::wait(options) {}
+}
+
+/// Removes everything inside `dir`, never following a symlink out of it. Directories the
+/// code made are removable thanks to DAC_OVERRIDE; entries of a sticky /tmp because the
+/// supervisor owns /tmp itself.
+pub(crate) fn empty_dir(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_dir = std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir());
+        let _ = if is_dir {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+    }
 }

@@ -19,6 +19,8 @@ pub struct Identity {
     /// The parent of every block's private directory; the code's uid must not write it.
     pub scratch: PathBuf,
     pub workdir: PathBuf,
+    /// Emptied after every block: only the working directory carries anything over.
+    pub ephemeral: Vec<PathBuf>,
 }
 
 enum Request {
@@ -66,6 +68,10 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
             Ok(report) => Frame::Exit(report),
             Err(why) => Frame::Fault(why),
         };
+        // After the sweep, so nothing of the block is left to write there again.
+        for dir in &identity.ephemeral {
+            reap::empty_dir(dir);
+        }
         send(answer);
         if gone {
             break;

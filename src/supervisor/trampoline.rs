@@ -28,6 +28,9 @@ pub fn enter() -> Option<ExitCode> {
         eprintln!("airlock: cannot give the block a session of its own: {err}");
         return Some(ExitCode::from(126));
     }
+    // The block, never the supervisor, is what the OOM killer takes first; set before the
+    // interpreter starts, so everything it forks inherits it. Raising needs no privilege.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
     let err = Command::new(&program).args(args).exec();
     let name = crate::output::sanitize::neutralize(&program.to_string_lossy());
     eprintln!("airlock: cannot run {name}: {err}");

@@ -120,6 +120,8 @@ fn merge_styles(row: &[(char, Style)]) -> Vec<Span<'static>> {
     spans
 }
 
+pub use crate::output::sanitize::is_invisible;
+
 /// Characters that look like nothing, or like something else, drawn as visible markers:
 /// tabs as `→`, trailing spaces as `·`, zero-width and bidi controls and other control
 /// characters as `<U+XXXX>`, a non-breaking space as `⍽`.
@@ -150,16 +152,6 @@ pub fn visible_spans(text: &str, normal: Style, hidden: Style) -> Vec<Span<'stat
     }
     flush(&mut plain, &mut spans);
     spans
-}
-
-/// Control, format (zero-width, bidi) and other characters that draw nothing.
-pub fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{0}'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
-        | '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
-        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
-        | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 /// Whether the code holds anything `visible_spans` would mark, besides tabs.

@@ -15,15 +15,24 @@ use super::{Home, docker, test_image};
 pub struct Session {
     pub sandbox: DockerSandbox,
     pub notices: Arc<Mutex<Vec<String>>>,
-    _home: Home,
+    id: String,
+    home: Home,
+}
+
+impl Session {
+    /// The session's workspace on the host.
+    pub fn workspace(&self) -> std::path::PathBuf {
+        self.home.data_dir().join("workspaces").join(&self.id)
+    }
 }
 
 pub async fn session(config: SandboxConfig) -> Session {
     let home = Home::new();
     let notices = Arc::new(Mutex::new(Vec::new()));
     let sink = notices.clone();
+    let id = airlock::ids::new_id("test");
     let request = SessionRequest {
-        session: airlock::ids::new_id("test"),
+        session: id.clone(),
         config: SandboxConfig {
             image: test_image(),
             ..config
@@ -43,7 +52,8 @@ pub async fn session(config: SandboxConfig) -> Session {
     Session {
         sandbox,
         notices,
-        _home: home,
+        id,
+        home,
     }
 }
 

@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::link::Link;
 use super::{DockerSandbox, HOST_MARGIN, QUIET, short};
+
+/// A line still waiting for its newline is shown at least this often.
+const PARTIAL_EVERY: Duration = Duration::from_millis(250);
 use crate::output::OutputCapture;
 use crate::protocol::{ExecResult, Stream};
 use crate::sandbox::{BlockSpec, LiveOutput, SandboxError};
@@ -85,13 +88,26 @@ impl DockerSandbox {
             BlockEnd::Lost(why) => {
                 self.restart(&format!("its supervisor stopped: {why}"))
                     .await?;
+                self.clear_special_bits();
                 return Err(SandboxError::Failed(format!(
                     "the sandbox's supervisor stopped while the block ran ({why}); the container \
                      was replaced"
                 )));
             }
         }
+        self.clear_special_bits();
         Ok(result)
+    }
+
+    /// After a block, on the host: no file it left in the workspace keeps a setuid or setgid
+    /// bit (the container has no process of the block left by now).
+    fn clear_special_bits(&self) {
+        let cleared = crate::sandbox::workspace::clear_special_bits(&self.plan.workspace);
+        if cleared > 0 {
+            (self.notices)(format!(
+                "cleared the setuid/setgid bit of {cleared} files the block left in /workspace"
+            ));
+        }
     }
 
     fn run_request(&self, block: &BlockSpec<'_>) -> RunRequest {
@@ -153,8 +169,9 @@ impl ExitReport {
 }
 
 /// Reads the block's frames until its report, the host deadline or the end of the line.
-/// A line left without its newline is shown after a moment of quiet; a cancel is passed on
-/// to the supervisor, which then has [`HOST_MARGIN`] to report.
+/// A line still waiting for its newline is shown after a moment of quiet, or after
+/// [`PARTIAL_EVERY`] when the program trickles without ever pausing; a cancel is passed on to
+/// the supervisor, which then has [`HOST_MARGIN`] to report.
 async fn follow(
     link: &mut Link,
     capture: &mut OutputCapture,
@@ -165,6 +182,7 @@ async fn follow(
     let never = CancellationToken::new();
     let cancel = cancel.unwrap_or(&never);
     let mut cancelled = false;
+    let mut shown_at = tokio::time::Instant::now();
     loop {
         let quiet_at = (tokio::time::Instant::now() + QUIET).min(deadline);
         let next = tokio::select! {
@@ -179,30 +197,41 @@ async fn follow(
             deadline = deadline.min(tokio::time::Instant::now() + HOST_MARGIN);
             continue;
         };
-        match next {
+        let (stream, bytes) = match next {
             Ok(None) if quiet_at >= deadline => return BlockEnd::Stalled { cancelled },
             Ok(None) => {
-                for (stream, text) in capture.flush_partial_lines() {
-                    live(stream, &text);
-                }
+                show_partial(capture, live, &mut shown_at);
+                continue;
             }
-            Ok(Some(Frame::Stdout(bytes))) => record(capture, live, Stream::Stdout, &bytes),
-            Ok(Some(Frame::Stderr(bytes))) => record(capture, live, Stream::Stderr, &bytes),
+            Ok(Some(Frame::Stdout(bytes))) => (Stream::Stdout, bytes),
+            Ok(Some(Frame::Stderr(bytes))) => (Stream::Stderr, bytes),
             Ok(Some(Frame::Exit(report))) => return BlockEnd::Reported(report),
             Ok(Some(Frame::Fault(why))) => {
                 return BlockEnd::Lost(crate::output::sanitize::neutralize(&why));
             }
             Ok(Some(_)) => return BlockEnd::Lost("it sent a frame out of turn".into()),
             Err(_) => return BlockEnd::Lost(link.why_gone()),
+        };
+        let text = capture.push(stream, &bytes);
+        if !text.is_empty() {
+            live(stream, &text);
+            shown_at = tokio::time::Instant::now();
+        } else if shown_at.elapsed() >= PARTIAL_EVERY {
+            show_partial(capture, live, &mut shown_at);
         }
     }
 }
 
-fn record(capture: &mut OutputCapture, live: LiveOutput<'_>, stream: Stream, bytes: &[u8]) {
-    let text = capture.push(stream, bytes);
-    if !text.is_empty() {
+/// Shows the lines still waiting for their newline.
+fn show_partial(
+    capture: &mut OutputCapture,
+    live: LiveOutput<'_>,
+    shown_at: &mut tokio::time::Instant,
+) {
+    for (stream, text) in capture.flush_partial_lines() {
         live(stream, &text);
     }
+    *shown_at = tokio::time::Instant::now();
 }
 
 #[cfg(test)]

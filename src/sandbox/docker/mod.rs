@@ -29,8 +29,8 @@ use spec::{ContainerPlan, LABEL_OWNER};
 /// How long the daemon gets to answer a ping.
 const PING_DEADLINE: Duration = Duration::from_secs(5);
 /// Extra time past the supervisor's own deadline (or a cancel) before airlock gives up on it
-/// and replaces the container.
-const HOST_MARGIN: Duration = Duration::from_secs(5);
+/// and replaces the container: more than its sweep (5 s at most) and drain (1 s) can take.
+const HOST_MARGIN: Duration = Duration::from_secs(10);
 /// How long the supervisor has to greet airlock after the container starts.
 const SUPERVISOR_START: Duration = Duration::from_secs(15);
 /// After this long without output, a line still waiting for its newline is shown anyway.
@@ -198,6 +198,9 @@ impl DockerSandbox {
     ) -> Result<Self, SandboxError> {
         reap_stale(&docker, &notices).await;
         let config = request.config;
+        for weakening in config.weakenings() {
+            notices(format!("the sandbox is weakened: {weakening}"));
+        }
         let image = image::ensure(&docker, &config, &notices, &progress).await?;
         let users = spec::Users::resolve(&config.user)?;
         let workspace = crate::sandbox::workspace::prepare(
@@ -320,9 +323,11 @@ impl DockerSandbox {
     /// The container's settings read back; what is missing is refused unless waived.
     fn check_protections(&self, inspect: &ContainerInspectResponse) -> Result<(), SandboxError> {
         let missing = spec::verify(inspect, &self.plan, &self.config)?;
-        let (waived, refused): (Vec<_>, Vec<_>) = missing
-            .into_iter()
-            .partition(|m| self.config.waive.contains(&m.protection));
+        // Without no-new-privileges, a setuid program in the image would make a block root
+        // with the supervisor's capabilities: that one is never waived.
+        let (waived, refused): (Vec<_>, Vec<_>) = missing.into_iter().partition(|m| {
+            m.protection != Protection::NoNewPrivileges && self.config.waive.contains(&m.protection)
+        });
         for missing in &waived {
             (self.notices)(format!(
                 "protection `{}` is missing ({}); running anyway because sandbox.waive lists it",
@@ -420,8 +425,14 @@ impl Sandbox for DockerSandbox {
     }
 
     fn describe(&self) -> String {
+        let weakened = self.config.weakenings();
+        let warning = if weakened.is_empty() {
+            String::new()
+        } else {
+            format!(" · ⚠ weakened: {}", weakened.join(", "))
+        };
         format!(
-            "{} · network {} · {} · {} CPU · {} pids · container {}",
+            "{} · network {} · {} · {} CPU · {} pids · container {}{warning}",
             self.image.short(),
             self.config.network,
             self.config.memory,

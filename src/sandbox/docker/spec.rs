@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, ContainerInspectResponse, DeviceRequest, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, DeviceRequest, HostConfig, ResourcesUlimits,
+};
 
 use crate::config::{Protection, SandboxConfig, parse_user};
 use crate::sandbox::SandboxError;
@@ -115,6 +117,12 @@ impl ContainerPlan {
         workspace: PathBuf,
         supervisor: &Path,
     ) -> Result<Self, SandboxError> {
+        if let Some(what) = refused_network(&config.network) {
+            return Err(SandboxError::Unavailable(format!(
+                "sandbox.network = {:?} would share {what}; use \"none\" or a bridge network",
+                config.network
+            )));
+        }
         let mut binds = vec![
             workspace_bind(&workspace, config.workspace_read_only)?,
             supervisor_bind(supervisor)?,
@@ -177,6 +185,10 @@ impl ContainerPlan {
             BLOCKS,
             "--workdir",
             WORKSPACE,
+            "--ephemeral",
+            "/tmp",
+            "--ephemeral",
+            "/dev/shm",
         ]
         .map(String::from)
         .to_vec()
@@ -191,6 +203,7 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         memory_swap: Some(memory + config.swap.bytes() as i64),
         nano_cpus: Some((config.cpus * 1e9).round() as i64),
         pids_limit: Some(config.pids_limit),
+        ulimits: Some(vec![nofile_limit(config)]),
         readonly_rootfs: Some(config.read_only_root),
         tmpfs: Some(HashMap::from([
             (
@@ -217,6 +230,15 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         runtime: config.runtime.clone(),
         device_requests: config.gpus.as_deref().map(gpu_request),
         ..Default::default()
+    }
+}
+
+fn nofile_limit(config: &SandboxConfig) -> ResourcesUlimits {
+    let limit = i64::try_from(config.nofile).unwrap_or(i64::MAX);
+    ResourcesUlimits {
+        name: Some("nofile".into()),
+        soft: Some(limit),
+        hard: Some(limit),
     }
 }
 
@@ -249,9 +271,12 @@ fn container_env(config: &SandboxConfig, secret_env: &str) -> Result<Vec<String>
     for (name, value) in &config.env {
         env.push(format!("{name}={value}"));
     }
-    // Set last so they win: a writable HOME on the read-only root, and live Python output.
+    // Set last so they win: a writable HOME on the read-only root (emptied after every
+    // block), live Python output, and no user site-packages, where a block could plant a
+    // `.pth` that every later Python block would run first.
     env.push("HOME=/tmp".to_string());
     env.push("PYTHONUNBUFFERED=1".to_string());
+    env.push("PYTHONNOUSERSITE=1".to_string());
     Ok(env)
 }
 
@@ -304,7 +329,46 @@ fn checked_source(path: &Path, key: &str) -> Result<PathBuf, SandboxError> {
             path.display()
         )));
     }
+    if let Some(runtime) = runtime_dirs()
+        .into_iter()
+        .find(|dir| dir.starts_with(&source) || source.starts_with(dir))
+    {
+        return Err(SandboxError::Unavailable(format!(
+            "{key}: {} would give the sandbox Docker's or containerd's state ({}); airlock never \
+             mounts it",
+            path.display(),
+            runtime.display()
+        )));
+    }
     Ok(source)
+}
+
+/// Where Docker and containerd keep their state and runtime files, resolved: other
+/// containers' filesystems, their configuration, and the daemons' sockets.
+fn runtime_dirs() -> Vec<PathBuf> {
+    [
+        "/run/docker",
+        "/var/run/docker",
+        "/run/containerd",
+        "/var/run/containerd",
+        "/var/lib/docker",
+        "/var/lib/containerd",
+        "/etc/docker",
+    ]
+    .iter()
+    .filter_map(|dir| Path::new(dir).canonicalize().ok())
+    .collect()
+}
+
+/// `sandbox.network` values that would share a namespace the sandbox must not have.
+pub fn refused_network(network: &str) -> Option<&'static str> {
+    if network == "host" {
+        Some("the host's network")
+    } else if network.starts_with("container:") {
+        Some("another container's network namespace (which can be the host's)")
+    } else {
+        None
+    }
 }
 
 /// The places a Docker (or containerd) socket may live on this host, resolved.
@@ -390,6 +454,15 @@ pub fn verify(
             host.pids_limit, config.pids_limit
         ),
     );
+    let nofile = nofile_limit(config);
+    check(
+        host.ulimits.iter().flatten().any(|limit| *limit == nofile),
+        Protection::Nofile,
+        format!(
+            "ulimits are {:?}, not nofile {}",
+            host.ulimits, config.nofile
+        ),
+    );
     check(
         host.readonly_rootfs == Some(config.read_only_root),
         Protection::ReadOnlyRoot,
@@ -453,6 +526,9 @@ fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
     };
     if host.privileged == Some(true) {
         return refuse("is privileged");
+    }
+    if let Some(what) = host.network_mode.as_deref().and_then(refused_network) {
+        return refuse(&format!("shares {what}"));
     }
     for (name, mode) in [
         ("network", &host.network_mode),
@@ -519,6 +595,10 @@ mod tests {
         let fine = extra_bind(&format!("{}:/data:ro", dir.path().display())).expect("plain dir");
         assert!(fine.ends_with(":/data:ro"));
         assert!(extra_bind("relative:/x").is_err());
+        for runtime in runtime_dirs() {
+            let err = extra_bind(&format!("{}:/mnt", runtime.display())).unwrap_err();
+            assert!(err.to_string().contains("containerd's state"), "{err}");
+        }
         assert!(extra_bind("/tmp:/x:rx").is_err());
     }
 
@@ -533,7 +613,7 @@ mod tests {
         let env = container_env(&SandboxConfig::default(), "OPENAI_API_KEY").expect("env");
         assert_eq!(
             env,
-            vec!["HOME=/tmp".to_string(), "PYTHONUNBUFFERED=1".to_string()]
+            ["HOME=/tmp", "PYTHONUNBUFFERED=1", "PYTHONNOUSERSITE=1"].map(String::from)
         );
     }
 
@@ -577,6 +657,12 @@ mod tests {
         let missing = verify(&inspect, &plan, &config).expect("checked");
         assert!(missing.iter().any(|m| m.protection == Protection::CapDrop));
         if let Some(host) = inspect.host_config.as_mut() {
+            host.network_mode = Some("container:0123abcd".into());
+        }
+        let err = verify(&inspect, &plan, &config).unwrap_err();
+        assert!(err.to_string().contains("another container"), "{err}");
+        if let Some(host) = inspect.host_config.as_mut() {
+            host.network_mode = Some("none".into());
             host.privileged = Some(true);
         }
         assert!(verify(&inspect, &plan, &config).is_err());
