@@ -32,6 +32,7 @@ fn result(i: usize) -> ExecResult {
         container_restarted: false,
         cancelled: false,
         container: String::new(),
+        omission_at: None,
     }
 }
 

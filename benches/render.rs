@@ -65,6 +65,7 @@ fn session(messages: usize, log_lines: usize) -> App {
             container_restarted: false,
             cancelled: false,
             container: String::new(),
+            omission_at: None,
         },
     });
     app

@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             // Errors quote Docker, files and servers: nothing in them drives the terminal.
             eprintln!(
                 "airlock: {}",
-                airlock::output::sanitize::neutralize(&format!("{err:#}"))
+                airlock::output::sanitize::for_person(&format!("{err:#}"))
             );
             exit_code_for(&err)
         }

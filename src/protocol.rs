@@ -36,6 +36,10 @@ pub struct ExecResult {
     /// The container it ran in (short id).
     #[serde(default)]
     pub container: String,
+    /// For a truncated output: the byte offset in `output` where airlock's omission marker
+    /// begins. Given out of band, so output that imitates the marker is never taken for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omission_at: Option<usize>,
 }
 
 #[cfg(test)]
@@ -54,6 +58,7 @@ impl ExecResult {
             container_restarted: false,
             cancelled: false,
             container: String::new(),
+            omission_at: None,
         }
     }
 }
@@ -302,6 +307,7 @@ mod tests {
                 container_restarted: false,
                 cancelled: false,
                 container: String::new(),
+                omission_at: None,
             },
         };
         let json = serde_json::to_value(&event).expect("serializes");

@@ -758,3 +758,53 @@ fn a_bad_line_waiting_on_stdin_is_answered_after_session_started() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn bidi_and_zero_width_characters_are_shown_in_the_transcript_and_the_history() {
+    let home = Home::new();
+    // A trojan-source line: the override makes `# ok` appear where it is not.
+    let script = common::script(
+        &home,
+        concat!(
+            "[[reply]]\n",
+            "content = \"```python\\nname = 'admin\\u200b'\\nprint(name) \\u202e# ok\\n```\\n\"\n",
+            "[[reply]]\n",
+            "content = \"Finished.\"\n",
+        ),
+    );
+    let mut command = home.airlock();
+    let script = script.to_str().unwrap();
+    command.args([
+        "run",
+        "--scripted",
+        script,
+        "--approve",
+        "all",
+        "--prompt",
+        "go",
+    ]);
+    let output = common::run_with_stdin(command, "");
+    let shown = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let raw = |text: &str| text.contains('\u{202e}') || text.contains('\u{200b}');
+    assert!(!raw(&shown), "{shown}");
+    assert!(
+        shown.contains("<U+202E>") && shown.contains("<U+200B>"),
+        "{shown}"
+    );
+    let sessions = history_out(&home, &["list", "--json"]);
+    let listed: Value = serde_json::from_str(&sessions).expect("json");
+    let session = listed[0]["session"]
+        .as_str()
+        .expect("a session")
+        .to_string();
+    for args in [
+        vec!["list"],
+        vec!["show", session.as_str()],
+        vec!["export", session.as_str(), "--format", "md"],
+    ] {
+        let text = history_out(&home, &args);
+        // `list` shows each run's first line, which holds the zero-width space.
+        assert!(!raw(&text) && text.contains("<U+200B>"), "{args:?}: {text}");
+    }
+}

@@ -360,3 +360,46 @@ async fn a_flood_that_never_pauses_still_stops_at_its_time_limit() {
     assert!(result.duration_ms < 8_000, "{result:?}");
     session.sandbox.shutdown().await;
 }
+
+#[tokio::test]
+async fn kernel_interfaces_a_block_has_no_use_for_are_refused() {
+    let mut session = session(SandboxConfig::default()).await;
+    // Each as a raw system call, so no library can hide whether the kernel said no.
+    let code = r#"
+import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+calls = {"io_uring_setup": (425, 8, 0), "bpf": (321, 0, 0, 0), "userfaultfd": (323, 0),
+         "perf_event_open": (298, 0, 0, -1, -1, 0), "keyctl": (250, 0, 0, 0),
+         "ptrace": (101, 16, 1, 0, 0), "unshare": (272, 0x10000000), "setns": (308, 0, 0),
+         "clone newuser": (56, 0x10000000 | 17, 0, 0, 0, 0)}
+for name, (number, *args) in calls.items():
+    result = libc.syscall(number, *args)
+    print(name, "refused" if result < 0 and ctypes.get_errno() == 1 else f"ALLOWED {result}")
+threading.Thread(target=print, args=("threads work",)).start()
+print(subprocess.run(["echo", "processes work"], capture_output=True, text=True).stdout, end="")
+"#;
+    let (result, _) = run(&mut session, "python", code, 20).await;
+    for name in [
+        "io_uring_setup",
+        "bpf",
+        "userfaultfd",
+        "perf_event_open",
+        "keyctl",
+        "ptrace",
+        "unshare",
+        "setns",
+        "clone newuser",
+    ] {
+        assert!(
+            result.output.contains(&format!("{name} refused\n")),
+            "{name}: {}",
+            result.output
+        );
+    }
+    assert!(
+        result.output.contains("threads work\n") && result.output.contains("processes work\n"),
+        "{}",
+        result.output
+    );
+    session.sandbox.shutdown().await;
+}

@@ -18,7 +18,8 @@ use crate::sandbox::{BlockSpec, Sandbox};
 const PROBE: &str = r#"
 read_first() { for f in "$@"; do [ -r "$f" ] && { head -n1 "$f"; return; }; done; echo unknown; }
 echo "uid=$(id -u)"
-grep -E '^(CapEff|NoNewPrivs):' /proc/self/status | tr -d ' \t' | sed 's/:/=/'
+grep -E '^(CapEff|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status | tr -d ' \t' | sed 's/:/=/'
+echo "nofile=$(ulimit -n)"
 echo "memory=$(read_first /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max)"
 echo "memory_swap=$(read_first /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes /sys/fs/cgroup/memory.swap.max)"
 echo "pids=$(read_first /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max)"
@@ -191,6 +192,22 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
         get("NoNewPrivs") == "1",
         "no-new-privileges",
         format!("NoNewPrivs {}", get("NoNewPrivs")),
+    );
+    // The container's profile and the block's own two filters (airlock's, stacked on it).
+    let filters: u32 = get("Seccomp_filters").parse().unwrap_or(0);
+    report.line(
+        get("Seccomp") == "2" && filters >= 3,
+        "seccomp",
+        format!(
+            "mode {}, {filters} filters (the container's profile and the block's own: io_uring, \
+             bpf, userfaultfd, perf_event_open, keyrings, ptrace, new namespaces and mounts refused)",
+            get("Seccomp")
+        ),
+    );
+    report.line(
+        get("nofile") == sandbox.nofile.to_string(),
+        "open files",
+        format!("{} enforced as {}", sandbox.nofile, get("nofile")),
     );
     let memory = sandbox.memory.bytes().to_string();
     report.line(

@@ -73,7 +73,17 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 
 /// Live output, without the SGR colours the sandbox leaves in for the TUI.
 fn write_live(stream: Stream, text: &str) {
-    let text = crate::output::sanitize::neutralize(text);
+    use std::io::IsTerminal;
+    // At a terminal, a person reads it: invisible characters are shown; a pipe gets the text.
+    let shown = match stream {
+        Stream::Stdout => std::io::stdout().is_terminal(),
+        Stream::Stderr => std::io::stderr().is_terminal(),
+    };
+    let text = if shown {
+        crate::output::sanitize::for_person(text)
+    } else {
+        crate::output::sanitize::neutralize(text)
+    };
     let text = text.as_str();
     // A closed pipe (`airlock exec x.py | head`) must not stop the run.
     let _ = match stream {
@@ -87,8 +97,9 @@ fn write_live(stream: Stream, text: &str) {
 
 /// After a streamed run: the kept tail of a truncated output, and a status line.
 fn finish_live(result: &ExecResult) {
-    if result.truncated
-        && let Some((_, tail)) = crate::output::split_at_omission(&result.output)
+    if let Some((_, tail)) = result
+        .omission_at
+        .and_then(|at| crate::output::split_at_omission(&result.output, at))
     {
         write_live(
             Stream::Stdout,

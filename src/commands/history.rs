@@ -1,11 +1,10 @@
 //! `airlock history list|show|export`: the record of past sessions, decisions and runs.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::usage;
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::for_person;
 use crate::store::clock::{local_date_time, local_zone_problem};
 use crate::store::{RunFilter, RunRow, Store, markdown};
 
@@ -47,7 +46,7 @@ fn summary(run: &RunRow) -> String {
         ("finished", Some(code)) => format!("exit {code}"),
         (status, _) => status.to_string(),
     };
-    let first = neutralize(run.code.lines().next().unwrap_or(""));
+    let first = for_person(run.code.lines().next().unwrap_or(""));
     format!(
         "{}  {}  {}  {:<7} {:<16} {:<11} {:>7}  {first}",
         local_date_time(run.started_at as i64),
@@ -64,7 +63,7 @@ fn summary(run: &RunRow) -> String {
 /// When `TZ` names no zone airlock can read, says so on stderr: times are then UTC.
 fn warn_about_the_zone() {
     if let Some(problem) = local_zone_problem() {
-        eprintln!("airlock: {}", neutralize(problem));
+        eprintln!("airlock: {}", for_person(problem));
     }
 }
 
@@ -85,7 +84,7 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        print!("{}", neutralize(&run.code));
+        print!("{}", for_person(&run.code));
         println!(
             "--- output ({} bytes{}) ---",
             run.output_bytes,
@@ -95,7 +94,7 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if store.session_exists(id)? {
-        print!("{}", neutralize(&markdown(&store.export(id)?)));
+        print!("{}", for_person(&markdown(&store.export(id)?)));
         return Ok(ExitCode::SUCCESS);
     }
     Err(usage(format!(
@@ -128,7 +127,7 @@ fn remove_workspaces(sessions: &[String]) -> anyhow::Result<usize> {
         match crate::sandbox::workspace::remove_session_workspace(&data_dir, session) {
             Ok(true) => removed += 1,
             Ok(false) => {}
-            Err(why) => eprintln!("airlock: {}; remove it by hand", neutralize(&why)),
+            Err(why) => eprintln!("airlock: {}; remove it by hand", for_person(&why)),
         }
     }
     Ok(removed)
@@ -147,11 +146,9 @@ pub fn export(config: &Config, session: &str, format: Format) -> anyhow::Result<
     }
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&export)?),
-        // A transcript for a file stays exact; on a terminal, control characters are drawn.
-        Format::Md if std::io::stdout().is_terminal() => {
-            print!("{}", neutralize(&markdown(&export)))
-        }
-        Format::Md => print!("{}", markdown(&export)),
+        // A transcript is for people, on a terminal now or from a file later: escapes and
+        // invisible characters never pass through it (`--format json` keeps the exact text).
+        Format::Md => print!("{}", for_person(&markdown(&export))),
     }
     Ok(ExitCode::SUCCESS)
 }

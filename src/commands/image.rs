@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::config::{Config, PullPolicy, SandboxConfig};
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::for_person;
 use crate::sandbox::docker::{self, image};
 
 /// `airlock image build [--force]`: builds the offline image from Debian packages.
@@ -74,7 +74,7 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&status)?)?;
     } else {
         // Labels and names of a pulled image are anybody's text.
-        write!(stdout, "{}", neutralize(&describe(&status)))?;
+        write!(stdout, "{}", for_person(&describe(&status)))?;
     }
     Ok(ExitCode::SUCCESS)
 }

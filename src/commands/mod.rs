@@ -33,7 +33,7 @@ pub(crate) fn progress_line(started: std::time::Instant, message: &str) -> Strin
     format!(
         "airlock: [{:>3} s] {}",
         started.elapsed().as_secs(),
-        crate::output::sanitize::neutralize(message)
+        crate::output::sanitize::for_person(message)
     )
 }
 

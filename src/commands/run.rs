@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{ApproveMode, Config};
 use crate::error::{EXIT_UNAVAILABLE, usage};
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::{for_person, neutralize};
 use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream, wire_name};
 
 pub struct Options {
@@ -182,7 +182,7 @@ fn decision_from_line(
     if !interactive {
         return Err(format!(
             "ignored a line that is not a JSON decision: {}",
-            neutralize(line)
+            for_person(line)
         ));
     }
     let Some(block) = first_undecided else {
@@ -308,12 +308,12 @@ impl Printer {
     fn describe(&mut self, event: &Event, interactive: bool) -> String {
         match event {
             Event::AssistantDelta { text } => {
-                let text = neutralize(text);
+                let text = for_person(text);
                 self.mid_line = !text.ends_with('\n');
                 return text;
             }
-            Event::Error { message } => return format!("airlock: error: {}", neutralize(message)),
-            Event::Notice { message } => return format!("airlock: {}", neutralize(message)),
+            Event::Error { message } => return format!("airlock: error: {}", for_person(message)),
+            Event::Notice { message } => return format!("airlock: {}", for_person(message)),
             Event::SandboxReady { description } => {
                 return format!("airlock: sandbox: {description}");
             }
@@ -325,7 +325,7 @@ impl Printer {
             } => {
                 return format!(
                     "airlock: {}; retrying in {:.1} s (attempt {} of {max_attempts})",
-                    neutralize(reason),
+                    for_person(reason),
                     *delay_ms as f64 / 1000.0,
                     attempt + 1
                 );
@@ -345,7 +345,7 @@ impl Printer {
             } => {
                 let mut card = format!("── block {} · {language} · {block} ──\n", index + 1);
                 for (number, line) in code.lines().enumerate() {
-                    card.push_str(&format!("{:>4} │ {}\n", number + 1, neutralize(line)));
+                    card.push_str(&format!("{:>4} │ {}\n", number + 1, for_person(line)));
                 }
                 if interactive {
                     card.push_str(
@@ -365,13 +365,14 @@ impl Printer {
                 let source = wire_name(&source);
                 let reason = reason
                     .as_deref()
-                    .map(|r| format!(": {}", neutralize(r)))
+                    .map(|r| format!(": {}", for_person(r)))
                     .unwrap_or_default();
                 format!("→ {block}: {name} ({source}){reason}\n")
             }
             Event::ExecStarted { block, run } => format!("▶ running {block} ({run})\n"),
             Event::ExecOutput { stream, data, .. } => {
-                // Neutralized in `print`; stderr is marked so it stands out.
+                // For a person: invisible characters shown; stderr marked so it stands out.
+                let data = for_person(data);
                 return match stream {
                     Stream::Stdout => format!("{prefix}{data}"),
                     Stream::Stderr => format!(
@@ -402,7 +403,7 @@ impl Printer {
             }
             Event::Reflection { .. } => "── results sent to the model ──\n".into(),
             Event::UserMessage { text } => {
-                format!("> {}\n", neutralize(text).replace('\n', "\n> "))
+                format!("> {}\n", for_person(text).replace('\n', "\n> "))
             }
             Event::Idle { .. } => String::new(),
             Event::Done { reason } => {

@@ -101,6 +101,7 @@ impl Sandbox for FakeSandbox {
             container_restarted: false,
             cancelled,
             container: String::new(),
+            omission_at: None,
         })
     }
 

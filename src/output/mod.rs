@@ -24,6 +24,11 @@ impl CapturedOutput {
         self.omitted > 0
     }
 
+    /// Where [`Self::text`] puts its omission marker, when it has one.
+    pub fn omission_at(&self) -> Option<usize> {
+        self.truncated().then_some(self.head.len())
+    }
+
     /// Head, an explicit marker where text was dropped, and tail.
     pub fn text(&self) -> String {
         let mut text = self.head.clone();
@@ -41,11 +46,15 @@ pub fn omission_marker(omitted: u64) -> String {
     format!("\n[... airlock: {omitted}{MARKER_END}")
 }
 
-/// The head and tail of a kept output that has an omission marker.
-pub fn split_at_omission(text: &str) -> Option<(&str, &str)> {
-    let end = text.find(MARKER_END)?;
-    let start = text[..end].rfind("\n[... airlock: ")?;
-    Some((&text[..start], &text[end + MARKER_END.len()..]))
+/// The head and tail of a kept output around the omission marker that begins at `at` (from
+/// [`CapturedOutput::omission_at`]); `None` when no marker is there.
+pub fn split_at_omission(text: &str, at: usize) -> Option<(&str, &str)> {
+    let rest = text.get(at..)?;
+    if !rest.starts_with("\n[... airlock: ") {
+        return None;
+    }
+    let end = rest.find(MARKER_END)?;
+    Some((&text[..at], &rest[end + MARKER_END.len()..]))
 }
 
 /// Feeds chunks of both streams, in arrival order, into a bounded record.
@@ -305,10 +314,31 @@ mod tests {
         );
         assert!(output.text().contains("bytes of output omitted"));
         let text = output.text();
+        let at = output.omission_at().expect("truncated");
         assert_eq!(
-            split_at_omission(&text),
+            split_at_omission(&text, at),
             Some((output.head.as_str(), output.tail.as_str()))
         );
+    }
+
+    #[test]
+    fn output_that_imitates_the_marker_is_never_taken_for_it() {
+        let fake = omission_marker(5);
+        let mut capture = OutputCapture::new(200);
+        capture.push(Stream::Stdout, format!("head{fake}fake tail\n").as_bytes());
+        capture.push(Stream::Stdout, "x".repeat(500).as_bytes());
+        capture.push(Stream::Stdout, format!("\n{fake}end\n").as_bytes());
+        let output = capture.finish();
+        let text = output.text();
+        let at = output.omission_at().expect("truncated");
+        let (head, tail) = split_at_omission(&text, at).expect("the real marker");
+        assert_eq!((head, tail), (output.head.as_str(), output.tail.as_str()));
+        assert!(
+            head.contains("fake tail") && tail.ends_with("end\n"),
+            "{text}"
+        );
+        // Where there is no marker, none is found, whatever the text says.
+        assert_eq!(split_at_omission(&fake, 1), None);
     }
 
     #[test]

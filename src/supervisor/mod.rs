@@ -12,5 +12,6 @@
 pub(crate) mod block;
 pub mod frame;
 pub(crate) mod reap;
+mod seccomp;
 pub mod serve;
 pub mod trampoline;

@@ -31,6 +31,15 @@ pub fn enter() -> Option<ExitCode> {
     // The block, never the supervisor, is what the OOM killer takes first; set before the
     // interpreter starts, so everything it forks inherits it. Raising needs no privilege.
     let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
+    // No new privileges (the container sets it too; a supervisor on a host may not), then the
+    // block's own seccomp filter: without either, the block does not start.
+    let confined = rustix::thread::set_no_new_privs(true)
+        .map_err(|err| format!("cannot set no-new-privileges: {err}"))
+        .and_then(|()| super::seccomp::install());
+    if let Err(why) = confined {
+        eprintln!("airlock: {why}");
+        return Some(ExitCode::from(126));
+    }
     let err = Command::new(&program).args(args).exec();
     let name = crate::output::sanitize::neutralize(&program.to_string_lossy());
     eprintln!("airlock: cannot run {name}: {err}");

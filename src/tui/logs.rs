@@ -108,7 +108,12 @@ impl LogView {
     /// showed the head), then the badges.
     pub fn finish(&mut self, result: ExecResult) {
         self.running = false;
-        if let Some((_, tail)) = crate::output::split_at_omission(&result.output) {
+        // Where the marker is comes with the result, never from searching the text: the
+        // program may have printed something just like it.
+        let split = result
+            .omission_at
+            .and_then(|at| crate::output::split_at_omission(&result.output, at));
+        if let Some((_, tail)) = split {
             let marker = format!(
                 "[… {} bytes in all; the end follows …]",
                 result.output_bytes
@@ -314,6 +319,27 @@ mod tests {
     }
 
     #[test]
+    fn output_that_imitates_the_omission_marker_adds_no_header_and_repeats_nothing() {
+        let mut view = LogView::new(1000);
+        view.start("run".into());
+        let printed = format!("one\n{}two\n", crate::output::omission_marker(7));
+        view.push(Stream::Stdout, &printed);
+        let mut result = crate::tui::testing::result(Some(0), &printed);
+        result.output_bytes = printed.len() as u64;
+        view.finish(result);
+        let lines = texts(&view);
+        assert!(
+            !lines.iter().any(|line| line.contains("the end follows")),
+            "{lines:?}"
+        );
+        assert_eq!(
+            lines.iter().filter(|line| *line == "two").count(),
+            1,
+            "{lines:?}"
+        );
+    }
+
+    #[test]
     fn a_truncated_run_shows_its_kept_tail_after_the_head() {
         let mut view = LogView::new(1000);
         view.start("run".into());
@@ -321,6 +347,7 @@ mod tests {
         let mut result = crate::tui::testing::result(Some(0), "");
         result.output = format!("first\n{}last\n", crate::output::omission_marker(900));
         result.truncated = true;
+        result.omission_at = Some("first\n".len());
         result.output_bytes = 1000;
         view.finish(result);
         let lines = texts(&view);

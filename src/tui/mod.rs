@@ -201,6 +201,7 @@ fn past_run(row: RunRow) -> app::RunRecord {
         container_restarted: false,
         cancelled: row.cancelled,
         container: String::new(),
+        omission_at: None,
     });
     app::RunRecord {
         session: row.session,

@@ -65,6 +65,7 @@ impl DockerSandbox {
             container_restarted: false,
             cancelled: false,
             container,
+            omission_at: captured.omission_at(),
         };
         match end {
             BlockEnd::Reported(report) => {

@@ -1,0 +1,98 @@
+//! The block's own seccomp filter, installed by the trampoline before the interpreter starts
+//! and inherited by everything the block runs. It stacks on the container's profile (Docker's
+//! default, or the daemon's), so it only ever takes away: the kernel's least-used attack
+//! surface, and every way to reach past the block (tracing, reading other processes' memory,
+//! new namespaces, mounts, keyrings).
+
+use std::collections::BTreeMap;
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+
+/// Refused with EPERM whatever their arguments.
+const REFUSED: &[i64] = &[
+    libc::SYS_io_uring_setup,
+    libc::SYS_io_uring_enter,
+    libc::SYS_io_uring_register,
+    libc::SYS_bpf,
+    libc::SYS_userfaultfd,
+    libc::SYS_perf_event_open,
+    libc::SYS_keyctl,
+    libc::SYS_add_key,
+    libc::SYS_request_key,
+    libc::SYS_ptrace,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+    libc::SYS_mount,
+    libc::SYS_umount2,
+    libc::SYS_pivot_root,
+    libc::SYS_fsopen,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_open_tree,
+    libc::SYS_move_mount,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_kexec_load,
+    libc::SYS_init_module,
+    libc::SYS_finit_module,
+    libc::SYS_delete_module,
+];
+
+/// `clone` flags that make a new namespace: refused.
+const NEW_NAMESPACES: &[libc::c_int] = &[
+    libc::CLONE_NEWNS,
+    libc::CLONE_NEWUTS,
+    libc::CLONE_NEWIPC,
+    libc::CLONE_NEWUSER,
+    libc::CLONE_NEWPID,
+    libc::CLONE_NEWNET,
+    libc::CLONE_NEWCGROUP,
+];
+
+/// Installs the filter on this process; it cannot be removed, and nothing runs without it.
+pub(crate) fn install() -> Result<(), String> {
+    let fail =
+        |err: &dyn std::fmt::Display| format!("cannot install the block's seccomp filter: {err}");
+    let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(|err| fail(&err))?;
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> =
+        REFUSED.iter().map(|&call| (call, Vec::new())).collect();
+    let mut namespaced = Vec::new();
+    for &flag in NEW_NAMESPACES {
+        let flag = flag as u64;
+        let condition = SeccompCondition::new(
+            0,
+            SeccompCmpArgLen::Qword,
+            SeccompCmpOp::MaskedEq(flag),
+            flag,
+        )
+        .map_err(|err| fail(&err))?;
+        namespaced.push(SeccompRule::new(vec![condition]).map_err(|err| fail(&err))?);
+    }
+    rules.insert(libc::SYS_clone, namespaced);
+    let refused = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(|err| fail(&err))?;
+    // clone3 takes its flags in memory, where a filter cannot look: it is made unknown, and
+    // the C library falls back to clone, whose flags are checked above.
+    let clone3 = SeccompFilter::new(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(|err| fail(&err))?;
+    for filter in [refused, clone3] {
+        let program: BpfProgram = filter.try_into().map_err(|err| fail(&err))?;
+        seccompiler::apply_filter(&program).map_err(|err| fail(&err))?;
+    }
+    Ok(())
+}
