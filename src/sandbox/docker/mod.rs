@@ -7,6 +7,7 @@ mod build;
 mod greeting;
 pub mod image;
 mod link;
+mod readback;
 pub mod spec;
 
 use std::path::PathBuf;
@@ -322,7 +323,7 @@ impl DockerSandbox {
 
     /// The container's settings read back; what is missing is refused unless waived.
     fn check_protections(&self, inspect: &ContainerInspectResponse) -> Result<(), SandboxError> {
-        let missing = spec::verify(inspect, &self.plan, &self.config)?;
+        let missing = readback::verify(inspect, &self.plan, &self.config)?;
         // Without no-new-privileges, a setuid program in the image would make a block root
         // with the supervisor's capabilities: that one is never waived.
         let (waived, refused): (Vec<_>, Vec<_>) = missing.into_iter().partition(|m| {

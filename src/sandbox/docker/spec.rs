@@ -1,14 +1,13 @@
-//! The hardened container: what we ask Docker for, and the check that we got it.
+//! The hardened container: what we ask Docker for (the check that we got it is in
+//! [`super::readback`]).
 
 use std::collections::HashMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, DeviceRequest, HostConfig, ResourcesUlimits,
-};
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, ResourcesUlimits};
 
-use crate::config::{Protection, SandboxConfig, parse_user};
+use crate::config::{SandboxConfig, parse_user};
 use crate::sandbox::SandboxError;
 use crate::sandbox::owner::Owner;
 
@@ -233,7 +232,7 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
     }
 }
 
-fn nofile_limit(config: &SandboxConfig) -> ResourcesUlimits {
+pub(super) fn nofile_limit(config: &SandboxConfig) -> ResourcesUlimits {
     let limit = i64::try_from(config.nofile).unwrap_or(i64::MAX);
     ResourcesUlimits {
         name: Some("nofile".into()),
@@ -361,7 +360,7 @@ fn runtime_dirs() -> Vec<PathBuf> {
 }
 
 /// `sandbox.network` values that would share a namespace the sandbox must not have.
-pub fn refused_network(network: &str) -> Option<&'static str> {
+pub(super) fn refused_network(network: &str) -> Option<&'static str> {
     if network == "host" {
         Some("the host's network")
     } else if network.starts_with("container:") {
@@ -372,7 +371,7 @@ pub fn refused_network(network: &str) -> Option<&'static str> {
 }
 
 /// The places a Docker (or containerd) socket may live on this host, resolved.
-fn docker_sockets() -> Vec<PathBuf> {
+pub(super) fn docker_sockets() -> Vec<PathBuf> {
     let mut candidates = vec![
         PathBuf::from("/var/run/docker.sock"),
         PathBuf::from("/run/docker.sock"),
@@ -391,172 +390,6 @@ fn docker_sockets() -> Vec<PathBuf> {
         .into_iter()
         .filter_map(|path| path.canonicalize().ok())
         .collect()
-}
-
-/// A protection that the created container does not have.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
-    pub protection: Protection,
-    pub detail: String,
-}
-
-/// Reads the container's applied settings back, field by field. Settings that must never
-/// be relaxed (privileged, host namespaces, published ports, the Docker socket) fail outright;
-/// the others are returned so the caller can honour `sandbox.waive`.
-pub fn verify(
-    inspect: &ContainerInspectResponse,
-    plan: &ContainerPlan,
-    config: &SandboxConfig,
-) -> Result<Vec<Missing>, SandboxError> {
-    let default_host = HostConfig::default();
-    let host = inspect.host_config.as_ref().unwrap_or(&default_host);
-    never_relaxed(host)?;
-    let mut missing = Vec::new();
-    let mut check = |ok: bool, protection: Protection, detail: String| {
-        if !ok {
-            missing.push(Missing { protection, detail });
-        }
-    };
-    let memory = config.memory.bytes() as i64;
-    check(
-        host.network_mode.as_deref() == Some(config.network.as_str()),
-        Protection::Network,
-        format!(
-            "network mode is {:?}, not {:?}",
-            host.network_mode, config.network
-        ),
-    );
-    check(
-        host.memory == Some(memory),
-        Protection::Memory,
-        format!("memory limit is {:?}, not {memory}", host.memory),
-    );
-    let swap = memory + config.swap.bytes() as i64;
-    check(
-        host.memory_swap == Some(swap),
-        Protection::Swap,
-        format!("memory+swap limit is {:?}, not {swap}", host.memory_swap),
-    );
-    let nano_cpus = (config.cpus * 1e9).round() as i64;
-    check(
-        host.nano_cpus == Some(nano_cpus),
-        Protection::Cpus,
-        format!(
-            "CPU limit is {:?} nano-CPUs, not {nano_cpus}",
-            host.nano_cpus
-        ),
-    );
-    check(
-        host.pids_limit == Some(config.pids_limit),
-        Protection::PidsLimit,
-        format!(
-            "pids limit is {:?}, not {}",
-            host.pids_limit, config.pids_limit
-        ),
-    );
-    let nofile = nofile_limit(config);
-    check(
-        host.ulimits.iter().flatten().any(|limit| *limit == nofile),
-        Protection::Nofile,
-        format!(
-            "ulimits are {:?}, not nofile {}",
-            host.ulimits, config.nofile
-        ),
-    );
-    check(
-        host.readonly_rootfs == Some(config.read_only_root),
-        Protection::ReadOnlyRoot,
-        format!("read-only root is {:?}", host.readonly_rootfs),
-    );
-    let drops_all = host
-        .cap_drop
-        .iter()
-        .flatten()
-        .any(|cap| cap.eq_ignore_ascii_case("ALL"));
-    let mut added: Vec<String> = host
-        .cap_add
-        .iter()
-        .flatten()
-        .map(|cap| cap.to_ascii_uppercase())
-        .collect();
-    added.sort();
-    check(
-        drops_all && added == SUPERVISOR_CAPABILITIES,
-        Protection::CapDrop,
-        format!(
-            "dropped capabilities are {:?}, added {:?}",
-            host.cap_drop, host.cap_add
-        ),
-    );
-    let no_new_privileges = host
-        .security_opt
-        .iter()
-        .flatten()
-        .any(|opt| opt == "no-new-privileges" || opt == "no-new-privileges:true");
-    check(
-        no_new_privileges,
-        Protection::NoNewPrivileges,
-        format!("security options are {:?}", host.security_opt),
-    );
-    check(
-        host.init == Some(config.init),
-        Protection::Init,
-        format!("init is {:?}", host.init),
-    );
-    let user = inspect
-        .config
-        .as_ref()
-        .and_then(|c| c.user.clone())
-        .unwrap_or_default();
-    // Root is the supervisor's; what keeps blocks from being root is that it starts them as
-    // the code's uid, which it confirms when it starts.
-    check(
-        user == "0:0" && plan.users.code.uid != 0,
-        Protection::NonRoot,
-        format!("the container user is {user:?}, not the supervisor's 0:0"),
-    );
-    Ok(missing)
-}
-
-fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
-    let refuse = |what: &str| {
-        Err(SandboxError::Unavailable(format!(
-            "the created container {what}; airlock refuses to run code in it"
-        )))
-    };
-    if host.privileged == Some(true) {
-        return refuse("is privileged");
-    }
-    if let Some(what) = host.network_mode.as_deref().and_then(refused_network) {
-        return refuse(&format!("shares {what}"));
-    }
-    for (name, mode) in [
-        ("network", &host.network_mode),
-        ("pid", &host.pid_mode),
-        ("ipc", &host.ipc_mode),
-        ("uts", &host.uts_mode),
-        ("userns", &host.userns_mode),
-    ] {
-        if mode.as_deref() == Some("host") {
-            return refuse(&format!("shares the host's {name} namespace"));
-        }
-    }
-    if host
-        .port_bindings
-        .as_ref()
-        .is_some_and(|ports| !ports.is_empty())
-        || host.publish_all_ports == Some(true)
-    {
-        return refuse("publishes ports");
-    }
-    let sockets = docker_sockets();
-    for bind in host.binds.iter().flatten() {
-        let source = PathBuf::from(bind.split(':').next().unwrap_or(""));
-        if sockets.iter().any(|socket| socket.starts_with(&source)) {
-            return refuse(&format!("mounts the Docker socket ({bind})"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -615,56 +448,5 @@ mod tests {
             env,
             ["HOME=/tmp", "PYTHONUNBUFFERED=1", "PYTHONNOUSERSITE=1"].map(String::from)
         );
-    }
-
-    #[test]
-    fn verification_reports_each_missing_protection() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = SandboxConfig::default();
-        let plan = ContainerPlan::new(
-            "s",
-            "img",
-            &config,
-            "KEY",
-            Users::resolve("auto").expect("users"),
-            dir.path().to_path_buf(),
-            Path::new("/bin/sh"),
-        )
-        .expect("plan");
-        let body = plan.body(&config);
-        let mut inspect = ContainerInspectResponse {
-            host_config: body.host_config.clone(),
-            config: Some(bollard::models::ContainerConfig {
-                user: body.user.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
-        if let Some(host) = inspect.host_config.as_mut() {
-            host.memory_swap = Some(-1);
-            host.security_opt = None;
-        }
-        let missing: Vec<Protection> = verify(&inspect, &plan, &config)
-            .expect("checked")
-            .into_iter()
-            .map(|m| m.protection)
-            .collect();
-        assert_eq!(missing, vec![Protection::Swap, Protection::NoNewPrivileges]);
-        if let Some(host) = inspect.host_config.as_mut() {
-            host.cap_add = Some(vec!["SYS_ADMIN".into()]);
-        }
-        let missing = verify(&inspect, &plan, &config).expect("checked");
-        assert!(missing.iter().any(|m| m.protection == Protection::CapDrop));
-        if let Some(host) = inspect.host_config.as_mut() {
-            host.network_mode = Some("container:0123abcd".into());
-        }
-        let err = verify(&inspect, &plan, &config).unwrap_err();
-        assert!(err.to_string().contains("another container"), "{err}");
-        if let Some(host) = inspect.host_config.as_mut() {
-            host.network_mode = Some("none".into());
-            host.privileged = Some(true);
-        }
-        assert!(verify(&inspect, &plan, &config).is_err());
     }
 }
