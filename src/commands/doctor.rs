@@ -40,10 +40,11 @@ impl Report {
         if !ok {
             self.failures += 1;
         }
+        // Details quote the daemon, the image and the probe's output.
         println!(
             "{} {what}: {}",
             if ok { "ok  " } else { "FAIL" },
-            detail.as_ref()
+            crate::output::sanitize::for_person(detail.as_ref())
         );
     }
 }

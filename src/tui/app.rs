@@ -428,7 +428,7 @@ impl App {
                 if let Some(record) = self.runs.last_mut() {
                     record
                         .output
-                        .push_str(&crate::output::sanitize::neutralize(data));
+                        .push_str(&crate::output::sanitize::for_person(data));
                 }
             }
             Event::ExecFinished { result, .. } => {
@@ -571,7 +571,7 @@ impl App {
     pub fn on_paste(&mut self, text: &str) {
         // Pasted escape sequences must not reach the screen: control characters are drawn.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
-        let text = crate::output::sanitize::neutralize(&text);
+        let text = crate::output::sanitize::for_person(&text);
         match &mut self.overlay {
             Some(Overlay::Editor { area, .. }) => {
                 area.insert_str(&text);

@@ -12,7 +12,7 @@ use super::app::{App, Entry, EntryKind, Focus};
 use super::highlight::Highlighter;
 use super::markdown;
 use super::text::wrap_prose;
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::for_person;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App, highlighter: &Highlighter) {
     let theme = &app.theme;
@@ -92,7 +92,7 @@ fn entry_lines(
         EntryKind::User => {
             let mut lines = vec![label("you", Style::new().fg(theme.user))];
             lines.extend(
-                neutralize(&entry.text)
+                for_person(&entry.text)
                     .lines()
                     .map(|l| Line::styled(l.to_string(), Style::new().fg(theme.user))),
             );
@@ -124,11 +124,11 @@ fn entry_lines(
             )]
         }
         EntryKind::Notice => vec![Line::styled(
-            format!("· {}", neutralize(&entry.text)),
+            format!("· {}", for_person(&entry.text)),
             theme.dim(),
         )],
         EntryKind::Error => vec![Line::styled(
-            format!("✗ {}", neutralize(&entry.text)),
+            format!("✗ {}", for_person(&entry.text)),
             Style::new().fg(theme.error),
         )],
     }

@@ -15,7 +15,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
     let width = area.width.saturating_sub(4).clamp(20, 90);
     let text_width = usize::from(width.saturating_sub(4)).max(1);
-    let why = crate::output::sanitize::neutralize(why);
+    let why = crate::output::sanitize::for_person(why);
     let body_lines = why
         .lines()
         .map(|line| {

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Focus, RunRecord};
 use super::text::visible_spans;
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::for_person;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -19,7 +19,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut title = vec![Span::styled(" History ", theme.accent())];
     if !app.history_filter.is_empty() {
         title.push(Span::styled(
-            format!("filter: {} ", neutralize(&app.history_filter)),
+            format!("filter: {} ", for_person(&app.history_filter)),
             theme.dim(),
         ));
     }
@@ -86,7 +86,7 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
         .result
         .as_ref()
         .map_or(String::new(), |r| format!("{} ms", r.duration_ms));
-    let first_line = neutralize(run.code.lines().next().unwrap_or(""));
+    let first_line = for_person(run.code.lines().next().unwrap_or(""));
     let session = run.session.rsplit('-').next().unwrap_or("");
     Line::from(vec![
         Span::styled(clock(run), theme.dim()),

@@ -73,6 +73,7 @@ impl LogView {
     /// Output as the sandbox sends it (already neutralized); `\r` redraws keep their last state.
     pub fn push(&mut self, stream: Stream, data: &str) {
         let slot = stream as usize;
+        let data = mark_invisible(data);
         let mut pieces = data.split('\n').peekable();
         let mut first = true;
         while let Some(piece) = pieces.next() {
@@ -279,6 +280,27 @@ fn badges(result: &ExecResult) -> Vec<(String, Badge)> {
     badges
 }
 
+/// Zero-width and bidi characters drawn as `<U+XXXX>`. The text arrives neutralized but for
+/// its SGR colours, so ESC, which only starts those, is left for the colour parser.
+fn mark_invisible(data: &str) -> std::borrow::Cow<'_, str> {
+    let marked = |c: char| {
+        crate::output::sanitize::is_invisible(c) && !matches!(c, '\u{1b}' | '\n' | '\t' | '\r')
+    };
+    if !data.chars().any(marked) {
+        return data.into();
+    }
+    data.chars()
+        .map(|c| {
+            if marked(c) {
+                format!("<U+{:04X}>", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +338,22 @@ mod tests {
         view.push(Stream::Stdout, "lo\nnext\n");
         view.push(Stream::Stdout, "10%\r50%\r100%\n");
         assert_eq!(texts(&view), ["# run", "hello", "! warn", "next", "100%"]);
+    }
+
+    #[test]
+    fn bidi_and_zero_width_characters_in_output_are_shown() {
+        let mut view = LogView::new(1000);
+        view.start("run".into());
+        view.push(
+            Stream::Stdout,
+            "ok\u{202e}txt\u{200b}\n\u{1b}[31mred\u{1b}[0m\n",
+        );
+        let lines = texts(&view);
+        assert_eq!(lines[1], "ok<U+202E>txt<U+200B>");
+        assert!(
+            !lines[2].contains("<U+001B>"),
+            "colours stay colours: {lines:?}"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ratatui::text::{Line, Span};
 use super::highlight::Highlighter;
 use super::text::{line_width, wrap_line, wrap_prose};
 use super::theme::Theme;
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::for_person;
 use table::Table;
 
 /// What a fence without a language tag is labelled: airlock never offers to run it.
@@ -28,7 +28,7 @@ pub fn render(
     highlighter: &Highlighter,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let text = neutralize(text);
+    let text = for_person(text);
     let mut out = Writer::new(base, theme.clone(), width);
     let mut code: Option<(Option<String>, String)> = None;
     let options = Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TABLES;
@@ -154,7 +154,7 @@ impl Writer {
             Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. } => {
                 self.push_style(Style::new().add_modifier(Modifier::UNDERLINED));
                 self.link = Some(Link {
-                    url: neutralize(&dest_url),
+                    url: for_person(&dest_url),
                     text: String::new(),
                 });
             }
@@ -290,7 +290,7 @@ impl Writer {
     /// Text the parser decoded (entities included) is neutralized once more on its way out.
     fn push_text(&mut self, text: &str, style: Style) {
         if !text.is_empty() {
-            self.current.push(Span::styled(neutralize(text), style));
+            self.current.push(Span::styled(for_person(text), style));
         }
     }
 
@@ -341,14 +341,14 @@ impl Writer {
             Some("") => UNTAGGED_LABEL,
             Some(language) => language,
         };
-        let label = Span::styled(neutralize(label), self.theme.dim());
+        let label = Span::styled(for_person(label), self.theme.dim());
         self.push_row(vec![gutter.clone(), label]);
         let room = self.width.saturating_sub(self.lead_width() + 2).max(1);
         let code_bg = self.theme.code_bg;
         for line in highlighter.lines(body, language.unwrap_or("")).iter() {
             let spans: Vec<Span<'static>> = line
                 .iter()
-                .map(|(style, text)| Span::styled(neutralize(text), style.bg(code_bg)))
+                .map(|(style, text)| Span::styled(for_person(text), style.bg(code_bg)))
                 .collect();
             for row in wrap_line(&Line::from(spans), room) {
                 let mut spans = vec![gutter.clone()];

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::app::{App, Focus, SandboxState};
-use crate::output::sanitize::neutralize;
+use crate::output::sanitize::for_person;
 
 /// Draws the preparation in `area` and says so, or leaves it to the logs pane.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
@@ -28,7 +28,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
     let step = step.as_deref().unwrap_or("connecting to Docker");
     // "building IMAGE · step 2 of 6: downloading packages": one line for each part.
     lines.extend(
-        neutralize(step)
+        for_person(step)
             .split(" · ")
             .map(|part| Line::styled(part.to_string(), theme.text())),
     );
