@@ -225,20 +225,30 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
-/// Text for a person's terminal, in one pass: escape sequences removed, control characters
-/// drawn as symbols, and characters that draw nothing or reorder what follows (zero-width,
-/// bidi controls) shown as `<U+XXXX>`, so what is read is what is there.
+/// Text for a person's terminal: escape sequences removed, control characters drawn as
+/// symbols, and characters that draw nothing or reorder what follows (zero-width, bidi
+/// controls) shown as `<U+XXXX>`, so what is read is what is there.
 pub fn for_person(text: &str) -> String {
-    neutralize(text)
-        .chars()
-        .map(|c| {
-            if c != '\n' && c != '\t' && c != '\r' && is_invisible(c) {
-                format!("<U+{:04X}>", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    mark_invisible(&neutralize(text)).into_owned()
+}
+
+/// Draws zero-width, bidi and other invisible characters of already neutralized text as
+/// `<U+XXXX>`. Line breaks, tabs, and ESC (which neutralized text keeps only to start an SGR
+/// colour, for a view that draws colours) stay. Borrows when there is nothing to mark.
+pub fn mark_invisible(text: &str) -> std::borrow::Cow<'_, str> {
+    let marked = |c: char| is_invisible(c) && !matches!(c, '\u{1b}' | '\n' | '\t' | '\r');
+    if !text.chars().any(marked) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if marked(c) {
+            out.push_str(&format!("<U+{:04X}>", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 /// Collapses `\r` redraws to what the terminal would finally show on each line: the text

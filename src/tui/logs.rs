@@ -73,7 +73,7 @@ impl LogView {
     /// Output as the sandbox sends it (already neutralized); `\r` redraws keep their last state.
     pub fn push(&mut self, stream: Stream, data: &str) {
         let slot = stream as usize;
-        let data = mark_invisible(data);
+        let data = crate::output::sanitize::mark_invisible(data);
         let mut pieces = data.split('\n').peekable();
         let mut first = true;
         while let Some(piece) = pieces.next() {
@@ -278,27 +278,6 @@ fn badges(result: &ExecResult) -> Vec<(String, Badge)> {
     }
     badges.push((format!("{} ms", result.duration_ms), Badge::Note));
     badges
-}
-
-/// Zero-width and bidi characters drawn as `<U+XXXX>`. The text arrives neutralized but for
-/// its SGR colours, so ESC, which only starts those, is left for the colour parser.
-fn mark_invisible(data: &str) -> std::borrow::Cow<'_, str> {
-    let marked = |c: char| {
-        crate::output::sanitize::is_invisible(c) && !matches!(c, '\u{1b}' | '\n' | '\t' | '\r')
-    };
-    if !data.chars().any(marked) {
-        return data.into();
-    }
-    data.chars()
-        .map(|c| {
-            if marked(c) {
-                format!("<U+{:04X}>", c as u32)
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
 }
 
 #[cfg(test)]
