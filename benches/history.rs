@@ -33,6 +33,7 @@ fn result(i: usize) -> ExecResult {
         cancelled: false,
         container: String::new(),
         omission_at: None,
+        workspace_full: false,
     }
 }
 

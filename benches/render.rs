@@ -66,6 +66,7 @@ fn session(messages: usize, log_lines: usize) -> App {
             cancelled: false,
             container: String::new(),
             omission_at: None,
+            workspace_full: false,
         },
     });
     app

@@ -160,6 +160,10 @@ pub enum Command {
         /// one (repeatable: /tmp, /dev/shm).
         #[arg(long, value_name = "DIR")]
         ephemeral: Vec<PathBuf>,
+        /// The host's workspace directory, mirrored with the working directory (a capped
+        /// tmpfs) before and after every block.
+        #[arg(long, value_name = "DIR")]
+        mirror: Option<PathBuf>,
     },
     /// Print the manual page (roff), e.g. `airlock man | man -l -`; or write one page per
     /// command into a directory.
@@ -336,6 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             scratch,
             workdir,
             ephemeral,
+            mirror,
         } => {
             let identity = crate::supervisor::serve::Identity {
                 uid,
@@ -343,6 +348,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 scratch,
                 workdir,
                 ephemeral,
+                mirror,
             };
             crate::supervisor::serve::serve(&identity).map_err(anyhow::Error::msg)?;
             Ok(ExitCode::SUCCESS)

@@ -40,6 +40,10 @@ pub struct ExecResult {
     /// begins. Given out of band, so output that imitates the marker is never taken for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub omission_at: Option<usize>,
+    /// /workspace had no byte or no inode left when the block ended: its writes past the
+    /// limit failed with ENOSPC.
+    #[serde(default)]
+    pub workspace_full: bool,
 }
 
 #[cfg(test)]
@@ -59,6 +63,7 @@ impl ExecResult {
             cancelled: false,
             container: String::new(),
             omission_at: None,
+            workspace_full: false,
         }
     }
 }
@@ -308,6 +313,7 @@ mod tests {
                 cancelled: false,
                 container: String::new(),
                 omission_at: None,
+                workspace_full: false,
             },
         };
         let json = serde_json::to_value(&event).expect("serializes");

@@ -284,8 +284,19 @@ echo done
 
 #[tokio::test]
 async fn a_setuid_shell_left_in_the_workspace_is_defused_and_nobody_else_can_reach_it() {
+    // The bounded workspace (the default) never copies a set-id bit to the host; the
+    // directory mounted itself (workspace_limit = 0) has them cleared after the block.
+    plant_setuid_shells(SandboxConfig::default(), None).await;
+    let unbounded = SandboxConfig {
+        workspace_limit: airlock::config::ByteSize(0),
+        ..SandboxConfig::default()
+    };
+    plant_setuid_shells(unbounded, Some("setuid/setgid bit of 2 files")).await;
+}
+
+async fn plant_setuid_shells(config: SandboxConfig, notice: Option<&str>) {
     use std::os::unix::fs::PermissionsExt;
-    let mut session = session(SandboxConfig::default()).await;
+    let mut session = session(config).await;
     let plant = "cp /bin/sh /workspace/rootshell && chmod 6755 /workspace/rootshell\n\
                  mkdir -p /workspace/d && cp /bin/sh /workspace/d/deeper && chmod 4755 /workspace/d/deeper\n\
                  ln -s /bin/su /workspace/link\nstat -c %a /workspace/rootshell";
@@ -310,11 +321,14 @@ async fn a_setuid_shell_left_in_the_workspace_is_defused_and_nobody_else_can_rea
         "the workspace is open to others: {top:o}"
     );
     let notices = session.notices.lock().expect("lock").join("\n");
-    assert!(
-        notices.contains("setuid/setgid bit of 2 files"),
-        "{notices}"
-    );
+    if let Some(notice) = notice {
+        assert!(notices.contains(notice), "{notices}");
+    }
     // The link was left alone, and so was what it points at.
+    assert_eq!(
+        std::fs::read_link(workspace.join("link")).unwrap(),
+        std::path::Path::new("/bin/su")
+    );
     let su = std::fs::metadata("/bin/su").map(|m| m.permissions().mode());
     assert!(su.is_err() || su.unwrap() & 0o4000 != 0);
     session.sandbox.shutdown().await;

@@ -145,8 +145,9 @@ async fn hardening_is_what_docker_applied() {
             .to_string()
     };
     assert_eq!(field("{{.HostConfig.NetworkMode}}"), "none");
-    assert_eq!(field("{{.HostConfig.Memory}}"), "536870912");
-    assert_eq!(field("{{.HostConfig.MemorySwap}}"), "536870912");
+    // 512 MiB for programs and 1 GiB for the workspace's tmpfs, charged to the same cgroup.
+    assert_eq!(field("{{.HostConfig.Memory}}"), "1610612736");
+    assert_eq!(field("{{.HostConfig.MemorySwap}}"), "1610612736");
     assert_eq!(field("{{.HostConfig.NanoCpus}}"), "1000000000");
     assert_eq!(field("{{.HostConfig.PidsLimit}}"), "256");
     assert_eq!(field("{{.HostConfig.ReadonlyRootfs}}"), "true");
@@ -155,8 +156,13 @@ async fn hardening_is_what_docker_applied() {
     assert_eq!(field("{{.HostConfig.Init}}"), "true");
     assert_eq!(field("{{.HostConfig.Privileged}}"), "false");
     assert_eq!(field("{{.HostConfig.PortBindings}}"), "map[]");
-    assert!(field("{{.HostConfig.Binds}}").contains(":/workspace:rw"));
+    assert!(field("{{.HostConfig.Binds}}").contains(":/run/airlock-host/workspace:rw"));
     assert!(!field("{{.HostConfig.Binds}}").contains("docker.sock"));
+    let workspace = field("{{index .HostConfig.Tmpfs \"/workspace\"}}");
+    assert!(
+        workspace.contains("size=1073741824,nr_inodes=100000") && workspace.contains("nosuid"),
+        "{workspace}"
+    );
     let labels = field("{{json .Config.Labels}}");
     assert!(
         labels.contains("airlock.session") && labels.contains("airlock.owner"),

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::config::SandboxConfig;
+use airlock::config::{ByteSize, SandboxConfig};
 use airlock::engine::LanguageTable;
 use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use airlock::sandbox::{BlockSpec, Sandbox};
@@ -38,11 +38,22 @@ struct Figures {
     stop: Duration,
 }
 
+/// How airlock's workspace is set up for a run of the bench.
+#[derive(Clone, Copy)]
+struct Workspace {
+    /// `sandbox.workspace_limit`: 0 mounts the directory itself.
+    limit: ByteSize,
+    /// Small files put in the workspace directory before the blocks, for the mirror to check
+    /// before and after each one.
+    files: usize,
+}
+
 /// airlock's side, interleaved with the `docker exec` CLI on airlock's own warm container:
 /// airlock's figures, the CLI's median per block, and airlock's median approval-to-first-byte.
 async fn airlock_and_cli(
     image: &str,
     blocks: usize,
+    workspace: Workspace,
 ) -> anyhow::Result<(Figures, Duration, Duration)> {
     let data_dir = tempfile::tempdir()?;
     let python = LanguageTable::default()
@@ -50,10 +61,12 @@ async fn airlock_and_cli(
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("python is built in"))?;
     let docker = docker::connect().await?;
+    let session = airlock::ids::new_id("bench");
     let request = SessionRequest {
-        session: airlock::ids::new_id("bench"),
+        session: session.clone(),
         config: SandboxConfig {
             image: image.to_string(),
+            workspace_limit: workspace.limit,
             ..SandboxConfig::default()
         },
         secret_env: "OPENAI_API_KEY".into(),
@@ -63,6 +76,11 @@ async fn airlock_and_cli(
     let started = Instant::now();
     let mut sandbox = DockerSandbox::start(docker, request, Arc::new(|_| {})).await?;
     let start = started.elapsed();
+    let directory = data_dir.path().join("workspaces").join(&session);
+    for n in 0..workspace.files {
+        std::fs::create_dir_all(directory.join(format!("d{}", n / 100)))?;
+        std::fs::write(directory.join(format!("d{}/f{n}.txt", n / 100)), "data\n")?;
+    }
     let container = sandbox
         .container_id()
         .ok_or_else(|| anyhow::anyhow!("no container"))?
@@ -186,7 +204,21 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(30);
     let image =
         std::env::var("AIRLOCK_BENCH_IMAGE").unwrap_or_else(|_| "airlock-sandbox:offline".into());
-    let (ours, cli, first_byte) = airlock_and_cli(&image, blocks).await?;
+    let bounded = Workspace {
+        limit: SandboxConfig::default().workspace_limit,
+        files: 0,
+    };
+    let (ours, cli, first_byte) = airlock_and_cli(&image, blocks, bounded).await?;
+    let populated = Workspace {
+        files: 1000,
+        ..bounded
+    };
+    let (with_files, _, _) = airlock_and_cli(&image, blocks, populated).await?;
+    let direct = Workspace {
+        limit: ByteSize(0),
+        files: 0,
+    };
+    let (unbounded, _, _) = airlock_and_cli(&image, blocks, direct).await?;
     let theirs = if std::env::var_os("AIRLOCK_BENCH_NO_AUTOGEN").is_some() {
         None
     } else {
@@ -194,17 +226,19 @@ async fn main() -> anyhow::Result<()> {
     };
 
     println!("blocks: {blocks} x python print(1) on {image} (medians)");
-    println!("                      per block   session start   session stop");
+    println!("                                  per block   session start   session stop");
     let row = |name: &str, f: &Figures| {
         println!(
-            "{name:<20} {:8.1} ms     {:8.1} ms     {:8.1} ms",
+            "{name:<32} {:8.1} ms     {:8.1} ms     {:8.1} ms",
             ms(f.block),
             ms(f.start),
             ms(f.stop)
         );
     };
     row("airlock", &ours);
-    println!("{:<20} {:8.1} ms", "docker exec CLI", ms(cli));
+    row("airlock, 1000 files in workspace", &with_files);
+    row("airlock, workspace_limit = 0", &unbounded);
+    println!("{:<32} {:8.1} ms", "docker exec CLI", ms(cli));
     if let Some(theirs) = &theirs {
         row("AutoGen 0.7.5", theirs);
     }
@@ -215,6 +249,11 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "per block, airlock / docker exec CLI: {:.2}",
         ours.block.as_secs_f64() / cli.as_secs_f64()
+    );
+    println!(
+        "per block, the bounded workspace's copies (empty; 1000 files) / none: {:.2}; {:.2}",
+        ours.block.as_secs_f64() / unbounded.block.as_secs_f64(),
+        with_files.block.as_secs_f64() / unbounded.block.as_secs_f64()
     );
     if let Some(theirs) = &theirs {
         println!(

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::{ByteSize, Config, SandboxConfig};
 use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
 use crate::sandbox::docker::{self, DockerSandbox, SessionRequest, image};
@@ -27,6 +27,8 @@ echo "cpu_quota=$(read_first /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/
 echo "cpu_period=$(read_first /sys/fs/cgroup/cpu/cpu.cfs_period_us)"
 if touch /airlock-probe 2>/dev/null; then echo root_writable=yes; else echo root_writable=no; fi
 if touch /workspace/.airlock-probe 2>/dev/null; then rm -f /workspace/.airlock-probe; echo workspace_writable=yes; else echo workspace_writable=no; fi
+echo "workspace_room=$(stat -f -c '%b %S %c' /workspace 2>/dev/null || echo unknown)"
+[ -r /run/airlock-host ] && echo host_workspace=reachable || echo host_workspace=unreachable
 echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
 if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo docker_socket=present; else echo docker_socket=absent; fi
 "#;
@@ -175,6 +177,40 @@ fn parse_probe(output: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The room /workspace has, from `stat -f` (blocks, block size, inodes), against the limits.
+fn check_workspace_room(report: &mut Report, sandbox: &SandboxConfig, room: &str) {
+    let numbers: Vec<u64> = room
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let seen = match numbers.as_slice() {
+        [blocks, size, inodes] => Some((blocks * size, *inodes)),
+        _ => None,
+    };
+    let bounded = sandbox.workspace_limit.bytes() > 0 && !sandbox.workspace_read_only;
+    let (ok, detail) = match seen {
+        Some((bytes, inodes)) if bounded => (
+            bytes.div_ceil(4096) == sandbox.workspace_limit.bytes().div_ceil(4096)
+                && inodes == sandbox.workspace_inodes,
+            format!(
+                "{} in {} files asked, {} in {inodes} enforced",
+                sandbox.workspace_limit,
+                sandbox.workspace_inodes,
+                ByteSize(bytes)
+            ),
+        ),
+        Some((bytes, _)) => (
+            true,
+            format!(
+                "the directory itself is mounted ({} on its filesystem)",
+                ByteSize(bytes)
+            ),
+        ),
+        None => (false, format!("unknown ({room})")),
+    };
+    report.line(ok, "workspace limit", detail);
+}
+
 fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, String>) {
     let get = |key: &str| probe.get(key).map(String::as_str).unwrap_or("unknown");
     let sandbox = &config.sandbox;
@@ -210,13 +246,18 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
         "open files",
         format!("{} enforced as {}", sandbox.nofile, get("nofile")),
     );
-    let memory = sandbox.memory.bytes().to_string();
+    let cgroup = crate::sandbox::docker::spec::memory_limit(sandbox) as u64;
     report.line(
-        get("memory") == memory,
+        get("memory") == cgroup.to_string(),
         "memory limit",
-        format!("{} enforced as {}", sandbox.memory, get("memory")),
+        format!(
+            "{} for programs + {} for the workspace, enforced as {}",
+            sandbox.memory,
+            ByteSize(cgroup - sandbox.memory.bytes()),
+            get("memory")
+        ),
     );
-    let swap = (sandbox.memory.bytes() + sandbox.swap.bytes()).to_string();
+    let swap = (cgroup + sandbox.swap.bytes()).to_string();
     let swap_seen = get("memory_swap");
     let swap_ok = swap_seen == swap || (swap_seen == "0" && sandbox.swap.bytes() == 0);
     report.line(
@@ -266,6 +307,15 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
         get("workspace_writable") == want_workspace,
         "workspace",
         format!("writable: {}", get("workspace_writable")),
+    );
+    check_workspace_room(report, sandbox, get("workspace_room"));
+    report.line(
+        get("host_workspace") == "unreachable",
+        "host workspace",
+        format!(
+            "the host directory behind /workspace is {} to code",
+            get("host_workspace")
+        ),
     );
     if sandbox.network == "none" {
         report.line(

@@ -115,6 +115,12 @@ fn finish_live(result: &ExecResult) {
     } else if result.oom_killed {
         eprintln!("airlock: the block was killed for running out of memory");
     }
+    if result.workspace_full {
+        eprintln!(
+            "airlock: /workspace is full (sandbox.workspace_limit, sandbox.workspace_inodes): \
+             writes past the limit failed"
+        );
+    }
     if result.container_restarted {
         eprintln!("airlock: the container was restarted to remove the block's leftover processes");
     }

@@ -178,6 +178,10 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
             excerpt_bytes: config.sandbox.model_output_limit.as_usize(),
             timeout_secs: config.sandbox.timeout_secs,
             memory_bytes: config.sandbox.memory.0,
+            workspace: (
+                config.sandbox.workspace_limit.bytes(),
+                config.sandbox.workspace_inodes,
+            ),
         },
         languages,
         end_when_idle,

@@ -40,6 +40,12 @@ pub(super) fn check(config: &Config) -> anyhow::Result<()> {
     }
     in_range("sandbox.nofile", sandbox.nofile, 16, 1 << 20)?;
     in_range(
+        "sandbox.workspace_inodes",
+        sandbox.workspace_inodes,
+        16,
+        1 << 30,
+    )?;
+    in_range(
         "model.max_retries",
         u64::from(config.model.max_retries),
         0,
@@ -60,6 +66,7 @@ pub(super) fn check(config: &Config) -> anyhow::Result<()> {
         ("sandbox.swap", sandbox.swap),
         ("sandbox.tmp_size", sandbox.tmp_size),
         ("sandbox.shm_size", sandbox.shm_size),
+        ("sandbox.workspace_limit", sandbox.workspace_limit),
         ("sandbox.output_limit", sandbox.output_limit),
         ("sandbox.model_output_limit", sandbox.model_output_limit),
     ];

@@ -198,6 +198,7 @@ pub enum Protection {
     NonRoot,
     Init,
     Nofile,
+    Workspace,
 }
 
 impl Protection {
@@ -214,6 +215,7 @@ impl Protection {
             Self::NonRoot => "non_root",
             Self::Init => "init",
             Self::Nofile => "nofile",
+            Self::Workspace => "workspace",
         }
     }
 }
@@ -245,6 +247,11 @@ pub struct SandboxConfig {
     pub model_output_limit: ByteSize,
     pub workspace: Option<PathBuf>,
     pub workspace_read_only: bool,
+    /// What /workspace may hold while the session runs (a capped tmpfs mirrored to the
+    /// workspace directory); `0B` mounts the directory itself, unbounded.
+    pub workspace_limit: ByteSize,
+    /// How many files and directories /workspace may hold.
+    pub workspace_inodes: u64,
     pub env: BTreeMap<String, String>,
     pub pass_env: Vec<String>,
     pub extra_volumes: Vec<String>,
@@ -279,6 +286,8 @@ impl Default for SandboxConfig {
             model_output_limit: ByteSize::kib(8),
             workspace: None,
             workspace_read_only: false,
+            workspace_limit: ByteSize::mib(1024),
+            workspace_inodes: 100_000,
             env: BTreeMap::new(),
             pass_env: Vec::new(),
             extra_volumes: Vec::new(),

@@ -17,6 +17,9 @@ impl SandboxConfig {
         if self.tmp_size.bytes() == 0 {
             found.push("unbounded /tmp (tmp_size = 0)".to_string());
         }
+        if self.workspace_limit.bytes() == 0 && !self.workspace_read_only {
+            found.push("unbounded workspace (workspace_limit = 0)".to_string());
+        }
         if super::parse_user(&self.user).is_some_and(|(_, gid)| gid == 0) {
             found.push(format!("root group (user = {:?})", self.user));
         }
@@ -43,11 +46,19 @@ mod tests {
             network: "bridge".into(),
             tmp_size: ByteSize(0),
             user: "1000:0".into(),
+            workspace_limit: ByteSize(0),
             waive: vec![Protection::Swap],
             ..SandboxConfig::default()
         };
         let found = loose.weakenings().join("; ");
-        for needle in ["read_only_root", "bridge", "tmp_size", "root group", "swap"] {
+        for needle in [
+            "read_only_root",
+            "bridge",
+            "tmp_size",
+            "root group",
+            "swap",
+            "workspace_limit",
+        ] {
             assert!(found.contains(needle), "{needle}: {found}");
         }
     }

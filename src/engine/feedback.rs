@@ -10,6 +10,8 @@ pub struct FeedbackLimits {
     pub excerpt_bytes: usize,
     pub timeout_secs: u64,
     pub memory_bytes: u64,
+    /// What /workspace may hold: bytes, and files and directories.
+    pub workspace: (u64, u64),
 }
 
 /// The normalized text the model receives for one block's run.
@@ -20,6 +22,15 @@ pub fn result_for_model(result: &ExecResult, limits: &FeedbackLimits) -> String 
             "Processes it left behind could not be stopped, so the sandbox container was restarted; files in /workspace are kept, anything else (e.g. /tmp) is gone."
                 .to_string(),
         );
+    }
+    if result.workspace_full {
+        let (bytes, inodes) = limits.workspace;
+        lines.push(format!(
+            "The workspace is full: /workspace holds at most {} MiB in {inodes} files and \
+             directories, and writes past that failed with \"No space left on device\". Remove \
+             files there to make room.",
+            bytes >> 20
+        ));
     }
     if result.truncated {
         lines.push(format!(
@@ -115,6 +126,7 @@ mod tests {
         excerpt_bytes: 200,
         timeout_secs: 60,
         memory_bytes: 512 << 20,
+        workspace: (1 << 30, 100_000),
     };
 
     fn result(exit_code: Option<i64>, output: &str) -> ExecResult {
@@ -162,6 +174,14 @@ mod tests {
         let mut cancelled = result(None, "half");
         cancelled.cancelled = true;
         assert!(result_for_model(&cancelled, &LIMITS).contains("operator stopped the block"));
+        let mut full = result(Some(1), "OSError: [Errno 28] No space left on device\n");
+        assert!(!result_for_model(&full, &LIMITS).contains("workspace is full"));
+        full.workspace_full = true;
+        let text = result_for_model(&full, &LIMITS);
+        assert!(
+            text.contains("workspace is full: /workspace holds at most 1024 MiB in 100000 files"),
+            "{text}"
+        );
     }
 
     #[test]

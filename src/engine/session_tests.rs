@@ -102,6 +102,7 @@ impl Sandbox for FakeSandbox {
             cancelled,
             container: String::new(),
             omission_at: None,
+            workspace_full: false,
         })
     }
 
@@ -176,6 +177,7 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
             excerpt_bytes: 4096,
             timeout_secs: 5,
             memory_bytes: 512 << 20,
+            workspace: (1 << 30, 100_000),
         },
         languages: LanguageTable::default(),
         end_when_idle: options.end_when_idle,

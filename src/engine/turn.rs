@@ -171,6 +171,7 @@ mod tests {
         excerpt_bytes: 1000,
         timeout_secs: 60,
         memory_bytes: 512 << 20,
+        workspace: (1 << 30, 100_000),
     };
 
     fn block(n: usize, decision: Option<Decided>, fate: Option<Fate>) -> TurnBlock {

@@ -224,7 +224,7 @@ pub fn markdown(export: &SessionExport) -> String {
             };
             let fence = fence_for(&run.output);
             out.push_str(&format!(
-                "\n- run {} in container {}, started {}: {status}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
+                "\n- run {} in container {}, started {}: {status}{}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
                 run.run,
                 run.container,
                 local_date_time(run.started_at as i64),
@@ -232,6 +232,7 @@ pub fn markdown(export: &SessionExport) -> String {
                 if run.oom_killed { ", out of memory" } else { "" },
                 if run.cancelled { ", stopped" } else { "" },
                 if run.truncated { ", output truncated" } else { "" },
+                if run.workspace_full { ", workspace full" } else { "" },
                 run.duration_ms.unwrap_or(0),
                 run.output_bytes,
                 run.output,

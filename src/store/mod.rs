@@ -86,6 +86,9 @@ pub struct RunRow {
     pub started_at: u64,
     /// The container it ran in (short id); empty while running.
     pub container: String,
+    /// /workspace was full when it ended.
+    #[serde(default)]
+    pub workspace_full: bool,
 }
 
 /// Which runs to list.
@@ -226,7 +229,7 @@ impl Store {
                 self.conn.execute(
                     "UPDATE runs SET status = 'finished', ended_at = ?2, exit_code = ?3, timed_out = ?4, oom_killed = ?5,
                      truncated = ?6, cancelled = ?7, output = ?8, output_bytes = ?9, duration_ms = ?10, image = ?11,
-                     container_restarted = ?12, container = ?13 WHERE id = ?1",
+                     container_restarted = ?12, container = ?13, workspace_full = ?14 WHERE id = ?1",
                     params![
                         run,
                         now(),
@@ -240,7 +243,8 @@ impl Store {
                         result.duration_ms as i64,
                         result.image,
                         result.container_restarted,
-                        result.container
+                        result.container,
+                        result.workspace_full
                     ],
                 )?;
             }
@@ -316,7 +320,8 @@ impl Store {
             "SELECT r.session, r.id, r.block, b.language, r.code, r.edited,
                     COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
                     COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
-                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code, COALESCE(r.container, '')
+                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code, COALESCE(r.container, ''),
+                    COALESCE(r.workspace_full, 0)
              FROM runs r JOIN blocks b ON b.id = r.block
              LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
              WHERE (?1 IS NULL OR r.session = ?1) AND (?4 IS NULL OR r.id = ?4)
@@ -463,6 +468,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         started_at: row.get::<_, i64>(17)? as u64,
         proposed: row.get(18)?,
         container: row.get(19)?,
+        workspace_full: row.get(20)?,
     })
 }
 

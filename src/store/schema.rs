@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD];
+const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH];
 
 /// 1: sessions, messages, blocks, decisions, runs.
 pub const FIRST: &str = "CREATE TABLE sessions (
@@ -70,6 +70,9 @@ pub const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 4: whether /workspace was full when the run ended.
+const FOURTH: &str = "ALTER TABLE runs ADD COLUMN workspace_full INTEGER;";
 
 /// 3: the container each run ran in.
 const THIRD: &str = "ALTER TABLE runs ADD COLUMN container TEXT;";

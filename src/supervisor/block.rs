@@ -87,15 +87,7 @@ fn run_in(
         open_pipes: 2,
         exited: false,
     };
-    let mut report = ExitReport {
-        exit_code: None,
-        signal: None,
-        timed_out: false,
-        cancelled: false,
-        survivors: Vec::new(),
-        duration_ms: 0,
-        oom_kills: 0,
-    };
+    let mut report = ExitReport::default();
     let status = match watch.until(started + block.timeout, cancelled)? {
         Ended::Exited(status) => Some(status),
         Ended::Cancelled => {

@@ -15,7 +15,7 @@ pub const OUTPUT_CHUNK: usize = 64 * 1024;
 const HEADER: usize = 5;
 
 /// How a block ended, as the supervisor saw it with waitpid.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitReport {
     /// The exit code, when the process exited by itself.
     pub exit_code: Option<i32>,
@@ -30,9 +30,26 @@ pub struct ExitReport {
     /// Kills by the kernel's OOM killer in the container's memory cgroup during the block.
     #[serde(default)]
     pub oom_kills: u64,
+    /// /workspace had no byte or no inode left when the block ended.
+    #[serde(default)]
+    pub workspace_full: bool,
+    /// What of the workspace could not be copied between it and the host, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_problem: Option<String>,
+    /// The block was not started, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_run: Option<String>,
 }
 
 impl ExitReport {
+    /// For a block that was not started.
+    pub fn not_run(why: String) -> Self {
+        Self {
+            not_run: Some(why),
+            ..Self::default()
+        }
+    }
+
     /// The exit status as a shell gives it: the code, or 128 + the signal that ended it.
     pub fn shell_status(&self) -> Option<i64> {
         self.exit_code
@@ -51,6 +68,16 @@ pub struct Hello {
     /// Its effective capabilities, as the bit mask of /proc/self/status (`CapEff`).
     pub capabilities: u64,
     pub no_new_privileges: bool,
+    /// The room of /workspace when it is the capped tmpfs mirrored to the host.
+    #[serde(default)]
+    pub workspace: Option<WorkspaceRoom>,
+}
+
+/// What the kernel lets /workspace hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceRoom {
+    pub bytes: u64,
+    pub inodes: u64,
 }
 
 /// What airlock asks of the supervisor for one block; the code travels after it, raw.
@@ -76,6 +103,9 @@ pub enum Frame {
     Fault(String),
     /// The supervisor's first frame.
     Hello(Hello),
+    /// The supervisor is still at work on the block without output to show (copying the
+    /// workspace): airlock's backstop deadline moves on.
+    Busy,
     /// From airlock: run this code.
     Run(RunRequest, Vec<u8>),
     /// From airlock: stop the running block.
@@ -87,6 +117,7 @@ const STDERR: u8 = 2;
 const EXIT: u8 = 3;
 const FAULT: u8 = 4;
 const HELLO: u8 = 5;
+const BUSY: u8 = 6;
 const RUN: u8 = 16;
 const CANCEL: u8 = 17;
 
@@ -106,6 +137,7 @@ impl Frame {
                 payload.extend_from_slice(code);
                 (RUN, payload.into())
             }
+            Self::Busy => (BUSY, Vec::new().into()),
             Self::Cancel => (CANCEL, Vec::new().into()),
         };
         out.push(kind);
@@ -192,6 +224,7 @@ fn decode(kind: u8, payload: Vec<u8>) -> Result<Frame, FrameError> {
                 .map_err(|err| FrameError::BadReport(err.to_string()))?,
         ),
         FAULT => Frame::Fault(String::from_utf8_lossy(&payload).into_owned()),
+        BUSY => Frame::Busy,
         HELLO => Frame::Hello(
             serde_json::from_slice(&payload)
                 .map_err(|err| FrameError::BadReport(err.to_string()))?,
@@ -224,12 +257,8 @@ mod tests {
     fn report(exit_code: i32) -> ExitReport {
         ExitReport {
             exit_code: Some(exit_code),
-            signal: None,
-            timed_out: false,
-            cancelled: false,
-            survivors: Vec::new(),
             duration_ms: 7,
-            oom_kills: 0,
+            ..ExitReport::default()
         }
     }
 
@@ -252,6 +281,7 @@ mod tests {
                 },
                 forged,
             ),
+            Frame::Busy,
             Frame::Cancel,
         ];
         let mut wire = Vec::new();

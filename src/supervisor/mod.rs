@@ -11,6 +11,7 @@
 
 pub(crate) mod block;
 pub mod frame;
+pub(crate) mod mirror;
 pub(crate) mod reap;
 mod seccomp;
 pub mod serve;

@@ -8,7 +8,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::block::{self, BlockRun};
-use super::frame::{Decoder, Frame, Hello, MAX_REQUEST};
+use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
+use super::mirror::Mirror;
 use super::reap;
 
 /// Who the code runs as, and where.
@@ -21,7 +22,13 @@ pub struct Identity {
     pub workdir: PathBuf,
     /// Emptied after every block: only the working directory carries anything over.
     pub ephemeral: Vec<PathBuf>,
+    /// The host's workspace directory, mirrored with `workdir` around every block (see
+    /// [`super::mirror`]); `None` when `workdir` is that directory itself.
+    pub mirror: Option<PathBuf>,
 }
+
+/// While the workspace is copied, airlock hears from the supervisor at least this often.
+const BUSY_EVERY: Duration = Duration::from_secs(1);
 
 enum Request {
     Frame(Frame),
@@ -35,6 +42,11 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|err| format!("cannot make the supervisor non-dumpable: {err}"))?;
     let proc = PathBuf::from("/proc");
+    let mut mirror = match &identity.mirror {
+        Some(host) => Some(Mirror::open(&identity.workdir, host)?),
+        None => None,
+    };
+    let room = mirror.as_ref().map(Mirror::room).transpose()?;
     let requests = read_requests();
     let mut out = std::io::stdout().lock();
     let mut send = |frame: Frame| {
@@ -42,7 +54,7 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
         frame.encode(&mut bytes);
         let _ = out.write_all(&bytes).and_then(|()| out.flush());
     };
-    send(Frame::Hello(hello(identity.uid)));
+    send(Frame::Hello(hello(identity.uid, room)));
     // Until stdin ends (`Gone`): airlock is no more.
     while let Ok(Request::Frame(frame)) = requests.recv() {
         let Frame::Run(request, code) = frame else {
@@ -64,9 +76,9 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
         };
         let mut gone = false;
         let mut cancelled = || cancel_asked(&requests, &mut gone);
-        let answer = match block::run(&run, &mut cancelled, &mut send) {
-            Ok(report) => Frame::Exit(report),
-            Err(why) => Frame::Fault(why),
+        let answer = match mirror.as_mut() {
+            Some(mirror) => run_mirrored(&run, mirror, &mut cancelled, &mut send),
+            None => answer(block::run(&run, &mut cancelled, &mut send)),
         };
         // After the sweep, so nothing of the block is left to write there again.
         for dir in &identity.ephemeral {
@@ -79,6 +91,52 @@ pub fn serve(identity: &Identity) -> Result<(), String> {
     }
     reap::kill_all(&proc, identity.uid);
     Ok(())
+}
+
+fn answer(outcome: Result<ExitReport, String>) -> Frame {
+    match outcome {
+        Ok(report) => Frame::Exit(report),
+        Err(why) => Frame::Fault(why),
+    }
+}
+
+/// A block in the capped /workspace: the operator's changes come in before it, its own go
+/// out after it, when none of its processes is left to race the copy.
+fn run_mirrored(
+    run: &BlockRun,
+    mirror: &mut Mirror,
+    cancelled: &mut dyn FnMut() -> bool,
+    send: &mut dyn FnMut(Frame),
+) -> Frame {
+    // Copies of many files or bytes take a while: airlock hears that the supervisor is at it.
+    let mut last = std::time::Instant::now();
+    let mut busy = |send: &mut dyn FnMut(Frame)| {
+        if last.elapsed() >= BUSY_EVERY {
+            send(Frame::Busy);
+            last = std::time::Instant::now();
+        }
+    };
+    let pulled = mirror.pull(&mut || busy(send));
+    if pulled.no_space {
+        return Frame::Exit(ExitReport::not_run(format!(
+            "the workspace directory holds more than /workspace may (sandbox.workspace_limit, \
+             sandbox.workspace_inodes): {}",
+            pulled.summary().unwrap_or_default()
+        )));
+    }
+    let outcome = block::run(run, cancelled, send);
+    let pushed = mirror.push(&mut || busy(send));
+    let mut report = match outcome {
+        Ok(report) => report,
+        Err(why) => return Frame::Fault(why),
+    };
+    report.workspace_full = mirror.room().is_ok_and(|room| room.full());
+    let problems: Vec<String> = [pulled.summary(), pushed.summary()]
+        .into_iter()
+        .flatten()
+        .collect();
+    report.workspace_problem = (!problems.is_empty()).then(|| problems.join("; "));
+    Frame::Exit(report)
 }
 
 /// Whether the running block is to stop: a cancel came, or airlock went away.
@@ -125,7 +183,7 @@ fn read_requests() -> mpsc::Receiver<Request> {
 }
 
 /// What this process is, read from /proc/self/status, for airlock to check.
-fn hello(code_uid: u32) -> Hello {
+fn hello(code_uid: u32, room: Option<super::mirror::Room>) -> Hello {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let field = |name: &str| {
         status
@@ -142,5 +200,9 @@ fn hello(code_uid: u32) -> Hello {
         // Unreadable means unknown: all bits set, which airlock refuses.
         capabilities: u64::from_str_radix(&field("CapEff"), 16).unwrap_or(u64::MAX),
         no_new_privileges: field("NoNewPrivs") == "1",
+        workspace: room.map(|room| WorkspaceRoom {
+            bytes: room.bytes,
+            inodes: room.inodes,
+        }),
     }
 }

@@ -267,6 +267,9 @@ fn badges(result: &ExecResult) -> Vec<(String, Badge)> {
     if result.cancelled {
         badges.push(("STOPPED".into(), Badge::Note));
     }
+    if result.workspace_full {
+        badges.push(("WORKSPACE FULL".into(), Badge::Bad));
+    }
     if result.truncated {
         badges.push((
             format!("TRUNCATED · {} bytes", result.output_bytes),

@@ -202,6 +202,7 @@ fn past_run(row: RunRow) -> app::RunRecord {
         cancelled: row.cancelled,
         container: String::new(),
         omission_at: None,
+        workspace_full: row.workspace_full,
     });
     app::RunRecord {
         session: row.session,

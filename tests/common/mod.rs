@@ -142,12 +142,8 @@ pub fn forged_exit_frame() -> Vec<u8> {
     let mut bytes = Vec::new();
     Frame::Exit(ExitReport {
         exit_code: Some(0),
-        signal: None,
-        timed_out: false,
-        cancelled: false,
-        survivors: vec![],
         duration_ms: 1,
-        oom_kills: 0,
+        ..ExitReport::default()
     })
     .encode(&mut bytes);
     bytes

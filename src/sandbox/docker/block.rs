@@ -66,9 +66,22 @@ impl DockerSandbox {
             cancelled: false,
             container,
             omission_at: captured.omission_at(),
+            workspace_full: false,
         };
         match end {
             BlockEnd::Reported(report) => {
+                if let Some(why) = &report.not_run {
+                    return Err(SandboxError::Failed(format!(
+                        "not run: {}",
+                        crate::output::sanitize::neutralize(why)
+                    )));
+                }
+                if let Some(problem) = &report.workspace_problem {
+                    (self.notices)(format!(
+                        "the workspace was not copied whole: {}",
+                        crate::output::sanitize::neutralize(problem)
+                    ));
+                }
                 report.apply_to(&mut result);
                 if !report.survivors.is_empty() {
                     let why = format!(
@@ -101,8 +114,12 @@ impl DockerSandbox {
     }
 
     /// After a block, on the host: no file it left in the workspace keeps a setuid or setgid
-    /// bit (the container has no process of the block left by now).
+    /// bit (the container has no process of the block left by now). A mirrored workspace
+    /// never receives one: the supervisor does not copy them.
     fn clear_special_bits(&self) {
+        if self.plan.mirrored.is_some() {
+            return;
+        }
         let cleared = crate::sandbox::workspace::clear_special_bits(&self.plan.workspace);
         if cleared > 0 {
             (self.notices)(format!(
@@ -161,6 +178,7 @@ impl DockerSandbox {
 impl ExitReport {
     fn apply_to(&self, result: &mut ExecResult) {
         result.oom_killed = self.oom_kills > 0;
+        result.workspace_full = self.workspace_full;
         result.timed_out = self.timed_out && !result.oom_killed;
         result.cancelled = self.cancelled;
         if !result.timed_out && !result.cancelled {
@@ -207,6 +225,11 @@ async fn follow(
             Ok(Some(Frame::Stdout(bytes))) => (Stream::Stdout, bytes),
             Ok(Some(Frame::Stderr(bytes))) => (Stream::Stderr, bytes),
             Ok(Some(Frame::Exit(report))) => return BlockEnd::Reported(report),
+            Ok(Some(Frame::Busy)) => {
+                // Copying the workspace, which is bounded: the backstop moves with it.
+                deadline = deadline.max(tokio::time::Instant::now() + HOST_MARGIN);
+                continue;
+            }
             Ok(Some(Frame::Fault(why))) => {
                 return BlockEnd::Lost(crate::output::sanitize::neutralize(&why));
             }
@@ -242,12 +265,8 @@ mod tests {
     fn report() -> ExitReport {
         ExitReport {
             exit_code: Some(3),
-            signal: None,
-            timed_out: false,
-            cancelled: false,
-            survivors: vec![],
             duration_ms: 10,
-            oom_kills: 0,
+            ..ExitReport::default()
         }
     }
 

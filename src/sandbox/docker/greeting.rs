@@ -1,18 +1,19 @@
 //! What the supervisor says of itself when it starts, checked before any block runs: that it
-//! is root inside the container with no capability beyond its five, under no-new-privileges,
-//! and that it will run blocks as the session's code uid.
+//! is root inside the container with no capability beyond its six, under no-new-privileges,
+//! that it will run blocks as the session's code uid, and that /workspace has the room asked.
 
 use std::io::Read;
 use std::path::Path;
 
 use super::spec::SUPERVISOR_CAPABILITY_MASK;
 use crate::config::Protection;
-use crate::supervisor::frame::Hello;
+use crate::supervisor::frame::{Hello, WorkspaceRoom};
 
 /// `Err` says what is wrong, to follow "the sandbox's supervisor …".
 pub(super) fn check(
     hello: &Hello,
     code_uid: u32,
+    workspace: Option<WorkspaceRoom>,
     waived: impl Fn(Protection) -> bool,
 ) -> Result<(), String> {
     if hello.version != env!("CARGO_PKG_VERSION") {
@@ -37,13 +38,25 @@ pub(super) fn check(
     let extra = hello.capabilities & !SUPERVISOR_CAPABILITY_MASK;
     if extra != 0 && !waived(Protection::CapDrop) {
         return Err(format!(
-            "holds capabilities beyond the five it needs (CapEff {:016x}, extra {extra:016x})",
+            "holds capabilities beyond the six it needs (CapEff {:016x}, extra {extra:016x})",
             hello.capabilities
         ));
     }
     // Never waived: without it a setuid program would give a block the capabilities above.
     if !hello.no_new_privileges {
         return Err("runs without no-new-privileges".into());
+    }
+    if hello.workspace != workspace && !waived(Protection::Workspace) {
+        let show = |room: Option<WorkspaceRoom>| {
+            room.map_or("no limit".to_string(), |room| {
+                format!("{} bytes and {} inodes", room.bytes, room.inodes)
+            })
+        };
+        return Err(format!(
+            "finds room for {} in /workspace, not the {} asked",
+            show(hello.workspace),
+            show(workspace)
+        ));
     }
     Ok(())
 }
@@ -94,24 +107,25 @@ mod tests {
             code_uid: 1000,
             capabilities: SUPERVISOR_CAPABILITY_MASK,
             no_new_privileges: true,
+            workspace: None,
         }
     }
 
     #[test]
-    fn only_a_root_supervisor_with_its_five_capabilities_is_accepted() {
+    fn only_a_root_supervisor_with_its_six_capabilities_is_accepted() {
         let none = |_| false;
-        assert_eq!(check(&hello(), 1000, none), Ok(()));
+        assert_eq!(check(&hello(), 1000, None, none), Ok(()));
         let fewer = Hello {
             capabilities: 1 << 5,
             ..hello()
         };
-        assert_eq!(check(&fewer, 1000, none), Ok(()));
+        assert_eq!(check(&fewer, 1000, None, none), Ok(()));
         let sys_admin = Hello {
             capabilities: SUPERVISOR_CAPABILITY_MASK | 1 << 21,
             ..hello()
         };
         assert!(
-            check(&sys_admin, 1000, none)
+            check(&sys_admin, 1000, None, none)
                 .unwrap_err()
                 .contains("beyond")
         );
@@ -119,14 +133,53 @@ mod tests {
             uid: 1000,
             ..hello()
         };
-        assert!(check(&not_root, 1000, none).is_err());
-        assert!(check(&hello(), 1001, none).is_err());
+        assert!(check(&not_root, 1000, None, none).is_err());
+        assert!(check(&hello(), 1001, None, none).is_err());
         let privileges = Hello {
             no_new_privileges: false,
             ..hello()
         };
-        assert!(check(&privileges, 1000, none).is_err());
-        assert!(check(&privileges, 1000, |p| p == Protection::NoNewPrivileges).is_err());
+        assert!(check(&privileges, 1000, None, none).is_err());
+        assert!(
+            check(&privileges, 1000, None, |p| p
+                == Protection::NoNewPrivileges)
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_workspace_without_the_room_asked_is_refused_unless_waived() {
+        let none = |_| false;
+        let asked = WorkspaceRoom {
+            bytes: 1 << 30,
+            inodes: 100_000,
+        };
+        let roomier = Hello {
+            workspace: Some(WorkspaceRoom {
+                bytes: 2 << 30,
+                ..asked
+            }),
+            ..hello()
+        };
+        let err = check(&roomier, 1000, Some(asked), none).unwrap_err();
+        assert!(
+            err.contains("2147483648 bytes") && err.contains("not the 1073741824"),
+            "{err}"
+        );
+        assert!(
+            check(&hello(), 1000, Some(asked), none)
+                .unwrap_err()
+                .contains("no limit")
+        );
+        let exact = Hello {
+            workspace: Some(asked),
+            ..hello()
+        };
+        assert_eq!(check(&exact, 1000, Some(asked), none), Ok(()));
+        assert_eq!(
+            check(&roomier, 1000, Some(asked), |p| p == Protection::Workspace),
+            Ok(())
+        );
     }
 
     #[test]

@@ -369,7 +369,8 @@ impl DockerSandbox {
             }
         };
         let waived = |p: Protection| self.config.waive.contains(&p);
-        greeting::check(&hello, self.plan.users.code.uid, waived).map_err(refuse)
+        let code_uid = self.plan.users.code.uid;
+        greeting::check(&hello, code_uid, self.plan.mirrored, waived).map_err(refuse)
     }
 
     async fn restart(&mut self, why: &str) -> Result<(), SandboxError> {
@@ -432,8 +433,12 @@ impl Sandbox for DockerSandbox {
         } else {
             format!(" · ⚠ weakened: {}", weakened.join(", "))
         };
+        let workspace = match self.plan.mirrored {
+            Some(_) => format!(" · workspace {}", self.config.workspace_limit),
+            None => String::new(),
+        };
         format!(
-            "{} · network {} · {} · {} CPU · {} pids · container {}{warning}",
+            "{} · network {} · {}{workspace} · {} CPU · {} pids · container {}{warning}",
             self.image.short(),
             self.config.network,
             self.config.memory,

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use bollard::models::{ContainerInspectResponse, HostConfig};
 
 use super::spec::{
-    ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, nofile_limit, refused_network,
+    ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, nofile_limit,
+    refused_network,
 };
 use crate::config::{Protection, SandboxConfig};
 use crate::sandbox::SandboxError;
@@ -36,7 +37,7 @@ pub fn verify(
             missing.push(Missing { protection, detail });
         }
     };
-    let memory = config.memory.bytes() as i64;
+    let memory = memory_limit(config);
     check(
         host.network_mode.as_deref() == Some(config.network.as_str()),
         Protection::Network,

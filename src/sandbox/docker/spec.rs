@@ -10,6 +10,7 @@ use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, ResourcesU
 use crate::config::{SandboxConfig, parse_user};
 use crate::sandbox::SandboxError;
 use crate::sandbox::owner::Owner;
+use crate::supervisor::frame::WorkspaceRoom;
 
 pub const LABEL_APP: &str = "airlock";
 pub const LABEL_SESSION: &str = "airlock.session";
@@ -19,14 +20,26 @@ pub const WORKSPACE: &str = "/workspace";
 pub const SUPERVISOR: &str = "/opt/airlock/airlock";
 /// The parent of every block's private directory: only the supervisor writes it.
 pub const BLOCKS: &str = "/run/airlock-blocks";
+/// Where the host's workspace directory is mounted when /workspace is the capped tmpfs that
+/// mirrors it: under a directory only the supervisor may enter, so no block writes past
+/// the cap.
+pub const HOST_WORKSPACE_PARENT: &str = "/run/airlock-host";
+pub const HOST_WORKSPACE: &str = "/run/airlock-host/workspace";
 /// The capabilities the container keeps, all of them the supervisor's: to start blocks as
-/// their uid (SETUID, SETGID), hand them their directory (CHOWN), sweep them (KILL) and clear
-/// up after them (DAC_OVERRIDE). A block keeps none: it runs as another uid.
-pub const SUPERVISOR_CAPABILITIES: [&str; 5] =
-    ["CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"];
+/// their uid (SETUID, SETGID), hand them their directory (CHOWN), sweep them (KILL), clear up
+/// after them (DAC_OVERRIDE) and copy the workspace with its owners, modes and times (CHOWN,
+/// DAC_OVERRIDE, FOWNER). A block keeps none: it runs as another uid.
+pub const SUPERVISOR_CAPABILITIES: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "KILL",
+    "SETGID",
+    "SETUID",
+];
 /// The same set as the bit mask of /proc/PID/status (`CapEff`): CHOWN is bit 0,
-/// DAC_OVERRIDE 1, KILL 5, SETGID 6, SETUID 7.
-pub const SUPERVISOR_CAPABILITY_MASK: u64 = 1 << 0 | 1 << 1 | 1 << 5 | 1 << 6 | 1 << 7;
+/// DAC_OVERRIDE 1, FOWNER 3, KILL 5, SETGID 6, SETUID 7.
+pub const SUPERVISOR_CAPABILITY_MASK: u64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 7;
 /// The size of the blocks' tmpfs: each holds its code, up to the supervisor's request limit.
 const BLOCKS_SIZE: u64 = 80 << 20;
 
@@ -93,6 +106,9 @@ pub struct ContainerPlan {
     pub owner: Owner,
     /// The host file mounted as the supervisor.
     pub supervisor: PathBuf,
+    /// The room of /workspace when it is the capped tmpfs mirrored to `workspace`; `None`
+    /// when `workspace` itself is mounted there.
+    pub mirrored: Option<WorkspaceRoom>,
 }
 
 /// The host file that becomes the container's supervisor.
@@ -122,8 +138,9 @@ impl ContainerPlan {
                 config.network
             )));
         }
+        let mirrored = mirrored_room(config);
         let mut binds = vec![
-            workspace_bind(&workspace, config.workspace_read_only)?,
+            workspace_bind(&workspace, config.workspace_read_only, mirrored.is_some())?,
             supervisor_bind(supervisor)?,
         ];
         for volume in &config.extra_volumes {
@@ -138,6 +155,7 @@ impl ContainerPlan {
             binds,
             owner: Owner::current(),
             supervisor: supervisor.to_path_buf(),
+            mirrored,
         })
     }
 
@@ -173,7 +191,7 @@ impl ContainerPlan {
 
     fn supervisor_command(&self) -> Vec<String> {
         let code = self.users.code;
-        [
+        let mut command: Vec<String> = [
             SUPERVISOR,
             "supervise",
             "--uid",
@@ -190,12 +208,65 @@ impl ContainerPlan {
             "/dev/shm",
         ]
         .map(String::from)
-        .to_vec()
+        .to_vec();
+        if self.mirrored.is_some() {
+            command.extend(["--mirror".to_string(), HOST_WORKSPACE.to_string()]);
+        }
+        command
     }
 }
 
+/// What /workspace may hold when it is the capped tmpfs: the kernel rounds the size up to
+/// whole pages.
+fn mirrored_room(config: &SandboxConfig) -> Option<WorkspaceRoom> {
+    const PAGE: u64 = 4096;
+    let limit = config.workspace_limit.bytes();
+    (limit > 0 && !config.workspace_read_only).then(|| WorkspaceRoom {
+        bytes: limit.div_ceil(PAGE) * PAGE,
+        inodes: config.workspace_inodes,
+    })
+}
+
+/// The container's memory cgroup limit: what programs may use plus what the workspace's
+/// tmpfs may hold, since its pages are charged to the same cgroup.
+pub fn memory_limit(config: &SandboxConfig) -> i64 {
+    let workspace = mirrored_room(config).map_or(0, |room| room.bytes);
+    (config.memory.bytes() + workspace) as i64
+}
+
+fn tmpfs_mounts(plan: &ContainerPlan, config: &SandboxConfig) -> HashMap<String, String> {
+    let mut mounts = HashMap::from([
+        (
+            "/tmp".to_string(),
+            format!(
+                "rw,nosuid,nodev,noexec,size={},mode=1777",
+                config.tmp_size.bytes()
+            ),
+        ),
+        (
+            BLOCKS.to_string(),
+            format!("rw,nosuid,nodev,noexec,size={BLOCKS_SIZE},mode=0711"),
+        ),
+    ]);
+    if let Some(room) = plan.mirrored {
+        // Programs may be built and run there, as in the directory it mirrors; never set-id.
+        mounts.insert(
+            WORKSPACE.to_string(),
+            format!(
+                "rw,nosuid,nodev,exec,size={},nr_inodes={},mode=0700",
+                room.bytes, room.inodes
+            ),
+        );
+        mounts.insert(
+            HOST_WORKSPACE_PARENT.to_string(),
+            "rw,nosuid,nodev,noexec,size=64k,mode=0700".to_string(),
+        );
+    }
+    mounts
+}
+
 fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
-    let memory = config.memory.bytes() as i64;
+    let memory = memory_limit(config);
     HostConfig {
         network_mode: Some(config.network.clone()),
         memory: Some(memory),
@@ -204,19 +275,7 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         pids_limit: Some(config.pids_limit),
         ulimits: Some(vec![nofile_limit(config)]),
         readonly_rootfs: Some(config.read_only_root),
-        tmpfs: Some(HashMap::from([
-            (
-                "/tmp".to_string(),
-                format!(
-                    "rw,nosuid,nodev,noexec,size={},mode=1777",
-                    config.tmp_size.bytes()
-                ),
-            ),
-            (
-                BLOCKS.to_string(),
-                format!("rw,nosuid,nodev,noexec,size={BLOCKS_SIZE},mode=0711"),
-            ),
-        ])),
+        tmpfs: Some(tmpfs_mounts(plan, config)),
         shm_size: Some(config.shm_size.bytes() as i64),
         cap_drop: Some(vec!["ALL".to_string()]),
         cap_add: Some(SUPERVISOR_CAPABILITIES.map(String::from).to_vec()),
@@ -279,10 +338,11 @@ fn container_env(config: &SandboxConfig, secret_env: &str) -> Result<Vec<String>
     Ok(env)
 }
 
-fn workspace_bind(path: &Path, read_only: bool) -> Result<String, SandboxError> {
+fn workspace_bind(path: &Path, read_only: bool, mirrored: bool) -> Result<String, SandboxError> {
     let source = checked_source(path, "sandbox.workspace")?;
     let mode = if read_only { "ro" } else { "rw" };
-    Ok(format!("{}:{WORKSPACE}:{mode}", source.display()))
+    let target = if mirrored { HOST_WORKSPACE } else { WORKSPACE };
+    Ok(format!("{}:{target}:{mode}", source.display()))
 }
 
 /// `HOST:CONTAINER[:ro|rw]` from `sandbox.extra_volumes`.

@@ -1,0 +1,185 @@
+use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::Path;
+
+use super::*;
+
+/// A /workspace and a host directory, as two temporary directories.
+struct Trees {
+    inside: tempfile::TempDir,
+    host: tempfile::TempDir,
+    mirror: Mirror,
+}
+
+impl Trees {
+    fn new() -> Self {
+        let inside = tempfile::tempdir().expect("inside");
+        let host = tempfile::tempdir().expect("host");
+        let mirror = Mirror::open(inside.path(), host.path()).expect("mirror");
+        Self {
+            inside,
+            host,
+            mirror,
+        }
+    }
+
+    fn inside(&self, rel: &str) -> std::path::PathBuf {
+        self.inside.path().join(rel)
+    }
+
+    fn host(&self, rel: &str) -> std::path::PathBuf {
+        self.host.path().join(rel)
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|err| format!("<{err}>"))
+}
+
+#[test]
+fn changes_go_both_ways_and_removals_follow_them() {
+    let mut trees = Trees::new();
+    std::fs::create_dir(trees.host("data")).expect("dir");
+    std::fs::write(trees.host("data/input.csv"), "a,b\n").expect("write");
+    let mut ticks = 0;
+    let pulled = trees.mirror.pull(&mut || ticks += 1);
+    assert_eq!(pulled.problems, Vec::<String>::new());
+    // Every entry is a moment to say the copy goes on.
+    assert_eq!(ticks, 2);
+    assert_eq!(read(&trees.inside("data/input.csv")), "a,b\n");
+
+    // The block writes a report and removes the input.
+    std::fs::write(trees.inside("report.txt"), "done\n").expect("write");
+    std::fs::remove_file(trees.inside("data/input.csv")).expect("remove");
+    let pushed = trees.mirror.push(&mut || {});
+    assert_eq!((pushed.copied, pushed.removed), (1, 1), "{pushed:?}");
+    assert_eq!(read(&trees.host("report.txt")), "done\n");
+    assert!(!trees.host("data/input.csv").exists());
+
+    // The operator edits the report and adds a file between blocks.
+    std::fs::write(trees.host("report.txt"), "edited\n").expect("write");
+    std::fs::write(trees.host("notes.md"), "hi\n").expect("write");
+    trees.mirror.pull(&mut || {});
+    assert_eq!(read(&trees.inside("report.txt")), "edited\n");
+    assert_eq!(read(&trees.inside("notes.md")), "hi\n");
+    // Nothing changed inside: a push copies nothing back.
+    assert_eq!(trees.mirror.push(&mut || {}), PassReport::default());
+}
+
+#[test]
+fn a_change_on_the_other_side_wins_over_a_removal() {
+    let mut trees = Trees::new();
+    std::fs::write(trees.inside("shared.txt"), "one\n").expect("write");
+    trees.mirror.push(&mut || {});
+    // While the block removes it, the operator rewrites it on the host.
+    std::fs::remove_file(trees.inside("shared.txt")).expect("remove");
+    std::thread::sleep(std::time::Duration::from_millis(10));
+    std::fs::write(trees.host("shared.txt"), "operator's\n").expect("write");
+    let pushed = trees.mirror.push(&mut || {});
+    assert_eq!(pushed.removed, 0);
+    assert_eq!(read(&trees.host("shared.txt")), "operator's\n");
+    // A file new on the host, unknown to the mirror, is never removed by a push either.
+    std::fs::write(trees.host("new-on-host.txt"), "x").expect("write");
+    trees.mirror.push(&mut || {});
+    assert!(trees.host("new-on-host.txt").exists());
+    trees.mirror.pull(&mut || {});
+    assert_eq!(read(&trees.inside("shared.txt")), "operator's\n");
+}
+
+#[test]
+fn a_sparse_file_takes_no_more_room_on_the_host_than_inside() {
+    let mut trees = Trees::new();
+    let file = std::fs::File::create(trees.inside("huge.img")).expect("create");
+    file.set_len(64 << 30).expect("a 64 GiB hole");
+    std::os::unix::fs::FileExt::write_at(&file, b"tail", (64 << 30) - 4).expect("write");
+    drop(file);
+    let pushed = trees.mirror.push(&mut || {});
+    assert_eq!(pushed.problems, Vec::<String>::new());
+    let meta = std::fs::metadata(trees.host("huge.img")).expect("copied");
+    assert_eq!(meta.len(), 64 << 30);
+    assert!(meta.blocks() * 512 < 1 << 20, "{} blocks", meta.blocks());
+    let copy = std::fs::File::open(trees.host("huge.img")).expect("open");
+    let mut end = [0; 4];
+    std::os::unix::fs::FileExt::read_at(&copy, &mut end, (64 << 30) - 4).expect("read");
+    assert_eq!(&end, b"tail");
+}
+
+#[test]
+fn hard_links_stay_links_so_the_host_holds_one_copy() {
+    let mut trees = Trees::new();
+    std::fs::write(trees.inside("data.bin"), vec![7u8; 1 << 20]).expect("write");
+    for n in 0..50 {
+        std::fs::hard_link(trees.inside("data.bin"), trees.inside(&format!("link{n}")))
+            .expect("link");
+    }
+    trees.mirror.push(&mut || {});
+    let first = std::fs::metadata(trees.host("data.bin")).expect("copied");
+    assert_eq!(first.nlink(), 51);
+    for n in 0..50 {
+        let link = std::fs::metadata(trees.host(&format!("link{n}"))).expect("link copied");
+        assert_eq!(link.ino(), first.ino());
+    }
+}
+
+#[test]
+fn symlinks_are_copied_as_links_and_never_followed() {
+    let mut trees = Trees::new();
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("secret"), "host secret").expect("write");
+    // Planted on the host: a link to a file outside the workspace.
+    symlink(outside.path().join("secret"), trees.host("leak")).expect("link");
+    trees.mirror.pull(&mut || {});
+    let inside = std::fs::read_link(trees.inside("leak")).expect("a link inside");
+    assert_eq!(inside, outside.path().join("secret"));
+    // The block turns a directory the host has into a link to the outside directory, and
+    // writes through nothing: the push must not write into `outside`.
+    std::fs::create_dir(trees.inside("out")).expect("dir");
+    std::fs::write(trees.inside("out/file"), "x").expect("write");
+    trees.mirror.push(&mut || {});
+    std::fs::remove_dir_all(trees.inside("out")).expect("remove");
+    symlink(outside.path(), trees.inside("out")).expect("link");
+    std::fs::write(trees.inside("out2"), "y").expect("write");
+    trees.mirror.push(&mut || {});
+    assert_eq!(
+        std::fs::read_link(trees.host("out")).expect("a link on the host"),
+        outside.path()
+    );
+    let names: Vec<_> = std::fs::read_dir(outside.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+    assert_eq!(read(&outside.path().join("secret")), "host secret");
+}
+
+#[test]
+fn set_id_bits_never_reach_the_host() {
+    let mut trees = Trees::new();
+    std::fs::write(trees.inside("tool"), "#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(trees.inside("tool"), PermissionsExt::from_mode(0o6755))
+        .expect("chmod");
+    std::fs::create_dir(trees.inside("drop")).expect("dir");
+    std::fs::set_permissions(trees.inside("drop"), PermissionsExt::from_mode(0o3777))
+        .expect("chmod");
+    trees.mirror.push(&mut || {});
+    let mode = |rel: &str| std::fs::metadata(trees.host(rel)).expect("copied").mode() & 0o7777;
+    assert_eq!(mode("tool"), 0o755);
+    assert_eq!(mode("drop"), 0o777);
+}
+
+#[test]
+fn nesting_past_the_depth_limit_is_reported_not_followed() {
+    let mut trees = Trees::new();
+    let mut deep = trees.inside("d");
+    for _ in 0..MAX_DEPTH + 5 {
+        deep = deep.join("d");
+    }
+    std::fs::create_dir_all(&deep).expect("deep");
+    let pushed = trees.mirror.push(&mut || {});
+    assert!(
+        pushed
+            .problems
+            .iter()
+            .any(|p| p.contains("nested too deep")),
+        "{pushed:?}"
+    );
+}
