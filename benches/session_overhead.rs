@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::commands::session::settings;
 use airlock::config::{ApproveMode, Config};
 use airlock::engine::policy::Policy;
 use airlock::engine::{Events, Language, LanguageTable, Session};
@@ -19,6 +18,7 @@ use airlock::model::scripted::ScriptedModel;
 use airlock::protocol::{DoneReason, Event};
 use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use airlock::sandbox::{BlockSpec, Sandbox};
+use airlock::wiring::settings;
 use tokio::sync::mpsc;
 
 const CODE: &str = "print(sum(range(1000)))\n";

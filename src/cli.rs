@@ -7,7 +7,7 @@
 //! What each command does, prints and returns is described in README.md, "Commands".
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -308,6 +308,9 @@ impl GlobalArgs {
         if let Some(model) = &self.model {
             config.model.model = model.clone();
         }
+        // The key bindings are the screen's; a broken one is refused here all the same, for
+        // every command, as the rest of the file is.
+        crate::tui::keymap::Keymap::new(&config.ui.keys)?;
         Ok(config)
     }
 }
@@ -419,7 +422,7 @@ async fn resume(
 ) -> anyhow::Result<ExitCode> {
     let session = match session {
         Some(session) => session,
-        None => crate::tui::latest_session(config)?,
+        None => crate::wiring::latest_session(config)?,
     };
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return Err(crate::error::usage("airlock resume needs a terminal"));
@@ -455,26 +458,6 @@ fn history(config: &Config, action: HistoryAction) -> anyhow::Result<ExitCode> {
             session, format, ..
         } => commands::history::export(config, &session, format),
     }
-}
-
-/// Reads FILE, or standard input for `-` or no file, as UTF-8 text.
-pub fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
-    use std::io::Read;
-    let (bytes, name) = match file {
-        Some(path) if path != Path::new("-") => (
-            std::fs::read(path).map_err(|err| {
-                crate::error::usage(format!("cannot read {}: {err}", path.display()))
-            })?,
-            path.display().to_string(),
-        ),
-        _ => {
-            let mut bytes = Vec::new();
-            std::io::stdin().read_to_end(&mut bytes)?;
-            (bytes, "standard input".to_string())
-        }
-    };
-    String::from_utf8(bytes)
-        .map_err(|err| crate::error::usage(format!("{name} is not UTF-8 text: {err}")))
 }
 
 /// Logs go to a file under the data directory, never to the terminal. Level from

@@ -46,6 +46,70 @@ pub struct ExecResult {
     pub workspace_full: bool,
 }
 
+/// How a run ended, decided here for every view (the model's status line, `run`, `exec`,
+/// the logs and history panes, `history list`, the export, stop-on-failure): the first of
+/// these that applies, in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The operator stopped it before it finished.
+    Stopped,
+    /// The kernel's OOM killer ended it.
+    OutOfMemory,
+    /// It reached its time limit.
+    TimedOut,
+    /// It exited by itself with this status (128 + N when signal N ended it).
+    Exited(i64),
+    /// airlock ended it without a status.
+    Killed,
+}
+
+impl Outcome {
+    pub fn of(exit_code: Option<i64>, timed_out: bool, oom_killed: bool, cancelled: bool) -> Self {
+        match exit_code {
+            _ if cancelled => Self::Stopped,
+            _ if oom_killed => Self::OutOfMemory,
+            _ if timed_out => Self::TimedOut,
+            Some(code) => Self::Exited(code),
+            None => Self::Killed,
+        }
+    }
+
+    pub fn succeeded(self) -> bool {
+        self == Self::Exited(0)
+    }
+
+    /// A word or two for lists and badges: `exit 3`, `timeout`, `oom`, `stopped`, `killed`.
+    pub fn label(self) -> String {
+        match self {
+            Self::Stopped => "stopped".into(),
+            Self::OutOfMemory => "oom".into(),
+            Self::TimedOut => "timeout".into(),
+            Self::Exited(code) => format!("exit {code}"),
+            Self::Killed => "killed".into(),
+        }
+    }
+
+    /// For a sentence: `exit 3`, `timed out`, `out of memory`, `stopped`, `killed`.
+    pub fn phrase(self) -> String {
+        match self {
+            Self::OutOfMemory => "out of memory".into(),
+            Self::TimedOut => "timed out".into(),
+            other => other.label(),
+        }
+    }
+}
+
+impl ExecResult {
+    pub fn outcome(&self) -> Outcome {
+        Outcome::of(
+            self.exit_code,
+            self.timed_out,
+            self.oom_killed,
+            self.cancelled,
+        )
+    }
+}
+
 #[cfg(test)]
 impl ExecResult {
     /// A finished run for tests: this exit code and output, nothing else of note.
@@ -84,6 +148,18 @@ pub enum DecisionKind {
 }
 
 impl DecisionKind {
+    /// Its wire name: `approve`, `approve_session`, `edit`, `skip`, `reject`, `abort`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::ApproveSession => "approve_session",
+            Self::Edit => "edit",
+            Self::Skip => "skip",
+            Self::Reject => "reject",
+            Self::Abort => "abort",
+        }
+    }
+
     pub fn runs(self) -> bool {
         matches!(self, Self::Approve | Self::ApproveSession | Self::Edit)
     }
@@ -294,6 +370,21 @@ pub enum Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_outcome_whatever_else_happened() {
+        let stopped_while_out_of_memory = Outcome::of(Some(137), true, true, true);
+        assert_eq!(stopped_while_out_of_memory, Outcome::Stopped);
+        assert_eq!(
+            Outcome::of(Some(137), true, true, false),
+            Outcome::OutOfMemory
+        );
+        assert_eq!(Outcome::of(None, true, false, false).phrase(), "timed out");
+        assert_eq!(Outcome::of(Some(3), false, false, false).label(), "exit 3");
+        assert_eq!(Outcome::of(None, false, false, false), Outcome::Killed);
+        assert!(ExecResult::sample(Some(0), "").outcome().succeeded());
+        assert!(!ExecResult::sample(Some(1), "").outcome().succeeded());
+    }
 
     #[test]
     fn events_are_flat_and_tagged() {

@@ -431,9 +431,9 @@ fn a_killed_airlock_leaves_no_container() {
 
 #[test]
 fn stale_containers_of_dead_owners_are_reaped_and_live_ones_kept() {
-    let host = airlock::sandbox::owner::hostname();
+    let host = airlock::owner::hostname();
     let dead = format!("airlock.owner={host}:999999999:1");
-    let me = airlock::sandbox::owner::Owner::current().to_string();
+    let me = airlock::owner::Owner::current().to_string();
     let run = |label: &str| {
         docker(&[
             "run",

@@ -101,7 +101,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             report.line(true, "image", detail);
         }
     }
-    let request = super::session_request(config, "doctor")?;
+    let request = crate::wiring::session_request(config, "doctor")?;
     let probe_workspace = ProbeWorkspace::of(config, &request);
     let started = DockerSandbox::start_reporting(
         docker,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::engine::{Language, LanguageTable};
 use crate::error::{EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_UNAVAILABLE, usage};
-use crate::protocol::{ExecResult, Stream};
+use crate::protocol::{ExecResult, Outcome, Stream};
 use crate::sandbox::docker::{self, DockerSandbox};
 use crate::sandbox::{BlockSpec, Sandbox};
 
@@ -20,7 +20,7 @@ pub struct Options {
 }
 
 pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
-    let code = crate::cli::read_input(options.file.as_deref())?;
+    let code = super::read_input(options.file.as_deref())?;
     let table = LanguageTable::new(&config.languages);
     let language = choose_language(
         &table,
@@ -29,10 +29,10 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         &code,
     )?;
 
-    let mut interrupts = super::Interrupts::listen()?;
+    let mut interrupts = crate::wiring::Interrupts::listen()?;
     let notices = super::stderr_notices();
     let docker = docker::connect().await?;
-    let request = super::session_request(config, "s")?;
+    let request = crate::wiring::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
         started = DockerSandbox::start_reporting(docker.clone(), request, notices, super::stderr_progress()) => started?,
         () = interrupts.next() => {
@@ -110,10 +110,14 @@ fn finish_live(result: &ExecResult) {
         );
         write_live(Stream::Stdout, tail);
     }
-    if result.timed_out {
-        eprintln!("airlock: the block was stopped after reaching its time limit");
-    } else if result.oom_killed {
-        eprintln!("airlock: the block was killed for running out of memory");
+    match result.outcome() {
+        Outcome::TimedOut => {
+            eprintln!("airlock: the block was stopped after reaching its time limit")
+        }
+        Outcome::OutOfMemory => {
+            eprintln!("airlock: the block was killed for running out of memory")
+        }
+        _ => {}
     }
     if result.workspace_full {
         eprintln!(
@@ -128,7 +132,7 @@ fn finish_live(result: &ExecResult) {
 
 /// The block's exit code; 124 on timeout.
 fn exit_code(result: &ExecResult) -> ExitCode {
-    if result.timed_out {
+    if result.outcome() == Outcome::TimedOut {
         return ExitCode::from(EXIT_TIMEOUT);
     }
     match result.exit_code {

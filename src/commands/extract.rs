@@ -8,7 +8,7 @@ use crate::engine::{LanguageTable, extract_blocks};
 use crate::output::sanitize::for_person;
 
 pub fn run(config: &Config, file: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
-    let markdown = crate::cli::read_input(file)?;
+    let markdown = super::read_input(file)?;
     let blocks = extract_blocks(&markdown, &LanguageTable::new(&config.languages));
     if json {
         println!("{}", serde_json::to_string_pretty(&blocks)?);

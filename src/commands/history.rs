@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::config::Config;
 use crate::error::usage;
 use crate::output::sanitize::for_person;
+use crate::protocol::DecisionKind;
 use crate::store::clock::{local_date_time, local_zone_problem};
 use crate::store::{RunFilter, RunRow, Store, markdown};
 
@@ -39,13 +40,7 @@ pub fn list(config: &Config, filter: &RunFilter, json: bool) -> anyhow::Result<E
 
 /// One line per run: when, which session and run, language, decision, outcome, first line.
 fn summary(run: &RunRow) -> String {
-    let outcome = match (run.status.as_str(), run.exit_code) {
-        ("finished", _) if run.timed_out => "timeout".to_string(),
-        ("finished", _) if run.oom_killed => "oom".to_string(),
-        ("finished", _) if run.cancelled => "stopped".to_string(),
-        ("finished", Some(code)) => format!("exit {code}"),
-        (status, _) => status.to_string(),
-    };
+    let decision = run.decision.map_or("", DecisionKind::name);
     let first = for_person(run.code.lines().next().unwrap_or(""));
     format!(
         "{}  {}  {}  {:<7} {:<16} {:<11} {:>7}  {first}",
@@ -53,8 +48,8 @@ fn summary(run: &RunRow) -> String {
         run.session,
         run.run,
         run.language,
-        format!("{}{}", run.decision, if run.edited { "+edit" } else { "" }),
-        outcome,
+        format!("{decision}{}", if run.edited { "+edit" } else { "" }),
+        run.state(),
         run.duration_ms
             .map_or(String::new(), |ms| format!("{ms}ms")),
     )

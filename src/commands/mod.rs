@@ -6,16 +6,31 @@ pub mod extract;
 pub mod history;
 pub mod image;
 pub mod run;
-pub mod session;
 
+use std::path::Path;
 use std::sync::Arc;
 
-use tokio::signal::unix::{Signal, SignalKind, signal};
-
-use crate::config::{self, Config};
-use crate::ids::new_id;
 use crate::sandbox::Notices;
-use crate::sandbox::docker::SessionRequest;
+
+/// Reads FILE, or standard input for `-` or no file, as UTF-8 text.
+pub(crate) fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
+    use std::io::Read;
+    let (bytes, name) = match file {
+        Some(path) if path != Path::new("-") => (
+            std::fs::read(path).map_err(|err| {
+                crate::error::usage(format!("cannot read {}: {err}", path.display()))
+            })?,
+            path.display().to_string(),
+        ),
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin().read_to_end(&mut bytes)?;
+            (bytes, "standard input".to_string())
+        }
+    };
+    String::from_utf8(bytes)
+        .map_err(|err| crate::error::usage(format!("{name} is not UTF-8 text: {err}")))
+}
 
 /// Notices printed to stderr, so stdout stays the command's own output.
 pub fn stderr_notices() -> Notices {
@@ -35,43 +50,4 @@ pub(crate) fn progress_line(started: std::time::Instant, message: &str) -> Strin
         started.elapsed().as_secs(),
         crate::output::sanitize::for_person(message)
     )
-}
-
-/// A new session's sandbox request from the configuration; `prefix` starts the session id.
-pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionRequest> {
-    Ok(SessionRequest {
-        session: new_id(prefix),
-        config: config.sandbox.clone(),
-        secret_env: config.model.api_key_env.clone(),
-        data_dir: config::data_dir()?,
-        supervisor: crate::sandbox::docker::own_binary()?,
-    })
-}
-
-/// Ctrl-C and SIGTERM, listened to for the whole command: a signal that arrives while
-/// nobody is waiting for one is kept for the next wait, never lost.
-pub struct Interrupts {
-    interrupt: Signal,
-    terminate: Signal,
-}
-
-impl Interrupts {
-    pub fn listen() -> anyhow::Result<Self> {
-        let listen = |kind| {
-            signal(kind)
-                .map_err(|err| anyhow::anyhow!("cannot listen for Ctrl-C and SIGTERM: {err}"))
-        };
-        Ok(Self {
-            interrupt: listen(SignalKind::interrupt())?,
-            terminate: listen(SignalKind::terminate())?,
-        })
-    }
-
-    /// Resolves at the next Ctrl-C or SIGTERM.
-    pub async fn next(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
 }

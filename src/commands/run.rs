@@ -35,23 +35,23 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     if options.prompt.trim().is_empty() {
         return Err(usage("--prompt is empty: say what the model should do"));
     }
-    let (model, model_name) = super::session::choose_model(&config, options.scripted.as_deref())?;
+    let (model, model_name) = crate::wiring::choose_model(&config, options.scripted.as_deref())?;
     if config.approval.mode == ApproveMode::All {
         eprintln!(
             "airlock: WARNING: --approve all: every block that no deny rule forbids runs WITHOUT \
              review (in the sandbox). Use it only for code you would run anyway."
         );
     }
-    let mut interrupts = super::Interrupts::listen()?;
+    let mut interrupts = crate::wiring::Interrupts::listen()?;
     let mut lines = stdin_lines()?;
-    let launch = super::session::Launch {
+    let launch = crate::wiring::Launch {
         model,
         model_name,
         prompt: Some(options.prompt.clone()),
         end_when_idle: true,
         resumed: None,
     };
-    let mut running = super::session::start(&config, launch).await?;
+    let mut running = crate::wiring::start(&config, launch).await?;
     if let Some(problem) = &running.history_problem {
         eprintln!("airlock: {problem}");
     }
@@ -382,18 +382,7 @@ impl Printer {
                 };
             }
             Event::ExecFinished { result, .. } => {
-                let status = match (
-                    result.exit_code,
-                    result.timed_out,
-                    result.oom_killed,
-                    result.cancelled,
-                ) {
-                    (_, _, true, _) => "out of memory".to_string(),
-                    (_, true, _, _) => "timed out".to_string(),
-                    (_, _, _, true) => "stopped".to_string(),
-                    (Some(code), _, _, _) => format!("exit {code}"),
-                    (None, _, _, _) => "killed".to_string(),
-                };
+                let status = result.outcome().phrase();
                 let truncated = if result.truncated {
                     " · output truncated"
                 } else {

@@ -4,6 +4,7 @@
 //! setting that silently does nothing.
 
 mod bytesize;
+pub mod language;
 mod limits;
 mod weakening;
 
@@ -426,7 +427,7 @@ impl Config {
                 }
             }
         }
-        let languages = crate::engine::LanguageTable::new(&self.languages);
+        let languages = language::LanguageTable::new(&self.languages);
         for (key, names) in [
             ("deny_languages", &self.approval.deny_languages),
             ("allow_languages", &self.approval.allow_languages),
@@ -437,9 +438,6 @@ impl Config {
                     languages.names().join(", ")
                 );
             }
-        }
-        if let Err(err) = crate::tui::keymap::Keymap::new(&self.ui.keys) {
-            bail!("{err}");
         }
         if self.model.max_turns == 0 {
             bail!("model.max_turns must be at least 1");

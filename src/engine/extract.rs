@@ -9,7 +9,7 @@ use std::ops::Range;
 use pulldown_cmark::{CodeBlockKind, Event, Parser, Tag, TagEnd};
 use serde::Serialize;
 
-use super::language::LanguageTable;
+use super::LanguageTable;
 
 /// One code block of a message, as `airlock extract --json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

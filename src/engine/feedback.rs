@@ -1,8 +1,8 @@
 //! What the model is told about a block's result: a status line saying plainly what
 //! happened, and a head+tail excerpt of the output with an explicit marker.
 
-use crate::output::omission_marker;
-use crate::protocol::ExecResult;
+use crate::output::{fence_for, omission_marker};
+use crate::protocol::{ExecResult, Outcome};
 
 /// Limits the model is told about, so its status lines can name them.
 #[derive(Debug, Clone, Copy)]
@@ -57,30 +57,26 @@ pub fn result_for_model(result: &ExecResult, limits: &FeedbackLimits) -> String 
 }
 
 fn status_line(result: &ExecResult, limits: &FeedbackLimits) -> String {
-    if result.cancelled {
-        return "The operator stopped the block before it finished; its output may be partial."
-            .to_string();
-    }
-    if result.oom_killed {
-        return format!(
+    match result.outcome() {
+        Outcome::Stopped => {
+            "The operator stopped the block before it finished; its output may be partial."
+                .to_string()
+        }
+        Outcome::OutOfMemory => format!(
             "The block was killed because it ran out of memory (limit {} MiB).",
             limits.memory_bytes >> 20
-        );
-    }
-    if result.timed_out {
-        return format!(
+        ),
+        Outcome::TimedOut => format!(
             "The block was stopped after reaching the {} s time limit; its output may be partial.",
             limits.timeout_secs
-        );
-    }
-    match result.exit_code {
-        Some(0) => "The block ran successfully (exit code 0).".to_string(),
-        Some(code) if code > 128 && code < 160 => format!(
+        ),
+        Outcome::Exited(0) => "The block ran successfully (exit code 0).".to_string(),
+        Outcome::Exited(code) if code > 128 && code < 160 => format!(
             "The block failed with exit code {code} (killed by signal {}).",
             code - 128
         ),
-        Some(code) => format!("The block failed with exit code {code}."),
-        None => "The block was stopped by airlock before it finished.".to_string(),
+        Outcome::Exited(code) => format!("The block failed with exit code {code}."),
+        Outcome::Killed => "The block was stopped by airlock before it finished.".to_string(),
     }
 }
 
@@ -110,12 +106,6 @@ fn excerpt(text: &str, limit: usize) -> String {
         omission_marker(omitted).trim_start_matches('\n'),
         &text[tail_start..]
     )
-}
-
-/// A backtick fence longer than any run of backticks in the text, so output cannot close it.
-pub(crate) fn fence_for(text: &str) -> String {
-    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    "`".repeat((longest + 1).max(3))
 }
 
 #[cfg(test)]

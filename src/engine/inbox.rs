@@ -9,8 +9,8 @@ use std::future::Future;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::sandbox::SandboxError;
 use crate::protocol::Op;
-use crate::sandbox::SandboxError;
 
 /// The frontend asked the session to end while the engine waited on something else.
 pub(super) struct ShutdownRequested;

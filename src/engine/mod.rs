@@ -5,13 +5,13 @@ pub mod approver;
 pub mod extract;
 pub mod feedback;
 mod inbox;
-pub mod language;
 pub mod policy;
 pub mod prompt;
+pub mod sandbox;
 pub mod session;
 pub mod turn;
 mod unoffered;
 
+pub use crate::config::language::{Language, LanguageTable};
 pub use extract::{ExtractedBlock, extract_blocks};
-pub use language::{Language, LanguageTable};
 pub use session::{Ended, Events, Journal, Session, Settings};

@@ -17,6 +17,7 @@ use super::approver::{ApprovalRequest, Approver};
 use super::feedback::FeedbackLimits;
 use super::inbox::{Inbox, Input, ShutdownRequested};
 use super::policy::{Policy, Ruling};
+use super::sandbox::{BlockSpec, Sandbox, SandboxError};
 use super::turn::{Decided, Fate, Turn, TurnBlock};
 use super::unoffered::unoffered_notice;
 use super::{LanguageTable, extract_blocks};
@@ -26,7 +27,6 @@ use crate::protocol::{
     DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope,
     Stream, wire_name,
 };
-use crate::sandbox::{BlockSpec, Sandbox, SandboxError};
 
 /// How a session behaves; everything the engine needs from the configuration.
 #[derive(Debug, Clone)]

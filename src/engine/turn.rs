@@ -37,12 +37,7 @@ impl Fate {
     /// Counts as a failure for stop-on-failure.
     pub fn failed(&self) -> bool {
         match self {
-            Self::Ran(result) => {
-                result.exit_code != Some(0)
-                    || result.timed_out
-                    || result.oom_killed
-                    || result.cancelled
-            }
+            Self::Ran(result) => !result.outcome().succeeded(),
             Self::Broken(_) => true,
         }
     }
@@ -122,7 +117,7 @@ fn block_report(block: &TurnBlock, limits: &FeedbackLimits) -> String {
     };
     let mut lines = Vec::new();
     if let Some(edited) = &decided.edited {
-        let fence = super::feedback::fence_for(edited);
+        let fence = crate::output::fence_for(edited);
         let newline = if edited.ends_with('\n') { "" } else { "\n" };
         lines.push(format!(
             "The operator edited this block before it ran. The code that ran:\n{fence}{}\n{edited}{newline}{fence}",

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::local_date_time;
 use super::{Result, RunFilter, RunRow, Store, StoreError};
-use crate::engine::feedback::fence_for;
+use crate::output::fence_for;
+use crate::protocol::Outcome;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionExport {
@@ -218,19 +219,15 @@ pub fn markdown(export: &SessionExport) -> String {
             }
         }
         for run in export.runs.iter().filter(|run| run.block == block.block) {
-            let status = match (run.status.as_str(), run.exit_code) {
-                ("finished", Some(code)) => format!("exit {code}"),
-                (status, _) => status.to_string(),
-            };
+            let status = run
+                .outcome()
+                .map_or_else(|| run.status.name().to_string(), Outcome::phrase);
             let fence = fence_for(&run.output);
             out.push_str(&format!(
-                "\n- run {} in container {}, started {}: {status}{}{}{}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
+                "\n- run {} in container {}, started {}: {status}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
                 run.run,
                 run.container,
                 local_date_time(run.started_at as i64),
-                if run.timed_out { ", timed out" } else { "" },
-                if run.oom_killed { ", out of memory" } else { "" },
-                if run.cancelled { ", stopped" } else { "" },
                 if run.truncated { ", output truncated" } else { "" },
                 if run.workspace_full { ", workspace full" } else { "" },
                 run.duration_ms.unwrap_or(0),

@@ -6,17 +6,18 @@
 
 pub(crate) mod clock;
 mod export;
+mod runs;
 mod schema;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 
+use crate::owner::Owner;
 use crate::protocol::{Event, wire_name};
-use crate::sandbox::owner::Owner;
 pub use export::{SessionExport, markdown};
+pub use runs::{RunFilter, RunRow, RunStatus};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -57,49 +58,6 @@ pub struct Pruned {
     pub own_workspaces: Vec<String>,
     pub bytes_before: u64,
     pub bytes_after: u64,
-}
-
-/// One run as `history list` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRow {
-    pub session: String,
-    pub run: String,
-    pub block: String,
-    pub language: String,
-    /// The code as the model proposed it.
-    pub proposed: String,
-    /// The code that ran (the edited version when there was an edit).
-    pub code: String,
-    pub edited: bool,
-    pub decision: String,
-    pub decided_by: String,
-    /// `running`, `finished` or `interrupted`.
-    pub status: String,
-    pub exit_code: Option<i64>,
-    pub timed_out: bool,
-    pub oom_killed: bool,
-    pub truncated: bool,
-    pub cancelled: bool,
-    pub output: String,
-    pub output_bytes: u64,
-    pub duration_ms: Option<u64>,
-    pub started_at: u64,
-    /// The container it ran in (short id); empty while running.
-    pub container: String,
-    /// /workspace was full when it ended.
-    #[serde(default)]
-    pub workspace_full: bool,
-}
-
-/// Which runs to list.
-#[derive(Debug, Clone, Default)]
-pub struct RunFilter {
-    pub session: Option<String>,
-    /// Case-insensitive text in the code or the output.
-    pub grep: Option<String>,
-    /// Only this run.
-    pub run: Option<String>,
-    pub limit: Option<usize>,
 }
 
 pub struct Store {
@@ -306,44 +264,6 @@ impl Store {
         Ok(marked)
     }
 
-    /// Runs, newest first.
-    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
-        let grep = filter.grep.as_ref().map(|text| {
-            format!(
-                "%{}%",
-                text.replace('\\', "\\\\")
-                    .replace('%', "\\%")
-                    .replace('_', "\\_")
-            )
-        });
-        let mut statement = self.conn.prepare(
-            "SELECT r.session, r.id, r.block, b.language, r.code, r.edited,
-                    COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
-                    COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
-                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code, COALESCE(r.container, ''),
-                    COALESCE(r.workspace_full, 0)
-             FROM runs r JOIN blocks b ON b.id = r.block
-             LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
-             WHERE (?1 IS NULL OR r.session = ?1) AND (?4 IS NULL OR r.id = ?4)
-               AND (?2 IS NULL OR r.code LIKE ?2 ESCAPE '\\' OR r.output LIKE ?2 ESCAPE '\\')
-             ORDER BY r.started_at DESC, r.rowid DESC
-             LIMIT ?3",
-        )?;
-        let limit = filter.limit.map_or(-1, |n| n as i64);
-        let rows =
-            statement.query_map(params![filter.session, grep, limit, filter.run], run_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    /// One run by id.
-    pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
-        let filter = RunFilter {
-            run: Some(id.to_string()),
-            ..RunFilter::default()
-        };
-        Ok(self.list_runs(&filter)?.into_iter().next())
-    }
-
     /// The newest session's id.
     pub fn latest_session(&self) -> Result<Option<String>> {
         Ok(self
@@ -446,32 +366,6 @@ impl Store {
     }
 }
 
-fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
-    Ok(RunRow {
-        session: row.get(0)?,
-        run: row.get(1)?,
-        block: row.get(2)?,
-        language: row.get(3)?,
-        code: row.get(4)?,
-        edited: row.get(5)?,
-        decision: row.get(6)?,
-        decided_by: row.get(7)?,
-        status: row.get(8)?,
-        exit_code: row.get(9)?,
-        timed_out: row.get(10)?,
-        oom_killed: row.get(11)?,
-        truncated: row.get(12)?,
-        cancelled: row.get(13)?,
-        output: row.get(14)?,
-        output_bytes: row.get::<_, i64>(15)? as u64,
-        duration_ms: row.get::<_, Option<i64>>(16)?.map(|ms| ms as u64),
-        started_at: row.get::<_, i64>(17)? as u64,
-        proposed: row.get(18)?,
-        container: row.get(19)?,
-        workspace_full: row.get(20)?,
-    })
-}
-
 /// Switches to WAL. Two processes creating the file at once can find it locked for a
 /// moment, and SQLite does not wait for that by itself here, so this waits.
 fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
@@ -518,7 +412,7 @@ fn operator_name() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| format!("uid{}", rustix::process::getuid().as_raw()));
-    format!("{user}@{}", crate::sandbox::owner::hostname())
+    format!("{user}@{}", crate::owner::hostname())
 }
 
 #[cfg(test)]
@@ -627,12 +521,12 @@ mod tests {
         assert_eq!(runs.len(), 1);
         let run = &runs[0];
         assert_eq!(
-            (run.run.as_str(), run.status.as_str(), run.exit_code),
+            (run.run.as_str(), run.status.name(), run.exit_code),
             ("s1-r1", "finished", Some(0))
         );
         assert_eq!(run.code, "print(2)\n", "the code that ran is the edit");
         assert!(run.edited);
-        assert_eq!(run.decision, "edit");
+        assert_eq!(run.decision, Some(crate::protocol::DecisionKind::Edit));
         assert!(run.decided_by.contains('@'), "{}", run.decided_by);
         let export = store.export("s1").expect("export");
         assert_eq!(export.messages.len(), 3);
@@ -727,21 +621,21 @@ mod tests {
         let store = Store::open(&path).expect("opens");
         assert_eq!(
             store.run("r").expect("run").expect("there").status,
-            "running"
+            RunStatus::Running
         );
         // An owner that is gone.
         store
             .conn
             .execute(
                 "UPDATE sessions SET owner = ?1",
-                params![format!("{}:999999999:1", crate::sandbox::owner::hostname())],
+                params![format!("{}:999999999:1", crate::owner::hostname())],
             )
             .expect("update");
         drop(store);
         let store = Store::open(&path).expect("opens");
         assert_eq!(
             store.run("r").expect("run").expect("there").status,
-            "interrupted"
+            RunStatus::Interrupted
         );
     }
 

@@ -10,6 +10,7 @@ use ratatui_textarea::TextArea;
 
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogView;
+use super::scroll::Scroll;
 use super::theme::Theme;
 use crate::protocol::{
     DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, ExecResult, IdleReason, Op,
@@ -150,30 +151,6 @@ pub enum SandboxState {
     Ready(String),
     /// It could not start or stopped working.
     Failed,
-}
-
-/// Scroll position of a pane: lines up from the end, and whether it follows new lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scroll {
-    pub from_bottom: usize,
-}
-
-impl Scroll {
-    pub fn follows(self) -> bool {
-        self.from_bottom == 0
-    }
-
-    pub fn apply(&mut self, action: Action, page: usize) {
-        match action {
-            Action::ScrollUp => self.from_bottom += 1,
-            Action::ScrollDown => self.from_bottom = self.from_bottom.saturating_sub(1),
-            Action::PageUp => self.from_bottom += page.max(1),
-            Action::PageDown => self.from_bottom = self.from_bottom.saturating_sub(page.max(1)),
-            Action::Top => self.from_bottom = usize::MAX / 2,
-            Action::Bottom => self.from_bottom = 0,
-            _ => {}
-        }
-    }
 }
 
 /// Where each pane was drawn last, for the mouse.

@@ -12,6 +12,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::app::{App, Focus, RunRecord};
 use super::text::visible_spans;
 use crate::output::sanitize::for_person;
+use crate::protocol::Outcome;
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
@@ -73,14 +74,15 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
     let (status, colour) = match &run.result {
         None if earlier => ("interrupted".to_string(), theme.error),
         None => ("running".to_string(), theme.warning),
-        Some(r) if r.timed_out => ("timeout".into(), theme.error),
-        Some(r) if r.oom_killed => ("oom".into(), theme.error),
-        Some(r) if r.cancelled => ("stopped".into(), theme.warning),
-        Some(r) => match r.exit_code {
-            Some(0) => ("exit 0".into(), theme.success),
-            Some(code) => (format!("exit {code}"), theme.error),
-            None => ("killed".into(), theme.error),
-        },
+        Some(r) => {
+            let outcome = r.outcome();
+            let colour = match outcome {
+                _ if outcome.succeeded() => theme.success,
+                Outcome::Stopped => theme.warning,
+                _ => theme.error,
+            };
+            (outcome.label(), colour)
+        }
     };
     let duration = run
         .result

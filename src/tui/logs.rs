@@ -10,12 +10,12 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::app::Scroll;
 use super::keymap::Action;
+use super::scroll::Scroll;
 use super::sgr;
 use super::text::wrap_line;
 use super::theme::Theme;
-use crate::protocol::{ExecResult, Stream};
+use crate::protocol::{ExecResult, Outcome, Stream};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum LogLine {
@@ -258,14 +258,11 @@ fn badges(result: &ExecResult) -> Vec<(String, Badge)> {
         Some(code) => badges.push((format!("exit {code}"), Badge::Bad)),
         None => {}
     }
-    if result.timed_out {
-        badges.push(("TIMEOUT".into(), Badge::Bad));
-    }
-    if result.oom_killed {
-        badges.push(("OOM".into(), Badge::Bad));
-    }
-    if result.cancelled {
-        badges.push(("STOPPED".into(), Badge::Note));
+    match result.outcome() {
+        Outcome::TimedOut => badges.push(("TIMEOUT".into(), Badge::Bad)),
+        Outcome::OutOfMemory => badges.push(("OOM".into(), Badge::Bad)),
+        Outcome::Stopped => badges.push(("STOPPED".into(), Badge::Note)),
+        Outcome::Exited(_) | Outcome::Killed => {}
     }
     if result.workspace_full {
         badges.push(("WORKSPACE FULL".into(), Badge::Bad));

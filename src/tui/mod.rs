@@ -13,6 +13,7 @@ pub mod keymap;
 pub mod logs;
 pub mod markdown;
 pub mod preparing;
+mod scroll;
 pub mod sgr;
 pub mod status;
 #[cfg(test)]
@@ -39,11 +40,11 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::commands::session::choose_model;
 use crate::config::Config;
 use crate::model::{ChatMessage, Role};
-use crate::protocol::{Event, ExecResult, Op};
-use crate::store::{RunFilter, RunRow, Store};
+use crate::protocol::{DecisionKind, Event, ExecResult, Op};
+use crate::store::{RunFilter, RunRow, RunStatus, Store};
+use crate::wiring::choose_model;
 use app::{App, UiAction};
 use highlight::Highlighter;
 use keymap::Keymap;
@@ -78,7 +79,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     } else {
         choose_model(config, options.scripted.as_deref())?
     };
-    let mut interrupts = crate::commands::Interrupts::listen()?;
+    let mut interrupts = crate::wiring::Interrupts::listen()?;
     let first = options.demo.then(|| DEMO_TASK.to_string());
     let earlier = match &options.resume {
         Some(session) => earlier_messages(config, session)?,
@@ -98,14 +99,14 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
             .collect();
         (session, conversation)
     });
-    let launch = crate::commands::session::Launch {
+    let launch = crate::wiring::Launch {
         model,
         model_name: model_name.clone(),
         prompt: first.clone(),
         end_when_idle: false,
         resumed,
     };
-    let mut running = crate::commands::session::start(config, launch).await?;
+    let mut running = crate::wiring::start(config, launch).await?;
 
     let mut app = App::new(
         theme,
@@ -167,13 +168,6 @@ fn earlier_messages(config: &Config, session: &str) -> anyhow::Result<Vec<(Strin
     Ok(store.conversation(session)?)
 }
 
-/// The newest session, for `airlock resume` without an id.
-pub fn latest_session(config: &Config) -> anyhow::Result<String> {
-    Store::open_configured(&config.history)?
-        .latest_session()?
-        .ok_or_else(|| crate::error::usage("the history holds no session to resume yet"))
-}
-
 /// The latest runs of earlier sessions, oldest first, for the history pane.
 fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
     const SHOWN: usize = 1000;
@@ -189,7 +183,7 @@ fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
 }
 
 fn past_run(row: RunRow) -> app::RunRecord {
-    let result = (row.status == "finished").then(|| ExecResult {
+    let result = (row.status == RunStatus::Finished).then(|| ExecResult {
         exit_code: row.exit_code,
         timed_out: row.timed_out,
         oom_killed: row.oom_killed,
@@ -212,7 +206,11 @@ fn past_run(row: RunRow) -> app::RunRecord {
         proposed: row.proposed,
         code: row.code,
         edited: row.edited,
-        decision: format!("{} ({})", row.decision, row.decided_by),
+        decision: format!(
+            "{} ({})",
+            row.decision.map_or("", DecisionKind::name),
+            row.decided_by
+        ),
         started: UNIX_EPOCH + Duration::from_secs(row.started_at),
         output: row.output,
         result,
@@ -225,7 +223,7 @@ async fn event_loop(
     highlighter: &Highlighter,
     events: &mut mpsc::UnboundedReceiver<Event>,
     ops: &mpsc::UnboundedSender<Op>,
-    interrupts: &mut crate::commands::Interrupts,
+    interrupts: &mut crate::wiring::Interrupts,
 ) -> anyhow::Result<()> {
     let mut input = EventStream::new();
     let mut redraw = tokio::time::interval(Duration::from_millis(50));

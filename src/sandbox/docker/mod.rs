@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Protection, SandboxConfig};
+use crate::owner::Owner;
 use crate::protocol::ExecResult;
-use crate::sandbox::owner::Owner;
 use crate::sandbox::{BlockSpec, LiveOutput, Notices, Sandbox, SandboxError};
 use crate::supervisor::frame::Frame;
 use bollard::Docker;

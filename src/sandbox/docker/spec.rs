@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, ResourcesUlimits};
 
 use crate::config::{SandboxConfig, parse_user};
+use crate::owner::Owner;
 use crate::sandbox::SandboxError;
-use crate::sandbox::owner::Owner;
 use crate::supervisor::frame::WorkspaceRoom;
 
 pub const LABEL_APP: &str = "airlock";

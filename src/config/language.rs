@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::LanguageConfig;
+use super::LanguageConfig;
 
 /// A language airlock can run: its canonical name and how to invoke it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,8 @@
 //! the Docker sandbox starting in the background, and the two channels of the protocol.
 //! `airlock run` and the TUI differ only in what they do with the events.
 
+mod interrupts;
+
 use std::time::Duration;
 
 use bollard::Docker;
@@ -9,20 +11,23 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::approver::CommandApprover;
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::engine::feedback::FeedbackLimits;
 use crate::engine::policy::Policy;
 use crate::engine::prompt::{PromptFacts, default_system_prompt};
 use crate::engine::{Ended, Events, Journal, LanguageTable, Session, Settings};
 use crate::error::usage;
+use crate::ids::new_id;
 use crate::model::openai::OpenAiModel;
 use crate::model::scripted::ScriptedModel;
 use crate::model::{AnyModel, ChatMessage};
 use crate::protocol::{Event, Op};
 use crate::sandbox::Notices;
-use crate::sandbox::docker::{self, DockerSandbox};
+use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use crate::store::{SessionInfo, Store};
 use std::sync::{Arc, OnceLock};
+
+pub use interrupts::Interrupts;
 
 pub struct Running {
     pub engine: JoinHandle<Ended>,
@@ -64,7 +69,7 @@ pub async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
         &config.approval.approver_command,
         Duration::from_secs(config.approval.approver_timeout_secs),
     );
-    let request = super::session_request(config, "s")?;
+    let request = session_request(config, "s")?;
     let settings = settings(config, request.session.clone(), end_when_idle);
     let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
@@ -218,6 +223,24 @@ fn without_credentials(url: &str) -> String {
         Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
         None => url.to_string(),
     }
+}
+
+/// A new session's sandbox request from the configuration; `prefix` starts the session id.
+pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionRequest> {
+    Ok(SessionRequest {
+        session: new_id(prefix),
+        config: config.sandbox.clone(),
+        secret_env: config.model.api_key_env.clone(),
+        data_dir: config::data_dir()?,
+        supervisor: crate::sandbox::docker::own_binary()?,
+    })
+}
+
+/// The newest session in the history, for `--resume` without an id.
+pub fn latest_session(config: &Config) -> anyhow::Result<String> {
+    Store::open_configured(&config.history)?
+        .latest_session()?
+        .ok_or_else(|| usage("the history holds no session to resume yet"))
 }
 
 #[cfg(test)]

@@ -1,0 +1,161 @@
+//! Runs as the history lists them: typed rows, the one query that reads them, and their
+//! outcome as every view shows it.
+
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use super::{Result, Store};
+use crate::protocol::{DecisionKind, Outcome};
+
+/// Where a run is: still going, ended with a result, or cut off (airlock went away).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Finished,
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Finished => "finished",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// One run as `history list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRow {
+    pub session: String,
+    pub run: String,
+    pub block: String,
+    pub language: String,
+    /// The code as the model proposed it.
+    pub proposed: String,
+    /// The code that ran (the edited version when there was an edit).
+    pub code: String,
+    pub edited: bool,
+    /// The decision that let it run.
+    pub decision: Option<DecisionKind>,
+    pub decided_by: String,
+    pub status: RunStatus,
+    pub exit_code: Option<i64>,
+    pub timed_out: bool,
+    pub oom_killed: bool,
+    pub truncated: bool,
+    pub cancelled: bool,
+    pub output: String,
+    pub output_bytes: u64,
+    pub duration_ms: Option<u64>,
+    pub started_at: u64,
+    /// The container it ran in (short id); empty while running.
+    pub container: String,
+    /// /workspace was full when it ended.
+    #[serde(default)]
+    pub workspace_full: bool,
+}
+
+/// Which runs to list.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub session: Option<String>,
+    /// Case-insensitive text in the code or the output.
+    pub grep: Option<String>,
+    /// Only this run.
+    pub run: Option<String>,
+    pub limit: Option<usize>,
+}
+
+impl RunRow {
+    /// How it ended; `None` while it runs or when it was cut off.
+    pub fn outcome(&self) -> Option<Outcome> {
+        (self.status == RunStatus::Finished).then(|| {
+            Outcome::of(
+                self.exit_code,
+                self.timed_out,
+                self.oom_killed,
+                self.cancelled,
+            )
+        })
+    }
+
+    /// Its outcome, or where it is when it has none.
+    pub fn state(&self) -> String {
+        self.outcome()
+            .map_or_else(|| self.status.name().to_string(), Outcome::label)
+    }
+}
+
+impl Store {
+    /// Runs, newest first.
+    pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRow>> {
+        let grep = filter.grep.as_ref().map(|text| {
+            format!(
+                "%{}%",
+                text.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        });
+        let mut statement = self.conn.prepare(
+            "SELECT r.session, r.id, r.block, b.language, r.code, r.edited,
+                    COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
+                    COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
+                    COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code, COALESCE(r.container, ''),
+                    COALESCE(r.workspace_full, 0)
+             FROM runs r JOIN blocks b ON b.id = r.block
+             LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
+             WHERE (?1 IS NULL OR r.session = ?1) AND (?4 IS NULL OR r.id = ?4)
+               AND (?2 IS NULL OR r.code LIKE ?2 ESCAPE '\\' OR r.output LIKE ?2 ESCAPE '\\')
+             ORDER BY r.started_at DESC, r.rowid DESC
+             LIMIT ?3",
+        )?;
+        let limit = filter.limit.map_or(-1, |n| n as i64);
+        let rows =
+            statement.query_map(params![filter.session, grep, limit, filter.run], run_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// One run by id.
+    pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
+        let filter = RunFilter {
+            run: Some(id.to_string()),
+            ..RunFilter::default()
+        };
+        Ok(self.list_runs(&filter)?.into_iter().next())
+    }
+}
+
+/// A value stored under its wire name (`approve`, `finished`).
+fn wire_value<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        session: row.get(0)?,
+        run: row.get(1)?,
+        block: row.get(2)?,
+        language: row.get(3)?,
+        code: row.get(4)?,
+        edited: row.get(5)?,
+        decision: wire_value(&row.get::<_, String>(6)?),
+        decided_by: row.get(7)?,
+        status: wire_value(&row.get::<_, String>(8)?).unwrap_or(RunStatus::Interrupted),
+        exit_code: row.get(9)?,
+        timed_out: row.get(10)?,
+        oom_killed: row.get(11)?,
+        truncated: row.get(12)?,
+        cancelled: row.get(13)?,
+        output: row.get(14)?,
+        output_bytes: row.get::<_, i64>(15)? as u64,
+        duration_ms: row.get::<_, Option<i64>>(16)?.map(|ms| ms as u64),
+        started_at: row.get::<_, i64>(17)? as u64,
+        proposed: row.get(18)?,
+        container: row.get(19)?,
+        workspace_full: row.get(20)?,
+    })
+}
