@@ -3,7 +3,7 @@
 
 pub mod approver;
 pub mod cli;
-pub mod commands;
+pub(crate) mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
