@@ -488,6 +488,7 @@ impl Keymap {
                 })
                 .collect::<anyhow::Result<_>>()?;
         }
+        refuse_conflicts(&bindings)?;
         Ok(Self { bindings })
     }
 
@@ -533,6 +534,27 @@ impl Keymap {
     }
 }
 
+/// Two actions of one context on the same key: only the first could ever be reached.
+fn refuse_conflicts(bindings: &[Binding]) -> anyhow::Result<()> {
+    for (at, first) in bindings.iter().enumerate() {
+        for second in bindings[at + 1..]
+            .iter()
+            .filter(|b| b.context == first.context)
+        {
+            if let Some(key) = first.keys.iter().find(|key| second.keys.contains(key)) {
+                anyhow::bail!(
+                    "ui.keys: {} is bound to both {} and {} ({}); give one of them another key",
+                    key.label(),
+                    first.name,
+                    second.name,
+                    first.context.title()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 impl std::default::Default for Keymap {
     fn default() -> Self {
         Self::new(&BTreeMap::new()).unwrap_or(Self {
@@ -547,6 +569,18 @@ mod tests {
 
     fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
         KeyEvent::new(code, modifiers)
+    }
+
+    #[test]
+    fn two_actions_on_one_key_in_one_context_are_refused_by_name() {
+        let clash = BTreeMap::from([("skip".to_string(), vec!["y".to_string()])]);
+        let err = Keymap::new(&clash).unwrap_err().to_string();
+        assert!(
+            err.contains("y is bound to both approve and skip (Pending block)"),
+            "{err}"
+        );
+        // The same key in two contexts is no conflict: the focused one decides.
+        assert!(Keymap::new(&BTreeMap::new()).is_ok());
     }
 
     #[test]
