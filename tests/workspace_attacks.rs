@@ -144,6 +144,30 @@ async fn holes_and_hard_links_cannot_multiply_what_reaches_the_host() {
 }
 
 #[tokio::test]
+async fn directories_and_long_symlinks_cost_the_host_no_more_than_the_limit() {
+    // On the tmpfs they take no byte; on the host each takes a block.
+    let mut session = session(bounded(1, 100_000)).await;
+    let spray = "import os\n\
+                 for n in range(2000):\n\
+                 \x20   os.mkdir(f'/workspace/d{n}')\n\
+                 \x20   os.symlink('/' + 'x' * 100 + f'/{n}', f'/workspace/l{n}')\n\
+                 print('made')\n";
+    let (sprayed, _) = run(&mut session, "python", spray, 60).await;
+    assert_eq!(sprayed.output, "made\n", "{sprayed:?}");
+    assert!(
+        sprayed.workspace_full,
+        "the host copy stopped at the limit: {sprayed:?}"
+    );
+    let (bytes, entries) = usage(&session.workspace());
+    assert!(
+        bytes <= MIB + (64 << 10),
+        "the host holds {bytes} bytes for a 1 MiB workspace"
+    );
+    assert!(entries > 100, "what fits was copied: {entries}");
+    session.sandbox.shutdown().await;
+}
+
+#[tokio::test]
 async fn the_host_directory_behind_the_workspace_is_out_of_the_blocks_reach() {
     let mut session = session(bounded(16, 100_000)).await;
     let outside = tempfile::tempdir().unwrap();

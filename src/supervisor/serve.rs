@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::block::{self, BlockRun};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
-use super::mirror::Mirror;
+use super::mirror::{Mirror, PassReport};
 use super::reap;
 
 /// Who the code runs as, and where.
@@ -124,13 +124,26 @@ fn run_mirrored(
             pulled.summary().unwrap_or_default()
         )));
     }
-    let outcome = block::run(run, cancelled, send);
-    let pushed = mirror.push(&mut || busy(send));
-    let mut report = match outcome {
+    let mut report = match block::run(run, cancelled, send) {
         Ok(report) => report,
+        // The block may not have been swept: nothing is copied while it could still write.
         Err(why) => return Frame::Fault(why),
     };
-    report.workspace_full = mirror.room().is_ok_and(|room| room.full());
+    let pushed = if report.survivors.is_empty() {
+        mirror.push(&mut || busy(send))
+    } else {
+        // Processes the sweep could not end could change the tree under the copy. The
+        // container is replaced, and starts again from what the host directory holds.
+        PassReport {
+            problems: vec![
+                "the block's changes were not copied to the host: some of its processes \
+                 survived the sweep"
+                    .into(),
+            ],
+            ..PassReport::default()
+        }
+    };
+    report.workspace_full = pushed.no_space || mirror.room().is_ok_and(|room| room.full());
     let problems: Vec<String> = [pulled.summary(), pushed.summary()]
         .into_iter()
         .flatten()

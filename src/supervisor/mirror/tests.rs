@@ -183,3 +183,51 @@ fn nesting_past_the_depth_limit_is_reported_not_followed() {
         "{pushed:?}"
     );
 }
+
+#[test]
+fn hard_links_the_host_made_are_not_taken_for_changes() {
+    let mut trees = Trees::new();
+    std::fs::write(trees.inside("big.bin"), vec![1u8; 1 << 20]).expect("write");
+    for n in 0..5 {
+        std::fs::hard_link(trees.inside("big.bin"), trees.inside(&format!("l{n}"))).expect("link");
+    }
+    trees.mirror.push(&mut || {});
+    // Nothing changed on either side: the next passes copy nothing, so a big file with
+    // links can never fill /workspace with copies of itself.
+    let pulled = trees.mirror.pull(&mut || {});
+    assert_eq!((pulled.copied, pulled.no_space), (0, false), "{pulled:?}");
+    assert_eq!(trees.mirror.push(&mut || {}), PassReport::default());
+    assert_eq!(
+        std::fs::metadata(trees.inside("l4"))
+            .expect("there")
+            .nlink(),
+        6
+    );
+}
+
+#[test]
+fn what_the_mirror_never_knew_is_never_removed_to_make_way() {
+    let mut trees = Trees::new();
+    // On the host, during the block: the operator makes a directory with a file of theirs.
+    std::fs::create_dir(trees.host("notes")).expect("dir");
+    std::fs::write(trees.host("notes/mine.txt"), "keep me").expect("write");
+    // The block makes a file of the same name.
+    std::fs::write(trees.inside("notes"), "block's").expect("write");
+    let pushed = trees.mirror.push(&mut || {});
+    assert_eq!(read(&trees.host("notes/mine.txt")), "keep me");
+    assert!(
+        pushed
+            .problems
+            .iter()
+            .any(|p| p.contains("new files there")),
+        "{pushed:?}"
+    );
+    // A directory the mirror made and knows whole is replaced as the block replaced it.
+    std::fs::create_dir(trees.inside("old")).expect("dir");
+    std::fs::write(trees.inside("old/a"), "a").expect("write");
+    trees.mirror.push(&mut || {});
+    std::fs::remove_dir_all(trees.inside("old")).expect("remove");
+    std::fs::write(trees.inside("old"), "now a file").expect("write");
+    trees.mirror.push(&mut || {});
+    assert_eq!(read(&trees.host("old")), "now a file");
+}

@@ -1,0 +1,190 @@
+//! The file operations of the mirror, each through a directory descriptor and a single name,
+//! so none can follow a symlink.
+
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStringExt;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, SeekFrom, Stat, Timestamps};
+use rustix::io::Errno;
+
+const COPY_BUFFER: usize = 256 * 1024;
+/// The host's block: what a directory, or a symlink too long to live in its inode, takes.
+const BLOCK: u64 = 4096;
+/// Symlinks with targets shorter than this live in their inode on ext4.
+const FAST_SYMLINK: i64 = 60;
+
+pub(super) fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+pub(super) fn uid(stat: &Stat) -> Option<rustix::fs::Uid> {
+    Some(rustix::fs::Uid::from_raw(stat.st_uid))
+}
+
+pub(super) fn gid(stat: &Stat) -> Option<rustix::fs::Gid> {
+    Some(rustix::fs::Gid::from_raw(stat.st_gid))
+}
+
+pub(super) fn is_dir(stat: &Stat) -> bool {
+    FileType::from_raw_mode(stat.st_mode).is_dir()
+}
+
+pub(super) fn stat_at(dir: &OwnedFd, name: &OsString) -> Result<Stat, Errno> {
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// What an entry will take on the host: its data blocks, a block for a directory or a long
+/// symlink, and its name in the directory holding it.
+pub(super) fn host_cost(stat: &Stat, name: &OsString) -> u64 {
+    let own = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Directory => BLOCK,
+        FileType::Symlink if stat.st_size >= FAST_SYMLINK => BLOCK,
+        FileType::Symlink => 0,
+        _ => u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+    };
+    own.div_ceil(BLOCK) * BLOCK + name.len() as u64 + 16
+}
+
+fn times(stat: &Stat) -> Timestamps {
+    let at = |sec: i64, nsec: u64| rustix::fs::Timespec {
+        tv_sec: sec,
+        tv_nsec: i64::try_from(nsec).unwrap_or(0),
+    };
+    Timestamps {
+        last_access: at(stat.st_atime, stat.st_atime_nsec),
+        last_modification: at(stat.st_mtime, stat.st_mtime_nsec),
+    }
+}
+
+/// The names in a directory, without `.` and `..`.
+pub(super) fn entries(dir: &OwnedFd) -> Result<Vec<OsString>, Errno> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let name = entry?.file_name().to_bytes().to_vec();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name));
+        }
+    }
+    Ok(names)
+}
+
+/// Copies the regular file `name` of `from` as a new file in `to`, with its mode (set-id
+/// bits dropped), times and owner; at most its first `length` bytes. The file must still be
+/// the inode `stat` describes; whatever fails, no partial copy is left.
+pub(super) fn copy_file(
+    from: &OwnedFd,
+    to: &OwnedFd,
+    name: &OsString,
+    stat: &Stat,
+    length: u64,
+    buffer: &mut Vec<u8>,
+) -> Result<(), Errno> {
+    // Non-blocking, so a fifo put in its place cannot hold the supervisor.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let source = rustix::fs::openat(from, name, flags, Mode::empty())?;
+    let opened = rustix::fs::fstat(&source)?;
+    let same = (opened.st_dev, opened.st_ino) == (stat.st_dev, stat.st_ino);
+    if !same || FileType::from_raw_mode(opened.st_mode) != FileType::RegularFile {
+        return Err(Errno::AGAIN);
+    }
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
+    let sink = rustix::fs::openat(to, name, flags | OFlags::CLOEXEC, Mode::RUSR)?;
+    if buffer.is_empty() {
+        buffer.resize(COPY_BUFFER, 0);
+    }
+    // Mode and times while the file is still the supervisor's, the owner last.
+    let copied = copy_data(&source, &sink, length, buffer)
+        .and_then(|()| rustix::fs::fchmod(&sink, Mode::from_raw_mode(stat.st_mode & 0o777)))
+        .and_then(|()| rustix::fs::futimens(&sink, &times(stat)))
+        .and_then(|()| rustix::fs::fchown(&sink, uid(stat), gid(stat)));
+    if copied.is_err() {
+        let _ = rustix::fs::unlinkat(to, name, AtFlags::empty());
+    }
+    copied
+}
+
+/// Copies the data of `source` and none of its holes, so a sparse file takes no more room
+/// in the copy than in the original.
+fn copy_data(source: &OwnedFd, sink: &OwnedFd, size: u64, buffer: &mut [u8]) -> Result<(), Errno> {
+    let mut offset = 0;
+    while offset < size {
+        let start = match rustix::fs::seek(source, SeekFrom::Data(offset)) {
+            Ok(start) => start,
+            Err(Errno::NXIO) => break,
+            Err(err) => return Err(err),
+        };
+        let end = rustix::fs::seek(source, SeekFrom::Hole(start))?.min(size);
+        copy_range(source, sink, start, end, buffer)?;
+        offset = end.max(start + 1);
+    }
+    rustix::fs::ftruncate(sink, size)
+}
+
+fn copy_range(
+    source: &OwnedFd,
+    sink: &OwnedFd,
+    mut at: u64,
+    end: u64,
+    buffer: &mut [u8],
+) -> Result<(), Errno> {
+    while at < end {
+        let want = usize::try_from(end - at)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let read = rustix::io::pread(source, &mut buffer[..want], at)?;
+        if read == 0 {
+            // The file shrank while it was copied; the size is set after.
+            return Ok(());
+        }
+        let mut written = 0;
+        while written < read {
+            written += rustix::io::pwrite(sink, &buffer[written..read], at + written as u64)?;
+        }
+        at += read as u64;
+    }
+    Ok(())
+}
+
+/// Copies the symlink `name` of `from` into `to` as a symlink with the same target.
+pub(super) fn copy_symlink(
+    from: &OwnedFd,
+    to: &OwnedFd,
+    name: &OsString,
+    stat: &Stat,
+) -> Result<(), Errno> {
+    let target = rustix::fs::readlinkat(from, name, Vec::new())?;
+    rustix::fs::symlinkat(target.as_c_str(), to, name)?;
+    rustix::fs::chownat(to, name, uid(stat), gid(stat), AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// Gives directory `dir` the mode (set-id and sticky bits dropped) and owner of `stat`.
+pub(super) fn match_dir(dir: &OwnedFd, stat: &Stat) -> Result<(), Errno> {
+    let now = rustix::fs::fstat(dir)?;
+    let mode = stat.st_mode & 0o777;
+    if now.st_mode & 0o7777 != mode {
+        rustix::fs::fchmod(dir, Mode::from_raw_mode(mode))?;
+    }
+    if (now.st_uid, now.st_gid) != (stat.st_uid, stat.st_gid) {
+        rustix::fs::fchown(dir, uid(stat), gid(stat))?;
+    }
+    Ok(())
+}
+
+/// Removes a file or symlink.
+pub(super) fn unlink(dir: &OwnedFd, name: &OsString) -> Result<(), Errno> {
+    rustix::fs::unlinkat(dir, name, AtFlags::empty())
+}
+
+/// Removes an empty directory; `Ok(false)` when it is not empty.
+pub(super) fn remove_empty_dir(dir: &OwnedFd, name: &OsString) -> Result<bool, Errno> {
+    match rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOTEMPTY | Errno::EXIST) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+pub(super) fn open_dir(dir: &OwnedFd, name: &OsString) -> Result<OwnedFd, Errno> {
+    rustix::fs::openat(dir, name, dir_flags(), Mode::empty())
+}

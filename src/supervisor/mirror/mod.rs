@@ -1,0 +1,227 @@
+//! The bounded workspace. Inside the container /workspace is a tmpfs capped in bytes and in
+//! inodes, so past either limit the kernel answers ENOSPC, whoever runs airlock and on any
+//! host filesystem. The host directory the operator sees is mounted where only the supervisor
+//! can enter. Before each block the operator's changes are copied in; after it, once no
+//! process of the block is left to race the copy, the block's changes are copied out.
+//!
+//! Whatever reaches the host was first held by the capped tmpfs, and is copied so it takes no
+//! more room there: holes stay holes, hard links stay links, and the host's own cost of each
+//! entry (a directory's block, a symlink's) is charged against the same limit. Symlinks are
+//! copied as links and never followed: every path is reached from directory descriptors
+//! opened with O_NOFOLLOW. Fifos, sockets and devices are not copied; set-id and sticky bits
+//! never are; what is mounted inside either tree is left alone.
+//!
+//! A change wins over a removal: an entry is removed or replaced on one side only when this
+//! side still holds what the last pass left there.
+
+mod fs;
+mod pass;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use rustix::fs::{Mode, Stat};
+
+/// Deeper directories are left where they are, and named in the pass's report.
+const MAX_DEPTH: usize = 64;
+/// A pass names at most this many entries it could not copy.
+const MAX_NAMED: usize = 5;
+
+/// What of an entry tells a change: a new inode, new content or new metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signature {
+    ino: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: i64,
+    mtime: (i64, u64),
+    /// Left out for a file with several links: making a link changes it, on every name.
+    ctime: (i64, u64),
+}
+
+impl Signature {
+    fn of(stat: &Stat) -> Self {
+        let ctime = if stat.st_nlink > 1 {
+            (0, 0)
+        } else {
+            (stat.st_ctime, stat.st_ctime_nsec)
+        };
+        Self {
+            ino: stat.st_ino,
+            mode: stat.st_mode,
+            uid: stat.st_uid,
+            gid: stat.st_gid,
+            size: stat.st_size,
+            mtime: (stat.st_mtime, stat.st_mtime_nsec),
+            ctime,
+        }
+    }
+}
+
+/// An entry as both sides held it after the last pass, and what it costs on the host.
+#[derive(Debug, Clone)]
+struct Known {
+    inside: Signature,
+    host: Signature,
+    host_cost: u64,
+    /// A directory's entries, by name: paths are never stored whole, so deep trees of long
+    /// names cost the supervisor no more than their names.
+    children: KnownDir,
+}
+
+type KnownDir = HashMap<OsString, Known>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    /// Host → /workspace, before a block.
+    In,
+    /// /workspace → host, after a block.
+    Out,
+}
+
+impl Direction {
+    fn source(self, known: &Known) -> Signature {
+        match self {
+            Self::In => known.host,
+            Self::Out => known.inside,
+        }
+    }
+
+    fn sink(self, known: &Known) -> Signature {
+        match self {
+            Self::In => known.inside,
+            Self::Out => known.host,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct PassReport {
+    pub copied: u64,
+    pub removed: u64,
+    /// The receiving side ran out of bytes or inodes (on the host: the limit's worth).
+    pub no_space: bool,
+    /// Entries that were not copied, and why (at most [`MAX_NAMED`], then a count).
+    pub problems: Vec<String>,
+}
+
+impl PassReport {
+    fn problem(&mut self, path: &Path, why: impl std::fmt::Display) {
+        if self.problems.len() < MAX_NAMED {
+            let path = String::from_utf8_lossy(path.as_os_str().as_bytes());
+            self.problems.push(format!("{path}: {why}"));
+        } else if self.problems.len() == MAX_NAMED {
+            self.problems.push("and more".into());
+        }
+    }
+
+    /// One line for a person, or `None` when all went well.
+    pub(crate) fn summary(&self) -> Option<String> {
+        (!self.problems.is_empty()).then(|| self.problems.join("; "))
+    }
+}
+
+/// The room /workspace has, as the kernel enforces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Room {
+    pub bytes: u64,
+    pub inodes: u64,
+    pub free_bytes: u64,
+    pub free_inodes: u64,
+}
+
+impl Room {
+    /// No byte or no inode left: a write of the block's has failed, or the next one will.
+    pub(crate) fn full(&self) -> bool {
+        self.free_bytes == 0 || self.free_inodes == 0
+    }
+}
+
+/// The two trees and what both held after the last pass.
+pub(crate) struct Mirror {
+    inside: OwnedFd,
+    host: OwnedFd,
+    known: KnownDir,
+}
+
+impl Mirror {
+    /// Opens both roots; /workspace takes the host directory's owner and mode.
+    pub(crate) fn open(inside: &Path, host: &Path) -> Result<Self, String> {
+        let open = |path: &Path| {
+            rustix::fs::open(path, fs::dir_flags(), Mode::empty())
+                .map_err(|err| format!("cannot open {}: {err}", path.display()))
+        };
+        let mirror = Self {
+            inside: open(inside)?,
+            host: open(host)?,
+            known: KnownDir::new(),
+        };
+        let root = rustix::fs::fstat(&mirror.host)
+            .map_err(|err| format!("cannot read {}: {err}", host.display()))?;
+        rustix::fs::fchmod(&mirror.inside, Mode::from_raw_mode(root.st_mode & 0o777))
+            .and_then(|()| rustix::fs::fchown(&mirror.inside, fs::uid(&root), fs::gid(&root)))
+            .map_err(|err| format!("cannot prepare {}: {err}", inside.display()))?;
+        Ok(mirror)
+    }
+
+    /// The operator's changes, into /workspace. `tick` is called for every entry, so a long
+    /// pass can say it is still at work.
+    pub(crate) fn pull(&mut self, tick: &mut dyn FnMut()) -> PassReport {
+        self.pass(Direction::In, tick)
+    }
+
+    /// The block's changes, out to the host, within the room /workspace has.
+    pub(crate) fn push(&mut self, tick: &mut dyn FnMut()) -> PassReport {
+        self.pass(Direction::Out, tick)
+    }
+
+    pub(crate) fn room(&self) -> Result<Room, String> {
+        let vfs = rustix::fs::fstatvfs(&self.inside)
+            .map_err(|err| format!("cannot read the workspace's room: {err}"))?;
+        Ok(Room {
+            bytes: vfs.f_blocks * vfs.f_frsize,
+            inodes: vfs.f_files,
+            free_bytes: vfs.f_bavail * vfs.f_frsize,
+            free_inodes: vfs.f_favail,
+        })
+    }
+
+    fn pass(&mut self, direction: Direction, tick: &mut dyn FnMut()) -> PassReport {
+        let (from, to) = match direction {
+            Direction::In => (&self.host, &self.inside),
+            Direction::Out => (&self.inside, &self.host),
+        };
+        let mut report = PassReport::default();
+        let roots = rustix::fs::fstat(from).and_then(|from| Ok((from, rustix::fs::fstat(to)?)));
+        let (from_root, to_root) = match roots {
+            Ok(roots) => roots,
+            Err(err) => {
+                report.problem(Path::new("/"), std::io::Error::from(err));
+                return report;
+            }
+        };
+        if from_root.st_nlink == 0 || to_root.st_nlink == 0 {
+            report.problem(
+                Path::new("/"),
+                "the workspace directory on the host was removed; nothing is copied",
+            );
+            return report;
+        }
+        // Only the host needs a budget: the tmpfs is the kernel's to bound.
+        let budget = match direction {
+            Direction::In => None,
+            Direction::Out => self.room().ok().map(|room| room.bytes),
+        };
+        let old = std::mem::take(&mut self.known);
+        let mut walk = pass::Pass::new(direction, &from_root, &to_root, to, budget, tick);
+        self.known = walk.dir(from, to, Path::new(""), old, 0);
+        walk.finish()
+    }
+}
