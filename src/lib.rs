@@ -16,4 +16,5 @@ pub mod sandbox;
 pub mod store;
 pub mod supervisor;
 pub mod tui;
+pub mod view;
 pub mod wiring;

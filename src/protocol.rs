@@ -266,6 +266,19 @@ pub enum IdleReason {
     Error,
 }
 
+/// What the engine is busy with, sent each time it changes, so no frontend has to infer it.
+/// Waiting for the operator's next message is `idle`, and the end is `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// The model is replying.
+    Replying,
+    /// Blocks of the reply wait for their decisions.
+    Deciding,
+    /// An approved block runs (or waits for the sandbox to run in).
+    Running,
+}
+
 /// The name a unit variant has on the wire (`approve_session`, `no_code`, …), for messages.
 pub fn wire_name(value: &impl Serialize) -> String {
     serde_json::to_value(value)
@@ -353,6 +366,10 @@ pub enum Event {
     /// The message that takes the blocks' results back to the model.
     Reflection {
         text: String,
+    },
+    /// The engine moved on to another phase of its work.
+    Phase {
+        phase: Phase,
     },
     /// The engine waits for the operator's next message.
     Idle {

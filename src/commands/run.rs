@@ -3,7 +3,6 @@
 //! (`{"block": ID, "decision": …}`), or, at a terminal, short answers (`y`, `n REASON`, …).
 //! With `--json` the output is the protocol's events, one per line.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,6 +13,7 @@ use crate::config::{ApproveMode, Config};
 use crate::error::{EXIT_UNAVAILABLE, usage};
 use crate::output::sanitize::{for_person, neutralize};
 use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream, wire_name};
+use crate::view::{BlockState, SessionView};
 
 pub struct Options {
     pub prompt: String,
@@ -59,8 +59,9 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 
     let interactive = std::io::stdin().is_terminal();
     let mut printer = Printer::new(options.json);
-    let mut undecided: VecDeque<String> = VecDeque::new();
-    let mut block_running = false;
+    let mut view = SessionView::default();
+    // The run a Ctrl-C already asked to stop: the next Ctrl-C ends the session.
+    let mut stopping: Option<String> = None;
     let mut shutting_down = false;
     let mut left_at_once = false;
     let mut stdin_open = true;
@@ -71,13 +72,8 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         tokio::select! {
             event = event_rx.recv() => {
                 let Some(event) = event else { break };
-                track_undecided(&mut undecided, &event);
-                match event {
-                    Event::ExecStarted { .. } => block_running = true,
-                    Event::ExecFinished { .. } => block_running = false,
-                    Event::SessionStarted { .. } => started = true,
-                    _ => {}
-                }
+                view.apply(&event);
+                started |= matches!(event, Event::SessionStarted { .. });
                 let done = matches!(event, Event::Done { .. });
                 printer.print(&event, interactive);
                 if done {
@@ -85,7 +81,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                 }
             }
             line = lines.recv(), if stdin_open && started => match line {
-                Some(line) => match decision_from_line(&line, interactive, undecided.front()) {
+                Some(line) => match decision_from_line(&line, interactive, view.undecided().next()) {
                     Ok(Some(op)) => { let _ = op_tx.send(op); }
                     Ok(None) => {}
                     Err(message) => printer.print(&Event::Error { message }, interactive),
@@ -103,9 +99,10 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                 }
                 // The first Ctrl-C stops a running block and the session goes on; otherwise it
                 // ends the session.
-                if block_running {
+                let running = view.running.clone().filter(|block| stopping.as_ref() != Some(block));
+                if running.is_some() {
                     eprintln!("airlock: stopping the running block; the session goes on (Ctrl-C again to end it)");
-                    block_running = false;
+                    stopping = running;
                     let _ = op_tx.send(Op::Cancel);
                 } else {
                     eprintln!("airlock: interrupted; ending the session (Ctrl-C again to leave at once)");
@@ -150,20 +147,11 @@ fn stdin_lines() -> anyhow::Result<mpsc::UnboundedReceiver<String>> {
     Ok(rx)
 }
 
-/// Blocks still waiting for the operator, in order: short answers decide the first.
-fn track_undecided(undecided: &mut VecDeque<String>, event: &Event) {
-    match event {
-        Event::BlockProposed { block, .. } => undecided.push_back(block.clone()),
-        Event::Decision { block, .. } => undecided.retain(|id| id != block),
-        _ => {}
-    }
-}
-
 /// A JSON decision line, or at a terminal a short answer for the first undecided block.
 fn decision_from_line(
     line: &str,
     interactive: bool,
-    first_undecided: Option<&String>,
+    first_undecided: Option<&BlockState>,
 ) -> Result<Option<Op>, String> {
     let line = line.trim();
     if line.is_empty() {
@@ -216,7 +204,7 @@ fn decision_from_line(
         }
     };
     Ok(Some(Op::Decide(DecisionRequest {
-        block: block.clone(),
+        block: block.id.clone(),
         decision,
         reason,
         code: None,
@@ -415,7 +403,15 @@ mod tests {
 
     #[test]
     fn lines_become_decisions() {
-        let first = "b-1".to_string();
+        let first = crate::view::BlockState {
+            id: "b-1".into(),
+            index: 0,
+            language: "bash".into(),
+            code: "ls\n".into(),
+            decision: None,
+            run: None,
+            result: None,
+        };
         let op =
             decision_from_line(r#"{"block":"b-9","decision":"skip"}"#, false, None).expect("valid");
         assert!(

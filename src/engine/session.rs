@@ -24,7 +24,7 @@ use super::{LanguageTable, extract_blocks};
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
 use crate::protocol::{
-    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Scope,
+    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Phase, Scope,
     Stream, wire_name,
 };
 
@@ -57,6 +57,8 @@ pub struct Events {
     journal: Option<Journal>,
     /// Why the journal stopped recording, once it has.
     unrecorded: Arc<std::sync::Mutex<Option<String>>>,
+    /// The phase last reported, so each change is reported once.
+    phase: Arc<std::sync::Mutex<Option<Phase>>>,
 }
 
 impl Events {
@@ -65,6 +67,7 @@ impl Events {
             sender,
             journal: None,
             unrecorded: Arc::default(),
+            phase: Arc::default(),
         }
     }
 
@@ -103,6 +106,25 @@ impl Events {
     fn set_unrecorded(&self, why: String) {
         if let Ok(mut slot) = self.unrecorded.lock() {
             slot.get_or_insert(why);
+        }
+    }
+
+    /// Reports what the engine now does, when that changed. Waiting (`idle`) and the end
+    /// (`done`) are events of their own; the phase after them is reported again.
+    fn phase(&self, phase: Phase) {
+        let changed = self.phase.lock().is_ok_and(|mut last| {
+            let changed = *last != Some(phase);
+            *last = Some(phase);
+            changed
+        });
+        if changed {
+            self.send(Event::Phase { phase });
+        }
+    }
+
+    fn forget_phase(&self) {
+        if let Ok(mut last) = self.phase.lock() {
+            *last = None;
         }
     }
 
@@ -291,6 +313,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     IdleReason::Error => DoneReason::Error,
                 };
             }
+            self.events.forget_phase();
             self.events.send(Event::Idle { reason });
             let can_retry = matches!(reason, IdleReason::Error | IdleReason::Cancelled);
             next = match self.wait_for_operator(can_retry).await {
@@ -361,6 +384,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// One model call, its reply streamed out as deltas. Ops are served while it streams.
     async fn ask_model(&mut self) -> Result<String, Pause> {
+        self.events.phase(Phase::Replying);
         let mut messages = Vec::with_capacity(self.conversation.len() + 1);
         messages.push(ChatMessage::new(
             Role::System,
@@ -573,6 +597,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// Waits for the next op while the first open block has no decision.
     async fn wait_for_decision(&mut self, turn: &mut Turn) -> Result<(), Step> {
+        self.events.phase(Phase::Deciding);
         self.serve_turn(
             turn,
             "while blocks wait for decisions; decide them (or abort the turn) first",
@@ -625,6 +650,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// Runs one approved block, serving ops (cancel, later decisions) while it runs.
     async fn run_block(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
+        self.events.phase(Phase::Running);
         if self.sandbox.ready.is_none() && self.inbox.sandbox_starting() {
             self.wait_for_sandbox(turn, position).await?;
             if turn.blocks[position].settled() {

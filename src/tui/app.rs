@@ -422,6 +422,8 @@ impl App {
                 };
             }
             Event::Reflection { text } => self.push_entry(EntryKind::Results, text),
+            // The screen's phase follows the events it comes with (a proposal, a start).
+            Event::Phase { .. } => {}
             Event::Idle { reason } => {
                 self.phase = Phase::Idle(Some(*reason));
                 self.streaming = None;

@@ -1,0 +1,145 @@
+//! The session as a frontend sees it, folded from the engine's events by one pure reducer:
+//! where the engine is, which blocks were proposed, what was decided about each and how
+//! each run went. `airlock run` and the TUI read the same view, so neither has to guess.
+
+use crate::protocol::{
+    DecisionKind, DecisionSource, DoneReason, Event, ExecResult, IdleReason, Phase,
+};
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Nothing from the engine yet but, at most, its start.
+    Starting,
+    /// The engine is at work: replying, waiting for decisions, running a block.
+    Busy(Phase),
+    /// Waiting for the operator's next message.
+    Idle(IdleReason),
+    Done(DoneReason),
+}
+
+/// A decision as the view keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decided {
+    pub kind: DecisionKind,
+    pub source: DecisionSource,
+    pub reason: Option<String>,
+}
+
+/// One proposed block and what became of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockState {
+    pub id: String,
+    pub index: usize,
+    pub language: String,
+    pub code: String,
+    pub decision: Option<Decided>,
+    /// The run, once it started, and its result, once it finished.
+    pub run: Option<String>,
+    pub result: Option<ExecResult>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    pub session: Option<String>,
+    pub stage: Stage,
+    /// Every block proposed in this session, in order.
+    pub blocks: Vec<BlockState>,
+    /// The block running now.
+    pub running: Option<String>,
+}
+
+impl Default for SessionView {
+    fn default() -> Self {
+        Self {
+            session: None,
+            stage: Stage::Starting,
+            blocks: Vec::new(),
+            running: None,
+        }
+    }
+}
+
+impl SessionView {
+    /// Takes in one event.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::SessionStarted { session } => self.session = Some(session.clone()),
+            Event::Phase { phase } => self.stage = Stage::Busy(*phase),
+            Event::Idle { reason } => self.stage = Stage::Idle(*reason),
+            Event::Done { reason } => {
+                self.stage = Stage::Done(*reason);
+                self.running = None;
+            }
+            Event::BlockProposed {
+                block,
+                index,
+                language,
+                code,
+            } => self.blocks.push(BlockState {
+                id: block.clone(),
+                index: *index,
+                language: language.clone(),
+                code: code.clone(),
+                decision: None,
+                run: None,
+                result: None,
+            }),
+            Event::Decision {
+                block,
+                decision,
+                reason,
+                source,
+                ..
+            } => {
+                if let Some(state) = self.block_mut(block) {
+                    state.decision = Some(Decided {
+                        kind: *decision,
+                        source: *source,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+            Event::ExecStarted { block, run } => {
+                if let Some(state) = self.block_mut(block) {
+                    state.run = Some(run.clone());
+                }
+                self.running = Some(block.clone());
+            }
+            Event::ExecFinished { block, result, .. } => {
+                if let Some(state) = self.block_mut(block) {
+                    state.result = Some(result.clone());
+                }
+                if self.running.as_deref() == Some(block) {
+                    self.running = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Blocks still waiting for a decision, in the order they were proposed.
+    pub fn undecided(&self) -> impl Iterator<Item = &BlockState> {
+        self.blocks.iter().filter(|block| block.decision.is_none())
+    }
+
+    pub fn block(&self, id: &str) -> Option<&BlockState> {
+        self.blocks.iter().find(|block| block.id == id)
+    }
+
+    fn block_mut(&mut self, id: &str) -> Option<&mut BlockState> {
+        self.blocks.iter_mut().find(|block| block.id == id)
+    }
+
+    /// The engine is at work on something a cancel stops: a reply or a block.
+    pub fn busy(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::Busy(Phase::Replying) | Stage::Busy(Phase::Running)
+        )
+    }
+}
+
+#[cfg(test)]
+#[path = "view_tests.rs"]
+mod tests;
