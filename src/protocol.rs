@@ -223,6 +223,10 @@ pub enum Op {
     Cancel,
     /// Ask the model again after its reply failed.
     Retry,
+    /// Lift an approval rule for the rest of the session (its `id` from the `rules` event).
+    RevokeRule {
+        rule: String,
+    },
     /// Nobody is left to decide: blocks that need the operator are rejected.
     NoSupervisor,
     /// End the session.
@@ -264,6 +268,19 @@ pub enum IdleReason {
     Cancelled,
     /// The model call failed; `retry` asks again.
     Error,
+}
+
+/// An approval rule in force in a session, as frontends list it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRule {
+    /// Stable for the session: what `revoke_rule` names.
+    pub id: String,
+    /// What it decides: `approve` or `reject`.
+    pub effect: DecisionKind,
+    /// What it covers, in words.
+    pub covers: String,
+    /// Where it comes from: a config key, `--approve`, or the operator's approve-for-session.
+    pub origin: String,
 }
 
 /// What the engine is busy with, sent each time it changes, so no frontend has to infer it.
@@ -366,6 +383,15 @@ pub enum Event {
     /// The message that takes the blocks' results back to the model.
     Reflection {
         text: String,
+    },
+    /// The approval rules in force, in the order they are tried; sent at the start and
+    /// whenever they change.
+    Rules {
+        rules: Vec<ApprovalRule>,
+    },
+    /// The operator lifted a rule for the rest of the session.
+    RuleRevoked {
+        rule: ApprovalRule,
     },
     /// The engine moved on to another phase of its work.
     Phase {

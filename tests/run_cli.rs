@@ -808,3 +808,57 @@ fn bidi_and_zero_width_characters_are_shown_in_the_transcript_and_the_history() 
         assert!(!raw(&text) && text.contains("<U+200B>"), "{args:?}: {text}");
     }
 }
+
+#[test]
+fn a_rule_lifted_on_stdin_no_longer_decides_and_the_history_keeps_it() {
+    // The reply trickles in, so the revocation is served before its block is ruled.
+    let reply = "Listing the files now, one moment.\n\n```sh\necho lifted\n```\n";
+    let server = ModelServer::start(vec![
+        Behaviour::Trickle(reply.into(), Duration::from_millis(100)),
+        Behaviour::Reply("Done.".into()),
+    ]);
+    let home = Home::new();
+    let command = served(
+        &home,
+        &server,
+        &["--prompt", "go", "-c", "approval.allow_languages=[\"sh\"]"],
+    );
+    let mut live = Live::start(command);
+    let rules = live.next("rules");
+    assert_eq!(rules["rules"][0]["id"], "allow_languages:sh", "{rules}");
+    live.send_line(r#"{"revoke_rule": "allow_languages:sh"}"#);
+    let revoked = live.next("rule_revoked");
+    assert_eq!(revoked["rule"]["origin"], "approval.allow_languages");
+    let block = live.next("block_proposed")["block"].clone();
+    live.decide(json!({"block": block, "decision": "skip"}));
+    let (events, status, stderr) = live.finish();
+    assert!(status.success(), "{status:?} {stderr}");
+    let decisions: Vec<(&str, &str)> = of_type(&events, "decision")
+        .iter()
+        .map(|d| {
+            (
+                d["decision"].as_str().unwrap(),
+                d["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [("skip", "operator")],
+        "the lifted rule decided nothing"
+    );
+    let session = of_type(&events, "session_started")[0]["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let export = home
+        .airlock()
+        .args(["history", "export", &session, "--format", "json"])
+        .output()
+        .expect("export");
+    let export: Value = serde_json::from_slice(&export.stdout).expect("json export");
+    assert_eq!(
+        export["revoked_rules"][0]["rule"], "allow_languages:sh",
+        "{export}"
+    );
+}

@@ -147,6 +147,13 @@ fn stdin_lines() -> anyhow::Result<mpsc::UnboundedReceiver<String>> {
     Ok(rx)
 }
 
+/// `{"revoke_rule": ID}`: lift an approval rule (its id from the `rules` event).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeLine {
+    revoke_rule: String,
+}
+
 /// A JSON decision line, or at a terminal a short answer for the first undecided block.
 fn decision_from_line(
     line: &str,
@@ -158,6 +165,11 @@ fn decision_from_line(
         return Ok(None);
     }
     if line.starts_with('{') {
+        if let Ok(revoke) = serde_json::from_str::<RevokeLine>(line) {
+            return Ok(Some(Op::RevokeRule {
+                rule: revoke.revoke_rule,
+            }));
+        }
         return serde_json::from_str::<DecisionRequest>(line)
             .map(|request| Some(Op::Decide(request)))
             .map_err(|err| {
@@ -416,6 +428,11 @@ mod tests {
             decision_from_line(r#"{"block":"b-9","decision":"skip"}"#, false, None).expect("valid");
         assert!(
             matches!(op, Some(Op::Decide(DecisionRequest { block, decision: DecisionKind::Skip, .. })) if block == "b-9")
+        );
+        let op = decision_from_line(r#"{"revoke_rule":"allow_languages:sh"}"#, false, None);
+        assert!(
+            matches!(op, Ok(Some(Op::RevokeRule { ref rule })) if rule == "allow_languages:sh"),
+            "{op:?}"
         );
         let err = decision_from_line("{\"block\": 1}", false, None).unwrap_err();
         assert!(err.contains("not valid"), "{err}");

@@ -7,7 +7,7 @@ use regex::Regex;
 
 use super::LanguageTable;
 use crate::config::{ApprovalConfig, ApproveMode};
-use crate::protocol::{DecisionKind, DecisionSource, Scope};
+use crate::protocol::{ApprovalRule, DecisionKind, DecisionSource, Scope};
 
 /// A decision made without asking anyone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +144,127 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// The rules in force, in the order they are tried.
+    pub fn rules(&self) -> Vec<ApprovalRule> {
+        use DecisionKind::{Approve, Reject};
+        let rule = |id: String, effect, covers: String, origin: &str| ApprovalRule {
+            id,
+            effect,
+            covers,
+            origin: origin.to_string(),
+        };
+        let mut rules = Vec::new();
+        for language in &self.deny_languages {
+            let covers = format!("every {language} block");
+            rules.push(rule(
+                format!("deny_languages:{language}"),
+                Reject,
+                covers,
+                "approval.deny_languages",
+            ));
+        }
+        for pattern in &self.deny_patterns {
+            let covers = format!("code matching `{pattern}`");
+            rules.push(rule(
+                format!("deny_patterns:{pattern}"),
+                Reject,
+                covers,
+                "approval.deny_patterns",
+            ));
+        }
+        if self.mode == ApproveMode::None {
+            rules.push(rule(
+                "approve:none".into(),
+                Reject,
+                "every block".into(),
+                "--approve none",
+            ));
+        }
+        for session in &self.session_rules {
+            rules.push(rule(
+                session.id(),
+                Approve,
+                session.in_words(),
+                "approve for session",
+            ));
+        }
+        for language in &self.allow_languages {
+            let covers = format!("every {language} block");
+            rules.push(rule(
+                format!("allow_languages:{language}"),
+                Approve,
+                covers,
+                "approval.allow_languages",
+            ));
+        }
+        for pattern in &self.allow_patterns {
+            let shown = pattern
+                .as_str()
+                .trim_start_matches(r"\A(?:")
+                .trim_end_matches(r")\z");
+            let covers = format!("code that is all `{shown}`");
+            rules.push(rule(
+                format!("allow_patterns:{shown}"),
+                Approve,
+                covers,
+                "approval.allow_patterns",
+            ));
+        }
+        if self.mode == ApproveMode::All {
+            rules.push(rule(
+                "approve:all".into(),
+                Approve,
+                "every block no deny rule forbids".into(),
+                "--approve all",
+            ));
+        }
+        rules
+    }
+
+    /// Lifts the rule with this id for the rest of the session; the rule, when there was one.
+    pub fn revoke(&mut self, id: &str) -> Option<ApprovalRule> {
+        let rule = self.rules().into_iter().find(|rule| rule.id == id)?;
+        let (kind, name) = id.split_once(':').unwrap_or((id, ""));
+        match kind {
+            "deny_languages" => {
+                self.deny_languages.remove(name);
+            }
+            "allow_languages" => {
+                self.allow_languages.remove(name);
+            }
+            "deny_patterns" => self.deny_patterns.retain(|p| p.as_str() != name),
+            "allow_patterns" => self
+                .allow_patterns
+                .retain(|p| p.as_str() != format!(r"\A(?:{name})\z")),
+            "approve" => self.mode = ApproveMode::Ask,
+            _ => self.session_rules.retain(|session| session.id() != id),
+        }
+        Some(rule)
+    }
+}
+
 impl SessionRule {
+    fn id(&self) -> String {
+        match self {
+            Self::Language(language) => format!("session:{language}"),
+            Self::Exact { language, code } => {
+                format!("session:{language}:{}", crate::ids::short_hash(code))
+            }
+        }
+    }
+
+    fn in_words(&self) -> String {
+        match self {
+            Self::Language(language) => format!("every {language} block"),
+            Self::Exact { language, code } => format!(
+                "{language} blocks whose code is exactly {} ({} lines)",
+                crate::ids::short_hash(code),
+                code.lines().count()
+            ),
+        }
+    }
+
     fn covers(&self, language: &str, code: &str) -> bool {
         match self {
             Self::Language(approved) => approved == language,
@@ -228,6 +348,35 @@ mod tests {
             policy.rule("sh", "1").expect("ruled").source,
             DecisionSource::Rule
         );
+    }
+
+    #[test]
+    fn every_rule_is_listed_in_the_order_tried_and_each_can_be_lifted() {
+        let mut policy = policy(|c| {
+            c.mode = ApproveMode::All;
+            c.deny_languages = vec!["sh".into()];
+            c.allow_patterns = vec![r"print\(.*\)".into()];
+        });
+        policy.approve_for_session(Scope::Exact, "bash", "ls\n");
+        let ids: Vec<String> = policy.rules().into_iter().map(|rule| rule.id).collect();
+        let exact = format!("session:bash:{}", crate::ids::short_hash("ls\n"));
+        assert_eq!(
+            ids,
+            [
+                "deny_languages:sh".to_string(),
+                exact.clone(),
+                r"allow_patterns:print\(.*\)".into(),
+                "approve:all".into()
+            ]
+        );
+        for id in &ids {
+            assert_eq!(policy.revoke(id).map(|rule| rule.id), Some(id.clone()));
+        }
+        assert!(policy.rules().is_empty());
+        assert_eq!(policy.mode(), ApproveMode::Ask);
+        // Nothing decides any more: every block is the operator's.
+        assert_eq!(policy.rule("sh", "print(1)"), None);
+        assert_eq!(policy.revoke("approve:all"), None);
     }
 
     #[test]

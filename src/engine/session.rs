@@ -270,6 +270,9 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         self.events.send(Event::SessionStarted {
             session: self.settings.session.clone(),
         });
+        self.events.send(Event::Rules {
+            rules: self.policy.rules(),
+        });
         self.inbox.start_sandbox(start_sandbox);
         let reason = self.drive(prompt).await;
         if let Some(started) = self.inbox.abandon_start().await {
@@ -419,13 +422,16 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                             continue;
                         }
                     };
+                    let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
+                        Served::Handled => continue,
+                        Served::Pass(op) => op,
+                    };
                     match op {
                         None | Some(Op::Shutdown) => return Err(Pause::Done(DoneReason::Aborted)),
                         Some(Op::Cancel) => {
                             self.events.notice("the model's reply was cancelled; nothing of it is kept");
                             return Err(Pause::Idle(IdleReason::Cancelled));
                         }
-                        Some(Op::NoSupervisor) => self.supervised = false,
                         Some(op) => self.events.error(format!(
                             "{} is not possible while the model is replying",
                             op_name(&op)
@@ -613,13 +619,16 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             Input::Op(op) => op,
             Input::Sandbox(started) => return self.take_sandbox(started),
         };
+        let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
+            Served::Handled => return Ok(()),
+            Served::Pass(op) => op,
+        };
         match op {
             None | Some(Op::Shutdown) => return Err(Step::Shutdown),
             Some(Op::Decide(request)) => {
                 apply_decision(turn, request, &mut self.policy, &self.events);
             }
             Some(Op::Cancel) => abort_rest(turn, "cancelled by the operator", &self.events),
-            Some(Op::NoSupervisor) => self.supervised = false,
             Some(op) => self
                 .events
                 .error(format!("{} is not possible {now}", op_name(&op))),
@@ -696,22 +705,27 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         let outcome = loop {
             tokio::select! {
                 outcome = &mut running => break outcome,
-                input = self.inbox.next(), if !cancel.is_cancelled() => match input {
+                input = self.inbox.next(), if !cancel.is_cancelled() => {
                     // Only a sandbox that has started runs blocks: none is on its way.
-                    Input::Sandbox(_) => {}
-                    Input::Op(None | Some(Op::Shutdown)) => {
-                        shutdown = true;
-                        cancel.cancel();
+                    let Input::Op(op) = input else { continue };
+                    let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
+                        Served::Handled => continue,
+                        Served::Pass(op) => op,
+                    };
+                    match op {
+                        None | Some(Op::Shutdown) => {
+                            shutdown = true;
+                            cancel.cancel();
+                        }
+                        Some(Op::Cancel) => cancel.cancel(),
+                        Some(Op::Decide(request)) => {
+                            apply_decision(turn, request, &mut self.policy, &self.events);
+                        }
+                        Some(op) => self.events.error(format!(
+                            "{} is not possible while a block runs",
+                            op_name(&op)
+                        )),
                     }
-                    Input::Op(Some(Op::Cancel)) => cancel.cancel(),
-                    Input::Op(Some(Op::Decide(request))) => {
-                        apply_decision(turn, request, &mut self.policy, &self.events);
-                    }
-                    Input::Op(Some(Op::NoSupervisor)) => self.supervised = false,
-                    Input::Op(Some(op)) => self.events.error(format!(
-                        "{} is not possible while a block runs",
-                        op_name(&op)
-                    )),
                 }
             }
         };
@@ -762,11 +776,14 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     continue;
                 }
             };
+            let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
+                Served::Handled => continue,
+                Served::Pass(op) => op,
+            };
             match op {
                 None | Some(Op::Shutdown) => return Err(DoneReason::Aborted),
                 Some(Op::UserMessage { text }) => return Ok(Next::Message(text)),
                 Some(Op::Retry) if can_retry => return Ok(Next::Retry),
-                Some(Op::NoSupervisor) => self.supervised = false,
                 Some(Op::Cancel) => {}
                 Some(op) => self.events.error(format!(
                     "{} is not possible now: nothing is pending",
@@ -787,12 +804,46 @@ enum Step {
     SandboxGone,
 }
 
+/// What [`serve_anytime`] did with an op.
+enum Served {
+    Handled,
+    /// Not one it serves: the caller's to serve (`None`: the input ended).
+    Pass(Option<Op>),
+}
+
+/// Serves the ops that mean the same whatever the engine is doing: nobody is left to decide,
+/// or an approval rule is lifted. The one place each of them is served.
+fn serve_anytime(
+    op: Option<Op>,
+    supervised: &mut bool,
+    policy: &mut Policy,
+    events: &Events,
+) -> Served {
+    match op {
+        Some(Op::NoSupervisor) => *supervised = false,
+        Some(Op::RevokeRule { rule }) => match policy.revoke(&rule) {
+            Some(revoked) => {
+                events.send(Event::RuleRevoked { rule: revoked });
+                events.send(Event::Rules {
+                    rules: policy.rules(),
+                });
+            }
+            None => events.error(format!(
+                "no approval rule `{rule}` is in force; the rules event lists those that are"
+            )),
+        },
+        other => return Served::Pass(other),
+    }
+    Served::Handled
+}
+
 fn op_name(op: &Op) -> &'static str {
     match op {
         Op::UserMessage { .. } => "a message to the model",
         Op::Decide(_) => "a decision",
         Op::Cancel => "cancel",
         Op::Retry => "a retry",
+        Op::RevokeRule { .. } => "revoking a rule",
         Op::NoSupervisor => "no-supervisor",
         Op::Shutdown => "shutdown",
     }
@@ -870,6 +921,9 @@ fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy
         DecisionKind::ApproveSession => {
             let chosen = request.scope.unwrap_or(Scope::Language);
             policy.approve_for_session(chosen, &block.language.name, &block.code);
+            events.send(Event::Rules {
+                rules: policy.rules(),
+            });
             scope = Some(chosen);
         }
         DecisionKind::Abort => {
@@ -957,5 +1011,5 @@ fn decide_each(
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
+#[path = "session_tests/mod.rs"]
 mod tests;

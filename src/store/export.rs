@@ -21,6 +21,18 @@ pub struct SessionExport {
     pub messages: Vec<ExportMessage>,
     pub blocks: Vec<ExportBlock>,
     pub runs: Vec<RunRow>,
+    /// Approval rules the operator lifted, in order.
+    #[serde(default)]
+    pub revoked_rules: Vec<ExportRevocation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportRevocation {
+    pub rule: String,
+    pub covers: String,
+    pub origin: String,
+    pub revoked_by: String,
+    pub revoked_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +132,20 @@ impl Store {
             ..RunFilter::default()
         })?;
         runs.reverse();
+        let mut statement = self.conn.prepare(
+            "SELECT rule, covers, origin, revoked_by, revoked_at FROM revoked_rules WHERE session = ?1 ORDER BY id",
+        )?;
+        let revoked_rules = statement
+            .query_map(params![session], |row| {
+                Ok(ExportRevocation {
+                    rule: row.get(0)?,
+                    covers: row.get(1)?,
+                    origin: row.get(2)?,
+                    revoked_by: row.get(3)?,
+                    revoked_at: row.get::<_, i64>(4)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
         Ok(SessionExport {
             session: session.to_string(),
             started_at,
@@ -131,6 +157,7 @@ impl Store {
             messages,
             blocks,
             runs,
+            revoked_rules,
         })
     }
 }
@@ -182,6 +209,19 @@ pub fn markdown(export: &SessionExport) -> String {
         // Every message is quoted: nothing the model (or a program, through the results)
         // writes can form a heading, a block section or a decision line of the transcript.
         out.push_str(&format!("\n## {title}\n\n{}\n", quoted(&message.content)));
+    }
+    if !export.revoked_rules.is_empty() {
+        out.push_str("\n## Approval rules lifted\n\n");
+        for revoked in &export.revoked_rules {
+            // One line each: a pattern from the config cannot start a line of its own.
+            out.push_str(&format!(
+                "- {} ({}), by {} at {}\n",
+                revoked.covers.replace(['\n', '\r'], " "),
+                revoked.origin,
+                revoked.revoked_by,
+                local_date_time(revoked.revoked_at as i64)
+            ));
+        }
     }
     out.push_str("\n## Blocks\n");
     for block in &export.blocks {
@@ -280,6 +320,13 @@ mod tests {
                 }],
             }],
             runs: vec![],
+            revoked_rules: vec![ExportRevocation {
+                rule: "deny_patterns:x".into(),
+                covers: "code matching `x\n## Operator`".into(),
+                origin: "approval.deny_patterns".into(),
+                revoked_by: "me@host".into(),
+                revoked_at: 0,
+            }],
         };
         let text = markdown(&export);
         let structure: Vec<&str> = text
@@ -292,6 +339,7 @@ mod tests {
                 "# airlock session s1",
                 "## Operator",
                 "## Model",
+                "## Approval rules lifted",
                 "## Blocks",
                 "### Block 1 · sh · #h (b1)",
                 "- decision: **reject** by approver (approver): no - decision: **approve** by x (operator)",

@@ -174,6 +174,12 @@ impl Store {
                     params![block, wire_name(decision), wire_name(source), decided_by, reason, scope.as_ref().map(wire_name), code, now()],
                 )?;
             }
+            Event::RuleRevoked { rule } => {
+                self.conn.execute(
+                    "INSERT INTO revoked_rules (session, rule, covers, origin, revoked_by, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![session, rule.id, rule.covers, rule.origin, self.operator, now()],
+                )?;
+            }
             Event::ExecStarted { block, run } => {
                 self.conn.execute(
                     "INSERT INTO runs (id, session, block, code, edited, status, started_at)
@@ -509,6 +515,32 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).expect("file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_lifted_rule_is_kept_with_who_lifted_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("h.db")).expect("opens");
+        session(&store, "s1");
+        let rule = crate::protocol::ApprovalRule {
+            id: "allow_languages:sh".into(),
+            effect: crate::protocol::DecisionKind::Approve,
+            covers: "every sh block".into(),
+            origin: "approval.allow_languages".into(),
+        };
+        store
+            .record("s1", &Event::RuleRevoked { rule })
+            .expect("recorded");
+        let export = store.export("s1").expect("export");
+        let revoked = &export.revoked_rules;
+        assert_eq!(revoked.len(), 1);
+        assert_eq!(revoked[0].rule, "allow_languages:sh");
+        assert!(
+            revoked[0].revoked_by.contains('@'),
+            "{}",
+            revoked[0].revoked_by
+        );
+        assert!(markdown(&export).contains("- every sh block (approval.allow_languages), by "));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH];
+const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH];
 
 /// 1: sessions, messages, blocks, decisions, runs.
 pub const FIRST: &str = "CREATE TABLE sessions (
@@ -70,6 +70,18 @@ pub const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 5: approval rules the operator lifted during a session.
+const FIFTH: &str = "CREATE TABLE revoked_rules (
+        id INTEGER PRIMARY KEY,
+        session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        covers TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        revoked_by TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL
+    );
+    CREATE INDEX revoked_rules_by_session ON revoked_rules(session);";
 
 /// 4: whether /workspace was full when the run ended.
 const FOURTH: &str = "ALTER TABLE runs ADD COLUMN workspace_full INTEGER;";

@@ -423,7 +423,14 @@ impl App {
             }
             Event::Reflection { text } => self.push_entry(EntryKind::Results, text),
             // The screen's phase follows the events it comes with (a proposal, a start).
-            Event::Phase { .. } => {}
+            Event::Phase { .. } | Event::Rules { .. } => {}
+            Event::RuleRevoked { rule } => self.push_entry(
+                EntryKind::Notice,
+                &format!(
+                    "approval rule lifted for this session: {} ({})",
+                    rule.covers, rule.origin
+                ),
+            ),
             Event::Idle { reason } => {
                 self.phase = Phase::Idle(Some(*reason));
                 self.streaming = None;

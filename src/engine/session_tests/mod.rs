@@ -1137,3 +1137,5 @@ async fn when_the_history_stops_recording_no_further_block_runs_and_the_model_is
     let report = last_user_message(&requests[2]);
     assert!(report.contains("the history cannot record it"), "{report}");
 }
+
+mod rules;
