@@ -5,7 +5,12 @@ use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStringExt;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, SeekFrom, Stat, Timestamps};
+use std::path::Path;
+
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, ResolveFlags, SeekFrom, Stat, StatxAttributes, StatxFlags,
+    Timestamps,
+};
 use rustix::io::Errno;
 
 const COPY_BUFFER: usize = 256 * 1024;
@@ -34,16 +39,33 @@ pub(super) fn stat_at(dir: &OwnedFd, name: &OsString) -> Result<Stat, Errno> {
     rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
 }
 
-/// What an entry will take on the host: its data blocks, a block for a directory or a long
-/// symlink, and its name in the directory holding it.
-pub(super) fn host_cost(stat: &Stat, name: &OsString) -> u64 {
-    let own = match FileType::from_raw_mode(stat.st_mode) {
+/// What an entry's name takes in the directory holding it.
+pub(super) fn name_cost(name: &OsString) -> u64 {
+    name.len() as u64 + 16
+}
+
+/// What an entry's data takes on the host: its blocks, at least a block for a directory or
+/// a symlink too long to live in its inode.
+pub(super) fn data_cost(stat: &Stat) -> u64 {
+    let blocks = u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+    let least = match FileType::from_raw_mode(stat.st_mode) {
         FileType::Directory => BLOCK,
         FileType::Symlink if stat.st_size >= FAST_SYMLINK => BLOCK,
-        FileType::Symlink => 0,
-        _ => u64::try_from(stat.st_blocks).unwrap_or(0) * 512,
+        _ => 0,
     };
-    own.div_ceil(BLOCK) * BLOCK + name.len() as u64 + 16
+    blocks.max(least).div_ceil(BLOCK) * BLOCK
+}
+
+/// Whether `name` in `dir` is the root of a mount: one from the same filesystem (a bind
+/// mount) shares its device, so the device alone does not tell.
+pub(super) fn is_mount(dir: &OwnedFd, name: &OsString) -> bool {
+    let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
+    rustix::fs::statx(dir, name, flags, StatxFlags::empty()).is_ok_and(|statx| {
+        statx
+            .stx_attributes_mask
+            .contains(StatxAttributes::MOUNT_ROOT)
+            && statx.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+    })
 }
 
 fn times(stat: &Stat) -> Timestamps {
@@ -69,17 +91,32 @@ pub(super) fn entries(dir: &OwnedFd) -> Result<Vec<OsString>, Errno> {
     Ok(names)
 }
 
-/// Copies the regular file `name` of `from` as a new file in `to`, with its mode (set-id
+/// One file to copy: its name in the source, the passing name of the copy, what it is, and
+/// how much of it to copy.
+pub(super) struct Copy<'c> {
+    pub name: &'c OsString,
+    pub partial: &'c OsString,
+    pub stat: &'c Stat,
+    pub length: u64,
+}
+
+/// Copies a regular file of `from` as the new file `partial` in `to`, with its mode (set-id
 /// bits dropped), times and owner; at most its first `length` bytes. The file must still be
-/// the inode `stat` describes; whatever fails, no partial copy is left.
+/// the inode `stat` describes; whatever fails, no partial copy is left. `tick` is called as
+/// the data goes.
 pub(super) fn copy_file(
     from: &OwnedFd,
     to: &OwnedFd,
-    name: &OsString,
-    stat: &Stat,
-    length: u64,
+    copy: &Copy<'_>,
     buffer: &mut Vec<u8>,
+    tick: &mut dyn FnMut(),
 ) -> Result<(), Errno> {
+    let Copy {
+        name,
+        partial,
+        stat,
+        length,
+    } = *copy;
     // Non-blocking, so a fifo put in its place cannot hold the supervisor.
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let source = rustix::fs::openat(from, name, flags, Mode::empty())?;
@@ -89,33 +126,40 @@ pub(super) fn copy_file(
         return Err(Errno::AGAIN);
     }
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW;
-    let sink = rustix::fs::openat(to, name, flags | OFlags::CLOEXEC, Mode::RUSR)?;
+    let sink = rustix::fs::openat(to, partial, flags | OFlags::CLOEXEC, Mode::RUSR)?;
     if buffer.is_empty() {
         buffer.resize(COPY_BUFFER, 0);
     }
     // Mode and times while the file is still the supervisor's, the owner last.
-    let copied = copy_data(&source, &sink, length, buffer)
+    let copied = copy_data(&source, &sink, length, buffer, tick)
         .and_then(|()| rustix::fs::fchmod(&sink, Mode::from_raw_mode(stat.st_mode & 0o777)))
         .and_then(|()| rustix::fs::futimens(&sink, &times(stat)))
         .and_then(|()| rustix::fs::fchown(&sink, uid(stat), gid(stat)));
     if copied.is_err() {
-        let _ = rustix::fs::unlinkat(to, name, AtFlags::empty());
+        let _ = rustix::fs::unlinkat(to, partial, AtFlags::empty());
     }
     copied
 }
 
 /// Copies the data of `source` and none of its holes, so a sparse file takes no more room
 /// in the copy than in the original.
-fn copy_data(source: &OwnedFd, sink: &OwnedFd, size: u64, buffer: &mut [u8]) -> Result<(), Errno> {
+fn copy_data(
+    source: &OwnedFd,
+    sink: &OwnedFd,
+    size: u64,
+    buffer: &mut [u8],
+    tick: &mut dyn FnMut(),
+) -> Result<(), Errno> {
     let mut offset = 0;
     while offset < size {
         let start = match rustix::fs::seek(source, SeekFrom::Data(offset)) {
-            Ok(start) => start,
+            // Never backwards, whatever a filesystem answers: the copy always ends.
+            Ok(start) => start.max(offset),
             Err(Errno::NXIO) => break,
             Err(err) => return Err(err),
         };
         let end = rustix::fs::seek(source, SeekFrom::Hole(start))?.min(size);
-        copy_range(source, sink, start, end, buffer)?;
+        copy_range(source, sink, start, end, buffer, tick)?;
         offset = end.max(start + 1);
     }
     rustix::fs::ftruncate(sink, size)
@@ -127,8 +171,10 @@ fn copy_range(
     mut at: u64,
     end: u64,
     buffer: &mut [u8],
+    tick: &mut dyn FnMut(),
 ) -> Result<(), Errno> {
     while at < end {
+        tick();
         let want = usize::try_from(end - at)
             .unwrap_or(usize::MAX)
             .min(buffer.len());
@@ -146,22 +192,48 @@ fn copy_range(
     Ok(())
 }
 
-/// Copies the symlink `name` of `from` into `to` as a symlink with the same target.
+/// Copies the symlink `name` of `from` into `to`, as `partial`, with the same target.
 pub(super) fn copy_symlink(
     from: &OwnedFd,
     to: &OwnedFd,
     name: &OsString,
+    partial: &OsString,
     stat: &Stat,
 ) -> Result<(), Errno> {
     let target = rustix::fs::readlinkat(from, name, Vec::new())?;
-    rustix::fs::symlinkat(target.as_c_str(), to, name)?;
-    rustix::fs::chownat(to, name, uid(stat), gid(stat), AtFlags::SYMLINK_NOFOLLOW)
+    rustix::fs::symlinkat(target.as_c_str(), to, partial)?;
+    let owned = rustix::fs::chownat(to, partial, uid(stat), gid(stat), AtFlags::SYMLINK_NOFOLLOW);
+    if owned.is_err() {
+        let _ = rustix::fs::unlinkat(to, partial, AtFlags::empty());
+    }
+    owned
 }
 
-/// Gives directory `dir` the mode (set-id and sticky bits dropped) and owner of `stat`.
-pub(super) fn match_dir(dir: &OwnedFd, stat: &Stat) -> Result<(), Errno> {
+/// Makes `partial` in `to` another name of the file at `first` (a path from `root`), the
+/// path resolved beneath `root` without a symlink or a mount on the way.
+pub(super) fn link_beneath(
+    root: &OwnedFd,
+    first: &Path,
+    to: &OwnedFd,
+    partial: &OsString,
+) -> Result<(), Errno> {
+    let (Some(parent), Some(last)) = (first.parent(), first.file_name()) else {
+        return Err(Errno::INVAL);
+    };
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
+    let parent = if parent.as_os_str().is_empty() {
+        rustix::fs::openat2(root, ".", dir_flags(), Mode::empty(), resolve)?
+    } else {
+        rustix::fs::openat2(root, parent, dir_flags(), Mode::empty(), resolve)?
+    };
+    rustix::fs::linkat(&parent, last, to, partial, AtFlags::empty())
+}
+
+/// Gives directory `dir` the mode and owner of `stat`: set-id and sticky bits are never
+/// copied, and of those it has itself, `keep` says which stay.
+pub(super) fn match_dir(dir: &OwnedFd, stat: &Stat, keep: u32) -> Result<(), Errno> {
     let now = rustix::fs::fstat(dir)?;
-    let mode = stat.st_mode & 0o777;
+    let mode = stat.st_mode & 0o777 | now.st_mode & keep;
     if now.st_mode & 0o7777 != mode {
         rustix::fs::fchmod(dir, Mode::from_raw_mode(mode))?;
     }

@@ -29,6 +29,9 @@ use rustix::fs::{Mode, Stat};
 
 /// Deeper directories are left where they are, and named in the pass's report.
 const MAX_DEPTH: usize = 64;
+/// Names the mirror uses for copies on their way; never copied, and stale ones are removed
+/// from the host.
+const PARTIAL: &str = ".airlock-partial-";
 /// A pass names at most this many entries it could not copy.
 const MAX_NAMED: usize = 5;
 
@@ -62,14 +65,32 @@ impl Signature {
             ctime,
         }
     }
+
+    /// Whether `now` is still what `self` recorded. A ctime left out on either side (a file
+    /// with several links then or now) is not compared.
+    fn matches(self, now: Self) -> bool {
+        let ctime = self.ctime == now.ctime || self.ctime == (0, 0) || now.ctime == (0, 0);
+        Self {
+            ctime: now.ctime,
+            ..self
+        } == now
+            && ctime
+    }
+
+    fn is_dir(self) -> bool {
+        rustix::fs::FileType::from_raw_mode(self.mode).is_dir()
+    }
 }
 
-/// An entry as both sides held it after the last pass, and what it costs on the host.
+/// An entry as both sides held it after the last pass, and what its copy takes on the host.
 #[derive(Debug, Clone)]
 struct Known {
     inside: Signature,
     host: Signature,
-    host_cost: u64,
+    /// Its name in the directory holding it.
+    name_cost: u64,
+    /// Its data (a directory's or long symlink's block included): held once per inode.
+    data_cost: u64,
     /// A directory's entries, by name: paths are never stored whole, so deep trees of long
     /// names cost the supervisor no more than their names.
     children: KnownDir,
@@ -215,12 +236,19 @@ impl Mirror {
             return report;
         }
         // Only the host needs a budget: the tmpfs is the kernel's to bound.
-        let budget = match direction {
-            Direction::In => None,
-            Direction::Out => self.room().ok().map(|room| room.bytes),
+        let budget = match (direction, self.room()) {
+            (Direction::In, _) => None,
+            (Direction::Out, Ok(room)) => Some(room.bytes),
+            (Direction::Out, Err(why)) => {
+                report.problem(Path::new("/"), format!("{why}; nothing is copied"));
+                return report;
+            }
         };
         let old = std::mem::take(&mut self.known);
-        let mut walk = pass::Pass::new(direction, &from_root, &to_root, to, budget, tick);
+        let mut walk = pass::Pass::new(direction, &from_root, &to_root, to, tick);
+        if let Some(budget) = budget {
+            walk.limit(budget, pass::charged(&old));
+        }
         self.known = walk.dir(from, to, Path::new(""), old, 0);
         walk.finish()
     }
