@@ -187,9 +187,8 @@ fn check_workspace_room(report: &mut Report, sandbox: &SandboxConfig, room: &str
         [blocks, size, inodes] => Some((blocks * size, *inodes)),
         _ => None,
     };
-    let bounded = sandbox.workspace_limit.bytes() > 0 && !sandbox.workspace_read_only;
     let (ok, detail) = match seen {
-        Some((bytes, inodes)) if bounded => (
+        Some((bytes, inodes)) if sandbox.workspace_is_bounded() => (
             bytes.div_ceil(4096) == sandbox.workspace_limit.bytes().div_ceil(4096)
                 && inodes == sandbox.workspace_inodes,
             format!(

@@ -5,6 +5,12 @@
 use super::SandboxConfig;
 
 impl SandboxConfig {
+    /// Whether /workspace is the capped tmpfs mirrored to the workspace directory (a
+    /// read-only workspace, or `workspace_limit = 0`, is the directory itself).
+    pub fn workspace_is_bounded(&self) -> bool {
+        self.workspace_limit.bytes() > 0 && !self.workspace_read_only
+    }
+
     /// One short phrase per loosened setting; empty for the defaults.
     pub fn weakenings(&self) -> Vec<String> {
         let mut found = Vec::new();
@@ -17,7 +23,7 @@ impl SandboxConfig {
         if self.tmp_size.bytes() == 0 {
             found.push("unbounded /tmp (tmp_size = 0)".to_string());
         }
-        if self.workspace_limit.bytes() == 0 && !self.workspace_read_only {
+        if !self.workspace_is_bounded() && !self.workspace_read_only {
             found.push("unbounded workspace (workspace_limit = 0)".to_string());
         }
         if super::parse_user(&self.user).is_some_and(|(_, gid)| gid == 0) {

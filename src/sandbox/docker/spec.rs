@@ -221,7 +221,7 @@ impl ContainerPlan {
 fn mirrored_room(config: &SandboxConfig) -> Option<WorkspaceRoom> {
     const PAGE: u64 = 4096;
     let limit = config.workspace_limit.bytes();
-    (limit > 0 && !config.workspace_read_only).then(|| WorkspaceRoom {
+    config.workspace_is_bounded().then(|| WorkspaceRoom {
         bytes: limit.div_ceil(PAGE) * PAGE,
         inodes: config.workspace_inodes,
     })
