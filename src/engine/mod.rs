@@ -2,6 +2,8 @@
 //! and talks to the outside through the `protocol` types and the adapter traits.
 
 pub mod approver;
+mod decisions;
+mod events;
 pub mod extract;
 pub mod feedback;
 mod inbox;
@@ -13,5 +15,6 @@ pub mod turn;
 mod unoffered;
 
 pub use crate::config::language::{Language, LanguageTable};
+pub use events::{Events, Journal};
 pub use extract::{ExtractedBlock, extract_blocks};
-pub use session::{Ended, Events, Journal, Session, Settings};
+pub use session::{Ended, Session, Settings};

@@ -7,25 +7,28 @@
 //! then one message takes every outcome back to the model, which starts the next turn.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::approver::{ApprovalRequest, Approver};
+use super::decisions::{
+    NOBODY_THERE, Served, abort_rest, apply_decision, decide, op_name, reject_undecided,
+    ruling_decision, serve_anytime, skip_after_failure,
+};
+use super::events::Events;
 use super::feedback::FeedbackLimits;
 use super::inbox::{Inbox, Input, ShutdownRequested};
 use super::policy::{Policy, Ruling};
 use super::sandbox::{BlockSpec, Sandbox, SandboxError};
-use super::turn::{Decided, Fate, Turn, TurnBlock};
+use super::turn::{Fate, Turn, TurnBlock};
 use super::unoffered::unoffered_notice;
 use super::{LanguageTable, extract_blocks};
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
 use crate::protocol::{
-    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op, Phase, Scope,
-    Stream, wire_name,
+    DecisionKind, DecisionSource, DoneReason, Event, IdleReason, Op, Phase, Stream,
 };
 
 /// How a session behaves; everything the engine needs from the configuration.
@@ -42,116 +45,6 @@ pub struct Settings {
     /// Headless: the session ends when a turn leaves nothing to do. Otherwise the engine
     /// waits for the operator's next message.
     pub end_when_idle: bool,
-}
-
-/// Records an event durably before anyone sees it (the history). After an error nothing more
-/// is recorded, and no further block runs: what cannot be recorded does not happen.
-pub type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
-
-/// Sends events; a frontend that went away is not the engine's problem. With a journal,
-/// each event is recorded first, synchronously: a decision is on disk before its block
-/// starts, and a run's row exists before the run does.
-#[derive(Clone)]
-pub struct Events {
-    sender: mpsc::UnboundedSender<Event>,
-    journal: Option<Journal>,
-    /// Why the journal stopped recording, once it has.
-    unrecorded: Arc<std::sync::Mutex<Option<String>>>,
-    /// The phase last reported, so each change is reported once.
-    phase: Arc<std::sync::Mutex<Option<Phase>>>,
-}
-
-impl Events {
-    pub fn new(sender: mpsc::UnboundedSender<Event>) -> Self {
-        Self {
-            sender,
-            journal: None,
-            unrecorded: Arc::default(),
-            phase: Arc::default(),
-        }
-    }
-
-    pub fn with_journal(mut self, journal: Journal) -> Self {
-        self.journal = Some(journal);
-        self
-    }
-
-    /// Events for a session whose history was meant to record but cannot: no block runs.
-    pub fn with_broken_journal(self, why: String) -> Self {
-        self.set_unrecorded(why);
-        self
-    }
-
-    pub fn send(&self, event: Event) {
-        if let Some(journal) = &self.journal
-            && self.unrecorded().is_none()
-            && let Err(why) = journal(&event)
-        {
-            self.set_unrecorded(why.clone());
-            let _ = self.sender.send(Event::Error {
-                message: format!(
-                    "history: {why}; no further block runs in this session, since it could not \
-                     be recorded (history.enabled = false runs without a record)"
-                ),
-            });
-        }
-        let _ = self.sender.send(event);
-    }
-
-    /// Why blocks can no longer be recorded, once that is so.
-    fn unrecorded(&self) -> Option<String> {
-        self.unrecorded.lock().map_or(None, |why| why.clone())
-    }
-
-    fn set_unrecorded(&self, why: String) {
-        if let Ok(mut slot) = self.unrecorded.lock() {
-            slot.get_or_insert(why);
-        }
-    }
-
-    /// Reports what the engine now does, when that changed. Waiting (`idle`) and the end
-    /// (`done`) are events of their own; the phase after them is reported again.
-    fn phase(&self, phase: Phase) {
-        let changed = self.phase.lock().is_ok_and(|mut last| {
-            let changed = *last != Some(phase);
-            *last = Some(phase);
-            changed
-        });
-        if changed {
-            self.send(Event::Phase { phase });
-        }
-    }
-
-    fn forget_phase(&self) {
-        if let Ok(mut last) = self.phase.lock() {
-            *last = None;
-        }
-    }
-
-    fn error(&self, message: impl Into<String>) {
-        self.send(Event::Error {
-            message: message.into(),
-        });
-    }
-
-    fn notice(&self, message: impl Into<String>) {
-        self.send(Event::Notice {
-            message: message.into(),
-        });
-    }
-
-    fn decision(&self, block: &TurnBlock, scope: Option<Scope>) {
-        if let Some(decided) = &block.decision {
-            self.send(Event::Decision {
-                block: block.id.clone(),
-                decision: decided.kind,
-                reason: decided.reason.clone(),
-                source: decided.source,
-                scope,
-                code: decided.edited.clone(),
-            });
-        }
-    }
 }
 
 /// Why the model conversation paused or stopped.
@@ -804,210 +697,12 @@ enum Step {
     SandboxGone,
 }
 
-/// What [`serve_anytime`] did with an op.
-enum Served {
-    Handled,
-    /// Not one it serves: the caller's to serve (`None`: the input ended).
-    Pass(Option<Op>),
-}
-
-/// Serves the ops that mean the same whatever the engine is doing: nobody is left to decide,
-/// or an approval rule is lifted. The one place each of them is served.
-fn serve_anytime(
-    op: Option<Op>,
-    supervised: &mut bool,
-    policy: &mut Policy,
-    events: &Events,
-) -> Served {
-    match op {
-        Some(Op::NoSupervisor) => *supervised = false,
-        Some(Op::RevokeRule { rule }) => match policy.revoke(&rule) {
-            Some(revoked) => {
-                events.send(Event::RuleRevoked { rule: revoked });
-                events.send(Event::Rules {
-                    rules: policy.rules(),
-                });
-            }
-            None => events.error(format!(
-                "no approval rule `{rule}` is in force; the rules event lists those that are"
-            )),
-        },
-        other => return Served::Pass(other),
-    }
-    Served::Handled
-}
-
-fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::UserMessage { .. } => "a message to the model",
-        Op::Decide(_) => "a decision",
-        Op::Cancel => "cancel",
-        Op::Retry => "a retry",
-        Op::RevokeRule { .. } => "revoking a rule",
-        Op::NoSupervisor => "no-supervisor",
-        Op::Shutdown => "shutdown",
-    }
-}
-
-fn ruling_decision(ruling: Ruling) -> Decided {
-    Decided::new(ruling.kind, ruling.source, ruling.reason)
-}
-
-/// Records a decision and reports it.
-fn decide(
-    turn: &mut Turn,
-    position: usize,
-    decided: Decided,
-    scope: Option<Scope>,
-    events: &Events,
-) {
-    let block = &mut turn.blocks[position];
-    block.decision = Some(decided);
-    events.decision(block, scope);
-}
-
-/// An operator's decision: checked, recorded, and applied to later blocks when it is an
-/// approve-for-session.
-fn apply_decision(turn: &mut Turn, request: DecisionRequest, policy: &mut Policy, events: &Events) {
-    let Some(position) = turn.position(&request.block) else {
-        let pending: Vec<&str> = turn
-            .blocks
-            .iter()
-            .filter(|block| block.decision.is_none())
-            .map(|block| block.id.as_str())
-            .collect();
-        events.error(format!(
-            "no block `{}` is waiting for a decision (waiting: {})",
-            request.block,
-            if pending.is_empty() {
-                "none".to_string()
-            } else {
-                pending.join(", ")
-            }
-        ));
-        return;
-    };
-    let block = &turn.blocks[position];
-    if let Some(decided) = &block.decision {
-        events.error(format!(
-            "block {} is already decided ({})",
-            block.id,
-            wire_name(&decided.kind)
-        ));
-        return;
-    }
-    let reason = request.reason.filter(|reason| !reason.trim().is_empty());
-    let mut decided = Decided {
-        kind: request.decision,
-        source: DecisionSource::Operator,
-        reason,
-        edited: None,
-    };
-    let mut scope = None;
-    match request.decision {
-        DecisionKind::Edit => match request.code {
-            Some(code) if !code.trim().is_empty() => decided.edited = Some(code),
-            _ => {
-                events.error(format!(
-                    "an edit of block {} needs the new code in `code`",
-                    block.id
-                ));
-                return;
-            }
-        },
-        DecisionKind::Reject if decided.reason.is_none() => {
-            decided.reason = Some("the operator gave no reason".into());
-        }
-        DecisionKind::ApproveSession => {
-            let chosen = request.scope.unwrap_or(Scope::Language);
-            policy.approve_for_session(chosen, &block.language.name, &block.code);
-            events.send(Event::Rules {
-                rules: policy.rules(),
-            });
-            scope = Some(chosen);
-        }
-        DecisionKind::Abort => {
-            abort_rest(
-                turn,
-                decided
-                    .reason
-                    .as_deref()
-                    .unwrap_or("aborted by the operator"),
-                events,
-            );
-            return;
-        }
-        _ => {}
-    }
-    decide(turn, position, decided, scope, events);
-    if scope.is_some() {
-        approve_covered(turn, policy, events);
-    }
-}
-
-/// After an approve-for-session: undecided blocks the new rule covers are approved too.
-fn approve_covered(turn: &mut Turn, policy: &Policy, events: &Events) {
-    for position in 0..turn.blocks.len() {
-        let block = &turn.blocks[position];
-        if block.decision.is_some() {
-            continue;
-        }
-        if let Some(ruling) = policy.rule(&block.language.name, &block.code)
-            && ruling.kind == DecisionKind::Approve
-        {
-            decide(turn, position, ruling_decision(ruling), None, events);
-        }
-    }
-}
-
-/// Abort: every block that has not run is decided `abort`.
-fn abort_rest(turn: &mut Turn, reason: &str, events: &Events) {
-    let aborted = Decided::new(DecisionKind::Abort, DecisionSource::Operator, reason);
-    decide_each(turn, 0, |block| !block.settled(), &aborted, events);
-}
-
-/// Stop-on-failure: every later block that has not run is skipped, approved or not.
-fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events) {
-    let reason = format!(
-        "block {} failed, and airlock skips the rest of a message after a failure",
-        failed + 1
-    );
-    let skipped = Decided::new(DecisionKind::Skip, DecisionSource::StopOnFailure, reason);
-    decide_each(turn, failed + 1, |block| !block.settled(), &skipped, events);
-}
-
-const NOBODY_THERE: &str = "no supervisor: nobody was there to decide";
-
-/// Nobody can decide: undecided blocks are rejected, by nobody rather than by the operator.
-/// Returns whether any was.
-fn reject_undecided(turn: &mut Turn, reason: &str, events: &Events) -> bool {
-    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::NoSupervisor, reason);
-    decide_each(turn, 0, |block| block.decision.is_none(), &rejected, events) > 0
-}
-
 /// The session ends mid-turn (the operator quit, or the frontend went away): blocks still
 /// waiting are recorded as rejected for want of a supervisor, so none is left undecided.
 fn shut_down(turn: &mut Turn, events: &Events) -> TurnEnd {
     let reason = "no supervisor: the session ended while the block waited for a decision";
     reject_undecided(turn, reason, events);
     TurnEnd::Shutdown
-}
-
-/// Gives `decided` to every block from `from` on that `selected` picks; returns how many.
-fn decide_each(
-    turn: &mut Turn,
-    from: usize,
-    selected: impl Fn(&TurnBlock) -> bool,
-    decided: &Decided,
-    events: &Events,
-) -> usize {
-    let picked: Vec<usize> = (from..turn.blocks.len())
-        .filter(|&position| selected(&turn.blocks[position]))
-        .collect();
-    for &position in &picked {
-        decide(turn, position, decided.clone(), None, events);
-    }
-    picked.len()
 }
 
 #[cfg(test)]

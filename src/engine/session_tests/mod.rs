@@ -9,10 +9,11 @@ use tokio::sync::mpsc;
 
 use super::*;
 use crate::config::{ApprovalConfig, ApproveMode};
+use crate::engine::Journal;
 use crate::engine::approver::ApproverVerdict;
 use crate::engine::sandbox::LiveOutput;
 use crate::model::ModelSink;
-use crate::protocol::ExecResult;
+use crate::protocol::{DecisionRequest, ExecResult, Scope};
 
 /// What the fake model does for one request.
 enum Reply {

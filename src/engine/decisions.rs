@@ -1,0 +1,210 @@
+//! Decisions on a turn's blocks as the engine takes them: the operator's, checked and
+//! applied; rulings; what follows a failure or an abort; and the ops served at any point.
+
+use super::events::Events;
+use super::policy::{Policy, Ruling};
+use super::turn::{Decided, Turn, TurnBlock};
+use crate::protocol::{DecisionKind, DecisionRequest, DecisionSource, Event, Op, Scope, wire_name};
+
+/// What [`serve_anytime`] did with an op.
+pub(super) enum Served {
+    Handled,
+    /// Not one it serves: the caller's to serve (`None`: the input ended).
+    Pass(Option<Op>),
+}
+
+/// Serves the ops that mean the same whatever the engine is doing: nobody is left to decide,
+/// or an approval rule is lifted. The one place each of them is served.
+pub(super) fn serve_anytime(
+    op: Option<Op>,
+    supervised: &mut bool,
+    policy: &mut Policy,
+    events: &Events,
+) -> Served {
+    match op {
+        Some(Op::NoSupervisor) => *supervised = false,
+        Some(Op::RevokeRule { rule }) => match policy.revoke(&rule) {
+            Some(revoked) => {
+                events.send(Event::RuleRevoked { rule: revoked });
+                events.send(Event::Rules {
+                    rules: policy.rules(),
+                });
+            }
+            None => events.error(format!(
+                "no approval rule `{rule}` is in force; the rules event lists those that are"
+            )),
+        },
+        other => return Served::Pass(other),
+    }
+    Served::Handled
+}
+
+pub(super) fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::UserMessage { .. } => "a message to the model",
+        Op::Decide(_) => "a decision",
+        Op::Cancel => "cancel",
+        Op::Retry => "a retry",
+        Op::RevokeRule { .. } => "revoking a rule",
+        Op::NoSupervisor => "no-supervisor",
+        Op::Shutdown => "shutdown",
+    }
+}
+
+pub(super) fn ruling_decision(ruling: Ruling) -> Decided {
+    Decided::new(ruling.kind, ruling.source, ruling.reason)
+}
+
+/// Records a decision and reports it.
+pub(super) fn decide(
+    turn: &mut Turn,
+    position: usize,
+    decided: Decided,
+    scope: Option<Scope>,
+    events: &Events,
+) {
+    let block = &mut turn.blocks[position];
+    block.decision = Some(decided);
+    events.decision(block, scope);
+}
+
+/// An operator's decision: checked, recorded, and applied to later blocks when it is an
+/// approve-for-session.
+pub(super) fn apply_decision(
+    turn: &mut Turn,
+    request: DecisionRequest,
+    policy: &mut Policy,
+    events: &Events,
+) {
+    let Some(position) = turn.position(&request.block) else {
+        let pending: Vec<&str> = turn
+            .blocks
+            .iter()
+            .filter(|block| block.decision.is_none())
+            .map(|block| block.id.as_str())
+            .collect();
+        events.error(format!(
+            "no block `{}` is waiting for a decision (waiting: {})",
+            request.block,
+            if pending.is_empty() {
+                "none".to_string()
+            } else {
+                pending.join(", ")
+            }
+        ));
+        return;
+    };
+    let block = &turn.blocks[position];
+    if let Some(decided) = &block.decision {
+        events.error(format!(
+            "block {} is already decided ({})",
+            block.id,
+            wire_name(&decided.kind)
+        ));
+        return;
+    }
+    let reason = request.reason.filter(|reason| !reason.trim().is_empty());
+    let mut decided = Decided {
+        kind: request.decision,
+        source: DecisionSource::Operator,
+        reason,
+        edited: None,
+    };
+    let mut scope = None;
+    match request.decision {
+        DecisionKind::Edit => match request.code {
+            Some(code) if !code.trim().is_empty() => decided.edited = Some(code),
+            _ => {
+                events.error(format!(
+                    "an edit of block {} needs the new code in `code`",
+                    block.id
+                ));
+                return;
+            }
+        },
+        DecisionKind::Reject if decided.reason.is_none() => {
+            decided.reason = Some("the operator gave no reason".into());
+        }
+        DecisionKind::ApproveSession => {
+            let chosen = request.scope.unwrap_or(Scope::Language);
+            policy.approve_for_session(chosen, &block.language.name, &block.code);
+            events.send(Event::Rules {
+                rules: policy.rules(),
+            });
+            scope = Some(chosen);
+        }
+        DecisionKind::Abort => {
+            abort_rest(
+                turn,
+                decided
+                    .reason
+                    .as_deref()
+                    .unwrap_or("aborted by the operator"),
+                events,
+            );
+            return;
+        }
+        _ => {}
+    }
+    decide(turn, position, decided, scope, events);
+    if scope.is_some() {
+        approve_covered(turn, policy, events);
+    }
+}
+
+/// After an approve-for-session: undecided blocks the new rule covers are approved too.
+pub(super) fn approve_covered(turn: &mut Turn, policy: &Policy, events: &Events) {
+    for position in 0..turn.blocks.len() {
+        let block = &turn.blocks[position];
+        if block.decision.is_some() {
+            continue;
+        }
+        if let Some(ruling) = policy.rule(&block.language.name, &block.code)
+            && ruling.kind == DecisionKind::Approve
+        {
+            decide(turn, position, ruling_decision(ruling), None, events);
+        }
+    }
+}
+
+/// Abort: every block that has not run is decided `abort`.
+pub(super) fn abort_rest(turn: &mut Turn, reason: &str, events: &Events) {
+    let aborted = Decided::new(DecisionKind::Abort, DecisionSource::Operator, reason);
+    decide_each(turn, 0, |block| !block.settled(), &aborted, events);
+}
+
+/// Stop-on-failure: every later block that has not run is skipped, approved or not.
+pub(super) fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events) {
+    let reason = format!(
+        "block {} failed, and airlock skips the rest of a message after a failure",
+        failed + 1
+    );
+    let skipped = Decided::new(DecisionKind::Skip, DecisionSource::StopOnFailure, reason);
+    decide_each(turn, failed + 1, |block| !block.settled(), &skipped, events);
+}
+
+pub(super) const NOBODY_THERE: &str = "no supervisor: nobody was there to decide";
+
+/// Nobody can decide: undecided blocks are rejected, by nobody rather than by the operator.
+/// Returns whether any was.
+pub(super) fn reject_undecided(turn: &mut Turn, reason: &str, events: &Events) -> bool {
+    let rejected = Decided::new(DecisionKind::Reject, DecisionSource::NoSupervisor, reason);
+    decide_each(turn, 0, |block| block.decision.is_none(), &rejected, events) > 0
+}
+
+/// Gives `decided` to every block from `from` on that `selected` picks; returns how many.
+pub(super) fn decide_each(
+    turn: &mut Turn,
+    from: usize,
+    selected: impl Fn(&TurnBlock) -> bool,
+    decided: &Decided,
+    events: &Events,
+) -> usize {
+    let picked: Vec<usize> = (from..turn.blocks.len())
+        .filter(|&position| selected(&turn.blocks[position]))
+        .collect();
+    for &position in &picked {
+        decide(turn, position, decided.clone(), None, events);
+    }
+    picked.len()
+}

@@ -1,0 +1,119 @@
+//! How the engine reports: every event recorded first (the history), then sent; the phase
+//! reported once per change.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::turn::TurnBlock;
+use crate::protocol::{Event, Phase, Scope};
+
+/// Records an event durably before anyone sees it (the history). After an error nothing more
+/// is recorded, and no further block runs: what cannot be recorded does not happen.
+pub type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
+
+/// Sends events; a frontend that went away is not the engine's problem. With a journal,
+/// each event is recorded first, synchronously: a decision is on disk before its block
+/// starts, and a run's row exists before the run does.
+#[derive(Clone)]
+pub struct Events {
+    sender: mpsc::UnboundedSender<Event>,
+    journal: Option<Journal>,
+    /// Why the journal stopped recording, once it has.
+    unrecorded: Arc<std::sync::Mutex<Option<String>>>,
+    /// The phase last reported, so each change is reported once.
+    phase: Arc<std::sync::Mutex<Option<Phase>>>,
+}
+
+impl Events {
+    pub fn new(sender: mpsc::UnboundedSender<Event>) -> Self {
+        Self {
+            sender,
+            journal: None,
+            unrecorded: Arc::default(),
+            phase: Arc::default(),
+        }
+    }
+
+    pub fn with_journal(mut self, journal: Journal) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Events for a session whose history was meant to record but cannot: no block runs.
+    pub fn with_broken_journal(self, why: String) -> Self {
+        self.set_unrecorded(why);
+        self
+    }
+
+    pub fn send(&self, event: Event) {
+        if let Some(journal) = &self.journal
+            && self.unrecorded().is_none()
+            && let Err(why) = journal(&event)
+        {
+            self.set_unrecorded(why.clone());
+            let _ = self.sender.send(Event::Error {
+                message: format!(
+                    "history: {why}; no further block runs in this session, since it could not \
+                     be recorded (history.enabled = false runs without a record)"
+                ),
+            });
+        }
+        let _ = self.sender.send(event);
+    }
+
+    /// Why blocks can no longer be recorded, once that is so.
+    pub(super) fn unrecorded(&self) -> Option<String> {
+        self.unrecorded.lock().map_or(None, |why| why.clone())
+    }
+
+    pub(super) fn set_unrecorded(&self, why: String) {
+        if let Ok(mut slot) = self.unrecorded.lock() {
+            slot.get_or_insert(why);
+        }
+    }
+
+    /// Reports what the engine now does, when that changed. Waiting (`idle`) and the end
+    /// (`done`) are events of their own; the phase after them is reported again.
+    pub(super) fn phase(&self, phase: Phase) {
+        let changed = self.phase.lock().is_ok_and(|mut last| {
+            let changed = *last != Some(phase);
+            *last = Some(phase);
+            changed
+        });
+        if changed {
+            self.send(Event::Phase { phase });
+        }
+    }
+
+    pub(super) fn forget_phase(&self) {
+        if let Ok(mut last) = self.phase.lock() {
+            *last = None;
+        }
+    }
+
+    pub(super) fn error(&self, message: impl Into<String>) {
+        self.send(Event::Error {
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn notice(&self, message: impl Into<String>) {
+        self.send(Event::Notice {
+            message: message.into(),
+        });
+    }
+
+    pub(super) fn decision(&self, block: &TurnBlock, scope: Option<Scope>) {
+        if let Some(decided) = &block.decision {
+            self.send(Event::Decision {
+                block: block.id.clone(),
+                decision: decided.kind,
+                reason: decided.reason.clone(),
+                source: decided.source,
+                scope,
+                code: decided.edited.clone(),
+            });
+        }
+    }
+}
