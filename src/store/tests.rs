@@ -1,0 +1,329 @@
+use super::*;
+use crate::protocol::{DecisionKind, DecisionSource, DoneReason, ExecResult};
+
+fn session(store: &Store, id: &str) {
+    store
+        .begin_session(&SessionInfo {
+            id: id.into(),
+            model: "test-model".into(),
+            base_url: "http://127.0.0.1:1/v1".into(),
+            sandbox: "{}".into(),
+            resumed_from: None,
+        })
+        .expect("session");
+}
+
+fn result(exit_code: i64, output: &str) -> ExecResult {
+    ExecResult::sample(Some(exit_code), output)
+}
+
+/// A whole turn: a message, two blocks (one edited), their runs, the end.
+fn a_turn(store: &Store, id: &str) {
+    let events = [
+        Event::UserMessage {
+            text: "count the words".into(),
+        },
+        Event::AssistantMessage {
+            text: "```python\nprint(1)\n```\n```bash\necho hi\n```".into(),
+        },
+        Event::BlockProposed {
+            block: format!("{id}-b1"),
+            index: 0,
+            language: "python".into(),
+            code: "print(1)\n".into(),
+        },
+        Event::BlockProposed {
+            block: format!("{id}-b2"),
+            index: 1,
+            language: "bash".into(),
+            code: "echo hi\n".into(),
+        },
+        Event::Decision {
+            block: format!("{id}-b1"),
+            decision: DecisionKind::Edit,
+            reason: None,
+            source: DecisionSource::Operator,
+            scope: None,
+            code: Some("print(2)\n".into()),
+        },
+        Event::Decision {
+            block: format!("{id}-b2"),
+            decision: DecisionKind::Reject,
+            reason: Some("no shell".into()),
+            source: DecisionSource::Operator,
+            scope: None,
+            code: None,
+        },
+        Event::ExecStarted {
+            block: format!("{id}-b1"),
+            run: format!("{id}-r1"),
+        },
+        Event::ExecFinished {
+            block: format!("{id}-b1"),
+            run: format!("{id}-r1"),
+            result: result(0, "2\n"),
+        },
+        Event::Reflection {
+            text: "Results: 2".into(),
+        },
+        Event::Done {
+            reason: DoneReason::NoCode,
+        },
+    ];
+    for event in &events {
+        store.record(id, event).expect("recorded");
+    }
+}
+
+#[test]
+fn the_schema_is_created_once_private_and_versioned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested").join("history.db");
+    let store = Store::open(&path).expect("opens");
+    drop(store);
+    let store = Store::open(&path).expect("opens again");
+    let version: i64 = store
+        .conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, schema::VERSION);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_lifted_rule_is_kept_with_who_lifted_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    session(&store, "s1");
+    let rule = crate::protocol::ApprovalRule {
+        id: "allow_languages:sh".into(),
+        effect: crate::protocol::DecisionKind::Approve,
+        covers: "every sh block".into(),
+        origin: "approval.allow_languages".into(),
+    };
+    store
+        .record("s1", &Event::RuleRevoked { rule })
+        .expect("recorded");
+    let export = store.export("s1").expect("export");
+    let revoked = &export.revoked_rules;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].rule, "allow_languages:sh");
+    assert!(
+        revoked[0].revoked_by.contains('@'),
+        "{}",
+        revoked[0].revoked_by
+    );
+    assert!(markdown(&export).contains("- every sh block (approval.allow_languages), by "));
+}
+
+#[test]
+fn a_session_is_recorded_and_listed_with_its_decisions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    session(&store, "s1");
+    a_turn(&store, "s1");
+    let runs = store.list_runs(&RunFilter::default()).expect("list");
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(
+        (run.run.as_str(), run.status.name(), run.exit_code),
+        ("s1-r1", "finished", Some(0))
+    );
+    assert_eq!(run.code, "print(2)\n", "the code that ran is the edit");
+    assert!(run.edited);
+    assert_eq!(run.decision, Some(crate::protocol::DecisionKind::Edit));
+    assert!(run.decided_by.contains('@'), "{}", run.decided_by);
+    let export = store.export("s1").expect("export");
+    assert_eq!(export.messages.len(), 3);
+    assert_eq!(
+        export.blocks[1].decisions[0].reason.as_deref(),
+        Some("no shell")
+    );
+    assert_eq!(export.end_reason.as_deref(), Some("no_code"));
+    let text = markdown(&export);
+    for needle in [
+        "count the words",
+        "print(1)",
+        "print(2)",
+        "**reject**",
+        "no shell",
+        "exit 0",
+        "2\n",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let json = serde_json::to_string(&export).expect("json");
+    let back: SessionExport = serde_json::from_str(&json).expect("round trip");
+    assert_eq!(back, export);
+}
+
+#[test]
+fn grep_and_session_filter_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    for id in ["s1", "s2"] {
+        session(&store, id);
+        a_turn(&store, id);
+    }
+    let only = RunFilter {
+        session: Some("s2".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.list_runs(&only).expect("list").len(), 1);
+    let grep = RunFilter {
+        grep: Some("PRINT(2".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.list_runs(&grep).expect("list").len(), 2);
+    let none = RunFilter {
+        grep: Some("100%_".into()),
+        ..RunFilter::default()
+    };
+    assert!(store.list_runs(&none).expect("list").is_empty());
+}
+
+#[test]
+fn a_run_of_a_dead_process_is_marked_interrupted_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.db");
+    let store = Store::open(&path).expect("opens");
+    session(&store, "s1");
+    store
+        .record(
+            "s1",
+            &Event::BlockProposed {
+                block: "b".into(),
+                index: 0,
+                language: "bash".into(),
+                code: "sleep 9".into(),
+            },
+        )
+        .expect("block");
+    store
+        .record(
+            "s1",
+            &Event::Decision {
+                block: "b".into(),
+                decision: DecisionKind::Approve,
+                reason: None,
+                source: DecisionSource::Operator,
+                scope: None,
+                code: None,
+            },
+        )
+        .expect("decision");
+    store
+        .record(
+            "s1",
+            &Event::ExecStarted {
+                block: "b".into(),
+                run: "r".into(),
+            },
+        )
+        .expect("run");
+    // This process is alive: the run stays running.
+    drop(store);
+    let store = Store::open(&path).expect("opens");
+    assert_eq!(
+        store.run("r").expect("run").expect("there").status,
+        RunStatus::Running
+    );
+    // An owner that is gone.
+    store
+        .conn
+        .execute(
+            "UPDATE sessions SET owner = ?1",
+            params![format!("{}:999999999:1", crate::owner::hostname())],
+        )
+        .expect("update");
+    drop(store);
+    let store = Store::open(&path).expect("opens");
+    assert_eq!(
+        store.run("r").expect("run").expect("there").status,
+        RunStatus::Interrupted
+    );
+}
+
+#[test]
+fn a_version_1_file_is_migrated_and_keeps_its_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.db");
+    {
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(schema::FIRST).expect("v1 schema");
+        conn.execute_batch("PRAGMA user_version = 1")
+            .expect("version");
+        conn.execute(
+            "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner) VALUES ('old', 1, 'm', 'u', '{}', 'h:1:1')",
+            [],
+        )
+        .expect("row");
+    }
+    let store = Store::open(&path).expect("migrates");
+    let version: i64 = store
+        .conn
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("version");
+    assert_eq!(version, schema::VERSION);
+    assert!(store.session_exists("old").expect("query"));
+    session(&store, "new");
+    assert_eq!(
+        store.latest_session().expect("latest").as_deref(),
+        Some("new")
+    );
+}
+
+#[test]
+fn prune_removes_old_sessions_then_the_oldest_until_small_enough() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    for id in ["s1", "s2", "s3"] {
+        session(&store, id);
+        a_turn(&store, id);
+    }
+    store
+        .conn
+        .execute(
+            "UPDATE sessions SET started_at = 1000, ended_at = 2000 WHERE id = 's1'",
+            [],
+        )
+        .expect("age s1");
+    store
+        .conn
+        .execute(
+            "UPDATE sessions SET sandbox = '{\"workspace\":\"/srv/mine\"}' WHERE id = 's3'",
+            [],
+        )
+        .expect("s3 named its workspace");
+    let pruned = store.prune(30, 0).expect("prune");
+    assert_eq!(pruned.sessions, 1);
+    assert_eq!(pruned.own_workspaces, ["s1"]);
+    assert!(!store.session_exists("s1").expect("query"));
+    assert!(
+        store.run("s1-r1").expect("query").is_none(),
+        "its runs went with it"
+    );
+    assert_eq!(store.conversation("s2").expect("messages").len(), 3);
+    let pruned = store.prune(0, 1).expect("prune by size");
+    assert_eq!(pruned.sessions, 2);
+    assert_eq!(pruned.own_workspaces, ["s2"], "not s3's named one");
+    assert!(store.latest_session().expect("latest").is_none());
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("h.db");
+    std::fs::write(
+        &path,
+        "this is not sqlite, just text that is long enough to be read as a header",
+    )
+    .expect("write");
+    let err = Store::open(&path).err().expect("refused").to_string();
+    assert!(
+        err.contains("h.db") && err.contains("not a readable history database"),
+        "{err}"
+    );
+}
