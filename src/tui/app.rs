@@ -10,11 +10,13 @@ use ratatui_textarea::TextArea;
 
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogView;
+use super::modal::{ModalData, ModalStack};
+use super::rules::RulesModal;
 use super::scroll::Scroll;
 use super::theme::Theme;
 use crate::protocol::{
-    DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, ExecResult, IdleReason, Op,
-    Scope,
+    ApprovalRule, DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, ExecResult,
+    IdleReason, Op, Scope,
 };
 
 /// What the app asks of its runner, besides ops for the engine.
@@ -193,6 +195,11 @@ pub struct App {
     pub focus: Focus,
     pub zoomed: bool,
     pub overlay: Option<Overlay>,
+    /// Overlays as components, the topmost taking the keys (the rules so far; the others
+    /// are still [`Overlay`]s).
+    pub(crate) modals: ModalStack,
+    /// The approval rules in force, as the engine last listed them.
+    pub rules: Vec<ApprovalRule>,
     pub status: Option<String>,
     pub bell: bool,
     pub areas: PaneAreas,
@@ -232,6 +239,8 @@ impl App {
             focus: Focus::Composer,
             zoomed: false,
             overlay: None,
+            modals: ModalStack::default(),
+            rules: Vec::new(),
             status: None,
             bell,
             areas: PaneAreas::default(),
@@ -423,7 +432,8 @@ impl App {
             }
             Event::Reflection { text } => self.push_entry(EntryKind::Results, text),
             // The screen's phase follows the events it comes with (a proposal, a start).
-            Event::Phase { .. } | Event::Rules { .. } => {}
+            Event::Phase { .. } => {}
+            Event::Rules { rules } => self.rules = rules.clone(),
             Event::RuleRevoked { rule } => self.push_entry(
                 EntryKind::Notice,
                 &format!(
@@ -593,6 +603,19 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
+        if !self.modals.is_empty() {
+            let data = ModalData {
+                theme: &self.theme,
+                keymap: &self.keymap,
+                rules: &self.rules,
+            };
+            return self
+                .modals
+                .on_key(&key, &data)
+                .into_iter()
+                .map(UiAction::Op)
+                .collect();
+        }
         if self.overlay.is_some() {
             return self.on_overlay_key(key);
         }
@@ -608,6 +631,10 @@ impl App {
             Action::Quit => self.quit(),
             Action::Help => {
                 self.overlay = Some(Overlay::Help { scroll: 0 });
+                Vec::new()
+            }
+            Action::Rules => {
+                self.modals.push(Box::new(RulesModal::default()));
                 Vec::new()
             }
             Action::FocusNext => {
@@ -674,7 +701,7 @@ impl App {
                 self.scroll_pane(self.focus, action);
                 Vec::new()
             }
-            Action::Keep | Action::Discard => Vec::new(),
+            Action::Keep | Action::Discard | Action::Revoke => Vec::new(),
         }
     }
 

@@ -32,6 +32,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         Context::Editor,
         Context::Logs,
         Context::History,
+        Context::Rules,
         Context::Global,
     ];
     let bindings = app.keymap.bindings();

@@ -17,6 +17,8 @@ pub enum Context {
     Composer,
     /// The inline editor and the one-line prompts.
     Editor,
+    /// The list of approval rules in force.
+    Rules,
 }
 
 impl Context {
@@ -29,6 +31,7 @@ impl Context {
             Self::History => "History",
             Self::Composer => "Composer",
             Self::Editor => "Editing",
+            Self::Rules => "Approval rules",
         }
     }
 }
@@ -66,6 +69,8 @@ pub enum Action {
     Cancel,
     Retry,
     Quit,
+    Rules,
+    Revoke,
 }
 
 struct Default {
@@ -327,6 +332,30 @@ const DEFAULTS: &[Default] = &[
         hint: "quit",
         description: "quit (asks first if something runs)",
     },
+    Default {
+        action: Action::Rules,
+        name: "rules",
+        context: Context::Global,
+        keys: &["r"],
+        hint: "rules",
+        description: "the approval rules in force; lift one for the rest of the session",
+    },
+    Default {
+        action: Action::Revoke,
+        name: "revoke",
+        context: Context::Rules,
+        keys: &["d", "delete"],
+        hint: "lift",
+        description: "lift the selected rule for the rest of the session (recorded)",
+    },
+    Default {
+        action: Action::Leave,
+        name: "close_rules",
+        context: Context::Rules,
+        keys: &["esc"],
+        hint: "close",
+        description: "close the list of rules",
+    },
 ];
 
 /// One key with its modifiers.
@@ -366,6 +395,7 @@ impl Key {
             "backtab" => KeyCode::BackTab,
             "space" => KeyCode::Char(' '),
             "backspace" => KeyCode::Backspace,
+            "delete" | "del" => KeyCode::Delete,
             "up" => KeyCode::Up,
             "down" => KeyCode::Down,
             "left" => KeyCode::Left,
@@ -416,6 +446,7 @@ impl Key {
             KeyCode::Tab => "Tab".into(),
             KeyCode::BackTab => "Shift-Tab".into(),
             KeyCode::Backspace => "Backspace".into(),
+            KeyCode::Delete => "Del".into(),
             KeyCode::Up => "↑".into(),
             KeyCode::Down => "↓".into(),
             KeyCode::Left => "←".into(),

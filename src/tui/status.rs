@@ -55,7 +55,9 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     }
     let mut keys = Vec::new();
     let global = app.keymap.hints(super::keymap::Context::Global);
-    let focused = app.keymap.hints(app.focus.context());
+    // The topmost overlay's keys, when one is open; else the focused pane's.
+    let context = app.modals.context().unwrap_or(app.focus.context());
+    let focused = app.keymap.hints(context);
     let wanted = ["next pane", "cancel", "quit", "history", "zoom"];
     let globals = global.into_iter().filter(|(_, hint)| wanted.contains(hint));
     for (key, hint) in focused.into_iter().take(8).chain(globals) {

@@ -182,6 +182,13 @@ fn draw_overlay(frame: &mut Frame, app: &mut App, area: Rect) {
             draw_input(frame, app, area, &theme)
         }
     }
+    // The stack's components, over everything else.
+    let data = super::modal::ModalData {
+        theme: &app.theme,
+        keymap: &app.keymap,
+        rules: &app.rules,
+    };
+    app.modals.render(frame, area, &data);
 }
 
 /// The overlays that take typing: the reject reason, the history filter, the inline editor.

@@ -1,0 +1,79 @@
+//! Overlays as a stack of components: the topmost takes every key first, through the keymap
+//! context it names, and each draws over the panes in the order they opened. A modal owns
+//! its state; what it needs of the session comes in a [`ModalData`] each time.
+
+use crossterm::event::KeyEvent;
+use ratatui::Frame;
+use ratatui::layout::Rect;
+
+use super::keymap::{Action, Context, Keymap};
+use super::theme::Theme;
+use crate::protocol::{ApprovalRule, Op};
+
+/// What the session shows a modal, read fresh for every key and every frame.
+pub(crate) struct ModalData<'a> {
+    pub theme: &'a Theme,
+    pub keymap: &'a Keymap,
+    pub rules: &'a [ApprovalRule],
+}
+
+/// What a modal asks for after a key.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    Stay,
+    Close,
+    /// Send this to the engine and stay open (the session's answer updates the data).
+    Send(Op),
+}
+
+pub(crate) trait Modal {
+    /// Where its keys are looked up; the keymap's global bindings apply under it.
+    fn context(&self) -> Context;
+
+    /// One key, as the action it is in [`Modal::context`] (`None`: no binding there).
+    fn on_action(&mut self, action: Option<Action>, data: &ModalData<'_>) -> Outcome;
+
+    fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>);
+}
+
+#[derive(Default)]
+pub(crate) struct ModalStack {
+    stack: Vec<Box<dyn Modal>>,
+}
+
+impl ModalStack {
+    pub(crate) fn push(&mut self, modal: Box<dyn Modal>) {
+        self.stack.push(modal);
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.stack.is_empty()
+    }
+
+    /// The keymap context of the topmost modal, for the status bar's hints.
+    pub(crate) fn context(&self) -> Option<Context> {
+        self.stack.last().map(|modal| modal.context())
+    }
+
+    /// Gives the key to the topmost modal; returns what is to go to the engine.
+    pub(crate) fn on_key(&mut self, key: &KeyEvent, data: &ModalData<'_>) -> Vec<Op> {
+        let Some(top) = self.stack.last_mut() else {
+            return Vec::new();
+        };
+        let action = data.keymap.action(top.context(), key);
+        match top.on_action(action, data) {
+            Outcome::Stay => Vec::new(),
+            Outcome::Close => {
+                self.stack.pop();
+                Vec::new()
+            }
+            Outcome::Send(op) => vec![op],
+        }
+    }
+
+    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {
+        for modal in &self.stack {
+            modal.render(frame, area, data);
+        }
+    }
+}
