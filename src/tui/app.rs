@@ -8,15 +8,16 @@ use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 use ratatui_textarea::TextArea;
 
+use super::choices::{QuitModal, ScopeModal};
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogView;
-use super::modal::{ModalData, ModalStack};
+use super::modal::{ModalData, ModalStack, Request};
 use super::rules::RulesModal;
 use super::scroll::Scroll;
 use super::theme::Theme;
 use crate::protocol::{
     ApprovalRule, DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, ExecResult,
-    IdleReason, Op, Scope,
+    IdleReason, Op,
 };
 
 /// What the app asks of its runner, besides ops for the engine.
@@ -126,9 +127,6 @@ pub enum Overlay {
     Help {
         scroll: u16,
     },
-    ConfirmQuit,
-    /// Approve for the session: pick the scope.
-    Scope,
     Reason(Box<TextArea<'static>>),
     Editor {
         block: String,
@@ -613,7 +611,10 @@ impl App {
                 .modals
                 .on_key(&key, &data)
                 .into_iter()
-                .map(UiAction::Op)
+                .map(|request| match request {
+                    Request::Op(op) => UiAction::Op(op),
+                    Request::Quit => UiAction::Quit,
+                })
                 .collect();
         }
         if self.overlay.is_some() {
@@ -701,7 +702,13 @@ impl App {
                 self.scroll_pane(self.focus, action);
                 Vec::new()
             }
-            Action::Keep | Action::Discard | Action::Revoke => Vec::new(),
+            // The overlays' own actions: nothing when no overlay has the keys.
+            Action::Keep
+            | Action::Discard
+            | Action::Revoke
+            | Action::ScopeLanguage
+            | Action::ScopeExact
+            | Action::ConfirmQuit => Vec::new(),
         }
     }
 
@@ -771,7 +778,7 @@ impl App {
     /// Quits at once when nothing runs; asks first otherwise.
     fn quit(&mut self) -> Vec<UiAction> {
         if self.phase.busy() {
-            self.overlay = Some(Overlay::ConfirmQuit);
+            self.modals.push(Box::new(QuitModal));
             return Vec::new();
         }
         vec![UiAction::Op(Op::Shutdown), UiAction::Quit]
@@ -829,7 +836,9 @@ impl App {
             Action::Skip => vec![UiAction::Op(Op::Decide(decide(DecisionKind::Skip)))],
             Action::Abort => vec![UiAction::Op(Op::Decide(decide(DecisionKind::Abort)))],
             Action::ApproveSession => {
-                self.overlay = Some(Overlay::Scope);
+                self.modals.push(Box::new(ScopeModal {
+                    block: block.id.clone(),
+                }));
                 Vec::new()
             }
             Action::Reject => {
@@ -906,29 +915,6 @@ impl App {
                 };
                 self.overlay = Some(Overlay::Help { scroll });
                 Vec::new()
-            }
-            Overlay::ConfirmQuit => match key.code {
-                KeyCode::Char('y') | KeyCode::Enter => {
-                    vec![UiAction::Op(Op::Shutdown), UiAction::Quit]
-                }
-                _ => Vec::new(),
-            },
-            Overlay::Scope => {
-                let scope = match key.code {
-                    KeyCode::Char('l') => Scope::Language,
-                    KeyCode::Char('x') => Scope::Exact,
-                    _ => return Vec::new(),
-                };
-                let Some(block) = self.card_block() else {
-                    return Vec::new();
-                };
-                vec![UiAction::Op(Op::Decide(DecisionRequest {
-                    block: block.id.clone(),
-                    decision: DecisionKind::ApproveSession,
-                    reason: None,
-                    code: None,
-                    scope: Some(scope),
-                }))]
             }
             Overlay::Reason(mut area) => {
                 if key.code == KeyCode::Enter || editing_action == Some(Action::Keep) {
@@ -1027,6 +1013,7 @@ mod tests {
     use crossterm::event::KeyModifiers;
 
     use super::*;
+    use crate::protocol::Scope;
     use crate::tui::testing::{app, decided, feed, proposed};
 
     fn key(code: KeyCode) -> KeyEvent {
@@ -1221,7 +1208,10 @@ mod tests {
         app.phase = Phase::Running;
         assert_eq!(ops(app.on_key(ctrl('c'))), [Op::Cancel]);
         assert!(ops(app.on_key(ctrl('c'))).is_empty());
-        assert!(matches!(app.overlay, Some(Overlay::ConfirmQuit)));
+        assert_eq!(
+            app.modals.context(),
+            Some(crate::tui::keymap::Context::ConfirmQuit)
+        );
         let actions = app.on_key(key(KeyCode::Char('y')));
         assert!(actions.contains(&UiAction::Quit));
         let mut idle = crate::tui::testing::app();

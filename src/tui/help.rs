@@ -32,6 +32,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         Context::Editor,
         Context::Logs,
         Context::History,
+        Context::Scope,
+        Context::ConfirmQuit,
         Context::Rules,
         Context::Global,
     ];

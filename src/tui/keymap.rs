@@ -19,6 +19,10 @@ pub enum Context {
     Editor,
     /// The list of approval rules in force.
     Rules,
+    /// Picking what an approve-for-session covers.
+    Scope,
+    /// Asked whether to quit while something runs.
+    ConfirmQuit,
 }
 
 impl Context {
@@ -32,6 +36,8 @@ impl Context {
             Self::Composer => "Composer",
             Self::Editor => "Editing",
             Self::Rules => "Approval rules",
+            Self::Scope => "Approve for session",
+            Self::ConfirmQuit => "Quit while something runs",
         }
     }
 }
@@ -71,6 +77,9 @@ pub enum Action {
     Quit,
     Rules,
     Revoke,
+    ScopeLanguage,
+    ScopeExact,
+    ConfirmQuit,
 }
 
 struct Default {
@@ -356,6 +365,38 @@ const DEFAULTS: &[Default] = &[
         hint: "close",
         description: "close the list of rules",
     },
+    Default {
+        action: Action::ScopeLanguage,
+        name: "scope_language",
+        context: Context::Scope,
+        keys: &["l"],
+        hint: "this language",
+        description: "approve every block in this language for the session",
+    },
+    Default {
+        action: Action::ScopeExact,
+        name: "scope_exact",
+        context: Context::Scope,
+        keys: &["x"],
+        hint: "exact code",
+        description: "approve this exact code for the session",
+    },
+    Default {
+        action: Action::Leave,
+        name: "close_scope",
+        context: Context::Scope,
+        keys: &["esc"],
+        hint: "back",
+        description: "back to the block, undecided",
+    },
+    Default {
+        action: Action::ConfirmQuit,
+        name: "confirm_quit",
+        context: Context::ConfirmQuit,
+        keys: &["y", "enter"],
+        hint: "quit",
+        description: "quit: what runs is stopped and the container removed (any other key stays)",
+    },
 ];
 
 /// One key with its modifiers.
@@ -544,6 +585,20 @@ impl Keymap {
 
     pub fn bindings(&self) -> &[Binding] {
         &self.bindings
+    }
+
+    /// The first key of `action` where `context` has focus (its own bindings, then the
+    /// global ones), for the labels of an overlay.
+    pub fn key_in(&self, context: Context, action: Action) -> String {
+        [context, Context::Global]
+            .iter()
+            .find_map(|&wanted| {
+                self.bindings
+                    .iter()
+                    .find(|b| b.context == wanted && b.action == action)
+                    .and_then(|b| b.keys.first())
+            })
+            .map_or_else(|| "unbound".into(), Key::label)
     }
 
     /// The first key of `action`, for hints.

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod card;
+mod choices;
 pub mod conversation;
 pub mod fatal;
 pub mod help;
@@ -13,6 +14,7 @@ pub mod keymap;
 pub mod logs;
 pub mod markdown;
 mod modal;
+mod popup;
 pub mod preparing;
 mod rules;
 mod scroll;

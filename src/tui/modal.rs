@@ -17,6 +17,13 @@ pub(crate) struct ModalData<'a> {
     pub rules: &'a [ApprovalRule],
 }
 
+/// What a modal asks of the session.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Request {
+    Op(Op),
+    Quit,
+}
+
 /// What a modal asks for after a key.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Outcome {
@@ -24,6 +31,8 @@ pub(crate) enum Outcome {
     Close,
     /// Send this to the engine and stay open (the session's answer updates the data).
     Send(Op),
+    /// Close, asking for these.
+    Finish(Vec<Request>),
 }
 
 pub(crate) trait Modal {
@@ -55,8 +64,8 @@ impl ModalStack {
         self.stack.last().map(|modal| modal.context())
     }
 
-    /// Gives the key to the topmost modal; returns what is to go to the engine.
-    pub(crate) fn on_key(&mut self, key: &KeyEvent, data: &ModalData<'_>) -> Vec<Op> {
+    /// Gives the key to the topmost modal; returns what it asks of the session.
+    pub(crate) fn on_key(&mut self, key: &KeyEvent, data: &ModalData<'_>) -> Vec<Request> {
         let Some(top) = self.stack.last_mut() else {
             return Vec::new();
         };
@@ -67,7 +76,11 @@ impl ModalStack {
                 self.stack.pop();
                 Vec::new()
             }
-            Outcome::Send(op) => vec![op],
+            Outcome::Send(op) => vec![Request::Op(op)],
+            Outcome::Finish(requests) => {
+                self.stack.pop();
+                requests
+            }
         }
     }
 

@@ -3,13 +3,14 @@
 //! bottom, overlays on top. A terminal too small for that gets a notice instead.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
-use ratatui::text::{Line, Span};
+use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::app::{App, Focus, Overlay};
 use super::highlight::Highlighter;
+use super::popup::{centered, centered_fixed};
 use super::{card, conversation, fatal, help, history, preparing, status};
 
 /// Smaller than this, panes cannot show anything useful.
@@ -144,40 +145,6 @@ fn draw_overlay(frame: &mut Frame, app: &mut App, area: Rect) {
         Some(Overlay::Run { index, scroll }) => {
             history::render_run(frame, centered(area, 90, 90), app, *index, *scroll)
         }
-        Some(Overlay::ConfirmQuit) => {
-            let text = vec![
-                Line::styled("Something is still running.", theme.text()),
-                Line::styled(
-                    "Quit anyway? It is stopped and the container removed.",
-                    theme.text(),
-                ),
-                Line::from(vec![
-                    Span::styled("y", theme.accent()),
-                    Span::styled(" quit  ", theme.dim()),
-                    Span::styled("any other key", theme.accent()),
-                    Span::styled(" stay", theme.dim()),
-                ]),
-            ];
-            popup(frame, area, " Quit? ", text, 60, 5, &theme);
-        }
-        Some(Overlay::Scope) => {
-            let text = vec![
-                Line::styled("Approve for the rest of the session:", theme.text()),
-                Line::from(vec![
-                    Span::styled("l", theme.accent()),
-                    Span::styled(" every block in this language", theme.dim()),
-                ]),
-                Line::from(vec![
-                    Span::styled("x", theme.accent()),
-                    Span::styled(" this exact code only", theme.dim()),
-                ]),
-                Line::from(vec![
-                    Span::styled("Esc", theme.accent()),
-                    Span::styled(" back", theme.dim()),
-                ]),
-            ];
-            popup(frame, area, " Approve for session ", text, 50, 6, &theme);
-        }
         Some(Overlay::Reason(_) | Overlay::Filter(_) | Overlay::Editor { .. }) => {
             draw_input(frame, app, area, &theme)
         }
@@ -222,45 +189,6 @@ fn draw_input(frame: &mut Frame, app: &mut App, area: Rect, theme: &super::theme
     input.set_cursor_style(theme.cursor());
     frame.render_widget(Clear, rect);
     frame.render_widget(&**input, rect);
-}
-
-fn popup(
-    frame: &mut Frame,
-    area: Rect,
-    title: &str,
-    text: Vec<Line<'static>>,
-    width: u16,
-    height: u16,
-    theme: &super::theme::Theme,
-) {
-    let rect = centered_fixed(area, width, height);
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(true))
-        .title_style(theme.title(true))
-        .title(Span::styled(title.to_string(), theme.accent()));
-    frame.render_widget(Clear, rect);
-    frame.render_widget(Paragraph::new(text).block(block), rect);
-}
-
-fn centered(area: Rect, width_percent: u16, height_percent: u16) -> Rect {
-    let [rect] = Layout::horizontal([Constraint::Percentage(width_percent)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [rect] = Layout::vertical([Constraint::Percentage(height_percent)])
-        .flex(Flex::Center)
-        .areas(rect);
-    rect
-}
-
-fn centered_fixed(area: Rect, width: u16, height: u16) -> Rect {
-    let [rect] = Layout::horizontal([Constraint::Length(width.min(area.width))])
-        .flex(Flex::Center)
-        .areas(area);
-    let [rect] = Layout::vertical([Constraint::Length(height.min(area.height))])
-        .flex(Flex::Center)
-        .areas(rect);
-    rect
 }
 
 #[cfg(test)]
@@ -444,7 +372,9 @@ mod tests {
 
             // The scope picker: its title, and its keys in bold.
             app.focus = Focus::Card;
-            app.overlay = Some(Overlay::Scope);
+            app.modals.push(Box::new(crate::tui::choices::ScopeModal {
+                block: "b-2".into(),
+            }));
             let buffer = drawn(&mut app, 120, 30);
             assert!(
                 modifier_at(&buffer, " Approve for session ").contains(Modifier::REVERSED),
@@ -458,6 +388,10 @@ mod tests {
 
             // The history's selected run (the newest, first) is bold, the other is not.
             app.overlay = None;
+            app.on_key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Esc,
+                crossterm::event::KeyModifiers::NONE,
+            ));
             feed(
                 &mut app,
                 &[
