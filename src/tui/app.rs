@@ -9,15 +9,17 @@ use ratatui::layout::{Position, Rect};
 use ratatui_textarea::TextArea;
 
 use super::choices::{QuitModal, ScopeModal};
+use super::help::HelpModal;
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogView;
 use super::modal::{ModalData, ModalStack, Request};
+pub use super::records::RunRecord;
 use super::rules::RulesModal;
+use super::run_view::RunModal;
 use super::scroll::Scroll;
 use super::theme::Theme;
 use crate::protocol::{
-    ApprovalRule, DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, ExecResult,
-    IdleReason, Op,
+    ApprovalRule, DecisionKind, DecisionRequest, DecisionSource, DoneReason, Event, IdleReason, Op,
 };
 
 /// What the app asks of its runner, besides ops for the engine.
@@ -103,38 +105,12 @@ pub struct ProposedBlock {
     pub edited: Option<String>,
 }
 
-/// One run, for the history pane.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunRecord {
-    /// The session the run belongs to; earlier sessions' runs come from the history.
-    pub session: String,
-    pub run: String,
-    pub block: String,
-    pub language: String,
-    /// The code as the model proposed it.
-    pub proposed: String,
-    /// The code that ran.
-    pub code: String,
-    pub edited: bool,
-    pub decision: String,
-    pub started: SystemTime,
-    pub output: String,
-    pub result: Option<ExecResult>,
-}
-
 /// Modal things drawn over the panes; they take every key while open.
 pub enum Overlay {
-    Help {
-        scroll: u16,
-    },
     Reason(Box<TextArea<'static>>),
     Editor {
         block: String,
         area: Box<TextArea<'static>>,
-    },
-    Run {
-        index: usize,
-        scroll: u16,
     },
     Filter(Box<TextArea<'static>>),
 }
@@ -566,6 +542,10 @@ impl App {
         // Pasted escape sequences must not reach the screen: control characters are drawn.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let text = crate::output::sanitize::for_person(&text);
+        // An overlay of the stack takes no text.
+        if !self.modals.is_empty() {
+            return;
+        }
         match &mut self.overlay {
             Some(Overlay::Editor { area, .. }) => {
                 area.insert_str(&text);
@@ -573,7 +553,6 @@ impl App {
             Some(Overlay::Reason(area)) | Some(Overlay::Filter(area)) => {
                 area.insert_str(text.replace('\n', " "));
             }
-            Some(_) => {}
             None => {
                 self.focus = Focus::Composer;
                 self.composer.insert_str(&text);
@@ -631,7 +610,7 @@ impl App {
             Action::Retry => self.retry(),
             Action::Quit => self.quit(),
             Action::Help => {
-                self.overlay = Some(Overlay::Help { scroll: 0 });
+                self.modals.push(Box::new(HelpModal::default()));
                 Vec::new()
             }
             Action::Rules => {
@@ -682,8 +661,9 @@ impl App {
                 Vec::new()
             }
             Action::OpenRun => {
-                if let Some(&index) = self.visible_runs().get(self.history_selected) {
-                    self.overlay = Some(Overlay::Run { index, scroll: 0 });
+                let selected = self.visible_runs().get(self.history_selected).copied();
+                if let Some(run) = selected.and_then(|index| self.runs.get(index)) {
+                    self.modals.push(Box::new(RunModal::new(run.clone())));
                 }
                 Vec::new()
             }
@@ -907,15 +887,6 @@ impl App {
         };
         let editing_action = self.keymap.action(Context::Editor, &key);
         match overlay {
-            Overlay::Help { scroll } => {
-                let scroll = match key.code {
-                    KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-                    KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-                    _ => return Vec::new(),
-                };
-                self.overlay = Some(Overlay::Help { scroll });
-                Vec::new()
-            }
             Overlay::Reason(mut area) => {
                 if key.code == KeyCode::Enter || editing_action == Some(Action::Keep) {
                     let reason = area.lines().join(" ").trim().to_string();
@@ -972,17 +943,6 @@ impl App {
                     Vec::new()
                 }
             },
-            Overlay::Run { index, scroll } => {
-                let scroll = match key.code {
-                    KeyCode::Char('j') | KeyCode::Down => scroll.saturating_add(1),
-                    KeyCode::Char('k') | KeyCode::Up => scroll.saturating_sub(1),
-                    KeyCode::PageDown => scroll.saturating_add(10),
-                    KeyCode::PageUp => scroll.saturating_sub(10),
-                    _ => return Vec::new(),
-                };
-                self.overlay = Some(Overlay::Run { index, scroll });
-                Vec::new()
-            }
         }
     }
 }

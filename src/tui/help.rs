@@ -7,24 +7,61 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::app::App;
-use super::keymap::{Binding, Context};
+use super::keymap::{Action, Binding, Context, Keymap};
+use super::modal::{Modal, ModalData, Outcome};
+use super::popup::centered;
 use super::text::wrap_prose;
+use super::theme::Theme;
 
 /// Columns before the key column, and between it and the descriptions.
 const INDENT: usize = 2;
 const GAP: usize = 2;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
-    let theme = &app.theme;
+/// The overlay, and how far it is scrolled.
+#[derive(Debug, Default)]
+pub(crate) struct HelpModal {
+    scroll: u16,
+}
+
+impl Modal for HelpModal {
+    fn context(&self) -> Context {
+        Context::Reading
+    }
+
+    fn on_action(&mut self, action: Option<Action>, _: &ModalData<'_>) -> Outcome {
+        self.scroll = match action {
+            Some(Action::ScrollDown) => self.scroll.saturating_add(1),
+            Some(Action::ScrollUp) => self.scroll.saturating_sub(1),
+            Some(Action::PageDown) => self.scroll.saturating_add(10),
+            Some(Action::PageUp) => self.scroll.saturating_sub(10),
+            Some(Action::Top) => 0,
+            _ => return Outcome::Close,
+        };
+        Outcome::Stay
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {
+        render(
+            frame,
+            centered(area, 90, 90),
+            data.theme,
+            data.keymap,
+            self.scroll,
+        );
+    }
+}
+
+pub(crate) fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap, scroll: u16) {
+    let title = format!(
+        " Keys ({}/{} scroll, any other key closes) ",
+        keymap.key_label(Action::ScrollDown),
+        keymap.key_label(Action::ScrollUp)
+    );
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(true))
         .title_style(theme.title(true))
-        .title(Span::styled(
-            " Keys (any key closes, j/k scroll) ",
-            theme.accent(),
-        ));
+        .title(Span::styled(title, theme.accent()));
     let width = block.inner(area).width as usize;
     let contexts = [
         Context::Card,
@@ -37,7 +74,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         Context::Rules,
         Context::Global,
     ];
-    let bindings = app.keymap.bindings();
+    let bindings = keymap.bindings();
     let key_column = bindings
         .iter()
         .map(|binding| keys_text(binding).chars().count())
@@ -60,11 +97,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App, scroll: u16) {
         }
         lines.push(Line::default());
     }
-    let picker = Line::styled(
-        "In the scope picker: l same language · x this exact code · Esc back",
-        theme.dim(),
-    );
-    lines.extend(wrap_prose(&picker, width));
     frame.render_widget(Clear, area);
     frame.render_widget(Paragraph::new(lines).block(block).scroll((scroll, 0)), area);
 }
@@ -130,7 +162,9 @@ mod tests {
     #[test]
     fn the_help_lists_every_binding_from_the_keymap() {
         let app = app();
-        let text = pane(100, 60, |frame| render(frame, frame.area(), &app, 0));
+        let text = pane(100, 60, |frame| {
+            render(frame, frame.area(), &app.theme, &app.keymap, 0)
+        });
         for binding in app.keymap.bindings() {
             assert!(
                 text.contains(binding.description),
@@ -144,7 +178,9 @@ mod tests {
     #[test]
     fn keys_and_descriptions_stand_in_two_columns() {
         let app = app();
-        let text = pane(60, 60, |frame| render(frame, frame.area(), &app, 0));
+        let text = pane(60, 60, |frame| {
+            render(frame, frame.area(), &app.theme, &app.keymap, 0)
+        });
         // The widest keys ("Alt-Enter / Ctrl-J") set the column; nothing runs together.
         assert!(text.contains("│  Alt-Enter / Ctrl-J  new line"), "{text}");
         assert!(
@@ -163,7 +199,9 @@ mod tests {
         );
         insta::assert_snapshot!(text);
         // Narrower: keys wider than their column take a row of their own.
-        let text = pane(40, 70, |frame| render(frame, frame.area(), &app, 0));
+        let text = pane(40, 70, |frame| {
+            render(frame, frame.area(), &app.theme, &app.keymap, 0)
+        });
         let rows: Vec<&str> = text.lines().collect();
         let at = rows
             .iter()

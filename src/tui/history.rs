@@ -1,16 +1,13 @@
 //! The history pane: this session's runs, newest first (the durable store comes with the
 //! history issue), filtered by text; Enter opens one with its code, decision and output.
 
-use std::time::UNIX_EPOCH;
-
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::app::{App, Focus, RunRecord};
-use super::text::visible_spans;
 use crate::output::sanitize::for_person;
 use crate::protocol::Outcome;
 
@@ -91,7 +88,7 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
     let first_line = for_person(run.code.lines().next().unwrap_or(""));
     let session = run.session.rsplit('-').next().unwrap_or("");
     Line::from(vec![
-        Span::styled(clock(run), theme.dim()),
+        Span::styled(run.clock(), theme.dim()),
         Span::styled(
             format!(" {:<6}", if earlier { session } else { "now" }),
             theme.dim(),
@@ -111,116 +108,15 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
     ])
 }
 
-/// `HH:MM:SS` and the zone, in local time.
-fn clock(run: &RunRecord) -> String {
-    crate::store::clock::local_clock(started_seconds(run))
-}
-
-/// The date, time and zone, in local time.
-fn started(run: &RunRecord) -> String {
-    crate::store::clock::local_date_time(started_seconds(run))
-}
-
-fn started_seconds(run: &RunRecord) -> i64 {
-    run.started
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// One run opened: who decided what, the code that ran (marked when edited), the output.
-pub fn render_run(frame: &mut Frame, area: Rect, app: &App, index: usize, scroll: u16) {
-    let theme = &app.theme;
-    let Some(run) = app.runs.get(index) else {
-        return;
-    };
-    let mut lines = vec![
-        Line::from(vec![
-            Span::styled("run ", theme.dim()),
-            Span::styled(run.run.clone(), theme.text()),
-        ]),
-        Line::from(vec![
-            Span::styled("started ", theme.dim()),
-            Span::styled(started(run), theme.text()),
-        ]),
-        Line::from(vec![
-            Span::styled("block ", theme.dim()),
-            Span::styled(run.block.clone(), theme.text()),
-        ]),
-        Line::from(vec![
-            Span::styled("decision ", theme.dim()),
-            Span::styled(run.decision.clone(), theme.text()),
-        ]),
-    ];
-    if let Some(result) = &run.result {
-        lines.push(Line::from(vec![
-            Span::styled("result ", theme.dim()),
-            Span::styled(
-                format!(
-                    "exit {} · {} ms · timed out {} · oom {} · truncated {} · {} bytes",
-                    result
-                        .exit_code
-                        .map_or("none".to_string(), |c| c.to_string()),
-                    result.duration_ms,
-                    result.timed_out,
-                    result.oom_killed,
-                    result.truncated,
-                    result.output_bytes
-                ),
-                theme.text(),
-            ),
-        ]));
-    }
-    if run.edited {
-        lines.push(Line::styled(
-            "proposed code (before the edit):",
-            theme.accent(),
-        ));
-        lines.extend(
-            run.proposed
-                .lines()
-                .map(|l| Line::from(visible_spans(l, theme.dim(), theme.hidden()))),
-        );
-        lines.push(Line::styled("code that ran (edited):", theme.accent()));
-    } else {
-        lines.push(Line::styled("code that ran:", theme.accent()));
-    }
-    lines.extend(
-        run.code
-            .lines()
-            .map(|l| Line::from(visible_spans(l, theme.text(), theme.hidden()))),
-    );
-    lines.push(Line::styled("output:", theme.accent()));
-    lines.extend(
-        run.output
-            .lines()
-            .map(|l| Line::styled(l.to_string(), theme.text())),
-    );
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(true))
-        .title(Span::styled(
-            " Run (Esc closes, j/k scroll) ",
-            theme.accent(),
-        ));
-    frame.render_widget(Clear, area);
-    frame.render_widget(
-        Paragraph::new(lines)
-            .block(block)
-            .wrap(Wrap { trim: false })
-            .scroll((scroll, 0)),
-        area,
-    );
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::protocol::{DecisionKind, Event, Stream};
     use crate::tui::testing::{
         app, decided, feed, finished, output, pane, proposed, result, started,
     };
 
-    fn with_runs() -> App {
+    pub(crate) fn with_runs() -> App {
         let mut app = app();
         feed(
             &mut app,
@@ -263,22 +159,5 @@ mod tests {
         // The runs started at 09:00 and 09:01 UTC on 1970-01-01.
         assert!(list.contains("│18:01:00 JST now"), "{list}");
         assert!(list.contains("│18:00:00 JST now"), "{list}");
-        let opened = pane(70, 6, |frame| render_run(frame, frame.area(), &app, 0, 0));
-        assert!(
-            opened.contains("started 1970-01-01 18:00:00 +09:00 JST"),
-            "{opened}"
-        );
-    }
-
-    #[test]
-    fn an_opened_run_shows_both_versions_of_an_edited_block() {
-        let app = with_runs();
-        insta::assert_snapshot!(pane(70, 16, |frame| render_run(
-            frame,
-            frame.area(),
-            &app,
-            1,
-            0
-        )));
     }
 }

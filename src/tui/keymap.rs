@@ -23,6 +23,8 @@ pub enum Context {
     Scope,
     /// Asked whether to quit while something runs.
     ConfirmQuit,
+    /// An overlay to read (the keys, a run): the global keys scroll it, any other closes.
+    Reading,
 }
 
 impl Context {
@@ -38,6 +40,7 @@ impl Context {
             Self::Rules => "Approval rules",
             Self::Scope => "Approve for session",
             Self::ConfirmQuit => "Quit while something runs",
+            Self::Reading => "Reading",
         }
     }
 }

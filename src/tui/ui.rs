@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::app::{App, Focus, Overlay};
 use super::highlight::Highlighter;
 use super::popup::{centered, centered_fixed};
-use super::{card, conversation, fatal, help, history, preparing, status};
+use super::{card, conversation, fatal, history, preparing, status};
 
 /// Smaller than this, panes cannot show anything useful.
 pub const MIN_WIDTH: u16 = 40;
@@ -141,10 +141,6 @@ fn draw_overlay(frame: &mut Frame, app: &mut App, area: Rect) {
     let theme = app.theme.clone();
     match &app.overlay {
         None => {}
-        Some(Overlay::Help { scroll }) => help::render(frame, centered(area, 90, 90), app, *scroll),
-        Some(Overlay::Run { index, scroll }) => {
-            history::render_run(frame, centered(area, 90, 90), app, *index, *scroll)
-        }
         Some(Overlay::Reason(_) | Overlay::Filter(_) | Overlay::Editor { .. }) => {
             draw_input(frame, app, area, &theme)
         }
@@ -196,7 +192,7 @@ mod tests {
     use ratatui::style::{Color, Modifier};
 
     use crate::protocol::{DecisionKind, Event, Stream};
-    use crate::tui::app::{Focus, Overlay};
+    use crate::tui::app::Focus;
     use crate::tui::testing::{
         app, decided, feed, finished, output, proposed, result, screen, started,
     };
@@ -263,7 +259,8 @@ mod tests {
     #[test]
     fn the_help_overlay_and_a_tiny_terminal() {
         let mut app = app();
-        app.overlay = Some(Overlay::Help { scroll: 0 });
+        app.modals
+            .push(Box::new(crate::tui::help::HelpModal::default()));
         insta::assert_snapshot!("help_overlay", screen(&mut app, 100, 40));
         insta::assert_snapshot!("too_small", screen(&mut app, 30, 8));
         // Every size down to 1×1 draws without a panic.

@@ -1,0 +1,190 @@
+//! One run opened over the panes: who decided what, the code that ran (both versions of an
+//! edited block), the result and the output.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::keymap::{Action, Context};
+use super::modal::{Modal, ModalData, Outcome};
+use super::popup::centered;
+use super::records::RunRecord;
+use super::text::visible_spans;
+use super::theme::Theme;
+
+/// The run, as it was when opened, and how far it is scrolled.
+#[derive(Debug)]
+pub(crate) struct RunModal {
+    run: RunRecord,
+    scroll: u16,
+}
+
+impl RunModal {
+    pub(crate) fn new(run: RunRecord) -> Self {
+        Self { run, scroll: 0 }
+    }
+}
+
+impl Modal for RunModal {
+    fn context(&self) -> Context {
+        Context::Reading
+    }
+
+    fn on_action(&mut self, action: Option<Action>, _: &ModalData<'_>) -> Outcome {
+        self.scroll = match action {
+            Some(Action::ScrollDown) => self.scroll.saturating_add(1),
+            Some(Action::ScrollUp) => self.scroll.saturating_sub(1),
+            Some(Action::PageDown) => self.scroll.saturating_add(10),
+            Some(Action::PageUp) => self.scroll.saturating_sub(10),
+            Some(Action::Top) => 0,
+            _ => return Outcome::Close,
+        };
+        Outcome::Stay
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {
+        let title = format!(
+            " Run ({}/{} scroll, any other key closes) ",
+            data.keymap.key_label(Action::ScrollDown),
+            data.keymap.key_label(Action::ScrollUp)
+        );
+        render(
+            frame,
+            centered(area, 90, 90),
+            &self.run,
+            data.theme,
+            &title,
+            self.scroll,
+        );
+    }
+}
+
+/// One run opened: who decided what, the code that ran (marked when edited), the output.
+fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: &str, scroll: u16) {
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("run ", theme.dim()),
+            Span::styled(run.run.clone(), theme.text()),
+        ]),
+        Line::from(vec![
+            Span::styled("started ", theme.dim()),
+            Span::styled(run.date_time(), theme.text()),
+        ]),
+        Line::from(vec![
+            Span::styled("block ", theme.dim()),
+            Span::styled(run.block.clone(), theme.text()),
+        ]),
+        Line::from(vec![
+            Span::styled("decision ", theme.dim()),
+            Span::styled(run.decision.clone(), theme.text()),
+        ]),
+    ];
+    if let Some(result) = &run.result {
+        lines.push(Line::from(vec![
+            Span::styled("result ", theme.dim()),
+            Span::styled(
+                format!(
+                    "exit {} · {} ms · timed out {} · oom {} · truncated {} · {} bytes",
+                    result
+                        .exit_code
+                        .map_or("none".to_string(), |c| c.to_string()),
+                    result.duration_ms,
+                    result.timed_out,
+                    result.oom_killed,
+                    result.truncated,
+                    result.output_bytes
+                ),
+                theme.text(),
+            ),
+        ]));
+    }
+    if run.edited {
+        lines.push(Line::styled(
+            "proposed code (before the edit):",
+            theme.accent(),
+        ));
+        lines.extend(
+            run.proposed
+                .lines()
+                .map(|l| Line::from(visible_spans(l, theme.dim(), theme.hidden()))),
+        );
+        lines.push(Line::styled("code that ran (edited):", theme.accent()));
+    } else {
+        lines.push(Line::styled("code that ran:", theme.accent()));
+    }
+    lines.extend(
+        run.code
+            .lines()
+            .map(|l| Line::from(visible_spans(l, theme.text(), theme.hidden()))),
+    );
+    lines.push(Line::styled("output:", theme.accent()));
+    lines.extend(
+        run.output
+            .lines()
+            .map(|l| Line::styled(l.to_string(), theme.text())),
+    );
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border(true))
+        .title(Span::styled(title.to_string(), theme.accent()));
+    frame.render_widget(Clear, area);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false })
+            .scroll((scroll, 0)),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::history::tests::with_runs;
+    use crate::tui::keymap::Keymap;
+    use crate::tui::testing::pane;
+
+    fn opened(app: &crate::tui::app::App, index: usize, width: u16, height: u16) -> String {
+        let keymap = Keymap::default();
+        let data = ModalData {
+            theme: &app.theme,
+            keymap: &keymap,
+            rules: &[],
+        };
+        let modal = RunModal::new(app.runs[index].clone());
+        pane(width, height, |frame| modal.render(frame, frame.area(), &data))
+    }
+
+    #[test]
+    fn an_opened_run_shows_its_time_in_local_time_with_its_zone() {
+        crate::store::clock::use_zone_in_tests("Asia/Tokyo");
+        let shown = opened(&with_runs(), 0, 70, 6);
+        assert!(
+            shown.contains("started 1970-01-01 18:00:00 +09:00 JST"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_opened_run_shows_both_versions_of_an_edited_block() {
+        insta::assert_snapshot!(opened(&with_runs(), 1, 70, 16));
+    }
+
+    #[test]
+    fn the_global_keys_scroll_it_and_any_other_closes() {
+        let (theme, keymap) = (Theme::default(), Keymap::default());
+        let data = ModalData {
+            theme: &theme,
+            keymap: &keymap,
+            rules: &[],
+        };
+        let mut modal = RunModal::new(with_runs().runs[0].clone());
+        assert_eq!(
+            modal.on_action(Some(Action::ScrollDown), &data),
+            Outcome::Stay
+        );
+        assert_eq!(modal.scroll, 1);
+        assert_eq!(modal.on_action(None, &data), Outcome::Close);
+    }
+}
