@@ -4,12 +4,13 @@
 use std::collections::VecDeque;
 use std::time::{Instant, SystemTime};
 
-use crossterm::event::{KeyCode, KeyEvent, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 use ratatui::layout::{Position, Rect};
 use ratatui_textarea::TextArea;
 
 use super::choices::{QuitModal, ScopeModal};
 use super::help::HelpModal;
+use super::input::InputModal;
 use super::keymap::{Action, Context, Keymap};
 use super::logs::LogView;
 use super::modal::{ModalData, ModalStack, Request};
@@ -105,16 +106,6 @@ pub struct ProposedBlock {
     pub edited: Option<String>,
 }
 
-/// Modal things drawn over the panes; they take every key while open.
-pub enum Overlay {
-    Reason(Box<TextArea<'static>>),
-    Editor {
-        block: String,
-        area: Box<TextArea<'static>>,
-    },
-    Filter(Box<TextArea<'static>>),
-}
-
 /// The sandbox as the screen knows it: blocks can run only once it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SandboxState {
@@ -168,9 +159,7 @@ pub struct App {
     pub composer: TextArea<'static>,
     pub focus: Focus,
     pub zoomed: bool,
-    pub overlay: Option<Overlay>,
-    /// Overlays as components, the topmost taking the keys (the rules so far; the others
-    /// are still [`Overlay`]s).
+    /// The overlays open, as components: the topmost takes every key.
     pub(crate) modals: ModalStack,
     /// The approval rules in force, as the engine last listed them.
     pub rules: Vec<ApprovalRule>,
@@ -212,7 +201,6 @@ impl App {
             composer: new_composer(),
             focus: Focus::Composer,
             zoomed: false,
-            overlay: None,
             modals: ModalStack::default(),
             rules: Vec::new(),
             status: None,
@@ -445,7 +433,7 @@ impl App {
             self.focus = Focus::Conversation;
         }
         self.pending.clear();
-        self.overlay = None;
+        self.modals.clear();
     }
 
     /// The engine is gone without ending the session properly (it failed).
@@ -542,22 +530,13 @@ impl App {
         // Pasted escape sequences must not reach the screen: control characters are drawn.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let text = crate::output::sanitize::for_person(&text);
-        // An overlay of the stack takes no text.
+        // An overlay takes it when one is open (those that take no text drop it).
         if !self.modals.is_empty() {
+            self.modals.on_paste(&text);
             return;
         }
-        match &mut self.overlay {
-            Some(Overlay::Editor { area, .. }) => {
-                area.insert_str(&text);
-            }
-            Some(Overlay::Reason(area)) | Some(Overlay::Filter(area)) => {
-                area.insert_str(text.replace('\n', " "));
-            }
-            None => {
-                self.focus = Focus::Composer;
-                self.composer.insert_str(&text);
-            }
-        }
+        self.focus = Focus::Composer;
+        self.composer.insert_str(&text);
     }
 
     /// The mouse wheel scrolls the pane under the pointer.
@@ -586,19 +565,13 @@ impl App {
                 keymap: &self.keymap,
                 rules: &self.rules,
             };
-            return self
-                .modals
-                .on_key(&key, &data)
+            let requests = self.modals.on_key(&key, &data);
+            return requests
                 .into_iter()
-                .map(|request| match request {
-                    Request::Op(op) => UiAction::Op(op),
-                    Request::Quit => UiAction::Quit,
-                })
+                .flat_map(|request| self.fulfil(request))
                 .collect();
         }
-        if self.overlay.is_some() {
-            return self.on_overlay_key(key);
-        }
+
         let Some(action) = self.keymap.action(self.focus.context(), &key) else {
             if self.focus == Focus::Composer {
                 self.composer.input(key);
@@ -668,9 +641,8 @@ impl App {
                 Vec::new()
             }
             Action::Filter => {
-                let mut area = one_line_area("filter runs by text");
-                area.insert_str(&self.history_filter);
-                self.overlay = Some(Overlay::Filter(Box::new(area)));
+                let filter = InputModal::filter(&self.history_filter, &self.theme);
+                self.modals.push(Box::new(filter));
                 Vec::new()
             }
             Action::ScrollUp
@@ -822,18 +794,13 @@ impl App {
                 Vec::new()
             }
             Action::Reject => {
-                self.overlay = Some(Overlay::Reason(Box::new(one_line_area(
-                    "why? the model reads this",
-                ))));
+                let reason = InputModal::reason(&block.id, &self.theme);
+                self.modals.push(Box::new(reason));
                 Vec::new()
             }
             Action::Edit => {
-                let mut area = TextArea::new(block.code.lines().map(str::to_string).collect());
-                area.set_line_number_style(self.theme.dim());
-                self.overlay = Some(Overlay::Editor {
-                    block: block.id.clone(),
-                    area: Box::new(area),
-                });
+                let editor = InputModal::edit(&block.id, &block.code, &self.theme);
+                self.modals.push(Box::new(editor));
                 Vec::new()
             }
             Action::EditExternal => vec![UiAction::EditExternally {
@@ -881,68 +848,21 @@ impl App {
         }
     }
 
-    fn on_overlay_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
-        let Some(overlay) = self.overlay.take() else {
-            return Vec::new();
-        };
-        let editing_action = self.keymap.action(Context::Editor, &key);
-        match overlay {
-            Overlay::Reason(mut area) => {
-                if key.code == KeyCode::Enter || editing_action == Some(Action::Keep) {
-                    let reason = area.lines().join(" ").trim().to_string();
-                    let Some(block) = self.card_block() else {
-                        return Vec::new();
-                    };
-                    return vec![UiAction::Op(Op::Decide(DecisionRequest {
-                        block: block.id.clone(),
-                        decision: DecisionKind::Reject,
-                        reason: Some(reason).filter(|r| !r.is_empty()),
-                        code: None,
-                        scope: None,
-                    }))];
-                }
-                if editing_action == Some(Action::Discard) {
-                    return Vec::new();
-                }
-                area.input(key);
-                self.overlay = Some(Overlay::Reason(area));
+    /// Carries out what an overlay asked for.
+    fn fulfil(&mut self, request: Request) -> Vec<UiAction> {
+        match request {
+            Request::Op(op) => vec![UiAction::Op(op)],
+            Request::Quit => vec![UiAction::Quit],
+            Request::Filter(text) => {
+                self.history_filter = text;
+                self.history_selected = 0;
                 Vec::new()
             }
-            Overlay::Filter(mut area) => {
-                if key.code == KeyCode::Enter || editing_action == Some(Action::Keep) {
-                    self.history_filter = area.lines().join(" ").trim().to_string();
-                    self.history_selected = 0;
-                    return Vec::new();
-                }
-                if editing_action == Some(Action::Discard) {
-                    return Vec::new();
-                }
-                area.input(key);
-                self.overlay = Some(Overlay::Filter(area));
+            Request::Edited { block, code } => self.external_edit_done(&block, Some(code)),
+            Request::Status(text) => {
+                self.status = Some(text);
                 Vec::new()
             }
-            Overlay::Editor { block, mut area } => match editing_action {
-                Some(Action::Keep) => {
-                    let original = self
-                        .block(&block)
-                        .map(|b| b.code.clone())
-                        .unwrap_or_default();
-                    let mut code = area.lines().join("\n");
-                    if original.ends_with('\n') {
-                        code.push('\n');
-                    }
-                    self.external_edit_done(&block, Some(code))
-                }
-                Some(Action::Discard) => {
-                    self.status = Some("edit dropped; the block still waits".into());
-                    Vec::new()
-                }
-                _ => {
-                    area.input(key);
-                    self.overlay = Some(Overlay::Editor { block, area });
-                    Vec::new()
-                }
-            },
         }
     }
 }
@@ -950,12 +870,6 @@ impl App {
 fn new_composer() -> TextArea<'static> {
     let mut area = TextArea::default();
     area.set_placeholder_text("Message the model (Enter sends, Alt-Enter for a new line)");
-    area
-}
-
-fn one_line_area(placeholder: &str) -> TextArea<'static> {
-    let mut area = TextArea::default();
-    area.set_placeholder_text(placeholder.to_string());
     area
 }
 
@@ -969,296 +883,5 @@ fn extension_for(language: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use crossterm::event::KeyModifiers;
-
-    use super::*;
-    use crate::protocol::Scope;
-    use crate::tui::testing::{app, decided, feed, proposed};
-
-    fn key(code: KeyCode) -> KeyEvent {
-        KeyEvent::new(code, KeyModifiers::NONE)
-    }
-
-    #[test]
-    fn the_status_follows_the_sandbox_as_it_is_prepared_while_blocks_can_be_decided() {
-        let mut app = App::new(Theme::default(), Keymap::default(), "m".into(), 100, false);
-        assert_eq!(app.sandbox_label(), "preparing the sandbox · 0 s");
-        app.on_event(&Event::SandboxProgress {
-            message: "building airlock-sandbox:offline · step 2 of 6: downloading packages".into(),
-        });
-        assert!(matches!(
-            &app.sandbox_state,
-            SandboxState::Preparing { step: Some(step), .. } if step.ends_with("downloading packages")
-        ));
-        feed(&mut app, &[proposed("b1", 0, "python", "print(1)")]);
-        assert_eq!(
-            app.phase,
-            Phase::Deciding,
-            "blocks are offered before the sandbox is up"
-        );
-        app.on_event(&Event::SandboxReady {
-            description: "img · network none".into(),
-        });
-        assert_eq!(app.sandbox_label(), "img · network none");
-    }
-
-    fn ctrl(c: char) -> KeyEvent {
-        KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
-    }
-
-    fn type_text(app: &mut App, text: &str) -> Vec<UiAction> {
-        text.chars()
-            .flat_map(|c| app.on_key(key(KeyCode::Char(c))))
-            .collect()
-    }
-
-    fn ops(actions: Vec<UiAction>) -> Vec<Op> {
-        actions
-            .into_iter()
-            .filter_map(|action| match action {
-                UiAction::Op(op) => Some(op),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn decision(block: &str, kind: DecisionKind) -> Op {
-        Op::Decide(DecisionRequest {
-            block: block.into(),
-            decision: kind,
-            reason: None,
-            code: None,
-            scope: None,
-        })
-    }
-
-    fn pending(app: &mut App) {
-        feed(
-            app,
-            &[
-                proposed("b-1", 0, "python", "print(1)\n"),
-                proposed("b-2", 1, "bash", "ls\n"),
-            ],
-        );
-    }
-
-    #[test]
-    fn y_on_the_card_approves_the_shown_block() {
-        let mut app = app();
-        pending(&mut app);
-        assert_eq!(app.focus, Focus::Card, "a new block takes focus");
-        assert_eq!(
-            ops(app.on_key(key(KeyCode::Char('y')))),
-            [decision("b-1", DecisionKind::Approve)]
-        );
-        assert_eq!(
-            ops(app.on_key(key(KeyCode::Char('s')))),
-            [decision("b-1", DecisionKind::Skip)]
-        );
-        app.on_event(&decided("b-1", DecisionKind::Approve));
-        assert_eq!(
-            ops(app.on_key(key(KeyCode::Esc))),
-            [decision("b-2", DecisionKind::Abort)]
-        );
-    }
-
-    #[test]
-    fn typing_y_in_the_composer_approves_nothing() {
-        let mut app = app();
-        type_text(&mut app, "wh");
-        pending(&mut app);
-        assert_eq!(app.focus, Focus::Composer, "typing is not interrupted");
-        let actions = type_text(&mut app, "y not? yes");
-        assert!(ops(actions).is_empty());
-        assert_eq!(app.composer_text(), "why not? yes");
-        // Tab reaches the card; then y approves.
-        app.on_key(key(KeyCode::Tab));
-        assert_eq!(app.focus, Focus::Card);
-        assert_eq!(
-            ops(app.on_key(key(KeyCode::Char('y')))),
-            [decision("b-1", DecisionKind::Approve)]
-        );
-    }
-
-    #[test]
-    fn reject_asks_for_a_reason_and_sends_it() {
-        let mut app = app();
-        pending(&mut app);
-        assert!(ops(app.on_key(key(KeyCode::Char('n')))).is_empty());
-        assert!(
-            ops(type_text(&mut app, "no network calls")).is_empty(),
-            "the reason's letters decide nothing"
-        );
-        let sent = ops(app.on_key(key(KeyCode::Enter)));
-        assert_eq!(
-            sent,
-            [Op::Decide(DecisionRequest {
-                block: "b-1".into(),
-                decision: DecisionKind::Reject,
-                reason: Some("no network calls".into()),
-                code: None,
-                scope: None
-            })]
-        );
-        // Esc in the prompt goes back to the card without a decision.
-        app.on_key(key(KeyCode::Char('n')));
-        assert!(ops(app.on_key(key(KeyCode::Esc))).is_empty());
-        assert!(app.overlay.is_none());
-    }
-
-    #[test]
-    fn the_inline_editor_keeps_with_ctrl_s_and_drops_with_esc() {
-        let mut app = app();
-        pending(&mut app);
-        app.on_key(key(KeyCode::Char('e')));
-        app.on_key(key(KeyCode::End));
-        type_text(&mut app, " # checked");
-        let sent = ops(app.on_key(ctrl('s')));
-        assert_eq!(
-            sent,
-            [Op::Decide(DecisionRequest {
-                block: "b-1".into(),
-                decision: DecisionKind::Edit,
-                reason: None,
-                code: Some("print(1) # checked\n".into()),
-                scope: None
-            })]
-        );
-        app.on_key(key(KeyCode::Char('e')));
-        type_text(&mut app, "import os\n");
-        assert!(
-            ops(app.on_key(key(KeyCode::Esc))).is_empty(),
-            "Esc drops the edit, it does not abort"
-        );
-        assert!(app.overlay.is_none());
-        assert_eq!(app.focus, Focus::Card);
-    }
-
-    #[test]
-    fn approve_for_session_picks_its_scope() {
-        let mut app = app();
-        pending(&mut app);
-        assert!(ops(app.on_key(key(KeyCode::Char('a')))).is_empty());
-        let sent = ops(app.on_key(key(KeyCode::Char('x'))));
-        assert_eq!(
-            sent,
-            [Op::Decide(DecisionRequest {
-                block: "b-1".into(),
-                decision: DecisionKind::ApproveSession,
-                reason: None,
-                code: None,
-                scope: Some(Scope::Exact)
-            })]
-        );
-        app.on_key(key(KeyCode::Char('a')));
-        let sent = ops(app.on_key(key(KeyCode::Char('l'))));
-        assert!(matches!(
-            &sent[..],
-            [Op::Decide(DecisionRequest {
-                scope: Some(Scope::Language),
-                ..
-            })]
-        ));
-    }
-
-    #[test]
-    fn ctrl_c_cancels_what_runs_and_a_second_one_asks_to_quit() {
-        let mut app = app();
-        app.phase = Phase::Running;
-        assert_eq!(ops(app.on_key(ctrl('c'))), [Op::Cancel]);
-        assert!(ops(app.on_key(ctrl('c'))).is_empty());
-        assert_eq!(
-            app.modals.context(),
-            Some(crate::tui::keymap::Context::ConfirmQuit)
-        );
-        let actions = app.on_key(key(KeyCode::Char('y')));
-        assert!(actions.contains(&UiAction::Quit));
-        let mut idle = crate::tui::testing::app();
-        let actions = idle.on_key(ctrl('c'));
-        assert!(
-            actions.contains(&UiAction::Quit),
-            "nothing runs: Ctrl-C quits"
-        );
-    }
-
-    #[test]
-    fn enter_sends_the_message_and_alt_enter_makes_a_new_line() {
-        let mut app = app();
-        type_text(&mut app, "first");
-        app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
-        type_text(&mut app, "second");
-        assert_eq!(
-            ops(app.on_key(key(KeyCode::Enter))),
-            [Op::UserMessage {
-                text: "first\nsecond".into()
-            }]
-        );
-        assert_eq!(app.composer_text(), "");
-        // While the model replies the message waits in the composer.
-        type_text(&mut app, "more");
-        assert!(ops(app.on_key(key(KeyCode::Enter))).is_empty());
-        assert_eq!(app.composer_text(), "more");
-    }
-
-    #[test]
-    fn a_paste_is_text_even_when_it_holds_y_and_newlines() {
-        let mut app = app();
-        pending(&mut app);
-        app.on_paste("y\ny\nrm -rf /\n");
-        assert_eq!(app.focus, Focus::Composer);
-        assert_eq!(app.composer_text(), "y\ny\nrm -rf /\n");
-        app.on_paste("\u{1b}[2J\u{1b}]52;c;aGk=\u{7}x");
-        assert!(
-            !app.composer_text().contains('\u{1b}'),
-            "{:?}",
-            app.composer_text()
-        );
-    }
-
-    #[test]
-    fn ctrl_r_retries_only_after_a_failed_reply() {
-        let mut app = app();
-        assert!(ops(app.on_key(ctrl('r'))).is_empty());
-        app.on_event(&Event::Error {
-            message: "HTTP 500".into(),
-        });
-        app.on_event(&Event::Idle {
-            reason: IdleReason::Error,
-        });
-        assert_eq!(ops(app.on_key(ctrl('r'))), [Op::Retry]);
-    }
-
-    #[test]
-    fn the_wheel_scrolls_the_pane_under_the_pointer() {
-        let mut app = app();
-        app.areas.conversation = Rect::new(0, 0, 50, 20);
-        app.areas.logs = Rect::new(50, 10, 50, 10);
-        let wheel = |column, row| MouseEvent {
-            kind: MouseEventKind::ScrollUp,
-            column,
-            row,
-            modifiers: KeyModifiers::NONE,
-        };
-        app.on_mouse(wheel(10, 5));
-        assert_eq!(app.conversation_scroll.from_bottom, 1);
-        for i in 0..5 {
-            app.logs
-                .push(crate::protocol::Stream::Stdout, &format!("{i}\n"));
-        }
-        app.on_mouse(wheel(60, 15));
-        assert_eq!(
-            app.conversation_scroll.from_bottom, 1,
-            "only the pane under the pointer moves"
-        );
-    }
-
-    #[test]
-    fn the_bell_rings_once_per_message_with_blocks() {
-        let mut app = app();
-        let first = app.on_event(&proposed("b-1", 0, "python", "1"));
-        let second = app.on_event(&proposed("b-2", 1, "python", "2"));
-        assert_eq!(first, [UiAction::Bell]);
-        assert!(second.is_empty());
-    }
-}
+#[path = "app_tests.rs"]
+mod tests;

@@ -10,6 +10,7 @@ pub mod fatal;
 pub mod help;
 pub mod highlight;
 pub mod history;
+mod input;
 pub mod keymap;
 pub mod logs;
 pub mod markdown;

@@ -22,6 +22,15 @@ pub(crate) struct ModalData<'a> {
 pub(crate) enum Request {
     Op(Op),
     Quit,
+    /// Filter the history's runs by this text.
+    Filter(String),
+    /// The inline editor kept this code for the block.
+    Edited {
+        block: String,
+        code: String,
+    },
+    /// Say this in the status bar.
+    Status(String),
 }
 
 /// What a modal asks for after a key.
@@ -41,6 +50,17 @@ pub(crate) trait Modal {
 
     /// One key, as the action it is in [`Modal::context`] (`None`: no binding there).
     fn on_action(&mut self, action: Option<Action>, data: &ModalData<'_>) -> Outcome;
+
+    /// One key, for a modal that takes typing too; the others see only its action.
+    fn on_key(&mut self, key: &KeyEvent, action: Option<Action>, data: &ModalData<'_>) -> Outcome {
+        let _ = key;
+        self.on_action(action, data)
+    }
+
+    /// Pasted text, for a modal that takes typing.
+    fn on_paste(&mut self, text: &str) {
+        let _ = text;
+    }
 
     fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>);
 }
@@ -70,7 +90,7 @@ impl ModalStack {
             return Vec::new();
         };
         let action = data.keymap.action(top.context(), key);
-        match top.on_action(action, data) {
+        match top.on_key(key, action, data) {
             Outcome::Stay => Vec::new(),
             Outcome::Close => {
                 self.stack.pop();
@@ -82,6 +102,17 @@ impl ModalStack {
                 requests
             }
         }
+    }
+
+    /// Pasted text goes to the topmost modal.
+    pub(crate) fn on_paste(&mut self, text: &str) {
+        if let Some(top) = self.stack.last_mut() {
+            top.on_paste(text);
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.stack.clear();
     }
 
     pub(crate) fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {

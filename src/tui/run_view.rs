@@ -153,7 +153,9 @@ mod tests {
             rules: &[],
         };
         let modal = RunModal::new(app.runs[index].clone());
-        pane(width, height, |frame| modal.render(frame, frame.area(), &data))
+        pane(width, height, |frame| {
+            modal.render(frame, frame.area(), &data)
+        })
     }
 
     #[test]

@@ -6,11 +6,10 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
-use super::app::{App, Focus, Overlay};
+use super::app::{App, Focus};
 use super::highlight::Highlighter;
-use super::popup::{centered, centered_fixed};
 use super::{card, conversation, fatal, history, preparing, status};
 
 /// Smaller than this, panes cannot show anything useful.
@@ -137,54 +136,14 @@ fn draw_composer(frame: &mut Frame, app: &mut App, area: Rect) {
     frame.render_widget(&app.composer, area);
 }
 
-fn draw_overlay(frame: &mut Frame, app: &mut App, area: Rect) {
-    let theme = app.theme.clone();
-    match &app.overlay {
-        None => {}
-        Some(Overlay::Reason(_) | Overlay::Filter(_) | Overlay::Editor { .. }) => {
-            draw_input(frame, app, area, &theme)
-        }
-    }
-    // The stack's components, over everything else.
+/// The overlays open, over everything else.
+fn draw_overlay(frame: &mut Frame, app: &App, area: Rect) {
     let data = super::modal::ModalData {
         theme: &app.theme,
         keymap: &app.keymap,
         rules: &app.rules,
     };
     app.modals.render(frame, area, &data);
-}
-
-/// The overlays that take typing: the reject reason, the history filter, the inline editor.
-fn draw_input(frame: &mut Frame, app: &mut App, area: Rect, theme: &super::theme::Theme) {
-    let (input, title, rect) = match &mut app.overlay {
-        Some(Overlay::Reason(input)) => (
-            input,
-            " Reject · Enter sends the reason · Esc cancels ",
-            centered_fixed(area, 70, 3),
-        ),
-        Some(Overlay::Filter(input)) => (
-            input,
-            " Filter · Enter applies · Esc cancels ",
-            centered_fixed(area, 70, 3),
-        ),
-        Some(Overlay::Editor { area: input, .. }) => (
-            input,
-            " Edit block · Ctrl-S keeps the edit · Esc drops it ",
-            centered(area, 90, 85),
-        ),
-        _ => return,
-    };
-    input.set_block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border(true))
-            .title_style(theme.title(true))
-            .title(Span::styled(title, theme.accent())),
-    );
-    input.set_cursor_line_style(Style::new());
-    input.set_cursor_style(theme.cursor());
-    frame.render_widget(Clear, rect);
-    frame.render_widget(&**input, rect);
 }
 
 #[cfg(test)]
@@ -384,7 +343,6 @@ mod tests {
             );
 
             // The history's selected run (the newest, first) is bold, the other is not.
-            app.overlay = None;
             app.on_key(crossterm::event::KeyEvent::new(
                 crossterm::event::KeyCode::Esc,
                 crossterm::event::KeyModifiers::NONE,

@@ -1,0 +1,291 @@
+use crossterm::event::{KeyCode, KeyModifiers};
+
+use super::*;
+use crate::protocol::Scope;
+use crate::tui::testing::{app, decided, feed, proposed};
+
+fn key(code: KeyCode) -> KeyEvent {
+    KeyEvent::new(code, KeyModifiers::NONE)
+}
+
+#[test]
+fn the_status_follows_the_sandbox_as_it_is_prepared_while_blocks_can_be_decided() {
+    let mut app = App::new(Theme::default(), Keymap::default(), "m".into(), 100, false);
+    assert_eq!(app.sandbox_label(), "preparing the sandbox · 0 s");
+    app.on_event(&Event::SandboxProgress {
+        message: "building airlock-sandbox:offline · step 2 of 6: downloading packages".into(),
+    });
+    assert!(matches!(
+        &app.sandbox_state,
+        SandboxState::Preparing { step: Some(step), .. } if step.ends_with("downloading packages")
+    ));
+    feed(&mut app, &[proposed("b1", 0, "python", "print(1)")]);
+    assert_eq!(
+        app.phase,
+        Phase::Deciding,
+        "blocks are offered before the sandbox is up"
+    );
+    app.on_event(&Event::SandboxReady {
+        description: "img · network none".into(),
+    });
+    assert_eq!(app.sandbox_label(), "img · network none");
+}
+
+fn ctrl(c: char) -> KeyEvent {
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)
+}
+
+fn type_text(app: &mut App, text: &str) -> Vec<UiAction> {
+    text.chars()
+        .flat_map(|c| app.on_key(key(KeyCode::Char(c))))
+        .collect()
+}
+
+fn ops(actions: Vec<UiAction>) -> Vec<Op> {
+    actions
+        .into_iter()
+        .filter_map(|action| match action {
+            UiAction::Op(op) => Some(op),
+            _ => None,
+        })
+        .collect()
+}
+
+fn decision(block: &str, kind: DecisionKind) -> Op {
+    Op::Decide(DecisionRequest {
+        block: block.into(),
+        decision: kind,
+        reason: None,
+        code: None,
+        scope: None,
+    })
+}
+
+fn pending(app: &mut App) {
+    feed(
+        app,
+        &[
+            proposed("b-1", 0, "python", "print(1)\n"),
+            proposed("b-2", 1, "bash", "ls\n"),
+        ],
+    );
+}
+
+#[test]
+fn y_on_the_card_approves_the_shown_block() {
+    let mut app = app();
+    pending(&mut app);
+    assert_eq!(app.focus, Focus::Card, "a new block takes focus");
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Char('y')))),
+        [decision("b-1", DecisionKind::Approve)]
+    );
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Char('s')))),
+        [decision("b-1", DecisionKind::Skip)]
+    );
+    app.on_event(&decided("b-1", DecisionKind::Approve));
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Esc))),
+        [decision("b-2", DecisionKind::Abort)]
+    );
+}
+
+#[test]
+fn typing_y_in_the_composer_approves_nothing() {
+    let mut app = app();
+    type_text(&mut app, "wh");
+    pending(&mut app);
+    assert_eq!(app.focus, Focus::Composer, "typing is not interrupted");
+    let actions = type_text(&mut app, "y not? yes");
+    assert!(ops(actions).is_empty());
+    assert_eq!(app.composer_text(), "why not? yes");
+    // Tab reaches the card; then y approves.
+    app.on_key(key(KeyCode::Tab));
+    assert_eq!(app.focus, Focus::Card);
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Char('y')))),
+        [decision("b-1", DecisionKind::Approve)]
+    );
+}
+
+#[test]
+fn reject_asks_for_a_reason_and_sends_it() {
+    let mut app = app();
+    pending(&mut app);
+    assert!(ops(app.on_key(key(KeyCode::Char('n')))).is_empty());
+    assert!(
+        ops(type_text(&mut app, "no network calls")).is_empty(),
+        "the reason's letters decide nothing"
+    );
+    let sent = ops(app.on_key(key(KeyCode::Enter)));
+    assert_eq!(
+        sent,
+        [Op::Decide(DecisionRequest {
+            block: "b-1".into(),
+            decision: DecisionKind::Reject,
+            reason: Some("no network calls".into()),
+            code: None,
+            scope: None
+        })]
+    );
+    // Esc in the prompt goes back to the card without a decision.
+    app.on_key(key(KeyCode::Char('n')));
+    assert!(ops(app.on_key(key(KeyCode::Esc))).is_empty());
+    assert!(app.modals.is_empty());
+}
+
+#[test]
+fn the_inline_editor_keeps_with_ctrl_s_and_drops_with_esc() {
+    let mut app = app();
+    pending(&mut app);
+    app.on_key(key(KeyCode::Char('e')));
+    app.on_key(key(KeyCode::End));
+    type_text(&mut app, " # checked");
+    let sent = ops(app.on_key(ctrl('s')));
+    assert_eq!(
+        sent,
+        [Op::Decide(DecisionRequest {
+            block: "b-1".into(),
+            decision: DecisionKind::Edit,
+            reason: None,
+            code: Some("print(1) # checked\n".into()),
+            scope: None
+        })]
+    );
+    app.on_key(key(KeyCode::Char('e')));
+    type_text(&mut app, "import os\n");
+    assert!(
+        ops(app.on_key(key(KeyCode::Esc))).is_empty(),
+        "Esc drops the edit, it does not abort"
+    );
+    assert!(app.modals.is_empty());
+    assert_eq!(app.focus, Focus::Card);
+}
+
+#[test]
+fn approve_for_session_picks_its_scope() {
+    let mut app = app();
+    pending(&mut app);
+    assert!(ops(app.on_key(key(KeyCode::Char('a')))).is_empty());
+    let sent = ops(app.on_key(key(KeyCode::Char('x'))));
+    assert_eq!(
+        sent,
+        [Op::Decide(DecisionRequest {
+            block: "b-1".into(),
+            decision: DecisionKind::ApproveSession,
+            reason: None,
+            code: None,
+            scope: Some(Scope::Exact)
+        })]
+    );
+    app.on_key(key(KeyCode::Char('a')));
+    let sent = ops(app.on_key(key(KeyCode::Char('l'))));
+    assert!(matches!(
+        &sent[..],
+        [Op::Decide(DecisionRequest {
+            scope: Some(Scope::Language),
+            ..
+        })]
+    ));
+}
+
+#[test]
+fn ctrl_c_cancels_what_runs_and_a_second_one_asks_to_quit() {
+    let mut app = app();
+    app.phase = Phase::Running;
+    assert_eq!(ops(app.on_key(ctrl('c'))), [Op::Cancel]);
+    assert!(ops(app.on_key(ctrl('c'))).is_empty());
+    assert_eq!(
+        app.modals.context(),
+        Some(crate::tui::keymap::Context::ConfirmQuit)
+    );
+    let actions = app.on_key(key(KeyCode::Char('y')));
+    assert!(actions.contains(&UiAction::Quit));
+    let mut idle = crate::tui::testing::app();
+    let actions = idle.on_key(ctrl('c'));
+    assert!(
+        actions.contains(&UiAction::Quit),
+        "nothing runs: Ctrl-C quits"
+    );
+}
+
+#[test]
+fn enter_sends_the_message_and_alt_enter_makes_a_new_line() {
+    let mut app = app();
+    type_text(&mut app, "first");
+    app.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+    type_text(&mut app, "second");
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Enter))),
+        [Op::UserMessage {
+            text: "first\nsecond".into()
+        }]
+    );
+    assert_eq!(app.composer_text(), "");
+    // While the model replies the message waits in the composer.
+    type_text(&mut app, "more");
+    assert!(ops(app.on_key(key(KeyCode::Enter))).is_empty());
+    assert_eq!(app.composer_text(), "more");
+}
+
+#[test]
+fn a_paste_is_text_even_when_it_holds_y_and_newlines() {
+    let mut app = app();
+    pending(&mut app);
+    app.on_paste("y\ny\nrm -rf /\n");
+    assert_eq!(app.focus, Focus::Composer);
+    assert_eq!(app.composer_text(), "y\ny\nrm -rf /\n");
+    app.on_paste("\u{1b}[2J\u{1b}]52;c;aGk=\u{7}x");
+    assert!(
+        !app.composer_text().contains('\u{1b}'),
+        "{:?}",
+        app.composer_text()
+    );
+}
+
+#[test]
+fn ctrl_r_retries_only_after_a_failed_reply() {
+    let mut app = app();
+    assert!(ops(app.on_key(ctrl('r'))).is_empty());
+    app.on_event(&Event::Error {
+        message: "HTTP 500".into(),
+    });
+    app.on_event(&Event::Idle {
+        reason: IdleReason::Error,
+    });
+    assert_eq!(ops(app.on_key(ctrl('r'))), [Op::Retry]);
+}
+
+#[test]
+fn the_wheel_scrolls_the_pane_under_the_pointer() {
+    let mut app = app();
+    app.areas.conversation = Rect::new(0, 0, 50, 20);
+    app.areas.logs = Rect::new(50, 10, 50, 10);
+    let wheel = |column, row| MouseEvent {
+        kind: MouseEventKind::ScrollUp,
+        column,
+        row,
+        modifiers: KeyModifiers::NONE,
+    };
+    app.on_mouse(wheel(10, 5));
+    assert_eq!(app.conversation_scroll.from_bottom, 1);
+    for i in 0..5 {
+        app.logs
+            .push(crate::protocol::Stream::Stdout, &format!("{i}\n"));
+    }
+    app.on_mouse(wheel(60, 15));
+    assert_eq!(
+        app.conversation_scroll.from_bottom, 1,
+        "only the pane under the pointer moves"
+    );
+}
+
+#[test]
+fn the_bell_rings_once_per_message_with_blocks() {
+    let mut app = app();
+    let first = app.on_event(&proposed("b-1", 0, "python", "1"));
+    let second = app.on_event(&proposed("b-2", 1, "python", "2"));
+    assert_eq!(first, [UiAction::Bell]);
+    assert!(second.is_empty());
+}
