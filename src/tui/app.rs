@@ -154,7 +154,11 @@ pub struct App {
     pub logs: LogView,
     pub runs: Vec<RunRecord>,
     pub history_selected: usize,
-    pub history_filter: String,
+    /// What the history's runs are filtered by (set with [`App::set_history_filter`]).
+    pub(crate) history_filter: String,
+    /// The runs that match it, oldest first: kept as runs come and change, never worked out
+    /// again for a frame.
+    history_matches: Vec<usize>,
     pub history_open: bool,
     pub composer: TextArea<'static>,
     pub focus: Focus,
@@ -197,6 +201,7 @@ impl App {
             runs: Vec::new(),
             history_selected: 0,
             history_filter: String::new(),
+            history_matches: Vec::new(),
             history_open: false,
             composer: new_composer(),
             focus: Focus::Composer,
@@ -241,18 +246,37 @@ impl App {
 
     /// Runs the history pane lists: newest first, filtered by text.
     pub fn visible_runs(&self) -> Vec<usize> {
+        self.history_matches.iter().rev().copied().collect()
+    }
+
+    /// Filters the history's runs by `text` (case does not matter).
+    pub fn set_history_filter(&mut self, text: String) {
+        self.history_filter = text;
+        self.history_selected = 0;
         let filter = self.history_filter.to_lowercase();
-        (0..self.runs.len())
-            .rev()
-            .filter(|&i| {
-                let run = &self.runs[i];
-                filter.is_empty()
-                    || run.code.to_lowercase().contains(&filter)
-                    || run.output.to_lowercase().contains(&filter)
-                    || run.language.contains(&filter)
-                    || run.decision.contains(&filter)
-            })
-            .collect()
+        self.history_matches = (0..self.runs.len())
+            .filter(|&i| matches_filter(&self.runs[i], &filter))
+            .collect();
+    }
+
+    /// Takes the newest run into the filtered list when it matches now (`hint`: only this
+    /// new piece of its output is looked at, the rest having been already).
+    fn rematch_newest(&mut self, hint: Option<&str>) {
+        let Some(newest) = self.runs.len().checked_sub(1) else {
+            return;
+        };
+        if self.history_matches.last() == Some(&newest) {
+            return;
+        }
+        let filter = self.history_filter.to_lowercase();
+        let run = &self.runs[newest];
+        let matched = match hint {
+            Some(piece) => filter.is_empty() || piece.to_lowercase().contains(&filter),
+            None => matches_filter(run, &filter),
+        };
+        if matched {
+            self.history_matches.push(newest);
+        }
     }
 
     pub fn composer_text(&self) -> String {
@@ -378,6 +402,7 @@ impl App {
                         .output
                         .push_str(&crate::output::sanitize::for_person(data));
                 }
+                self.rematch_newest(Some(data));
             }
             Event::ExecFinished { result, .. } => {
                 self.logs.finish(result.clone());
@@ -385,6 +410,7 @@ impl App {
                     record.output = result.output.clone();
                     record.result = Some(result.clone());
                 }
+                self.rematch_newest(None);
                 self.cancel_sent = false;
                 self.phase = if self.pending.is_empty() {
                     Phase::Idle(None)
@@ -496,6 +522,7 @@ impl App {
             output: String::new(),
             result: None,
         });
+        self.rematch_newest(None);
     }
 
     /// A resumed session's conversation, shown before anything new.
@@ -523,6 +550,8 @@ impl App {
     pub fn load_past_runs(&mut self, mut past: Vec<RunRecord>) {
         past.append(&mut self.runs);
         self.runs = past;
+        let filter = std::mem::take(&mut self.history_filter);
+        self.set_history_filter(filter);
     }
 
     /// Bracketed paste: text goes into whatever is being typed in, never runs a binding.
@@ -854,8 +883,7 @@ impl App {
             Request::Op(op) => vec![UiAction::Op(op)],
             Request::Quit => vec![UiAction::Quit],
             Request::Filter(text) => {
-                self.history_filter = text;
-                self.history_selected = 0;
+                self.set_history_filter(text);
                 Vec::new()
             }
             Request::Edited { block, code } => self.external_edit_done(&block, Some(code)),
@@ -865,6 +893,15 @@ impl App {
             }
         }
     }
+}
+
+/// Whether a run matches the history's filter (already lowercased; empty matches all).
+fn matches_filter(run: &RunRecord, filter: &str) -> bool {
+    filter.is_empty()
+        || run.code.to_lowercase().contains(filter)
+        || run.output.to_lowercase().contains(filter)
+        || run.language.contains(filter)
+        || run.decision.contains(filter)
 }
 
 fn new_composer() -> TextArea<'static> {

@@ -147,8 +147,30 @@ pub(super) mod tests {
     fn runs_are_listed_newest_first_and_filtered() {
         let mut app = with_runs();
         insta::assert_snapshot!(pane(90, 5, |frame| render(frame, frame.area(), &app)));
-        app.history_filter = "ls".into();
+        app.set_history_filter("ls".into());
         assert_eq!(app.visible_runs(), [0]);
+        // A run that comes while the filter is set joins the list once its output matches,
+        // and one that never matches stays out.
+        app.set_history_filter("needle".into());
+        assert!(app.visible_runs().is_empty());
+        feed(
+            &mut app,
+            &[
+                proposed("b-3", 0, "bash", "echo hay\n"),
+                decided("b-3", DecisionKind::Approve),
+                started("b-3", "r-3"),
+                output("b-3", Stream::Stdout, "hay\n"),
+                output("b-3", Stream::Stdout, "a NEEDLE\n"),
+                proposed("b-4", 0, "bash", "echo hay\n"),
+                decided("b-4", DecisionKind::Approve),
+                started("b-4", "r-4"),
+                output("b-4", Stream::Stdout, "hay\n"),
+                finished("b-4", result(Some(0), "hay\n")),
+            ],
+        );
+        assert_eq!(app.visible_runs(), [2]);
+        app.set_history_filter(String::new());
+        assert_eq!(app.visible_runs(), [3, 2, 1, 0]);
     }
 
     #[test]
