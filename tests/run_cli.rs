@@ -114,6 +114,19 @@ fn served(home: &Home, server: &ModelServer, args: &[&str]) -> Command {
     command
 }
 
+/// Each decision event's decision and source, in order.
+fn decisions(events: &[Value]) -> Vec<(&str, &str)> {
+    of_type(events, "decision")
+        .iter()
+        .map(|d| {
+            (
+                d["decision"].as_str().unwrap(),
+                d["source"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events
         .iter()
@@ -606,15 +619,7 @@ fn every_c_applies_whether_it_stands_before_or_after_the_subcommand() {
         .args(["--approve", "all", "--prompt", "go"]);
     let (events, status, stderr) = Live::start(command).finish();
     assert!(status.success(), "{status:?} {stderr}");
-    let decisions: Vec<(&str, &str)> = of_type(&events, "decision")
-        .iter()
-        .map(|d| {
-            (
-                d["decision"].as_str().unwrap(),
-                d["source"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let decisions = decisions(&events);
     assert_eq!(
         decisions,
         [("reject", "rule"), ("approve", "flag")],
@@ -833,15 +838,7 @@ fn a_rule_lifted_on_stdin_no_longer_decides_and_the_history_keeps_it() {
     live.decide(json!({"block": block, "decision": "skip"}));
     let (events, status, stderr) = live.finish();
     assert!(status.success(), "{status:?} {stderr}");
-    let decisions: Vec<(&str, &str)> = of_type(&events, "decision")
-        .iter()
-        .map(|d| {
-            (
-                d["decision"].as_str().unwrap(),
-                d["source"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let decisions = decisions(&events);
     assert_eq!(
         decisions,
         [("skip", "operator")],

@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::keymap::{Action, Binding, Context, Keymap};
-use super::modal::{Modal, ModalData, Outcome};
+use super::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
 use super::popup::centered;
 use super::text::wrap_prose;
 use super::theme::Theme;
@@ -29,15 +29,13 @@ impl Modal for HelpModal {
     }
 
     fn on_action(&mut self, action: Option<Action>, _: &ModalData<'_>) -> Outcome {
-        self.scroll = match action {
-            Some(Action::ScrollDown) => self.scroll.saturating_add(1),
-            Some(Action::ScrollUp) => self.scroll.saturating_sub(1),
-            Some(Action::PageDown) => self.scroll.saturating_add(10),
-            Some(Action::PageUp) => self.scroll.saturating_sub(10),
-            Some(Action::Top) => 0,
-            _ => return Outcome::Close,
-        };
-        Outcome::Stay
+        match reading_scroll(self.scroll, action) {
+            Some(scroll) => {
+                self.scroll = scroll;
+                Outcome::Stay
+            }
+            None => Outcome::Close,
+        }
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {
@@ -52,11 +50,7 @@ impl Modal for HelpModal {
 }
 
 pub(crate) fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keymap, scroll: u16) {
-    let title = format!(
-        " Keys ({}/{} scroll, any other key closes) ",
-        keymap.key_label(Action::ScrollDown),
-        keymap.key_label(Action::ScrollUp)
-    );
+    let title = format!(" Keys ({}) ", reading_keys(keymap));
     let block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border(true))

@@ -44,6 +44,28 @@ pub(crate) enum Outcome {
     Finish(Vec<Request>),
 }
 
+/// For an overlay that is only read: how far it is scrolled after `action`, or `None` when
+/// the key closes it (every key but the global scrolling ones does).
+pub(crate) fn reading_scroll(scroll: u16, action: Option<Action>) -> Option<u16> {
+    Some(match action? {
+        Action::ScrollDown => scroll.saturating_add(1),
+        Action::ScrollUp => scroll.saturating_sub(1),
+        Action::PageDown => scroll.saturating_add(10),
+        Action::PageUp => scroll.saturating_sub(10),
+        Action::Top => 0,
+        _ => return None,
+    })
+}
+
+/// How the title of an overlay that is only read names its keys, from the keymap.
+pub(crate) fn reading_keys(keymap: &Keymap) -> String {
+    format!(
+        "{}/{} scroll, any other key closes",
+        keymap.key_label(Action::ScrollDown),
+        keymap.key_label(Action::ScrollUp)
+    )
+}
+
 pub(crate) trait Modal {
     /// Where its keys are looked up; the keymap's global bindings apply under it.
     fn context(&self) -> Context;

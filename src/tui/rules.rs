@@ -3,13 +3,13 @@
 //! one can be lifted for the rest of the session, which the history records.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
 use super::keymap::{Action, Context};
 use super::modal::{Modal, ModalData, Outcome};
+use super::popup::popup;
 use crate::output::sanitize::for_person;
 use crate::protocol::{ApprovalRule, DecisionKind, Op};
 
@@ -61,21 +61,16 @@ impl Modal for RulesModal {
         }
         lines.push(Line::default());
         lines.push(hints(data));
-        let height = (lines.len() as u16 + 2).min(area.height);
-        let width = area.width.min(96);
-        let [rect] = Layout::horizontal([Constraint::Length(width)])
-            .flex(Flex::Center)
-            .areas(area);
-        let [rect] = Layout::vertical([Constraint::Length(height)])
-            .flex(Flex::Center)
-            .areas(rect);
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border(true))
-            .title_style(theme.title(true))
-            .title(Span::styled(" Approval rules in force ", theme.accent()));
-        frame.render_widget(Clear, rect);
-        frame.render_widget(Paragraph::new(lines).block(block), rect);
+        let height = lines.len() as u16 + 2;
+        popup(
+            frame,
+            area,
+            " Approval rules in force ",
+            lines,
+            96,
+            height,
+            theme,
+        );
     }
 }
 

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::keymap::{Action, Context};
-use super::modal::{Modal, ModalData, Outcome};
+use super::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
 use super::popup::centered;
 use super::records::RunRecord;
 use super::text::visible_spans;
@@ -32,23 +32,17 @@ impl Modal for RunModal {
     }
 
     fn on_action(&mut self, action: Option<Action>, _: &ModalData<'_>) -> Outcome {
-        self.scroll = match action {
-            Some(Action::ScrollDown) => self.scroll.saturating_add(1),
-            Some(Action::ScrollUp) => self.scroll.saturating_sub(1),
-            Some(Action::PageDown) => self.scroll.saturating_add(10),
-            Some(Action::PageUp) => self.scroll.saturating_sub(10),
-            Some(Action::Top) => 0,
-            _ => return Outcome::Close,
-        };
-        Outcome::Stay
+        match reading_scroll(self.scroll, action) {
+            Some(scroll) => {
+                self.scroll = scroll;
+                Outcome::Stay
+            }
+            None => Outcome::Close,
+        }
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {
-        let title = format!(
-            " Run ({}/{} scroll, any other key closes) ",
-            data.keymap.key_label(Action::ScrollDown),
-            data.keymap.key_label(Action::ScrollUp)
-        );
+        let title = format!(" Run ({}) ", reading_keys(data.keymap));
         render(
             frame,
             centered(area, 90, 90),
