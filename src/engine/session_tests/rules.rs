@@ -52,13 +52,7 @@ async fn rules_are_listed_with_their_origin_and_a_lifted_rule_no_longer_decides(
     );
     // Approve-for-session adds a rule, listed at once, and it decides the next block.
     let ids = harness.proposed(1).await;
-    harness.decide_with(DecisionRequest {
-        block: ids[0].clone(),
-        decision: ApproveSession,
-        reason: None,
-        code: None,
-        scope: Some(Scope::Language),
-    });
+    harness.approve_for_session(&ids[0], Scope::Language);
     let added = harness.wait_for("rules", |e| rules_of(e).is_some()).await;
     assert!(
         rules_of(&added)
