@@ -33,7 +33,11 @@ pub struct BlockState {
     pub index: usize,
     pub language: String,
     pub code: String,
+    /// Short SHA-256 of the code, so what is shown can be compared with what ran.
+    pub hash: String,
     pub decision: Option<Decided>,
+    /// The operator's version of the code, when the decision was an edit.
+    pub edited: Option<String>,
     /// The run, once it started, and its result, once it finished.
     pub run: Option<String>,
     pub result: Option<ExecResult>,
@@ -45,6 +49,8 @@ pub struct SessionView {
     pub stage: Stage,
     /// Every block proposed in this session, in order.
     pub blocks: Vec<BlockState>,
+    /// The blocks of the model's latest reply, in order, until the session waits or ends.
+    pub turn: Vec<String>,
     /// The block running now.
     pub running: Option<String>,
 }
@@ -55,6 +61,7 @@ impl Default for SessionView {
             session: None,
             stage: Stage::Starting,
             blocks: Vec::new(),
+            turn: Vec::new(),
             running: None,
         }
     }
@@ -66,30 +73,41 @@ impl SessionView {
         match event {
             Event::SessionStarted { session } => self.session = Some(session.clone()),
             Event::Phase { phase } => self.stage = Stage::Busy(*phase),
-            Event::Idle { reason } => self.stage = Stage::Idle(*reason),
+            Event::Idle { reason } => {
+                self.stage = Stage::Idle(*reason);
+                self.turn.clear();
+            }
             Event::Done { reason } => {
                 self.stage = Stage::Done(*reason);
+                self.turn.clear();
                 self.running = None;
             }
+            Event::AssistantMessage { .. } => self.turn.clear(),
             Event::BlockProposed {
                 block,
                 index,
                 language,
                 code,
-            } => self.blocks.push(BlockState {
-                id: block.clone(),
-                index: *index,
-                language: language.clone(),
-                code: code.clone(),
-                decision: None,
-                run: None,
-                result: None,
-            }),
+            } => {
+                self.blocks.push(BlockState {
+                    id: block.clone(),
+                    index: *index,
+                    language: language.clone(),
+                    code: code.clone(),
+                    hash: crate::ids::short_hash(code),
+                    decision: None,
+                    edited: None,
+                    run: None,
+                    result: None,
+                });
+                self.turn.push(block.clone());
+            }
             Event::Decision {
                 block,
                 decision,
                 reason,
                 source,
+                code,
                 ..
             } => {
                 if let Some(state) = self.block_mut(block) {
@@ -98,6 +116,9 @@ impl SessionView {
                         source: *source,
                         reason: reason.clone(),
                     });
+                    if code.is_some() {
+                        state.edited = code.clone();
+                    }
                 }
             }
             Event::ExecStarted { block, run } => {
@@ -118,9 +139,13 @@ impl SessionView {
         }
     }
 
-    /// Blocks still waiting for a decision, in the order they were proposed.
+    /// The latest reply's blocks still waiting for a decision, in the order they were
+    /// proposed. Once the session waits for the operator or ends, none is.
     pub fn undecided(&self) -> impl Iterator<Item = &BlockState> {
-        self.blocks.iter().filter(|block| block.decision.is_none())
+        self.turn
+            .iter()
+            .filter_map(|id| self.block(id))
+            .filter(|block| block.decision.is_none())
     }
 
     pub fn block(&self, id: &str) -> Option<&BlockState> {

@@ -46,7 +46,10 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
     tmux.wait_for("Block 2 of 2 · sh");
     tmux.keys(&["y"]);
     tmux.wait_for("\"fox\": 4");
-    tmux.wait_for("ready");
+    // The model's last word, and the engine waiting for the operator: only then does q quit
+    // without asking (while a reply streams it asks first).
+    tmux.wait_for("Done. The five most common");
+    tmux.wait_for(" ready ");
     let screen = tmux.screen();
     assert!(screen.contains("exit 0"), "{screen}");
     assert!(!screen.contains('\u{1b}'));

@@ -420,7 +420,9 @@ mod tests {
             index: 0,
             language: "bash".into(),
             code: "ls\n".into(),
+            hash: crate::ids::short_hash("ls\n"),
             decision: None,
+            edited: None,
             run: None,
             result: None,
         };

@@ -1,7 +1,8 @@
-use crossterm::event::{KeyCode, KeyModifiers};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui::layout::Rect;
 
 use super::*;
-use crate::protocol::Scope;
+use crate::protocol::{DecisionKind, DecisionRequest, IdleReason, Scope};
 use crate::tui::testing::{app, decided, feed, proposed};
 
 fn key(code: KeyCode) -> KeyEvent {
@@ -21,10 +22,11 @@ fn the_status_follows_the_sandbox_as_it_is_prepared_while_blocks_can_be_decided(
     ));
     feed(&mut app, &[proposed("b1", 0, "python", "print(1)")]);
     assert_eq!(
-        app.phase,
-        Phase::Deciding,
+        app.view.stage,
+        Stage::Busy(Phase::Deciding),
         "blocks are offered before the sandbox is up"
     );
+    assert_eq!(app.card_block().map(|b| b.id.as_str()), Some("b1"));
     app.on_event(&Event::SandboxReady {
         description: "img · network none".into(),
     });
@@ -193,7 +195,9 @@ fn approve_for_session_picks_its_scope() {
 #[test]
 fn ctrl_c_cancels_what_runs_and_a_second_one_asks_to_quit() {
     let mut app = app();
-    app.phase = Phase::Running;
+    app.on_event(&Event::Phase {
+        phase: Phase::Running,
+    });
     assert_eq!(ops(app.on_key(ctrl('c'))), [Op::Cancel]);
     assert!(ops(app.on_key(ctrl('c'))).is_empty());
     assert_eq!(
@@ -269,14 +273,14 @@ fn the_wheel_scrolls_the_pane_under_the_pointer() {
         modifiers: KeyModifiers::NONE,
     };
     app.on_mouse(wheel(10, 5));
-    assert_eq!(app.conversation_scroll.from_bottom, 1);
+    assert_eq!(app.conversation.scroll.from_bottom, 1);
     for i in 0..5 {
         app.logs
             .push(crate::protocol::Stream::Stdout, &format!("{i}\n"));
     }
     app.on_mouse(wheel(60, 15));
     assert_eq!(
-        app.conversation_scroll.from_bottom, 1,
+        app.conversation.scroll.from_bottom, 1,
         "only the pane under the pointer moves"
     );
 }
@@ -288,4 +292,75 @@ fn the_bell_rings_once_per_message_with_blocks() {
     let second = app.on_event(&proposed("b-2", 1, "python", "2"));
     assert_eq!(first, [UiAction::Bell]);
     assert!(second.is_empty());
+}
+
+#[test]
+fn the_screen_is_idle_only_when_the_engine_says_so() {
+    use crate::tui::testing::{finished, result, started};
+    let mut app = app();
+    feed(
+        &mut app,
+        &[
+            proposed("b-1", 0, "bash", "ls\n"),
+            decided("b-1", DecisionKind::Approve),
+            started("b-1", "r-1"),
+            finished("b-1", result(Some(0), "")),
+        ],
+    );
+    // The last block ran; the engine has yet to send its result to the model. Guessing
+    // "idle" here let q quit (or not ask) while the reply was about to stream.
+    assert!(app.busy());
+    app.on_key(key(KeyCode::Esc));
+    assert!(!ops(app.on_key(key(KeyCode::Char('q')))).contains(&Op::Shutdown));
+    assert_eq!(
+        app.modals.context(),
+        Some(crate::tui::keymap::Context::ConfirmQuit)
+    );
+    app.on_key(key(KeyCode::Char('n')));
+    for event in [
+        Event::Phase {
+            phase: Phase::Replying,
+        },
+        Event::AssistantMessage {
+            text: "done".into(),
+        },
+        Event::Idle {
+            reason: IdleReason::NoCode,
+        },
+    ] {
+        app.on_event(&event);
+    }
+    assert!(!app.busy());
+    app.on_key(key(KeyCode::Esc));
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Char('q')))),
+        [Op::Shutdown],
+        "idle: q quits at once"
+    );
+}
+
+#[test]
+fn a_second_message_waits_until_the_engine_has_taken_the_first() {
+    let mut app = app();
+    type_text(&mut app, "one");
+    assert_eq!(ops(app.on_key(key(KeyCode::Enter))).len(), 1);
+    type_text(&mut app, "two");
+    assert!(ops(app.on_key(key(KeyCode::Enter))).is_empty());
+    for event in [
+        Event::Phase {
+            phase: Phase::Replying,
+        },
+        Event::AssistantMessage {
+            text: "no code".into(),
+        },
+        Event::Idle {
+            reason: IdleReason::NoCode,
+        },
+    ] {
+        app.on_event(&event);
+    }
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Enter))),
+        [Op::UserMessage { text: "two".into() }]
+    );
 }

@@ -7,36 +7,123 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::app::App;
-use super::keymap::{Action, Context};
+use super::keymap::{Action, Context, Keymap};
+use super::pane::Look;
 use super::text::{has_hidden, is_invisible, visible_spans, wrap_line};
+use super::theme::Theme;
+use crate::view::{BlockState, SessionView};
 
-pub fn render(
-    frame: &mut Frame,
-    area: Rect,
-    app: &App,
-    highlighter: &super::highlight::Highlighter,
-) {
-    let theme = &app.theme;
-    let focused = app.focus == super::app::Focus::Card;
-    let Some(block) = app.card_block() else {
-        let idle = Block::default()
+/// Which of the waiting blocks the card shows, and how far its code is scrolled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CardPane {
+    choice: usize,
+    scroll: u16,
+}
+
+impl CardPane {
+    /// The block the card shows, if any waits.
+    pub(crate) fn shown<'v>(&self, view: &'v SessionView) -> Option<&'v BlockState> {
+        let waiting: Vec<&BlockState> = view.undecided().collect();
+        let at = self.choice.min(waiting.len().saturating_sub(1));
+        waiting.get(at).copied()
+    }
+
+    /// Back to the first waiting block, from its top.
+    pub(crate) fn reset(&mut self) {
+        self.choice = 0;
+        self.scroll = 0;
+    }
+
+    /// After a decision: the same place in what still waits (`waiting` of them).
+    pub(crate) fn decided(&mut self, waiting: usize) {
+        self.choice = self.choice.min(waiting.saturating_sub(1));
+        self.scroll = 0;
+    }
+
+    /// Next or previous waiting block (of `waiting`), from its top.
+    pub(crate) fn step(&mut self, action: Action, waiting: usize) {
+        self.choice = match action {
+            Action::NextBlock => (self.choice + 1).min(waiting.saturating_sub(1)),
+            _ => self.choice.saturating_sub(1),
+        };
+        self.scroll = 0;
+    }
+
+    /// Scrolls the code for a scrolling action; `page` is the code's height.
+    pub(crate) fn scroll(&mut self, action: Action, page: u16) {
+        self.scroll = match action {
+            Action::ScrollDown => self.scroll.saturating_add(1),
+            Action::ScrollUp => self.scroll.saturating_sub(1),
+            Action::PageDown => self.scroll.saturating_add(page),
+            Action::PageUp => self.scroll.saturating_sub(page),
+            Action::Top => 0,
+            Action::Bottom => u16::MAX / 2,
+            _ => self.scroll,
+        };
+    }
+
+    /// `typing`: the operator is in the composer, so the card says how to reach it.
+    pub(crate) fn render(
+        &self,
+        frame: &mut Frame,
+        area: Rect,
+        view: &SessionView,
+        look: &Look,
+        typing: bool,
+    ) {
+        let theme = look.theme;
+        let Some(block) = self.shown(view) else {
+            let idle = Block::default()
+                .borders(Borders::ALL)
+                .border_style(theme.border(look.focused))
+                .title_style(theme.title(look.focused))
+                .title(Span::styled(" Pending block ", theme.accent()));
+            let text = Line::styled("Nothing waits for a decision.", theme.dim());
+            frame.render_widget(Paragraph::new(text).block(idle), area);
+            return;
+        };
+        let hints = if typing && !look.focused {
+            Line::from(vec![Span::styled(
+                format!(
+                    " waiting for you: {} to reach it ",
+                    look.keymap.key_label(Action::FocusNext)
+                ),
+                Style::new().fg(theme.warning).add_modifier(Modifier::BOLD),
+            )])
+        } else {
+            hint_line(theme, look.keymap)
+        };
+        let frame_block = Block::default()
             .borders(Borders::ALL)
-            .border_style(theme.border(focused))
-            .title_style(theme.title(focused))
-            .title(Span::styled(" Pending block ", theme.accent()));
+            .border_style(theme.border(look.focused))
+            // On the top title only: the key hints below stay plain.
+            .title(Line::from(title(block, view, theme)).style(theme.title(look.focused)))
+            .title_bottom(hints);
+        let inner = frame_block.inner(area);
+        let lines = code_lines(
+            &block.code,
+            &block.language,
+            theme,
+            look.highlighter,
+            inner.width as usize,
+        );
+        let total = lines.len() as u16;
+        let scroll = self.scroll.min(total.saturating_sub(inner.height.max(1)));
         frame.render_widget(
-            Paragraph::new(Line::styled("Nothing waits for a decision.", theme.dim())).block(idle),
+            Paragraph::new(lines).block(frame_block).scroll((scroll, 0)),
             area,
         );
-        return;
-    };
-    let position = app
-        .turn_blocks
-        .iter()
-        .position(|id| *id == block.id)
-        .unwrap_or(0);
-    let total = app.turn_blocks.len().max(position + 1);
+        if total > inner.height {
+            position_label(frame, area, inner.height, scroll, total, theme);
+        }
+    }
+}
+
+/// Block k of n of the reply, its language and hash, how many wait, and whether hidden
+/// characters are shown.
+fn title(block: &BlockState, view: &SessionView, theme: &Theme) -> Vec<Span<'static>> {
+    let position = view.turn.iter().position(|id| *id == block.id).unwrap_or(0);
+    let total = view.turn.len().max(position + 1);
     let mut title = vec![
         Span::styled(
             format!(" Block {} of {total} ", position + 1),
@@ -47,11 +134,9 @@ pub fn render(
             theme.text(),
         ),
     ];
-    if app.pending.len() > 1 {
-        title.push(Span::styled(
-            format!("· {} waiting ", app.pending.len()),
-            theme.dim(),
-        ));
+    let waiting = view.undecided().count();
+    if waiting > 1 {
+        title.push(Span::styled(format!("· {waiting} waiting "), theme.dim()));
     }
     if has_hidden(&block.code) {
         title.push(Span::styled(
@@ -59,60 +144,35 @@ pub fn render(
             Style::new().fg(theme.hidden).add_modifier(Modifier::BOLD),
         ));
     }
-    let waiting = !focused && app.focus == super::app::Focus::Composer;
-    let hints = if waiting {
-        Line::from(vec![Span::styled(
-            format!(
-                " waiting for you: {} to reach it ",
-                app.keymap.key_label(Action::FocusNext)
-            ),
-            Style::new().fg(theme.warning).add_modifier(Modifier::BOLD),
-        )])
-    } else {
-        hint_line(app)
-    };
-    let frame_block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(focused))
-        // On the top title only: the key hints below stay plain.
-        .title(Line::from(title).style(theme.title(focused)))
-        .title_bottom(hints);
-    let inner = frame_block.inner(area);
-    let lines = code_lines(
-        &block.code,
-        &block.language,
-        app,
-        highlighter,
-        inner.width as usize,
+    title
+}
+
+/// "lines a-b of n" on the top border, when the code is longer than the card.
+fn position_label(
+    frame: &mut Frame,
+    area: Rect,
+    height: u16,
+    scroll: u16,
+    total: u16,
+    theme: &Theme,
+) {
+    let more = total - height - scroll;
+    let label = format!(
+        " lines {}-{} of {total}{} ",
+        scroll + 1,
+        scroll + height,
+        if more > 0 { " ↓" } else { "" }
     );
-    let total = lines.len() as u16;
-    let scroll = app
-        .card_scroll
-        .min(total.saturating_sub(inner.height.max(1)));
-    frame.render_widget(
-        Paragraph::new(lines).block(frame_block).scroll((scroll, 0)),
-        area,
-    );
-    if total > inner.height {
-        let more = total - inner.height - scroll;
-        let label = format!(
-            " lines {}-{} of {total}{} ",
-            scroll + 1,
-            scroll + inner.height,
-            if more > 0 { " ↓" } else { "" }
-        );
-        let width = label.chars().count() as u16;
-        if area.width > width + 2 {
-            let at = Rect::new(area.right() - width - 1, area.y, width, 1);
-            frame.render_widget(Paragraph::new(Span::styled(label, theme.dim())), at);
-        }
+    let width = label.chars().count() as u16;
+    if area.width > width + 2 {
+        let at = Rect::new(area.right() - width - 1, area.y, width, 1);
+        frame.render_widget(Paragraph::new(Span::styled(label, theme.dim())), at);
     }
 }
 
-fn hint_line(app: &App) -> Line<'static> {
-    let theme = &app.theme;
+fn hint_line(theme: &Theme, keymap: &Keymap) -> Line<'static> {
     let mut spans = Vec::new();
-    for (key, hint) in app.keymap.hints(Context::Card).into_iter().take(7) {
+    for (key, hint) in keymap.hints(Context::Card).into_iter().take(7) {
         spans.push(Span::styled(format!(" {key}"), theme.accent()));
         spans.push(Span::styled(format!(" {hint}"), theme.dim()));
     }
@@ -125,11 +185,10 @@ fn hint_line(app: &App) -> Line<'static> {
 fn code_lines(
     code: &str,
     language: &str,
-    app: &App,
+    theme: &Theme,
     highlighter: &super::highlight::Highlighter,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let theme = &app.theme;
     let highlighted = highlighter.lines(code, language);
     let digits = code.lines().count().max(1).to_string().len();
     let gutter = digits + 3;
@@ -180,11 +239,13 @@ mod tests {
             ],
         );
         let highlighter = crate::tui::highlight::Highlighter::plain();
-        insta::assert_snapshot!(pane(64, 12, |frame| render(
+        let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
+        insta::assert_snapshot!(pane(64, 12, |frame| app.card.render(
             frame,
             frame.area(),
-            &app,
-            &highlighter
+            &app.view,
+            &look,
+            false
         )));
     }
 
@@ -192,11 +253,13 @@ mod tests {
     fn with_nothing_pending_the_card_says_so() {
         let app = app();
         let highlighter = crate::tui::highlight::Highlighter::plain();
-        insta::assert_snapshot!(pane(40, 4, |frame| render(
+        let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
+        insta::assert_snapshot!(pane(40, 4, |frame| app.card.render(
             frame,
             frame.area(),
-            &app,
-            &highlighter
+            &app.view,
+            &look,
+            false
         )));
     }
 }

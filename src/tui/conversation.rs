@@ -8,80 +8,198 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::app::{App, Entry, EntryKind, Focus};
 use super::highlight::Highlighter;
+use super::keymap::Action;
 use super::markdown;
+use super::pane::Look;
+use super::scroll::Scroll;
 use super::text::wrap_prose;
+use super::theme::Theme;
 use crate::output::sanitize::for_person;
+use crate::protocol::Event;
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App, highlighter: &Highlighter) {
-    let theme = &app.theme;
-    let focused = matches!(app.focus, Focus::Conversation);
-    let mut title = vec![Span::styled(" Conversation ", theme.accent())];
-    if app.conversation_scroll.from_bottom > 0 {
-        title.push(Span::styled(
-            format!("↑{} ", app.conversation_scroll.from_bottom),
-            theme.dim(),
-        ));
-    }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(focused))
-        .title_style(theme.title(focused))
-        .title(Line::from(title));
-    let inner = block.inner(area);
-    let rows = visible_rows(
-        app,
-        highlighter,
-        inner.width as usize,
-        inner.height as usize,
-    );
-    frame.render_widget(Paragraph::new(rows).block(block), area);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    User,
+    Assistant,
+    /// What went back to the model with the blocks' results.
+    Results,
+    Notice,
+    Error,
 }
 
-/// Walks the transcript from the end, laying out entries only until the view is full.
-pub fn visible_rows(
-    app: &App,
-    highlighter: &Highlighter,
-    width: usize,
-    height: usize,
-) -> Vec<Line<'static>> {
-    if app.transcript.is_empty() {
-        return vec![Line::styled(
-            "Write a task for the model below and press Enter.",
-            app.theme.dim(),
-        )];
-    }
-    let skip = app.conversation_scroll.from_bottom;
-    let wanted = height + skip;
-    let mut rows: Vec<Line<'static>> = Vec::new();
-    for entry in app.transcript.iter().rev() {
-        let mut entry_rows: Vec<Line<'static>> = Vec::new();
-        for line in entry_lines(entry, app, highlighter, width) {
-            entry_rows.extend(wrap_prose(&line, width));
-        }
-        entry_rows.push(Line::default());
-        entry_rows.reverse();
-        rows.extend(entry_rows);
-        if rows.len() >= wanted {
-            break;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: EntryKind,
+    pub text: String,
+}
+
+/// The transcript and how far back it is scrolled.
+#[derive(Debug, Clone)]
+pub(crate) struct ConversationPane {
+    /// The model's name, on each of its replies.
+    model: String,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) scroll: Scroll,
+    /// The entry the model's reply is streaming into.
+    streaming: Option<usize>,
+}
+
+impl ConversationPane {
+    pub(crate) fn new(model: String) -> Self {
+        Self {
+            model,
+            entries: Vec::new(),
+            scroll: Scroll::default(),
+            streaming: None,
         }
     }
-    let skip = skip.min(rows.len().saturating_sub(height));
-    let mut visible: Vec<Line<'static>> = rows.into_iter().skip(skip).take(height).collect();
-    visible.reverse();
-    visible
+
+    /// Takes in what the conversation shows of an engine event.
+    pub(crate) fn on_event(&mut self, event: &Event) {
+        match event {
+            Event::UserMessage { text } => {
+                self.push(EntryKind::User, text);
+                self.scroll = Scroll::default();
+            }
+            Event::Notice { message } => self.push(EntryKind::Notice, message),
+            Event::Error { message } => self.push(EntryKind::Error, message),
+            Event::AssistantDelta { text } => {
+                match self.streaming.and_then(|at| self.entries.get_mut(at)) {
+                    Some(entry) => entry.text.push_str(text),
+                    None => {
+                        self.streaming = Some(self.entries.len());
+                        self.push(EntryKind::Assistant, text);
+                    }
+                }
+            }
+            Event::AssistantMessage { text } => {
+                match self
+                    .streaming
+                    .take()
+                    .and_then(|at| self.entries.get_mut(at))
+                {
+                    Some(entry) => entry.text = text.clone(),
+                    None => self.push(EntryKind::Assistant, text),
+                }
+            }
+            Event::Reflection { text } => self.push(EntryKind::Results, text),
+            Event::RuleRevoked { rule } => self.push(
+                EntryKind::Notice,
+                &format!(
+                    "approval rule lifted for this session: {} ({})",
+                    rule.covers, rule.origin
+                ),
+            ),
+            Event::Idle { .. } => self.streaming = None,
+            _ => {}
+        }
+    }
+
+    pub(crate) fn push(&mut self, kind: EntryKind, text: &str) {
+        self.entries.push(Entry {
+            kind,
+            text: text.to_string(),
+        });
+    }
+
+    /// A resumed session's conversation (role and text), shown before anything new.
+    pub(crate) fn load_earlier(&mut self, messages: &[(String, String)]) {
+        let mut entries: Vec<Entry> = messages
+            .iter()
+            .map(|(role, content)| Entry {
+                kind: match role.as_str() {
+                    "assistant" => EntryKind::Assistant,
+                    "results" => EntryKind::Results,
+                    _ => EntryKind::User,
+                },
+                text: content.clone(),
+            })
+            .collect();
+        if !entries.is_empty() {
+            entries.push(Entry {
+                kind: EntryKind::Notice,
+                text: "resumed: the model sees the conversation above".into(),
+            });
+        }
+        entries.append(&mut self.entries);
+        self.entries = entries;
+    }
+
+    /// Scrolls for a scrolling action; `page` is the pane's height.
+    pub(crate) fn scroll(&mut self, action: Action, page: usize) {
+        self.scroll.apply(action, page);
+    }
+
+    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look) {
+        let theme = look.theme;
+        let mut title = vec![Span::styled(" Conversation ", theme.accent())];
+        if self.scroll.from_bottom > 0 {
+            title.push(Span::styled(
+                format!("↑{} ", self.scroll.from_bottom),
+                theme.dim(),
+            ));
+        }
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(look.focused))
+            .title_style(theme.title(look.focused))
+            .title(Line::from(title));
+        let inner = block.inner(area);
+        let rows = self.visible_rows(
+            theme,
+            look.highlighter,
+            inner.width as usize,
+            inner.height as usize,
+        );
+        frame.render_widget(Paragraph::new(rows).block(block), area);
+    }
+
+    /// Walks the transcript from the end, laying out entries only until the view is full.
+    fn visible_rows(
+        &self,
+        theme: &Theme,
+        highlighter: &Highlighter,
+        width: usize,
+        height: usize,
+    ) -> Vec<Line<'static>> {
+        if self.entries.is_empty() {
+            return vec![Line::styled(
+                "Write a task for the model below and press Enter.",
+                theme.dim(),
+            )];
+        }
+        let skip = self.scroll.from_bottom;
+        let wanted = height + skip;
+        let mut rows: Vec<Line<'static>> = Vec::new();
+        for entry in self.entries.iter().rev() {
+            let mut entry_rows: Vec<Line<'static>> = Vec::new();
+            for line in entry_lines(entry, &self.model, theme, highlighter, width) {
+                entry_rows.extend(wrap_prose(&line, width));
+            }
+            entry_rows.push(Line::default());
+            entry_rows.reverse();
+            rows.extend(entry_rows);
+            if rows.len() >= wanted {
+                break;
+            }
+        }
+        let skip = skip.min(rows.len().saturating_sub(height));
+        let mut visible: Vec<Line<'static>> = rows.into_iter().skip(skip).take(height).collect();
+        visible.reverse();
+        visible
+    }
 }
 
 /// An entry's lines; a reply comes laid out for `width` already (its code keeps its gutter
 /// on wrapped rows), the rest is wrapped by the caller.
 fn entry_lines(
     entry: &Entry,
-    app: &App,
+    model: &str,
+    theme: &Theme,
     highlighter: &Highlighter,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let theme = &app.theme;
     let label = |text: &str, style: Style| {
         Line::from(Span::styled(
             text.to_string(),
@@ -100,7 +218,7 @@ fn entry_lines(
         }
         EntryKind::Assistant => {
             let mut lines = vec![label(
-                &format!("model · {}", app.model),
+                &format!("model · {model}"),
                 Style::new().fg(theme.accent),
             )];
             lines.extend(markdown::render(
@@ -137,7 +255,6 @@ fn entry_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::Event;
     use crate::tui::testing::{app, feed, pane};
 
     #[test]
@@ -146,10 +263,7 @@ mod tests {
         app.on_event(&Event::Notice {
             message: "pulled the image".into(),
         });
-        app.transcript.push(Entry {
-            kind: EntryKind::User,
-            text: "count the words".into(),
-        });
+        app.conversation.push(EntryKind::User, "count the words");
         let reply = "## Plan\n\nI will **count** the words with `Counter`:\n\n- read the file\n- count\n\n```python\nfrom collections import Counter\n";
         let events: Vec<Event> = reply
             .split_inclusive(' ')
@@ -160,32 +274,29 @@ mod tests {
             message: "the model's reply failed: stream cut".into(),
         });
         let highlighter = Highlighter::plain();
-        insta::assert_snapshot!(pane(60, 20, |frame| render(
+        let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
+        insta::assert_snapshot!(pane(60, 20, |frame| app.conversation.render(
             frame,
             frame.area(),
-            &app,
-            &highlighter
+            &look
         )));
     }
 
     #[test]
     fn only_the_visible_end_is_laid_out_and_scrolling_moves_up() {
-        let mut app = app();
+        let mut pane = ConversationPane::new("m".into());
         for i in 0..500 {
-            app.transcript.push(Entry {
-                kind: EntryKind::Notice,
-                text: format!("notice {i}"),
-            });
+            pane.push(EntryKind::Notice, &format!("notice {i}"));
         }
-        let highlighter = Highlighter::plain();
-        let rows = visible_rows(&app, &highlighter, 40, 3);
+        let (theme, highlighter) = (Theme::default(), Highlighter::plain());
+        let rows = pane.visible_rows(&theme, &highlighter, 40, 3);
         let text: Vec<String> = rows
             .iter()
             .map(|r| r.spans.iter().map(|s| s.content.as_ref()).collect())
             .collect();
         assert_eq!(text, ["", "· notice 499", ""]);
-        app.conversation_scroll.from_bottom = 3;
-        let rows = visible_rows(&app, &highlighter, 40, 1);
+        pane.scroll.from_bottom = 3;
+        let rows = pane.visible_rows(&theme, &highlighter, 40, 1);
         assert_eq!(rows[0].spans[0].content, "· notice 498");
     }
 }

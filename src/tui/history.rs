@@ -1,5 +1,5 @@
-//! The history pane: this session's runs, newest first (the durable store comes with the
-//! history issue), filtered by text; Enter opens one with its code, decision and output.
+//! The history pane: this session's runs and earlier sessions' from the store, newest
+//! first, filtered by text; Enter opens one with its code, decision and output.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,67 +7,179 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::app::{App, Focus, RunRecord};
+use super::keymap::Action;
+use super::pane::Look;
+use super::records::RunRecord;
+use super::theme::Theme;
 use crate::output::sanitize::for_person;
-use crate::protocol::Outcome;
+use crate::protocol::{Event, Outcome};
 
-pub fn render(frame: &mut Frame, area: Rect, app: &App) {
-    let theme = &app.theme;
-    let focused = app.focus == Focus::History;
-    let mut title = vec![Span::styled(" History ", theme.accent())];
-    if !app.history_filter.is_empty() {
-        title.push(Span::styled(
-            format!("filter: {} ", for_person(&app.history_filter)),
-            theme.dim(),
-        ));
-    }
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(focused))
-        .title_style(theme.title(focused))
-        .title(Line::from(title));
-    let inner = block.inner(area);
-    let runs = app.visible_runs();
-    if runs.is_empty() {
-        let text = if app.runs.is_empty() {
-            "No runs yet."
-        } else {
-            "No run matches the filter."
-        };
-        frame.render_widget(
-            Paragraph::new(Line::styled(text, theme.dim())).block(block),
-            area,
-        );
-        return;
-    }
-    let height = inner.height as usize;
-    let first = app
-        .history_selected
-        .saturating_sub(height.saturating_sub(1));
-    let rows: Vec<Line<'static>> = runs
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(height)
-        .map(|(row, &index)| {
-            let line = summary(&app.runs[index], app);
-            if row == app.history_selected {
-                line.style(
-                    Style::new()
-                        .bg(theme.selection)
-                        .add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
-                )
-            } else {
-                line
-            }
-        })
-        .collect();
-    frame.render_widget(Paragraph::new(rows).block(block), area);
+/// The runs, earlier sessions' and this one's, and which of them the filter lets through.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HistoryPane {
+    /// Every run, oldest first.
+    pub(crate) runs: Vec<RunRecord>,
+    pub(crate) open: bool,
+    selected: usize,
+    /// What the runs are filtered by (set with [`Self::set_filter`]).
+    pub(crate) filter: String,
+    /// The runs that match it, oldest first: kept as runs come and change, never worked out
+    /// again for a frame.
+    matches: Vec<usize>,
 }
 
-fn summary(run: &RunRecord, app: &App) -> Line<'static> {
-    let theme = &app.theme;
-    let earlier = app.session.as_deref() != Some(run.session.as_str());
+impl HistoryPane {
+    /// The runs listed: newest first, filtered by text.
+    pub(crate) fn visible(&self) -> Vec<usize> {
+        self.matches.iter().rev().copied().collect()
+    }
+
+    /// The run under the selection.
+    pub(crate) fn selected_run(&self) -> Option<&RunRecord> {
+        let index = self.visible().get(self.selected).copied()?;
+        self.runs.get(index)
+    }
+
+    /// Filters the runs by `text` (case does not matter).
+    pub(crate) fn set_filter(&mut self, text: String) {
+        self.filter = text;
+        self.selected = 0;
+        let filter = self.filter.to_lowercase();
+        self.matches = (0..self.runs.len())
+            .filter(|&i| matches_filter(&self.runs[i], &filter))
+            .collect();
+    }
+
+    /// A run of this session starts.
+    pub(crate) fn start(&mut self, run: RunRecord) {
+        self.runs.push(run);
+        self.rematch_newest(None);
+    }
+
+    /// Output and the end of the newest run.
+    pub(crate) fn on_event(&mut self, event: &Event) {
+        let Some(record) = self.runs.last_mut() else {
+            return;
+        };
+        match event {
+            Event::ExecOutput { data, .. } => {
+                record.output.push_str(&for_person(data));
+                self.rematch_newest(Some(data));
+            }
+            Event::ExecFinished { result, .. } => {
+                record.output = result.output.clone();
+                record.result = Some(result.clone());
+                self.rematch_newest(None);
+            }
+            _ => {}
+        }
+    }
+
+    /// Earlier sessions' runs from the history, oldest first, before this session's.
+    pub(crate) fn load_past(&mut self, mut past: Vec<RunRecord>) {
+        past.append(&mut self.runs);
+        self.runs = past;
+        let filter = std::mem::take(&mut self.filter);
+        self.set_filter(filter);
+    }
+
+    /// Moves the selection for a scrolling action.
+    pub(crate) fn scroll(&mut self, action: Action) {
+        let count = self.matches.len();
+        self.selected = match action {
+            Action::ScrollDown => self.selected + 1,
+            Action::ScrollUp => self.selected.saturating_sub(1),
+            Action::Top => 0,
+            Action::Bottom | Action::PageDown => count,
+            Action::PageUp => 0,
+            _ => self.selected,
+        }
+        .min(count.saturating_sub(1));
+    }
+
+    /// Takes the newest run into the filtered list when it matches now (`hint`: only this
+    /// new piece of its output is looked at, the rest having been already).
+    fn rematch_newest(&mut self, hint: Option<&str>) {
+        let Some(newest) = self.runs.len().checked_sub(1) else {
+            return;
+        };
+        if self.matches.last() == Some(&newest) {
+            return;
+        }
+        let filter = self.filter.to_lowercase();
+        let run = &self.runs[newest];
+        let matched = match hint {
+            Some(piece) => filter.is_empty() || piece.to_lowercase().contains(&filter),
+            None => matches_filter(run, &filter),
+        };
+        if matched {
+            self.matches.push(newest);
+        }
+    }
+
+    /// `session`: this session's id, so its runs read "now".
+    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look, session: Option<&str>) {
+        let theme = look.theme;
+        let mut title = vec![Span::styled(" History ", theme.accent())];
+        if !self.filter.is_empty() {
+            title.push(Span::styled(
+                format!("filter: {} ", for_person(&self.filter)),
+                theme.dim(),
+            ));
+        }
+        let block = Block::default()
+            .borders(Borders::ALL)
+            .border_style(theme.border(look.focused))
+            .title_style(theme.title(look.focused))
+            .title(Line::from(title));
+        let inner = block.inner(area);
+        let runs = self.visible();
+        if runs.is_empty() {
+            let text = if self.runs.is_empty() {
+                "No runs yet."
+            } else {
+                "No run matches the filter."
+            };
+            frame.render_widget(
+                Paragraph::new(Line::styled(text, theme.dim())).block(block),
+                area,
+            );
+            return;
+        }
+        let height = inner.height as usize;
+        let first = self.selected.saturating_sub(height.saturating_sub(1));
+        let selected = Style::new()
+            .bg(theme.selection)
+            .add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
+        let rows: Vec<Line<'static>> = runs
+            .iter()
+            .enumerate()
+            .skip(first)
+            .take(height)
+            .map(|(row, &index)| {
+                let line = summary(&self.runs[index], theme, session);
+                if row == self.selected {
+                    line.style(selected)
+                } else {
+                    line
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(rows).block(block), area);
+    }
+}
+
+/// Whether a run matches the filter (already lowercased; empty matches all).
+fn matches_filter(run: &RunRecord, filter: &str) -> bool {
+    filter.is_empty()
+        || run.code.to_lowercase().contains(filter)
+        || run.output.to_lowercase().contains(filter)
+        || run.language.contains(filter)
+        || run.decision.contains(filter)
+}
+
+fn summary(run: &RunRecord, theme: &Theme, session: Option<&str>) -> Line<'static> {
+    let earlier = session != Some(run.session.as_str());
     let (status, colour) = match &run.result {
         None if earlier => ("interrupted".to_string(), theme.error),
         None => ("running".to_string(), theme.warning),
@@ -111,7 +223,8 @@ fn summary(run: &RunRecord, app: &App) -> Line<'static> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::protocol::{DecisionKind, Event, Stream};
+    use crate::protocol::{DecisionKind, Stream};
+    use crate::tui::app::{App, Focus};
     use crate::tui::testing::{
         app, decided, feed, finished, output, pane, proposed, result, started,
     };
@@ -143,16 +256,23 @@ pub(super) mod tests {
         app
     }
 
+    fn render(app: &App, frame: &mut Frame) {
+        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let look = Look::new(&app.theme, &app.keymap, &highlighter, true);
+        let session = app.view.session.as_deref();
+        app.history.render(frame, frame.area(), &look, session);
+    }
+
     #[test]
     fn runs_are_listed_newest_first_and_filtered() {
         let mut app = with_runs();
-        insta::assert_snapshot!(pane(90, 5, |frame| render(frame, frame.area(), &app)));
+        insta::assert_snapshot!(pane(90, 5, |frame| render(&app, frame)));
         app.set_history_filter("ls".into());
-        assert_eq!(app.visible_runs(), [0]);
+        assert_eq!(app.history.visible(), [0]);
         // A run that comes while the filter is set joins the list once its output matches,
         // and one that never matches stays out.
         app.set_history_filter("needle".into());
-        assert!(app.visible_runs().is_empty());
+        assert!(app.history.visible().is_empty());
         feed(
             &mut app,
             &[
@@ -168,16 +288,16 @@ pub(super) mod tests {
                 finished("b-4", result(Some(0), "hay\n")),
             ],
         );
-        assert_eq!(app.visible_runs(), [2]);
+        assert_eq!(app.history.visible(), [2]);
         app.set_history_filter(String::new());
-        assert_eq!(app.visible_runs(), [3, 2, 1, 0]);
+        assert_eq!(app.history.visible(), [3, 2, 1, 0]);
     }
 
     #[test]
     fn run_times_are_local_with_their_zone() {
         crate::store::clock::use_zone_in_tests("Asia/Tokyo");
         let app = with_runs();
-        let list = pane(90, 4, |frame| render(frame, frame.area(), &app));
+        let list = pane(90, 4, |frame| render(&app, frame));
         // The runs started at 09:00 and 09:01 UTC on 1970-01-01.
         assert!(list.contains("│18:01:00 JST now"), "{list}");
         assert!(list.contains("│18:00:00 JST now"), "{list}");

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod card;
 mod choices;
+mod composer;
 pub mod conversation;
 pub mod fatal;
 pub mod help;
@@ -15,6 +16,7 @@ pub mod keymap;
 pub mod logs;
 pub mod markdown;
 mod modal;
+mod pane;
 mod popup;
 pub mod preparing;
 mod records;
@@ -123,7 +125,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         config.ui.bell,
     );
     if first.is_some() {
-        app.phase = app::Phase::Streaming;
+        app.message_sent();
     }
     app.load_conversation(&earlier);
     if let Some(problem) = &running.history_problem {

@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::protocol::ExecResult;
+use crate::view::BlockState;
 
 /// One run, for the history pane.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,34 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// A run of this session as it starts, for the block it runs.
+    pub(crate) fn starting(block: &BlockState, session: &str, run: &str) -> Self {
+        let decision = block
+            .decision
+            .as_ref()
+            .map(|decided| {
+                format!(
+                    "{} ({})",
+                    crate::protocol::wire_name(&decided.kind),
+                    crate::protocol::wire_name(&decided.source)
+                )
+            })
+            .unwrap_or_default();
+        Self {
+            session: session.to_string(),
+            run: run.to_string(),
+            block: block.id.clone(),
+            language: block.language.clone(),
+            proposed: block.code.clone(),
+            code: block.edited.clone().unwrap_or_else(|| block.code.clone()),
+            edited: block.edited.is_some(),
+            decision,
+            started: SystemTime::now(),
+            output: String::new(),
+            result: None,
+        }
+    }
+
     /// `HH:MM:SS` and the zone, in local time.
     pub fn clock(&self) -> String {
         crate::store::clock::local_clock(self.started_seconds())

@@ -146,7 +146,7 @@ mod tests {
             keymap: &keymap,
             rules: &[],
         };
-        let modal = RunModal::new(app.runs[index].clone());
+        let modal = RunModal::new(app.history.runs[index].clone());
         pane(width, height, |frame| {
             modal.render(frame, frame.area(), &data)
         })
@@ -175,7 +175,7 @@ mod tests {
             keymap: &keymap,
             rules: &[],
         };
-        let mut modal = RunModal::new(with_runs().runs[0].clone());
+        let mut modal = RunModal::new(with_runs().history.runs[0].clone());
         assert_eq!(
             modal.on_action(Some(Action::ScrollDown), &data),
             Outcome::Stay

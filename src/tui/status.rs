@@ -7,29 +7,34 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::app::{App, Phase, SandboxState};
+use super::app::{App, SandboxState};
 use super::text::{char_width, line_width};
-use crate::protocol::wire_name;
+use crate::protocol::{Phase, wire_name};
+use crate::view::Stage;
+
+/// What the session is doing, in a word or three, and its colour: as the engine reports it.
+fn stage_label(app: &App) -> (String, ratatui::style::Color) {
+    let theme = &app.theme;
+    let preparing = matches!(app.sandbox_state, SandboxState::Preparing { .. });
+    match app.view.stage {
+        _ if app.replying() => ("model replying".to_string(), theme.accent),
+        Stage::Busy(Phase::Running) if preparing => {
+            ("blocks wait for the sandbox".to_string(), theme.warning)
+        }
+        Stage::Busy(Phase::Running) => ("block running".to_string(), theme.success),
+        Stage::Busy(_) => (
+            format!("{} block(s) wait for you", app.waiting()),
+            theme.warning,
+        ),
+        Stage::Starting if preparing => ("starting".to_string(), theme.warning),
+        Stage::Starting | Stage::Idle(_) => ("ready".to_string(), theme.success),
+        Stage::Done(reason) => (format!("ended: {}", wire_name(&reason)), theme.dim),
+    }
+}
 
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let theme = &app.theme;
-    let (phase, colour) = match app.phase {
-        Phase::Starting => ("starting".to_string(), theme.warning),
-        Phase::Streaming => ("model replying".to_string(), theme.accent),
-        Phase::Deciding
-            if app.pending.is_empty()
-                && matches!(app.sandbox_state, SandboxState::Preparing { .. }) =>
-        {
-            ("blocks wait for the sandbox".to_string(), theme.warning)
-        }
-        Phase::Deciding => (
-            format!("{} block(s) wait for you", app.pending.len()),
-            theme.warning,
-        ),
-        Phase::Running => ("block running".to_string(), theme.success),
-        Phase::Idle(_) => ("ready".to_string(), theme.success),
-        Phase::Done(reason) => (format!("ended: {}", wire_name(&reason)), theme.dim),
-    };
+    let (phase, colour) = stage_label(app);
     let mut top = vec![
         Segment::whole(vec![Span::styled(
             format!(" {phase} "),
@@ -39,7 +44,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         )]),
         Segment::words(Span::styled(format!(" {} ", app.model), theme.accent())),
         Segment::words(Span::styled(
-            format!("│ {} ", app.session.as_deref().unwrap_or("…")),
+            format!("│ {} ", app.view.session.as_deref().unwrap_or("…")),
             theme.dim(),
         )),
         Segment::words(Span::styled(

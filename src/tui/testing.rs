@@ -10,7 +10,7 @@ use super::app::App;
 use super::highlight::Highlighter;
 use super::keymap::Keymap;
 use super::theme::Theme;
-use crate::protocol::{DecisionKind, DecisionSource, Event, ExecResult, Stream};
+use crate::protocol::{DecisionKind, DecisionSource, Event, ExecResult, Phase, Stream};
 
 pub fn app() -> App {
     let mut app = App::new(
@@ -31,12 +31,24 @@ pub fn app() -> App {
     app
 }
 
+/// Feeds `events` with the phases the engine reports around them: deciding once blocks are
+/// proposed (and again after a run while blocks wait), running as a block starts.
 pub fn feed(app: &mut App, events: &[Event]) {
+    let phase = |phase| Event::Phase { phase };
     for event in events {
+        if matches!(event, Event::ExecStarted { .. }) {
+            app.on_event(&phase(Phase::Running));
+        }
         app.on_event(event);
+        let waiting = app.waiting() > 0;
+        if matches!(event, Event::BlockProposed { .. })
+            || (waiting && matches!(event, Event::ExecFinished { .. }))
+        {
+            app.on_event(&phase(Phase::Deciding));
+        }
     }
     // Fixed times, so snapshots do not change with the clock.
-    for (i, run) in app.runs.iter_mut().enumerate() {
+    for (i, run) in app.history.runs.iter_mut().enumerate() {
         run.started = UNIX_EPOCH + Duration::from_secs(3600 * 9 + 60 * i as u64);
     }
 }

@@ -4,13 +4,12 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
-use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{App, Focus};
 use super::highlight::Highlighter;
-use super::{card, conversation, fatal, history, preparing, status};
+use super::pane::Look;
+use super::{fatal, preparing, status};
 
 /// Smaller than this, panes cannot show anything useful.
 pub const MIN_WIDTH: u16 = 40;
@@ -46,12 +45,12 @@ fn draw_screen(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
                 .areas(main);
-        let composer_height = (app.composer.lines().len() as u16 + 2).clamp(3, 8);
+        let composer_height = app.composer.height();
         let [talk, composer] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(composer_height)]).areas(left);
         draw_pane(frame, app, highlighter, Focus::Conversation, talk);
         draw_pane(frame, app, highlighter, Focus::Composer, composer);
-        if app.history_open {
+        if app.history.open {
             let [top, middle, bottom] = Layout::vertical([
                 Constraint::Percentage(40),
                 Constraint::Percentage(30),
@@ -86,54 +85,33 @@ fn strip_colours(buffer: &mut ratatui::buffer::Buffer) {
 }
 
 fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: Focus, area: Rect) {
+    let focused = app.focus == pane;
     match pane {
-        Focus::Conversation => {
-            app.areas.conversation = area;
-            conversation::render(frame, area, app, highlighter);
-        }
+        Focus::Conversation => app.areas.conversation = area,
+        Focus::Card => app.areas.card = area,
+        Focus::Logs => app.areas.logs = area,
+        Focus::History => app.areas.history = area,
+        Focus::Composer => app.areas.composer = area,
+    }
+    let app = &*app;
+    let look = Look::new(&app.theme, &app.keymap, highlighter, focused);
+    match pane {
+        Focus::Conversation => app.conversation.render(frame, area, &look),
         Focus::Card => {
-            app.areas.card = area;
-            card::render(frame, area, app, highlighter);
+            let typing = app.focus == Focus::Composer;
+            app.card.render(frame, area, &app.view, &look, typing);
         }
         Focus::Logs => {
-            app.areas.logs = area;
             if !preparing::render(frame, area, app) {
-                app.logs
-                    .render(frame, area, &app.theme, app.focus == Focus::Logs);
+                app.logs.render(frame, area, &app.theme, focused);
             }
         }
         Focus::History => {
-            app.areas.history = area;
-            history::render(frame, area, app);
+            let session = app.view.session.as_deref();
+            app.history.render(frame, area, &look, session);
         }
-        Focus::Composer => draw_composer(frame, app, area),
+        Focus::Composer => app.composer.render(frame, area, &look),
     }
-}
-
-fn draw_composer(frame: &mut Frame, app: &mut App, area: Rect) {
-    let focused = app.focus == Focus::Composer;
-    let theme = app.theme.clone();
-    let title = if focused {
-        " Message · Enter sends · Esc leaves "
-    } else {
-        " Message "
-    };
-    app.composer.set_block(
-        Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border(focused))
-            .title_style(theme.title(focused))
-            .title(Span::styled(title, theme.accent())),
-    );
-    app.composer.set_style(theme.text());
-    app.composer.set_cursor_line_style(Style::new());
-    app.composer.set_placeholder_style(theme.dim());
-    app.composer.set_cursor_style(if focused {
-        theme.cursor()
-    } else {
-        Style::new()
-    });
-    frame.render_widget(&app.composer, area);
 }
 
 /// The overlays open, over everything else.
@@ -150,7 +128,7 @@ fn draw_overlay(frame: &mut Frame, app: &App, area: Rect) {
 mod tests {
     use ratatui::style::{Color, Modifier};
 
-    use crate::protocol::{DecisionKind, Event, Stream};
+    use crate::protocol::{DecisionKind, Event, IdleReason, Stream};
     use crate::tui::app::Focus;
     use crate::tui::testing::{
         app, decided, feed, finished, output, proposed, result, screen, started,
@@ -205,11 +183,15 @@ mod tests {
                 started("b-1", "r-1"),
                 output("b-1", Stream::Stdout, "one\n"),
                 finished("b-1", result(Some(0), "one\n")),
+                // The turn limit was reached: the engine waits for the operator.
+                Event::Idle {
+                    reason: IdleReason::MaxTurns,
+                },
             ],
         );
-        app.history_open = true;
+        app.history.open = true;
         insta::assert_snapshot!("history_open", screen(&mut app, 120, 30));
-        app.history_open = false;
+        app.history.open = false;
         app.focus = crate::tui::app::Focus::Logs;
         app.zoomed = true;
         insta::assert_snapshot!("zoomed_logs", screen(&mut app, 80, 14));
@@ -355,7 +337,7 @@ mod tests {
                     finished("b-2", result(Some(0), "two\n")),
                 ],
             );
-            app.history_open = true;
+            app.history.open = true;
             app.focus = Focus::History;
             let buffer = drawn(&mut app, 120, 30);
             let (x, y) = find(&buffer, " History ").expect("history title");

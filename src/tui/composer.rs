@@ -1,0 +1,84 @@
+//! The composer: the operator's next message, typed in a text area.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::Span;
+use ratatui::widgets::{Block, Borders};
+use ratatui_textarea::TextArea;
+
+use super::pane::Look;
+
+pub(crate) struct Composer {
+    area: TextArea<'static>,
+}
+
+impl Default for Composer {
+    fn default() -> Self {
+        let mut area = TextArea::default();
+        area.set_placeholder_text("Message the model (Enter sends, Alt-Enter for a new line)");
+        Self { area }
+    }
+}
+
+impl Composer {
+    pub(crate) fn text(&self) -> String {
+        self.area.lines().join("\n")
+    }
+
+    pub(crate) fn is_blank(&self) -> bool {
+        self.text().trim().is_empty()
+    }
+
+    /// The message, leaving the composer empty.
+    pub(crate) fn take(&mut self) -> String {
+        let text = self.text();
+        *self = Self::default();
+        text
+    }
+
+    /// A key no binding took: it edits the text.
+    pub(crate) fn input(&mut self, key: crossterm::event::KeyEvent) {
+        self.area.input(key);
+    }
+
+    pub(crate) fn insert_str(&mut self, text: &str) {
+        self.area.insert_str(text);
+    }
+
+    pub(crate) fn insert_newline(&mut self) {
+        self.area.insert_newline();
+    }
+
+    /// Rows the text needs, framed, between 3 and 8.
+    pub(crate) fn height(&self) -> u16 {
+        (self.area.lines().len() as u16 + 2).clamp(3, 8)
+    }
+
+    /// Drawn from a styled copy, so drawing changes nothing of the composer.
+    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look) {
+        let (theme, focused) = (look.theme, look.focused);
+        let title = if focused {
+            " Message · Enter sends · Esc leaves "
+        } else {
+            " Message "
+        };
+        let mut styled = self.area.clone();
+        styled.set_block(
+            Block::default()
+                .borders(Borders::ALL)
+                .border_style(theme.border(focused))
+                .title_style(theme.title(focused))
+                .title(Span::styled(title, theme.accent())),
+        );
+        styled.set_style(theme.text());
+        styled.set_cursor_line_style(Style::new());
+        styled.set_placeholder_style(theme.dim());
+        styled.set_cursor_style(if focused {
+            theme.cursor()
+        } else {
+            Style::new()
+        });
+        frame.render_widget(&styled, area);
+    }
+}
