@@ -68,7 +68,7 @@ impl HistoryPane {
             }
             Event::ExecFinished { result, .. } => {
                 record.output = result.output.clone();
-                record.result = Some(result.clone());
+                record.ending = Some(result.into());
                 self.rematch_newest(None);
             }
             _ => {}
@@ -180,11 +180,11 @@ fn matches_filter(run: &RunRecord, filter: &str) -> bool {
 
 fn summary(run: &RunRecord, theme: &Theme, session: Option<&str>) -> Line<'static> {
     let earlier = session != Some(run.session.as_str());
-    let (status, colour) = match &run.result {
+    let (status, colour) = match &run.ending {
         None if earlier => ("interrupted".to_string(), theme.error),
         None => ("running".to_string(), theme.warning),
-        Some(r) => {
-            let outcome = r.outcome();
+        Some(ending) => {
+            let outcome = ending.outcome;
             let colour = match outcome {
                 _ if outcome.succeeded() => theme.success,
                 Outcome::Stopped => theme.warning,
@@ -194,9 +194,8 @@ fn summary(run: &RunRecord, theme: &Theme, session: Option<&str>) -> Line<'stati
         }
     };
     let duration = run
-        .result
-        .as_ref()
-        .map_or(String::new(), |r| format!("{} ms", r.duration_ms));
+        .ending
+        .map_or(String::new(), |ending| format!("{} ms", ending.duration_ms));
     let first_line = for_person(run.code.lines().next().unwrap_or(""));
     let session = run.session.rsplit('-').next().unwrap_or("");
     Line::from(vec![

@@ -51,13 +51,12 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::model::{ChatMessage, Role};
-use crate::protocol::{DecisionKind, Event, ExecResult, Op};
-use crate::store::{RunFilter, RunRow, RunStatus, Store};
+use crate::protocol::{Event, Op};
+use crate::store::{RunFilter, Store};
 use crate::wiring::choose_model;
 use app::{App, UiAction};
 use highlight::Highlighter;
 use keymap::Keymap;
-use std::time::UNIX_EPOCH;
 use theme::Theme;
 
 /// The bundled demo: its script, and the task it answers.
@@ -188,42 +187,11 @@ fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
         limit: Some(SHOWN),
         ..RunFilter::default()
     })?;
-    Ok(rows.into_iter().rev().map(past_run).collect())
-}
-
-fn past_run(row: RunRow) -> app::RunRecord {
-    let result = (row.status == RunStatus::Finished).then(|| ExecResult {
-        exit_code: row.exit_code,
-        timed_out: row.timed_out,
-        oom_killed: row.oom_killed,
-        truncated: row.truncated,
-        output: row.output.clone(),
-        output_bytes: row.output_bytes,
-        duration_ms: row.duration_ms.unwrap_or(0),
-        image: String::new(),
-        container_restarted: false,
-        cancelled: row.cancelled,
-        container: String::new(),
-        omission_at: None,
-        workspace_full: row.workspace_full,
-    });
-    app::RunRecord {
-        session: row.session,
-        run: row.run,
-        block: row.block,
-        language: row.language,
-        proposed: row.proposed,
-        code: row.code,
-        edited: row.edited,
-        decision: format!(
-            "{} ({})",
-            row.decision.map_or("", DecisionKind::name),
-            row.decided_by
-        ),
-        started: UNIX_EPOCH + Duration::from_secs(row.started_at),
-        output: row.output,
-        result,
-    }
+    Ok(rows
+        .into_iter()
+        .rev()
+        .map(app::RunRecord::from_row)
+        .collect())
 }
 
 async fn event_loop(

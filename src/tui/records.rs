@@ -1,10 +1,36 @@
 //! A run as the screen keeps it: this session's as they happen, earlier ones from the
 //! history.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::protocol::ExecResult;
+use crate::protocol::{DecisionKind, ExecResult, Outcome};
+use crate::store::RunRow;
 use crate::view::BlockState;
+
+/// How a run ended, as the screen shows it: the same whether it comes from this session's
+/// result or from an earlier session's row in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    /// What the program wrote, in bytes, before any cut.
+    pub output_bytes: u64,
+    /// The output was cut at the limit.
+    pub truncated: bool,
+    pub workspace_full: bool,
+}
+
+impl From<&ExecResult> for Ending {
+    fn from(result: &ExecResult) -> Self {
+        Self {
+            outcome: result.outcome(),
+            duration_ms: result.duration_ms,
+            output_bytes: result.output_bytes,
+            truncated: result.truncated,
+            workspace_full: result.workspace_full,
+        }
+    }
+}
 
 /// One run, for the history pane.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +48,8 @@ pub struct RunRecord {
     pub decision: String,
     pub started: SystemTime,
     pub output: String,
-    pub result: Option<ExecResult>,
+    /// How it ended; none while it runs, or when airlock stopped before it ended.
+    pub ending: Option<Ending>,
 }
 
 impl RunRecord {
@@ -50,7 +77,35 @@ impl RunRecord {
             decision,
             started: SystemTime::now(),
             output: String::new(),
-            result: None,
+            ending: None,
+        }
+    }
+
+    /// An earlier session's run, from the history.
+    pub(crate) fn from_row(row: RunRow) -> Self {
+        let ending = row.outcome().map(|outcome| Ending {
+            outcome,
+            duration_ms: row.duration_ms.unwrap_or(0),
+            output_bytes: row.output_bytes,
+            truncated: row.truncated,
+            workspace_full: row.workspace_full,
+        });
+        Self {
+            decision: format!(
+                "{} ({})",
+                row.decision.map_or("", DecisionKind::name),
+                row.decided_by
+            ),
+            started: UNIX_EPOCH + Duration::from_secs(row.started_at),
+            session: row.session,
+            run: row.run,
+            block: row.block,
+            language: row.language,
+            proposed: row.proposed,
+            code: row.code,
+            edited: row.edited,
+            output: row.output,
+            ending,
         }
     }
 

@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::keymap::{Action, Context};
 use super::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
 use super::popup::centered;
-use super::records::RunRecord;
+use super::records::{Ending, RunRecord};
 use super::text::visible_spans;
 use super::theme::Theme;
 
@@ -55,6 +55,23 @@ impl Modal for RunModal {
 }
 
 /// One run opened: who decided what, the code that ran (marked when edited), the output.
+/// `exit 0 · 85 ms · 23 bytes`, with what else is worth knowing of the end.
+fn ending_text(ending: &Ending) -> String {
+    let mut text = format!(
+        "{} · {} ms · {} bytes",
+        ending.outcome.phrase(),
+        ending.duration_ms,
+        ending.output_bytes
+    );
+    if ending.truncated {
+        text.push_str(" · output cut");
+    }
+    if ending.workspace_full {
+        text.push_str(" · workspace full");
+    }
+    text
+}
+
 fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: &str, scroll: u16) {
     let mut lines = vec![
         Line::from(vec![
@@ -74,23 +91,10 @@ fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: 
             Span::styled(run.decision.clone(), theme.text()),
         ]),
     ];
-    if let Some(result) = &run.result {
+    if let Some(ending) = &run.ending {
         lines.push(Line::from(vec![
             Span::styled("result ", theme.dim()),
-            Span::styled(
-                format!(
-                    "exit {} · {} ms · timed out {} · oom {} · truncated {} · {} bytes",
-                    result
-                        .exit_code
-                        .map_or("none".to_string(), |c| c.to_string()),
-                    result.duration_ms,
-                    result.timed_out,
-                    result.oom_killed,
-                    result.truncated,
-                    result.output_bytes
-                ),
-                theme.text(),
-            ),
+            Span::styled(ending_text(ending), theme.text()),
         ]));
     }
     if run.edited {
