@@ -16,5 +16,5 @@ pub mod sandbox;
 pub mod store;
 pub mod supervisor;
 pub mod tui;
-pub mod view;
+pub(crate) mod view;
 pub mod wiring;

@@ -1,11 +1,11 @@
 //! One module per subcommand. Each is a thin frontend over the engine and the adapters.
 
-pub mod doctor;
-pub mod exec;
-pub mod extract;
-pub mod history;
-pub mod image;
-pub mod run;
+pub(crate) mod doctor;
+pub(crate) mod exec;
+pub(crate) mod extract;
+pub(crate) mod history;
+pub(crate) mod image;
+pub(crate) mod run;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! setting that silently does nothing.
 
 mod bytesize;
-pub mod language;
+pub(crate) mod language;
 mod limits;
 mod weakening;
 

@@ -1,17 +1,17 @@
 //! The session engine. No terminal, HTTP or Docker types live here: it works on plain data
 //! and talks to the outside through the `protocol` types and the adapter traits.
 
-pub mod approver;
+pub(crate) mod approver;
 mod decisions;
 mod events;
-pub mod extract;
-pub mod feedback;
+pub(crate) mod extract;
+pub(crate) mod feedback;
 mod inbox;
 pub mod policy;
-pub mod prompt;
-pub mod sandbox;
-pub mod session;
-pub mod turn;
+pub(crate) mod prompt;
+pub(crate) mod sandbox;
+pub(crate) mod session;
+pub(crate) mod turn;
 mod unoffered;
 
 pub use crate::config::language::{Language, LanguageTable};

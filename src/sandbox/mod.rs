@@ -2,7 +2,7 @@
 //! [`docker`], and the session's workspace directory on the host.
 
 pub mod docker;
-pub mod workspace;
+pub(crate) mod workspace;
 
 pub use crate::engine::sandbox::{BlockSpec, LiveOutput, Sandbox, SandboxError};
 

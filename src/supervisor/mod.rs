@@ -14,5 +14,5 @@ pub mod frame;
 pub(crate) mod mirror;
 pub(crate) mod reap;
 mod seccomp;
-pub mod serve;
+pub(crate) mod serve;
 pub mod trampoline;

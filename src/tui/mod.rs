@@ -3,32 +3,32 @@
 //! and `Event`s; the panes only read [`app::App`].
 
 pub mod app;
-pub mod card;
+pub(crate) mod card;
 mod choices;
 mod composer;
-pub mod conversation;
-pub mod fatal;
-pub mod help;
+pub(crate) mod conversation;
+pub(crate) mod fatal;
+pub(crate) mod help;
 pub mod highlight;
-pub mod history;
+pub(crate) mod history;
 mod input;
-pub mod keymap;
-pub mod logs;
-pub mod markdown;
+pub(crate) mod keymap;
+pub(crate) mod logs;
+pub(crate) mod markdown;
 mod modal;
 mod pane;
 mod popup;
-pub mod preparing;
+pub(crate) mod preparing;
 mod records;
 mod rules;
 mod run_view;
 mod scroll;
-pub mod sgr;
-pub mod status;
+pub(crate) mod sgr;
+pub(crate) mod status;
 #[cfg(test)]
 mod testing;
-pub mod text;
-pub mod theme;
+pub(crate) mod text;
+pub(crate) mod theme;
 pub mod ui;
 
 use std::io::Write;

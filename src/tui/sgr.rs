@@ -26,14 +26,6 @@ pub fn spans(text: &str, base: Style) -> Vec<Span<'static>> {
     spans
 }
 
-/// Text without its SGR sequences.
-pub fn strip(text: &str) -> String {
-    spans(text, Style::new())
-        .into_iter()
-        .map(|span| span.content.into_owned())
-        .collect()
-}
-
 fn apply(mut style: Style, base: Style, params: &str) -> Style {
     let codes: Vec<u16> = params
         .split([';', ':'])
@@ -129,6 +121,10 @@ mod tests {
         assert_eq!(spans[2].style, base);
         assert_eq!(spans[3].style.fg, Some(Color::Indexed(208)));
         assert_eq!(spans[4].style.fg, Some(Color::Rgb(1, 2, 3)));
-        assert_eq!(strip("a\u{1b}[32mb\u{1b}[mc"), "abc");
+        let plain: String = super::spans("a\u{1b}[32mb\u{1b}[mc", base)
+            .iter()
+            .map(|s| s.content.as_ref())
+            .collect();
+        assert_eq!(plain, "abc");
     }
 }

@@ -5,10 +5,10 @@
 mod block;
 mod build;
 mod greeting;
-pub mod image;
+pub(crate) mod image;
 mod link;
 mod readback;
-pub mod spec;
+pub(crate) mod spec;
 
 use std::path::PathBuf;
 use std::time::Duration;

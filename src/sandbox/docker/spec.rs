@@ -50,12 +50,6 @@ pub struct UserId {
     pub gid: u32,
 }
 
-impl UserId {
-    pub fn spec(self) -> String {
-        format!("{}:{}", self.uid, self.gid)
-    }
-}
-
 /// Who runs what: the supervisor runs as root inside the container, with only
 /// [`SUPERVISOR_CAPABILITIES`]; blocks run as `code`, never root, so they can neither read
 /// nor signal it, and a block's `kill -9 -1` reaches the block's processes and nothing else.
