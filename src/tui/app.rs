@@ -16,7 +16,7 @@ use super::history::HistoryPane;
 use super::keymap::{Context, Keymap};
 use super::logs::LogView;
 use super::modal::ModalStack;
-pub use super::records::RunRecord;
+pub(crate) use super::records::RunRecord;
 use super::theme::Theme;
 use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase};
 use crate::view::{BlockState, SessionView, Stage};
@@ -37,7 +37,7 @@ pub enum UiAction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Focus {
+pub(crate) enum Focus {
     Conversation,
     Card,
     Logs,
@@ -47,7 +47,7 @@ pub enum Focus {
 
 impl Focus {
     /// The keymap context of the focused pane.
-    pub fn context(self) -> Context {
+    pub(crate) fn context(self) -> Context {
         match self {
             Self::Conversation => Context::Conversation,
             Self::Card => Context::Card,
@@ -60,7 +60,7 @@ impl Focus {
 
 /// The sandbox as the screen knows it: blocks can run only once it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SandboxState {
+pub(crate) enum SandboxState {
     /// Being prepared (an image pull or build): the latest step, and since when.
     Preparing {
         step: Option<String>,
@@ -74,40 +74,40 @@ pub enum SandboxState {
 
 /// Where each pane was drawn last, for the mouse and for paging by the pane's height.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct PaneAreas {
-    pub conversation: Rect,
-    pub card: Rect,
-    pub logs: Rect,
-    pub history: Rect,
-    pub composer: Rect,
+pub(crate) struct PaneAreas {
+    pub(crate) conversation: Rect,
+    pub(crate) card: Rect,
+    pub(crate) logs: Rect,
+    pub(crate) history: Rect,
+    pub(crate) composer: Rect,
 }
 
 pub struct App {
-    pub theme: Theme,
-    pub keymap: Keymap,
-    pub model: String,
+    pub(crate) theme: Theme,
+    pub(crate) keymap: Keymap,
+    pub(crate) model: String,
     /// The session as the engine reports it: its stage, blocks, decisions and runs.
     pub(crate) view: SessionView,
-    pub sandbox_state: SandboxState,
+    pub(crate) sandbox_state: SandboxState,
     /// Why the session cannot go on, once the engine has stopped for good. It stays on the
     /// screen until the operator quits, and is printed again after the terminal is restored.
-    pub fatal: Option<String>,
+    pub(crate) fatal: Option<String>,
     /// The latest error, which becomes [`Self::fatal`] when the session ends on it.
     last_error: Option<String>,
     pub(crate) conversation: ConversationPane,
     pub(crate) card: CardPane,
-    pub logs: LogView,
+    pub(crate) logs: LogView,
     pub(crate) history: HistoryPane,
     pub(crate) composer: Composer,
-    pub focus: Focus,
-    pub zoomed: bool,
+    pub(crate) focus: Focus,
+    pub(crate) zoomed: bool,
     /// The overlays open, as components: the topmost takes every key.
     pub(crate) modals: ModalStack,
     /// The approval rules in force, as the engine last listed them.
-    pub rules: Vec<ApprovalRule>,
-    pub status: Option<String>,
-    pub bell: bool,
-    pub areas: PaneAreas,
+    pub(crate) rules: Vec<ApprovalRule>,
+    pub(crate) status: Option<String>,
+    pub(crate) bell: bool,
+    pub(crate) areas: PaneAreas,
     /// A Ctrl-C already asked the engine to stop something.
     cancel_sent: bool,
     /// A message (or a retry) went to the engine, which has not yet said it is replying:
@@ -146,7 +146,7 @@ impl App {
     }
 
     /// Where blocks run, or how far the sandbox has got, for the status bar.
-    pub fn sandbox_label(&self) -> String {
+    pub(crate) fn sandbox_label(&self) -> String {
         match &self.sandbox_state {
             SandboxState::Ready(description) => description.clone(),
             // The logs pane shows the step; here it is kept short.
@@ -158,22 +158,22 @@ impl App {
     }
 
     /// The block the card shows, if any waits for a decision.
-    pub fn card_block(&self) -> Option<&BlockState> {
+    pub(crate) fn card_block(&self) -> Option<&BlockState> {
         self.card.shown(&self.view)
     }
 
     /// How many blocks wait for a decision.
-    pub fn waiting(&self) -> usize {
+    pub(crate) fn waiting(&self) -> usize {
         self.view.undecided().count()
     }
 
     /// The model is replying (or about to, for what was just sent).
-    pub fn replying(&self) -> bool {
+    pub(crate) fn replying(&self) -> bool {
         self.asked || self.view.stage == Stage::Busy(Phase::Replying)
     }
 
     /// Something Ctrl-C can stop: a reply or a block.
-    pub fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         self.asked || self.view.busy()
     }
 
@@ -181,10 +181,6 @@ impl App {
     /// waits until the engine has answered it.
     pub(crate) fn message_sent(&mut self) {
         self.asked = true;
-    }
-
-    pub fn composer_text(&self) -> String {
-        self.composer.text()
     }
 
     /// Takes in one engine event; returns what the runner should do (the bell).
@@ -307,7 +303,7 @@ impl App {
     }
 
     /// The engine is gone without ending the session properly (it failed).
-    pub fn engine_gone(&mut self) {
+    pub(crate) fn engine_gone(&mut self) {
         if !matches!(self.view.stage, Stage::Done(_)) {
             let stopped = "the session engine stopped unexpectedly (see the log file)";
             self.last_error = Some(match self.last_error.take() {
@@ -321,17 +317,17 @@ impl App {
     }
 
     /// A resumed session's conversation, shown before anything new.
-    pub fn load_conversation(&mut self, messages: &[(String, String)]) {
+    pub(crate) fn load_conversation(&mut self, messages: &[(String, String)]) {
         self.conversation.load_earlier(messages);
     }
 
     /// Earlier sessions' runs from the history, oldest first, before this session's.
-    pub fn load_past_runs(&mut self, past: Vec<RunRecord>) {
+    pub(crate) fn load_past_runs(&mut self, past: Vec<RunRecord>) {
         self.history.load_past(past);
     }
 
     /// Filters the history's runs by `text` (case does not matter).
-    pub fn set_history_filter(&mut self, text: String) {
+    pub(crate) fn set_history_filter(&mut self, text: String) {
         self.history.set_filter(text);
     }
 }

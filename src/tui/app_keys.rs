@@ -17,7 +17,7 @@ use crate::view::Stage;
 
 impl App {
     /// Bracketed paste: text goes into whatever is being typed in, never runs a binding.
-    pub fn on_paste(&mut self, text: &str) {
+    pub(crate) fn on_paste(&mut self, text: &str) {
         // Pasted escape sequences must not reach the screen: control characters are drawn.
         let text = text.replace("\r\n", "\n").replace('\r', "\n");
         let text = crate::output::sanitize::for_person(&text);
@@ -31,7 +31,7 @@ impl App {
     }
 
     /// The mouse wheel scrolls the pane under the pointer.
-    pub fn on_mouse(&mut self, mouse: MouseEvent) {
+    pub(crate) fn on_mouse(&mut self, mouse: MouseEvent) {
         let action = match mouse.kind {
             MouseEventKind::ScrollUp => Action::ScrollUp,
             MouseEventKind::ScrollDown => Action::ScrollDown,
@@ -50,7 +50,7 @@ impl App {
         }
     }
 
-    pub fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
+    pub(crate) fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
         if !self.modals.is_empty() {
             let data = ModalData {
                 theme: &self.theme,
@@ -279,7 +279,7 @@ impl App {
     }
 
     /// The code back from $EDITOR: an edit decision when it changed.
-    pub fn external_edit_done(&mut self, block: &str, code: Option<String>) -> Vec<UiAction> {
+    pub(crate) fn external_edit_done(&mut self, block: &str, code: Option<String>) -> Vec<UiAction> {
         let Some(original) = self.view.block(block).map(|b| b.code.clone()) else {
             return Vec::new();
         };

@@ -101,7 +101,7 @@ fn typing_y_in_the_composer_approves_nothing() {
     assert_eq!(app.focus, Focus::Composer, "typing is not interrupted");
     let actions = type_text(&mut app, "y not? yes");
     assert!(ops(actions).is_empty());
-    assert_eq!(app.composer_text(), "why not? yes");
+    assert_eq!(app.composer.text(), "why not? yes");
     // Tab reaches the card; then y approves.
     app.on_key(key(KeyCode::Tab));
     assert_eq!(app.focus, Focus::Card);
@@ -226,11 +226,11 @@ fn enter_sends_the_message_and_alt_enter_makes_a_new_line() {
             text: "first\nsecond".into()
         }]
     );
-    assert_eq!(app.composer_text(), "");
+    assert_eq!(app.composer.text(), "");
     // While the model replies the message waits in the composer.
     type_text(&mut app, "more");
     assert!(ops(app.on_key(key(KeyCode::Enter))).is_empty());
-    assert_eq!(app.composer_text(), "more");
+    assert_eq!(app.composer.text(), "more");
 }
 
 #[test]
@@ -239,12 +239,12 @@ fn a_paste_is_text_even_when_it_holds_y_and_newlines() {
     pending(&mut app);
     app.on_paste("y\ny\nrm -rf /\n");
     assert_eq!(app.focus, Focus::Composer);
-    assert_eq!(app.composer_text(), "y\ny\nrm -rf /\n");
+    assert_eq!(app.composer.text(), "y\ny\nrm -rf /\n");
     app.on_paste("\u{1b}[2J\u{1b}]52;c;aGk=\u{7}x");
     assert!(
-        !app.composer_text().contains('\u{1b}'),
+        !app.composer.text().contains('\u{1b}'),
         "{:?}",
-        app.composer_text()
+        app.composer.text()
     );
 }
 

@@ -56,14 +56,6 @@ impl LogView {
         }
     }
 
-    pub fn running(&self) -> bool {
-        self.running
-    }
-
-    pub fn frozen(&self) -> bool {
-        self.frozen
-    }
-
     pub fn start(&mut self, title: String) {
         self.open = [false; 2];
         self.running = true;
