@@ -77,21 +77,7 @@ pub(super) fn apply_decision(
     events: &Events,
 ) {
     let Some(position) = turn.position(&request.block) else {
-        let pending: Vec<&str> = turn
-            .blocks
-            .iter()
-            .filter(|block| block.decision.is_none())
-            .map(|block| block.id.as_str())
-            .collect();
-        events.error(format!(
-            "no block `{}` is waiting for a decision (waiting: {})",
-            request.block,
-            if pending.is_empty() {
-                "none".to_string()
-            } else {
-                pending.join(", ")
-            }
-        ));
+        events.error(not_waiting(turn, &request.block));
         return;
     };
     let block = &turn.blocks[position];
@@ -150,6 +136,24 @@ pub(super) fn apply_decision(
     if scope.is_some() {
         approve_covered(turn, policy, events);
     }
+}
+
+/// The error for a decision on a block that is not in the turn: it names those that wait.
+fn not_waiting(turn: &Turn, block: &str) -> String {
+    let pending: Vec<&str> = turn
+        .blocks
+        .iter()
+        .filter(|block| block.decision.is_none())
+        .map(|block| block.id.as_str())
+        .collect();
+    format!(
+        "no block `{block}` is waiting for a decision (waiting: {})",
+        if pending.is_empty() {
+            "none".to_string()
+        } else {
+            pending.join(", ")
+        }
+    )
 }
 
 /// After an approve-for-session: undecided blocks the new rule covers are approved too.

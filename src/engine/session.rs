@@ -10,26 +10,24 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-use super::approver::{ApprovalRequest, Approver};
-use super::decisions::{
-    NOBODY_THERE, Served, abort_rest, apply_decision, decide, op_name, reject_undecided,
-    ruling_decision, serve_anytime, skip_after_failure,
-};
+use super::LanguageTable;
+use super::approver::Approver;
+use super::decisions::{Served, op_name, serve_anytime};
 use super::events::Events;
 use super::feedback::FeedbackLimits;
-use super::inbox::{Inbox, Input, ShutdownRequested};
-use super::policy::{Policy, Ruling};
-use super::sandbox::{BlockSpec, Sandbox, SandboxError};
-use super::turn::{Fate, Turn, TurnBlock};
-use super::unoffered::unoffered_notice;
-use super::{LanguageTable, extract_blocks};
-use crate::ids::new_id;
+use super::inbox::{Inbox, Input};
+use super::policy::Policy;
+use super::sandbox::{Sandbox, SandboxError};
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
-use crate::protocol::{
-    DecisionKind, DecisionSource, DoneReason, Event, IdleReason, Op, Phase, Stream,
-};
+use crate::protocol::{DoneReason, Event, IdleReason, Op, Phase};
+
+// The turn's blocks, from proposal to settlement, and running one of them: `impl Session`
+// blocks of their own, beside this file.
+#[path = "session_running.rs"]
+mod running;
+#[path = "session_settle.rs"]
+mod settle;
 
 /// How a session behaves; everything the engine needs from the configuration.
 #[derive(Debug, Clone)]
@@ -345,320 +343,6 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         }
     }
 
-    /// The reply's runnable blocks, each proposed; the others are mentioned.
-    fn propose(&mut self, reply: &str) -> Turn {
-        let mut turn = Turn::default();
-        let mut unoffered = Vec::new();
-        for block in extract_blocks(reply, &self.settings.languages) {
-            let language = block
-                .language
-                .as_deref()
-                .and_then(|name| self.settings.languages.resolve(name))
-                .filter(|_| block.runnable);
-            let Some(language) = language else {
-                let why = block.reason.unwrap_or_else(|| "it is not runnable".into());
-                unoffered.push((block.index + 1, why));
-                continue;
-            };
-            turn.blocks.push(TurnBlock {
-                id: new_id("b"),
-                index: block.index,
-                language: language.clone(),
-                code: block.code,
-                decision: None,
-                fate: None,
-            });
-        }
-        let unoffered: Vec<(usize, &str)> = unoffered
-            .iter()
-            .map(|(number, why)| (*number, why.as_str()))
-            .collect();
-        if let Some(notice) = unoffered_notice(&unoffered) {
-            self.events.notice(notice);
-        }
-        for block in &turn.blocks {
-            self.events.send(Event::BlockProposed {
-                block: block.id.clone(),
-                index: block.index,
-                language: block.language.name.clone(),
-                code: block.code.clone(),
-            });
-        }
-        turn
-    }
-
-    /// Decides and runs the turn's blocks, serving ops, until every block is settled.
-    async fn settle(&mut self, turn: &mut Turn, reply: &str) -> TurnEnd {
-        for position in 0..turn.blocks.len() {
-            if let Err(ShutdownRequested) =
-                self.decide_without_operator(turn, position, reply).await
-            {
-                return shut_down(turn, &self.events);
-            }
-        }
-        let mut unsupervised = false;
-        while turn.next_open().is_some() {
-            if !self.supervised {
-                unsupervised |= reject_undecided(turn, NOBODY_THERE, &self.events);
-            }
-            let Some(position) = turn.next_open() else {
-                break;
-            };
-            let approved = turn.blocks[position].decision.is_some();
-            let step = if approved {
-                self.run_block(turn, position).await
-            } else {
-                self.wait_for_decision(turn).await
-            };
-            match step {
-                Ok(()) => {}
-                Err(Step::Shutdown) => return shut_down(turn, &self.events),
-                Err(Step::SandboxGone) => return TurnEnd::SandboxGone,
-            }
-        }
-        let report = turn.report(&self.settings.feedback);
-        if unsupervised {
-            TurnEnd::NoSupervisor(report)
-        } else if turn.aborted() {
-            TurnEnd::Aborted(report)
-        } else {
-            TurnEnd::Finished(report)
-        }
-    }
-
-    /// Rules first, then the approver; leaves the block undecided when the operator must
-    /// decide.
-    async fn decide_without_operator(
-        &mut self,
-        turn: &mut Turn,
-        position: usize,
-        reply: &str,
-    ) -> Result<(), ShutdownRequested> {
-        let block = &turn.blocks[position];
-        if block.decision.is_some() {
-            return Ok(());
-        }
-        let ruling = match self.policy.rule(&block.language.name, &block.code) {
-            Some(ruling) => Some(ruling),
-            None => self.ask_approver(block, reply).await?,
-        };
-        if let Some(ruling) = ruling {
-            decide(turn, position, ruling_decision(ruling), None, &self.events);
-        }
-        Ok(())
-    }
-
-    async fn ask_approver(
-        &mut self,
-        block: &TurnBlock,
-        reply: &str,
-    ) -> Result<Option<Ruling>, ShutdownRequested> {
-        let Some(approver) = &self.approver else {
-            return Ok(None);
-        };
-        let request = ApprovalRequest {
-            session: self.settings.session.clone(),
-            block: block.id.clone(),
-            index: block.index,
-            language: block.language.name.clone(),
-            code: block.code.clone(),
-            context: reply.to_string(),
-        };
-        let review = approver.review(&request);
-        let verdict = self.inbox.hold_until(review).await?;
-        match verdict {
-            Ok(verdict) => {
-                let kind = if verdict.approved {
-                    DecisionKind::Approve
-                } else {
-                    DecisionKind::Reject
-                };
-                let reason = verdict.reason.filter(|reason| !reason.trim().is_empty());
-                Ok(Some(Ruling {
-                    kind,
-                    source: DecisionSource::Approver,
-                    reason: reason.unwrap_or_else(|| "the approver command gave no reason".into()),
-                }))
-            }
-            Err(why) => {
-                let next = if self.supervised {
-                    "the block goes to the operator"
-                } else {
-                    "there is no operator, so the block is rejected"
-                };
-                self.events.error(format!(
-                    "the approver command decided nothing: {why}; {next}"
-                ));
-                Ok(None)
-            }
-        }
-    }
-
-    /// Waits for the next op while the first open block has no decision.
-    async fn wait_for_decision(&mut self, turn: &mut Turn) -> Result<(), Step> {
-        self.events.phase(Phase::Deciding);
-        self.serve_turn(
-            turn,
-            "while blocks wait for decisions; decide them (or abort the turn) first",
-        )
-        .await
-    }
-
-    /// Takes the next input while the turn's blocks wait (for decisions or for the
-    /// sandbox): decisions, cancel and the sandbox's arrival are served; anything else is
-    /// "not possible `now`".
-    async fn serve_turn(&mut self, turn: &mut Turn, now: &str) -> Result<(), Step> {
-        let op = match self.inbox.next().await {
-            Input::Op(op) => op,
-            Input::Sandbox(started) => return self.take_sandbox(started),
-        };
-        let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
-            Served::Handled => return Ok(()),
-            Served::Pass(op) => op,
-        };
-        match op {
-            None | Some(Op::Shutdown) => return Err(Step::Shutdown),
-            Some(Op::Decide(request)) => {
-                apply_decision(turn, request, &mut self.policy, &self.events);
-            }
-            Some(Op::Cancel) => abort_rest(turn, "cancelled by the operator", &self.events),
-            Some(op) => self
-                .events
-                .error(format!("{} is not possible {now}", op_name(&op))),
-        }
-        Ok(())
-    }
-
-    /// The sandbox arrived at a wait point of the turn.
-    fn take_sandbox(&mut self, started: Result<S, SandboxError>) -> Result<(), Step> {
-        self.sandbox
-            .arrive(&self.events, started)
-            .map_err(|_| Step::SandboxGone)
-    }
-
-    /// An approved block whose sandbox is still being prepared waits for it, serving ops
-    /// (a cancel or an abort also ends the wait). Says so once.
-    async fn wait_for_sandbox(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
-        self.events.notice(format!(
-            "block {} waits for the sandbox, which is still being prepared",
-            position + 1
-        ));
-        while self.sandbox.ready.is_none() && !turn.blocks[position].settled() {
-            self.serve_turn(turn, "while blocks wait for the sandbox")
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Runs one approved block, serving ops (cancel, later decisions) while it runs.
-    async fn run_block(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {
-        self.events.phase(Phase::Running);
-        if self.sandbox.ready.is_none() && self.inbox.sandbox_starting() {
-            self.wait_for_sandbox(turn, position).await?;
-            if turn.blocks[position].settled() {
-                return Ok(());
-            }
-        }
-        if let Some(why) = self.events.unrecorded() {
-            let reason = format!("not run: the history cannot record it ({why})");
-            self.events
-                .error(format!("block {} was {reason}", position + 1));
-            turn.blocks[position].fate = Some(Fate::Broken(reason));
-            return Ok(());
-        }
-        let block = turn.blocks[position].clone();
-        let run = new_id("r");
-        self.events.send(Event::ExecStarted {
-            block: block.id.clone(),
-            run: run.clone(),
-        });
-        let cancel = CancellationToken::new();
-        let events = self.events.clone();
-        let (block_id, run_id) = (block.id.clone(), run.clone());
-        let mut live = move |stream: Stream, data: &str| {
-            events.send(Event::ExecOutput {
-                block: block_id.clone(),
-                run: run_id.clone(),
-                stream,
-                data: data.to_string(),
-            });
-        };
-        let spec = BlockSpec {
-            language: &block.language,
-            code: block.code_to_run(),
-            timeout: self.settings.block_timeout,
-            cancel: Some(&cancel),
-        };
-        let mut shutdown = false;
-        let Some(sandbox) = self.sandbox.ready.as_mut() else {
-            return Err(Step::SandboxGone);
-        };
-        let running = sandbox.run_block(spec, &mut live);
-        tokio::pin!(running);
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut running => break outcome,
-                input = self.inbox.next(), if !cancel.is_cancelled() => {
-                    // Only a sandbox that has started runs blocks: none is on its way.
-                    let Input::Op(op) = input else { continue };
-                    let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
-                        Served::Handled => continue,
-                        Served::Pass(op) => op,
-                    };
-                    match op {
-                        None | Some(Op::Shutdown) => {
-                            shutdown = true;
-                            cancel.cancel();
-                        }
-                        Some(Op::Cancel) => cancel.cancel(),
-                        Some(Op::Decide(request)) => {
-                            apply_decision(turn, request, &mut self.policy, &self.events);
-                        }
-                        Some(op) => self.events.error(format!(
-                            "{} is not possible while a block runs",
-                            op_name(&op)
-                        )),
-                    }
-                }
-            }
-        };
-        let fate = match outcome {
-            Ok(result) => {
-                if result.container_restarted {
-                    self.events.notice(
-                        "the sandbox container was restarted to remove the block's processes; files in /workspace are kept",
-                    );
-                }
-                self.events.send(Event::ExecFinished {
-                    block: block.id.clone(),
-                    run,
-                    result: result.clone(),
-                });
-                Fate::Ran(result)
-            }
-            Err(SandboxError::Failed(why)) => {
-                self.events
-                    .error(format!("block {} could not run: {why}", position + 1));
-                Fate::Broken(why)
-            }
-            Err(SandboxError::Unavailable(why)) => {
-                self.sandbox.failed = true;
-                self.events
-                    .error(format!("the sandbox stopped working: {why}"));
-                return Err(Step::SandboxGone);
-            }
-        };
-        let failed = fate.failed();
-        turn.blocks[position].fate = Some(fate);
-        if shutdown {
-            return Err(Step::Shutdown);
-        }
-        if failed && self.settings.stop_on_failure {
-            skip_after_failure(turn, position, &self.events);
-        }
-        Ok(())
-    }
-
     /// After a pause: the operator's next message, or a retry.
     async fn wait_for_operator(&mut self, can_retry: bool) -> Result<Next, DoneReason> {
         loop {
@@ -695,14 +379,6 @@ enum Next {
 enum Step {
     Shutdown,
     SandboxGone,
-}
-
-/// The session ends mid-turn (the operator quit, or the frontend went away): blocks still
-/// waiting are recorded as rejected for want of a supervisor, so none is left undecided.
-fn shut_down(turn: &mut Turn, events: &Events) -> TurnEnd {
-    let reason = "no supervisor: the session ended while the block waited for a decision";
-    reject_undecided(turn, reason, events);
-    TurnEnd::Shutdown
 }
 
 #[cfg(test)]

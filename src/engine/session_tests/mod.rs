@@ -10,10 +10,10 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::config::{ApprovalConfig, ApproveMode};
 use crate::engine::Journal;
-use crate::engine::approver::ApproverVerdict;
-use crate::engine::sandbox::LiveOutput;
+use crate::engine::approver::{ApprovalRequest, ApproverVerdict};
+use crate::engine::sandbox::{BlockSpec, LiveOutput};
 use crate::model::ModelSink;
-use crate::protocol::{DecisionRequest, ExecResult, Scope};
+use crate::protocol::{DecisionKind, DecisionRequest, DecisionSource, ExecResult, Scope, Stream};
 
 /// What the fake model does for one request.
 enum Reply {
