@@ -7,12 +7,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bollard::Docker;
+
 use crate::config::{ByteSize, Config, SandboxConfig};
 use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
+use crate::protocol::ExecResult;
 use crate::sandbox::docker::{self, DockerSandbox, SessionRequest, image};
 use crate::sandbox::workspace::remove_session_workspace;
-use crate::sandbox::{BlockSpec, Sandbox};
+use crate::sandbox::{BlockSpec, Sandbox, SandboxError};
 
 /// Prints `key=value` lines about the environment the code sees.
 const PROBE: &str = r#"
@@ -60,6 +63,46 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
+    check_engine(&mut report, &docker).await;
+    check_image(&mut report, &docker, &config.sandbox).await;
+    let request = crate::wiring::session_request(config, "doctor")?;
+    let probe_workspace = ProbeWorkspace::of(config, &request);
+    let started = DockerSandbox::start_reporting(
+        docker,
+        request,
+        super::stderr_notices(),
+        super::stderr_progress(),
+    );
+    let mut sandbox = match started.await {
+        Ok(sandbox) => sandbox,
+        Err(err) => {
+            report.line(false, "sandbox", err.to_string());
+            probe_workspace.remove();
+            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+        }
+    };
+    report.line(
+        true,
+        "sandbox",
+        format!("hardened container started from {}", sandbox.image()),
+    );
+    let probe = run_probe(&mut sandbox).await;
+    sandbox.shutdown().await;
+    probe_workspace.remove();
+    match probe {
+        Ok(result) => check_limits(&mut report, config, &Probe::parse(&result.output)),
+        Err(err) => report.line(false, "probe", err.to_string()),
+    }
+    if report.failures > 0 {
+        println!("{} check(s) failed", report.failures);
+        return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+    }
+    println!("all checks passed");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Docker engine's version and API, and its runc.
+async fn check_engine(report: &mut Report, docker: &Docker) {
     let version = docker.version().await.ok();
     let info = docker.info().await.ok();
     report.line(
@@ -83,45 +126,31 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .and_then(|i| i.runc_commit.as_ref())
         .and_then(|c| c.id.clone());
     report.line(true, "runc", runc.unwrap_or_else(|| "unknown".into()));
-    let sandbox_config = &config.sandbox;
-    match image::inspect(&docker, &sandbox_config.image).await {
+}
+
+/// Whether the sandbox image is there; a missing one is no failure, it is pulled or built.
+async fn check_image(report: &mut Report, docker: &Docker, sandbox: &SandboxConfig) {
+    match image::inspect(docker, &sandbox.image).await {
         Some(found) => report.line(true, "image", found.to_string()),
         None => {
-            let offline = image::inspect(&docker, &sandbox_config.offline_image).await;
+            let offline = image::inspect(docker, &sandbox.offline_image).await;
             let detail = match offline {
                 Some(offline) => format!(
                     "{} is not present (it would be pulled on first use); {offline} is available offline",
-                    sandbox_config.image
+                    sandbox.image
                 ),
                 None => format!(
                     "{} is not present and would be pulled on first use; {} is not built yet (airlock builds it when needed, or `airlock image build` now)",
-                    sandbox_config.image, sandbox_config.offline_image
+                    sandbox.image, sandbox.offline_image
                 ),
             };
             report.line(true, "image", detail);
         }
     }
-    let request = crate::wiring::session_request(config, "doctor")?;
-    let probe_workspace = ProbeWorkspace::of(config, &request);
-    let started = DockerSandbox::start_reporting(
-        docker,
-        request,
-        super::stderr_notices(),
-        super::stderr_progress(),
-    );
-    let mut sandbox = match started.await {
-        Ok(sandbox) => sandbox,
-        Err(err) => {
-            report.line(false, "sandbox", err.to_string());
-            probe_workspace.remove();
-            return Ok(ExitCode::from(EXIT_UNAVAILABLE));
-        }
-    };
-    report.line(
-        true,
-        "sandbox",
-        format!("hardened container started from {}", sandbox.image()),
-    );
+}
+
+/// Runs [`PROBE`] in the sandbox, as any block runs.
+async fn run_probe(sandbox: &mut DockerSandbox) -> Result<ExecResult, SandboxError> {
     let shell = Language::sh();
     let block = BlockSpec {
         language: &shell,
@@ -129,19 +158,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         timeout: Duration::from_secs(20),
         cancel: None,
     };
-    let probe = sandbox.run_block(block, &mut |_, _| {}).await;
-    sandbox.shutdown().await;
-    probe_workspace.remove();
-    match probe {
-        Ok(result) => check_limits(&mut report, config, &parse_probe(&result.output)),
-        Err(err) => report.line(false, "probe", err.to_string()),
-    }
-    if report.failures > 0 {
-        println!("{} check(s) failed", report.failures);
-        return Ok(ExitCode::from(EXIT_UNAVAILABLE));
-    }
-    println!("all checks passed");
-    Ok(ExitCode::SUCCESS)
+    sandbox.run_block(block, &mut |_, _| {}).await
 }
 
 /// The probe session's own workspace, which nothing needs once the probe is done; a
@@ -169,12 +186,23 @@ impl ProbeWorkspace {
     }
 }
 
-fn parse_probe(output: &str) -> BTreeMap<String, String> {
-    output
-        .lines()
-        .filter_map(|line| line.split_once('='))
-        .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
-        .collect()
+/// What the probe printed: its `key=value` lines.
+struct Probe(BTreeMap<String, String>);
+
+impl Probe {
+    fn parse(output: &str) -> Self {
+        let values = output
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
+            .collect();
+        Self(values)
+    }
+
+    /// A value, or `unknown` when the probe printed none.
+    fn get(&self, key: &str) -> &str {
+        self.0.get(key).map(String::as_str).unwrap_or("unknown")
+    }
 }
 
 /// The room /workspace has, from `stat -f` (blocks, block size, inodes), against the limits.
@@ -210,9 +238,19 @@ fn check_workspace_room(report: &mut Report, sandbox: &SandboxConfig, room: &str
     report.line(ok, "workspace limit", detail);
 }
 
-fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, String>) {
-    let get = |key: &str| probe.get(key).map(String::as_str).unwrap_or("unknown");
+/// The probe's findings against what the configuration asks.
+fn check_limits(report: &mut Report, config: &Config, probe: &Probe) {
     let sandbox = &config.sandbox;
+    check_privileges(report, probe);
+    check_resources(report, sandbox, probe);
+    check_cpu(report, sandbox, probe);
+    check_filesystems(report, sandbox, probe);
+    check_reach(report, sandbox, probe);
+}
+
+/// What code runs as: no root, no capabilities, no new privileges, seccomp filtering.
+fn check_privileges(report: &mut Report, probe: &Probe) {
+    let get = |key| probe.get(key);
     let uid = get("uid");
     report.line(
         uid != "0" && uid != "unknown",
@@ -240,6 +278,11 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
             get("Seccomp")
         ),
     );
+}
+
+/// The open files, memory, swap and pids limits, as the kernel enforces them.
+fn check_resources(report: &mut Report, sandbox: &SandboxConfig, probe: &Probe) {
+    let get = |key| probe.get(key);
     report.line(
         get("nofile") == sandbox.nofile.to_string(),
         "open files",
@@ -270,6 +313,11 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
         "pids limit",
         format!("{pids} enforced as {}", get("pids")),
     );
+}
+
+/// The CPU quota over its period (cgroup v1 has two files, v2 one with both numbers).
+fn check_cpu(report: &mut Report, sandbox: &SandboxConfig, probe: &Probe) {
+    let get = |key| probe.get(key);
     let quota: Option<f64> = get("cpu_quota")
         .split_whitespace()
         .next()
@@ -290,6 +338,11 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
             cpus.map_or("unknown".into(), |c| format!("{c:.2}"))
         ),
     );
+}
+
+/// What code may write: the root (when read-only), /workspace and the room it has.
+fn check_filesystems(report: &mut Report, sandbox: &SandboxConfig, probe: &Probe) {
+    let get = |key| probe.get(key);
     if sandbox.read_only_root {
         report.line(
             get("root_writable") == "no",
@@ -308,6 +361,11 @@ fn check_limits(report: &mut Report, config: &Config, probe: &BTreeMap<String, S
         format!("writable: {}", get("workspace_writable")),
     );
     check_workspace_room(report, sandbox, get("workspace_room"));
+}
+
+/// What code can reach: the host directory behind /workspace, the network, Docker.
+fn check_reach(report: &mut Report, sandbox: &SandboxConfig, probe: &Probe) {
+    let get = |key| probe.get(key);
     report.line(
         get("host_workspace") == "unreachable",
         "host workspace",

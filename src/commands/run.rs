@@ -24,17 +24,7 @@ pub struct Options {
 }
 
 pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
-    let mut config = config.clone();
-    if let Some(mode) = options.approve {
-        config.approval.mode = mode;
-    }
-    if let Some(max_turns) = options.max_turns {
-        config.model.max_turns = max_turns;
-    }
-    config.validate().map_err(|err| usage(err.to_string()))?;
-    if options.prompt.trim().is_empty() {
-        return Err(usage("--prompt is empty: say what the model should do"));
-    }
+    let config = with_options(config, options)?;
     let (model, model_name) = crate::wiring::choose_model(&config, options.scripted.as_deref())?;
     if config.approval.mode == ApproveMode::All {
         eprintln!(
@@ -55,15 +45,49 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     if let Some(problem) = &running.history_problem {
         eprintln!("airlock: {problem}");
     }
-    let (event_rx, op_tx) = (&mut running.events, running.ops.clone());
+    let left_at_once = follow(&mut running, &mut lines, &mut interrupts, options.json).await;
+    let ended = if left_at_once {
+        None
+    } else {
+        (&mut running.engine).await.ok()
+    };
+    running.remove_leftovers().await;
+    Ok(match ended {
+        Some(ended) if ended.sandbox_failed => ExitCode::from(EXIT_UNAVAILABLE),
+        Some(ended) if ended.reason.is_success() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    })
+}
 
+/// The configuration with the command line's overrides, checked, and the prompt too.
+fn with_options(config: &Config, options: &Options) -> anyhow::Result<Config> {
+    let mut config = config.clone();
+    if let Some(mode) = options.approve {
+        config.approval.mode = mode;
+    }
+    if let Some(max_turns) = options.max_turns {
+        config.model.max_turns = max_turns;
+    }
+    config.validate().map_err(|err| usage(err.to_string()))?;
+    if options.prompt.trim().is_empty() {
+        return Err(usage("--prompt is empty: say what the model should do"));
+    }
+    Ok(config)
+}
+
+/// Prints the session's events and passes on decisions and interrupts until the session
+/// ends. Returns whether a second interrupt asked to leave at once, without waiting for it.
+async fn follow(
+    running: &mut crate::wiring::Running,
+    lines: &mut mpsc::UnboundedReceiver<String>,
+    interrupts: &mut crate::wiring::Interrupts,
+    json: bool,
+) -> bool {
+    let (event_rx, op_tx) = (&mut running.events, running.ops.clone());
     let interactive = std::io::stdin().is_terminal();
-    let mut printer = Printer::new(options.json);
+    let mut printer = Printer::new(json);
     let mut view = SessionView::default();
-    // The run a Ctrl-C already asked to stop: the next Ctrl-C ends the session.
-    let mut stopping: Option<String> = None;
-    let mut shutting_down = false;
-    let mut left_at_once = false;
+    let mut ctrl_c = CtrlC::default();
     let mut stdin_open = true;
     // Decisions are read once the session has started, so `session_started` is always the
     // first event, even before an error about a bad line.
@@ -92,38 +116,48 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
                 }
             },
             () = interrupts.next() => {
-                if shutting_down {
-                    eprintln!("airlock: interrupted again; leaving now");
-                    left_at_once = true;
-                    break;
-                }
-                // The first Ctrl-C stops a running block and the session goes on; otherwise it
-                // ends the session.
-                let running = view.running.clone().filter(|block| stopping.as_ref() != Some(block));
-                if running.is_some() {
-                    eprintln!("airlock: stopping the running block; the session goes on (Ctrl-C again to end it)");
-                    stopping = running;
-                    let _ = op_tx.send(Op::Cancel);
-                } else {
-                    eprintln!("airlock: interrupted; ending the session (Ctrl-C again to leave at once)");
-                    shutting_down = true;
-                    let _ = op_tx.send(Op::Shutdown);
+                if ctrl_c.interrupted(&view, &op_tx) {
+                    return true;
                 }
             }
         }
     }
-    drop(op_tx);
-    let ended = if left_at_once {
-        None
-    } else {
-        (&mut running.engine).await.ok()
-    };
-    running.remove_leftovers().await;
-    Ok(match ended {
-        Some(ended) if ended.sandbox_failed => ExitCode::from(EXIT_UNAVAILABLE),
-        Some(ended) if ended.reason.is_success() => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
-    })
+    false
+}
+
+/// What Ctrl-C has asked so far: the first stops a running block and the session goes on;
+/// otherwise it ends the session, and one more leaves at once.
+#[derive(Default)]
+struct CtrlC {
+    /// The run a Ctrl-C already asked to stop: the next Ctrl-C ends the session.
+    stopping: Option<String>,
+    shutting_down: bool,
+}
+
+impl CtrlC {
+    /// Passes an interrupt on; returns whether to leave at once.
+    fn interrupted(&mut self, view: &SessionView, ops: &mpsc::UnboundedSender<Op>) -> bool {
+        if self.shutting_down {
+            eprintln!("airlock: interrupted again; leaving now");
+            return true;
+        }
+        let running = view
+            .running
+            .clone()
+            .filter(|block| self.stopping.as_ref() != Some(block));
+        if running.is_some() {
+            eprintln!(
+                "airlock: stopping the running block; the session goes on (Ctrl-C again to end it)"
+            );
+            self.stopping = running;
+            let _ = ops.send(Op::Cancel);
+        } else {
+            eprintln!("airlock: interrupted; ending the session (Ctrl-C again to leave at once)");
+            self.shutting_down = true;
+            let _ = ops.send(Op::Shutdown);
+        }
+        false
+    }
 }
 
 /// Standard input, line by line; the channel closes at end of input.
@@ -306,107 +340,121 @@ impl Printer {
     }
 
     fn describe(&mut self, event: &Event, interactive: bool) -> String {
-        match event {
-            Event::AssistantDelta { text } => {
-                let text = for_person(text);
-                self.mid_line = !text.ends_with('\n');
-                return text;
-            }
-            Event::Error { message } => return format!("airlock: error: {}", for_person(message)),
-            Event::Notice { message } => return format!("airlock: {}", for_person(message)),
-            Event::SandboxReady { description } => {
-                return format!("airlock: sandbox: {description}");
-            }
-            Event::ModelRetry {
-                attempt,
-                max_attempts,
-                delay_ms,
-                reason,
-            } => {
-                return format!(
-                    "airlock: {}; retrying in {:.1} s (attempt {} of {max_attempts})",
-                    for_person(reason),
-                    *delay_ms as f64 / 1000.0,
-                    attempt + 1
-                );
-            }
-            _ => {}
+        if let Event::AssistantDelta { text } = event {
+            let text = for_person(text);
+            self.mid_line = !text.ends_with('\n');
+            return text;
+        }
+        if let Some(line) = status_line(event) {
+            return line;
         }
         let prefix = if self.mid_line { "\n" } else { "" };
         self.mid_line = false;
-        let body = match event {
-            Event::SessionStarted { session } => format!("── session {session} ──\n"),
-            Event::AssistantMessage { .. } => "\n".into(),
-            Event::BlockProposed {
-                block,
-                index,
-                language,
-                code,
-            } => {
-                let mut card = format!("── block {} · {language} · {block} ──\n", index + 1);
-                for (number, line) in code.lines().enumerate() {
-                    card.push_str(&format!("{:>4} │ {}\n", number + 1, for_person(line)));
-                }
-                if interactive {
-                    card.push_str(
-                        "decide: y approve · a [exact] approve for session · s skip · n REASON reject · q abort\n",
-                    );
-                }
-                card
-            }
-            Event::Decision {
-                block,
-                decision,
-                reason,
-                source,
-                ..
-            } => {
-                let name = wire_name(&decision);
-                let source = wire_name(&source);
-                let reason = reason
-                    .as_deref()
-                    .map(|r| format!(": {}", for_person(r)))
-                    .unwrap_or_default();
-                format!("→ {block}: {name} ({source}){reason}\n")
-            }
-            Event::ExecStarted { block, run } => format!("▶ running {block} ({run})\n"),
-            Event::ExecOutput { stream, data, .. } => {
-                // For a person: invisible characters shown; stderr marked so it stands out.
-                let data = for_person(data);
-                return match stream {
-                    Stream::Stdout => format!("{prefix}{data}"),
-                    Stream::Stderr => format!(
-                        "{prefix}{}",
-                        data.lines().map(|l| format!("! {l}\n")).collect::<String>()
-                    ),
-                };
-            }
-            Event::ExecFinished { result, .. } => {
-                let status = result.outcome().phrase();
-                let truncated = if result.truncated {
-                    " · output truncated"
-                } else {
-                    ""
-                };
-                format!("■ {status} · {} ms{truncated}\n", result.duration_ms)
-            }
-            Event::Reflection { .. } => "── results sent to the model ──\n".into(),
-            Event::UserMessage { text } => {
-                format!("> {}\n", for_person(text).replace('\n', "\n> "))
-            }
-            Event::Idle { .. } => String::new(),
-            Event::Done { reason } => {
-                let name = wire_name(&reason);
-                format!("── session ended: {name} ──\n")
-            }
-            _ => String::new(),
-        };
+        if let Event::ExecOutput { stream, data, .. } = event {
+            return format!("{prefix}{}", program_output(*stream, data));
+        }
+        let body = transcript_entry(event, interactive);
         if body.is_empty() {
             body
         } else {
             format!("{prefix}{body}")
         }
     }
+}
+
+/// The events that are said on standard error, apart from the transcript.
+fn status_line(event: &Event) -> Option<String> {
+    let line = match event {
+        Event::Error { message } => format!("airlock: error: {}", for_person(message)),
+        Event::Notice { message } => format!("airlock: {}", for_person(message)),
+        Event::SandboxReady { description } => format!("airlock: sandbox: {description}"),
+        Event::ModelRetry {
+            attempt,
+            max_attempts,
+            delay_ms,
+            reason,
+        } => format!(
+            "airlock: {}; retrying in {:.1} s (attempt {} of {max_attempts})",
+            for_person(reason),
+            *delay_ms as f64 / 1000.0,
+            attempt + 1
+        ),
+        _ => return None,
+    };
+    Some(line)
+}
+
+/// A program's output for a person: invisible characters shown; stderr marked so it stands
+/// out.
+fn program_output(stream: Stream, data: &str) -> String {
+    let data = for_person(data);
+    match stream {
+        Stream::Stdout => data,
+        Stream::Stderr => data.lines().map(|l| format!("! {l}\n")).collect(),
+    }
+}
+
+/// The transcript's lines for an event; empty for those it does not show.
+fn transcript_entry(event: &Event, interactive: bool) -> String {
+    match event {
+        Event::SessionStarted { session } => format!("── session {session} ──\n"),
+        Event::AssistantMessage { .. } => "\n".into(),
+        Event::BlockProposed {
+            block,
+            index,
+            language,
+            code,
+        } => block_card(block, *index, language, code, interactive),
+        Event::Decision {
+            block,
+            decision,
+            reason,
+            source,
+            ..
+        } => {
+            let name = wire_name(&decision);
+            let source = wire_name(&source);
+            let reason = reason
+                .as_deref()
+                .map(|r| format!(": {}", for_person(r)))
+                .unwrap_or_default();
+            format!("→ {block}: {name} ({source}){reason}\n")
+        }
+        Event::ExecStarted { block, run } => format!("▶ running {block} ({run})\n"),
+        Event::ExecFinished { result, .. } => {
+            let status = result.outcome().phrase();
+            let truncated = if result.truncated {
+                " · output truncated"
+            } else {
+                ""
+            };
+            format!("■ {status} · {} ms{truncated}\n", result.duration_ms)
+        }
+        Event::Reflection { .. } => "── results sent to the model ──\n".into(),
+        Event::UserMessage { text } => {
+            format!("> {}\n", for_person(text).replace('\n', "\n> "))
+        }
+        Event::Idle { .. } => String::new(),
+        Event::Done { reason } => {
+            let name = wire_name(&reason);
+            format!("── session ended: {name} ──\n")
+        }
+        _ => String::new(),
+    }
+}
+
+/// A proposed block with numbered lines, and at a terminal the answers it takes.
+fn block_card(block: &str, index: usize, language: &str, code: &str, interactive: bool) -> String {
+    let mut card = format!("── block {} · {language} · {block} ──\n", index + 1);
+    for (number, line) in code.lines().enumerate() {
+        card.push_str(&format!("{:>4} │ {}\n", number + 1, for_person(line)));
+    }
+    if interactive {
+        card.push_str(
+            "decide: y approve · a [exact] approve for session · s skip · n REASON reject · q abort\n",
+        );
+    }
+    card
 }
 
 #[cfg(test)]
