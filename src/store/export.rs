@@ -60,31 +60,67 @@ pub struct ExportDecision {
     pub edited_code: Option<String>,
 }
 
+/// The session's own row, as the export begins with it.
+struct Header {
+    started_at: u64,
+    ended_at: Option<u64>,
+    end_reason: Option<String>,
+    model: String,
+    base_url: String,
+    sandbox: String,
+}
+
 impl Store {
     pub fn export(&self, session: &str) -> Result<SessionExport> {
+        let header = self.export_header(session)?;
+        let messages = self.export_messages(session)?;
+        let blocks = self.export_blocks(session)?;
+        let mut runs = self.list_runs(&RunFilter {
+            session: Some(session.to_string()),
+            ..RunFilter::default()
+        })?;
+        runs.reverse();
+        let revoked_rules = self.export_revocations(session)?;
+        Ok(SessionExport {
+            session: session.to_string(),
+            started_at: header.started_at,
+            ended_at: header.ended_at,
+            end_reason: header.end_reason,
+            model: header.model,
+            base_url: header.base_url,
+            sandbox: header.sandbox,
+            messages,
+            blocks,
+            runs,
+            revoked_rules,
+        })
+    }
+
+    fn export_header(&self, session: &str) -> Result<Header> {
         let header = self.conn.query_row(
             "SELECT started_at, ended_at, end_reason, model, base_url, COALESCE(sandbox_ready, sandbox) FROM sessions WHERE id = ?1",
             params![session],
             |row| {
-                Ok((
-                    row.get::<_, i64>(0)? as u64,
-                    row.get::<_, Option<i64>>(1)?.map(|t| t as u64),
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                    row.get(5)?,
-                ))
+                Ok(Header {
+                    started_at: row.get::<_, i64>(0)? as u64,
+                    ended_at: row.get::<_, Option<i64>>(1)?.map(|t| t as u64),
+                    end_reason: row.get(2)?,
+                    model: row.get(3)?,
+                    base_url: row.get(4)?,
+                    sandbox: row.get(5)?,
+                })
             },
         );
-        let (started_at, ended_at, end_reason, model, base_url, sandbox) = match header {
-            Ok(header) => header,
-            Err(rusqlite::Error::QueryReturnedNoRows) => {
-                return Err(StoreError(format!(
-                    "no session `{session}` in the history; `airlock history list` shows the ids"
-                )));
-            }
-            Err(err) => return Err(err.into()),
-        };
+        match header {
+            Ok(header) => Ok(header),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Err(StoreError(format!(
+                "no session `{session}` in the history; `airlock history list` shows the ids"
+            ))),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    fn export_messages(&self, session: &str) -> Result<Vec<ExportMessage>> {
         let mut statement = self
             .conn
             .prepare("SELECT role, content FROM messages WHERE session = ?1 ORDER BY id")?;
@@ -96,6 +132,11 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        Ok(messages)
+    }
+
+    /// The session's blocks in order, each with its decisions in order.
+    fn export_blocks(&self, session: &str) -> Result<Vec<ExportBlock>> {
         let mut statement = self.conn.prepare(
             "SELECT id, idx, language, code, hash FROM blocks WHERE session = ?1 ORDER BY rowid",
         )?;
@@ -127,11 +168,10 @@ impl Store {
                 })?
                 .collect::<rusqlite::Result<_>>()?;
         }
-        let mut runs = self.list_runs(&RunFilter {
-            session: Some(session.to_string()),
-            ..RunFilter::default()
-        })?;
-        runs.reverse();
+        Ok(blocks)
+    }
+
+    fn export_revocations(&self, session: &str) -> Result<Vec<ExportRevocation>> {
         let mut statement = self.conn.prepare(
             "SELECT rule, covers, origin, revoked_by, revoked_at FROM revoked_rules WHERE session = ?1 ORDER BY id",
         )?;
@@ -146,19 +186,7 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        Ok(SessionExport {
-            session: session.to_string(),
-            started_at,
-            ended_at,
-            end_reason,
-            model,
-            base_url,
-            sandbox,
-            messages,
-            blocks,
-            runs,
-            revoked_rules,
-        })
+        Ok(revoked_rules)
     }
 }
 
@@ -183,6 +211,27 @@ fn quoted(text: &str) -> String {
 /// A readable transcript: the conversation in order, each block with its decisions and runs.
 pub fn markdown(export: &SessionExport) -> String {
     let mut out = format!("# airlock session {}\n\n", export.session);
+    push_header(&mut out, export);
+    for message in &export.messages {
+        let title = match message.role.as_str() {
+            "user" => "Operator",
+            "assistant" => "Model",
+            _ => "Results sent to the model",
+        };
+        // Every message is quoted: nothing the model (or a program, through the results)
+        // writes can form a heading, a block section or a decision line of the transcript.
+        out.push_str(&format!("\n## {title}\n\n{}\n", quoted(&message.content)));
+    }
+    push_revocations(&mut out, &export.revoked_rules);
+    out.push_str("\n## Blocks\n");
+    for block in &export.blocks {
+        push_block(&mut out, block, &export.runs);
+    }
+    out
+}
+
+/// The session's model, sandbox, and when it started and ended.
+fn push_header(out: &mut String, export: &SessionExport) {
     out.push_str(&format!(
         "- model: {} ({})\n- sandbox: {}\n",
         export.model, export.base_url, export.sandbox
@@ -200,84 +249,85 @@ pub fn markdown(export: &SessionExport) -> String {
         (None, Some(reason)) => out.push_str(&format!("- ended: {reason}\n")),
         (None, None) => {}
     }
-    for message in &export.messages {
-        let title = match message.role.as_str() {
-            "user" => "Operator",
-            "assistant" => "Model",
-            _ => "Results sent to the model",
-        };
-        // Every message is quoted: nothing the model (or a program, through the results)
-        // writes can form a heading, a block section or a decision line of the transcript.
-        out.push_str(&format!("\n## {title}\n\n{}\n", quoted(&message.content)));
+}
+
+fn push_revocations(out: &mut String, revoked_rules: &[ExportRevocation]) {
+    if revoked_rules.is_empty() {
+        return;
     }
-    if !export.revoked_rules.is_empty() {
-        out.push_str("\n## Approval rules lifted\n\n");
-        for revoked in &export.revoked_rules {
-            // One line each: a pattern from the config cannot start a line of its own.
-            out.push_str(&format!(
-                "- {} ({}), by {} at {}\n",
-                revoked.covers.replace(['\n', '\r'], " "),
-                revoked.origin,
-                revoked.revoked_by,
-                local_date_time(revoked.revoked_at as i64)
-            ));
-        }
-    }
-    out.push_str("\n## Blocks\n");
-    for block in &export.blocks {
-        let fence = fence_for(&block.code);
+    out.push_str("\n## Approval rules lifted\n\n");
+    for revoked in revoked_rules {
+        // One line each: a pattern from the config cannot start a line of its own.
         out.push_str(&format!(
-            "\n### Block {} · {} · #{} ({})\n\n{fence}{}\n{}{}{fence}\n",
-            block.index + 1,
-            block.language,
-            block.hash,
-            block.block,
-            block.language,
-            block.code,
-            if block.code.ends_with('\n') { "" } else { "\n" },
+            "- {} ({}), by {} at {}\n",
+            revoked.covers.replace(['\n', '\r'], " "),
+            revoked.origin,
+            revoked.revoked_by,
+            local_date_time(revoked.revoked_at as i64)
         ));
-        for decision in &block.decisions {
-            // One line, whatever it holds: a reason cannot start a line of its own.
-            let reason = decision
-                .reason
-                .as_deref()
-                .map(|r| format!(": {}", r.replace(['\n', '\r'], " ")))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "\n- decision: **{}** by {} ({}){reason}\n",
-                decision.decision,
-                decider(decision),
-                decision.source
-            ));
-            if let Some(edited) = &decision.edited_code {
-                let fence = fence_for(edited);
-                out.push_str(&format!(
-                    "\n  the code that ran instead:\n\n{fence}{}\n{edited}{}{fence}\n",
-                    block.language,
-                    if edited.ends_with('\n') { "" } else { "\n" }
-                ));
-            }
-        }
-        for run in export.runs.iter().filter(|run| run.block == block.block) {
-            let status = run
-                .outcome()
-                .map_or_else(|| run.status.name().to_string(), Outcome::phrase);
-            let fence = fence_for(&run.output);
-            out.push_str(&format!(
-                "\n- run {} in container {}, started {}: {status}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
-                run.run,
-                run.container,
-                local_date_time(run.started_at as i64),
-                if run.truncated { ", output truncated" } else { "" },
-                if run.workspace_full { ", workspace full" } else { "" },
-                run.duration_ms.unwrap_or(0),
-                run.output_bytes,
-                run.output,
-                if run.output.ends_with('\n') || run.output.is_empty() { "" } else { "\n" },
-            ));
-        }
     }
-    out
+}
+
+/// A block's section: its code, its decisions, then its runs (out of all the session's).
+fn push_block(out: &mut String, block: &ExportBlock, runs: &[RunRow]) {
+    let fence = fence_for(&block.code);
+    out.push_str(&format!(
+        "\n### Block {} · {} · #{} ({})\n\n{fence}{}\n{}{}{fence}\n",
+        block.index + 1,
+        block.language,
+        block.hash,
+        block.block,
+        block.language,
+        block.code,
+        if block.code.ends_with('\n') { "" } else { "\n" },
+    ));
+    for decision in &block.decisions {
+        push_decision(out, decision, &block.language);
+    }
+    for run in runs.iter().filter(|run| run.block == block.block) {
+        push_run(out, run);
+    }
+}
+
+fn push_decision(out: &mut String, decision: &ExportDecision, language: &str) {
+    // One line, whatever it holds: a reason cannot start a line of its own.
+    let reason = decision
+        .reason
+        .as_deref()
+        .map(|r| format!(": {}", r.replace(['\n', '\r'], " ")))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "\n- decision: **{}** by {} ({}){reason}\n",
+        decision.decision,
+        decider(decision),
+        decision.source
+    ));
+    if let Some(edited) = &decision.edited_code {
+        let fence = fence_for(edited);
+        out.push_str(&format!(
+            "\n  the code that ran instead:\n\n{fence}{language}\n{edited}{}{fence}\n",
+            if edited.ends_with('\n') { "" } else { "\n" }
+        ));
+    }
+}
+
+fn push_run(out: &mut String, run: &RunRow) {
+    let status = run
+        .outcome()
+        .map_or_else(|| run.status.name().to_string(), Outcome::phrase);
+    let fence = fence_for(&run.output);
+    out.push_str(&format!(
+        "\n- run {} in container {}, started {}: {status}{}{}, {} ms, {} bytes of output\n\n{fence}text\n{}{}{fence}\n",
+        run.run,
+        run.container,
+        local_date_time(run.started_at as i64),
+        if run.truncated { ", output truncated" } else { "" },
+        if run.workspace_full { ", workspace full" } else { "" },
+        run.duration_ms.unwrap_or(0),
+        run.output_bytes,
+        run.output,
+        if run.output.ends_with('\n') || run.output.is_empty() { "" } else { "\n" },
+    ));
 }
 
 #[cfg(test)]

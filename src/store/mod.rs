@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::owner::Owner;
-use crate::protocol::{Event, wire_name};
+use crate::protocol::{Event, ExecResult, wire_name};
 pub use export::{SessionExport, markdown};
 pub use runs::{RunFilter, RunRow, RunStatus};
 
@@ -180,38 +180,8 @@ impl Store {
                     params![session, rule.id, rule.covers, rule.origin, self.operator, now()],
                 )?;
             }
-            Event::ExecStarted { block, run } => {
-                self.conn.execute(
-                    "INSERT INTO runs (id, session, block, code, edited, status, started_at)
-                     SELECT ?1, ?2, b.id, COALESCE(d.edited_code, b.code), d.edited_code IS NOT NULL, 'running', ?4
-                     FROM blocks b LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = b.id AND kind != 'skip')
-                     WHERE b.id = ?3",
-                    params![run, session, block, now()],
-                )?;
-            }
-            Event::ExecFinished { run, result, .. } => {
-                self.conn.execute(
-                    "UPDATE runs SET status = 'finished', ended_at = ?2, exit_code = ?3, timed_out = ?4, oom_killed = ?5,
-                     truncated = ?6, cancelled = ?7, output = ?8, output_bytes = ?9, duration_ms = ?10, image = ?11,
-                     container_restarted = ?12, container = ?13, workspace_full = ?14 WHERE id = ?1",
-                    params![
-                        run,
-                        now(),
-                        result.exit_code,
-                        result.timed_out,
-                        result.oom_killed,
-                        result.truncated,
-                        result.cancelled,
-                        result.output,
-                        result.output_bytes as i64,
-                        result.duration_ms as i64,
-                        result.image,
-                        result.container_restarted,
-                        result.container,
-                        result.workspace_full
-                    ],
-                )?;
-            }
+            Event::ExecStarted { block, run } => self.run_started(session, block, run)?,
+            Event::ExecFinished { run, result, .. } => self.run_finished(run, result)?,
             Event::Done { reason } => {
                 self.conn.execute(
                     "UPDATE sessions SET ended_at = ?2, end_reason = ?3 WHERE id = ?1",
@@ -227,6 +197,44 @@ impl Store {
         self.conn.execute(
             "INSERT INTO messages (session, role, content, at) VALUES (?1, ?2, ?3, ?4)",
             params![session, role, text, now()],
+        )?;
+        Ok(())
+    }
+
+    /// A run's row from its start, with the code that runs: the edited code when the block's
+    /// decision was an edit.
+    fn run_started(&self, session: &str, block: &str, run: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO runs (id, session, block, code, edited, status, started_at)
+             SELECT ?1, ?2, b.id, COALESCE(d.edited_code, b.code), d.edited_code IS NOT NULL, 'running', ?4
+             FROM blocks b LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = b.id AND kind != 'skip')
+             WHERE b.id = ?3",
+            params![run, session, block, now()],
+        )?;
+        Ok(())
+    }
+
+    fn run_finished(&self, run: &str, result: &ExecResult) -> Result<()> {
+        self.conn.execute(
+            "UPDATE runs SET status = 'finished', ended_at = ?2, exit_code = ?3, timed_out = ?4, oom_killed = ?5,
+             truncated = ?6, cancelled = ?7, output = ?8, output_bytes = ?9, duration_ms = ?10, image = ?11,
+             container_restarted = ?12, container = ?13, workspace_full = ?14 WHERE id = ?1",
+            params![
+                run,
+                now(),
+                result.exit_code,
+                result.timed_out,
+                result.oom_killed,
+                result.truncated,
+                result.cancelled,
+                result.output,
+                result.output_bytes as i64,
+                result.duration_ms as i64,
+                result.image,
+                result.container_restarted,
+                result.container,
+                result.workspace_full
+            ],
         )?;
         Ok(())
     }
