@@ -12,7 +12,7 @@ use super::{DockerSandbox, HOST_MARGIN, QUIET, short};
 
 /// A line still waiting for its newline is shown at least this often.
 const PARTIAL_EVERY: Duration = Duration::from_millis(250);
-use crate::output::OutputCapture;
+use crate::output::{CapturedOutput, OutputCapture};
 use crate::protocol::{ExecResult, Stream};
 use crate::sandbox::{BlockSpec, LiveOutput, SandboxError};
 use crate::supervisor::frame::{ExitReport, Frame, MAX_REQUEST, RunRequest};
@@ -52,8 +52,18 @@ impl DockerSandbox {
         let container = short(container).to_string();
         let deadline = tokio::time::Instant::now() + timeout + grace + HOST_MARGIN;
         let end = follow(link, &mut capture, live, deadline, block.cancel).await;
-        let captured = capture.finish();
-        let mut result = ExecResult {
+        let result = self.captured_result(capture.finish(), started, container);
+        self.conclude(end, result).await
+    }
+
+    /// The result as far as the output goes: what the block printed and how long it took.
+    fn captured_result(
+        &self,
+        captured: CapturedOutput,
+        started: Instant,
+        container: String,
+    ) -> ExecResult {
+        ExecResult {
             exit_code: None,
             timed_out: false,
             oom_killed: false,
@@ -67,7 +77,16 @@ impl DockerSandbox {
             container,
             omission_at: captured.omission_at(),
             workspace_full: false,
-        };
+        }
+    }
+
+    /// Completes the result from how the block ended; the container is replaced when the
+    /// block's processes survived, its supervisor stalled, or the line to it is gone.
+    async fn conclude(
+        &mut self,
+        end: BlockEnd,
+        mut result: ExecResult,
+    ) -> Result<ExecResult, SandboxError> {
         match end {
             BlockEnd::Reported(report) => {
                 if let Some(why) = &report.not_run {

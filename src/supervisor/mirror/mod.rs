@@ -19,7 +19,7 @@ mod pass;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -247,9 +247,26 @@ impl Mirror {
         let old = std::mem::take(&mut self.known);
         let mut walk = pass::Pass::new(direction, &from_root, &to_root, to, tick);
         if let Some(budget) = budget {
-            walk.limit(budget, pass::charged(&old));
+            walk.limit(budget, charged(&old));
         }
         self.known = walk.dir(from, to, Path::new(""), old, 0);
         walk.finish()
     }
+}
+
+/// What the host holds of the tree the last pass left: every name, and the data of every
+/// inode once.
+fn charged(tree: &KnownDir) -> u64 {
+    fn add(tree: &KnownDir, inodes: &mut HashSet<u64>, total: &mut u64) {
+        for known in tree.values() {
+            *total += known.name_cost;
+            if inodes.insert(known.host.ino) {
+                *total += known.data_cost;
+            }
+            add(&known.children, inodes, total);
+        }
+    }
+    let mut total = 0;
+    add(tree, &mut HashSet::new(), &mut total);
+    total
 }

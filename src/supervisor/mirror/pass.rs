@@ -17,23 +17,6 @@ use super::{Direction, Known, KnownDir, MAX_DEPTH, PARTIAL, PassReport, Signatur
 /// a file are copied, and charged, in full.
 const LINK_PATHS: usize = 16 << 20;
 
-/// What the host holds of the tree the last pass left: every name, and the data of every
-/// inode once.
-pub(super) fn charged(tree: &KnownDir) -> u64 {
-    fn add(tree: &KnownDir, inodes: &mut HashSet<u64>, total: &mut u64) {
-        for known in tree.values() {
-            *total += known.name_cost;
-            if inodes.insert(known.host.ino) {
-                *total += known.data_cost;
-            }
-            add(&known.children, inodes, total);
-        }
-    }
-    let mut total = 0;
-    add(tree, &mut HashSet::new(), &mut total);
-    total
-}
-
 /// One source entry: where it is, its name in its directory, what it is.
 #[derive(Clone, Copy)]
 struct Entry<'e> {
