@@ -279,7 +279,11 @@ impl App {
     }
 
     /// The code back from $EDITOR: an edit decision when it changed.
-    pub(crate) fn external_edit_done(&mut self, block: &str, code: Option<String>) -> Vec<UiAction> {
+    pub(crate) fn external_edit_done(
+        &mut self,
+        block: &str,
+        code: Option<String>,
+    ) -> Vec<UiAction> {
         let Some(original) = self.view.block(block).map(|b| b.code.clone()) else {
             return Vec::new();
         };

@@ -93,20 +93,10 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         Some(session) => earlier_messages(config, session)?,
         None => Vec::new(),
     };
-    let resumed = options.resume.clone().map(|session| {
-        let conversation = earlier
-            .iter()
-            .map(|(role, content)| {
-                let role = if role == "assistant" {
-                    Role::Assistant
-                } else {
-                    Role::User
-                };
-                ChatMessage::new(role, content.clone())
-            })
-            .collect();
-        (session, conversation)
-    });
+    let resumed = options
+        .resume
+        .clone()
+        .map(|session| (session, for_the_model(&earlier)));
     let launch = crate::wiring::Launch {
         model,
         model_name: model_name.clone(),
@@ -127,19 +117,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         app.message_sent();
     }
     app.load_conversation(&earlier);
-    if let Some(problem) = &running.history_problem {
-        app.on_event(&Event::Notice {
-            message: problem.clone(),
-        });
-    } else {
-        match past_runs(config) {
-            Ok(runs) => app.load_past_runs(runs),
-            Err(why) => {
-                let message = format!("earlier runs cannot be shown: {why}");
-                app.on_event(&Event::Notice { message });
-            }
-        }
-    }
+    show_earlier_runs(&mut app, config, running.history_problem.as_deref());
     let mut screen = enter_screen()?;
     let outcome = event_loop(
         &mut screen,
@@ -162,6 +140,34 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         return Ok(ExitCode::from(crate::error::EXIT_UNAVAILABLE));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A resumed session's messages as the model gets them again: results went to it as the
+/// user.
+fn for_the_model(earlier: &[(String, String)]) -> Vec<ChatMessage> {
+    earlier
+        .iter()
+        .map(|(role, content)| {
+            let role = if role == "assistant" {
+                Role::Assistant
+            } else {
+                Role::User
+            };
+            ChatMessage::new(role, content.clone())
+        })
+        .collect()
+}
+
+/// The history pane's earlier runs, or why there are none to show.
+fn show_earlier_runs(app: &mut App, config: &Config, history_problem: Option<&str>) {
+    let problem = match history_problem {
+        Some(problem) => problem.to_string(),
+        None => match past_runs(config) {
+            Ok(runs) => return app.load_past_runs(runs),
+            Err(why) => format!("earlier runs cannot be shown: {why}"),
+        },
+    };
+    app.on_event(&Event::Notice { message: problem });
 }
 
 /// The messages of a session to resume, from the history: (role, content), where results

@@ -126,10 +126,11 @@ fn draw_overlay(frame: &mut Frame, app: &App, area: Rect) {
 
 #[cfg(test)]
 mod tests {
+    use ratatui::buffer::Buffer;
     use ratatui::style::{Color, Modifier};
 
     use crate::protocol::{DecisionKind, Event, IdleReason, Stream};
-    use crate::tui::app::Focus;
+    use crate::tui::app::{App, Focus};
     use crate::tui::testing::{
         app, decided, feed, finished, output, proposed, result, screen, started,
     };
@@ -263,7 +264,7 @@ mod tests {
                     proposed("b-2", 1, "bash", "echo two\n"),
                 ],
             );
-            let name = &theme.name;
+            let name = theme.name.clone();
             let buffer = drawn(&mut app, 120, 30);
             if theme.monochrome {
                 let coloured = buffer
@@ -273,82 +274,75 @@ mod tests {
                 assert!(coloured.is_none(), "a colour is left: {coloured:?}");
             }
             // The focused card's title is in reverse video; the others' are not.
-            assert!(
-                modifier_at(&buffer, " Block 2 of 2 ").contains(Modifier::REVERSED),
-                "{name}"
-            );
-            assert!(
-                !modifier_at(&buffer, " Conversation ").contains(Modifier::REVERSED),
-                "{name}"
-            );
-            assert!(
-                !modifier_at(&buffer, " Container logs ").contains(Modifier::REVERSED),
-                "{name}"
-            );
-
-            // The composer with focus: its title, and the cursor after what was typed.
-            app.focus = Focus::Composer;
-            app.composer.insert_str("hi");
-            let buffer = drawn(&mut app, 120, 30);
-            assert!(
-                modifier_at(&buffer, " Message · Enter sends").contains(Modifier::REVERSED),
-                "{name}"
-            );
-            assert!(
-                !modifier_at(&buffer, " Block 2 of 2 ").contains(Modifier::REVERSED),
-                "{name}"
-            );
-            let (x, y) = find(&buffer, "hi").expect("typed text");
-            assert!(
-                buffer[(x + 2, y)].modifier.contains(Modifier::REVERSED),
-                "{name}: cursor"
-            );
-            assert!(
-                !buffer[(x, y)].modifier.contains(Modifier::REVERSED),
-                "{name}"
-            );
-
-            // The scope picker: its title, and its keys in bold.
-            app.focus = Focus::Card;
-            app.modals.push(Box::new(crate::tui::choices::ScopeModal {
-                block: "b-2".into(),
-            }));
-            let buffer = drawn(&mut app, 120, 30);
-            assert!(
-                modifier_at(&buffer, " Approve for session ").contains(Modifier::REVERSED),
-                "{name}"
-            );
-            let (x, y) = find(&buffer, "x this exact").expect("scope picker");
-            assert!(
-                buffer[(x, y)].modifier.contains(Modifier::BOLD),
-                "{name}: key"
-            );
-
-            // The history's selected run (the newest, first) is bold, the other is not.
-            app.on_key(crossterm::event::KeyEvent::new(
-                crossterm::event::KeyCode::Esc,
-                crossterm::event::KeyModifiers::NONE,
-            ));
-            feed(
-                &mut app,
-                &[
-                    decided("b-2", DecisionKind::Approve),
-                    started("b-2", "r-2"),
-                    finished("b-2", result(Some(0), "two\n")),
-                ],
-            );
-            app.history.open = true;
-            app.focus = Focus::History;
-            let buffer = drawn(&mut app, 120, 30);
-            let (x, y) = find(&buffer, " History ").expect("history title");
-            assert!(
-                buffer[(x, y + 1)].modifier.contains(Modifier::BOLD),
-                "{name}: selection"
-            );
-            assert!(
-                !buffer[(x, y + 2)].modifier.contains(Modifier::BOLD),
-                "{name}"
-            );
+            assert!(reversed(&buffer, " Block 2 of 2 "), "{name}");
+            assert!(!reversed(&buffer, " Conversation "), "{name}");
+            assert!(!reversed(&buffer, " Container logs "), "{name}");
+            the_focused_composer_shows_its_title_and_cursor(&mut app, &name);
+            the_scope_pickers_keys_are_bold(&mut app, &name);
+            the_selected_run_is_bold(&mut app, &name);
         }
+    }
+
+    fn reversed(buffer: &Buffer, text: &str) -> bool {
+        modifier_at(buffer, text).contains(Modifier::REVERSED)
+    }
+
+    fn the_focused_composer_shows_its_title_and_cursor(app: &mut App, name: &str) {
+        app.focus = Focus::Composer;
+        app.composer.insert_str("hi");
+        let buffer = drawn(app, 120, 30);
+        assert!(reversed(&buffer, " Message · Enter sends"), "{name}");
+        assert!(!reversed(&buffer, " Block 2 of 2 "), "{name}");
+        let (x, y) = find(&buffer, "hi").expect("typed text");
+        assert!(
+            buffer[(x + 2, y)].modifier.contains(Modifier::REVERSED),
+            "{name}: cursor"
+        );
+        assert!(
+            !buffer[(x, y)].modifier.contains(Modifier::REVERSED),
+            "{name}"
+        );
+    }
+
+    fn the_scope_pickers_keys_are_bold(app: &mut App, name: &str) {
+        app.focus = Focus::Card;
+        app.modals.push(Box::new(crate::tui::choices::ScopeModal {
+            block: "b-2".into(),
+        }));
+        let buffer = drawn(app, 120, 30);
+        assert!(reversed(&buffer, " Approve for session "), "{name}");
+        let (x, y) = find(&buffer, "x this exact").expect("scope picker");
+        assert!(
+            buffer[(x, y)].modifier.contains(Modifier::BOLD),
+            "{name}: key"
+        );
+        app.on_key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Esc,
+            crossterm::event::KeyModifiers::NONE,
+        ));
+    }
+
+    /// The history's selected run (the newest, first) is bold, the other is not.
+    fn the_selected_run_is_bold(app: &mut App, name: &str) {
+        feed(
+            app,
+            &[
+                decided("b-2", DecisionKind::Approve),
+                started("b-2", "r-2"),
+                finished("b-2", result(Some(0), "two\n")),
+            ],
+        );
+        app.history.open = true;
+        app.focus = Focus::History;
+        let buffer = drawn(app, 120, 30);
+        let (x, y) = find(&buffer, " History ").expect("history title");
+        assert!(
+            buffer[(x, y + 1)].modifier.contains(Modifier::BOLD),
+            "{name}: selection"
+        );
+        assert!(
+            !buffer[(x, y + 2)].modifier.contains(Modifier::BOLD),
+            "{name}"
+        );
     }
 }
