@@ -1,43 +1,10 @@
 //! Decisions on a turn's blocks as the engine takes them: the operator's, checked and
-//! applied; rulings; what follows a failure or an abort; and the ops served at any point.
+//! applied; rulings; what follows a failure or an abort.
 
 use super::events::Events;
 use super::policy::{Policy, Ruling};
 use super::turn::{Decided, Turn, TurnBlock};
 use crate::protocol::{DecisionKind, DecisionRequest, DecisionSource, Event, Op, Scope, wire_name};
-
-/// What [`serve_anytime`] did with an op.
-pub(super) enum Served {
-    Handled,
-    /// Not one it serves: the caller's to serve (`None`: the input ended).
-    Pass(Option<Op>),
-}
-
-/// Serves the ops that mean the same whatever the engine is doing: nobody is left to decide,
-/// or an approval rule is lifted. The one place each of them is served.
-pub(super) fn serve_anytime(
-    op: Option<Op>,
-    supervised: &mut bool,
-    policy: &mut Policy,
-    events: &Events,
-) -> Served {
-    match op {
-        Some(Op::NoSupervisor) => *supervised = false,
-        Some(Op::RevokeRule { rule }) => match policy.revoke(&rule) {
-            Some(revoked) => {
-                events.send(Event::RuleRevoked { rule: revoked });
-                events.send(Event::Rules {
-                    rules: policy.rules(),
-                });
-            }
-            None => events.error(format!(
-                "no approval rule `{rule}` is in force; the rules event lists those that are"
-            )),
-        },
-        other => return Served::Pass(other),
-    }
-    Served::Handled
-}
 
 pub(super) fn op_name(op: &Op) -> &'static str {
     match op {

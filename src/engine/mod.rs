@@ -10,6 +10,7 @@ mod inbox;
 pub mod policy;
 pub(crate) mod prompt;
 pub(crate) mod sandbox;
+mod serving;
 pub(crate) mod session;
 pub(crate) mod turn;
 mod unoffered;

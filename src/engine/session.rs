@@ -13,12 +13,12 @@ use tokio::sync::mpsc;
 
 use super::LanguageTable;
 use super::approver::Approver;
-use super::decisions::{Served, op_name, serve_anytime};
 use super::events::Events;
 use super::feedback::FeedbackLimits;
 use super::inbox::{Inbox, Input};
 use super::policy::Policy;
 use super::sandbox::{Sandbox, SandboxError};
+use super::serving::{Moment, Served, Wanted, serve};
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
 use crate::protocol::{DoneReason, Event, IdleReason, Op, Phase};
 
@@ -313,20 +313,14 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                             continue;
                         }
                     };
-                    let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
-                        Served::Handled => continue,
-                        Served::Pass(op) => op,
-                    };
-                    match op {
-                        None | Some(Op::Shutdown) => return Err(Pause::Done(DoneReason::Aborted)),
-                        Some(Op::Cancel) => {
+                    match serve(op, Moment::Replying, &mut self.supervised, &mut self.policy, &self.events) {
+                        Served::Shutdown => return Err(Pause::Done(DoneReason::Aborted)),
+                        Served::Take(Wanted::Cancel) => {
                             self.events.notice("the model's reply was cancelled; nothing of it is kept");
                             return Err(Pause::Idle(IdleReason::Cancelled));
                         }
-                        Some(op) => self.events.error(format!(
-                            "{} is not possible while the model is replying",
-                            op_name(&op)
-                        )),
+                        // A reply takes nothing else.
+                        Served::Handled | Served::Take(_) => {}
                     }
                 }
             }
@@ -353,19 +347,19 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     continue;
                 }
             };
-            let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
-                Served::Handled => continue,
-                Served::Pass(op) => op,
-            };
-            match op {
-                None | Some(Op::Shutdown) => return Err(DoneReason::Aborted),
-                Some(Op::UserMessage { text }) => return Ok(Next::Message(text)),
-                Some(Op::Retry) if can_retry => return Ok(Next::Retry),
-                Some(Op::Cancel) => {}
-                Some(op) => self.events.error(format!(
-                    "{} is not possible now: nothing is pending",
-                    op_name(&op)
-                )),
+            let moment = Moment::Waiting { can_retry };
+            match serve(
+                op,
+                moment,
+                &mut self.supervised,
+                &mut self.policy,
+                &self.events,
+            ) {
+                Served::Shutdown => return Err(DoneReason::Aborted),
+                Served::Take(Wanted::Message(text)) => return Ok(Next::Message(text)),
+                Served::Take(Wanted::Retry) => return Ok(Next::Retry),
+                // Nothing runs, so a cancel has nothing to stop.
+                Served::Handled | Served::Take(_) => {}
             }
         }
     }

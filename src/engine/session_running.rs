@@ -6,15 +6,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Session, Step};
 use crate::engine::approver::Approver;
-use crate::engine::decisions::{
-    Served, apply_decision, op_name, serve_anytime, skip_after_failure,
-};
+use crate::engine::decisions::{apply_decision, skip_after_failure};
 use crate::engine::inbox::Input;
 use crate::engine::sandbox::{BlockSpec, Sandbox, SandboxError};
+use crate::engine::serving::{Moment, Served, Wanted, serve};
 use crate::engine::turn::{Fate, Turn, TurnBlock};
 use crate::ids::new_id;
 use crate::model::Model;
-use crate::protocol::{Event, ExecResult, Op, Phase, Stream};
+use crate::protocol::{Event, ExecResult, Phase, Stream};
 
 impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// An approved block whose sandbox is still being prepared waits for it, serving ops
@@ -104,23 +103,17 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 input = self.inbox.next(), if !cancel.is_cancelled() => {
                     // Only a sandbox that has started runs blocks: none is on its way.
                     let Input::Op(op) = input else { continue };
-                    let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
-                        Served::Handled => continue,
-                        Served::Pass(op) => op,
-                    };
-                    match op {
-                        None | Some(Op::Shutdown) => {
+                    match serve(op, Moment::Running, &mut self.supervised, &mut self.policy, &self.events) {
+                        Served::Shutdown => {
                             shutdown = true;
                             cancel.cancel();
                         }
-                        Some(Op::Cancel) => cancel.cancel(),
-                        Some(Op::Decide(request)) => {
+                        Served::Take(Wanted::Cancel) => cancel.cancel(),
+                        Served::Take(Wanted::Decide(request)) => {
                             apply_decision(turn, request, &mut self.policy, &self.events);
                         }
-                        Some(op) => self.events.error(format!(
-                            "{} is not possible while a block runs",
-                            op_name(&op)
-                        )),
+                        // A run takes nothing else.
+                        Served::Handled | Served::Take(_) => {}
                     }
                 }
             }

@@ -5,19 +5,19 @@
 use super::{Session, Step, TurnEnd};
 use crate::engine::approver::{ApprovalRequest, Approver};
 use crate::engine::decisions::{
-    NOBODY_THERE, Served, abort_rest, apply_decision, decide, op_name, reject_undecided,
-    ruling_decision, serve_anytime,
+    NOBODY_THERE, abort_rest, apply_decision, decide, reject_undecided, ruling_decision,
 };
 use crate::engine::events::Events;
 use crate::engine::extract_blocks;
 use crate::engine::inbox::{Input, ShutdownRequested};
 use crate::engine::policy::Ruling;
 use crate::engine::sandbox::{Sandbox, SandboxError};
+use crate::engine::serving::{Moment, Served, Wanted, serve};
 use crate::engine::turn::{Turn, TurnBlock};
 use crate::engine::unoffered::unoffered_notice;
 use crate::ids::new_id;
 use crate::model::Model;
-use crate::protocol::{DecisionKind, DecisionSource, Event, Op, Phase};
+use crate::protocol::{DecisionKind, DecisionSource, Event, Phase};
 
 impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// The reply's runnable blocks, each proposed; the others are mentioned.
@@ -187,19 +187,23 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             Input::Op(op) => op,
             Input::Sandbox(started) => return self.take_sandbox(started),
         };
-        let op = match serve_anytime(op, &mut self.supervised, &mut self.policy, &self.events) {
-            Served::Handled => return Ok(()),
-            Served::Pass(op) => op,
-        };
-        match op {
-            None | Some(Op::Shutdown) => return Err(Step::Shutdown),
-            Some(Op::Decide(request)) => {
+        let moment = Moment::Deciding(now);
+        match serve(
+            op,
+            moment,
+            &mut self.supervised,
+            &mut self.policy,
+            &self.events,
+        ) {
+            Served::Shutdown => return Err(Step::Shutdown),
+            Served::Take(Wanted::Decide(request)) => {
                 apply_decision(turn, request, &mut self.policy, &self.events);
             }
-            Some(Op::Cancel) => abort_rest(turn, "cancelled by the operator", &self.events),
-            Some(op) => self
-                .events
-                .error(format!("{} is not possible {now}", op_name(&op))),
+            Served::Take(Wanted::Cancel) => {
+                abort_rest(turn, "cancelled by the operator", &self.events)
+            }
+            // Waiting blocks take nothing else.
+            Served::Handled | Served::Take(_) => {}
         }
         Ok(())
     }

@@ -1,0 +1,223 @@
+//! The one place ops are served. Whatever the engine is doing, some ops mean the same
+//! (shutdown, no-supervisor, lifting a rule); the rest are taken by the moment that has a
+//! use for them and answered "not possible" by every other.
+
+use super::decisions::op_name;
+use super::events::Events;
+use super::policy::Policy;
+use crate::protocol::{DecisionRequest, Event, Op};
+
+/// What the engine is doing when an op comes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Moment<'a> {
+    Replying,
+    /// A turn's blocks wait, for decisions or for the sandbox (`now` says which, for a
+    /// "not possible" message).
+    Deciding(&'a str),
+    Running,
+    /// Waiting for the operator's next message; a retry follows a failed or cancelled reply.
+    Waiting {
+        can_retry: bool,
+    },
+}
+
+impl<'a> Moment<'a> {
+    /// When, for "… is not possible {now}".
+    fn now(self) -> &'a str {
+        match self {
+            Self::Replying => "while the model is replying",
+            Self::Deciding(now) => now,
+            Self::Running => "while a block runs",
+            Self::Waiting { .. } => "now: nothing is pending",
+        }
+    }
+}
+
+/// An op the moment has a use for, for its caller to carry out.
+#[derive(Debug)]
+pub(super) enum Wanted {
+    Cancel,
+    Decide(DecisionRequest),
+    Message(String),
+    Retry,
+}
+
+#[derive(Debug)]
+pub(super) enum Served {
+    /// Done with here (or refused, with an error event).
+    Handled,
+    /// The operator shut the session down, or the input ended.
+    Shutdown,
+    Take(Wanted),
+}
+
+/// Serves `op` (`None`: the input ended) at `moment`.
+pub(super) fn serve(
+    op: Option<Op>,
+    moment: Moment,
+    supervised: &mut bool,
+    policy: &mut Policy,
+    events: &Events,
+) -> Served {
+    let op = match op {
+        None | Some(Op::Shutdown) => return Served::Shutdown,
+        Some(Op::NoSupervisor) => {
+            *supervised = false;
+            return Served::Handled;
+        }
+        Some(Op::RevokeRule { rule }) => {
+            revoke(&rule, policy, events);
+            return Served::Handled;
+        }
+        Some(op) => op,
+    };
+    match (op, moment) {
+        (Op::Cancel, _) => Served::Take(Wanted::Cancel),
+        (Op::Decide(request), Moment::Deciding(_) | Moment::Running) => {
+            Served::Take(Wanted::Decide(request))
+        }
+        (Op::UserMessage { text }, Moment::Waiting { .. }) => Served::Take(Wanted::Message(text)),
+        (Op::Retry, Moment::Waiting { can_retry: true }) => Served::Take(Wanted::Retry),
+        (op, moment) => {
+            events.error(format!("{} is not possible {}", op_name(&op), moment.now()));
+            Served::Handled
+        }
+    }
+}
+
+fn revoke(rule: &str, policy: &mut Policy, events: &Events) {
+    match policy.revoke(rule) {
+        Some(revoked) => {
+            events.send(Event::RuleRevoked { rule: revoked });
+            events.send(Event::Rules {
+                rules: policy.rules(),
+            });
+        }
+        None => events.error(format!(
+            "no approval rule `{rule}` is in force; the rules event lists those that are"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::config::ApprovalConfig;
+    use crate::engine::LanguageTable;
+    use crate::protocol::DecisionKind;
+
+    fn decide() -> Op {
+        Op::Decide(DecisionRequest {
+            block: "b-1".into(),
+            decision: DecisionKind::Approve,
+            reason: None,
+            code: None,
+            scope: None,
+        })
+    }
+
+    /// What `op` gets at `moment`: the op taken (its name), "handled", "shutdown", and the
+    /// errors sent.
+    fn served(op: Option<Op>, moment: Moment) -> (String, Vec<String>) {
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+        let events = Events::new(sender);
+        let mut policy =
+            Policy::new(&ApprovalConfig::default(), &LanguageTable::default()).expect("a policy");
+        let mut supervised = true;
+        let outcome = match serve(op, moment, &mut supervised, &mut policy, &events) {
+            Served::Handled => "handled".to_string(),
+            Served::Shutdown => "shutdown".to_string(),
+            Served::Take(wanted) => format!("{wanted:?}"),
+        };
+        let mut errors = Vec::new();
+        while let Ok(event) = receiver.try_recv() {
+            if let Event::Error { message } = event {
+                errors.push(message);
+            }
+        }
+        (outcome, errors)
+    }
+
+    #[test]
+    fn each_moment_takes_its_ops_and_refuses_the_rest_by_name() {
+        let waiting = Moment::Waiting { can_retry: false };
+        let deciding = Moment::Deciding("while blocks wait for decisions");
+        assert!(
+            served(Some(decide()), Moment::Running)
+                .0
+                .starts_with("Decide")
+        );
+        assert!(served(Some(decide()), deciding).0.starts_with("Decide"));
+        assert_eq!(served(Some(Op::Cancel), Moment::Replying).0, "Cancel");
+        let message = Op::UserMessage { text: "hi".into() };
+        assert_eq!(served(Some(message.clone()), waiting).0, "Message(\"hi\")");
+        assert_eq!(
+            served(Some(Op::Retry), Moment::Waiting { can_retry: true }).0,
+            "Retry"
+        );
+        let refused = [
+            (
+                Some(decide()),
+                Moment::Replying,
+                "a decision is not possible while the model is replying",
+            ),
+            (
+                Some(decide()),
+                waiting,
+                "a decision is not possible now: nothing is pending",
+            ),
+            (
+                Some(message.clone()),
+                Moment::Running,
+                "a message to the model is not possible while a block runs",
+            ),
+            (
+                Some(message),
+                deciding,
+                "a message to the model is not possible while blocks wait for decisions",
+            ),
+            (
+                Some(Op::Retry),
+                waiting,
+                "a retry is not possible now: nothing is pending",
+            ),
+        ];
+        for (op, moment, error) in refused {
+            assert_eq!(
+                served(op, moment),
+                ("handled".to_string(), vec![error.to_string()])
+            );
+        }
+    }
+
+    #[test]
+    fn shutdown_the_end_of_input_and_rules_mean_the_same_at_every_moment() {
+        let moments = [
+            Moment::Replying,
+            Moment::Deciding("now"),
+            Moment::Running,
+            Moment::Waiting { can_retry: true },
+        ];
+        for moment in moments {
+            assert_eq!(served(None, moment).0, "shutdown");
+            assert_eq!(served(Some(Op::Shutdown), moment).0, "shutdown");
+            assert_eq!(
+                served(Some(Op::NoSupervisor), moment),
+                ("handled".into(), vec![])
+            );
+            let (outcome, errors) = served(
+                Some(Op::RevokeRule {
+                    rule: "nothing:here".into(),
+                }),
+                moment,
+            );
+            assert_eq!(outcome, "handled");
+            assert!(
+                errors[0].starts_with("no approval rule `nothing:here`"),
+                "{errors:?}"
+            );
+        }
+    }
+}
