@@ -82,3 +82,33 @@ impl Composer {
         frame.render_widget(&styled, area);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::highlight::Highlighter;
+    use crate::tui::keymap::Keymap;
+    use crate::tui::testing::pane;
+    use crate::tui::theme::Theme;
+
+    fn drawn(composer: &Composer, focused: bool) -> String {
+        let (theme, keymap, highlighter) =
+            (Theme::default(), Keymap::default(), Highlighter::plain());
+        let look = Look::new(&theme, &keymap, &highlighter, focused);
+        pane(44, 4, |frame| composer.render(frame, frame.area(), &look))
+    }
+
+    #[test]
+    fn empty_it_says_how_to_send_and_focused_it_says_how_to_leave() {
+        let composer = Composer::default();
+        insta::assert_snapshot!(drawn(&composer, false));
+        let mut typed = Composer::default();
+        typed.insert_str("count the words");
+        typed.insert_newline();
+        typed.insert_str("in data/");
+        insta::assert_snapshot!(drawn(&typed, true));
+        assert_eq!(typed.height(), 4);
+        assert_eq!(typed.take(), "count the words\nin data/");
+        assert!(typed.is_blank(), "taking the message empties it");
+    }
+}
