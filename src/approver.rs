@@ -28,7 +28,7 @@ struct Answer {
 
 impl CommandApprover {
     /// `None` when no command is configured.
-    pub fn new(argv: &[String], timeout: Duration) -> Option<Self> {
+    pub(crate) fn new(argv: &[String], timeout: Duration) -> Option<Self> {
         (!argv.is_empty()).then(|| Self {
             argv: argv.to_vec(),
             timeout,

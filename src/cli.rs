@@ -24,40 +24,40 @@ use crate::config::{self, Config, Sources};
 pub struct Cli {
     /// The full-screen session with the bundled demo model (no API key, no network).
     #[arg(long)]
-    pub demo: bool,
+    pub(crate) demo: bool,
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// Without a command: the full-screen session.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// Options every command takes, before or after its name. Each level of the command line
 /// has its own copy; [`Cli::global_options`] merges them in order.
 #[derive(Debug, Default, Clone, PartialEq, Args)]
 #[command(next_help_heading = "Global options")]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Config file (default: $XDG_CONFIG_HOME/airlock/config.toml when it exists).
     #[arg(long, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Override one config key, e.g. -c sandbox.timeout_secs=5 (repeatable; applied left to
     /// right, so a later one wins).
     #[arg(short = 'c', value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
+    pub(crate) overrides: Vec<String>,
     /// OpenAI-compatible base URL, including /v1 (overrides model.base_url).
     #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
+    pub(crate) base_url: Option<String>,
     /// Model name (overrides model.model).
     #[arg(long)]
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     /// Use the scripted model: replies read in order from a TOML file of
     /// `[[reply]] content = "..."` (no API key, no network).
     #[arg(long, value_name = "FILE")]
-    pub scripted: Option<PathBuf>,
+    pub(crate) scripted: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// List the fenced code blocks of one markdown message.
     Extract {
         /// Markdown file, or - for standard input.
@@ -175,7 +175,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ImageAction {
+pub(crate) enum ImageAction {
     /// Build the offline sandbox image (airlock-sandbox:offline) from Debian packages.
     Build {
         /// Rebuild even when the image exists.
@@ -195,7 +195,7 @@ pub enum ImageAction {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum HistoryAction {
+pub(crate) enum HistoryAction {
     /// Runs, newest first.
     List {
         /// Only this session's runs.
@@ -297,7 +297,7 @@ impl GlobalArgs {
     }
 
     /// Defaults < config file < `-c` < dedicated flags.
-    pub fn load_config(&self) -> anyhow::Result<Config> {
+    pub(crate) fn load_config(&self) -> anyhow::Result<Config> {
         let mut config = Config::load(&Sources {
             explicit_file: self.config.as_deref(),
             overrides: &self.overrides,

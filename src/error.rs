@@ -5,12 +5,12 @@ use std::process::ExitCode;
 /// The command line asked for something that cannot be done as asked.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct UsageError(pub String);
+pub(crate) struct UsageError(pub String);
 
-pub const EXIT_USAGE: u8 = 2;
-pub const EXIT_TIMEOUT: u8 = 124;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_TIMEOUT: u8 = 124;
 pub const EXIT_UNAVAILABLE: u8 = 125;
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 /// The exit status for an error that ended a command.
 pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
@@ -21,6 +21,6 @@ pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
     }
 }
 
-pub fn usage(message: impl Into<String>) -> anyhow::Error {
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }

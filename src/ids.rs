@@ -13,12 +13,12 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}-{}", utc_stamp(seconds), hex(&random))
 }
 
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Random hex of `n` bytes, for nonces.
-pub fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     let mut bytes = vec![0u8; n];
     if getrandom::fill(&mut bytes).is_err() {
         // Extremely unlikely; fall back to time and pid so the value still varies.
@@ -35,7 +35,7 @@ pub fn random_hex(n: usize) -> String {
 }
 
 /// `YYYYMMDD-HHMMSS` for seconds since the Unix epoch (proleptic Gregorian, UTC).
-pub fn utc_stamp(seconds: u64) -> String {
+pub(crate) fn utc_stamp(seconds: u64) -> String {
     let days = (seconds / 86_400) as i64;
     let rest = seconds % 86_400;
     let (year, month, day) = civil_from_days(days);
@@ -62,7 +62,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// First 12 hex digits of the code's SHA-256.
-pub fn short_hash(code: &str) -> String {
+pub(crate) fn short_hash(code: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(code.as_bytes());
     hex(&digest[..6])

@@ -6,10 +6,10 @@ use std::fmt;
 /// A process identity that survives pid reuse: host, pid and the process's start time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
-    pub host: String,
-    pub pid: u32,
+    pub(crate) host: String,
+    pub(crate) pid: u32,
     /// Start time in clock ticks since boot (`/proc/PID/stat` field 22).
-    pub start: u64,
+    pub(crate) start: u64,
 }
 
 impl Owner {
@@ -23,7 +23,7 @@ impl Owner {
     }
 
     /// `host:pid:start`, the value of the `airlock.owner` label.
-    pub fn parse(label: &str) -> Option<Self> {
+    pub(crate) fn parse(label: &str) -> Option<Self> {
         let mut parts = label.rsplitn(3, ':');
         let start = parts.next()?.parse().ok()?;
         let pid = parts.next()?.parse().ok()?;
@@ -33,7 +33,7 @@ impl Owner {
 
     /// Whether this owner is known to be gone. Only an owner on this host can be judged;
     /// anything we cannot tell counts as alive, so we never remove a live process's work.
-    pub fn is_dead(&self) -> bool {
+    pub(crate) fn is_dead(&self) -> bool {
         if self.host != hostname() {
             return false;
         }

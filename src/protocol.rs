@@ -50,7 +50,7 @@ pub struct ExecResult {
 /// the logs and history panes, `history list`, the export, stop-on-failure): the first of
 /// these that applies, in this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The operator stopped it before it finished.
     Stopped,
     /// The kernel's OOM killer ended it.
@@ -64,7 +64,12 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn of(exit_code: Option<i64>, timed_out: bool, oom_killed: bool, cancelled: bool) -> Self {
+    pub(crate) fn of(
+        exit_code: Option<i64>,
+        timed_out: bool,
+        oom_killed: bool,
+        cancelled: bool,
+    ) -> Self {
         match exit_code {
             _ if cancelled => Self::Stopped,
             _ if oom_killed => Self::OutOfMemory,
@@ -74,12 +79,12 @@ impl Outcome {
         }
     }
 
-    pub fn succeeded(self) -> bool {
+    pub(crate) fn succeeded(self) -> bool {
         self == Self::Exited(0)
     }
 
     /// A word or two for lists and badges: `exit 3`, `timeout`, `oom`, `stopped`, `killed`.
-    pub fn label(self) -> String {
+    pub(crate) fn label(self) -> String {
         match self {
             Self::Stopped => "stopped".into(),
             Self::OutOfMemory => "oom".into(),
@@ -90,7 +95,7 @@ impl Outcome {
     }
 
     /// For a sentence: `exit 3`, `timed out`, `out of memory`, `stopped`, `killed`.
-    pub fn phrase(self) -> String {
+    pub(crate) fn phrase(self) -> String {
         match self {
             Self::OutOfMemory => "out of memory".into(),
             Self::TimedOut => "timed out".into(),
@@ -100,7 +105,7 @@ impl Outcome {
 }
 
 impl ExecResult {
-    pub fn outcome(&self) -> Outcome {
+    pub(crate) fn outcome(&self) -> Outcome {
         Outcome::of(
             self.exit_code,
             self.timed_out,
@@ -149,7 +154,7 @@ pub enum DecisionKind {
 
 impl DecisionKind {
     /// Its wire name: `approve`, `approve_session`, `edit`, `skip`, `reject`, `abort`.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Approve => "approve",
             Self::ApproveSession => "approve_session",
@@ -160,7 +165,7 @@ impl DecisionKind {
         }
     }
 
-    pub fn runs(self) -> bool {
+    pub(crate) fn runs(self) -> bool {
         matches!(self, Self::Approve | Self::ApproveSession | Self::Edit)
     }
 }
@@ -251,7 +256,7 @@ pub enum DoneReason {
 
 impl DoneReason {
     /// The ends a script can treat as success.
-    pub fn is_success(self) -> bool {
+    pub(crate) fn is_success(self) -> bool {
         matches!(self, Self::NoCode | Self::MaxTurns | Self::ScriptExhausted)
     }
 }
@@ -297,7 +302,7 @@ pub enum Phase {
 }
 
 /// The name a unit variant has on the wire (`approve_session`, `no_code`, …), for messages.
-pub fn wire_name(value: &impl Serialize) -> String {
+pub(crate) fn wire_name(value: &impl Serialize) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|value| value.as_str().map(str::to_string))

@@ -23,7 +23,7 @@ const UNITS: &[(&str, u64)] = &[
 ];
 
 impl ByteSize {
-    pub const fn kib(n: u64) -> Self {
+    pub(crate) const fn kib(n: u64) -> Self {
         Self(n << 10)
     }
 
@@ -31,7 +31,7 @@ impl ByteSize {
         Self(n << 20)
     }
 
-    pub fn bytes(self) -> u64 {
+    pub(crate) fn bytes(self) -> u64 {
         self.0
     }
 

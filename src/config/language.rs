@@ -7,14 +7,14 @@ use super::LanguageConfig;
 /// A language airlock can run: its canonical name and how to invoke it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Language {
-    pub name: String,
-    pub command: Vec<String>,
-    pub extension: String,
+    pub(crate) name: String,
+    pub(crate) command: Vec<String>,
+    pub(crate) extension: String,
 }
 
 impl Language {
     /// The POSIX shell every image has; airlock's own setup commands run with it.
-    pub fn sh() -> Self {
+    pub(crate) fn sh() -> Self {
         Self {
             name: "sh".into(),
             command: vec!["sh".into()],
@@ -93,7 +93,7 @@ impl LanguageTable {
     }
 
     /// Canonical names, for messages like "airlock runs python, bash, sh".
-    pub fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.languages.keys().map(String::as_str).collect();
         // Built-ins first, in their usual order, then the user's alphabetically.
         names.sort_by_key(|name| (builtin_rank(name), *name));

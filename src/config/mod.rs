@@ -22,8 +22,8 @@ pub struct Config {
     pub model: ModelConfig,
     pub sandbox: SandboxConfig,
     pub approval: ApprovalConfig,
-    pub ui: UiConfig,
-    pub history: HistoryConfig,
+    pub(crate) ui: UiConfig,
+    pub(crate) history: HistoryConfig,
     /// Languages added to (or replacing) the built-in python, bash and sh.
     pub languages: BTreeMap<String, LanguageConfig>,
 }
@@ -79,17 +79,17 @@ impl Default for ModelConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct UiConfig {
+pub(crate) struct UiConfig {
     /// A built-in theme (dark, light, ansi16) or a theme file.
-    pub theme: String,
+    pub(crate) theme: String,
     /// A syntect theme name or .tmTheme file; unset: the UI theme's own.
-    pub syntax_theme: Option<String>,
+    pub(crate) syntax_theme: Option<String>,
     /// Ring the terminal bell when a block waits for a decision.
-    pub bell: bool,
+    pub(crate) bell: bool,
     /// Lines the container-logs pane keeps; older ones are dropped.
-    pub log_lines: usize,
+    pub(crate) log_lines: usize,
     /// Key overrides: action name → keys, e.g. `approve = ["y", "ctrl-y"]`.
-    pub keys: BTreeMap<String, Vec<String>>,
+    pub(crate) keys: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for UiConfig {
@@ -106,16 +106,16 @@ impl Default for UiConfig {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct HistoryConfig {
+pub(crate) struct HistoryConfig {
     /// Record sessions, decisions and runs.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// The SQLite file; unset: `history.db` in the data directory.
-    pub file: Option<PathBuf>,
+    pub(crate) file: Option<PathBuf>,
     /// `history prune` removes sessions that ended more than this many days ago; 0 keeps all.
-    pub keep_days: u64,
+    pub(crate) keep_days: u64,
     /// `history prune` then removes the oldest sessions until the file is this small; 0B: no
     /// limit.
-    pub max_size: ByteSize,
+    pub(crate) max_size: ByteSize,
 }
 
 impl Default for HistoryConfig {
@@ -146,17 +146,17 @@ pub enum ApproveMode {
 pub struct ApprovalConfig {
     pub mode: ApproveMode,
     /// After a block fails, the rest of the message is skipped (and the model told so).
-    pub stop_on_failure: bool,
-    pub deny_languages: Vec<String>,
-    pub allow_languages: Vec<String>,
+    pub(crate) stop_on_failure: bool,
+    pub(crate) deny_languages: Vec<String>,
+    pub(crate) allow_languages: Vec<String>,
     /// Regexes searched anywhere in the code; a match rejects the block.
-    pub deny_patterns: Vec<String>,
+    pub(crate) deny_patterns: Vec<String>,
     /// Regexes that must match the whole code to approve it.
-    pub allow_patterns: Vec<String>,
+    pub(crate) allow_patterns: Vec<String>,
     /// A program that receives a JSON request on stdin and answers
     /// `{"approved": bool, "reason": "..."}`. Empty: none.
-    pub approver_command: Vec<String>,
-    pub approver_timeout_secs: u64,
+    pub(crate) approver_command: Vec<String>,
+    pub(crate) approver_timeout_secs: u64,
 }
 
 impl Default for ApprovalConfig {
@@ -203,7 +203,7 @@ pub enum Protection {
 }
 
 impl Protection {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Network => "network",
             Self::Memory => "memory",
@@ -305,26 +305,26 @@ impl Default for SandboxConfig {
 #[serde(deny_unknown_fields)]
 pub struct LanguageConfig {
     /// The interpreter inside the image; the block's file is appended as the last argument.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// File extension given to the block's file (some interpreters care).
     #[serde(default)]
-    pub extension: String,
+    pub(crate) extension: String,
     /// Other fence tags that mean this language.
     #[serde(default)]
-    pub aliases: Vec<String>,
+    pub(crate) aliases: Vec<String>,
 }
 
 /// Where the configuration comes from, in precedence order.
 #[derive(Debug, Default)]
-pub struct Sources<'a> {
+pub(crate) struct Sources<'a> {
     /// `--config PATH`; when absent the XDG config file is read if it exists.
-    pub explicit_file: Option<&'a Path>,
+    pub(crate) explicit_file: Option<&'a Path>,
     /// `-c key=value`, applied in order.
-    pub overrides: &'a [String],
+    pub(crate) overrides: &'a [String],
 }
 
 impl Config {
-    pub fn load(sources: &Sources<'_>) -> anyhow::Result<Self> {
+    pub(crate) fn load(sources: &Sources<'_>) -> anyhow::Result<Self> {
         let mut config = match sources.explicit_file {
             Some(path) => Self::from_file(path)?,
             None => match default_config_file() {
@@ -339,7 +339,7 @@ impl Config {
         Ok(config)
     }
 
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
         Self::from_toml(&text)
@@ -457,7 +457,7 @@ impl Config {
 }
 
 /// `"1000:1000"` → (1000, 1000).
-pub fn parse_user(text: &str) -> Option<(u32, u32)> {
+pub(crate) fn parse_user(text: &str) -> Option<(u32, u32)> {
     let (uid, gid) = text.split_once(':')?;
     Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
 }
@@ -498,12 +498,12 @@ fn project_dirs() -> Option<directories::ProjectDirs> {
 }
 
 /// `$XDG_CONFIG_HOME/airlock/config.toml` (or the platform's equivalent).
-pub fn default_config_file() -> Option<PathBuf> {
+pub(crate) fn default_config_file() -> Option<PathBuf> {
     project_dirs().map(|dirs| dirs.config_dir().join("config.toml"))
 }
 
 /// Where workspaces (and later the history) live: `$XDG_DATA_HOME/airlock`.
-pub fn data_dir() -> anyhow::Result<PathBuf> {
+pub(crate) fn data_dir() -> anyhow::Result<PathBuf> {
     project_dirs()
         .map(|dirs| dirs.data_dir().to_path_buf())
         .context("cannot find a home directory for airlock's data; set HOME or XDG_DATA_HOME")

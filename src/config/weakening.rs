@@ -7,12 +7,12 @@ use super::SandboxConfig;
 impl SandboxConfig {
     /// Whether /workspace is the capped tmpfs mirrored to the workspace directory (a
     /// read-only workspace, or `workspace_limit = 0`, is the directory itself).
-    pub fn workspace_is_bounded(&self) -> bool {
+    pub(crate) fn workspace_is_bounded(&self) -> bool {
         self.workspace_limit.bytes() > 0 && !self.workspace_read_only
     }
 
     /// One short phrase per loosened setting; empty for the defaults.
-    pub fn weakenings(&self) -> Vec<String> {
+    pub(crate) fn weakenings(&self) -> Vec<String> {
         let mut found = Vec::new();
         if !self.read_only_root {
             found.push("writable root filesystem (read_only_root = false)".to_string());

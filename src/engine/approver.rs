@@ -8,19 +8,19 @@ use serde::Serialize;
 /// What the approver is asked about one block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApprovalRequest {
-    pub session: String,
-    pub block: String,
-    pub index: usize,
-    pub language: String,
-    pub code: String,
+    pub(crate) session: String,
+    pub(crate) block: String,
+    pub(crate) index: usize,
+    pub(crate) language: String,
+    pub(crate) code: String,
     /// The model's whole message the block comes from.
-    pub context: String,
+    pub(crate) context: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApproverVerdict {
-    pub approved: bool,
-    pub reason: Option<String>,
+    pub(crate) approved: bool,
+    pub(crate) reason: Option<String>,
 }
 
 pub trait Approver: Send + Sync {

@@ -10,7 +10,7 @@ use crate::protocol::{Event, Phase, Scope};
 
 /// Records an event durably before anyone sees it (the history). After an error nothing more
 /// is recorded, and no further block runs: what cannot be recorded does not happen.
-pub type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
+pub(crate) type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
 
 /// Sends events; a frontend that went away is not the engine's problem. With a journal,
 /// each event is recorded first, synchronously: a decision is on disk before its block
@@ -35,18 +35,18 @@ impl Events {
         }
     }
 
-    pub fn with_journal(mut self, journal: Journal) -> Self {
+    pub(crate) fn with_journal(mut self, journal: Journal) -> Self {
         self.journal = Some(journal);
         self
     }
 
     /// Events for a session whose history was meant to record but cannot: no block runs.
-    pub fn with_broken_journal(self, why: String) -> Self {
+    pub(crate) fn with_broken_journal(self, why: String) -> Self {
         self.set_unrecorded(why);
         self
     }
 
-    pub fn send(&self, event: Event) {
+    pub(crate) fn send(&self, event: Event) {
         if let Some(journal) = &self.journal
             && self.unrecorded().is_none()
             && let Err(why) = journal(&event)

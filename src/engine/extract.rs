@@ -18,9 +18,9 @@ pub struct ExtractedBlock {
     /// Canonical language name, or `None` when the tag is missing or unknown.
     pub language: Option<String>,
     /// The raw info string after the opening fence.
-    pub info: String,
+    pub(crate) info: String,
     /// The block's content exactly, with line endings normalized to `\n`.
-    pub code: String,
+    pub(crate) code: String,
     pub runnable: bool,
     /// Why the block would not be offered to run; `None` when it would.
     pub reason: Option<String>,

@@ -6,16 +6,16 @@ use crate::protocol::{ExecResult, Outcome};
 
 /// Limits the model is told about, so its status lines can name them.
 #[derive(Debug, Clone, Copy)]
-pub struct FeedbackLimits {
-    pub excerpt_bytes: usize,
-    pub timeout_secs: u64,
-    pub memory_bytes: u64,
+pub(crate) struct FeedbackLimits {
+    pub(crate) excerpt_bytes: usize,
+    pub(crate) timeout_secs: u64,
+    pub(crate) memory_bytes: u64,
     /// What /workspace may hold: bytes, and files and directories.
-    pub workspace: (u64, u64),
+    pub(crate) workspace: (u64, u64),
 }
 
 /// The normalized text the model receives for one block's run.
-pub fn result_for_model(result: &ExecResult, limits: &FeedbackLimits) -> String {
+pub(crate) fn result_for_model(result: &ExecResult, limits: &FeedbackLimits) -> String {
     let mut lines = vec![status_line(result, limits)];
     if result.container_restarted {
         lines.push(

@@ -16,6 +16,8 @@ pub(crate) mod turn;
 mod unoffered;
 
 pub use crate::config::language::{Language, LanguageTable};
-pub use events::{Events, Journal};
-pub use extract::{ExtractedBlock, extract_blocks};
-pub use session::{Ended, Session, Settings};
+pub use events::Events;
+pub(crate) use events::Journal;
+pub use extract::extract_blocks;
+pub use session::Session;
+pub(crate) use session::{Ended, Settings};

@@ -11,10 +11,10 @@ use crate::protocol::{ApprovalRule, DecisionKind, DecisionSource, Scope};
 
 /// A decision made without asking anyone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ruling {
-    pub kind: DecisionKind,
-    pub source: DecisionSource,
-    pub reason: String,
+pub(crate) struct Ruling {
+    pub(crate) kind: DecisionKind,
+    pub(crate) source: DecisionSource,
+    pub(crate) reason: String,
 }
 
 impl Ruling {
@@ -90,12 +90,13 @@ impl Policy {
         })
     }
 
-    pub fn mode(&self) -> ApproveMode {
+    #[cfg(test)]
+    pub(crate) fn mode(&self) -> ApproveMode {
         self.mode
     }
 
     /// The ruling for a block, or `None` when someone has to decide it.
-    pub fn rule(&self, language: &str, code: &str) -> Option<Ruling> {
+    pub(crate) fn rule(&self, language: &str, code: &str) -> Option<Ruling> {
         use DecisionKind::{Approve, Reject};
         use DecisionSource::{Flag, Rule};
         if self.deny_languages.contains(language) {
@@ -130,7 +131,7 @@ impl Policy {
     }
 
     /// Remembers an approve-for-session.
-    pub fn approve_for_session(&mut self, scope: Scope, language: &str, code: &str) {
+    pub(crate) fn approve_for_session(&mut self, scope: Scope, language: &str, code: &str) {
         let rule = match scope {
             Scope::Language => SessionRule::Language(language.to_string()),
             Scope::Exact => SessionRule::Exact {
@@ -146,7 +147,7 @@ impl Policy {
 
 impl Policy {
     /// The rules in force, in the order they are tried.
-    pub fn rules(&self) -> Vec<ApprovalRule> {
+    pub(crate) fn rules(&self) -> Vec<ApprovalRule> {
         use DecisionKind::{Approve, Reject};
         let rule = |id: String, effect, covers: String, origin: &str| ApprovalRule {
             id,
@@ -223,7 +224,7 @@ impl Policy {
     }
 
     /// Lifts the rule with this id for the rest of the session; the rule, when there was one.
-    pub fn revoke(&mut self, id: &str) -> Option<ApprovalRule> {
+    pub(crate) fn revoke(&mut self, id: &str) -> Option<ApprovalRule> {
         let rule = self.rules().into_iter().find(|rule| rule.id == id)?;
         let (kind, name) = id.split_once(':').unwrap_or((id, ""));
         match kind {

@@ -3,15 +3,15 @@
 
 /// What the prompt says about the sandbox.
 #[derive(Debug, Clone)]
-pub struct PromptFacts<'a> {
-    pub languages: &'a [&'a str],
+pub(crate) struct PromptFacts<'a> {
+    pub(crate) languages: &'a [&'a str],
     /// Docker's network mode; "none" means no network.
-    pub network: &'a str,
-    pub timeout_secs: u64,
-    pub workspace_read_only: bool,
+    pub(crate) network: &'a str,
+    pub(crate) timeout_secs: u64,
+    pub(crate) workspace_read_only: bool,
 }
 
-pub fn default_system_prompt(facts: &PromptFacts<'_>) -> String {
+pub(crate) fn default_system_prompt(facts: &PromptFacts<'_>) -> String {
     let tags: Vec<String> = facts
         .languages
         .iter()

@@ -22,7 +22,7 @@ pub struct BlockSpec<'a> {
 
 /// Receives output as it arrives, for a live view: neutralized, except that SGR colour
 /// sequences are left in for a view that turns them into colours (others must strip them).
-pub type LiveOutput<'a> = &'a mut (dyn FnMut(Stream, &str) + Send);
+pub(crate) type LiveOutput<'a> = &'a mut (dyn FnMut(Stream, &str) + Send);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {

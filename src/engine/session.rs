@@ -32,17 +32,17 @@ mod settle;
 /// How a session behaves; everything the engine needs from the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub session: String,
-    pub system_prompt: String,
+    pub(crate) session: String,
+    pub(crate) system_prompt: String,
     /// Model replies per operator message.
-    pub max_turns: u32,
-    pub stop_on_failure: bool,
-    pub block_timeout: Duration,
-    pub feedback: FeedbackLimits,
-    pub languages: LanguageTable,
+    pub(crate) max_turns: u32,
+    pub(crate) stop_on_failure: bool,
+    pub(crate) block_timeout: Duration,
+    pub(crate) feedback: FeedbackLimits,
+    pub(crate) languages: LanguageTable,
     /// Headless: the session ends when a turn leaves nothing to do. Otherwise the engine
     /// waits for the operator's next message.
-    pub end_when_idle: bool,
+    pub(crate) end_when_idle: bool,
 }
 
 /// Why the model conversation paused or stopped.
@@ -69,7 +69,7 @@ enum TurnEnd {
 pub struct Ended {
     pub reason: DoneReason,
     /// The sandbox could not start, or stopped working: airlock itself could not work.
-    pub sandbox_failed: bool,
+    pub(crate) sandbox_failed: bool,
 }
 
 /// The session's sandbox: not started yet, ready, or failed.
@@ -145,7 +145,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     }
 
     /// Starts from an earlier session's conversation (`airlock resume`).
-    pub fn with_conversation(mut self, conversation: Vec<ChatMessage>) -> Self {
+    pub(crate) fn with_conversation(mut self, conversation: Vec<ChatMessage>) -> Self {
         self.conversation = conversation;
         self
     }

@@ -6,16 +6,20 @@ use super::feedback::{FeedbackLimits, result_for_model};
 use crate::protocol::{DecisionKind, DecisionSource, ExecResult};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decided {
-    pub kind: DecisionKind,
-    pub source: DecisionSource,
-    pub reason: Option<String>,
+pub(crate) struct Decided {
+    pub(crate) kind: DecisionKind,
+    pub(crate) source: DecisionSource,
+    pub(crate) reason: Option<String>,
     /// The operator's version of the code, for `edit`.
-    pub edited: Option<String>,
+    pub(crate) edited: Option<String>,
 }
 
 impl Decided {
-    pub fn new(kind: DecisionKind, source: DecisionSource, reason: impl Into<String>) -> Self {
+    pub(crate) fn new(
+        kind: DecisionKind,
+        source: DecisionSource,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             kind,
             source,
@@ -27,7 +31,7 @@ impl Decided {
 
 /// What became of a block that was to run.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Fate {
+pub(crate) enum Fate {
     Ran(ExecResult),
     /// The sandbox could not run it.
     Broken(String),
@@ -35,7 +39,7 @@ pub enum Fate {
 
 impl Fate {
     /// Counts as a failure for stop-on-failure.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         match self {
             Self::Ran(result) => !result.outcome().succeeded(),
             Self::Broken(_) => true,
@@ -44,23 +48,23 @@ impl Fate {
 }
 
 #[derive(Debug, Clone)]
-pub struct TurnBlock {
-    pub id: String,
+pub(crate) struct TurnBlock {
+    pub(crate) id: String,
     /// Position among the message's fenced blocks, as `airlock extract` numbers them.
-    pub index: usize,
-    pub language: Language,
-    pub code: String,
-    pub decision: Option<Decided>,
-    pub fate: Option<Fate>,
+    pub(crate) index: usize,
+    pub(crate) language: Language,
+    pub(crate) code: String,
+    pub(crate) decision: Option<Decided>,
+    pub(crate) fate: Option<Fate>,
 }
 
 impl TurnBlock {
     /// Nothing more will happen to it: it ran, or it was decided not to run.
-    pub fn settled(&self) -> bool {
+    pub(crate) fn settled(&self) -> bool {
         self.fate.is_some() || self.decision.as_ref().is_some_and(|d| !d.kind.runs())
     }
 
-    pub fn code_to_run(&self) -> &str {
+    pub(crate) fn code_to_run(&self) -> &str {
         self.decision
             .as_ref()
             .and_then(|decided| decided.edited.as_deref())
@@ -69,21 +73,21 @@ impl TurnBlock {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Turn {
-    pub blocks: Vec<TurnBlock>,
+pub(crate) struct Turn {
+    pub(crate) blocks: Vec<TurnBlock>,
 }
 
 impl Turn {
     /// The first block still waiting for a decision or a run; blocks run in order.
-    pub fn next_open(&self) -> Option<usize> {
+    pub(crate) fn next_open(&self) -> Option<usize> {
         self.blocks.iter().position(|block| !block.settled())
     }
 
-    pub fn position(&self, id: &str) -> Option<usize> {
+    pub(crate) fn position(&self, id: &str) -> Option<usize> {
         self.blocks.iter().position(|block| block.id == id)
     }
 
-    pub fn aborted(&self) -> bool {
+    pub(crate) fn aborted(&self) -> bool {
         self.decisions().any(|d| d.kind == DecisionKind::Abort)
     }
 
@@ -94,7 +98,7 @@ impl Turn {
     }
 
     /// The message for the model: every block's outcome, in order.
-    pub fn report(&self, limits: &FeedbackLimits) -> String {
+    pub(crate) fn report(&self, limits: &FeedbackLimits) -> String {
         let count = self.blocks.len();
         let noun = if count == 1 { "block" } else { "blocks" };
         let mut text =

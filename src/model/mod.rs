@@ -20,8 +20,8 @@ pub enum Role {
 /// One message of the conversation, as the model receives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    pub role: Role,
-    pub content: String,
+    pub(crate) role: Role,
+    pub(crate) content: String,
 }
 
 impl ChatMessage {
@@ -48,7 +48,7 @@ pub enum ModelEvent {
 }
 
 /// Receives [`ModelEvent`]s as they happen.
-pub type ModelSink<'a> = &'a mut (dyn FnMut(ModelEvent) + Send);
+pub(crate) type ModelSink<'a> = &'a mut (dyn FnMut(ModelEvent) + Send);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
@@ -70,7 +70,7 @@ pub trait Model: Send {
 }
 
 /// The model a session uses, chosen at start-up.
-pub enum AnyModel {
+pub(crate) enum AnyModel {
     OpenAi(Box<openai::OpenAiModel>),
     Scripted(scripted::ScriptedModel),
 }

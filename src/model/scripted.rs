@@ -33,7 +33,7 @@ pub struct ScriptedModel {
 }
 
 impl ScriptedModel {
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the model script {}", path.display()))?;
         Self::from_toml(&text).map_err(|err| {
@@ -45,7 +45,7 @@ impl ScriptedModel {
         })
     }
 
-    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+    pub(crate) fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         let script: Script = toml::from_str(text)?;
         Ok(Self {
             replies: script

@@ -8,29 +8,29 @@ use sanitize::{Neutralizer, Utf8Decoder, collapse_carriage_returns};
 
 /// What one run printed, as far as it was kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CapturedOutput {
+pub(crate) struct CapturedOutput {
     /// The first part of the output (at most half the cap).
-    pub head: String,
+    pub(crate) head: String,
     /// Bytes of (neutralized) text dropped between head and tail.
-    pub omitted: u64,
+    pub(crate) omitted: u64,
     /// The last part of the output (at most half the cap).
-    pub tail: String,
+    pub(crate) tail: String,
     /// Every byte the program wrote, kept or not.
-    pub produced_bytes: u64,
+    pub(crate) produced_bytes: u64,
 }
 
 impl CapturedOutput {
-    pub fn truncated(&self) -> bool {
+    pub(crate) fn truncated(&self) -> bool {
         self.omitted > 0
     }
 
     /// Where [`Self::text`] puts its omission marker, when it has one.
-    pub fn omission_at(&self) -> Option<usize> {
+    pub(crate) fn omission_at(&self) -> Option<usize> {
         self.truncated().then_some(self.head.len())
     }
 
     /// Head, an explicit marker where text was dropped, and tail.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut text = self.head.clone();
         if self.truncated() {
             text.push_str(&omission_marker(self.omitted));
@@ -42,13 +42,13 @@ impl CapturedOutput {
 
 const MARKER_END: &str = " bytes of output omitted ...]\n";
 
-pub fn omission_marker(omitted: u64) -> String {
+pub(crate) fn omission_marker(omitted: u64) -> String {
     format!("\n[... airlock: {omitted}{MARKER_END}")
 }
 
 /// The head and tail of a kept output around the omission marker that begins at `at` (from
 /// [`CapturedOutput::omission_at`]); `None` when no marker is there.
-pub fn split_at_omission(text: &str, at: usize) -> Option<(&str, &str)> {
+pub(crate) fn split_at_omission(text: &str, at: usize) -> Option<(&str, &str)> {
     let rest = text.get(at..)?;
     if !rest.starts_with("\n[... airlock: ") {
         return None;
@@ -59,7 +59,7 @@ pub fn split_at_omission(text: &str, at: usize) -> Option<(&str, &str)> {
 
 /// Feeds chunks of both streams, in arrival order, into a bounded record.
 #[derive(Debug)]
-pub struct OutputCapture {
+pub(crate) struct OutputCapture {
     half: usize,
     head: String,
     tail: String,
@@ -128,7 +128,7 @@ impl StreamState {
 
 impl OutputCapture {
     /// `limit`: how many bytes of text to keep in all, split between head and tail.
-    pub fn new(limit: usize) -> Self {
+    pub(crate) fn new(limit: usize) -> Self {
         Self {
             half: (limit / 2).max(1),
             head: String::new(),
@@ -145,7 +145,7 @@ impl OutputCapture {
     /// colours removes them with [`sanitize::neutralize`]). Once the head is full the rest
     /// goes to the tail only, and the view shows the tail when the run ends (see
     /// [`CapturedOutput::text`]).
-    pub fn push(&mut self, stream: Stream, bytes: &[u8]) -> String {
+    pub(crate) fn push(&mut self, stream: Stream, bytes: &[u8]) -> String {
         self.produced_bytes += bytes.len() as u64;
         let state = &mut self.streams[stream as usize];
         let mut decoded = String::new();
@@ -159,7 +159,7 @@ impl OutputCapture {
     /// Records text still waiting for its newline (a prompt, a progress bar). The reader
     /// calls this when the program has been quiet for a moment. Returns what a live view
     /// shows, per stream.
-    pub fn flush_partial_lines(&mut self) -> Vec<(Stream, String)> {
+    pub(crate) fn flush_partial_lines(&mut self) -> Vec<(Stream, String)> {
         let mut live = Vec::new();
         for stream in [Stream::Stdout, Stream::Stderr] {
             let state = &mut self.streams[stream as usize];
@@ -200,7 +200,7 @@ impl OutputCapture {
         self.tail.drain(..cut);
     }
 
-    pub fn finish(mut self) -> CapturedOutput {
+    pub(crate) fn finish(mut self) -> CapturedOutput {
         for state in &mut self.streams {
             let mut flushed = String::new();
             state.decoder.finish(&mut flushed);

@@ -5,12 +5,12 @@
 /// Incremental lossy UTF-8 decoder: a multi-byte character split across two chunks is
 /// decoded whole, invalid bytes become U+FFFD.
 #[derive(Debug, Default)]
-pub struct Utf8Decoder {
+pub(crate) struct Utf8Decoder {
     pending: Vec<u8>,
 }
 
 impl Utf8Decoder {
-    pub fn decode(&mut self, chunk: &[u8], out: &mut String) {
+    pub(crate) fn decode(&mut self, chunk: &[u8], out: &mut String) {
         let joined;
         let mut input: &[u8] = if self.pending.is_empty() {
             chunk
@@ -45,7 +45,7 @@ impl Utf8Decoder {
     }
 
     /// Flushes a character left incomplete at the end of the stream.
-    pub fn finish(&mut self, out: &mut String) {
+    pub(crate) fn finish(&mut self, out: &mut String) {
         if !self.pending.is_empty() {
             self.pending.clear();
             out.push(char::REPLACEMENT_CHARACTER);
@@ -91,7 +91,7 @@ impl Neutralizer {
     }
 
     /// Keeps SGR colour sequences (`ESC [ … m`), for a pane that turns them into styles.
-    pub fn keeping_sgr() -> Self {
+    pub(crate) fn keeping_sgr() -> Self {
         Self {
             keep_sgr: true,
             ..Self::new()
@@ -209,7 +209,7 @@ fn push_visible(c: char, out: &mut String) {
 }
 
 /// Neutralizes a complete string in one go.
-pub fn neutralize(text: &str) -> String {
+pub(crate) fn neutralize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     Neutralizer::new().push(text, &mut out);
     out
@@ -235,7 +235,7 @@ pub fn for_person(text: &str) -> String {
 /// Draws zero-width, bidi and other invisible characters of already neutralized text as
 /// `<U+XXXX>`. Line breaks, tabs, and ESC (which neutralized text keeps only to start an SGR
 /// colour, for a view that draws colours) stay. Borrows when there is nothing to mark.
-pub fn mark_invisible(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn mark_invisible(text: &str) -> std::borrow::Cow<'_, str> {
     let marked = |c: char| is_invisible(c) && !matches!(c, '\u{1b}' | '\n' | '\t' | '\r');
     if !text.chars().any(marked) {
         return text.into();
@@ -253,7 +253,7 @@ pub fn mark_invisible(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Collapses `\r` redraws to what the terminal would finally show on each line: the text
 /// after the last lone carriage return. `\r\n` is a plain line ending.
-pub fn collapse_carriage_returns(text: &str) -> String {
+pub(crate) fn collapse_carriage_returns(text: &str) -> String {
     if !text.contains('\r') {
         return text.to_string();
     }

@@ -4,7 +4,8 @@
 pub mod docker;
 pub(crate) mod workspace;
 
-pub use crate::engine::sandbox::{BlockSpec, LiveOutput, Sandbox, SandboxError};
+pub(crate) use crate::engine::sandbox::LiveOutput;
+pub use crate::engine::sandbox::{BlockSpec, Sandbox, SandboxError};
 
 /// Receives progress and warnings (image pulls, create warnings, restarts).
-pub type Notices = std::sync::Arc<dyn Fn(String) + Send + Sync>;
+pub(crate) type Notices = std::sync::Arc<dyn Fn(String) + Send + Sync>;

@@ -6,7 +6,7 @@ use crate::sandbox::SandboxError;
 
 /// The user-named workspace, or a new per-session directory under `data_dir`, made
 /// writable for the container user (a root-owned 0755 directory would not be).
-pub fn prepare(
+pub(crate) fn prepare(
     named: Option<&Path>,
     data_dir: &Path,
     session: &str,

@@ -10,54 +10,54 @@ use crate::output::fence_for;
 use crate::protocol::Outcome;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionExport {
-    pub session: String,
-    pub started_at: u64,
-    pub ended_at: Option<u64>,
-    pub end_reason: Option<String>,
-    pub model: String,
-    pub base_url: String,
-    pub sandbox: String,
-    pub messages: Vec<ExportMessage>,
-    pub blocks: Vec<ExportBlock>,
-    pub runs: Vec<RunRow>,
+pub(crate) struct SessionExport {
+    pub(crate) session: String,
+    pub(crate) started_at: u64,
+    pub(crate) ended_at: Option<u64>,
+    pub(crate) end_reason: Option<String>,
+    pub(crate) model: String,
+    pub(crate) base_url: String,
+    pub(crate) sandbox: String,
+    pub(crate) messages: Vec<ExportMessage>,
+    pub(crate) blocks: Vec<ExportBlock>,
+    pub(crate) runs: Vec<RunRow>,
     /// Approval rules the operator lifted, in order.
     #[serde(default)]
-    pub revoked_rules: Vec<ExportRevocation>,
+    pub(crate) revoked_rules: Vec<ExportRevocation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportRevocation {
-    pub rule: String,
-    pub covers: String,
-    pub origin: String,
-    pub revoked_by: String,
-    pub revoked_at: u64,
+pub(crate) struct ExportRevocation {
+    pub(crate) rule: String,
+    pub(crate) covers: String,
+    pub(crate) origin: String,
+    pub(crate) revoked_by: String,
+    pub(crate) revoked_at: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportMessage {
-    pub role: String,
-    pub content: String,
+pub(crate) struct ExportMessage {
+    pub(crate) role: String,
+    pub(crate) content: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportBlock {
-    pub block: String,
-    pub index: i64,
-    pub language: String,
-    pub code: String,
-    pub hash: String,
-    pub decisions: Vec<ExportDecision>,
+pub(crate) struct ExportBlock {
+    pub(crate) block: String,
+    pub(crate) index: i64,
+    pub(crate) language: String,
+    pub(crate) code: String,
+    pub(crate) hash: String,
+    pub(crate) decisions: Vec<ExportDecision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportDecision {
-    pub decision: String,
-    pub source: String,
-    pub decided_by: String,
-    pub reason: Option<String>,
-    pub edited_code: Option<String>,
+pub(crate) struct ExportDecision {
+    pub(crate) decision: String,
+    pub(crate) source: String,
+    pub(crate) decided_by: String,
+    pub(crate) reason: Option<String>,
+    pub(crate) edited_code: Option<String>,
 }
 
 /// The session's own row, as the export begins with it.
@@ -71,7 +71,7 @@ struct Header {
 }
 
 impl Store {
-    pub fn export(&self, session: &str) -> Result<SessionExport> {
+    pub(crate) fn export(&self, session: &str) -> Result<SessionExport> {
         let header = self.export_header(session)?;
         let messages = self.export_messages(session)?;
         let blocks = self.export_blocks(session)?;
@@ -209,7 +209,7 @@ fn quoted(text: &str) -> String {
 }
 
 /// A readable transcript: the conversation in order, each block with its decisions and runs.
-pub fn markdown(export: &SessionExport) -> String {
+pub(crate) fn markdown(export: &SessionExport) -> String {
     let mut out = format!("# airlock session {}\n\n", export.session);
     push_header(&mut out, export);
     for message in &export.messages {

@@ -16,8 +16,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::owner::Owner;
 use crate::protocol::{Event, ExecResult, wire_name};
-pub use export::{SessionExport, markdown};
-pub use runs::{RunFilter, RunRow, RunStatus};
+pub(crate) use export::markdown;
+pub use runs::RunFilter;
+pub(crate) use runs::RunRow;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -51,18 +52,17 @@ pub struct SessionInfo {
 
 /// What `history prune` removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pruned {
-    pub sessions: usize,
+pub(crate) struct Pruned {
+    pub(crate) sessions: usize,
     /// The removed sessions that had their own workspace under the data directory (not a
     /// user-named `sandbox.workspace`): those workspaces can go too.
-    pub own_workspaces: Vec<String>,
-    pub bytes_before: u64,
-    pub bytes_after: u64,
+    pub(crate) own_workspaces: Vec<String>,
+    pub(crate) bytes_before: u64,
+    pub(crate) bytes_after: u64,
 }
 
 pub struct Store {
     conn: Connection,
-    path: PathBuf,
     /// Who decides as "operator": user@host.
     operator: String,
 }
@@ -76,12 +76,12 @@ fn now() -> i64 {
 
 impl Store {
     /// `$XDG_DATA_HOME/airlock/history.db`.
-    pub fn default_path() -> anyhow::Result<PathBuf> {
+    pub(crate) fn default_path() -> anyhow::Result<PathBuf> {
         Ok(crate::config::data_dir()?.join("history.db"))
     }
 
     /// The configured history: `history.file`, or the default path.
-    pub fn open_configured(config: &crate::config::HistoryConfig) -> anyhow::Result<Self> {
+    pub(crate) fn open_configured(config: &crate::config::HistoryConfig) -> anyhow::Result<Self> {
         let path = match &config.file {
             Some(path) => path.clone(),
             None => Self::default_path()?,
@@ -115,15 +115,10 @@ impl Store {
         schema::migrate(&conn).map_err(|err| StoreError::at(path, "cannot be migrated", err))?;
         let store = Self {
             conn,
-            path: path.to_path_buf(),
             operator: operator_name(),
         };
         store.mark_interrupted()?;
         Ok(store)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn begin_session(&self, info: &SessionInfo) -> Result<()> {
@@ -255,7 +250,7 @@ impl Store {
     }
 
     /// Runs still `running` whose airlock process is gone become `interrupted`.
-    pub fn mark_interrupted(&self) -> Result<usize> {
+    pub(crate) fn mark_interrupted(&self) -> Result<usize> {
         let mut statement = self.conn.prepare(
             "SELECT DISTINCT s.id, s.owner FROM runs r JOIN sessions s ON s.id = r.session WHERE r.status = 'running'",
         )?;
@@ -279,7 +274,7 @@ impl Store {
     }
 
     /// The newest session's id.
-    pub fn latest_session(&self) -> Result<Option<String>> {
+    pub(crate) fn latest_session(&self) -> Result<Option<String>> {
         Ok(self
             .conn
             .query_row(
@@ -291,7 +286,7 @@ impl Store {
     }
 
     /// A session's conversation as the model saw it: (role, content), results as the user.
-    pub fn conversation(&self, session: &str) -> Result<Vec<(String, String)>> {
+    pub(crate) fn conversation(&self, session: &str) -> Result<Vec<(String, String)>> {
         let mut statement = self
             .conn
             .prepare("SELECT role, content FROM messages WHERE session = ?1 ORDER BY id")?;
@@ -302,7 +297,7 @@ impl Store {
     /// Retention: removes sessions that ended more than `keep_days` ago (0: keep all), then
     /// the oldest sessions until the file is under `max_bytes` (0: no limit). Sessions of
     /// live processes are never removed.
-    pub fn prune(&self, keep_days: u64, max_bytes: u64) -> Result<Pruned> {
+    pub(crate) fn prune(&self, keep_days: u64, max_bytes: u64) -> Result<Pruned> {
         let bytes_before = self.size()?;
         let mut removed = Vec::new();
         if keep_days > 0 {
@@ -369,7 +364,7 @@ impl Store {
         Ok((pages * page) as u64)
     }
 
-    pub fn session_exists(&self, id: &str) -> Result<bool> {
+    pub(crate) fn session_exists(&self, id: &str) -> Result<bool> {
         Ok(self
             .conn
             .query_row("SELECT 1 FROM sessions WHERE id = ?1", params![id], |_| {

@@ -10,14 +10,14 @@ use crate::protocol::{DecisionKind, Outcome};
 /// Where a run is: still going, ended with a result, or cut off (airlock went away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RunStatus {
+pub(crate) enum RunStatus {
     Running,
     Finished,
     Interrupted,
 }
 
 impl RunStatus {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Finished => "finished",
@@ -29,33 +29,33 @@ impl RunStatus {
 /// One run as `history list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRow {
-    pub session: String,
-    pub run: String,
-    pub block: String,
-    pub language: String,
+    pub(crate) session: String,
+    pub(crate) run: String,
+    pub(crate) block: String,
+    pub(crate) language: String,
     /// The code as the model proposed it.
-    pub proposed: String,
+    pub(crate) proposed: String,
     /// The code that ran (the edited version when there was an edit).
-    pub code: String,
-    pub edited: bool,
+    pub(crate) code: String,
+    pub(crate) edited: bool,
     /// The decision that let it run.
-    pub decision: Option<DecisionKind>,
-    pub decided_by: String,
-    pub status: RunStatus,
-    pub exit_code: Option<i64>,
-    pub timed_out: bool,
-    pub oom_killed: bool,
-    pub truncated: bool,
-    pub cancelled: bool,
-    pub output: String,
-    pub output_bytes: u64,
-    pub duration_ms: Option<u64>,
-    pub started_at: u64,
+    pub(crate) decision: Option<DecisionKind>,
+    pub(crate) decided_by: String,
+    pub(crate) status: RunStatus,
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) timed_out: bool,
+    pub(crate) oom_killed: bool,
+    pub(crate) truncated: bool,
+    pub(crate) cancelled: bool,
+    pub(crate) output: String,
+    pub(crate) output_bytes: u64,
+    pub(crate) duration_ms: Option<u64>,
+    pub(crate) started_at: u64,
     /// The container it ran in (short id); empty while running.
-    pub container: String,
+    pub(crate) container: String,
     /// /workspace was full when it ended.
     #[serde(default)]
-    pub workspace_full: bool,
+    pub(crate) workspace_full: bool,
 }
 
 /// Which runs to list.
@@ -71,7 +71,7 @@ pub struct RunFilter {
 
 impl RunRow {
     /// How it ended; `None` while it runs or when it was cut off.
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
         (self.status == RunStatus::Finished).then(|| {
             Outcome::of(
                 self.exit_code,
@@ -83,7 +83,7 @@ impl RunRow {
     }
 
     /// Its outcome, or where it is when it has none.
-    pub fn state(&self) -> String {
+    pub(crate) fn state(&self) -> String {
         self.outcome()
             .map_or_else(|| self.status.name().to_string(), Outcome::label)
     }
@@ -120,7 +120,7 @@ impl Store {
     }
 
     /// One run by id.
-    pub fn run(&self, id: &str) -> Result<Option<RunRow>> {
+    pub(crate) fn run(&self, id: &str) -> Result<Option<RunRow>> {
         let filter = RunFilter {
             run: Some(id.to_string()),
             ..RunFilter::default()

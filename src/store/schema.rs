@@ -6,7 +6,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH];
 
 /// 1: sessions, messages, blocks, decisions, runs.
-pub const FIRST: &str = "CREATE TABLE sessions (
+pub(crate) const FIRST: &str = "CREATE TABLE sessions (
         id TEXT PRIMARY KEY,
         started_at INTEGER NOT NULL,
         ended_at INTEGER,
@@ -94,9 +94,9 @@ const SECOND: &str = "ALTER TABLE sessions ADD COLUMN resumed_from TEXT;
     CREATE INDEX sessions_by_start ON sessions(started_at);";
 
 /// The schema version this build writes.
-pub const VERSION: i64 = MIGRATIONS.len() as i64;
+pub(crate) const VERSION: i64 = MIGRATIONS.len() as i64;
 
-pub fn migrate(conn: &Connection) -> Result<(), String> {
+pub(crate) fn migrate(conn: &Connection) -> Result<(), String> {
     let current: i64 = conn
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .map_err(|err| err.to_string())?;

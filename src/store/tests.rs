@@ -1,3 +1,5 @@
+use super::export::SessionExport;
+use super::runs::RunStatus;
 use super::*;
 use crate::protocol::{DecisionKind, DecisionSource, DoneReason, ExecResult};
 

@@ -24,24 +24,24 @@ const PENDING_FRAMES: usize = 16;
 #[derive(Debug, Clone)]
 pub(crate) struct BlockRun {
     /// The interpreter and its arguments; the code file's path is appended.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// The code file's extension (`py`, `sh`).
-    pub extension: String,
-    pub code: Vec<u8>,
-    pub uid: u32,
-    pub gid: u32,
+    pub(crate) extension: String,
+    pub(crate) code: Vec<u8>,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     /// Where each block's private directory is made: not writable by the code's uid, so no
     /// block can prepare the directory of a later one.
-    pub scratch: PathBuf,
+    pub(crate) scratch: PathBuf,
     /// The block's working directory (/workspace).
-    pub workdir: PathBuf,
+    pub(crate) workdir: PathBuf,
     /// The whole environment the block gets.
-    pub env: Vec<(String, String)>,
-    pub timeout: Duration,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) timeout: Duration,
     /// After SIGTERM at the time limit, how long the block has before it is killed.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// Where processes are listed (/proc).
-    pub proc: PathBuf,
+    pub(crate) proc: PathBuf,
 }
 
 enum Happened {

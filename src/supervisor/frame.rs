@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// The largest payload airlock accepts from the supervisor; a longer length means a broken
 /// stream. Output comes in pieces of [`OUTPUT_CHUNK`], so this bounds what airlock buffers.
-pub const MAX_PAYLOAD: usize = 1 << 20;
+pub(crate) const MAX_PAYLOAD: usize = 1 << 20;
 /// The largest request the supervisor accepts: a run request carries the whole code.
-pub const MAX_REQUEST: usize = 64 << 20;
+pub(crate) const MAX_REQUEST: usize = 64 << 20;
 /// Output is sent in pieces of at most this many bytes.
-pub const OUTPUT_CHUNK: usize = 64 * 1024;
+pub(crate) const OUTPUT_CHUNK: usize = 64 * 1024;
 const HEADER: usize = 5;
 
 /// How a block ended, as the supervisor saw it with waitpid.
@@ -43,7 +43,7 @@ pub struct ExitReport {
 
 impl ExitReport {
     /// For a block that was not started.
-    pub fn not_run(why: String) -> Self {
+    pub(crate) fn not_run(why: String) -> Self {
         Self {
             not_run: Some(why),
             ..Self::default()
@@ -51,7 +51,7 @@ impl ExitReport {
     }
 
     /// The exit status as a shell gives it: the code, or 128 + the signal that ended it.
-    pub fn shell_status(&self) -> Option<i64> {
+    pub(crate) fn shell_status(&self) -> Option<i64> {
         self.exit_code
             .map(i64::from)
             .or(self.signal.map(|signal| 128 + i64::from(signal)))
@@ -61,23 +61,23 @@ impl ExitReport {
 /// What the supervisor says of itself when it starts: airlock checks it before any block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    pub version: String,
+    pub(crate) version: String,
     /// Its own uid, and the uid blocks run as.
-    pub uid: u32,
-    pub code_uid: u32,
+    pub(crate) uid: u32,
+    pub(crate) code_uid: u32,
     /// Its effective capabilities, as the bit mask of /proc/self/status (`CapEff`).
-    pub capabilities: u64,
-    pub no_new_privileges: bool,
+    pub(crate) capabilities: u64,
+    pub(crate) no_new_privileges: bool,
     /// The room of /workspace when it is the capped tmpfs mirrored to the host.
     #[serde(default)]
-    pub workspace: Option<WorkspaceRoom>,
+    pub(crate) workspace: Option<WorkspaceRoom>,
 }
 
 /// What the kernel lets /workspace hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkspaceRoom {
-    pub bytes: u64,
-    pub inodes: u64,
+pub(crate) struct WorkspaceRoom {
+    pub(crate) bytes: u64,
+    pub(crate) inodes: u64,
 }
 
 /// What airlock asks of the supervisor for one block; the code travels after it, raw.
@@ -173,7 +173,7 @@ impl Default for Decoder {
 
 impl Decoder {
     /// A decoder that refuses frames longer than `limit` bytes.
-    pub fn with_limit(limit: usize) -> Self {
+    pub(crate) fn with_limit(limit: usize) -> Self {
         Self {
             pending: Vec::new(),
             limit,
@@ -210,7 +210,7 @@ impl Decoder {
 
     /// Bytes of a frame not yet complete.
     #[cfg(test)]
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.pending.len()
     }
 }

@@ -14,17 +14,17 @@ use super::reap;
 
 /// Who the code runs as, and where.
 #[derive(Debug, Clone)]
-pub struct Identity {
-    pub uid: u32,
-    pub gid: u32,
+pub(crate) struct Identity {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     /// The parent of every block's private directory; the code's uid must not write it.
-    pub scratch: PathBuf,
-    pub workdir: PathBuf,
+    pub(crate) scratch: PathBuf,
+    pub(crate) workdir: PathBuf,
     /// Emptied after every block: only the working directory carries anything over.
-    pub ephemeral: Vec<PathBuf>,
+    pub(crate) ephemeral: Vec<PathBuf>,
     /// The host's workspace directory, mirrored with `workdir` around every block (see
     /// [`super::mirror`]); `None` when `workdir` is that directory itself.
-    pub mirror: Option<PathBuf>,
+    pub(crate) mirror: Option<PathBuf>,
 }
 
 /// While the workspace is copied, airlock hears from the supervisor at least this often.
@@ -37,7 +37,7 @@ enum Request {
 }
 
 /// Serves requests until airlock goes away.
-pub fn serve(identity: &Identity) -> Result<(), String> {
+pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
     // Nothing of the code's uid may read this process's memory or attach to it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|err| format!("cannot make the supervisor non-dumpable: {err}"))?;

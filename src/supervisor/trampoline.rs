@@ -9,7 +9,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode};
 
 /// The name the supervisor starts a block under.
-pub const ARG0: &str = "airlock-block";
+pub(crate) const ARG0: &str = "airlock-block";
 
 /// When this process is a block's trampoline, becomes the block and never returns, unless the
 /// interpreter cannot be started: then it says why on the block's stderr and gives the exit

@@ -4,13 +4,13 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Ctrl-C and SIGTERM, listened to for the whole command: a signal that arrives while
 /// nobody is waiting for one is kept for the next wait, never lost.
-pub struct Interrupts {
+pub(crate) struct Interrupts {
     interrupt: Signal,
     terminate: Signal,
 }
 
 impl Interrupts {
-    pub fn listen() -> anyhow::Result<Self> {
+    pub(crate) fn listen() -> anyhow::Result<Self> {
         let listen = |kind| {
             signal(kind)
                 .map_err(|err| anyhow::anyhow!("cannot listen for Ctrl-C and SIGTERM: {err}"))
@@ -22,7 +22,7 @@ impl Interrupts {
     }
 
     /// Resolves at the next Ctrl-C or SIGTERM.
-    pub async fn next(&mut self) {
+    pub(crate) async fn next(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}

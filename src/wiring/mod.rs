@@ -27,35 +27,35 @@ use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use crate::store::{SessionInfo, Store};
 use std::sync::{Arc, OnceLock};
 
-pub use interrupts::Interrupts;
+pub(crate) use interrupts::Interrupts;
 
-pub struct Running {
-    pub engine: JoinHandle<Ended>,
-    pub events: mpsc::UnboundedReceiver<Event>,
-    pub ops: mpsc::UnboundedSender<Op>,
+pub(crate) struct Running {
+    pub(crate) engine: JoinHandle<Ended>,
+    pub(crate) events: mpsc::UnboundedReceiver<Event>,
+    pub(crate) ops: mpsc::UnboundedSender<Op>,
     /// For the final sweep of containers this process created: set once connected.
     docker: Arc<OnceLock<Docker>>,
     /// Why this session is not recorded, when it is not (a broken history file).
-    pub history_problem: Option<String>,
+    pub(crate) history_problem: Option<String>,
 }
 
 /// Checks the rules, connects to Docker and starts the engine; the sandbox starts inside
 /// the session, so its progress arrives as events. `end_when_idle`: headless sessions end
 /// when a turn leaves nothing to do.
 /// What a frontend starts a session with.
-pub struct Launch {
-    pub model: AnyModel,
+pub(crate) struct Launch {
+    pub(crate) model: AnyModel,
     /// How the history names the model.
-    pub model_name: String,
+    pub(crate) model_name: String,
     /// The operator's first message, if the frontend has one.
-    pub prompt: Option<String>,
+    pub(crate) prompt: Option<String>,
     /// Headless sessions end when a turn leaves nothing to do.
-    pub end_when_idle: bool,
+    pub(crate) end_when_idle: bool,
     /// `airlock resume`: the earlier session and its conversation.
-    pub resumed: Option<(String, Vec<ChatMessage>)>,
+    pub(crate) resumed: Option<(String, Vec<ChatMessage>)>,
 }
 
-pub async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
+pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
     let Launch {
         model,
         model_name,
@@ -154,7 +154,7 @@ fn open_history(
 
 impl Running {
     /// A Ctrl-C during start-up can leave a container the sandbox never got to own.
-    pub async fn remove_leftovers(&self) {
+    pub(crate) async fn remove_leftovers(&self) {
         if let Some(docker) = self.docker.get() {
             docker::remove_own(docker).await;
         }
@@ -195,7 +195,7 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
 
 /// `--scripted FILE` (a bad file is a usage error), else the configured OpenAI-compatible
 /// server (a bad setting is a config error); with the name the screen and the history use.
-pub fn choose_model(
+pub(crate) fn choose_model(
     config: &Config,
     scripted: Option<&std::path::Path>,
 ) -> anyhow::Result<(AnyModel, String)> {
@@ -226,7 +226,7 @@ fn without_credentials(url: &str) -> String {
 }
 
 /// A new session's sandbox request from the configuration; `prefix` starts the session id.
-pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionRequest> {
+pub(crate) fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionRequest> {
     Ok(SessionRequest {
         session: new_id(prefix),
         config: config.sandbox.clone(),
@@ -237,7 +237,7 @@ pub fn session_request(config: &Config, prefix: &str) -> anyhow::Result<SessionR
 }
 
 /// The newest session in the history, for `--resume` without an id.
-pub fn latest_session(config: &Config) -> anyhow::Result<String> {
+pub(crate) fn latest_session(config: &Config) -> anyhow::Result<String> {
     Store::open_configured(&config.history)?
         .latest_session()?
         .ok_or_else(|| usage("the history holds no session to resume yet"))

@@ -14,10 +14,10 @@ use crate::sandbox::{Notices, SandboxError};
 
 /// The image a session runs, pinned to what was actually there.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
-    pub name: String,
-    pub id: String,
-    pub digest: Option<String>,
+pub(crate) struct ImageRef {
+    pub(crate) name: String,
+    pub(crate) id: String,
+    pub(crate) digest: Option<String>,
 }
 
 impl std::fmt::Display for ImageRef {
@@ -31,14 +31,14 @@ impl std::fmt::Display for ImageRef {
 
 impl ImageRef {
     /// The name and the first 12 hex digits of the digest or id, for a status line.
-    pub fn short(&self) -> String {
+    pub(crate) fn short(&self) -> String {
         let full = self.digest.as_deref().unwrap_or(&self.id);
         let hex = full.rsplit(':').next().unwrap_or(full);
         format!("{} ({})", self.name, &hex[..hex.len().min(12)])
     }
 }
 
-pub async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
+pub(crate) async fn inspect(docker: &Docker, name: &str) -> Option<ImageRef> {
     let image = docker.inspect_image(name).await.ok()?;
     let digest = repo_digest(&image);
     Some(ImageRef {
@@ -55,16 +55,16 @@ fn repo_digest(image: &bollard::models::ImageInspect) -> Option<String> {
 
 /// What `airlock image status` says of one image that is present.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ImageFacts {
-    pub id: String,
-    pub digest: Option<String>,
-    pub created: Option<String>,
-    pub size_bytes: Option<i64>,
+pub(crate) struct ImageFacts {
+    pub(crate) id: String,
+    pub(crate) digest: Option<String>,
+    pub(crate) created: Option<String>,
+    pub(crate) size_bytes: Option<i64>,
     /// Where it came from, in words.
-    pub source: String,
+    pub(crate) source: String,
 }
 
-pub async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
+pub(crate) async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
     let image = docker.inspect_image(name).await.ok()?;
     let digest = repo_digest(&image);
     let labels = image
@@ -95,12 +95,12 @@ pub async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
 }
 
 /// Whether the offline image can be built on this machine (its build tool is installed).
-pub fn can_build_offline() -> bool {
+pub(crate) fn can_build_offline() -> bool {
     build::tool_available()
 }
 
 /// Builds `tag` from Debian packages (`airlock image build`), replacing an image of that name.
-pub async fn build_offline(
+pub(crate) async fn build_offline(
     docker: &Docker,
     tag: &str,
     progress: &Notices,
@@ -114,7 +114,7 @@ pub async fn build_offline(
 /// The configured image, else a pull of it, else the offline image, else the offline image
 /// built from Debian packages (when `sandbox.build_offline` allows). Progress of a pull or a
 /// build goes to `progress`, decisions worth knowing to `notices`.
-pub async fn ensure(
+pub(crate) async fn ensure(
     docker: &Docker,
     config: &SandboxConfig,
     notices: &Notices,

@@ -23,7 +23,7 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
-pub use image::ImageRef;
+pub(crate) use image::ImageRef;
 use link::Link;
 use spec::{ContainerPlan, LABEL_OWNER};
 
@@ -38,7 +38,7 @@ const SUPERVISOR_START: Duration = Duration::from_secs(15);
 const QUIET: Duration = Duration::from_millis(100);
 
 /// A short human account of a Docker API error.
-pub fn describe(err: &bollard::errors::Error) -> String {
+pub(crate) fn describe(err: &bollard::errors::Error) -> String {
     match err {
         bollard::errors::Error::DockerResponseServerError {
             status_code,
@@ -78,7 +78,7 @@ pub async fn connect() -> Result<Docker, SandboxError> {
 
 /// Removes labelled containers whose owning airlock process is gone. Containers of a live
 /// airlock, or of another host, are never touched.
-pub async fn reap_stale(docker: &Docker, notices: &Notices) {
+pub(crate) async fn reap_stale(docker: &Docker, notices: &Notices) {
     for container in labelled(docker, LABEL_OWNER.to_string()).await {
         let (Some(id), Some(labels)) = (container.id, container.labels) else {
             continue;
@@ -115,7 +115,7 @@ async fn labelled(docker: &Docker, label: String) -> Vec<ContainerSummary> {
 
 /// Removes every container this process created: for an interruption that came while a
 /// container was being set up, before the sandbox could own it.
-pub async fn remove_own(docker: &Docker) {
+pub(crate) async fn remove_own(docker: &Docker) {
     let me = format!("{LABEL_OWNER}={}", Owner::current());
     for container in labelled(docker, me).await {
         if let Some(id) = container.id {
@@ -150,7 +150,7 @@ pub struct SessionRequest {
 }
 
 /// This running airlock's binary, which is also the supervisor.
-pub fn own_binary() -> Result<PathBuf, SandboxError> {
+pub(crate) fn own_binary() -> Result<PathBuf, SandboxError> {
     std::env::current_exe().map_err(|err| {
         SandboxError::Unavailable(format!(
             "cannot find airlock's own binary, which the sandbox runs as its supervisor: {err}"
@@ -191,7 +191,7 @@ impl DockerSandbox {
 
     /// [`Self::start`], with the passing progress of an image pull or build kept apart from
     /// the notices worth keeping.
-    pub async fn start_reporting(
+    pub(crate) async fn start_reporting(
         docker: Docker,
         request: SessionRequest,
         notices: Notices,
@@ -236,7 +236,7 @@ impl DockerSandbox {
         Ok(sandbox)
     }
 
-    pub fn image(&self) -> &ImageRef {
+    pub(crate) fn image(&self) -> &ImageRef {
         &self.image
     }
 

@@ -15,16 +15,16 @@ use crate::sandbox::SandboxError;
 
 /// A protection that the created container does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
-    pub protection: Protection,
-    pub detail: String,
+pub(crate) struct Missing {
+    pub(crate) protection: Protection,
+    pub(crate) detail: String,
 }
 
 // Over 80 lines on purpose: a flat list of settings checks, read best as one list.
 /// Reads the container's applied settings back, field by field. Settings that must never
 /// be relaxed (privileged, host namespaces, published ports, the Docker socket) fail outright;
 /// the others are returned so the caller can honour `sandbox.waive`.
-pub fn verify(
+pub(crate) fn verify(
     inspect: &ContainerInspectResponse,
     plan: &ContainerPlan,
     config: &SandboxConfig,

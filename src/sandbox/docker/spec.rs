@@ -12,24 +12,24 @@ use crate::owner::Owner;
 use crate::sandbox::SandboxError;
 use crate::supervisor::frame::WorkspaceRoom;
 
-pub const LABEL_APP: &str = "airlock";
-pub const LABEL_SESSION: &str = "airlock.session";
-pub const LABEL_OWNER: &str = "airlock.owner";
-pub const WORKSPACE: &str = "/workspace";
+pub(crate) const LABEL_APP: &str = "airlock";
+pub(crate) const LABEL_SESSION: &str = "airlock.session";
+pub(crate) const LABEL_OWNER: &str = "airlock.owner";
+pub(crate) const WORKSPACE: &str = "/workspace";
 /// Where the supervisor binary is mounted, read-only.
-pub const SUPERVISOR: &str = "/opt/airlock/airlock";
+pub(crate) const SUPERVISOR: &str = "/opt/airlock/airlock";
 /// The parent of every block's private directory: only the supervisor writes it.
-pub const BLOCKS: &str = "/run/airlock-blocks";
+pub(crate) const BLOCKS: &str = "/run/airlock-blocks";
 /// Where the host's workspace directory is mounted when /workspace is the capped tmpfs that
 /// mirrors it: under a directory only the supervisor may enter, so no block writes past
 /// the cap.
-pub const HOST_WORKSPACE_PARENT: &str = "/run/airlock-host";
-pub const HOST_WORKSPACE: &str = "/run/airlock-host/workspace";
+pub(crate) const HOST_WORKSPACE_PARENT: &str = "/run/airlock-host";
+pub(crate) const HOST_WORKSPACE: &str = "/run/airlock-host/workspace";
 /// The capabilities the container keeps, all of them the supervisor's: to start blocks as
 /// their uid (SETUID, SETGID), hand them their directory (CHOWN), sweep them (KILL), clear up
 /// after them (DAC_OVERRIDE) and copy the workspace with its owners, modes and times (CHOWN,
 /// DAC_OVERRIDE, FOWNER). A block keeps none: it runs as another uid.
-pub const SUPERVISOR_CAPABILITIES: [&str; 6] = [
+pub(crate) const SUPERVISOR_CAPABILITIES: [&str; 6] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "FOWNER",
@@ -39,27 +39,28 @@ pub const SUPERVISOR_CAPABILITIES: [&str; 6] = [
 ];
 /// The same set as the bit mask of /proc/PID/status (`CapEff`): CHOWN is bit 0,
 /// DAC_OVERRIDE 1, FOWNER 3, KILL 5, SETGID 6, SETUID 7.
-pub const SUPERVISOR_CAPABILITY_MASK: u64 = 1 << 0 | 1 << 1 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 7;
+pub(crate) const SUPERVISOR_CAPABILITY_MASK: u64 =
+    1 << 0 | 1 << 1 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 7;
 /// The size of the blocks' tmpfs: each holds its code, up to the supervisor's request limit.
 const BLOCKS_SIZE: u64 = 80 << 20;
 
 /// A uid:gid pair inside the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UserId {
-    pub uid: u32,
-    pub gid: u32,
+pub(crate) struct UserId {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 /// Who runs what: the supervisor runs as root inside the container, with only
 /// [`SUPERVISOR_CAPABILITIES`]; blocks run as `code`, never root, so they can neither read
 /// nor signal it, and a block's `kill -9 -1` reaches the block's processes and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Users {
-    pub code: UserId,
+pub(crate) struct Users {
+    pub(crate) code: UserId,
 }
 
 impl Users {
-    pub fn resolve(setting: &str) -> Result<Self, SandboxError> {
+    pub(crate) fn resolve(setting: &str) -> Result<Self, SandboxError> {
         let code = if setting == "auto" {
             let (uid, gid) = (
                 rustix::process::getuid().as_raw(),
@@ -90,19 +91,19 @@ impl Users {
 
 /// Everything needed to create one session's container.
 #[derive(Debug, Clone)]
-pub struct ContainerPlan {
-    pub session: String,
-    pub image: String,
-    pub users: Users,
-    pub workspace: PathBuf,
-    pub env: Vec<String>,
-    pub binds: Vec<String>,
-    pub owner: Owner,
+pub(crate) struct ContainerPlan {
+    pub(crate) session: String,
+    pub(crate) image: String,
+    pub(crate) users: Users,
+    pub(crate) workspace: PathBuf,
+    pub(crate) env: Vec<String>,
+    pub(crate) binds: Vec<String>,
+    pub(crate) owner: Owner,
     /// The host file mounted as the supervisor.
-    pub supervisor: PathBuf,
+    pub(crate) supervisor: PathBuf,
     /// The room of /workspace when it is the capped tmpfs mirrored to `workspace`; `None`
     /// when `workspace` itself is mounted there.
-    pub mirrored: Option<WorkspaceRoom>,
+    pub(crate) mirrored: Option<WorkspaceRoom>,
 }
 
 /// The host file that becomes the container's supervisor.
@@ -117,7 +118,7 @@ fn supervisor_bind(binary: &Path) -> Result<String, SandboxError> {
 }
 
 impl ContainerPlan {
-    pub fn new(
+    pub(crate) fn new(
         session: &str,
         image: &str,
         config: &SandboxConfig,
@@ -153,7 +154,7 @@ impl ContainerPlan {
         })
     }
 
-    pub fn body(&self, config: &SandboxConfig) -> ContainerCreateBody {
+    pub(crate) fn body(&self, config: &SandboxConfig) -> ContainerCreateBody {
         let labels = HashMap::from([
             (LABEL_APP.to_string(), "1".to_string()),
             (LABEL_SESSION.to_string(), self.session.clone()),
@@ -223,7 +224,7 @@ fn mirrored_room(config: &SandboxConfig) -> Option<WorkspaceRoom> {
 
 /// The container's memory cgroup limit: what programs may use plus what the workspace's
 /// tmpfs may hold, since its pages are charged to the same cgroup.
-pub fn memory_limit(config: &SandboxConfig) -> i64 {
+pub(crate) fn memory_limit(config: &SandboxConfig) -> i64 {
     let workspace = mirrored_room(config).map_or(0, |room| room.bytes);
     (config.memory.bytes() + workspace) as i64
 }

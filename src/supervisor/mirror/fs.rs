@@ -94,10 +94,10 @@ pub(super) fn entries(dir: &OwnedFd) -> Result<Vec<OsString>, Errno> {
 /// One file to copy: its name in the source, the passing name of the copy, what it is, and
 /// how much of it to copy.
 pub(super) struct Copy<'c> {
-    pub name: &'c OsString,
-    pub partial: &'c OsString,
-    pub stat: &'c Stat,
-    pub length: u64,
+    pub(crate) name: &'c OsString,
+    pub(crate) partial: &'c OsString,
+    pub(crate) stat: &'c Stat,
+    pub(crate) length: u64,
 }
 
 /// Copies a regular file of `from` as the new file `partial` in `to`, with its mode (set-id

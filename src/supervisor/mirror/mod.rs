@@ -125,12 +125,12 @@ impl Direction {
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct PassReport {
-    pub copied: u64,
-    pub removed: u64,
+    pub(crate) copied: u64,
+    pub(crate) removed: u64,
     /// The receiving side ran out of bytes or inodes (on the host: the limit's worth).
-    pub no_space: bool,
+    pub(crate) no_space: bool,
     /// Entries that were not copied, and why (at most [`MAX_NAMED`], then a count).
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl PassReport {
@@ -152,10 +152,10 @@ impl PassReport {
 /// The room /workspace has, as the kernel enforces it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Room {
-    pub bytes: u64,
-    pub inodes: u64,
-    pub free_bytes: u64,
-    pub free_inodes: u64,
+    pub(crate) bytes: u64,
+    pub(crate) inodes: u64,
+    pub(crate) free_bytes: u64,
+    pub(crate) free_inodes: u64,
 }
 
 impl Room {
