@@ -30,7 +30,11 @@ fn session(messages: usize, log_lines: usize) -> App {
         let text = format!(
             "## Step {i}\n\nI will **check** the `data` directory, then count lines:\n\n- list\n- count\n\n```python\nimport os\nprint(len(os.listdir('data')), {i})\n```\n"
         );
-        app.on_event(&Event::AssistantMessage { text });
+        app.on_event(&Event::AssistantMessage {
+            text,
+            usage: None,
+            end: None,
+        });
     }
     app.on_event(&Event::BlockProposed {
         block: "b".into(),

@@ -288,6 +288,59 @@ pub struct ApprovalRule {
     pub origin: String,
 }
 
+/// The tokens one model call used, as the server reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+impl Usage {
+    /// `56 (40 prompt, 16 completion)`.
+    pub(crate) fn describe(&self) -> String {
+        format!(
+            "{} ({} prompt, {} completion)",
+            self.total_tokens, self.prompt_tokens, self.completion_tokens
+        )
+    }
+
+    /// Adds another call's.
+    pub(crate) fn add(&mut self, other: Usage) {
+        self.prompt_tokens += other.prompt_tokens;
+        self.completion_tokens += other.completion_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+}
+
+/// Why a reply ended before the model finished it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyEnd {
+    /// It reached the token limit (`model.max_tokens`, or the server's own).
+    TokenLimit,
+    /// The operator stopped it; what had arrived is kept.
+    Stopped,
+}
+
+impl ReplyEnd {
+    /// The line that follows the reply in what the model is sent next, so it knows.
+    pub(crate) fn note_for_model(self) -> &'static str {
+        match self {
+            Self::TokenLimit => "[airlock: this reply was cut off here at the token limit]",
+            Self::Stopped => "[airlock: the operator stopped this reply here]",
+        }
+    }
+
+    /// In a sentence, for people.
+    pub(crate) fn phrase(self) -> &'static str {
+        match self {
+            Self::TokenLimit => "cut off at the token limit (model.max_tokens)",
+            Self::Stopped => "stopped by the operator; what had arrived is kept",
+        }
+    }
+}
+
 /// What the engine is busy with, sent each time it changes, so no frontend has to infer it.
 /// Waiting for the operator's next message is `idle`, and the end is `done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -307,6 +360,20 @@ pub(crate) fn wire_name(value: &impl Serialize) -> String {
         .ok()
         .and_then(|value| value.as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// A value from its wire name (`approve`, `token_limit`): the inverse of [`wire_name`].
+pub(crate) fn from_wire_name<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+}
+
+/// A reply as the model is sent it again: a reply that did not end as the model meant is
+/// followed by a note that says so.
+pub(crate) fn reply_for_model(text: &str, end: Option<ReplyEnd>) -> String {
+    match end {
+        Some(end) => format!("{text}\n\n{}", end.note_for_model()),
+        None => text.to_string(),
+    }
 }
 
 /// Something the engine reports to its frontends.
@@ -333,9 +400,15 @@ pub enum Event {
     AssistantDelta {
         text: String,
     },
-    /// The model's whole reply, once complete.
+    /// The model's whole reply, once complete, or as far as it came when it was cut at the
+    /// token limit or stopped by the operator (`end`).
     AssistantMessage {
         text: String,
+        /// What the call cost, when the server said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        end: Option<ReplyEnd>,
     },
     /// The model's request failed in a way worth retrying; airlock waits and tries again.
     ModelRetry {

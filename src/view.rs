@@ -3,7 +3,7 @@
 //! each run went. `airlock run` and the TUI read the same view, so neither has to guess.
 
 use crate::protocol::{
-    DecisionKind, DecisionSource, DoneReason, Event, ExecResult, IdleReason, Phase,
+    DecisionKind, DecisionSource, DoneReason, Event, ExecResult, IdleReason, Phase, Usage,
 };
 
 /// Where the session is.
@@ -53,6 +53,10 @@ pub struct SessionView {
     pub turn: Vec<String>,
     /// The block running now.
     pub running: Option<String>,
+    /// What the latest model reply cost, when the server said.
+    pub last_usage: Option<Usage>,
+    /// What every reply of the session cost, as far as the server said.
+    pub usage: Usage,
 }
 
 impl Default for SessionView {
@@ -63,6 +67,8 @@ impl Default for SessionView {
             blocks: Vec::new(),
             turn: Vec::new(),
             running: None,
+            last_usage: None,
+            usage: Usage::default(),
         }
     }
 }
@@ -82,7 +88,13 @@ impl SessionView {
                 self.turn.clear();
                 self.running = None;
             }
-            Event::AssistantMessage { .. } => self.turn.clear(),
+            Event::AssistantMessage { usage, .. } => {
+                self.turn.clear();
+                self.last_usage = *usage;
+                if let Some(usage) = usage {
+                    self.usage.add(*usage);
+                }
+            }
             Event::BlockProposed {
                 block,
                 index,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use airlock::config::ModelConfig;
 use airlock::model::openai::OpenAiModel;
-use airlock::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
+use airlock::model::{ChatMessage, Model, ModelError, ModelEvent, Reply, Role};
 use common::model_server::{Behaviour, ModelServer};
 
 fn config(server: &ModelServer) -> ModelConfig {
@@ -37,7 +37,7 @@ fn conversation() -> Vec<ChatMessage> {
 }
 
 /// The reply (or error) and every event on the way.
-async fn complete(model: &mut OpenAiModel) -> (Result<String, ModelError>, Vec<ModelEvent>) {
+async fn complete(model: &mut OpenAiModel) -> (Result<Reply, ModelError>, Vec<ModelEvent>) {
     let mut events = Vec::new();
     let mut sink = |event: ModelEvent| events.push(event);
     let reply = model.complete(&conversation(), &mut sink).await;
@@ -54,7 +54,7 @@ fn deltas(events: &[ModelEvent]) -> String {
         .collect()
 }
 
-fn failure(reply: Result<String, ModelError>) -> String {
+fn failure(reply: Result<Reply, ModelError>) -> String {
     match reply {
         Err(ModelError::Failed(message)) => message,
         other => panic!("expected a failure, got {other:?}"),
@@ -73,10 +73,9 @@ async fn a_streamed_reply_arrives_in_pieces_and_the_request_is_what_the_api_expe
         .query
         .insert("api-version".into(), "2024-10-21".into());
     let (reply, events) = complete(&mut model(&config)).await;
-    assert_eq!(
-        reply.as_deref(),
-        Ok("Sure:\n```python\nprint('hello')\n```\n")
-    );
+    let reply = reply.expect("a reply");
+    assert_eq!(reply.text, "Sure:\n```python\nprint('hello')\n```\n");
+    assert!(!reply.cut);
     assert!(events.len() > 2, "streamed in pieces: {events:?}");
     assert_eq!(deltas(&events), "Sure:\n```python\nprint('hello')\n```\n");
 
@@ -87,6 +86,18 @@ async fn a_streamed_reply_arrives_in_pieces_and_the_request_is_what_the_api_expe
     assert_eq!(request.body["model"], "test-model");
     assert_eq!(request.body["stream"], true);
     assert_eq!(request.body["temperature"], 0.25);
+    assert_eq!(
+        request.body["max_tokens"], 4096,
+        "the default limit is sent"
+    );
+    assert_eq!(request.body["stream_options"]["include_usage"], true);
+    let usage = reply.usage.expect("the server's usage is kept");
+    assert_eq!(
+        usage.prompt_tokens, 4,
+        "the test server counts the messages' words"
+    );
+    assert_eq!(usage.completion_tokens, 4);
+    assert_eq!(usage.total_tokens, 8);
     assert_eq!(
         request.messages(),
         [
@@ -106,7 +117,7 @@ async fn rate_limits_and_server_errors_are_retried_visibly_then_succeed() {
         Behaviour::Reply("ok".into()),
     ]);
     let (reply, events) = complete(&mut model(&config(&server))).await;
-    assert_eq!(reply.as_deref(), Ok("ok"));
+    assert_eq!(reply.map(|reply| reply.text).as_deref(), Ok("ok"));
     let retries: Vec<(u32, u32, String)> = events
         .iter()
         .filter_map(|event| match event {
@@ -187,7 +198,7 @@ async fn a_trickling_stream_is_fine_even_when_it_takes_longer_than_the_idle_time
     )]);
     let started = Instant::now();
     let (reply, _) = complete(&mut model(&config(&server))).await;
-    assert_eq!(reply.as_deref(), Ok(text));
+    assert_eq!(reply.map(|reply| reply.text).as_deref(), Ok(text));
     assert!(
         started.elapsed() > Duration::from_millis(1500),
         "the whole reply outlasted the 1 s idle timeout"
@@ -249,4 +260,70 @@ async fn an_unreachable_server_is_retried_then_named() {
         "{message}"
     );
     assert_eq!(events.len(), 1, "one visible retry: {events:?}");
+}
+
+#[tokio::test]
+async fn max_tokens_cuts_a_reply_and_the_cut_is_reported() {
+    let server = ModelServer::start(vec![Behaviour::Reply("one two three four five six".into())]);
+    let mut config = config(&server);
+    config.max_tokens = 3;
+    let (reply, _) = complete(&mut model(&config)).await;
+    let reply = reply.expect("a cut reply is still a reply");
+    assert_eq!(reply.text, "one two three ");
+    assert!(reply.cut, "finish_reason length marks it cut");
+    assert_eq!(reply.usage.map(|usage| usage.completion_tokens), Some(3));
+}
+
+#[tokio::test]
+async fn the_limit_goes_under_the_name_the_server_takes_and_none_is_sent_for_zero() {
+    let server = ModelServer::start(vec![
+        Behaviour::Refuse("max_tokens", "fine".into()),
+        Behaviour::Reply("unlimited".into()),
+    ]);
+    let mut config = config(&server);
+    let mut model = model(&config);
+    let (reply, events) = complete(&mut model).await;
+    assert_eq!(reply.map(|reply| reply.text).as_deref(), Ok("fine"));
+    assert!(
+        events.iter().all(|e| matches!(e, ModelEvent::Delta(_))),
+        "a refused field is not a retry: {events:?}"
+    );
+    let requests = server.requests();
+    assert!(requests[0].body.get("max_tokens").is_some());
+    assert_eq!(requests[1].body["max_completion_tokens"], 4096);
+    assert!(requests[1].body.get("max_tokens").is_none());
+
+    config.max_tokens = 0;
+    let (reply, _) = complete(&mut self::model(&config)).await;
+    assert!(!reply.expect("a reply").cut);
+    let last = server.requests().pop().expect("a request");
+    assert!(
+        last.body.get("max_tokens").is_none() && last.body.get("max_completion_tokens").is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_server_that_refuses_stream_options_is_asked_without_them_for_the_session() {
+    let server = ModelServer::start(vec![
+        Behaviour::Refuse("stream_options", "first".into()),
+        Behaviour::Reply("second".into()),
+    ]);
+    let mut model = model(&config(&server));
+    let (reply, _) = complete(&mut model).await;
+    let reply = reply.expect("a reply without usage");
+    assert_eq!((reply.text.as_str(), reply.usage), ("first", None));
+    let (reply, _) = complete(&mut model).await;
+    assert_eq!(reply.expect("a reply").text, "second");
+    let requests = server.requests();
+    assert_eq!(
+        requests.len(),
+        3,
+        "refused once, then asked without: {requests:?}"
+    );
+    assert!(requests[0].body.get("stream_options").is_some());
+    assert!(requests[1].body.get("stream_options").is_none());
+    assert!(
+        requests[2].body.get("stream_options").is_none(),
+        "remembered"
+    );
 }

@@ -398,7 +398,10 @@ fn program_output(stream: Stream, data: &str) -> String {
 fn transcript_entry(event: &Event, interactive: bool) -> String {
     match event {
         Event::SessionStarted { session } => format!("── session {session} ──\n"),
-        Event::AssistantMessage { .. } => "\n".into(),
+        Event::AssistantMessage { usage, .. } => match usage {
+            Some(usage) => format!("\n· tokens: {}\n", usage.describe()),
+            None => "\n".into(),
+        },
         Event::BlockProposed {
             block,
             index,

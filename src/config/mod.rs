@@ -56,6 +56,36 @@ pub struct ModelConfig {
     pub idle_timeout_secs: u64,
     /// Retries of a request answered 429 or 5xx, or that could not connect.
     pub max_retries: u32,
+    /// Most tokens one reply may have; 0 sends no limit (the server's own applies).
+    pub max_tokens: u32,
+    /// The request field that carries `max_tokens`.
+    pub max_tokens_field: TokenField,
+}
+
+/// Where a request carries its token limit: most servers read `max_tokens`; OpenAI's newer
+/// models want `max_completion_tokens`. airlock switches to the other by itself when a
+/// server refuses the one it sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenField {
+    MaxTokens,
+    MaxCompletionTokens,
+}
+
+impl TokenField {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::MaxTokens => "max_tokens",
+            Self::MaxCompletionTokens => "max_completion_tokens",
+        }
+    }
+
+    pub(crate) fn other(self) -> Self {
+        match self {
+            Self::MaxTokens => Self::MaxCompletionTokens,
+            Self::MaxCompletionTokens => Self::MaxTokens,
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -73,6 +103,8 @@ impl Default for ModelConfig {
             connect_timeout_secs: 10,
             idle_timeout_secs: 120,
             max_retries: 3,
+            max_tokens: 4096,
+            max_tokens_field: TokenField::MaxTokens,
         }
     }
 }

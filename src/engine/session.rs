@@ -7,6 +7,7 @@
 //! then one message takes every outcome back to the model, which starts the next turn.
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -20,7 +21,7 @@ use super::policy::Policy;
 use super::sandbox::{Sandbox, SandboxError};
 use super::serving::{Moment, Served, Wanted, serve};
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
-use crate::protocol::{DoneReason, Event, IdleReason, Op, Phase};
+use crate::protocol::{DoneReason, Event, IdleReason, Op, Phase, ReplyEnd, Usage, reply_for_model};
 
 // The turn's blocks, from proposal to settlement, and running one of them: `impl Session`
 // blocks of their own, beside this file.
@@ -192,8 +193,9 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             },
         };
         loop {
-            if let Next::Message(text) = next {
-                self.push_operator_message(text);
+            match next {
+                Next::Message(text) => self.push_operator_message(text),
+                Next::Retry => self.push_unsent(),
             }
             let reason = match self.converse().await {
                 Pause::Done(reason) => return reason,
@@ -217,6 +219,18 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         }
     }
 
+    /// On a retry, results the model has not seen yet go to it first (those of a stopped
+    /// reply's blocks).
+    fn push_unsent(&mut self) {
+        let parts = std::mem::take(&mut self.unsent);
+        if parts.is_empty() {
+            return;
+        }
+        let text = parts.join("\n\n");
+        self.events.send(Event::Reflection { text: text.clone() });
+        self.conversation.push(ChatMessage::new(Role::User, text));
+    }
+
     /// The operator's message, with any results the model has not seen yet in front of it.
     fn push_operator_message(&mut self, text: String) {
         let mut parts = std::mem::take(&mut self.unsent);
@@ -234,20 +248,29 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// Model turns until one leaves nothing to run or the session has to pause.
     async fn converse(&mut self) -> Pause {
         for turn in 1..=self.settings.max_turns {
-            let reply = match self.ask_model().await {
-                Ok(reply) => reply,
+            let answer = match self.ask_model().await {
+                Ok(answer) => answer,
                 Err(pause) => return pause,
             };
-            self.conversation
-                .push(ChatMessage::new(Role::Assistant, reply.clone()));
-            self.events.send(Event::AssistantMessage {
-                text: reply.clone(),
-            });
+            let reply = answer.text.clone();
+            let stopped = answer.end == Some(ReplyEnd::Stopped);
+            self.take_reply(answer);
             let mut blocks = self.propose(&reply);
             if blocks.blocks.is_empty() {
-                return Pause::Idle(IdleReason::NoCode);
+                return Pause::Idle(if stopped {
+                    IdleReason::Cancelled
+                } else {
+                    IdleReason::NoCode
+                });
             }
             let report = match self.settle(&mut blocks, &reply).await {
+                TurnEnd::Finished(report) if stopped => {
+                    // The operator stopped the model: it does not go on by itself.
+                    self.events
+                        .notice("the results go to the model with your next message (or a retry)");
+                    self.unsent.push(report);
+                    return Pause::Idle(IdleReason::Cancelled);
+                }
                 TurnEnd::Finished(report) => report,
                 TurnEnd::Aborted(report) => {
                     self.unsent.push(report);
@@ -276,8 +299,26 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         Pause::Idle(IdleReason::MaxTurns)
     }
 
-    /// One model call, its reply streamed out as deltas. Ops are served while it streams.
-    async fn ask_model(&mut self) -> Result<String, Pause> {
+    /// A reply joins the conversation (with a note for the model when it did not end as
+    /// the model meant) and is reported.
+    fn take_reply(&mut self, answer: Answer) {
+        let for_model = reply_for_model(&answer.text, answer.end);
+        self.conversation
+            .push(ChatMessage::new(Role::Assistant, for_model));
+        if let Some(end) = answer.end {
+            self.events
+                .notice(format!("the model's reply was {}", end.phrase()));
+        }
+        self.events.send(Event::AssistantMessage {
+            text: answer.text,
+            usage: answer.usage,
+            end: answer.end,
+        });
+    }
+
+    /// One model call, its reply streamed out as deltas. Ops are served while it streams;
+    /// a cancel keeps what had arrived, as a stopped reply.
+    async fn ask_model(&mut self) -> Result<Answer, Pause> {
         self.events.phase(Phase::Replying);
         let mut messages = Vec::with_capacity(self.conversation.len() + 1);
         messages.push(ChatMessage::new(
@@ -286,8 +327,15 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         ));
         messages.extend(self.conversation.iter().cloned());
         let events = self.events.clone();
+        let arrived = Arc::new(Mutex::new(String::new()));
+        let so_far = Arc::clone(&arrived);
         let mut sink = move |event: ModelEvent| match event {
-            ModelEvent::Delta(text) => events.send(Event::AssistantDelta { text }),
+            ModelEvent::Delta(text) => {
+                if let Ok(mut so_far) = so_far.lock() {
+                    so_far.push_str(&text);
+                }
+                events.send(Event::AssistantDelta { text })
+            }
             ModelEvent::Retry {
                 attempt,
                 max_attempts,
@@ -316,8 +364,8 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     match serve(op, Moment::Replying, &mut self.supervised, &mut self.policy, &self.events) {
                         Served::Shutdown => return Err(Pause::Done(DoneReason::Aborted)),
                         Served::Take(Wanted::Cancel) => {
-                            self.events.notice("the model's reply was cancelled; nothing of it is kept");
-                            return Err(Pause::Idle(IdleReason::Cancelled));
+                            let text = arrived.lock().map(|text| text.clone()).unwrap_or_default();
+                            return stopped_reply(text, &self.events);
                         }
                         // A reply takes nothing else.
                         Served::Handled | Served::Take(_) => {}
@@ -326,7 +374,11 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             }
         };
         match outcome {
-            Ok(reply) => Ok(reply),
+            Ok(reply) => Ok(Answer {
+                end: reply.cut.then_some(ReplyEnd::TokenLimit),
+                text: reply.text,
+                usage: reply.usage,
+            }),
             Err(ModelError::Exhausted) => Err(Pause::Done(DoneReason::ScriptExhausted)),
             Err(ModelError::Failed(message)) => {
                 self.events.error(format!(
@@ -363,6 +415,27 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             }
         }
     }
+}
+
+/// A reply as the engine takes it: its text, what it cost, and how it ended when that was
+/// not as the model meant.
+struct Answer {
+    text: String,
+    usage: Option<Usage>,
+    end: Option<ReplyEnd>,
+}
+
+/// The operator stopped the reply: what had arrived is kept, unless nothing had.
+fn stopped_reply(text: String, events: &Events) -> Result<Answer, Pause> {
+    if text.trim().is_empty() {
+        events.notice("the model's reply was cancelled before any of it arrived");
+        return Err(Pause::Idle(IdleReason::Cancelled));
+    }
+    Ok(Answer {
+        text,
+        usage: None,
+        end: Some(ReplyEnd::Stopped),
+    })
 }
 
 enum Next {

@@ -9,6 +9,8 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::Usage;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -29,6 +31,25 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+        }
+    }
+}
+
+/// A model's reply: its text, whether the token limit cut it, and what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// It stopped at the token limit rather than where the model meant to.
+    pub cut: bool,
+    /// The server's count of tokens, when it sent one.
+    pub usage: Option<Usage>,
+}
+
+impl Reply {
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
         }
     }
 }
@@ -66,7 +87,7 @@ pub trait Model: Send {
         &mut self,
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
-    ) -> impl Future<Output = Result<String, ModelError>> + Send;
+    ) -> impl Future<Output = Result<Reply, ModelError>> + Send;
 }
 
 /// The model a session uses, chosen at start-up.
@@ -80,7 +101,7 @@ impl Model for AnyModel {
         &mut self,
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
-    ) -> Result<String, ModelError> {
+    ) -> Result<Reply, ModelError> {
         match self {
             Self::OpenAi(model) => model.complete(messages, sink).await,
             Self::Scripted(model) => model.complete(messages, sink).await,

@@ -14,8 +14,9 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::{ChatMessage, Model, ModelError, ModelEvent, ModelSink};
-use crate::config::ModelConfig;
+use super::{ChatMessage, Model, ModelError, ModelEvent, ModelSink, Reply};
+use crate::config::{ModelConfig, TokenField};
+use crate::protocol::Usage;
 
 /// The first retry waits this long; each next one twice as long, up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(500);
@@ -63,6 +64,14 @@ pub struct OpenAiModel {
     first_delay: Duration,
     idle_timeout: Duration,
     api_key_env: String,
+    /// 0: none is sent.
+    max_tokens: u32,
+    token_field: TokenField,
+    /// The server refused the configured name once already: no switching back and forth.
+    token_field_switched: bool,
+    /// Ask for the usage at the end of the stream (`stream_options.include_usage`); turned
+    /// off for the session when a server refuses it.
+    ask_usage: bool,
 }
 
 impl OpenAiModel {
@@ -103,6 +112,10 @@ impl OpenAiModel {
             first_delay: FIRST_DELAY,
             idle_timeout,
             api_key_env: config.api_key_env.clone(),
+            max_tokens: config.max_tokens,
+            token_field: config.max_tokens_field,
+            token_field_switched: false,
+            ask_usage: true,
         })
     }
 
@@ -121,7 +134,46 @@ impl OpenAiModel {
         if let Some(temperature) = self.temperature {
             body["temperature"] = json!(temperature);
         }
+        if self.max_tokens > 0 {
+            body[self.token_field.name()] = json!(self.max_tokens);
+        }
+        if self.ask_usage {
+            body["stream_options"] = json!({ "include_usage": true });
+        }
         body
+    }
+
+    /// A 400 that refuses a field this client chose (the usage option, or the token
+    /// limit's name): the field is changed for the session, and the request can go again.
+    fn adapt_to_refusal(&mut self, err: &OpenAIError) -> bool {
+        let OpenAIError::ApiError(api) = err else {
+            return false;
+        };
+        if api.status_code.as_u16() != 400 {
+            return false;
+        }
+        let message = api.api_error.message.to_lowercase();
+        let refused = |field: &str| {
+            message.contains(field)
+                || api
+                    .api_error
+                    .param
+                    .as_deref()
+                    .is_some_and(|p| p.contains(field))
+        };
+        if self.ask_usage && refused("stream_options") {
+            tracing::info!("the model server refused stream_options; asking without it");
+            self.ask_usage = false;
+            return true;
+        }
+        let sent = self.token_field.name();
+        if self.max_tokens > 0 && !self.token_field_switched && refused(sent) {
+            tracing::info!("the model server refused {sent}; sending the other name");
+            self.token_field = self.token_field.other();
+            self.token_field_switched = true;
+            return true;
+        }
+        false
     }
 
     fn delay_before(&self, attempt: u32) -> Duration {
@@ -175,20 +227,24 @@ impl OpenAiModel {
 
     /// Opens the reply stream, retrying what is worth retrying.
     async fn open_stream(
-        &self,
-        body: &Value,
+        &mut self,
+        messages: &[ChatMessage],
         sink: ModelSink<'_>,
     ) -> Result<async_openai::types::stream::StreamResponse<Value>, ModelError> {
         let max_attempts = self.max_retries + 1;
         let mut attempt = 1;
+        // Each refused field is changed once (see adapt_to_refusal); the request then goes
+        // again at once.
         loop {
+            let body = self.request_body(messages);
             let opened = self
                 .client
                 .chat()
-                .create_stream_byot::<&Value, Value>(body)
+                .create_stream_byot::<&Value, Value>(&body)
                 .await;
             match opened {
                 Ok(stream) => return Ok(stream),
+                Err(err) if self.adapt_to_refusal(&err) => {}
                 Err(err) if attempt < max_attempts && retryable(&err) => {
                     let delay = self.delay_before(attempt);
                     sink(ModelEvent::Retry {
@@ -221,13 +277,14 @@ impl Model for OpenAiModel {
         &mut self,
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
-    ) -> Result<String, ModelError> {
-        let body = self.request_body(messages);
-        let mut stream = self.open_stream(&body, sink).await?;
+    ) -> Result<Reply, ModelError> {
+        let mut stream = self.open_stream(messages, sink).await?;
         let mut reply = String::new();
         let mut finished = false;
+        let mut cut = false;
+        let mut usage = None;
         loop {
-            let cut = |why: String, reply: &str| {
+            let broken = |why: String, reply: &str| {
                 ModelError::Failed(format!(
                     "{why}; the reply was cut off after {} characters and is not kept. Retry to ask again",
                     reply.chars().count()
@@ -235,7 +292,7 @@ impl Model for OpenAiModel {
             };
             let chunk = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
                 Err(_) => {
-                    return Err(cut(
+                    return Err(broken(
                         format!(
                             "the model server sent nothing for {} s (model.idle_timeout_secs)",
                             self.idle_timeout.as_secs()
@@ -244,18 +301,20 @@ impl Model for OpenAiModel {
                     ));
                 }
                 Ok(None) => break,
-                Ok(Some(Err(err))) => return Err(cut(self.describe(&err), &reply)),
+                Ok(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
                 Ok(Some(Ok(chunk))) => chunk,
             };
             match read_chunk(&chunk) {
                 Ok(piece) => {
                     finished |= piece.finished;
+                    cut |= piece.cut;
+                    usage = piece.usage.or(usage);
                     if !piece.text.is_empty() {
                         reply.push_str(&piece.text);
                         sink(ModelEvent::Delta(piece.text));
                     }
                 }
-                Err(why) => return Err(cut(why, &reply)),
+                Err(why) => return Err(broken(why, &reply)),
             }
         }
         if !finished {
@@ -265,14 +324,21 @@ impl Model for OpenAiModel {
                 reply.chars().count()
             )));
         }
-        Ok(reply)
+        Ok(Reply {
+            text: reply,
+            cut,
+            usage,
+        })
     }
 }
 
-/// The text of one chunk and whether it ends the reply.
+/// The text of one chunk, whether it ends the reply (and at the token limit), and the
+/// usage a last chunk may carry.
 struct Piece {
     text: String,
     finished: bool,
+    cut: bool,
+    usage: Option<Usage>,
 }
 
 fn read_chunk(chunk: &Value) -> Result<Piece, String> {
@@ -294,14 +360,21 @@ fn read_chunk(chunk: &Value) -> Result<Piece, String> {
     let mut piece = Piece {
         text: String::new(),
         finished: false,
+        cut: false,
+        usage: chunk
+            .get("usage")
+            .filter(|usage| !usage.is_null())
+            .and_then(|usage| serde_json::from_value(usage.clone()).ok()),
     };
     for choice in choices {
         if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
             piece.text.push_str(text);
         }
-        piece.finished |= choice
+        let reason = choice
             .get("finish_reason")
-            .is_some_and(|reason| !reason.is_null());
+            .filter(|reason| !reason.is_null());
+        piece.finished |= reason.is_some();
+        piece.cut |= reason.and_then(Value::as_str) == Some("length");
     }
     Ok(piece)
 }
@@ -392,7 +465,24 @@ mod tests {
         assert!(!piece.finished);
         let piece =
             read_chunk(&json!({"choices": [{"delta": {}, "finish_reason": "stop"}]})).expect("ok");
-        assert!(piece.finished && piece.text.is_empty());
+        assert!(piece.finished && !piece.cut && piece.text.is_empty());
+        let piece = read_chunk(
+            &json!({"choices": [{"delta": {"content": "x"}, "finish_reason": "length"}]}),
+        )
+        .expect("ok");
+        assert!(piece.finished && piece.cut);
+        let usage = json!({"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15});
+        let piece = read_chunk(&json!({"choices": [], "usage": usage})).expect("ok");
+        assert_eq!(
+            piece.usage,
+            Some(Usage {
+                prompt_tokens: 12,
+                completion_tokens: 3,
+                total_tokens: 15
+            })
+        );
+        let piece = read_chunk(&json!({"choices": [{"delta": {}}], "usage": null})).expect("ok");
+        assert!(piece.usage.is_none());
         let err = read_chunk(&json!({"error": {"message": "overloaded"}})).err();
         assert!(err.is_some_and(|err| err.contains("overloaded")));
         assert!(read_chunk(&json!({"hello": 1})).is_err());

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Deserialize;
 
-use super::{ChatMessage, Model, ModelError, ModelEvent, ModelSink};
+use super::{ChatMessage, Model, ModelError, ModelEvent, ModelSink, Reply};
+use crate::protocol::Usage;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,18 +18,34 @@ struct Script {
     #[serde(default)]
     delay_ms: u64,
     #[serde(default)]
-    reply: Vec<Reply>,
+    reply: Vec<ScriptedReply>,
 }
 
+/// One scripted reply: its text, and optionally that the token limit cut it and what the
+/// server would have counted.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Reply {
+struct ScriptedReply {
     content: String,
+    #[serde(default)]
+    cut: bool,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+impl From<ScriptedReply> for Reply {
+    fn from(scripted: ScriptedReply) -> Self {
+        Self {
+            text: scripted.content,
+            cut: scripted.cut,
+            usage: scripted.usage,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct ScriptedModel {
-    replies: std::collections::VecDeque<String>,
+    replies: std::collections::VecDeque<Reply>,
     delay: Duration,
 }
 
@@ -48,18 +65,14 @@ impl ScriptedModel {
     pub(crate) fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         let script: Script = toml::from_str(text)?;
         Ok(Self {
-            replies: script
-                .reply
-                .into_iter()
-                .map(|reply| reply.content)
-                .collect(),
+            replies: script.reply.into_iter().map(Reply::from).collect(),
             delay: Duration::from_millis(script.delay_ms),
         })
     }
 
     pub fn from_replies<I: IntoIterator<Item = String>>(replies: I) -> Self {
         Self {
-            replies: replies.into_iter().collect(),
+            replies: replies.into_iter().map(Reply::text).collect(),
             delay: Duration::ZERO,
         }
     }
@@ -70,9 +83,9 @@ impl Model for ScriptedModel {
         &mut self,
         _messages: &[ChatMessage],
         sink: ModelSink<'_>,
-    ) -> Result<String, ModelError> {
+    ) -> Result<Reply, ModelError> {
         let reply = self.replies.pop_front().ok_or(ModelError::Exhausted)?;
-        for piece in pieces(&reply) {
+        for piece in pieces(&reply.text) {
             if !self.delay.is_zero() {
                 tokio::time::sleep(self.delay).await;
             }
@@ -106,13 +119,19 @@ mod tests {
     #[tokio::test]
     async fn replies_come_in_order_as_pieces_then_run_out() {
         let mut model = ScriptedModel::from_toml(
-            "[[reply]]\ncontent = \"one two\\n\"\n[[reply]]\ncontent = \"three\"\n",
+            "[[reply]]\ncontent = \"one two\\n\"\n[[reply]]\ncontent = \"three\"\ncut = true\n\
+             usage = { prompt_tokens = 9, completion_tokens = 1, total_tokens = 10 }\n",
         )
         .expect("valid");
         let mut seen = Vec::new();
         let mut sink = |event: ModelEvent| seen.push(event);
-        assert_eq!(model.complete(&[], &mut sink).await, Ok("one two\n".into()));
-        assert_eq!(model.complete(&[], &mut sink).await, Ok("three".into()));
+        assert_eq!(
+            model.complete(&[], &mut sink).await,
+            Ok(Reply::text("one two\n"))
+        );
+        let cut = model.complete(&[], &mut sink).await.expect("a reply");
+        assert!(cut.cut && cut.text == "three");
+        assert_eq!(cut.usage.map(|usage| usage.total_tokens), Some(10));
         assert_eq!(
             model.complete(&[], &mut sink).await,
             Err(ModelError::Exhausted)

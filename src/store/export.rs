@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::local_date_time;
 use super::{Result, RunFilter, RunRow, Store, StoreError};
 use crate::output::fence_for;
-use crate::protocol::Outcome;
+use crate::protocol::{Outcome, ReplyEnd, Usage, from_wire_name};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SessionExport {
@@ -39,6 +39,12 @@ pub(crate) struct ExportRevocation {
 pub(crate) struct ExportMessage {
     pub(crate) role: String,
     pub(crate) content: String,
+    /// A model reply's tokens, when the server counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) usage: Option<Usage>,
+    /// How a model reply ended, when not as the model meant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) end: Option<ReplyEnd>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,12 +129,23 @@ impl Store {
     fn export_messages(&self, session: &str) -> Result<Vec<ExportMessage>> {
         let mut statement = self
             .conn
-            .prepare("SELECT role, content FROM messages WHERE session = ?1 ORDER BY id")?;
+            .prepare("SELECT role, content, prompt_tokens, completion_tokens, total_tokens, reply_end FROM messages WHERE session = ?1 ORDER BY id")?;
         let messages = statement
             .query_map(params![session], |row| {
+                let tokens: [Option<i64>; 3] = [row.get(2)?, row.get(3)?, row.get(4)?];
+                let end: Option<String> = row.get(5)?;
                 Ok(ExportMessage {
                     role: row.get(0)?,
                     content: row.get(1)?,
+                    usage: match tokens {
+                        [Some(prompt), Some(completion), Some(total)] => Some(Usage {
+                            prompt_tokens: prompt as u64,
+                            completion_tokens: completion as u64,
+                            total_tokens: total as u64,
+                        }),
+                        _ => None,
+                    },
+                    end: end.and_then(|name| from_wire_name(&name)),
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
@@ -221,6 +238,12 @@ pub(crate) fn markdown(export: &SessionExport) -> String {
         // Every message is quoted: nothing the model (or a program, through the results)
         // writes can form a heading, a block section or a decision line of the transcript.
         out.push_str(&format!("\n## {title}\n\n{}\n", quoted(&message.content)));
+        if let Some(end) = message.end {
+            out.push_str(&format!("\n- the reply was {}\n", end.phrase()));
+        }
+        if let Some(usage) = message.usage {
+            out.push_str(&format!("\n- tokens: {}\n", usage.describe()));
+        }
     }
     push_revocations(&mut out, &export.revoked_rules);
     out.push_str("\n## Blocks\n");
@@ -248,6 +271,16 @@ fn push_header(out: &mut String, export: &SessionExport) {
         (Some(at), None) => out.push_str(&format!("- ended: {}\n", local_date_time(at as i64))),
         (None, Some(reason)) => out.push_str(&format!("- ended: {reason}\n")),
         (None, None) => {}
+    }
+    let mut total = Usage::default();
+    let counted: Vec<Usage> = export.messages.iter().filter_map(|m| m.usage).collect();
+    counted.iter().for_each(|usage| total.add(*usage));
+    if !counted.is_empty() {
+        out.push_str(&format!(
+            "- tokens: {} over {} counted replies\n",
+            total.describe(),
+            counted.len()
+        ));
     }
 }
 
@@ -349,10 +382,14 @@ mod tests {
                 ExportMessage {
                     role: "user".into(),
                     content: "go".into(),
+                    usage: None,
+                    end: None,
                 },
                 ExportMessage {
                     role: "assistant".into(),
                     content: forged.into(),
+                    usage: None,
+                    end: None,
                 },
             ],
             blocks: vec![ExportBlock {

@@ -15,7 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::owner::Owner;
-use crate::protocol::{Event, ExecResult, wire_name};
+use crate::protocol::{
+    Event, ExecResult, ReplyEnd, Usage, from_wire_name, reply_for_model, wire_name,
+};
 pub(crate) use export::markdown;
 pub use runs::RunFilter;
 pub(crate) use runs::RunRow;
@@ -139,7 +141,9 @@ impl Store {
                 )?;
             }
             Event::UserMessage { text } => self.message(session, "user", text)?,
-            Event::AssistantMessage { text } => self.message(session, "assistant", text)?,
+            Event::AssistantMessage { text, usage, end } => {
+                self.reply(session, text, *usage, *end)?
+            }
             Event::Reflection { text } => self.message(session, "results", text)?,
             Event::BlockProposed {
                 block,
@@ -192,6 +196,29 @@ impl Store {
         self.conn.execute(
             "INSERT INTO messages (session, role, content, at) VALUES (?1, ?2, ?3, ?4)",
             params![session, role, text, now()],
+        )?;
+        Ok(())
+    }
+
+    fn reply(
+        &self,
+        session: &str,
+        text: &str,
+        usage: Option<Usage>,
+        end: Option<ReplyEnd>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO messages (session, role, content, at, prompt_tokens, completion_tokens, total_tokens, reply_end)
+             VALUES (?1, 'assistant', ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                session,
+                text,
+                now(),
+                usage.map(|u| u.prompt_tokens as i64),
+                usage.map(|u| u.completion_tokens as i64),
+                usage.map(|u| u.total_tokens as i64),
+                end.as_ref().map(wire_name)
+            ],
         )?;
         Ok(())
     }
@@ -286,11 +313,18 @@ impl Store {
     }
 
     /// A session's conversation as the model saw it: (role, content), results as the user.
+    /// A session's messages as (role, content), a reply that was cut off or stopped with
+    /// the note the model got after it.
     pub(crate) fn conversation(&self, session: &str) -> Result<Vec<(String, String)>> {
-        let mut statement = self
-            .conn
-            .prepare("SELECT role, content FROM messages WHERE session = ?1 ORDER BY id")?;
-        let rows = statement.query_map(params![session], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let mut statement = self.conn.prepare(
+            "SELECT role, content, reply_end FROM messages WHERE session = ?1 ORDER BY id",
+        )?;
+        let rows = statement.query_map(params![session], |row| {
+            let (role, content): (String, String) = (row.get(0)?, row.get(1)?);
+            let end: Option<String> = row.get(2)?;
+            let end = end.and_then(|name| from_wire_name::<ReplyEnd>(&name));
+            Ok((role, reply_for_model(&content, end)))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

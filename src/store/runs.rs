@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store};
-use crate::protocol::{DecisionKind, Outcome};
+use crate::protocol::{DecisionKind, Outcome, from_wire_name};
 
 /// Where a run is: still going, ended with a result, or cut off (airlock went away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,11 +129,6 @@ impl Store {
     }
 }
 
-/// A value stored under its wire name (`approve`, `finished`).
-fn wire_value<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
-    serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
-}
-
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         session: row.get(0)?,
@@ -142,9 +137,9 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         language: row.get(3)?,
         code: row.get(4)?,
         edited: row.get(5)?,
-        decision: wire_value(&row.get::<_, String>(6)?),
+        decision: from_wire_name(&row.get::<_, String>(6)?),
         decided_by: row.get(7)?,
-        status: wire_value(&row.get::<_, String>(8)?).unwrap_or(RunStatus::Interrupted),
+        status: from_wire_name(&row.get::<_, String>(8)?).unwrap_or(RunStatus::Interrupted),
         exit_code: row.get(9)?,
         timed_out: row.get(10)?,
         oom_killed: row.get(11)?,

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH];
+const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH];
 
 /// 1: sessions, messages, blocks, decisions, runs.
 pub(crate) const FIRST: &str = "CREATE TABLE sessions (
@@ -70,6 +70,13 @@ pub(crate) const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 6: a model reply's tokens, as the server counted them, and how it ended when it did not
+/// end as the model meant (`token_limit`, `stopped`).
+const SIXTH: &str = "ALTER TABLE messages ADD COLUMN prompt_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN completion_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN total_tokens INTEGER;
+    ALTER TABLE messages ADD COLUMN reply_end TEXT;";
 
 /// 5: approval rules the operator lifted during a session.
 const FIFTH: &str = "CREATE TABLE revoked_rules (

@@ -27,6 +27,8 @@ fn a_turn(store: &Store, id: &str) {
         },
         Event::AssistantMessage {
             text: "```python\nprint(1)\n```\n```bash\necho hi\n```".into(),
+            usage: None,
+            end: None,
         },
         Event::BlockProposed {
             block: format!("{id}-b1"),
@@ -118,6 +120,58 @@ fn a_lifted_rule_is_kept_with_who_lifted_it() {
         revoked[0].revoked_by
     );
     assert!(markdown(&export).contains("- every sh block (approval.allow_languages), by "));
+}
+
+#[test]
+fn replies_keep_their_tokens_and_how_they_ended_for_the_transcript_and_a_resume() {
+    use crate::protocol::{ReplyEnd, Usage};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    session(&store, "s1");
+    let usage = Usage {
+        prompt_tokens: 40,
+        completion_tokens: 16,
+        total_tokens: 56,
+    };
+    let events = [
+        Event::UserMessage { text: "go".into() },
+        Event::AssistantMessage {
+            text: "a long story that".into(),
+            usage: Some(usage),
+            end: Some(ReplyEnd::TokenLimit),
+        },
+        Event::AssistantMessage {
+            text: "I was".into(),
+            usage: None,
+            end: Some(ReplyEnd::Stopped),
+        },
+    ];
+    for event in &events {
+        store.record("s1", event).expect("recorded");
+    }
+    let export = store.export("s1").expect("export");
+    assert_eq!(export.messages[1].usage, Some(usage));
+    assert_eq!(export.messages[1].end, Some(ReplyEnd::TokenLimit));
+    assert_eq!(export.messages[2].usage, None);
+    let transcript = markdown(&export);
+    assert!(
+        transcript.contains("- tokens: 56 (40 prompt, 16 completion)\n"),
+        "{transcript}"
+    );
+    assert!(transcript.contains("- tokens: 56 (40 prompt, 16 completion) over 1 counted replies"));
+    assert!(transcript.contains("- the reply was cut off at the token limit"));
+    assert!(transcript.contains("- the reply was stopped by the operator"));
+    // Resumed, the model is told again where its replies were cut and stopped.
+    let conversation = store.conversation("s1").expect("conversation");
+    assert_eq!(
+        conversation[1].1,
+        "a long story that\n\n[airlock: this reply was cut off here at the token limit]"
+    );
+    assert!(
+        conversation[2]
+            .1
+            .ends_with("[airlock: the operator stopped this reply here]")
+    );
 }
 
 #[test]

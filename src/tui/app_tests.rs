@@ -323,6 +323,8 @@ fn the_screen_is_idle_only_when_the_engine_says_so() {
         },
         Event::AssistantMessage {
             text: "done".into(),
+            usage: None,
+            end: None,
         },
         Event::Idle {
             reason: IdleReason::NoCode,
@@ -352,6 +354,8 @@ fn a_second_message_waits_until_the_engine_has_taken_the_first() {
         },
         Event::AssistantMessage {
             text: "no code".into(),
+            usage: None,
+            end: None,
         },
         Event::Idle {
             reason: IdleReason::NoCode,

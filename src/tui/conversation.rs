@@ -73,7 +73,7 @@ impl ConversationPane {
                     }
                 }
             }
-            Event::AssistantMessage { text } => {
+            Event::AssistantMessage { text, .. } => {
                 match self
                     .streaming
                     .take()

@@ -10,7 +10,30 @@ use ratatui::widgets::Paragraph;
 use super::app::{App, SandboxState};
 use super::text::{char_width, line_width};
 use crate::protocol::{Phase, wire_name};
-use crate::view::Stage;
+use crate::view::{SessionView, Stage};
+
+/// The tokens of the latest reply and of the whole session, once a server has counted any.
+fn tokens_label(view: &SessionView) -> Option<String> {
+    if view.usage.total_tokens == 0 {
+        return None;
+    }
+    let last = view
+        .last_usage
+        .map_or("–".to_string(), |usage| count(usage.total_tokens));
+    Some(format!(
+        "tokens {last} last · {} session",
+        count(view.usage.total_tokens)
+    ))
+}
+
+/// 950, 12.3k, 4.1M: short enough for the bar.
+fn count(tokens: u64) -> String {
+    match tokens {
+        0..10_000 => tokens.to_string(),
+        10_000..1_000_000 => format!("{:.1}k", tokens as f64 / 1000.0),
+        _ => format!("{:.1}M", tokens as f64 / 1_000_000.0),
+    }
+}
 
 /// What the session is doing, in a word or three, and its colour: as the engine reports it.
 fn stage_label(app: &App) -> (String, ratatui::style::Color) {
@@ -43,6 +66,14 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                 .add_modifier(Modifier::REVERSED | Modifier::BOLD),
         )]),
         Segment::words(Span::styled(format!(" {} ", app.model), theme.accent())),
+    ];
+    if let Some(tokens) = tokens_label(&app.view) {
+        top.push(Segment::words(Span::styled(
+            format!("│ {tokens} "),
+            theme.text(),
+        )));
+    }
+    top.extend([
         Segment::words(Span::styled(
             format!("│ {} ", app.view.session.as_deref().unwrap_or("…")),
             theme.dim(),
@@ -51,7 +82,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             format!("│ {} ", app.sandbox_label()),
             theme.dim(),
         )),
-    ];
+    ]);
     if let Some(status) = &app.status {
         top.push(Segment::words(Span::styled(
             format!("│ {status}"),
@@ -200,6 +231,37 @@ mod tests {
         insta::assert_snapshot!(text);
         let wide = pane(200, 2, |frame| render(frame, frame.area(), &app));
         assert!(!wide.contains('…') && wide.contains("256 pids") && wide.contains("all keys"));
+    }
+
+    #[test]
+    fn the_bar_counts_the_latest_replys_tokens_and_the_sessions() {
+        use crate::protocol::{Event, Usage};
+        let mut app = app();
+        let bar = |app: &App| pane(160, 2, |frame| render(frame, frame.area(), app));
+        assert!(!bar(&app).contains("tokens"), "none counted yet");
+        let reply = |total| Event::AssistantMessage {
+            text: "ok".into(),
+            usage: Some(Usage {
+                prompt_tokens: total - 10,
+                completion_tokens: 10,
+                total_tokens: total,
+            }),
+            end: None,
+        };
+        app.on_event(&reply(9_000));
+        app.on_event(&reply(12_345));
+        let text = bar(&app);
+        assert!(
+            text.contains("│ tokens 12.3k last · 21.3k session │"),
+            "{text}"
+        );
+        // A reply the server did not count leaves the session's total as it was.
+        app.on_event(&Event::AssistantMessage {
+            text: "ok".into(),
+            usage: None,
+            end: None,
+        });
+        assert!(bar(&app).contains("tokens – last · 21.3k session"));
     }
 
     #[test]

@@ -161,6 +161,8 @@ mod tests {
                 Event::AssistantMessage {
                     text: "Two steps:\n\n```bash\necho one\n```\n\n```python\nprint(2)\n```\n"
                         .into(),
+                    usage: None,
+                    end: None,
                 },
                 proposed("b-1", 0, "bash", "echo one\n"),
                 proposed("b-2", 1, "python", "print(2)\n"),

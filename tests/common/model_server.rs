@@ -1,6 +1,8 @@
 //! A hand-written HTTP server speaking the OpenAI chat-completions streaming wire format
 //! (SSE chunks ending in `data: [DONE]`), with the faults a canned-response mock cannot
-//! produce: a stream cut mid-body, a trickle, a stall, malformed data.
+//! produce: a stream cut mid-body, a trickle, a stall, malformed data. Like a real server it
+//! stops a reply at the request's `max_tokens` (one word is a token here) with finish_reason
+//! `length`, and sends the usage in a last chunk when `stream_options.include_usage` asks.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
@@ -26,6 +28,9 @@ pub enum Behaviour {
     Garbage(String),
     /// Streams the text and `[DONE]` but never a finish_reason.
     NoFinish(String),
+    /// Answers 400 to a request that carries this field, as servers that do not know it
+    /// do, and replies with the text to one without it.
+    Refuse(&'static str, String),
 }
 
 /// One request as the server saw it.
@@ -136,20 +141,41 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, script: &Mutex<VecD
     if reader.read_exact(&mut body).is_err() {
         return;
     }
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     recorded.lock().unwrap().push(Recorded {
         path,
         headers,
-        body,
+        body: body.clone(),
     });
-    let behaviour =
-        script.lock().unwrap().pop_front().unwrap_or_else(|| {
-            Behaviour::Status(500, "the test server's script is exhausted".into())
-        });
-    respond(stream, behaviour);
+    let mut script = script.lock().unwrap();
+    let behaviour = match script.pop_front() {
+        Some(Behaviour::Refuse(field, text)) if body.get(field).is_some() => {
+            // The refusal stays for the next request, which should come without the field.
+            script.push_front(Behaviour::Refuse(field, text));
+            Behaviour::Status(
+                400,
+                format!("Unrecognized request argument supplied: {field}"),
+            )
+        }
+        Some(Behaviour::Refuse(_, text)) => Behaviour::Reply(text),
+        Some(behaviour) => behaviour,
+        None => Behaviour::Status(500, "the test server's script is exhausted".into()),
+    };
+    drop(script);
+    respond(stream, behaviour, &body);
 }
 
-fn respond(mut stream: TcpStream, behaviour: Behaviour) {
+/// The request's token limit, under either name, and whether it asks for the usage.
+fn limits(request: &serde_json::Value) -> (Option<usize>, bool) {
+    let max_tokens = ["max_tokens", "max_completion_tokens"]
+        .iter()
+        .find_map(|field| request.get(field).and_then(serde_json::Value::as_u64))
+        .map(|n| n as usize);
+    let usage = request.pointer("/stream_options/include_usage") == Some(&serde_json::json!(true));
+    (max_tokens, usage)
+}
+
+fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Value) {
     let (text, pause) = match &behaviour {
         Behaviour::Status(code, message) => {
             let body = serde_json::json!({
@@ -168,8 +194,10 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour) {
         | Behaviour::Cut(text)
         | Behaviour::Stall(text)
         | Behaviour::Garbage(text)
-        | Behaviour::NoFinish(text) => (text.clone(), Duration::ZERO),
+        | Behaviour::NoFinish(text)
+        | Behaviour::Refuse(_, text) => (text.clone(), Duration::ZERO),
     };
+    let (max_tokens, with_usage) = limits(request);
     let _ = write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
@@ -181,13 +209,20 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour) {
             None,
         ),
     );
-    for piece in text.split_inclusive([' ', '\n']) {
+    let pieces: Vec<&str> = text.split_inclusive([' ', '\n']).collect();
+    let sent = max_tokens.map_or(pieces.len(), |limit| limit.min(pieces.len()));
+    for piece in &pieces[..sent] {
         std::thread::sleep(pause);
         send_event(
             &mut stream,
             &chunk(serde_json::json!({"content": piece}), None),
         );
     }
+    let finish = if sent < pieces.len() {
+        "length"
+    } else {
+        "stop"
+    };
     match behaviour {
         Behaviour::Cut(_) => {
             // Half of an HTTP chunk, then the connection goes away.
@@ -201,7 +236,10 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour) {
         }
         Behaviour::Garbage(_) => send_event(&mut stream, "{\"choices\": [{\"delta\": "),
         Behaviour::NoFinish(_) => {}
-        _ => send_event(&mut stream, &chunk(serde_json::json!({}), Some("stop"))),
+        _ => send_event(&mut stream, &chunk(serde_json::json!({}), Some(finish))),
+    }
+    if with_usage {
+        send_event(&mut stream, &usage_chunk(request, sent));
     }
     send_event(&mut stream, "[DONE]");
     let _ = stream.write_all(b"0\r\n\r\n");
@@ -214,6 +252,30 @@ fn chunk(delta: serde_json::Value, finish_reason: Option<&str>) -> String {
         "created": 1_700_000_000,
         "model": "test-model",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+    })
+    .to_string()
+}
+
+/// The last chunk a server sends when asked for the usage: no choices, the counts (a word
+/// of the messages is a prompt token here).
+fn usage_chunk(request: &serde_json::Value, completion_tokens: usize) -> String {
+    let prompt_tokens: usize = request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|message| message["content"].as_str())
+        .map(|content| content.split_whitespace().count())
+        .sum();
+    serde_json::json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "model": "test-model",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens
+        }
     })
     .to_string()
 }

@@ -54,7 +54,7 @@ async fn nothing_is_added_to_the_context_twice() {
 }
 
 #[tokio::test]
-async fn cancelling_the_model_keeps_the_conversation_and_retry_asks_again() {
+async fn cancelling_the_model_keeps_what_arrived_and_retry_asks_again_with_it() {
     let options = Options {
         end_when_idle: false,
         ..Options::default()
@@ -64,6 +64,19 @@ async fn cancelling_the_model_keeps_the_conversation_and_retry_asks_again() {
         .wait_for("delta", |e| matches!(e, Event::AssistantDelta { .. }))
         .await;
     harness.ops.send(Op::Cancel).unwrap();
+    let kept = harness
+        .wait_for("the stopped reply", |e| {
+            matches!(e, Event::AssistantMessage { .. })
+        })
+        .await;
+    assert_eq!(
+        kept,
+        Event::AssistantMessage {
+            text: "I will".into(),
+            usage: None,
+            end: Some(ReplyEnd::Stopped)
+        }
+    );
     harness
         .wait_for("idle", |e| {
             matches!(
@@ -76,17 +89,125 @@ async fn cancelling_the_model_keeps_the_conversation_and_retry_asks_again() {
         .await;
     harness.ops.send(Op::Retry).unwrap();
     harness
-        .wait_for("assistant_message", |e| {
-            matches!(e, Event::AssistantMessage { .. })
-        })
+        .wait_for(
+            "assistant_message",
+            |e| matches!(e, Event::AssistantMessage { text, .. } if text == "second try, no code"),
+        )
         .await;
     harness.ops.send(Op::Shutdown).unwrap();
     let (_, _, requests, _) = harness.done().await;
     assert_eq!(requests.len(), 2);
+    let (first, retried) = (&requests[0], &requests[1]);
     assert_eq!(
-        requests[0], requests[1],
-        "the retry sends the same conversation"
+        retried[..first.len()],
+        first[..],
+        "the same conversation first"
     );
+    let stopped = &retried[first.len()];
+    assert_eq!(stopped.role, Role::Assistant);
+    assert_eq!(
+        stopped.content, "I will\n\n[airlock: the operator stopped this reply here]",
+        "the model is told where it was stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_stopped_replys_complete_blocks_are_offered_and_its_open_one_is_not() {
+    let options = Options {
+        end_when_idle: false,
+        ..Options::default()
+    };
+    let streamed =
+        "First this:\n```bash\necho kept\n```\nthen:\n```python\nprint('never closed')\n";
+    let mut harness = start(
+        vec![Reply::HangAfter(streamed.into()), text("thanks")],
+        options,
+    );
+    harness
+        .wait_for(
+            "the open block",
+            |e| matches!(e, Event::AssistantDelta { text } if text.contains("never closed")),
+        )
+        .await;
+    harness.ops.send(Op::Cancel).unwrap();
+    let ids = harness.proposed(1).await;
+    harness.decide(&ids[0], Approve);
+    let finished = harness
+        .wait_for("exec_finished", |e| matches!(e, Event::ExecFinished { .. }))
+        .await;
+    assert!(
+        matches!(finished, Event::ExecFinished { ref result, .. } if result.exit_code == Some(0))
+    );
+    harness
+        .wait_for("idle", |e| {
+            matches!(
+                e,
+                Event::Idle {
+                    reason: IdleReason::Cancelled
+                }
+            )
+        })
+        .await;
+    // The model was stopped: it is not asked again until the operator says so, and then
+    // it gets the block's result with the message.
+    harness
+        .ops
+        .send(Op::UserMessage {
+            text: "go on".into(),
+        })
+        .unwrap();
+    harness
+        .wait_for(
+            "the next reply",
+            |e| matches!(e, Event::AssistantMessage { text, .. } if text == "thanks"),
+        )
+        .await;
+    harness.ops.send(Op::Shutdown).unwrap();
+    let (_, events, requests, _) = harness.done().await;
+    assert_eq!(
+        requests.len(),
+        2,
+        "no request between the stop and the message"
+    );
+    let last = &requests[1].last().expect("a message").content;
+    assert!(
+        last.contains("## Block 1") && last.ends_with("go on"),
+        "{last}"
+    );
+    let proposed = events
+        .iter()
+        .filter(|e| matches!(e, Event::BlockProposed { .. }))
+        .count();
+    assert_eq!(proposed, 1, "the unclosed block is not offered");
+}
+
+#[tokio::test]
+async fn a_reply_cut_at_the_token_limit_is_marked_for_everyone_and_its_usage_reported() {
+    let usage = Usage {
+        prompt_tokens: 40,
+        completion_tokens: 16,
+        total_tokens: 56,
+    };
+    let mut harness = start(
+        vec![Reply::Cut("a long story that".into(), usage)],
+        Options::default(),
+    );
+    let message = harness
+        .wait_for("reply", |e| matches!(e, Event::AssistantMessage { .. }))
+        .await;
+    assert_eq!(
+        message,
+        Event::AssistantMessage {
+            text: "a long story that".into(),
+            usage: Some(usage),
+            end: Some(ReplyEnd::TokenLimit)
+        }
+    );
+    let (_, events, _, _) = harness.done().await;
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Notice { message } if message.contains("cut off at the token limit")
+    )));
 }
 
 #[tokio::test]
@@ -211,7 +332,7 @@ async fn model_failures_end_a_headless_session_and_can_be_retried_interactively(
     harness
         .wait_for(
             "reply",
-            |e| matches!(e, Event::AssistantMessage { text } if text == "recovered"),
+            |e| matches!(e, Event::AssistantMessage { text, .. } if text == "recovered"),
         )
         .await;
     harness.ops.send(Op::Shutdown).unwrap();

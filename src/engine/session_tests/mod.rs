@@ -18,9 +18,13 @@ use crate::protocol::{DecisionKind, DecisionRequest, DecisionSource, ExecResult,
 /// What the fake model does for one request.
 enum Reply {
     Text(String),
+    /// A reply the token limit cut, with what the server counted.
+    Cut(String, Usage),
     Fail(String),
     /// Streams a piece, then never finishes.
     Hang,
+    /// Streams this text, then never finishes.
+    HangAfter(String),
 }
 
 fn text(reply: &str) -> Reply {
@@ -39,19 +43,34 @@ impl Model for FakeModel {
         &mut self,
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
-    ) -> Result<String, ModelError> {
+    ) -> Result<crate::model::Reply, ModelError> {
         self.requests.lock().unwrap().push(messages.to_vec());
+        let stream = |text: &str, sink: ModelSink<'_>| {
+            for piece in text.split_inclusive('\n') {
+                sink(ModelEvent::Delta(piece.to_string()));
+            }
+        };
         match self.replies.pop_front() {
             None => Err(ModelError::Exhausted),
             Some(Reply::Text(reply)) => {
-                for piece in reply.split_inclusive('\n') {
-                    sink(ModelEvent::Delta(piece.to_string()));
-                }
-                Ok(reply)
+                stream(&reply, sink);
+                Ok(crate::model::Reply::text(reply))
+            }
+            Some(Reply::Cut(reply, usage)) => {
+                stream(&reply, sink);
+                Ok(crate::model::Reply {
+                    text: reply,
+                    cut: true,
+                    usage: Some(usage),
+                })
             }
             Some(Reply::Fail(why)) => Err(ModelError::Failed(why)),
             Some(Reply::Hang) => {
                 sink(ModelEvent::Delta("I will".into()));
+                std::future::pending().await
+            }
+            Some(Reply::HangAfter(text)) => {
+                stream(&text, sink);
                 std::future::pending().await
             }
         }
