@@ -52,6 +52,15 @@ pub(super) fn check(config: &Config) -> anyhow::Result<()> {
         100,
     )?;
     in_range("ui.log_lines", config.ui.log_lines as u64, 1, 10_000_000)?;
+    in_range(
+        "model.max_tokens",
+        u64::from(config.model.max_tokens),
+        0,
+        10_000_000,
+    )?;
+    if let Some(window) = config.model.context_window {
+        in_range("model.context_window", window, 256, 100_000_000)?;
+    }
     if !(1..=4_194_304).contains(&sandbox.pids_limit) {
         bail!(
             "sandbox.pids_limit = {} is out of range (at most 4194304)",

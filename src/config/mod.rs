@@ -60,6 +60,9 @@ pub struct ModelConfig {
     pub max_tokens: u32,
     /// The request field that carries `max_tokens`.
     pub max_tokens_field: TokenField,
+    /// The model's context window in tokens; requests are kept inside it. Unset: unknown,
+    /// nothing is left out (the server refuses what does not fit).
+    pub context_window: Option<u64>,
 }
 
 /// Where a request carries its token limit: most servers read `max_tokens`; OpenAI's newer
@@ -105,6 +108,7 @@ impl Default for ModelConfig {
             max_retries: 3,
             max_tokens: 4096,
             max_tokens_field: TokenField::MaxTokens,
+            context_window: None,
         }
     }
 }

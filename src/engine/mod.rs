@@ -2,6 +2,7 @@
 //! and talks to the outside through the `protocol` types and the adapter traits.
 
 pub(crate) mod approver;
+pub(crate) mod budget;
 mod decisions;
 mod events;
 pub(crate) mod extract;

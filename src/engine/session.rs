@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::LanguageTable;
 use super::approver::Approver;
+use super::budget::{Budgeter, ContextBudget};
 use super::events::Events;
 use super::feedback::FeedbackLimits;
 use super::inbox::{Inbox, Input};
@@ -44,6 +45,8 @@ pub struct Settings {
     /// Headless: the session ends when a turn leaves nothing to do. Otherwise the engine
     /// waits for the operator's next message.
     pub(crate) end_when_idle: bool,
+    /// The model's context window, when it is known: requests are kept inside it.
+    pub(crate) context: Option<ContextBudget>,
 }
 
 /// Why the model conversation paused or stopped.
@@ -113,6 +116,13 @@ pub struct Session<M, S, A> {
     events: Events,
     inbox: Inbox<S>,
     conversation: Vec<ChatMessage>,
+    /// Which messages of the conversation hold only block results (those may be shortened
+    /// to fit the context window).
+    results: Vec<bool>,
+    /// Keeps requests inside the context window, when it is known; and what it last said
+    /// it left out (shortened, left out), so it says so only when that grows.
+    budgeter: Option<Budgeter>,
+    told: (usize, usize),
     /// Results the model has not been sent yet (after an abort); they go with the next message.
     unsent: Vec<String>,
     /// Someone can still decide blocks.
@@ -129,7 +139,6 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         ops: mpsc::UnboundedReceiver<Op>,
     ) -> Self {
         Self {
-            settings,
             model,
             sandbox: SandboxSlot {
                 ready: None,
@@ -139,7 +148,11 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             policy,
             events,
             inbox: Inbox::new(ops),
+            budgeter: settings.context.map(Budgeter::new),
+            settings,
             conversation: Vec::new(),
+            results: Vec::new(),
+            told: (0, 0),
             unsent: Vec::new(),
             supervised: true,
         }
@@ -147,6 +160,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     /// Starts from an earlier session's conversation (`airlock resume`).
     pub(crate) fn with_conversation(mut self, conversation: Vec<ChatMessage>) -> Self {
+        self.results = vec![false; conversation.len()];
         self.conversation = conversation;
         self
     }
@@ -228,7 +242,13 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         }
         let text = parts.join("\n\n");
         self.events.send(Event::Reflection { text: text.clone() });
-        self.conversation.push(ChatMessage::new(Role::User, text));
+        self.say(ChatMessage::new(Role::User, text), true);
+    }
+
+    /// A message joins the conversation; `results`: it holds only block results.
+    fn say(&mut self, message: ChatMessage, results: bool) {
+        self.conversation.push(message);
+        self.results.push(results);
     }
 
     /// The operator's message, with any results the model has not seen yet in front of it.
@@ -241,8 +261,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         }
         self.events.send(Event::UserMessage { text: text.clone() });
         parts.push(text);
-        self.conversation
-            .push(ChatMessage::new(Role::User, parts.join("\n\n")));
+        self.say(ChatMessage::new(Role::User, parts.join("\n\n")), false);
     }
 
     /// Model turns until one leaves nothing to run or the session has to pause.
@@ -290,7 +309,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             self.events.send(Event::Reflection {
                 text: report.clone(),
             });
-            self.conversation.push(ChatMessage::new(Role::User, report));
+            self.say(ChatMessage::new(Role::User, report), true);
         }
         self.events.notice(format!(
             "stopped after {} model replies (model.max_turns / --max-turns)",
@@ -303,8 +322,10 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// the model meant) and is reported.
     fn take_reply(&mut self, answer: Answer) {
         let for_model = reply_for_model(&answer.text, answer.end);
-        self.conversation
-            .push(ChatMessage::new(Role::Assistant, for_model));
+        self.say(ChatMessage::new(Role::Assistant, for_model), false);
+        if let (Some(budgeter), Some(usage)) = (self.budgeter.as_mut(), answer.usage) {
+            budgeter.learn(usage);
+        }
         if let Some(end) = answer.end {
             self.events
                 .notice(format!("the model's reply was {}", end.phrase()));
@@ -316,16 +337,37 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         });
     }
 
+    /// What the model is sent: the system prompt and the conversation, kept inside the
+    /// context window when it is known (saying what was left out, when that grew).
+    fn request(&mut self) -> Vec<ChatMessage> {
+        let system = ChatMessage::new(Role::System, self.settings.system_prompt.clone());
+        let Some(budgeter) = self.budgeter.as_mut() else {
+            let mut messages = vec![system];
+            messages.extend(self.conversation.iter().cloned());
+            return messages;
+        };
+        let fitted = budgeter.fit(&system, &self.conversation, &self.results);
+        let window = self.settings.context.map_or(0, |context| context.window);
+        if fitted.over {
+            self.events.notice(format!(
+                "the newest messages alone are about {} tokens, more than model.context_window                  ({window}) leaves for them; they are sent whole",
+                fitted.tokens
+            ));
+        } else if (fitted.shortened, fitted.left_out) > self.told {
+            self.events.notice(format!(
+                "to fit model.context_window ({window} tokens), the model is sent {} older                  results shortened and the {} earliest messages left out (about {} tokens now)",
+                fitted.shortened, fitted.left_out, fitted.tokens
+            ));
+        }
+        self.told = (fitted.shortened, fitted.left_out);
+        fitted.messages
+    }
+
     /// One model call, its reply streamed out as deltas. Ops are served while it streams;
     /// a cancel keeps what had arrived, as a stopped reply.
     async fn ask_model(&mut self) -> Result<Answer, Pause> {
         self.events.phase(Phase::Replying);
-        let mut messages = Vec::with_capacity(self.conversation.len() + 1);
-        messages.push(ChatMessage::new(
-            Role::System,
-            self.settings.system_prompt.clone(),
-        ));
-        messages.extend(self.conversation.iter().cloned());
+        let messages = self.request();
         let events = self.events.clone();
         let arrived = Arc::new(Mutex::new(String::new()));
         let so_far = Arc::clone(&arrived);

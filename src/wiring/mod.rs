@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::approver::CommandApprover;
 use crate::config::{self, Config};
+use crate::engine::budget::ContextBudget;
 use crate::engine::feedback::FeedbackLimits;
 use crate::engine::policy::Policy;
 use crate::engine::prompt::{PromptFacts, default_system_prompt};
@@ -190,6 +191,10 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
         },
         languages,
         end_when_idle,
+        context: config.model.context_window.map(|window| ContextBudget {
+            window,
+            reply: u64::from(config.model.max_tokens),
+        }),
     }
 }
 

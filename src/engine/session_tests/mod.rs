@@ -150,6 +150,7 @@ struct Options {
     /// The sandbox is ready only once this says so (`Err`: it fails to start).
     sandbox_gate: Option<tokio::sync::oneshot::Receiver<Result<(), String>>>,
     journal: Option<Journal>,
+    context: Option<crate::engine::budget::ContextBudget>,
 }
 
 impl Default for Options {
@@ -162,6 +163,7 @@ impl Default for Options {
             prompt: Some("do the task".into()),
             sandbox_gate: None,
             journal: None,
+            context: None,
         }
     }
 }
@@ -201,6 +203,7 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
         },
         languages: LanguageTable::default(),
         end_when_idle: options.end_when_idle,
+        context: options.context,
     };
     let session = Session::new(
         settings,
@@ -351,4 +354,5 @@ use DecisionSource::{Approver as ByApprover, Flag, NoSupervisor, Operator, Rule,
 
 mod decisions;
 mod lifecycle;
+mod replies;
 mod rules;
