@@ -63,6 +63,8 @@ pub struct ModelConfig {
     /// The model's context window in tokens; requests are kept inside it. Unset: unknown,
     /// nothing is left out (the server refuses what does not fit).
     pub context_window: Option<u64>,
+    /// How the model proposes code: fenced blocks, the `run_code` tool, or `auto`.
+    pub protocol: crate::model::CodeProtocol,
 }
 
 /// Where a request carries its token limit: most servers read `max_tokens`; OpenAI's newer
@@ -109,6 +111,7 @@ impl Default for ModelConfig {
             max_tokens: 4096,
             max_tokens_field: TokenField::MaxTokens,
             context_window: None,
+            protocol: crate::model::CodeProtocol::Fences,
         }
     }
 }

@@ -88,7 +88,7 @@ impl Budgeter {
     ) -> Fitted {
         let limit = self.budget.for_request();
         let mut kept: Vec<ChatMessage> = conversation.to_vec();
-        let older = kept.len().saturating_sub(NEWEST_KEPT);
+        let older = newest_start(&kept);
         let mut shortened = Vec::new();
         for at in 0..older {
             if self.tokens(system, &kept) <= limit {
@@ -101,6 +101,10 @@ impl Budgeter {
         let mut left_out = 0;
         while left_out < older && self.tokens(system, &with_note(&kept, left_out)) > limit {
             left_out += 1;
+            // A tool call's answers go with the reply that made it, or not at all.
+            while left_out < older && kept[left_out].role == Role::Tool {
+                left_out += 1;
+            }
         }
         // Only what is still sent counts as shortened.
         let shortened = shortened.iter().filter(|at| **at >= left_out).count();
@@ -123,6 +127,16 @@ impl Budgeter {
     fn tokens(&self, system: &ChatMessage, conversation: &[ChatMessage]) -> u64 {
         (raw_tokens(system, conversation) as f64 * self.ratio).ceil() as u64
     }
+}
+
+/// Where the newest messages start: the last [`NEWEST_KEPT`], and the reply whose tool
+/// calls the newest answer.
+fn newest_start(conversation: &[ChatMessage]) -> usize {
+    let mut start = conversation.len().saturating_sub(NEWEST_KEPT);
+    while start > 0 && conversation[start].role == Role::Tool {
+        start -= 1;
+    }
+    start
 }
 
 /// The estimate before learning: four bytes to a token, and each message's overhead.

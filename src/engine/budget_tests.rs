@@ -132,3 +132,45 @@ fn the_servers_count_corrects_the_estimate() {
     let fitted = tight.fit(&system(), &messages, &results);
     assert!(fitted.left_out > 0 && !fitted.over, "{fitted:?}");
 }
+
+#[test]
+fn a_tool_calls_answers_are_never_sent_without_the_reply_that_made_it() {
+    let call = |id: &str| crate::model::ToolCall {
+        id: id.into(),
+        kind: "function".into(),
+        function: crate::model::FunctionCall {
+            name: "run_code".into(),
+            arguments: "{}".into(),
+        },
+    };
+    let mut messages = vec![ChatMessage::new(Role::User, "go")];
+    let mut results = vec![false];
+    for turn in 0..8 {
+        messages.push(ChatMessage {
+            tool_calls: vec![call(&format!("a{turn}")), call(&format!("b{turn}"))],
+            ..ChatMessage::new(Role::Assistant, "")
+        });
+        results.push(false);
+        for id in ["a", "b"] {
+            messages.push(ChatMessage::tool(&format!("{id}{turn}"), "y".repeat(800)));
+            results.push(true);
+        }
+    }
+    let fitted = budget(900).fit(&system(), &messages, &results);
+    assert!(fitted.left_out > 0 && !fitted.over, "{fitted:?}");
+    let sent = &fitted.messages[1..];
+    // Every answer follows the reply whose call it answers.
+    let mut open: Vec<String> = Vec::new();
+    for message in sent {
+        match message.role {
+            Role::Assistant => open = message.tool_calls.iter().map(|c| c.id.clone()).collect(),
+            Role::Tool => {
+                let id = message.tool_call_id.clone().expect("an id");
+                assert!(open.contains(&id), "{id} answers no call sent: {sent:?}");
+            }
+            _ => {}
+        }
+    }
+    // The newest reply and both its answers went.
+    assert_eq!(sent[sent.len() - 3], messages[messages.len() - 3]);
+}

@@ -9,6 +9,9 @@ pub(crate) struct PromptFacts<'a> {
     pub(crate) network: &'a str,
     pub(crate) timeout_secs: u64,
     pub(crate) workspace_read_only: bool,
+    /// The model is offered the `run_code` tool (it may still write fenced blocks where the
+    /// server refuses tools).
+    pub(crate) tools: bool,
 }
 
 pub(crate) fn default_system_prompt(facts: &PromptFacts<'_>) -> String {
@@ -31,12 +34,26 @@ pub(crate) fn default_system_prompt(facts: &PromptFacts<'_>) -> String {
     } else {
         "/workspace is the working directory; files written there persist from block to block."
     };
+    let how = if facts.tools {
+        format!(
+            "To run code, call the function `run_code` with its `language` and its `code`; each \
+             call is a block. If tools are not available, write the code in a fenced markdown \
+             code block that starts with a language tag, for example ```python. Languages \
+             airlock can run: {}.",
+            tags.join(", ")
+        )
+    } else {
+        format!(
+            "To run code, write it in a fenced markdown code block that starts with a language \
+             tag, for example ```python. Blocks airlock can run: {}. Blocks without a tag or in \
+             another language are shown but never run.",
+            tags.join(", ")
+        )
+    };
     format!(
         "You are working on a task in a supervised coding session run by airlock.\n\
          \n\
-         To run code, write it in a fenced markdown code block that starts with a language tag, \
-         for example ```python. Blocks airlock can run: {}. Blocks without a tag or in another \
-         language are shown but never run.\n\
+         {how}\n\
          \n\
          A human operator reviews every block before it runs. They may approve it, edit it, \
          skip it or reject it with a reason, which you will be told. Approved blocks run one at \
@@ -51,7 +68,6 @@ pub(crate) fn default_system_prompt(facts: &PromptFacts<'_>) -> String {
          block's exit status and output (long output is shortened to its beginning and end), \
          or why it did not run. Read it, fix what failed, and continue. Keep each block small \
          and focused. When the task is done, reply with a short summary and no code blocks.",
-        tags.join(", "),
         facts.timeout_secs,
     )
 }
@@ -67,6 +83,7 @@ mod tests {
             network: "none",
             timeout_secs: 60,
             workspace_read_only: false,
+            tools: false,
         };
         let prompt = default_system_prompt(&facts);
         for needle in [
@@ -86,5 +103,10 @@ mod tests {
         assert!(
             online.contains("network mode `bridge`") && online.contains("read-only; write scratch")
         );
+        let tools = default_system_prompt(&PromptFacts {
+            tools: true,
+            ..facts
+        });
+        assert!(tools.contains("call the function `run_code`") && tools.contains("`python`"));
     }
 }

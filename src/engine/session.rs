@@ -21,7 +21,8 @@ use super::inbox::{Inbox, Input};
 use super::policy::Policy;
 use super::sandbox::{Sandbox, SandboxError};
 use super::serving::{Moment, Served, Wanted, serve};
-use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role};
+use super::turn::Turn;
+use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role, ToolCall};
 use crate::protocol::{DoneReason, Event, IdleReason, Op, Phase, ReplyEnd, Usage, reply_for_model};
 
 // The turn's blocks, from proposal to settlement, and running one of them: `impl Session`
@@ -271,11 +272,15 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 Ok(answer) => answer,
                 Err(pause) => return pause,
             };
-            let reply = answer.text.clone();
+            let (reply, calls) = (answer.text.clone(), answer.tool_calls.clone());
             let stopped = answer.end == Some(ReplyEnd::Stopped);
             self.take_reply(answer);
-            let mut blocks = self.propose(&reply);
+            let mut blocks = self.propose(&reply, &calls);
             if blocks.blocks.is_empty() {
+                if !calls.is_empty() && !stopped && turn < self.settings.max_turns {
+                    // Every call was answered with what was wrong: the model can fix it.
+                    continue;
+                }
                 return Pause::Idle(if stopped {
                     IdleReason::Cancelled
                 } else {
@@ -287,29 +292,26 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     // The operator stopped the model: it does not go on by itself.
                     self.events
                         .notice("the results go to the model with your next message (or a retry)");
-                    self.unsent.push(report);
+                    self.hold_results(report, &blocks);
                     return Pause::Idle(IdleReason::Cancelled);
                 }
                 TurnEnd::Finished(report) => report,
                 TurnEnd::Aborted(report) => {
-                    self.unsent.push(report);
+                    self.hold_results(report, &blocks);
                     return Pause::Idle(IdleReason::Aborted);
                 }
                 TurnEnd::NoSupervisor(report) => {
-                    self.unsent.push(report);
+                    self.hold_results(report, &blocks);
                     return Pause::Done(DoneReason::NoSupervisor);
                 }
                 TurnEnd::Shutdown => return Pause::Done(DoneReason::Aborted),
                 TurnEnd::SandboxGone => return Pause::Done(DoneReason::Error),
             };
             if turn == self.settings.max_turns {
-                self.unsent.push(report);
+                self.hold_results(report, &blocks);
                 break;
             }
-            self.events.send(Event::Reflection {
-                text: report.clone(),
-            });
-            self.say(ChatMessage::new(Role::User, report), true);
+            self.send_results(report, &blocks);
         }
         self.events.notice(format!(
             "stopped after {} model replies (model.max_turns / --max-turns)",
@@ -318,11 +320,41 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         Pause::Idle(IdleReason::MaxTurns)
     }
 
+    /// The turn's results for the model, now: as one message, or as the answers to the
+    /// reply's tool calls.
+    fn send_results(&mut self, report: String, turn: &Turn) {
+        self.events.send(Event::Reflection {
+            text: report.clone(),
+        });
+        let answers = turn.answers(&self.settings.feedback);
+        if answers.is_empty() {
+            self.say(ChatMessage::new(Role::User, report), true);
+        }
+        for (call, answer) in answers {
+            self.say(ChatMessage::tool(&call, answer), true);
+        }
+    }
+
+    /// The turn's results when the model is not asked again now. Fenced blocks' results
+    /// wait and go with the operator's next message; tool calls are answered at once, as
+    /// the next message must follow their answers.
+    fn hold_results(&mut self, report: String, turn: &Turn) {
+        if turn.blocks.iter().any(|block| block.call.is_some()) {
+            self.send_results(report, turn);
+        } else {
+            self.unsent.push(report);
+        }
+    }
+
     /// A reply joins the conversation (with a note for the model when it did not end as
     /// the model meant) and is reported.
     fn take_reply(&mut self, answer: Answer) {
         let for_model = reply_for_model(&answer.text, answer.end);
-        self.say(ChatMessage::new(Role::Assistant, for_model), false);
+        let message = ChatMessage {
+            tool_calls: answer.tool_calls,
+            ..ChatMessage::new(Role::Assistant, for_model)
+        };
+        self.say(message, false);
         if let (Some(budgeter), Some(usage)) = (self.budgeter.as_mut(), answer.usage) {
             budgeter.learn(usage);
         }
@@ -419,6 +451,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             Ok(reply) => Ok(Answer {
                 end: reply.cut.then_some(ReplyEnd::TokenLimit),
                 text: reply.text,
+                tool_calls: reply.tool_calls,
                 usage: reply.usage,
             }),
             Err(ModelError::Exhausted) => Err(Pause::Done(DoneReason::ScriptExhausted)),
@@ -463,6 +496,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 /// not as the model meant.
 struct Answer {
     text: String,
+    tool_calls: Vec<ToolCall>,
     usage: Option<Usage>,
     end: Option<ReplyEnd>,
 }
@@ -475,6 +509,7 @@ fn stopped_reply(text: String, events: &Events) -> Result<Answer, Pause> {
     }
     Ok(Answer {
         text,
+        tool_calls: Vec::new(),
         usage: None,
         end: Some(ReplyEnd::Stopped),
     })

@@ -3,6 +3,7 @@
 //! until every one is settled.
 
 use super::{Session, Step, TurnEnd};
+use crate::engine::Language;
 use crate::engine::approver::{ApprovalRequest, Approver};
 use crate::engine::decisions::{
     NOBODY_THERE, abort_rest, apply_decision, decide, reject_undecided, ruling_decision,
@@ -16,12 +17,91 @@ use crate::engine::serving::{Moment, Served, Wanted, serve};
 use crate::engine::turn::{Turn, TurnBlock};
 use crate::engine::unoffered::unoffered_notice;
 use crate::ids::new_id;
-use crate::model::Model;
+use crate::model::{ChatMessage, Model, RUN_CODE, ToolCall};
 use crate::protocol::{DecisionKind, DecisionSource, Event, Phase};
 
 impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// The reply's runnable blocks, each proposed; the others are mentioned.
-    pub(super) fn propose(&mut self, reply: &str) -> Turn {
+    /// The reply's runnable blocks, proposed: its tool calls when it made any (a call that
+    /// cannot run is answered at once, with what the model can fix), else its fences.
+    pub(super) fn propose(&mut self, reply: &str, calls: &[ToolCall]) -> Turn {
+        let turn = if calls.is_empty() {
+            self.fenced_blocks(reply)
+        } else {
+            self.called_blocks(calls)
+        };
+        for block in &turn.blocks {
+            self.events.send(Event::BlockProposed {
+                block: block.id.clone(),
+                index: block.index,
+                language: block.language.name.clone(),
+                code: block.code.clone(),
+            });
+        }
+        turn
+    }
+
+    /// Each call to `run_code` with a language airlock runs becomes a block; every other
+    /// call gets its answer now, saying what was wrong.
+    fn called_blocks(&mut self, calls: &[ToolCall]) -> Turn {
+        let mut turn = Turn::default();
+        let mut refused = Vec::new();
+        for (index, call) in calls.iter().enumerate() {
+            match self.block_of_call(call) {
+                Ok((language, code)) => turn.blocks.push(TurnBlock {
+                    id: new_id("b"),
+                    index,
+                    language,
+                    code,
+                    decision: None,
+                    fate: None,
+                    call: Some(call.id.clone()),
+                }),
+                Err(why) => {
+                    refused.push(format!("## Call {} ({})\n{why}", index + 1, call.id));
+                    self.say(ChatMessage::tool(&call.id, why), true);
+                }
+            }
+        }
+        if !refused.is_empty() {
+            self.events.send(Event::Reflection {
+                text: refused.join("\n\n"),
+            });
+        }
+        turn
+    }
+
+    fn block_of_call(&self, call: &ToolCall) -> Result<(Language, String), String> {
+        #[derive(serde::Deserialize)]
+        struct RunCode {
+            language: String,
+            code: String,
+        }
+        if call.function.name != RUN_CODE {
+            return Err(format!(
+                "There is no function `{}`; the one function is `{RUN_CODE}` with `language` \
+                 and `code`.",
+                call.function.name
+            ));
+        }
+        let arguments: RunCode = serde_json::from_str(&call.function.arguments).map_err(|err| {
+            format!(
+                "The arguments are not a JSON object with the strings `language` and `code` \
+                 ({err}); nothing ran. Call `{RUN_CODE}` again with both."
+            )
+        })?;
+        let languages = &self.settings.languages;
+        let Some(language) = languages.resolve(&arguments.language) else {
+            return Err(format!(
+                "`{}` is not a language airlock runs; it runs {}. Nothing ran.",
+                arguments.language,
+                languages.names().join(", ")
+            ));
+        };
+        Ok((language.clone(), arguments.code))
+    }
+
+    fn fenced_blocks(&mut self, reply: &str) -> Turn {
         let mut turn = Turn::default();
         let mut unoffered = Vec::new();
         for block in extract_blocks(reply, &self.settings.languages) {
@@ -42,6 +122,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 code: block.code,
                 decision: None,
                 fate: None,
+                call: None,
             });
         }
         let unoffered: Vec<(usize, &str)> = unoffered
@@ -50,14 +131,6 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             .collect();
         if let Some(notice) = unoffered_notice(&unoffered) {
             self.events.notice(notice);
-        }
-        for block in &turn.blocks {
-            self.events.send(Event::BlockProposed {
-                block: block.id.clone(),
-                index: block.index,
-                language: block.language.name.clone(),
-                code: block.code.clone(),
-            });
         }
         turn
     }

@@ -56,6 +56,8 @@ pub(crate) struct TurnBlock {
     pub(crate) code: String,
     pub(crate) decision: Option<Decided>,
     pub(crate) fate: Option<Fate>,
+    /// The tool call it came from (tools protocol), which its result answers.
+    pub(crate) call: Option<String>,
 }
 
 impl TurnBlock {
@@ -95,6 +97,17 @@ impl Turn {
         self.blocks
             .iter()
             .filter_map(|block| block.decision.as_ref())
+    }
+
+    /// For a reply that made tool calls: each call's id and its block's outcome.
+    pub(crate) fn answers(&self, limits: &FeedbackLimits) -> Vec<(String, String)> {
+        self.blocks
+            .iter()
+            .filter_map(|block| {
+                let call = block.call.clone()?;
+                Some((call, block_report(block, limits)))
+            })
+            .collect()
     }
 
     /// The message for the model: every block's outcome, in order.
@@ -182,6 +195,7 @@ mod tests {
             code: format!("print({n})\n"),
             decision,
             fate,
+            call: None,
         }
     }
 

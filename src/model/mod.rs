@@ -2,6 +2,7 @@
 //! OpenAI-compatible streaming client ([`openai`]) and a scripted model ([`scripted`]) that
 //! replays replies from a TOML file.
 
+mod chunks;
 pub mod openai;
 pub mod scripted;
 
@@ -17,6 +18,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// The answer to one of the model's tool calls.
+    Tool,
 }
 
 /// One message of the conversation, as the model receives it.
@@ -24,6 +27,12 @@ pub enum Role {
 pub struct ChatMessage {
     pub(crate) role: Role,
     pub(crate) content: String,
+    /// The calls a reply made (tools protocol).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tool_calls: Vec<ToolCall>,
+    /// The call a tool message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -31,14 +40,59 @@ impl ChatMessage {
         Self {
             role,
             content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// The answer to the call `id`.
+    pub(crate) fn tool(id: &str, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(id.to_string()),
+            ..Self::new(Role::Tool, content)
         }
     }
 }
 
-/// A model's reply: its text, whether the token limit cut it, and what it cost.
+/// A function call in a reply, as the wire has it: its id, and the function's name and
+/// arguments (a JSON text, as the model wrote it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    pub arguments: String,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+/// The name of the one tool airlock offers: `run_code` with `language` and `code`.
+pub(crate) const RUN_CODE: &str = "run_code";
+
+/// How the model is asked for code: fenced blocks in its text, the `run_code` tool, or the
+/// tool where the server takes tools and fences elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeProtocol {
+    #[default]
+    Fences,
+    Tools,
+    Auto,
+}
+
+/// A model's reply: its text and calls, whether the token limit cut it, and what it cost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reply {
     pub text: String,
+    pub tool_calls: Vec<ToolCall>,
     /// It stopped at the token limit rather than where the model meant to.
     pub cut: bool,
     /// The server's count of tokens, when it sent one.

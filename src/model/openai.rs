@@ -14,9 +14,9 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::{ChatMessage, Model, ModelError, ModelEvent, ModelSink, Reply};
+use super::chunks::{Calls, read_chunk};
+use super::{ChatMessage, CodeProtocol, Model, ModelError, ModelEvent, ModelSink, RUN_CODE, Reply};
 use crate::config::{ModelConfig, TokenField};
-use crate::protocol::Usage;
 
 /// The first retry waits this long; each next one twice as long, up to [`MAX_DELAY`].
 const FIRST_DELAY: Duration = Duration::from_millis(500);
@@ -69,6 +69,10 @@ pub struct OpenAiModel {
     token_field: TokenField,
     /// The server refused the configured name once already: no switching back and forth.
     token_field_switched: bool,
+    /// Offer the `run_code` tool: in `tools` mode always, in `auto` until a server refuses
+    /// tools (then the session goes on with fences).
+    offer_tools: bool,
+    protocol: CodeProtocol,
     /// Ask for the usage at the end of the stream (`stream_options.include_usage`); turned
     /// off for the session when a server refuses it.
     ask_usage: bool,
@@ -115,6 +119,8 @@ impl OpenAiModel {
             max_tokens: config.max_tokens,
             token_field: config.max_tokens_field,
             token_field_switched: false,
+            offer_tools: config.protocol != CodeProtocol::Fences,
+            protocol: config.protocol,
             ask_usage: true,
         })
     }
@@ -140,6 +146,9 @@ impl OpenAiModel {
         if self.ask_usage {
             body["stream_options"] = json!({ "include_usage": true });
         }
+        if self.offer_tools {
+            body["tools"] = json!([run_code_tool()]);
+        }
         body
     }
 
@@ -161,6 +170,11 @@ impl OpenAiModel {
                     .as_deref()
                     .is_some_and(|p| p.contains(field))
         };
+        if self.protocol == CodeProtocol::Auto && self.offer_tools && refused("tool") {
+            tracing::info!("the model server refused tools; asking for fenced blocks");
+            self.offer_tools = false;
+            return true;
+        }
         if self.ask_usage && refused("stream_options") {
             tracing::info!("the model server refused stream_options; asking without it");
             self.ask_usage = false;
@@ -283,6 +297,7 @@ impl Model for OpenAiModel {
         let mut finished = false;
         let mut cut = false;
         let mut usage = None;
+        let mut calls = Calls::default();
         loop {
             let broken = |why: String, reply: &str| {
                 ModelError::Failed(format!(
@@ -304,7 +319,7 @@ impl Model for OpenAiModel {
                 Ok(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            match read_chunk(&chunk) {
+            match read_chunk(&chunk, &mut calls) {
                 Ok(piece) => {
                     finished |= piece.finished;
                     cut |= piece.cut;
@@ -326,57 +341,34 @@ impl Model for OpenAiModel {
         }
         Ok(Reply {
             text: reply,
+            tool_calls: calls.finish(),
             cut,
             usage,
         })
     }
 }
 
-/// The text of one chunk, whether it ends the reply (and at the token limit), and the
-/// usage a last chunk may carry.
-struct Piece {
-    text: String,
-    finished: bool,
-    cut: bool,
-    usage: Option<Usage>,
-}
-
-fn read_chunk(chunk: &Value) -> Result<Piece, String> {
-    if let Some(error) = chunk.get("error") {
-        let message = error
-            .get("message")
-            .and_then(Value::as_str)
-            .map_or_else(|| error.to_string(), str::to_string);
-        return Err(format!(
-            "the model server reported an error mid-reply: {message}"
-        ));
-    }
-    let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
-        return Err(format!(
-            "the model server sent something that is not a chat completion chunk: {}",
-            clip(&chunk.to_string())
-        ));
-    };
-    let mut piece = Piece {
-        text: String::new(),
-        finished: false,
-        cut: false,
-        usage: chunk
-            .get("usage")
-            .filter(|usage| !usage.is_null())
-            .and_then(|usage| serde_json::from_value(usage.clone()).ok()),
-    };
-    for choice in choices {
-        if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
-            piece.text.push_str(text);
+/// The one function offered: run code, in a language, once the operator approves it.
+fn run_code_tool() -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": RUN_CODE,
+            "description": "Run code in the sandbox once the operator approves it; the result \
+                            (exit status and output) comes back as this call's answer.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "language": {
+                        "type": "string",
+                        "description": "The language of the code, e.g. python, bash or sh"
+                    },
+                    "code": {"type": "string", "description": "The program to run"}
+                },
+                "required": ["language", "code"]
+            }
         }
-        let reason = choice
-            .get("finish_reason")
-            .filter(|reason| !reason.is_null());
-        piece.finished |= reason.is_some();
-        piece.cut |= reason.and_then(Value::as_str) == Some("length");
-    }
-    Ok(piece)
+    })
 }
 
 fn request_headers(config: &ModelConfig, api_key: &str) -> anyhow::Result<HeaderMap> {
@@ -442,7 +434,7 @@ fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
-fn clip(text: &str) -> String {
+pub(super) fn clip(text: &str) -> String {
     const LIMIT: usize = 200;
     if text.len() <= LIMIT {
         return text.to_string();
@@ -457,36 +449,6 @@ fn clip(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn chunks_give_text_and_the_end() {
-        let piece = read_chunk(&json!({"choices": [{"delta": {"content": "hi"}}]})).expect("ok");
-        assert_eq!(piece.text, "hi");
-        assert!(!piece.finished);
-        let piece =
-            read_chunk(&json!({"choices": [{"delta": {}, "finish_reason": "stop"}]})).expect("ok");
-        assert!(piece.finished && !piece.cut && piece.text.is_empty());
-        let piece = read_chunk(
-            &json!({"choices": [{"delta": {"content": "x"}, "finish_reason": "length"}]}),
-        )
-        .expect("ok");
-        assert!(piece.finished && piece.cut);
-        let usage = json!({"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15});
-        let piece = read_chunk(&json!({"choices": [], "usage": usage})).expect("ok");
-        assert_eq!(
-            piece.usage,
-            Some(Usage {
-                prompt_tokens: 12,
-                completion_tokens: 3,
-                total_tokens: 15
-            })
-        );
-        let piece = read_chunk(&json!({"choices": [{"delta": {}}], "usage": null})).expect("ok");
-        assert!(piece.usage.is_none());
-        let err = read_chunk(&json!({"error": {"message": "overloaded"}})).err();
-        assert!(err.is_some_and(|err| err.contains("overloaded")));
-        assert!(read_chunk(&json!({"hello": 1})).is_err());
-    }
 
     #[test]
     fn the_key_goes_in_the_named_header_and_never_in_plain_debug_output() {

@@ -37,6 +37,7 @@ impl From<ScriptedReply> for Reply {
     fn from(scripted: ScriptedReply) -> Self {
         Self {
             text: scripted.content,
+            tool_calls: Vec::new(),
             cut: scripted.cut,
             usage: scripted.usage,
         }

@@ -25,6 +25,8 @@ enum Reply {
     Hang,
     /// Streams this text, then never finishes.
     HangAfter(String),
+    /// A reply that calls tools: (id, function name, arguments).
+    Calls(Vec<(&'static str, &'static str, String)>),
 }
 
 fn text(reply: &str) -> Reply {
@@ -60,6 +62,7 @@ impl Model for FakeModel {
                 stream(&reply, sink);
                 Ok(crate::model::Reply {
                     text: reply,
+                    tool_calls: Vec::new(),
                     cut: true,
                     usage: Some(usage),
                 })
@@ -69,6 +72,20 @@ impl Model for FakeModel {
                 sink(ModelEvent::Delta("I will".into()));
                 std::future::pending().await
             }
+            Some(Reply::Calls(calls)) => Ok(crate::model::Reply {
+                tool_calls: calls
+                    .into_iter()
+                    .map(|(id, name, arguments)| crate::model::ToolCall {
+                        id: id.into(),
+                        kind: "function".into(),
+                        function: crate::model::FunctionCall {
+                            name: name.into(),
+                            arguments,
+                        },
+                    })
+                    .collect(),
+                ..crate::model::Reply::default()
+            }),
             Some(Reply::HangAfter(text)) => {
                 stream(&text, sink);
                 std::future::pending().await

@@ -218,3 +218,109 @@ async fn a_long_session_stays_inside_the_context_window() {
     assert!(!told.is_empty(), "the operator is told what was left out");
     assert!(told.len() < 12, "and only when that grows: {told:?}");
 }
+
+fn run_code(language: &str, code: &str) -> String {
+    serde_json::json!({ "language": language, "code": code }).to_string()
+}
+
+#[tokio::test]
+async fn tool_calls_are_blocks_like_fences_and_each_result_answers_its_call() {
+    let calls = Reply::Calls(vec![
+        ("call_1", "run_code", run_code("bash", "echo one")),
+        ("call_2", "run_code", run_code("python", "fail here")),
+    ]);
+    let mut harness = start(vec![calls, text("both ran")], with_mode(ApproveMode::Ask));
+    let ids = harness.proposed(2).await;
+    harness.decide(&ids[0], Approve);
+    harness.decide(&ids[1], Approve);
+    let (_, events, requests, ran) = harness.done().await;
+    assert_eq!(ran, ["echo one", "fail here"], "in order, as proposed");
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::BlockProposed { language, code, .. } if language == "python" && code == "fail here"
+    )));
+    let next = &requests[1];
+    let reply = &next[next.len() - 3];
+    assert_eq!(reply.role, Role::Assistant);
+    assert_eq!(
+        reply.tool_calls.len(),
+        2,
+        "the reply goes back with its calls"
+    );
+    let answers: Vec<(&str, &str)> = next[next.len() - 2..]
+        .iter()
+        .map(|m| (m.tool_call_id.as_deref().unwrap_or(""), m.content.as_str()))
+        .collect();
+    assert_eq!(answers[0].0, "call_1");
+    assert!(answers[0].1.contains("ran echo one"), "{answers:?}");
+    assert_eq!(answers[1].0, "call_2");
+    assert!(
+        answers[1].1.contains("exit code 1") || answers[1].1.contains("exit 1"),
+        "{answers:?}"
+    );
+    assert!(next[next.len() - 2..].iter().all(|m| m.role == Role::Tool));
+}
+
+#[tokio::test]
+async fn a_rejected_call_is_answered_with_the_reason() {
+    let calls = Reply::Calls(vec![("call_9", "run_code", run_code("bash", "rm -rf /"))]);
+    let mut harness = start(vec![calls, text("understood")], with_mode(ApproveMode::Ask));
+    let ids = harness.proposed(1).await;
+    harness.decide_with(DecisionRequest {
+        block: ids[0].clone(),
+        decision: Reject,
+        reason: Some("not on this machine".into()),
+        code: None,
+        scope: None,
+    });
+    let (_, _, requests, ran) = harness.done().await;
+    assert!(ran.is_empty());
+    let answer = requests[1].last().expect("an answer");
+    assert_eq!(answer.tool_call_id.as_deref(), Some("call_9"));
+    assert!(
+        answer.content.contains("not on this machine"),
+        "{}",
+        answer.content
+    );
+}
+
+#[tokio::test]
+async fn calls_that_cannot_run_are_answered_so_the_model_can_fix_them() {
+    let calls = Reply::Calls(vec![
+        (
+            "call_a",
+            "run_code",
+            "{\"language\": \"bash\", \"code\": ".into(),
+        ),
+        ("call_b", "delete_everything", "{}".into()),
+        ("call_c", "run_code", run_code("cobol", "DISPLAY 'HI'")),
+    ]);
+    let harness = start(
+        vec![calls, text("sorry, no code")],
+        with_mode(ApproveMode::Ask),
+    );
+    let (_, events, requests, ran) = harness.done().await;
+    assert!(ran.is_empty());
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::BlockProposed { .. }))
+    );
+    assert_eq!(requests.len(), 2, "the model is asked again at once");
+    let answers: Vec<&ChatMessage> = requests[1]
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .collect();
+    assert_eq!(answers.len(), 3);
+    assert!(
+        answers[0].content.contains("not a JSON object"),
+        "{}",
+        answers[0].content
+    );
+    assert!(
+        answers[1]
+            .content
+            .contains("no function `delete_everything`")
+    );
+    assert!(answers[2].content.contains("`cobol` is not a language"));
+}
