@@ -28,6 +28,9 @@ pub enum Behaviour {
     Garbage(String),
     /// Streams the text and `[DONE]` but never a finish_reason.
     NoFinish(String),
+    /// Calls tools: (id, function name, arguments), each call's arguments split over three
+    /// chunks and the calls interleaved, as servers stream them; finish_reason `tool_calls`.
+    Calls(Vec<(&'static str, &'static str, String)>),
     /// Answers 400 to a request that carries this field, as servers that do not know it
     /// do, and replies with the text to one without it.
     Refuse(&'static str, String),
@@ -176,6 +179,9 @@ fn limits(request: &serde_json::Value) -> (Option<usize>, bool) {
 }
 
 fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Value) {
+    if let Behaviour::Calls(calls) = &behaviour {
+        return stream_calls(stream, calls);
+    }
     let (text, pause) = match &behaviour {
         Behaviour::Status(code, message) => {
             let body = serde_json::json!({
@@ -196,6 +202,7 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Va
         | Behaviour::Garbage(text)
         | Behaviour::NoFinish(text)
         | Behaviour::Refuse(_, text) => (text.clone(), Duration::ZERO),
+        Behaviour::Calls(_) => unreachable!("streamed above"),
     };
     let (max_tokens, with_usage) = limits(request);
     let _ = write!(
@@ -254,6 +261,37 @@ fn chunk(delta: serde_json::Value, finish_reason: Option<&str>) -> String {
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
     })
     .to_string()
+}
+
+fn stream_calls(mut stream: TcpStream, calls: &[(&str, &str, String)]) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let part = |index: usize, value: serde_json::Value| {
+        let mut value = value;
+        value["index"] = serde_json::json!(index);
+        chunk(serde_json::json!({"tool_calls": [value]}), None)
+    };
+    for (index, (id, name, _)) in calls.iter().enumerate() {
+        let first = serde_json::json!({"id": id, "type": "function", "function": {"name": name, "arguments": ""}});
+        send_event(&mut stream, &part(index, first));
+    }
+    for third in 0..3 {
+        for (index, (_, _, arguments)) in calls.iter().enumerate() {
+            let chars: Vec<char> = arguments.chars().collect();
+            let size = chars.len().div_ceil(3);
+            let piece: String = chars.iter().skip(third * size).take(size).collect();
+            let value = serde_json::json!({"function": {"arguments": piece}});
+            send_event(&mut stream, &part(index, value));
+        }
+    }
+    send_event(
+        &mut stream,
+        &chunk(serde_json::json!({}), Some("tool_calls")),
+    );
+    send_event(&mut stream, "[DONE]");
+    let _ = stream.write_all(b"0\r\n\r\n");
 }
 
 /// The last chunk a server sends when asked for the usage: no choices, the counts (a word
