@@ -242,9 +242,9 @@ fn stopping_a_real_reply_keeps_what_arrived_on_screen_and_in_the_history() {
         "Enter",
     ]);
     // The reply's first words are on screen (its label comes with them); a little more
-    // arrives, then the operator stops it.
+    // arrives, then the operator stops it, long before 300 tokens.
     tmux.wait_for("model · ");
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     tmux.keys(&["C-c"]);
     tmux.wait_for("stopped by the operator");
     let screen = tmux.screen();

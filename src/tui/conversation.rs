@@ -80,6 +80,8 @@ impl ConversationPane {
                     .and_then(|at| self.entries.get_mut(at))
                 {
                     Some(entry) => entry.text = text.clone(),
+                    // A reply of tool calls alone has no text: its blocks are on the card.
+                    None if text.is_empty() => {}
                     None => self.push(EntryKind::Assistant, text),
                 }
             }
