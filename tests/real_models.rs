@@ -112,10 +112,10 @@ fn tool_calls_run_as_blocks_and_each_result_answers_its_call() {
 
 #[test]
 fn auto_asks_for_fences_where_a_server_refuses_tools() {
-    let server = ModelServer::start(vec![Behaviour::Refuse(
-        "tools",
-        "```bash\necho fenced\n```\n".into(),
-    )]);
+    let server = ModelServer::start(vec![
+        Behaviour::Refuse("tools", "```bash\necho fenced\n```\n".into()),
+        Behaviour::Reply("It printed fenced.".into()),
+    ]);
     let home = Home::new();
     let (events, output) = run_json(
         &home,
