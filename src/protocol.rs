@@ -288,8 +288,9 @@ pub struct ApprovalRule {
     pub origin: String,
 }
 
-/// The tokens one model call used, as the server reported them.
+/// The tokens one model call used, as the server reported them (a count it left out is 0).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,

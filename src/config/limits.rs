@@ -60,6 +60,14 @@ pub(super) fn check(config: &Config) -> anyhow::Result<()> {
     )?;
     if let Some(window) = config.model.context_window {
         in_range("model.context_window", window, 256, 100_000_000)?;
+        let reply = u64::from(config.model.max_tokens);
+        if reply >= window {
+            bail!(
+                "model.max_tokens = {reply} leaves nothing of model.context_window = {window} for \
+                 the conversation; make max_tokens smaller than the window (a quarter of it is \
+                 a good start)"
+            );
+        }
     }
     if !(1..=4_194_304).contains(&sandbox.pids_limit) {
         bail!(
@@ -111,6 +119,11 @@ mod tests {
         let err = refused(|c| c.sandbox.timeout_secs = u64::MAX);
         assert!(
             err.contains("sandbox.timeout_secs") && err.contains("604800"),
+            "{err}"
+        );
+        let err = refused(|c| c.model.context_window = Some(4096));
+        assert!(
+            err.contains("model.max_tokens = 4096") && err.contains("smaller"),
             "{err}"
         );
         let err = refused(|c| c.model.idle_timeout_secs = u64::MAX);

@@ -143,7 +143,16 @@ fn newest_start(conversation: &[ChatMessage]) -> usize {
 fn raw_tokens(system: &ChatMessage, conversation: &[ChatMessage]) -> u64 {
     std::iter::once(system)
         .chain(conversation)
-        .map(|message| (message.content.len() as u64).div_ceil(4) + PER_MESSAGE)
+        .map(|message| {
+            let calls: usize = message
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    call.id.len() + call.function.name.len() + call.function.arguments.len()
+                })
+                .sum();
+            ((message.content.len() + calls) as u64).div_ceil(4) + PER_MESSAGE
+        })
         .sum()
 }
 

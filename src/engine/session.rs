@@ -239,6 +239,16 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     fn push_unsent(&mut self) {
         let parts = std::mem::take(&mut self.unsent);
         if parts.is_empty() {
+            // A retry after a reply the operator stopped: the request must not end with the
+            // model's own message (servers would continue it, or refuse two in a row).
+            if self
+                .conversation
+                .last()
+                .is_some_and(|m| m.role == Role::Assistant)
+            {
+                let go_on = "[airlock: the operator asks you to go on]";
+                self.say(ChatMessage::new(Role::User, go_on), false);
+            }
             return;
         }
         let text = parts.join("\n\n");
@@ -272,9 +282,16 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 Ok(answer) => answer,
                 Err(pause) => return pause,
             };
-            let (reply, calls) = (answer.text.clone(), answer.tool_calls.clone());
+            let (reply, mut calls) = (answer.text.clone(), answer.tool_calls.clone());
             let stopped = answer.end == Some(ReplyEnd::Stopped);
+            let cut = answer.end == Some(ReplyEnd::TokenLimit);
             self.take_reply(answer);
+            if cut && let Some(last) = calls.pop() {
+                // Like an unclosed fence: the token limit may have ended its arguments early.
+                let why = "This call was cut off at the token limit before it was complete; \
+                           nothing ran. Call run_code again, with shorter code or in parts.";
+                self.say(ChatMessage::tool(&last.id, why), true);
+            }
             let mut blocks = self.propose(&reply, &calls);
             if blocks.blocks.is_empty() {
                 if !calls.is_empty() && !stopped && turn < self.settings.max_turns {
@@ -351,7 +368,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     fn take_reply(&mut self, answer: Answer) {
         let for_model = reply_for_model(&answer.text, answer.end);
         let message = ChatMessage {
-            tool_calls: answer.tool_calls,
+            tool_calls: answer.tool_calls.into_iter().map(well_formed).collect(),
             ..ChatMessage::new(Role::Assistant, for_model)
         };
         self.say(message, false);
@@ -382,12 +399,14 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         let window = self.settings.context.map_or(0, |context| context.window);
         if fitted.over {
             self.events.notice(format!(
-                "the newest messages alone are about {} tokens, more than model.context_window                  ({window}) leaves for them; they are sent whole",
+                "the newest messages alone are about {} tokens, more than model.context_window \
+                 ({window}) leaves for them; they are sent whole",
                 fitted.tokens
             ));
-        } else if (fitted.shortened, fitted.left_out) > self.told {
+        } else if fitted.shortened > self.told.0 || fitted.left_out > self.told.1 {
             self.events.notice(format!(
-                "to fit model.context_window ({window} tokens), the model is sent {} older                  results shortened and the {} earliest messages left out (about {} tokens now)",
+                "to fit model.context_window ({window} tokens), the model is sent {} older \
+                 results shortened and the {} earliest messages left out (about {} tokens now)",
                 fitted.shortened, fitted.left_out, fitted.tokens
             ));
         }
@@ -499,6 +518,15 @@ struct Answer {
     tool_calls: Vec<ToolCall>,
     usage: Option<Usage>,
     end: Option<ReplyEnd>,
+}
+
+/// A call as the conversation keeps it: arguments that are not JSON become `{}` (servers
+/// parse them in every later request; the call's answer says what was wrong).
+fn well_formed(mut call: ToolCall) -> ToolCall {
+    if serde_json::from_str::<serde_json::Value>(&call.function.arguments).is_err() {
+        call.function.arguments = "{}".into();
+    }
+    call
 }
 
 /// The operator stopped the reply: what had arrived is kept, unless nothing had.

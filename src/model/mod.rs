@@ -5,6 +5,7 @@
 mod chunks;
 pub mod openai;
 pub mod scripted;
+mod server_error;
 
 use std::future::Future;
 

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::chunks::{Calls, read_chunk};
+use super::server_error::server_error;
 use super::{ChatMessage, CodeProtocol, Model, ModelError, ModelEvent, ModelSink, RUN_CODE, Reply};
 use crate::config::{ModelConfig, TokenField};
 
@@ -155,20 +156,15 @@ impl OpenAiModel {
     /// A 400 that refuses a field this client chose (the usage option, or the token
     /// limit's name): the field is changed for the session, and the request can go again.
     fn adapt_to_refusal(&mut self, err: &OpenAIError) -> bool {
-        let OpenAIError::ApiError(api) = err else {
+        let Some(error) = server_error(err) else {
             return false;
         };
-        if api.status_code.as_u16() != 400 {
+        if error.status.is_some_and(|status| status != 400) {
             return false;
         }
-        let message = api.api_error.message.to_lowercase();
+        let message = error.message.to_lowercase();
         let refused = |field: &str| {
-            message.contains(field)
-                || api
-                    .api_error
-                    .param
-                    .as_deref()
-                    .is_some_and(|p| p.contains(field))
+            message.contains(field) || error.param.as_deref().is_some_and(|p| p.contains(field))
         };
         if self.protocol == CodeProtocol::Auto && self.offer_tools && refused("tool") {
             tracing::info!("the model server refused tools; asking for fenced blocks");
@@ -197,23 +193,25 @@ impl OpenAiModel {
     }
 
     fn describe(&self, err: &OpenAIError) -> String {
-        match err {
-            OpenAIError::ApiError(api) => {
-                let status = api.status_code.as_u16();
-                let message = api.api_error.message.trim();
-                match status {
-                    401 | 403 => format!(
-                        "the model server refused the request (HTTP {status}): {message}. Check \
+        if let Some(error) = server_error(err) {
+            let message = &error.message;
+            let Some(status) = error.status else {
+                return format!("the model server refused the request: {message}");
+            };
+            return match status {
+                401 | 403 => format!(
+                    "the model server refused the request (HTTP {status}): {message}. Check \
                          that {} holds a valid API key",
-                        self.api_key_env
-                    ),
-                    404 => format!(
-                        "the model server answered HTTP 404: {message}. Check model.base_url (it \
+                    self.api_key_env
+                ),
+                404 => format!(
+                    "the model server answered HTTP 404: {message}. Check model.base_url (it \
                          must end in /v1) and model.model"
-                    ),
-                    _ => format!("the model server answered HTTP {status}: {message}"),
-                }
-            }
+                ),
+                _ => format!("the model server answered HTTP {status}: {message}"),
+            };
+        }
+        match err {
             OpenAIError::Reqwest(err) if err.is_connect() => format!(
                 "cannot connect to the model server at {}: {}. Is it running? Check \
                  model.base_url",
@@ -409,12 +407,13 @@ fn request_headers(config: &ModelConfig, api_key: &str) -> anyhow::Result<Header
 
 /// 429 (except an exhausted quota, which waiting does not fix), 5xx, and failures to connect.
 fn retryable(err: &OpenAIError) -> bool {
+    if let Some(error) = server_error(err) {
+        let quota = error.code.as_deref() == Some("insufficient_quota");
+        return error
+            .status
+            .is_some_and(|status| (status == 429 && !quota) || (500..600).contains(&status));
+    }
     match err {
-        OpenAIError::ApiError(api) => {
-            let status = api.status_code.as_u16();
-            let quota = api.api_error.code.as_deref() == Some("insufficient_quota");
-            (status == 429 && !quota) || (500..600).contains(&status)
-        }
         OpenAIError::Reqwest(err) => err.is_connect() || err.is_timeout(),
         _ => false,
     }

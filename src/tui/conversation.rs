@@ -236,7 +236,7 @@ fn entry_lines(
             let summary = entry
                 .text
                 .lines()
-                .filter(|l| l.starts_with("## Block"))
+                .filter(|l| l.starts_with("## Block") || l.starts_with("## Call"))
                 .count();
             vec![Line::styled(
                 format!("↳ results of {summary} block(s) sent to the model"),

@@ -184,8 +184,9 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Va
     }
     let (text, pause) = match &behaviour {
         Behaviour::Status(code, message) => {
+            // llama.cpp's shape: the status again as a number in `code`.
             let body = serde_json::json!({
-                "error": {"message": message, "type": "test_error", "code": null}
+                "error": {"message": message, "type": "test_error", "code": code}
             })
             .to_string();
             let _ = write!(

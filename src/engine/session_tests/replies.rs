@@ -60,6 +60,12 @@ async fn cancelling_the_model_keeps_what_arrived_and_retry_asks_again_with_it() 
         stopped.content, "I will\n\n[airlock: the operator stopped this reply here]",
         "the model is told where it was stopped"
     );
+    let go_on = &retried[first.len() + 1];
+    assert_eq!(
+        (go_on.role, go_on.content.as_str()),
+        (Role::User, "[airlock: the operator asks you to go on]"),
+        "the request does not end with the model's own message"
+    );
 }
 
 #[tokio::test]
@@ -323,4 +329,12 @@ async fn calls_that_cannot_run_are_answered_so_the_model_can_fix_them() {
             .contains("no function `delete_everything`")
     );
     assert!(answers[2].content.contains("`cobol` is not a language"));
+    let reply = requests[1]
+        .iter()
+        .find(|m| !m.tool_calls.is_empty())
+        .expect("the reply");
+    assert_eq!(
+        reply.tool_calls[0].function.arguments, "{}",
+        "arguments that are not JSON are not sent back as they came"
+    );
 }
