@@ -9,6 +9,24 @@ use super::Config;
 const DAY: u64 = 24 * 60 * 60;
 const TIB: u64 = 1 << 40;
 
+/// The reply's token limit, and the context window it must leave room in.
+fn check_tokens(model: &super::ModelConfig) -> anyhow::Result<()> {
+    let reply = u64::from(model.max_tokens);
+    in_range("model.max_tokens", reply, 0, 10_000_000)?;
+    let Some(window) = model.context_window else {
+        return Ok(());
+    };
+    in_range("model.context_window", window, 256, 100_000_000)?;
+    if reply >= window {
+        bail!(
+            "model.max_tokens = {reply} leaves nothing of model.context_window = {window} for \
+             the conversation; make max_tokens smaller than the window (a quarter of it is a \
+             good start)"
+        );
+    }
+    Ok(())
+}
+
 /// Checks every numeric setting against its range.
 pub(super) fn check(config: &Config) -> anyhow::Result<()> {
     let sandbox = &config.sandbox;
@@ -52,23 +70,7 @@ pub(super) fn check(config: &Config) -> anyhow::Result<()> {
         100,
     )?;
     in_range("ui.log_lines", config.ui.log_lines as u64, 1, 10_000_000)?;
-    in_range(
-        "model.max_tokens",
-        u64::from(config.model.max_tokens),
-        0,
-        10_000_000,
-    )?;
-    if let Some(window) = config.model.context_window {
-        in_range("model.context_window", window, 256, 100_000_000)?;
-        let reply = u64::from(config.model.max_tokens);
-        if reply >= window {
-            bail!(
-                "model.max_tokens = {reply} leaves nothing of model.context_window = {window} for \
-                 the conversation; make max_tokens smaller than the window (a quarter of it is \
-                 a good start)"
-            );
-        }
-    }
+    check_tokens(&config.model)?;
     if !(1..=4_194_304).contains(&sandbox.pids_limit) {
         bail!(
             "sandbox.pids_limit = {} is out of range (at most 4194304)",
