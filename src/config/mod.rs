@@ -64,7 +64,18 @@ pub struct ModelConfig {
     /// nothing is left out (the server refuses what does not fit).
     pub context_window: Option<u64>,
     /// How the model proposes code: fenced blocks, the `run_code` tool, or `auto`.
-    pub protocol: crate::model::CodeProtocol,
+    pub protocol: CodeProtocol,
+}
+
+/// How the model is asked for code: fenced blocks in its text, the `run_code` tool, or the
+/// tool where the server takes tools and fences elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeProtocol {
+    #[default]
+    Fences,
+    Tools,
+    Auto,
 }
 
 /// Where a request carries its token limit: most servers read `max_tokens`; OpenAI's newer
@@ -111,7 +122,7 @@ impl Default for ModelConfig {
             max_tokens: 4096,
             max_tokens_field: TokenField::MaxTokens,
             context_window: None,
-            protocol: crate::model::CodeProtocol::Fences,
+            protocol: CodeProtocol::Fences,
         }
     }
 }

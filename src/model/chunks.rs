@@ -85,7 +85,7 @@ pub(super) fn read_chunk(chunk: &Value, calls: &mut Calls) -> Result<Piece, Stri
     let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
         return Err(format!(
             "the model server sent something that is not a chat completion chunk: {}",
-            super::openai::clip(&chunk.to_string())
+            clip(&chunk.to_string())
         ));
     };
     let mut piece = Piece {
@@ -111,6 +111,19 @@ pub(super) fn read_chunk(chunk: &Value, calls: &mut Calls) -> Result<Piece, Stri
         piece.cut |= reason.and_then(Value::as_str) == Some("length");
     }
     Ok(piece)
+}
+
+/// A server's text, short enough for a message.
+pub(super) fn clip(text: &str) -> String {
+    const LIMIT: usize = 200;
+    if text.len() <= LIMIT {
+        return text.to_string();
+    }
+    let mut end = LIMIT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::config::CodeProtocol;
 use crate::protocol::Usage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,17 +78,6 @@ fn function_type() -> String {
 
 /// The name of the one tool airlock offers: `run_code` with `language` and `code`.
 pub(crate) const RUN_CODE: &str = "run_code";
-
-/// How the model is asked for code: fenced blocks in its text, the `run_code` tool, or the
-/// tool where the server takes tools and fences elsewhere.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeProtocol {
-    #[default]
-    Fences,
-    Tools,
-    Auto,
-}
 
 /// A model's reply: its text and calls, whether the token limit cut it, and what it cost.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::chunks::{Calls, read_chunk};
+use super::chunks::{Calls, clip, read_chunk};
 use super::server_error::server_error;
 use super::{ChatMessage, CodeProtocol, Model, ModelError, ModelEvent, ModelSink, RUN_CODE, Reply};
 use crate::config::{ModelConfig, TokenField};
@@ -431,18 +431,6 @@ fn source_chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     parts.join(": ")
-}
-
-pub(super) fn clip(text: &str) -> String {
-    const LIMIT: usize = 200;
-    if text.len() <= LIMIT {
-        return text.to_string();
-    }
-    let mut end = LIMIT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 #[cfg(test)]

@@ -172,7 +172,7 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
             network: &config.sandbox.network,
             timeout_secs: config.sandbox.timeout_secs,
             workspace_read_only: config.sandbox.workspace_read_only,
-            tools: config.model.protocol != crate::model::CodeProtocol::Fences,
+            tools: config.model.protocol != crate::config::CodeProtocol::Fences,
         })
     });
     Settings {
