@@ -73,11 +73,10 @@ impl CardPane {
     ) {
         let theme = look.theme;
         let Some(block) = self.shown(view) else {
-            let idle = Block::default()
-                .borders(Borders::ALL)
-                .border_style(theme.border(look.focused))
-                .title_style(theme.title(look.focused))
-                .title(Span::styled(" Pending block ", theme.accent()));
+            let idle = theme.pane(
+                look.focused,
+                Span::styled(" Pending block ", theme.accent()),
+            );
             let text = Line::styled("Nothing waits for a decision.", theme.dim());
             frame.render_widget(Paragraph::new(text).block(idle), area);
             return;

@@ -4,7 +4,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders};
 use ratatui_textarea::TextArea;
 
 use super::pane::Look;
@@ -64,13 +63,7 @@ impl Composer {
             " Message "
         };
         let mut styled = self.area.clone();
-        styled.set_block(
-            Block::default()
-                .borders(Borders::ALL)
-                .border_style(theme.border(focused))
-                .title_style(theme.title(focused))
-                .title(Span::styled(title, theme.accent())),
-        );
+        styled.set_block(theme.pane(focused, Span::styled(title, theme.accent())));
         styled.set_style(theme.text());
         styled.set_cursor_line_style(Style::new());
         styled.set_placeholder_style(theme.dim());

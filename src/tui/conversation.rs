@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use super::highlight::Highlighter;
 use super::keymap::Action;
@@ -142,11 +142,7 @@ impl ConversationPane {
                 theme.dim(),
             ));
         }
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border(look.focused))
-            .title_style(theme.title(look.focused))
-            .title(Line::from(title));
+        let block = theme.pane(look.focused, title);
         let inner = block.inner(area);
         let rows = self.visible_rows(
             theme,

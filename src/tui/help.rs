@@ -29,13 +29,7 @@ impl Modal for HelpModal {
     }
 
     fn on_action(&mut self, action: Option<Action>, _: &ModalData<'_>) -> Outcome {
-        match reading_scroll(self.scroll, action) {
-            Some(scroll) => {
-                self.scroll = scroll;
-                Outcome::Stay
-            }
-            None => Outcome::Close,
-        }
+        reading_scroll(&mut self.scroll, action)
     }
 
     fn render(&self, frame: &mut Frame, area: Rect, data: &ModalData<'_>) {

@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use super::keymap::Action;
 use super::pane::Look;
@@ -127,11 +127,7 @@ impl HistoryPane {
                 theme.dim(),
             ));
         }
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border(look.focused))
-            .title_style(theme.title(look.focused))
-            .title(Line::from(title));
+        let block = theme.pane(look.focused, title);
         let inner = block.inner(area);
         let runs = self.visible();
         if runs.is_empty() {

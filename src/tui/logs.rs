@@ -8,7 +8,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::Paragraph;
 
 use super::keymap::Action;
 use super::scroll::Scroll;
@@ -163,11 +163,7 @@ impl LogView {
                 theme.dim(),
             ));
         }
-        let block = Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border(focused))
-            .title_style(theme.title(focused))
-            .title(Line::from(title));
+        let block = theme.pane(focused, title);
         let inner = block.inner(area);
         let rows = self.visible_rows(inner.width as usize, inner.height as usize, theme);
         frame.render_widget(Paragraph::new(rows).block(block), area);

@@ -44,17 +44,18 @@ pub(crate) enum Outcome {
     Finish(Vec<Request>),
 }
 
-/// For an overlay that is only read: how far it is scrolled after `action`, or `None` when
-/// the key closes it (every key but the global scrolling ones does).
-pub(crate) fn reading_scroll(scroll: u16, action: Option<Action>) -> Option<u16> {
-    Some(match action? {
-        Action::ScrollDown => scroll.saturating_add(1),
-        Action::ScrollUp => scroll.saturating_sub(1),
-        Action::PageDown => scroll.saturating_add(10),
-        Action::PageUp => scroll.saturating_sub(10),
-        Action::Top => 0,
-        _ => return None,
-    })
+/// For an overlay that is only read: scrolls it for `action`, or closes it (every key but
+/// the global scrolling ones does).
+pub(crate) fn reading_scroll(scroll: &mut u16, action: Option<Action>) -> Outcome {
+    *scroll = match action {
+        Some(Action::ScrollDown) => scroll.saturating_add(1),
+        Some(Action::ScrollUp) => scroll.saturating_sub(1),
+        Some(Action::PageDown) => scroll.saturating_add(10),
+        Some(Action::PageUp) => scroll.saturating_sub(10),
+        Some(Action::Top) => 0,
+        _ => return Outcome::Close,
+    };
+    Outcome::Stay
 }
 
 /// How the title of an overlay that is only read names its keys, from the keymap.

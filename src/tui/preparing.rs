@@ -6,7 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{App, Focus, SandboxState};
 use crate::output::sanitize::for_person;
@@ -37,11 +37,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
         "Blocks can be decided meanwhile; approved ones run as soon as it is ready.",
         theme.dim(),
     ));
-    let block = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border(focused))
-        .title_style(theme.title(focused))
-        .title(Span::styled(" Container logs ", theme.accent()));
+    let block = theme.pane(focused, Span::styled(" Container logs ", theme.accent()));
     frame.render_widget(
         Paragraph::new(lines)
             .block(block)

@@ -9,6 +9,8 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Borders};
 use serde::Deserialize;
 
 const BUILT_IN: [(&str, &str); 3] = [
@@ -173,6 +175,15 @@ impl Theme {
         } else {
             Style::new()
         }
+    }
+
+    /// A pane's frame: borders and title styled by whether it has the focus.
+    pub(crate) fn pane<'a>(&self, focused: bool, title: impl Into<Line<'a>>) -> Block<'a> {
+        Block::default()
+            .borders(Borders::ALL)
+            .border_style(self.border(focused))
+            .title_style(self.title(focused))
+            .title(title)
     }
 
     /// The text cursor of an input that has focus.
