@@ -89,17 +89,24 @@ impl Budgeter {
         let limit = self.budget.for_request();
         let mut kept: Vec<ChatMessage> = conversation.to_vec();
         let older = newest_start(&kept);
+        // Each message's estimate, kept up to date, so no candidate request is built or
+        // counted again from scratch.
+        let mut costs: Vec<u64> = kept.iter().map(raw_cost).collect();
+        let system_cost = raw_cost(system);
         let mut shortened = Vec::new();
         for at in 0..older {
-            if self.tokens(system, &kept) <= limit {
+            if self.scaled(system_cost + costs.iter().sum::<u64>()) <= limit {
                 break;
             }
             if results.get(at).copied().unwrap_or(false) && shorten(&mut kept[at]) {
+                costs[at] = raw_cost(&kept[at]);
                 shortened.push(at);
             }
         }
         let mut left_out = 0;
-        while left_out < older && self.tokens(system, &with_note(&kept, left_out)) > limit {
+        while left_out < older
+            && self.scaled(system_cost + cost_with_note(&kept, &costs, left_out)) > limit
+        {
             left_out += 1;
             // A tool call's answers go with the reply that made it, or not at all.
             while left_out < older && kept[left_out].role == Role::Tool {
@@ -125,7 +132,11 @@ impl Budgeter {
     }
 
     fn tokens(&self, system: &ChatMessage, conversation: &[ChatMessage]) -> u64 {
-        (raw_tokens(system, conversation) as f64 * self.ratio).ceil() as u64
+        self.scaled(raw_tokens(system, conversation))
+    }
+
+    fn scaled(&self, raw: u64) -> u64 {
+        (raw as f64 * self.ratio).ceil() as u64
     }
 }
 
@@ -143,17 +154,42 @@ fn newest_start(conversation: &[ChatMessage]) -> usize {
 fn raw_tokens(system: &ChatMessage, conversation: &[ChatMessage]) -> u64 {
     std::iter::once(system)
         .chain(conversation)
-        .map(|message| {
-            let calls: usize = message
-                .tool_calls
-                .iter()
-                .map(|call| {
-                    call.id.len() + call.function.name.len() + call.function.arguments.len()
-                })
-                .sum();
-            ((message.content.len() + calls) as u64).div_ceil(4) + PER_MESSAGE
-        })
+        .map(raw_cost)
         .sum()
+}
+
+fn raw_cost(message: &ChatMessage) -> u64 {
+    bytes_cost(message.content.len() + calls_bytes(message))
+}
+
+fn bytes_cost(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4) + PER_MESSAGE
+}
+
+fn calls_bytes(message: &ChatMessage) -> usize {
+    message
+        .tool_calls
+        .iter()
+        .map(|call| call.id.len() + call.function.name.len() + call.function.arguments.len())
+        .sum()
+}
+
+/// The raw estimate of [`with_note`]`(conversation, left_out)` without building it, from
+/// each message's cost.
+fn cost_with_note(conversation: &[ChatMessage], costs: &[u64], left_out: usize) -> u64 {
+    if left_out == 0 {
+        return costs.iter().sum();
+    }
+    let first = &conversation[left_out];
+    let rest: u64 = costs[left_out + 1..].iter().sum();
+    let note = note(left_out).len();
+    let first = if first.role == Role::User {
+        // The note joins it, with a blank line between.
+        bytes_cost(note + 2 + first.content.len() + calls_bytes(first))
+    } else {
+        bytes_cost(note) + costs[left_out]
+    };
+    first + rest
 }
 
 /// Keeps a long result's start and end, with a note of what is left out between them.
@@ -178,10 +214,7 @@ fn with_note(conversation: &[ChatMessage], left_out: usize) -> Vec<ChatMessage> 
     if left_out == 0 {
         return conversation.to_vec();
     }
-    let note = format!(
-        "[airlock: the {left_out} earliest messages of this conversation were left out here \
-         to fit the context window]"
-    );
+    let note = note(left_out);
     let mut rest = conversation[left_out..].to_vec();
     match rest.first_mut() {
         // Two messages from the operator's side in a row read as one.
@@ -191,6 +224,14 @@ fn with_note(conversation: &[ChatMessage], left_out: usize) -> Vec<ChatMessage> 
         _ => rest.insert(0, ChatMessage::new(Role::User, note)),
     }
     rest
+}
+
+/// What the model reads in place of the `left_out` earliest messages.
+fn note(left_out: usize) -> String {
+    format!(
+        "[airlock: the {left_out} earliest messages of this conversation were left out here \
+         to fit the context window]"
+    )
 }
 
 fn floor_boundary(text: &str, mut at: usize) -> usize {

@@ -174,3 +174,19 @@ fn a_tool_calls_answers_are_never_sent_without_the_reply_that_made_it() {
     // The newest reply and both its answers went.
     assert_eq!(sent[sent.len() - 3], messages[messages.len() - 3]);
 }
+
+#[test]
+fn the_cost_of_a_request_with_a_note_is_what_building_it_would_count() {
+    let (mut messages, _) = conversation(3, 500);
+    messages.insert(1, ChatMessage::new(Role::Assistant, "a reply first"));
+    let costs: Vec<u64> = messages.iter().map(raw_cost).collect();
+    // Left out up to a user message (the note joins it) and up to a reply (it comes first).
+    for left_out in 0..messages.len() - 1 {
+        let built: u64 = with_note(&messages, left_out).iter().map(raw_cost).sum();
+        assert_eq!(
+            cost_with_note(&messages, &costs, left_out),
+            built,
+            "{left_out}"
+        );
+    }
+}

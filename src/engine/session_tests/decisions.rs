@@ -242,32 +242,14 @@ async fn after_an_abort_the_results_go_with_the_operators_next_message() {
         .wait_for("exec_finished", |e| matches!(e, Event::ExecFinished { .. }))
         .await;
     harness.decide(&ids[1], Abort);
-    harness
-        .wait_for("idle", |e| {
-            matches!(
-                e,
-                Event::Idle {
-                    reason: IdleReason::Aborted
-                }
-            )
-        })
-        .await;
+    harness.idle(IdleReason::Aborted).await;
     harness
         .ops
         .send(Op::UserMessage {
             text: "try another way".into(),
         })
         .unwrap();
-    harness
-        .wait_for("idle", |e| {
-            matches!(
-                e,
-                Event::Idle {
-                    reason: IdleReason::NoCode
-                }
-            )
-        })
-        .await;
+    harness.idle(IdleReason::NoCode).await;
     harness.ops.send(Op::Shutdown).unwrap();
     let (reason, _, requests, _) = harness.done().await;
     assert_eq!(reason, DoneReason::Aborted);

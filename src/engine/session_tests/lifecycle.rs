@@ -161,16 +161,7 @@ async fn model_failures_end_a_headless_session_and_can_be_retried_interactively(
         vec![Reply::Fail("stream cut".into()), text("recovered")],
         options,
     );
-    harness
-        .wait_for("idle", |e| {
-            matches!(
-                e,
-                Event::Idle {
-                    reason: IdleReason::Error
-                }
-            )
-        })
-        .await;
+    harness.idle(IdleReason::Error).await;
     harness.ops.send(Op::Retry).unwrap();
     harness
         .wait_for(

@@ -275,6 +275,12 @@ impl Harness {
         }
     }
 
+    /// Waits until the engine waits for the operator, for `reason`.
+    async fn idle(&mut self, reason: IdleReason) {
+        self.wait_for("idle", |e| *e == Event::Idle { reason })
+            .await;
+    }
+
     /// The ids of the next `count` proposed blocks.
     async fn proposed(&mut self, count: usize) -> Vec<String> {
         let mut ids = Vec::new();

@@ -28,16 +28,7 @@ async fn cancelling_the_model_keeps_what_arrived_and_retry_asks_again_with_it() 
             end: Some(ReplyEnd::Stopped)
         }
     );
-    harness
-        .wait_for("idle", |e| {
-            matches!(
-                e,
-                Event::Idle {
-                    reason: IdleReason::Cancelled
-                }
-            )
-        })
-        .await;
+    harness.idle(IdleReason::Cancelled).await;
     harness.ops.send(Op::Retry).unwrap();
     harness
         .wait_for(
@@ -95,16 +86,7 @@ async fn a_stopped_replys_complete_blocks_are_offered_and_its_open_one_is_not() 
     assert!(
         matches!(finished, Event::ExecFinished { ref result, .. } if result.exit_code == Some(0))
     );
-    harness
-        .wait_for("idle", |e| {
-            matches!(
-                e,
-                Event::Idle {
-                    reason: IdleReason::Cancelled
-                }
-            )
-        })
-        .await;
+    harness.idle(IdleReason::Cancelled).await;
     // The model was stopped: it is not asked again until the operator says so, and then
     // it gets the block's result with the message.
     harness
