@@ -140,11 +140,11 @@ impl Store {
                     params![session, description],
                 )?;
             }
-            Event::UserMessage { text } => self.message(session, "user", text)?,
+            Event::UserMessage { text } => self.message(session, "user", text, None, None)?,
             Event::AssistantMessage { text, usage, end } => {
-                self.reply(session, text, *usage, *end)?
+                self.message(session, "assistant", text, *usage, *end)?
             }
-            Event::Reflection { text } => self.message(session, "results", text)?,
+            Event::Reflection { text } => self.message(session, "results", text, None, None)?,
             Event::BlockProposed {
                 block,
                 index,
@@ -192,26 +192,22 @@ impl Store {
         Ok(())
     }
 
-    fn message(&self, session: &str, role: &str, text: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO messages (session, role, content, at) VALUES (?1, ?2, ?3, ?4)",
-            params![session, role, text, now()],
-        )?;
-        Ok(())
-    }
-
-    fn reply(
+    /// One message of the conversation; a model reply also with its tokens and how it
+    /// ended.
+    fn message(
         &self,
         session: &str,
+        role: &str,
         text: &str,
         usage: Option<Usage>,
         end: Option<ReplyEnd>,
     ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO messages (session, role, content, at, prompt_tokens, completion_tokens, total_tokens, reply_end)
-             VALUES (?1, 'assistant', ?2, ?3, ?4, ?5, ?6, ?7)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 session,
+                role,
                 text,
                 now(),
                 usage.map(|u| u.prompt_tokens as i64),
