@@ -34,6 +34,7 @@ fn result(i: usize) -> ExecResult {
         container: String::new(),
         omission_at: None,
         workspace_full: false,
+        files: Vec::new(),
     }
 }
 

@@ -7,6 +7,7 @@ pub(crate) mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub(crate) mod files;
 pub mod ids;
 pub mod model;
 pub mod output;

@@ -44,6 +44,46 @@ pub struct ExecResult {
     /// limit failed with ENOSPC.
     #[serde(default)]
     pub workspace_full: bool,
+    /// The workspace's files this run created, changed or removed, by path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileChange>,
+}
+
+/// What a run did to one file of the workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileChangeKind {
+    Created,
+    Changed,
+    Removed,
+}
+
+/// One file of the workspace a run created, changed or removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Relative to /workspace, drawn harmless (see `files::display_path`).
+    pub path: String,
+    pub change: FileChangeKind,
+    /// Bytes after the run (0 when removed).
+    pub size: u64,
+    /// Of the content after the run; absent for a removed file, a symlink, or a file past
+    /// what one run's check hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// A symlink's target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl FileChangeKind {
+    /// `created`, `changed`, `removed`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Changed => "changed",
+            Self::Removed => "removed",
+        }
+    }
 }
 
 /// How a run ended, decided here for every view (the model's status line, `run`, `exec`,
@@ -133,6 +173,7 @@ impl ExecResult {
             container: String::new(),
             omission_at: None,
             workspace_full: false,
+            files: Vec::new(),
         }
     }
 }
@@ -392,6 +433,9 @@ pub enum Event {
     /// The sandbox is up: where blocks will run.
     SandboxReady {
         description: String,
+        /// The host directory mounted at /workspace, when the sandbox has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        workspace: Option<String>,
     },
     /// The operator's message to the model.
     UserMessage {
@@ -527,6 +571,7 @@ mod tests {
                 container: String::new(),
                 omission_at: None,
                 workspace_full: false,
+                files: Vec::new(),
             },
         };
         let json = serde_json::to_value(&event).expect("serializes");

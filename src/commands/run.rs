@@ -367,7 +367,16 @@ fn status_line(event: &Event) -> Option<String> {
     let line = match event {
         Event::Error { message } => format!("airlock: error: {}", for_person(message)),
         Event::Notice { message } => format!("airlock: {}", for_person(message)),
-        Event::SandboxReady { description } => format!("airlock: sandbox: {description}"),
+        Event::SandboxReady {
+            description,
+            workspace,
+        } => match workspace {
+            Some(path) => format!(
+                "airlock: sandbox: {description}\nairlock: workspace: {}",
+                for_person(path)
+            ),
+            None => format!("airlock: sandbox: {description}"),
+        },
         Event::ModelRetry {
             attempt,
             max_attempts,

@@ -45,6 +45,9 @@ pub trait Sandbox: Send {
     /// One line about where blocks run (image, network, limits), for the status bar.
     fn describe(&self) -> String;
 
+    /// The host directory mounted at /workspace, when there is one.
+    fn workspace(&self) -> Option<&std::path::Path>;
+
     /// Removes the container. Also happens, later, if the sandbox is just dropped.
     fn shutdown(self) -> impl Future<Output = ()> + Send;
 }

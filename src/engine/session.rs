@@ -95,6 +95,9 @@ impl<S: Sandbox> SandboxSlot<S> {
             Ok(sandbox) => {
                 events.send(Event::SandboxReady {
                     description: sandbox.describe(),
+                    workspace: sandbox
+                        .workspace()
+                        .map(|path| path.to_string_lossy().into_owned()),
                 });
                 self.ready = Some(sandbox);
                 Ok(())

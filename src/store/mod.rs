@@ -134,10 +134,13 @@ impl Store {
     /// Records what an event says, in its own transaction, before the engine goes on.
     pub fn record(&self, session: &str, event: &Event) -> Result<()> {
         match event {
-            Event::SandboxReady { description } => {
+            Event::SandboxReady {
+                description,
+                workspace,
+            } => {
                 self.conn.execute(
-                    "UPDATE sessions SET sandbox_ready = ?2 WHERE id = ?1",
-                    params![session, description],
+                    "UPDATE sessions SET sandbox_ready = ?2, workspace = ?3 WHERE id = ?1",
+                    params![session, description, workspace],
                 )?;
             }
             Event::UserMessage { text } => self.message(session, "user", text, None, None)?,

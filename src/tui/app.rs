@@ -199,7 +199,7 @@ impl App {
                     *step = Some(message.clone());
                 }
             }
-            Event::SandboxReady { description } => {
+            Event::SandboxReady { description, .. } => {
                 self.sandbox_state = SandboxState::Ready(description.clone());
             }
             Event::Error { message } => self.last_error = Some(message.clone()),

@@ -29,6 +29,7 @@ fn the_status_follows_the_sandbox_as_it_is_prepared_while_blocks_can_be_decided(
     assert_eq!(app.card_block().map(|b| b.id.as_str()), Some("b1"));
     app.on_event(&Event::SandboxReady {
         description: "img · network none".into(),
+        workspace: None,
     });
     assert_eq!(app.sandbox_label(), "img · network none");
 }

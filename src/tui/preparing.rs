@@ -78,6 +78,7 @@ mod tests {
         let mut app = preparing_app();
         app.on_event(&Event::SandboxReady {
             description: "img".into(),
+            workspace: None,
         });
         testing::pane(60, 9, |frame| {
             assert!(!render(frame, frame.area(), &app));

@@ -27,6 +27,7 @@ pub fn app() -> App {
         description:
             "airlock-sandbox:offline (1053be5690ed) · network none · 512MiB · 1 CPU · 256 pids"
                 .into(),
+        workspace: Some("/home/dev/.local/share/airlock/workspaces/s-1".into()),
     });
     app
 }

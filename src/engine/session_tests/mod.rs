@@ -140,11 +140,16 @@ impl Sandbox for FakeSandbox {
             container: String::new(),
             omission_at: None,
             workspace_full: false,
+            files: Vec::new(),
         })
     }
 
     fn describe(&self) -> String {
         "fake sandbox".into()
+    }
+
+    fn workspace(&self) -> Option<&std::path::Path> {
+        None
     }
 
     async fn shutdown(self) {}

@@ -13,7 +13,7 @@ use super::{DockerSandbox, HOST_MARGIN, QUIET, short};
 /// A line still waiting for its newline is shown at least this often.
 const PARTIAL_EVERY: Duration = Duration::from_millis(250);
 use crate::output::{CapturedOutput, OutputCapture};
-use crate::protocol::{ExecResult, Stream};
+use crate::protocol::{ExecResult, FileChange, Stream};
 use crate::sandbox::{BlockSpec, LiveOutput, SandboxError};
 use crate::supervisor::frame::{ExitReport, Frame, MAX_REQUEST, RunRequest};
 
@@ -77,6 +77,7 @@ impl DockerSandbox {
             container,
             omission_at: captured.omission_at(),
             workspace_full: false,
+            files: Vec::new(),
         }
     }
 
@@ -122,6 +123,8 @@ impl DockerSandbox {
                 self.restart(&format!("its supervisor stopped: {why}"))
                     .await?;
                 self.clear_special_bits();
+                // No result carries them, and the next run's must not either.
+                self.workspace_changes().await;
                 return Err(SandboxError::Failed(format!(
                     "the sandbox's supervisor stopped while the block ran ({why}); the container \
                      was replaced"
@@ -129,7 +132,26 @@ impl DockerSandbox {
             }
         }
         self.clear_special_bits();
+        result.files = self.workspace_changes().await;
         Ok(result)
+    }
+
+    /// What the block did to the workspace's files, read off the host once it is over.
+    async fn workspace_changes(&mut self) -> Vec<FileChange> {
+        let Some(mut tracker) = self.tracker.take() else {
+            return Vec::new();
+        };
+        let walked = tokio::task::spawn_blocking(move || {
+            let changes = tracker.changes();
+            (tracker, changes)
+        });
+        match walked.await {
+            Ok((tracker, changes)) => {
+                self.tracker = Some(tracker);
+                changes
+            }
+            Err(_) => Vec::new(),
+        }
     }
 
     /// After a block, on the host: no file it left in the workspace keeps a setuid or setgid

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{Protection, SandboxConfig};
+use crate::files::changes::Tracker;
 use crate::owner::Owner;
 use crate::protocol::ExecResult;
 use crate::sandbox::{BlockSpec, LiveOutput, Notices, Sandbox, SandboxError};
@@ -175,6 +176,8 @@ pub struct DockerSandbox {
     container: Option<LiveContainer>,
     generation: u32,
     notices: Notices,
+    /// What each run did to the workspace's files; `None` for a read-only workspace.
+    tracker: Option<crate::files::changes::Tracker>,
 }
 
 impl DockerSandbox {
@@ -228,10 +231,18 @@ impl DockerSandbox {
             container: None,
             generation: 0,
             notices,
+            tracker: None,
         };
         sandbox.launch().await?;
         if let Some(command) = sandbox.config.init_command.clone() {
             sandbox.run_init_command(&command).await?;
+        }
+        if !sandbox.config.workspace_read_only {
+            // What is there before the first block (a resumed session's files, what the
+            // init command made) is no run's doing.
+            let root = sandbox.plan.workspace.clone();
+            let tracker = tokio::task::spawn_blocking(move || Tracker::start(&root)).await;
+            sandbox.tracker = tracker.ok();
         }
         Ok(sandbox)
     }
@@ -424,6 +435,10 @@ impl Sandbox for DockerSandbox {
             self.launch().await?;
         }
         self.exec_block(block, live).await
+    }
+
+    fn workspace(&self) -> Option<&std::path::Path> {
+        Some(&self.plan.workspace)
     }
 
     fn describe(&self) -> String {

@@ -1,0 +1,164 @@
+//! What a block can leave in the workspace, read by the host: each test is the attack.
+
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use super::changes::Tracker;
+use super::listing::{EntryKind, Listing};
+use super::read::{Refusal, open_regular, read_prefix};
+use crate::protocol::FileChangeKind;
+
+fn write(root: &Path, path: &str, text: &str) {
+    let path = root.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn a_symlink_out_of_the_workspace_is_listed_but_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.txt", "host secret");
+    let root = tempfile::tempdir().unwrap();
+    symlink(
+        outside.path().join("secret.txt"),
+        root.path().join("leak.txt"),
+    )
+    .unwrap();
+    symlink(outside.path(), root.path().join("hostdir")).unwrap();
+
+    let listing = Listing::scan(root.path()).unwrap();
+    let names: Vec<String> = listing.entries.iter().map(|e| e.shown_path()).collect();
+    assert_eq!(
+        names,
+        ["hostdir", "leak.txt"],
+        "nothing is read through the link"
+    );
+    assert!(
+        matches!(&listing.entries[1].kind, EntryKind::Symlink(to) if to.ends_with("secret.txt"))
+    );
+
+    let refused = open_regular(root.path(), Path::new("leak.txt")).err();
+    assert!(matches!(refused, Some(Refusal::Symlink(_))), "{refused:?}");
+    let through = read_prefix(root.path(), Path::new("hostdir/secret.txt"), 100).err();
+    assert_eq!(through, Some(Refusal::Outside));
+    let climbing = read_prefix(root.path(), Path::new("../secret.txt"), 100).err();
+    assert_eq!(climbing, Some(Refusal::Outside));
+}
+
+#[test]
+fn a_fifo_is_refused_at_once_instead_of_hanging_the_reader() {
+    let root = tempfile::tempdir().unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        root.path().join("pipe"),
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    let refused = read_prefix(root.path(), Path::new("pipe"), 100).err();
+    assert_eq!(refused, Some(Refusal::Special("FIFO")));
+    let listing = Listing::scan(root.path()).unwrap();
+    assert_eq!(listing.entries[0].kind, EntryKind::Special("FIFO"));
+}
+
+#[test]
+fn reading_is_bounded() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "big.txt", &"x".repeat(10_000));
+    let (bytes, more) = read_prefix(root.path(), Path::new("big.txt"), 4096).unwrap();
+    assert_eq!((bytes.len(), more), (4096, true));
+    let (bytes, more) = read_prefix(root.path(), Path::new("big.txt"), 10_000).unwrap();
+    assert_eq!((bytes.len(), more), (10_000, false));
+}
+
+#[test]
+fn a_deep_chain_of_directories_is_walked_only_so_far() {
+    let root = tempfile::tempdir().unwrap();
+    let deep: std::path::PathBuf = (0..100).map(|_| "d").collect();
+    std::fs::create_dir_all(root.path().join(&deep)).unwrap();
+    let listing = Listing::scan(root.path()).unwrap();
+    assert_eq!(listing.entries.len(), super::listing::MAX_DEPTH);
+    assert_eq!(listing.unread_dirs, 1);
+}
+
+#[test]
+fn each_run_reports_what_it_created_changed_and_removed() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "kept.txt", "same");
+    write(root.path(), "edited.txt", "one");
+    write(root.path(), "gone.txt", "bye");
+    let mut tracker = Tracker::start(root.path());
+    assert_eq!(
+        tracker.changes(),
+        [],
+        "what was there before is no run's change"
+    );
+
+    write(root.path(), "data/new.csv", "a,b\n1,2\n");
+    write(root.path(), "edited.txt", "two");
+    std::fs::remove_file(root.path().join("gone.txt")).unwrap();
+    let changes = tracker.changes();
+    let seen: Vec<(&str, FileChangeKind)> = changes
+        .iter()
+        .map(|c| (c.path.as_str(), c.change))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("data/new.csv", FileChangeKind::Created),
+            ("edited.txt", FileChangeKind::Changed),
+            ("gone.txt", FileChangeKind::Removed),
+        ]
+    );
+    let created = &changes[0];
+    assert_eq!(created.size, 8);
+    assert_eq!(
+        created.sha256.as_deref(),
+        Some("492d5ea496056f1a6a6592241032fab764c321596317930b4fa0e1e8bc3b7470")
+    );
+    assert_eq!(
+        tracker.changes(),
+        [],
+        "a run that touches nothing changes nothing"
+    );
+}
+
+#[test]
+fn a_rewrite_that_puts_the_old_time_back_is_still_a_change() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "report.json", "{\"ok\": true}");
+    let path = root.path().join("report.json");
+    let before = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut tracker = Tracker::start(root.path());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&path, "{\"ok\": fals}").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    let changes = tracker.changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].change, FileChangeKind::Changed);
+}
+
+#[test]
+fn touching_a_file_without_changing_it_is_no_change() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "a.txt", "same");
+    let mut tracker = Tracker::start(root.path());
+    write(root.path(), "a.txt", "other");
+    assert_eq!(tracker.changes().len(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    write(root.path(), "a.txt", "other");
+    assert_eq!(tracker.changes(), [], "same content, new times");
+}
+
+#[test]
+fn a_hostile_file_name_reaches_the_record_harmless() {
+    let root = tempfile::tempdir().unwrap();
+    let mut tracker = Tracker::start(root.path());
+    write(root.path(), "\u{1b}[31mred\nline.txt", "x");
+    let changes = tracker.changes();
+    assert_eq!(changes[0].path, "\u{241b}[31mred\u{240a}line.txt");
+}
