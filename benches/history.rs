@@ -90,6 +90,7 @@ async fn block_time() -> anyhow::Result<Duration> {
         secret_env: "OPENAI_API_KEY".into(),
         data_dir: data_dir.path().to_path_buf(),
         supervisor: env!("CARGO_BIN_EXE_airlock").into(),
+        continues: None,
     };
     let mut sandbox =
         DockerSandbox::start(docker::connect().await?, request, Arc::new(|_| {})).await?;

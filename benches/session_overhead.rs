@@ -34,6 +34,7 @@ async fn warm_sandbox(
         secret_env: config.model.api_key_env.clone(),
         data_dir: data_dir.to_path_buf(),
         supervisor: env!("CARGO_BIN_EXE_airlock").into(),
+        continues: None,
     };
     let mut sandbox =
         DockerSandbox::start(docker::connect().await?, request, Arc::new(|_| {})).await?;

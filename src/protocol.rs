@@ -75,6 +75,26 @@ pub struct FileChange {
     pub link: Option<String>,
 }
 
+impl FileChange {
+    /// `created  data/new.csv  8 B  sha256 492d…` (the whole digest), `removed  old.txt`,
+    /// `created  latest -> data/new.csv`.
+    pub(crate) fn describe(&self) -> String {
+        let change = self.change.name();
+        if self.change == FileChangeKind::Removed {
+            return format!("{change:<8} {}", self.path);
+        }
+        if let Some(target) = &self.link {
+            return format!("{change:<8} {} -> {target}", self.path);
+        }
+        let digest = self
+            .sha256
+            .as_deref()
+            .map_or_else(|| "not hashed".to_string(), |hash| format!("sha256 {hash}"));
+        let size = crate::files::human_size(self.size);
+        format!("{change:<8} {}  {size}  {digest}", self.path)
+    }
+}
+
 impl FileChangeKind {
     /// `created`, `changed`, `removed`.
     pub(crate) fn name(self) -> &'static str {

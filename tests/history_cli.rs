@@ -372,3 +372,109 @@ fn history_times_are_shown_in_the_zone_tz_names() {
     );
     assert!(String::from_utf8_lossy(&unknown.stdout).contains(" +00:00 UTC  "));
 }
+
+#[test]
+fn each_run_records_the_files_it_created_changed_and_removed() {
+    let home = Home::new();
+    let script = common::script(
+        &home,
+        r#"
+[[reply]]
+content = '''
+```sh
+printf 'first\n' > notes.txt
+printf 'old\n' > old.txt
+mkdir -p out && printf 'a,b\n1,2\n' > out/table.csv
+```
+'''
+
+[[reply]]
+content = '''
+```sh
+printf 'second\n' >> notes.txt
+rm old.txt
+touch out/table.csv
+ln -s notes.txt latest
+```
+'''
+
+[[reply]]
+content = "Done."
+"#,
+    );
+    let mut command = home.airlock();
+    command.args(["run", "--scripted"]).arg(&script);
+    command.args(["--approve", "all", "--prompt", "write files", "--json"]);
+    let output = run_with_stdin(command, "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let session = session_of(&output);
+    let listed = runs(&home, &["--session", &session]);
+    let changes = |run: &Value| -> Vec<(String, String)> {
+        run["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|file| (file["change"].to_string(), file["path"].to_string()))
+            .map(|(change, path)| (change.replace('"', ""), path.replace('"', "")))
+            .collect()
+    };
+    let pairs = |items: &[(&str, &str)]| -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        changes(&listed[1]),
+        pairs(&[
+            ("created", "notes.txt"),
+            ("created", "old.txt"),
+            ("created", "out/table.csv"),
+        ])
+    );
+    assert_eq!(
+        changes(&listed[0]),
+        pairs(&[
+            ("created", "latest"),
+            ("changed", "notes.txt"),
+            ("removed", "old.txt"),
+        ]),
+        "a touch that leaves the content alone is no change"
+    );
+
+    // The digest is of what the run left, as the host holds it.
+    let workspace = home.data_dir().join("workspaces").join(&session);
+    let notes = std::fs::read(workspace.join("notes.txt")).unwrap();
+    let digest = sha256_hex(&notes);
+    let shown = history(&home, &["show", listed[0]["run"].as_str().unwrap()]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("--- workspace files (3) ---"), "{shown}");
+    assert!(
+        shown.contains(&format!("changed  notes.txt  13 B  sha256 {digest}")),
+        "{shown}"
+    );
+    assert!(shown.contains("created  latest -> notes.txt"), "{shown}");
+    assert!(shown.contains("removed  old.txt"), "{shown}");
+
+    let md = history(&home, &["export", &session, "--format", "md"]);
+    let md = String::from_utf8_lossy(&md.stdout);
+    let link = format!("](file://{}/notes.txt)", workspace.display());
+    assert!(md.contains(&link), "{link} missing from:\n{md}");
+    assert!(
+        md.contains(&format!("workspace: {}", workspace.display())),
+        "{md}"
+    );
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    let mut command = Command::new("sha256sum");
+    command.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -192,11 +192,14 @@ fn the_history_pane_shows_earlier_sessions_from_the_store() {
 }
 
 #[test]
-fn resume_gives_the_model_its_earlier_conversation_back() {
+fn resume_gives_the_model_its_earlier_conversation_and_workspace_back() {
     use common::model_server::{Behaviour, ModelServer};
     let server = ModelServer::start(vec![
-        Behaviour::Reply("Running it.\n\n```python\nprint('marker', 6 * 7)\n```\n".into()),
+        Behaviour::Reply(
+            "Running it.\n\n```python\nprint('marker', 6 * 7)\nopen('notes.txt', 'w').write('kept from the first session')\n```\n".into(),
+        ),
         Behaviour::Reply("The answer was 42.".into()),
+        Behaviour::Reply("Reading my notes.\n\n```sh\ncat notes.txt\n```\n".into()),
         Behaviour::Reply("Continuing where we left off.".into()),
     ]);
     let home = Home::new();
@@ -212,15 +215,47 @@ fn resume_gives_the_model_its_earlier_conversation_back() {
     ]);
     let output = common::run_with_stdin(first, "");
     assert!(output.status.success(), "{}", common::stderr(&output));
+    let listed = home
+        .airlock()
+        .args(["history", "list", "--json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let earlier = listed[0]["session"].as_str().unwrap().to_string();
 
     let tmux = start(&home, &format!("resume --base-url {}", server.base_url));
     tmux.wait_for("resumed");
     tmux.wait_for("first task");
     tmux.keys(&["-l", "what next?"]);
     tmux.keys(&["Enter"]);
+    tmux.wait_for("Block 1 of 1 · sh");
+    tmux.keys(&["y"]);
     tmux.wait_for("Continuing where we left off.");
     let requests = server.requests();
-    assert_eq!(requests.len(), 3);
+    assert_eq!(requests.len(), 4);
+    let results = requests[3]
+        .messages()
+        .into_iter()
+        .map(|(_, c)| c)
+        .collect::<Vec<_>>();
+    assert!(
+        results
+            .iter()
+            .any(|text| text.contains("kept from the first session")),
+        "the resumed session's block read the earlier file: {results:?}"
+    );
+    let screen = tmux.screen();
+    let resumed = session_on(&screen);
+    let export = home
+        .airlock()
+        .args(["history", "export", &resumed])
+        .output()
+        .unwrap();
+    let export = String::from_utf8_lossy(&export.stdout);
+    assert!(
+        export.contains(&format!("continues session {earlier}")),
+        "{export}"
+    );
     let messages: Vec<String> = requests[2]
         .messages()
         .into_iter()

@@ -72,6 +72,7 @@ async fn airlock_and_cli(
         secret_env: "OPENAI_API_KEY".into(),
         data_dir: data_dir.path().to_path_buf(),
         supervisor: env!("CARGO_BIN_EXE_airlock").into(),
+        continues: None,
     };
     let started = Instant::now();
     let mut sandbox = DockerSandbox::start(docker, request, Arc::new(|_| {})).await?;

@@ -86,6 +86,7 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
             if run.truncated { ", truncated" } else { "" }
         );
         print!("{}", run.output);
+        print_files(&run);
         return Ok(ExitCode::SUCCESS);
     }
     if store.session_exists(id)? {
@@ -95,6 +96,17 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
     Err(usage(format!(
         "no run or session `{id}` in the history; `airlock history list` shows the ids"
     )))
+}
+
+/// What the run did to the workspace, a line per file.
+fn print_files(run: &RunRow) {
+    if run.files.is_empty() {
+        return;
+    }
+    println!("--- workspace files ({}) ---", run.files.len());
+    for file in &run.files {
+        println!("{}", for_person(&file.describe()));
+    }
 }
 
 pub fn prune(config: &Config) -> anyhow::Result<ExitCode> {

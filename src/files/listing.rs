@@ -165,12 +165,12 @@ fn entry(path: PathBuf, depth: usize, kind: EntryKind, stat: &Stat) -> Entry {
         depth,
         kind,
         size,
-        modified: stat.st_mtime as i64,
+        modified: stat.st_mtime,
         signature: Signature {
-            inode: stat.st_ino as u64,
+            inode: stat.st_ino,
             size,
-            modified: (stat.st_mtime as i64, stat.st_mtime_nsec as i64),
-            changed: (stat.st_ctime as i64, stat.st_ctime_nsec as i64),
+            modified: (stat.st_mtime, stat.st_mtime_nsec as i64),
+            changed: (stat.st_ctime, stat.st_ctime_nsec as i64),
         },
     }
 }

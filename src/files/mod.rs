@@ -42,6 +42,21 @@ fn push_visible(c: char, out: &mut String) {
     }
 }
 
+/// A size for people: `812 B`, `4.0 KiB`, `1.5 MiB`.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// A relative path drawn the same way, one name at a time.
 pub(crate) fn display_path(path: &Path) -> String {
     path.iter().map(display_name).collect::<Vec<_>>().join("/")
@@ -68,5 +83,12 @@ mod tests {
             display_path(Path::new("data/x\ty.csv")),
             "data/x\u{2409}y.csv"
         );
+    }
+
+    #[test]
+    fn sizes_read_as_people_say_them() {
+        assert_eq!(human_size(812), "812 B");
+        assert_eq!(human_size(4096), "4.0 KiB");
+        assert_eq!(human_size(3 << 29), "1.5 GiB");
     }
 }

@@ -41,6 +41,11 @@ pub(crate) fn prepare(
     Ok(path)
 }
 
+/// `path` itself is a directory, not a symlink to one.
+pub(crate) fn is_plain_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
 /// Entries a sweep for special bits looks at before it stops: a bound on its time.
 const SWEEP_ENTRIES: usize = 200_000;
 

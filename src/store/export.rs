@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::local_date_time;
 use super::{Result, RunFilter, RunRow, Store, StoreError};
+use crate::files::human_size;
 use crate::output::fence_for;
-use crate::protocol::{Outcome, ReplyEnd, Usage, from_wire_name};
+use crate::protocol::{FileChangeKind, Outcome, ReplyEnd, Usage, from_wire_name};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SessionExport {
@@ -18,6 +19,12 @@ pub(crate) struct SessionExport {
     pub(crate) model: String,
     pub(crate) base_url: String,
     pub(crate) sandbox: String,
+    /// The session this one continues (`airlock resume`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) resumed_from: Option<String>,
+    /// The host directory that was /workspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) workspace: Option<String>,
     pub(crate) messages: Vec<ExportMessage>,
     pub(crate) blocks: Vec<ExportBlock>,
     pub(crate) runs: Vec<RunRow>,
@@ -74,6 +81,8 @@ struct Header {
     model: String,
     base_url: String,
     sandbox: String,
+    resumed_from: Option<String>,
+    workspace: Option<String>,
 }
 
 impl Store {
@@ -95,6 +104,8 @@ impl Store {
             model: header.model,
             base_url: header.base_url,
             sandbox: header.sandbox,
+            resumed_from: header.resumed_from,
+            workspace: header.workspace,
             messages,
             blocks,
             runs,
@@ -104,7 +115,8 @@ impl Store {
 
     fn export_header(&self, session: &str) -> Result<Header> {
         let header = self.conn.query_row(
-            "SELECT started_at, ended_at, end_reason, model, base_url, COALESCE(sandbox_ready, sandbox) FROM sessions WHERE id = ?1",
+            "SELECT started_at, ended_at, end_reason, model, base_url, COALESCE(sandbox_ready, sandbox),
+                    resumed_from, workspace FROM sessions WHERE id = ?1",
             params![session],
             |row| {
                 Ok(Header {
@@ -114,6 +126,8 @@ impl Store {
                     model: row.get(3)?,
                     base_url: row.get(4)?,
                     sandbox: row.get(5)?,
+                    resumed_from: row.get(6)?,
+                    workspace: row.get(7)?,
                 })
             },
         );
@@ -248,7 +262,7 @@ pub(crate) fn markdown(export: &SessionExport) -> String {
     push_revocations(&mut out, &export.revoked_rules);
     out.push_str("\n## Blocks\n");
     for block in &export.blocks {
-        push_block(&mut out, block, &export.runs);
+        push_block(&mut out, block, &export.runs, export.workspace.as_deref());
     }
     out
 }
@@ -259,6 +273,14 @@ fn push_header(out: &mut String, export: &SessionExport) {
         "- model: {} ({})\n- sandbox: {}\n",
         export.model, export.base_url, export.sandbox
     ));
+    if let Some(earlier) = &export.resumed_from {
+        out.push_str(&format!(
+            "- resumed: continues session {earlier} (`airlock history export {earlier}`)\n"
+        ));
+    }
+    if let Some(workspace) = &export.workspace {
+        out.push_str(&format!("- workspace: {}\n", one_line(workspace)));
+    }
     out.push_str(&format!(
         "- started: {}\n",
         local_date_time(export.started_at as i64)
@@ -302,7 +324,7 @@ fn push_revocations(out: &mut String, revoked_rules: &[ExportRevocation]) {
 }
 
 /// A block's section: its code, its decisions, then its runs (out of all the session's).
-fn push_block(out: &mut String, block: &ExportBlock, runs: &[RunRow]) {
+fn push_block(out: &mut String, block: &ExportBlock, runs: &[RunRow], workspace: Option<&str>) {
     let fence = fence_for(&block.code);
     out.push_str(&format!(
         "\n### Block {} · {} · #{} ({})\n\n{fence}{}\n{}{}{fence}\n",
@@ -319,6 +341,7 @@ fn push_block(out: &mut String, block: &ExportBlock, runs: &[RunRow]) {
     }
     for run in runs.iter().filter(|run| run.block == block.block) {
         push_run(out, run);
+        push_files(out, run, workspace);
     }
 }
 
@@ -363,6 +386,62 @@ fn push_run(out: &mut String, run: &RunRow) {
     ));
 }
 
+/// The files a run changed, each linked to where it is on the host: the link goes to what
+/// is there now, which a later run may have changed, so the digest says what this run left.
+fn push_files(out: &mut String, run: &RunRow, workspace: Option<&str>) {
+    if run.files.is_empty() {
+        return;
+    }
+    out.push_str("\n  workspace files:\n\n");
+    for file in &run.files {
+        let name = markdown_text(&file.path);
+        let shown = match workspace {
+            Some(root) if file.change != FileChangeKind::Removed => {
+                format!("[{name}]({})", file_url(root, &file.path))
+            }
+            _ => name,
+        };
+        let detail = match (&file.link, &file.sha256) {
+            _ if file.change == FileChangeKind::Removed => String::new(),
+            (Some(target), _) => format!(" → {}", markdown_text(target)),
+            (None, Some(hash)) => format!(" · {} · sha256 `{hash}`", human_size(file.size)),
+            (None, None) => format!(" · {} · not hashed", human_size(file.size)),
+        };
+        out.push_str(&format!("  - {} {shown}{detail}\n", file.change.name()));
+    }
+}
+
+/// A line of text that cannot end the list item it is in.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+/// Text with Markdown's special characters escaped, so a file name is only ever a name.
+fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in one_line(text).chars() {
+        if "\\`*_{}[]()<>#+-.!|~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `file://` and the percent-encoded host path of `relative` inside `root`.
+fn file_url(root: &str, relative: &str) -> String {
+    let path = format!("{}/{relative}", root.trim_end_matches('/'));
+    let mut url = String::from("file://");
+    for byte in path.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            url.push(byte as char);
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,6 +457,8 @@ mod tests {
             model: "m".into(),
             base_url: "u".into(),
             sandbox: "x".into(),
+            resumed_from: None,
+            workspace: None,
             messages: vec![
                 ExportMessage {
                     role: "user".into(),

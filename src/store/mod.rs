@@ -235,7 +235,23 @@ impl Store {
         Ok(())
     }
 
+    /// The run's row and the files it changed, together: a savepoint, since a bulk import
+    /// may already be inside a transaction.
     fn run_finished(&self, run: &str, result: &ExecResult) -> Result<()> {
+        self.conn.execute_batch("SAVEPOINT run_finished")?;
+        let recorded = self
+            .run_result(run, result)
+            .and_then(|()| self.record_files(run, &result.files));
+        let end = if recorded.is_ok() {
+            "RELEASE run_finished"
+        } else {
+            "ROLLBACK TO run_finished; RELEASE run_finished"
+        };
+        self.conn.execute_batch(end)?;
+        recorded
+    }
+
+    fn run_result(&self, run: &str, result: &ExecResult) -> Result<()> {
         self.conn.execute(
             "UPDATE runs SET status = 'finished', ended_at = ?2, exit_code = ?3, timed_out = ?4, oom_killed = ?5,
              truncated = ?6, cancelled = ?7, output = ?8, output_bytes = ?9, duration_ms = ?10, image = ?11,
@@ -359,31 +375,61 @@ impl Store {
         }
         self.conn
             .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")?;
+        let mut own_workspaces = Vec::new();
+        for (id, own, workspace) in &removed {
+            if *own && !self.workspace_in_use(workspace.as_deref())? {
+                own_workspaces.push(id.clone());
+            }
+        }
         Ok(Pruned {
             sessions: removed.len(),
-            own_workspaces: removed
-                .into_iter()
-                .filter_map(|(id, own)| own.then_some(id))
-                .collect(),
+            own_workspaces,
             bytes_before,
             bytes_after: self.size()?,
         })
     }
 
-    /// Deletes the sessions `condition` selects; returns each one's id and whether it had its
-    /// own workspace (its recorded settings name none; unreadable settings count as named).
+    /// Deletes the sessions `condition` selects; returns each one's id, whether it had its
+    /// own workspace (its recorded settings name none; unreadable settings count as named),
+    /// and where that was.
     fn delete_sessions(
         &self,
         condition: &str,
         params: impl rusqlite::Params,
-    ) -> Result<Vec<(String, bool)>> {
+    ) -> Result<Vec<(String, bool, Option<String>)>> {
         let sql = format!(
             "DELETE FROM sessions WHERE {condition} RETURNING id,
-             json_valid(sandbox) AND json_extract(sandbox, '$.workspace') IS NULL"
+             json_valid(sandbox) AND json_extract(sandbox, '$.workspace') IS NULL, workspace"
         );
         let mut statement = self.conn.prepare(&sql)?;
-        let rows = statement.query_map(params, |row| Ok((row.get(0)?, row.get(1)?)))?;
+        let rows =
+            statement.query_map(params, |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A session still in the history works in `workspace` (it resumed the removed one).
+    fn workspace_in_use(&self, workspace: Option<&str>) -> Result<bool> {
+        let Some(workspace) = workspace else {
+            return Ok(false);
+        };
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sessions WHERE workspace = ?1)",
+            params![workspace],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Where a session's /workspace was on the host, when the history knows.
+    pub(crate) fn session_workspace(&self, session: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT workspace FROM sessions WHERE id = ?1",
+                params![session],
+                |row| row.get(0),
+            )
+            .optional()?
+            .flatten())
     }
 
     /// The database's size in bytes.

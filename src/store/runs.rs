@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store};
-use crate::protocol::{DecisionKind, Outcome, from_wire_name};
+use crate::protocol::{DecisionKind, FileChange, Outcome, from_wire_name, wire_name};
 
 /// Where a run is: still going, ended with a result, or cut off (airlock went away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +56,9 @@ pub struct RunRow {
     /// /workspace was full when it ended.
     #[serde(default)]
     pub(crate) workspace_full: bool,
+    /// The workspace's files it created, changed or removed, by path.
+    #[serde(default)]
+    pub(crate) files: Vec<FileChange>,
 }
 
 /// Which runs to list.
@@ -116,7 +119,48 @@ impl Store {
         let limit = filter.limit.map_or(-1, |n| n as i64);
         let rows =
             statement.query_map(params![filter.session, grep, limit, filter.run], run_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut runs: Vec<RunRow> = rows.collect::<rusqlite::Result<_>>()?;
+        self.attach_files(&mut runs)?;
+        Ok(runs)
+    }
+
+    /// Each run's changed files, from one prepared query.
+    fn attach_files(&self, runs: &mut [RunRow]) -> Result<()> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT path, change, size, sha256, link FROM run_files WHERE run = ?1 ORDER BY path",
+        )?;
+        for run in runs {
+            let rows = statement.query_map(params![run.run], |row| {
+                Ok(FileChange {
+                    path: row.get(0)?,
+                    change: from_wire_name(&row.get::<_, String>(1)?)
+                        .unwrap_or(crate::protocol::FileChangeKind::Changed),
+                    size: row.get::<_, i64>(2)? as u64,
+                    sha256: row.get(3)?,
+                    link: row.get(4)?,
+                })
+            })?;
+            run.files = rows.collect::<rusqlite::Result<_>>()?;
+        }
+        Ok(())
+    }
+
+    /// The files a run changed, as its result says.
+    pub(super) fn record_files(&self, run: &str, files: &[FileChange]) -> Result<()> {
+        let mut statement = self.conn.prepare_cached(
+            "INSERT INTO run_files (run, path, change, size, sha256, link) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for file in files {
+            statement.execute(params![
+                run,
+                file.path,
+                wire_name(&file.change),
+                file.size as i64,
+                file.sha256,
+                file.link
+            ])?;
+        }
+        Ok(())
     }
 
     /// One run by id.
@@ -152,5 +196,6 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         proposed: row.get(18)?,
         container: row.get(19)?,
         workspace_full: row.get(20)?,
+        files: Vec::new(),
     })
 }

@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH];
+const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH];
 
 /// 1: sessions, messages, blocks, decisions, runs.
 pub(crate) const FIRST: &str = "CREATE TABLE sessions (
@@ -70,6 +70,20 @@ pub(crate) const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 7: the host directory each session's /workspace was (a resumed session shares the one it
+/// continues), and the files each run created, changed or removed there.
+const SEVENTH: &str = "ALTER TABLE sessions ADD COLUMN workspace TEXT;
+    CREATE TABLE run_files (
+        id INTEGER PRIMARY KEY,
+        run TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        change TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT,
+        link TEXT
+    );
+    CREATE INDEX run_files_by_run ON run_files(run, path);";
 
 /// 6: a model reply's tokens, as the server counted them, and how it ended when it did not
 /// end as the model meant (`token_limit`, `stopped`).

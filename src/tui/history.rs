@@ -69,6 +69,7 @@ impl HistoryPane {
             Event::ExecFinished { result, .. } => {
                 record.output = result.output.clone();
                 record.ending = Some(result.into());
+                record.files = result.files.clone();
                 self.rematch_newest(None);
             }
             _ => {}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::protocol::{DecisionKind, ExecResult, Outcome};
+use crate::protocol::{DecisionKind, ExecResult, FileChange, Outcome};
 use crate::store::RunRow;
 use crate::view::BlockState;
 
@@ -50,6 +50,8 @@ pub struct RunRecord {
     pub output: String,
     /// How it ended; none while it runs, or when airlock stopped before it ended.
     pub ending: Option<Ending>,
+    /// The workspace's files it created, changed or removed.
+    pub files: Vec<FileChange>,
 }
 
 impl RunRecord {
@@ -78,6 +80,7 @@ impl RunRecord {
             started: SystemTime::now(),
             output: String::new(),
             ending: None,
+            files: Vec::new(),
         }
     }
 
@@ -106,6 +109,7 @@ impl RunRecord {
             edited: row.edited,
             output: row.output,
             ending,
+            files: row.files,
         }
     }
 

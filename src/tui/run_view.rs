@@ -91,6 +91,14 @@ fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: 
             Span::styled(ending_text(ending), theme.text()),
         ]));
     }
+    if !run.files.is_empty() {
+        lines.push(Line::styled("workspace files:", theme.accent()));
+        lines.extend(
+            run.files
+                .iter()
+                .map(|file| Line::styled(format!("  {}", file.describe()), theme.text())),
+        );
+    }
     if run.edited {
         lines.push(Line::styled(
             "proposed code (before the edit):",
@@ -163,6 +171,29 @@ mod tests {
     #[test]
     fn an_opened_run_shows_both_versions_of_an_edited_block() {
         insta::assert_snapshot!(opened(&with_runs(), 1, 70, 16));
+    }
+
+    #[test]
+    fn an_opened_run_lists_the_files_it_made() {
+        use crate::protocol::{FileChange, FileChangeKind};
+        let mut app = with_runs();
+        app.history.runs[0].files = vec![
+            FileChange {
+                path: "chart.png".into(),
+                change: FileChangeKind::Created,
+                size: 18_204,
+                sha256: Some("9f".repeat(32)),
+                link: None,
+            },
+            FileChange {
+                path: "old.txt".into(),
+                change: FileChangeKind::Removed,
+                size: 0,
+                sha256: None,
+                link: None,
+            },
+        ];
+        insta::assert_snapshot!(opened(&app, 0, 100, 14));
     }
 
     #[test]

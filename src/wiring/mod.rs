@@ -70,7 +70,10 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         &config.approval.approver_command,
         Duration::from_secs(config.approval.approver_timeout_secs),
     );
-    let request = session_request(config, "s")?;
+    let mut request = session_request(config, "s")?;
+    if let Some((earlier, _)) = &resumed {
+        request.continues = earlier_workspace(config, &request.data_dir, earlier);
+    }
     let settings = settings(config, request.session.clone(), end_when_idle);
     let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
@@ -239,7 +242,24 @@ pub(crate) fn session_request(config: &Config, prefix: &str) -> anyhow::Result<S
         secret_env: config.model.api_key_env.clone(),
         data_dir: config::data_dir()?,
         supervisor: crate::sandbox::docker::own_binary()?,
+        continues: None,
     })
+}
+
+/// Where the resumed session's /workspace was: as the history recorded it, or for a session
+/// recorded before workspaces were, its own directory under the data directory.
+fn earlier_workspace(
+    config: &Config,
+    data_dir: &std::path::Path,
+    earlier: &str,
+) -> Option<std::path::PathBuf> {
+    let recorded = Store::open_configured(&config.history)
+        .ok()
+        .and_then(|store| store.session_workspace(earlier).ok().flatten());
+    Some(recorded.map_or_else(
+        || data_dir.join("workspaces").join(earlier),
+        std::path::PathBuf::from,
+    ))
 }
 
 /// The newest session in the history, for `--resume` without an id.

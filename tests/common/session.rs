@@ -40,6 +40,7 @@ pub async fn session(config: SandboxConfig) -> Session {
         secret_env: "OPENAI_API_KEY".into(),
         data_dir: home.data_dir(),
         supervisor: env!("CARGO_BIN_EXE_airlock").into(),
+        continues: None,
     };
     let docker = docker::connect().await.expect("docker is reachable");
     let sandbox = DockerSandbox::start(

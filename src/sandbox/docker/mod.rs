@@ -148,6 +148,9 @@ pub struct SessionRequest {
     /// The statically linked airlock binary that becomes the container's supervisor: for a
     /// session started by airlock itself, [`own_binary`].
     pub supervisor: PathBuf,
+    /// `airlock resume`: the workspace of the session this one continues, reused so its
+    /// files are there.
+    pub continues: Option<PathBuf>,
 }
 
 /// This running airlock's binary, which is also the supervisor.
@@ -207,8 +210,18 @@ impl DockerSandbox {
         }
         let image = image::ensure(&docker, &config, &notices, &progress).await?;
         let users = spec::Users::resolve(&config.user)?;
+        let continued = request.continues.as_deref().filter(|earlier| {
+            let there = crate::sandbox::workspace::is_plain_dir(earlier);
+            if !there {
+                notices(format!(
+                    "the earlier session's workspace {} is gone; this one starts empty",
+                    crate::output::sanitize::for_person(&earlier.to_string_lossy())
+                ));
+            }
+            there
+        });
         let workspace = crate::sandbox::workspace::prepare(
-            config.workspace.as_deref(),
+            config.workspace.as_deref().or(continued),
             &request.data_dir,
             &request.session,
             users.code.uid,
