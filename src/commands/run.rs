@@ -440,7 +440,11 @@ fn transcript_entry(event: &Event, interactive: bool) -> String {
             } else {
                 ""
             };
-            format!("■ {status} · {} ms{truncated}\n", result.duration_ms)
+            let mut text = format!("■ {status} · {} ms{truncated}\n", result.duration_ms);
+            for file in &result.files {
+                text.push_str(&format!("  {}\n", for_person(&file.describe())));
+            }
+            text
         }
         Event::Reflection { .. } => "── results sent to the model ──\n".into(),
         Event::UserMessage { text } => {
