@@ -33,6 +33,8 @@ impl DockerSandbox {
         block: BlockSpec<'_>,
         live: LiveOutput<'_>,
     ) -> Result<ExecResult, SandboxError> {
+        // What changed since the last block is the operator's doing, not this block's.
+        self.workspace_changes().await;
         let started = Instant::now();
         // The request carries the code and a header of a few KiB.
         if block.code.len() > MAX_REQUEST - (1 << 20) {
@@ -123,8 +125,6 @@ impl DockerSandbox {
                 self.restart(&format!("its supervisor stopped: {why}"))
                     .await?;
                 self.clear_special_bits();
-                // No result carries them, and the next run's must not either.
-                self.workspace_changes().await;
                 return Err(SandboxError::Failed(format!(
                     "the sandbox's supervisor stopped while the block ran ({why}); the container \
                      was replaced"
