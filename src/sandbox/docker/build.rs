@@ -24,6 +24,8 @@ pub(crate) const RECIPE_VERSION: &str = "1";
 pub(crate) const LABEL_RECIPE: &str = "airlock.recipe";
 pub(crate) const LABEL_SOURCE: &str = "airlock.built-from";
 const TOOL: &str = "mmdebstrap";
+/// How long the import request may take, the whole build included.
+const IMPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 /// The environment mmdebstrap and apt get: the paths, the locale and a proxy if one is set.
 const KEPT_ENV: &[&str] = &[
     "PATH",
@@ -292,6 +294,10 @@ async fn import(
         ..Default::default()
     };
     let body = bollard::body_try_stream(chunks(tarball));
+    // The daemon answers only once the whole tarball has arrived, that is once mmdebstrap has
+    // finished, which takes longer than bollard's two-minute request timeout on a busy
+    // machine; the build's own steps are bounded by apt's timeouts.
+    let docker = docker.clone().with_timeout(IMPORT_DEADLINE);
     let mut answers = docker.create_image(Some(options), Some(body), None);
     while let Some(answer) = answers.next().await {
         if let Err(err) = answer {
