@@ -211,6 +211,9 @@ fn mmdebstrap_args() -> Vec<String> {
 fn image_config() -> Vec<String> {
     [
         "WORKDIR /workspace",
+        // An imported filesystem has no PATH of its own; without one Python cannot tell
+        // where it is (`sys.executable` is empty), so a block cannot start Python again.
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         "ENV PYTHONUNBUFFERED=1 LANG=C.UTF-8",
         r#"CMD ["python3"]"#,
     ]
