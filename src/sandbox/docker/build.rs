@@ -17,8 +17,22 @@ use crate::sandbox::{Notices, SandboxError};
 
 /// The Debian release the image is made from.
 pub(crate) const SUITE: &str = "bookworm";
-/// An interpreter, the shells, and the tools blocks expect (coreutils, procps).
-pub(crate) const PACKAGES: &[&str] = &["python3", "bash", "coreutils", "procps", "ca-certificates"];
+/// An interpreter, the shells, the tools blocks expect (coreutils, procps), and numpy and
+/// matplotlib so that a block can compute and draw a chart into /workspace. matplotlib's
+/// own dependencies bring the DejaVu fonts its Agg backend draws text with.
+pub(crate) const PACKAGES: &[&str] = &[
+    "python3",
+    "bash",
+    "coreutils",
+    "procps",
+    "ca-certificates",
+    "python3-numpy",
+    "python3-matplotlib",
+    // fontTools (a dependency of matplotlib) needs `python3-scipy | python3-munkres`; apt
+    // takes the first unless the second is asked for, and scipy drags in a C++ compiler and
+    // Boost (the image grows from 515 MB to 1.1 GB).
+    "python3-munkres",
+];
 /// The image's label holding [`recipe`], what identifies what an image holds.
 pub(crate) const LABEL_RECIPE: &str = "airlock.recipe";
 pub(crate) const LABEL_SOURCE: &str = "airlock.built-from";
