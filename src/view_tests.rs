@@ -32,19 +32,21 @@ fn the_demo_ends_with_every_block_run_and_the_fix_succeeding() {
     let end = all.last().expect("events");
     assert_eq!(end.stage, Stage::Done(DoneReason::NoCode));
     assert!(end.session.as_deref().is_some_and(|s| s.starts_with("s-")));
-    assert_eq!(end.blocks.len(), 4);
+    assert_eq!(end.blocks.len(), 5);
     assert_eq!(end.undecided().count(), 0);
     let outcomes: Vec<Outcome> = end
         .blocks
         .iter()
         .map(|block| block.result.as_ref().expect("ran").outcome())
         .collect();
-    // The first python block fails (Counter has no `top`); the model's fix succeeds.
+    // The first python block fails (Counter has no `top`); the model's fix succeeds, and
+    // so does the chart drawn from its report.
     assert_eq!(
         outcomes,
         [
             Outcome::Exited(0),
             Outcome::Exited(1),
+            Outcome::Exited(0),
             Outcome::Exited(0),
             Outcome::Exited(0)
         ]

@@ -818,3 +818,108 @@ fn a_weakened_sandbox_is_said_so_before_the_block_runs() {
     let (_, quiet) = exec_json(&home, "sh", "echo ran", &[]);
     assert!(!stderr(&quiet).contains("weakened"), "{}", stderr(&quiet));
 }
+
+/// An image named `name`: the test image, labelled as an older airlock's build of the
+/// offline image (the recipe was a version number then). Removed when dropped.
+struct OutdatedBuild {
+    name: String,
+}
+
+impl OutdatedBuild {
+    fn new() -> Self {
+        let name = format!("airlock-test-outdated:{}", std::process::id());
+        let dockerfile = format!("FROM {}\nLABEL airlock.recipe=1\n", test_image());
+        let mut command = Command::new("docker");
+        command.args(["build", "-q", "-t", &name, "-"]);
+        let output = run_with_stdin(command, &dockerfile);
+        assert!(output.status.success(), "{}", stderr(&output));
+        Self { name }
+    }
+}
+
+impl Drop for OutdatedBuild {
+    fn drop(&mut self) {
+        docker(&["rmi", "-f", &self.name]);
+    }
+}
+
+#[test]
+fn an_offline_image_from_another_recipe_is_built_again_and_kept_when_that_fails() {
+    let older = OutdatedBuild::new();
+    let home = Home::new();
+    // An mmdebstrap whose mirror is down, first on the PATH: the build is really started,
+    // fails at once, and leaves nothing.
+    let bin = home.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let started = home.dir.path().join("mmdebstrap-started");
+    std::fs::write(
+        bin.join("mmdebstrap"),
+        format!(
+            "#!/bin/sh\ntouch {}\necho 'E: apt-get update failed: mirror unreachable' >&2\nexit 1\n",
+            started.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        bin.join("mmdebstrap"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let airlock = |args: &[&str], stdin: &str| {
+        let mut command = home.airlock();
+        command.env("PATH", &path).args([
+            "-c",
+            &format!("sandbox.image={}", older.name),
+            "-c",
+            &format!("sandbox.offline_image={}", older.name),
+            "-c",
+            "sandbox.pull=never",
+        ]);
+        command.args(args);
+        run_with_stdin(command, stdin)
+    };
+
+    let status = airlock(&["image", "status", "--json"], "");
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(status["offline_image"]["outdated"], true, "{status}");
+    let plan = status["plan"].as_str().unwrap();
+    assert!(plan.contains("built again first"), "{plan}");
+
+    let exec = airlock(
+        &["exec", "--json", "--lang", "python", "-"],
+        "print('ran in the older build')\n",
+    );
+    let said = stderr(&exec);
+    assert!(exec.status.success(), "{said}");
+    assert!(
+        started.exists(),
+        "no rebuild was attempted before the session: {said}"
+    );
+    assert!(
+        said.contains(&format!(
+            "{} was built by another version of airlock, with other packages or settings; building it again",
+            older.name
+        )),
+        "{said}"
+    );
+    assert!(said.contains("so the older build is used"), "{said}");
+    assert!(said.contains("mirror unreachable"), "{said}");
+    let result: serde_json::Value = serde_json::from_slice(&exec.stdout).expect("exec JSON");
+    assert_eq!(result["output"], "ran in the older build\n");
+    // `image build` tries again without --force, since what is there is outdated.
+    std::fs::remove_file(&started).unwrap();
+    let build = airlock(&["image", "build"], "");
+    assert_eq!(build.status.code(), Some(125), "{}", stderr(&build));
+    assert!(
+        started.exists(),
+        "image build did not try: {}",
+        stderr(&build)
+    );
+    assert!(
+        !docker(&["image", "ls", "-q", &older.name])
+            .trim()
+            .is_empty(),
+        "the older build is still there"
+    );
+}

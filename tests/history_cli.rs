@@ -59,7 +59,7 @@ fn every_run_of_a_session_is_listed_and_exported() {
     assert!(output.status.success(), "{}", stderr(&output));
     let session = session_of(&output);
     let listed = runs(&home, &["--session", &session]);
-    assert_eq!(listed.len(), 4);
+    assert_eq!(listed.len(), 5);
     for field in [
         "session",
         "run",
@@ -78,6 +78,7 @@ fn every_run_of_a_session_is_listed_and_exported() {
     assert_eq!(
         exits,
         [
+            Value::from(0),
             Value::from(0),
             Value::from(0),
             Value::from(1),
@@ -100,7 +101,7 @@ fn every_run_of_a_session_is_listed_and_exported() {
         "one container served the session"
     );
     assert!(
-        listed[2]["output"]
+        listed[3]["output"]
             .as_str()
             .unwrap()
             .contains("no attribute 'top'")
@@ -118,6 +119,7 @@ fn every_run_of_a_session_is_listed_and_exported() {
         "**approve** by flag",
         "exit 1",
         "wrote report.json",
+        "wrote chart.png",
     ] {
         assert!(
             md.contains(needle),
@@ -126,9 +128,9 @@ fn every_run_of_a_session_is_listed_and_exported() {
     }
     let json = history(&home, &["export", &session, "--format", "json"]);
     let export: Value = serde_json::from_slice(&json.stdout).expect("json export");
-    assert_eq!(export["runs"].as_array().map(Vec::len), Some(4));
+    assert_eq!(export["runs"].as_array().map(Vec::len), Some(5));
     assert_eq!(export["model"], format!("scripted ({DEMO})"));
-    let shown = history(&home, &["show", listed[2]["run"].as_str().unwrap()]);
+    let shown = history(&home, &["show", listed[3]["run"].as_str().unwrap()]);
     assert!(String::from_utf8_lossy(&shown.stdout).contains("AttributeError"));
     let missing = history(&home, &["show", "r-nope"]);
     assert_eq!(missing.status.code(), Some(2));
@@ -195,9 +197,9 @@ fn two_sessions_at_once_are_both_recorded() {
         assert!(!stderr(output).contains("history"), "{}", stderr(output));
     }
     for output in &outputs {
-        assert_eq!(runs(&home, &["--session", &session_of(output)]).len(), 4);
+        assert_eq!(runs(&home, &["--session", &session_of(output)]).len(), 5);
     }
-    assert_eq!(runs(&home, &[]).len(), 8);
+    assert_eq!(runs(&home, &[]).len(), 10);
 }
 
 #[test]
@@ -243,7 +245,7 @@ fn prune_applies_the_configured_limits() {
     assert!(demo_run(&home).status.success());
     let nothing = history(&home, &["prune"]);
     assert!(String::from_utf8_lossy(&nothing.stdout).contains("nothing to prune"));
-    assert_eq!(runs(&home, &[]).len(), 8);
+    assert_eq!(runs(&home, &[]).len(), 10);
     let pruned = history(&home, &["prune", "-c", "history.max_size=1KiB"]);
     assert!(pruned.status.success(), "{}", stderr(&pruned));
     assert!(String::from_utf8_lossy(&pruned.stdout).contains("Removed 2 session(s)"));
@@ -284,7 +286,7 @@ fn prune_removes_the_workspaces_of_the_sessions_it_prunes_and_no_other() {
         workspaces.join(&kept).join("report.json").is_file(),
         "the kept one stays"
     );
-    assert_eq!(runs(&home, &[]).len(), 4);
+    assert_eq!(runs(&home, &[]).len(), 5);
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of `seconds` since the epoch shifted by `offset` seconds, computed

@@ -163,7 +163,7 @@ fn the_demo_script_runs_to_the_end_with_its_failure_and_fix() {
         .iter()
         .map(|e| e["exit_code"].clone())
         .collect();
-    assert_eq!(exits, [json!(0), json!(1), json!(0), json!(0)]);
+    assert_eq!(exits, [json!(0), json!(1), json!(0), json!(0), json!(0)]);
     let finished = of_type(&events, "exec_finished");
     assert!(
         finished[1]["output"]
@@ -192,15 +192,17 @@ fn the_demo_script_runs_to_the_end_with_its_failure_and_fix() {
             "exec_finished lacks {field}"
         );
     }
-    assert_eq!(of_type(&events, "reflection").len(), 2);
+    // matplotlib draws in the read-only image without a warning: its fonts are there, and
+    // its config and cache directory (under HOME=/tmp) is writable.
+    assert_eq!(finished[4]["output"], "wrote chart.png\n");
+    assert_eq!(of_type(&events, "reflection").len(), 3);
     let session = events[0]["session"].as_str().unwrap();
-    let report = home
-        .data_dir()
-        .join("workspaces")
-        .join(session)
-        .join("report.json");
-    let report = std::fs::read_to_string(&report).expect("the block's file is in the workspace");
+    let workspace = home.data_dir().join("workspaces").join(session);
+    let report = std::fs::read_to_string(workspace.join("report.json"))
+        .expect("the block's file is in the workspace");
     assert!(report.contains("\"fox\": 4"), "{report}");
+    let chart = std::fs::read(workspace.join("chart.png")).expect("the chart is in the workspace");
+    assert!(chart.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     assert!(containers_labelled(&format!("airlock.session={session}")).is_empty());
 }
 

@@ -46,6 +46,10 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
     tmux.wait_for("Block 2 of 2 · sh");
     tmux.keys(&["y"]);
     tmux.wait_for("\"fox\": 4");
+    // Then a chart of the counts, drawn with matplotlib into the workspace.
+    tmux.wait_for("Block 1 of 1 · python");
+    tmux.keys(&["y"]);
+    tmux.wait_for("wrote chart.png");
     // The model's last word, and the engine waiting for the operator: only then does q quit
     // without asking (while a reply streams it asks first).
     tmux.wait_for("Done. The five most common");
@@ -63,6 +67,13 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
         common::container_gone(&session),
         "the session's container is gone"
     );
+    let chart = home
+        .data_dir()
+        .join("workspaces")
+        .join(&session)
+        .join("chart.png");
+    let chart = std::fs::read(&chart).expect("the chart is in the workspace");
+    assert!(chart.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
 }
 
 #[test]
@@ -176,10 +187,10 @@ fn the_history_pane_shows_earlier_sessions_from_the_store() {
     tmux.wait_for("Block 1 of 2 · bash");
     tmux.keys(&["h"]);
     tmux.wait_for("History");
-    // The earlier session's four runs, one of them the failed python block.
+    // The earlier session's five runs, one of them the failed python block.
     tmux.wait_for("exit 1");
     let screen = tmux.screen();
-    assert!(screen.matches("exit 0").count() >= 3, "{screen}");
+    assert!(screen.matches("exit 0").count() >= 4, "{screen}");
     tmux.keys(&["/"]);
     tmux.keys(&["-l", "most_common"]);
     tmux.keys(&["Enter"]);

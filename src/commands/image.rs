@@ -14,11 +14,17 @@ pub async fn build(config: &Config, force: bool) -> anyhow::Result<ExitCode> {
     let client = docker::connect().await?;
     let tag = &config.sandbox.offline_image;
     if !force && let Some(present) = image::inspect(&client, tag).await {
-        println!(
-            "{} is already there; `airlock image build --force` builds it again",
+        if !image::outdated(&client, tag).await {
+            println!(
+                "{} is already there; `airlock image build --force` builds it again",
+                present.short()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!(
+            "{} was built by another version of airlock, with other packages or settings; building it again",
             present.short()
         );
-        return Ok(ExitCode::SUCCESS);
     }
     let built = image::build_offline(&client, tag, &super::stderr_progress()).await?;
     println!("built {built}");
@@ -62,8 +68,15 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         &sandbox.offline_image,
     );
     let can_build = image::can_build_offline();
+    let offline_outdated = offline.facts.as_ref().is_some_and(|facts| facts.outdated);
     let status = Status {
-        plan: plan(sandbox, configured.present, offline.present, can_build),
+        plan: plan(
+            sandbox,
+            configured.present,
+            offline.present,
+            offline_outdated,
+            can_build,
+        ),
         ready: configured.present || offline.present,
         image: configured,
         offline_image: offline,
@@ -80,13 +93,29 @@ pub async fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 /// What `ensure` would do, in the same order.
-fn plan(sandbox: &SandboxConfig, present: bool, offline_present: bool, can_build: bool) -> String {
+fn plan(
+    sandbox: &SandboxConfig,
+    present: bool,
+    offline_present: bool,
+    offline_outdated: bool,
+    can_build: bool,
+) -> String {
     let (image, offline) = (&sandbox.image, &sandbox.offline_image);
+    // An offline image from another version's recipe is built again before it is used.
+    let renewal = if !offline_outdated {
+        ""
+    } else if sandbox.build_offline && can_build {
+        " (built again first: another version of airlock built it, with other packages or settings)"
+    } else {
+        " (built by another version of airlock, with other packages or settings, and used as it \
+         is: it cannot be built again here)"
+    };
     if present {
-        return format!("sessions use {image}, which is here");
+        let renewal = if image == offline { renewal } else { "" };
+        return format!("sessions use {image}, which is here{renewal}");
     }
     let fallback = if offline_present {
-        format!("{offline}, which is here")
+        format!("{offline}, which is here{renewal}")
     } else if !sandbox.build_offline {
         format!("nothing: {offline} is missing and sandbox.build_offline = false")
     } else if can_build {
@@ -138,14 +167,26 @@ mod tests {
     #[test]
     fn the_plan_follows_the_order_a_session_tries() {
         let mut sandbox = SandboxConfig::default();
-        assert!(plan(&sandbox, true, false, false).contains("which is here"));
-        let pull_then_build = plan(&sandbox, false, false, true);
+        assert!(plan(&sandbox, true, false, false, false).contains("which is here"));
+        let pull_then_build = plan(&sandbox, false, false, false, true);
         assert!(pull_then_build.starts_with("sessions pull python:3.12-slim first"));
         assert!(pull_then_build.contains("built from Debian packages first"));
-        assert!(plan(&sandbox, false, false, false).contains("until mmdebstrap is installed"));
+        assert!(
+            plan(&sandbox, false, false, false, false).contains("until mmdebstrap is installed")
+        );
+        let renewed = plan(&sandbox, false, true, true, true);
+        assert!(
+            renewed.ends_with("which is here (built again first: another version of airlock built it, with other packages or settings)"),
+            "{renewed}"
+        );
+        let as_it_is = plan(&sandbox, false, true, true, false);
+        assert!(as_it_is.contains("used as it is"), "{as_it_is}");
+        sandbox.image = sandbox.offline_image.clone();
+        assert!(plan(&sandbox, true, true, true, true).contains("built again first"));
+        sandbox.image = SandboxConfig::default().image;
         sandbox.pull = PullPolicy::Never;
         sandbox.build_offline = false;
-        let nothing = plan(&sandbox, false, false, true);
+        let nothing = plan(&sandbox, false, false, false, true);
         assert!(nothing.contains("never pulled"), "{nothing}");
         assert!(
             nothing.contains("sandbox.build_offline = false"),

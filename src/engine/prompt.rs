@@ -32,7 +32,11 @@ pub(crate) fn default_system_prompt(facts: &PromptFacts<'_>) -> String {
     let workspace = if facts.workspace_read_only {
         "/workspace is the working directory and is read-only; write scratch files to /tmp."
     } else {
-        "/workspace is the working directory; files written there persist from block to block."
+        // There is no display, and the operator sees the workspace's pictures in airlock.
+        "/workspace is the working directory; files written there persist from block to block. \
+         Save figures and pictures as PNG files in /workspace instead of trying to show them \
+         (with matplotlib, use the Agg backend and `plt.savefig(\"/workspace/NAME.png\")`): \
+         the operator sees the workspace's pictures in airlock."
     };
     let how = if facts.tools {
         format!(
@@ -103,6 +107,13 @@ mod tests {
         assert!(
             online.contains("network mode `bridge`") && online.contains("read-only; write scratch")
         );
+        let pictures = "Save figures and pictures as PNG files in /workspace instead of trying to \
+                        show them (with matplotlib, use the Agg backend and \
+                        `plt.savefig(\"/workspace/NAME.png\")`): the operator sees the \
+                        workspace's pictures in airlock.";
+        assert!(prompt.contains(pictures), "{prompt}");
+        // A read-only workspace cannot take them.
+        assert!(!online.contains("savefig"), "{online}");
         let tools = default_system_prompt(&PromptFacts {
             tools: true,
             ..facts

@@ -17,13 +17,30 @@ use crate::sandbox::{Notices, SandboxError};
 
 /// The Debian release the image is made from.
 pub(crate) const SUITE: &str = "bookworm";
-/// An interpreter, the shells, and the tools blocks expect (coreutils, procps).
-pub(crate) const PACKAGES: &[&str] = &["python3", "bash", "coreutils", "procps", "ca-certificates"];
-/// Bumped whenever the recipe changes, so `airlock image status` can tell an older build.
-pub(crate) const RECIPE_VERSION: &str = "1";
+/// An interpreter, the shells, the tools blocks expect (coreutils, procps), and numpy and
+/// matplotlib so that a block can compute and draw a chart into /workspace. matplotlib's
+/// own dependencies bring the DejaVu fonts its Agg backend draws text with.
+pub(crate) const PACKAGES: &[&str] = &[
+    "python3",
+    "bash",
+    "coreutils",
+    "procps",
+    "ca-certificates",
+    "python3-numpy",
+    "python3-matplotlib",
+    // fontTools (a dependency of matplotlib) needs `python3-scipy | python3-munkres`; apt
+    // takes the first unless the second is asked for, and scipy drags in a C++ compiler and
+    // Boost (the image grows from 515 MB to 1.1 GB).
+    "python3-munkres",
+];
+/// The image's label holding [`recipe`], what identifies what an image holds.
 pub(crate) const LABEL_RECIPE: &str = "airlock.recipe";
 pub(crate) const LABEL_SOURCE: &str = "airlock.built-from";
+/// The packages asked for, for a person reading the image's labels.
+const LABEL_PACKAGES: &str = "airlock.packages";
 const TOOL: &str = "mmdebstrap";
+/// How long the import request may take, the whole build included.
+const IMPORT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 /// The environment mmdebstrap and apt get: the paths, the locale and a proxy if one is set.
 const KEPT_ENV: &[&str] = &[
     "PATH",
@@ -187,19 +204,74 @@ impl Drop for Stoppable {
     }
 }
 
+/// mmdebstrap's arguments (the tarball goes to stdout).
+fn mmdebstrap_args() -> Vec<String> {
+    [
+        "--variant=minbase".to_string(),
+        format!("--include={}", PACKAGES.join(",")),
+        "--dpkgopt=path-exclude=/usr/share/doc/*".into(),
+        "--dpkgopt=path-exclude=/usr/share/man/*".into(),
+        "--dpkgopt=path-exclude=/usr/share/locale/*".into(),
+        // A home for uid 1000 and a world-writable /workspace, as in the curated Dockerfile.
+        r#"--customize-hook=chroot "$1" useradd --uid 1000 --create-home --shell /bin/bash sandbox"#.into(),
+        r#"--customize-hook=mkdir -p "$1/workspace" && chmod 0777 "$1/workspace""#.into(),
+        SUITE.into(),
+        "-".into(),
+    ]
+    .into()
+}
+
+/// The image's configuration, apart from its labels.
+fn image_config() -> Vec<String> {
+    [
+        "WORKDIR /workspace",
+        // An imported filesystem has no PATH of its own; without one Python cannot tell
+        // where it is (`sys.executable` is empty), so a block cannot start Python again.
+        "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "ENV PYTHONUNBUFFERED=1 LANG=C.UTF-8",
+        r#"CMD ["python3"]"#,
+    ]
+    .map(String::from)
+    .into()
+}
+
+/// What identifies the content of an image this recipe builds: a digest of everything that
+/// decides it (the release, the packages, mmdebstrap's options and hooks, the image's
+/// configuration). An image under the offline name whose label says otherwise was built by
+/// another version of airlock, with other packages or settings, and is built again before a
+/// session uses it; no version number has to be remembered and bumped by hand.
+pub(crate) fn recipe() -> String {
+    fingerprint(&recipe_parts())
+}
+
+/// Everything that decides what the image holds, in order.
+fn recipe_parts() -> Vec<String> {
+    mmdebstrap_args()
+        .into_iter()
+        .chain(image_config())
+        .collect()
+}
+
+/// The first 16 hex digits of the SHA-256 of `parts`.
+fn fingerprint(parts: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        // A byte no argument holds ends each part, so moving text between parts changes it.
+        hasher.update([0]);
+    }
+    let digest = hasher.finalize();
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 fn spawn_mmdebstrap() -> Result<Child, SandboxError> {
     let mut command = Command::new(TOOL);
     command
-        .arg("--variant=minbase")
-        .arg(format!("--include={}", PACKAGES.join(",")))
-        .arg("--dpkgopt=path-exclude=/usr/share/doc/*")
-        .arg("--dpkgopt=path-exclude=/usr/share/man/*")
-        .arg("--dpkgopt=path-exclude=/usr/share/locale/*")
-        // A home for uid 1000 and a world-writable /workspace, as in the curated Dockerfile.
-        .arg(r#"--customize-hook=chroot "$1" useradd --uid 1000 --create-home --shell /bin/bash sandbox"#)
-        .arg(r#"--customize-hook=mkdir -p "$1/workspace" && chmod 0777 "$1/workspace""#)
-        .arg(SUITE)
-        .arg("-")
+        .args(mmdebstrap_args())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -283,15 +355,21 @@ async fn import(
         from_src: Some("-".into()),
         repo: Some(repo.into()),
         tag: Some(version.into()),
-        changes: vec![
-            "WORKDIR /workspace".into(),
-            "ENV PYTHONUNBUFFERED=1 LANG=C.UTF-8".into(),
-            r#"CMD ["python3"]"#.into(),
-            format!("LABEL {LABEL_RECIPE}={RECIPE_VERSION} {LABEL_SOURCE}=debian:{SUITE}"),
-        ],
+        changes: image_config()
+            .into_iter()
+            .chain([format!(
+                "LABEL {LABEL_RECIPE}={} {LABEL_SOURCE}=debian:{SUITE} {LABEL_PACKAGES}={}",
+                recipe(),
+                PACKAGES.join(",")
+            )])
+            .collect(),
         ..Default::default()
     };
     let body = bollard::body_try_stream(chunks(tarball));
+    // The daemon answers only once the whole tarball has arrived, that is once mmdebstrap has
+    // finished, which takes longer than bollard's two-minute request timeout on a busy
+    // machine; the build's own steps are bounded by apt's timeouts.
+    let docker = docker.clone().with_timeout(IMPORT_DEADLINE);
     let mut answers = docker.create_image(Some(options), Some(body), None);
     while let Some(answer) = answers.next().await {
         if let Err(err) = answer {
@@ -339,5 +417,21 @@ mod tests {
         );
         assert_eq!(step_of("I: chroot architecture amd64"), None);
         assert_eq!(step_of("E: something broke"), None);
+    }
+
+    #[test]
+    fn the_recipe_changes_with_the_package_list() {
+        let parts = recipe_parts();
+        let include = parts
+            .iter()
+            .position(|part| part.starts_with("--include="))
+            .expect("the packages are part of the recipe");
+        assert!(parts[include].contains("procps"));
+        let mut fewer = parts.clone();
+        fewer[include] = fewer[include].replace(",procps", "");
+        assert_ne!(fingerprint(&fewer), recipe());
+        assert_eq!(recipe(), recipe());
+        assert_eq!(recipe().len(), 16);
+        assert!(recipe().chars().all(|c| c.is_ascii_hexdigit()));
     }
 }

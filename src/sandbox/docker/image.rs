@@ -1,7 +1,7 @@
 //! Making sure the sandbox image is here: use it, pull it with visible progress, or fall
 //! back to the offline image and say so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -62,6 +62,34 @@ pub(crate) struct ImageFacts {
     pub(crate) size_bytes: Option<i64>,
     /// Where it came from, in words.
     pub(crate) source: String,
+    /// Built by another version of airlock from another recipe (other packages or settings):
+    /// a session that would use it as the offline image builds it again first.
+    pub(crate) outdated: bool,
+}
+
+/// The image's labels, when it is here.
+async fn labels(docker: &Docker, name: &str) -> Option<HashMap<String, String>> {
+    let image = docker.inspect_image(name).await.ok()?;
+    Some(
+        image
+            .config
+            .and_then(|config| config.labels)
+            .unwrap_or_default(),
+    )
+}
+
+/// Labels of an image built by airlock, but from a recipe other than this airlock's. An
+/// image airlock did not build is never called outdated: it is someone's own.
+fn outdated_labels(labels: &HashMap<String, String>) -> bool {
+    labels.contains_key(build::LABEL_SOURCE)
+        && labels.get(build::LABEL_RECIPE) != Some(&build::recipe())
+}
+
+/// Whether `name` is here and was built by another version of airlock, from another recipe.
+pub(crate) async fn outdated(docker: &Docker, name: &str) -> bool {
+    labels(docker, name)
+        .await
+        .is_some_and(|labels| outdated_labels(&labels))
 }
 
 pub(crate) async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
@@ -71,19 +99,19 @@ pub(crate) async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
         .config
         .and_then(|config| config.labels)
         .unwrap_or_default();
-    let source = match (
-        labels.get(build::LABEL_SOURCE),
-        labels.get(build::LABEL_RECIPE),
-    ) {
-        (Some(from), Some(recipe)) if recipe == build::RECIPE_VERSION => {
-            format!("built by airlock from Debian packages ({from})")
-        }
-        (Some(from), Some(recipe)) => format!(
-            "built by airlock from Debian packages ({from}) with an older recipe ({recipe}, now {}): `airlock image build --force` renews it",
-            build::RECIPE_VERSION
+    let outdated = outdated_labels(&labels);
+    let source = match labels.get(build::LABEL_SOURCE) {
+        Some(from) if outdated => format!(
+            "built by airlock from Debian packages ({from}) with another recipe ({}, now {}): \
+             sessions build it again before they use it, `airlock image build` does it now",
+            labels
+                .get(build::LABEL_RECIPE)
+                .map_or("none", String::as_str),
+            build::recipe()
         ),
-        _ if digest.is_some() => "pulled from a registry".to_string(),
-        _ => "made on this daemon (built, imported or loaded)".to_string(),
+        Some(from) => format!("built by airlock from Debian packages ({from})"),
+        None if digest.is_some() => "pulled from a registry".to_string(),
+        None => "made on this daemon (built, imported or loaded)".to_string(),
     };
     Some(ImageFacts {
         id: image.id.unwrap_or_default(),
@@ -91,6 +119,7 @@ pub(crate) async fn facts(docker: &Docker, name: &str) -> Option<ImageFacts> {
         created: image.created.map(|created| created.to_string()),
         size_bytes: image.size,
         source,
+        outdated,
     })
 }
 
@@ -121,7 +150,7 @@ pub(crate) async fn ensure(
     progress: &Notices,
 ) -> Result<ImageRef, SandboxError> {
     if let Some(image) = inspect(docker, &config.image).await {
-        return Ok(image);
+        return renewed(docker, config, image, notices, progress).await;
     }
     let failure = match config.pull {
         PullPolicy::Never => "it is not present and sandbox.pull = \"never\"".to_string(),
@@ -144,7 +173,7 @@ pub(crate) async fn ensure(
             "cannot use image {}: {failure}; using {offline} instead",
             config.image
         ));
-        return Ok(image);
+        return renewed(docker, config, image, notices, progress).await;
     }
     let cannot = format!("cannot use image {}: {failure}", config.image);
     if !config.build_offline {
@@ -172,6 +201,57 @@ pub(crate) async fn ensure(
     })?;
     notices(format!("built {}; using it", image.short()));
     Ok(image)
+}
+
+/// `image` itself, unless it is the offline image as another version of airlock built it,
+/// from another recipe (other packages or settings): then it is built again first. When that cannot be done here, or
+/// fails, the older build still serves, and the notice says why.
+async fn renewed(
+    docker: &Docker,
+    config: &SandboxConfig,
+    image: ImageRef,
+    notices: &Notices,
+    progress: &Notices,
+) -> Result<ImageRef, SandboxError> {
+    if image.name != config.offline_image || !outdated(docker, &image.name).await {
+        return Ok(image);
+    }
+    let older = format!(
+        "{} was built by another version of airlock, with other packages or settings",
+        image.name
+    );
+    if !config.build_offline {
+        notices(format!(
+            "{older}; using it as it is (sandbox.build_offline = false; `airlock image build` renews it)"
+        ));
+        return Ok(image);
+    }
+    if !build::tool_available() {
+        notices(format!(
+            "{older}; using it as it is: {}",
+            build::tool_missing()
+        ));
+        return Ok(image);
+    }
+    notices(format!(
+        "{older}; building it again from Debian packages (about a minute, once; \
+         `airlock image build` does it ahead of time)"
+    ));
+    if let Err(why) = build::build(docker, &image.name, progress).await {
+        notices(format!(
+            "building {} again failed, so the older build is used: {why}",
+            image.name
+        ));
+        return Ok(image);
+    }
+    let built = inspect(docker, &image.name).await.ok_or_else(|| {
+        SandboxError::Unavailable(format!(
+            "{} was built again but Docker does not list it",
+            image.name
+        ))
+    })?;
+    notices(format!("built {}; using it", built.short()));
+    Ok(built)
 }
 
 /// `name` with an explicit tag: without one, the API would pull every tag of the repository.
@@ -278,6 +358,31 @@ mod tests {
             "localhost:5000/sandbox:v1"
         );
         assert_eq!(with_tag("repo@sha256:00"), "repo@sha256:00");
+    }
+
+    #[test]
+    fn only_airlocks_own_builds_from_another_recipe_are_outdated() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect()
+        };
+        let source = (build::LABEL_SOURCE, "debian:bookworm");
+        // Earlier builds were labelled with a version number instead of the digest.
+        assert!(outdated_labels(&labels(&[
+            source,
+            (build::LABEL_RECIPE, "1")
+        ])));
+        assert!(outdated_labels(&labels(&[source])));
+        let current = build::recipe();
+        assert!(!outdated_labels(&labels(&[
+            source,
+            (build::LABEL_RECIPE, current.as_str())
+        ])));
+        // Someone's own image under that name is theirs: never rebuilt.
+        assert!(!outdated_labels(&labels(&[(build::LABEL_RECIPE, "1")])));
+        assert!(!outdated_labels(&labels(&[])));
     }
 
     #[test]
