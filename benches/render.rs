@@ -25,6 +25,7 @@ fn session(messages: usize, log_lines: usize) -> App {
     );
     app.on_event(&Event::SandboxReady {
         description: "bench sandbox".into(),
+        workspace: None,
     });
     for i in 0..messages {
         let text = format!(
@@ -71,6 +72,7 @@ fn session(messages: usize, log_lines: usize) -> App {
             container: String::new(),
             omission_at: None,
             workspace_full: false,
+            files: Vec::new(),
         },
     });
     app
