@@ -357,6 +357,30 @@ impl App {
         self.job_results.take()
     }
 
+    /// Applies the background jobs that have finished, as the event loop would, while the
+    /// app still holds their receiver (for tests and benches); how many there were.
+    pub fn apply_finished_jobs(&mut self) -> usize {
+        let mut done = Vec::new();
+        if let Some(results) = &mut self.job_results {
+            while let Ok(result) = results.try_recv() {
+                done.push(result);
+            }
+        }
+        let count = done.len();
+        done.into_iter().for_each(|result| self.on_job(result));
+        count
+    }
+
+    /// Previews of text are highlighted in `highlighter`'s colours.
+    pub fn highlight_previews(&mut self, highlighter: &super::highlight::Highlighter) {
+        self.workspace.set_syntax(highlighter.syntax_theme());
+    }
+
+    /// A background job (a listing, a preview) has not finished yet.
+    pub fn jobs_running(&self) -> bool {
+        self.workspace.busy()
+    }
+
     /// A background job is done: a listing or a preview for the workspace pane.
     pub(crate) fn on_job(&mut self, done: Done) {
         debug_assert_ne!(done.ran_on, std::thread::current().id(), "a job ran here");

@@ -52,7 +52,8 @@ impl App {
         }
     }
 
-    pub(crate) fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
+    /// Takes in one key press; returns what the runner should do.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
         if !self.modals.is_empty() {
             let data = ModalData {
                 theme: &self.theme,

@@ -126,8 +126,8 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     let mut screen = enter_screen()?;
     // Asked once, in raw mode and before keys are read, as the terminal's answer comes on
     // the same input.
-    let graphics = picture::Graphics::detect();
-    app.workspace.set_look(graphics, highlighter.syntax_theme());
+    app.workspace.set_graphics(picture::Graphics::detect());
+    app.highlight_previews(&highlighter);
     let outcome = event_loop(
         &mut screen,
         &mut app,

@@ -130,9 +130,13 @@ impl WorkspacePane {
         }
     }
 
-    /// How pictures reach this terminal, and the colours text is highlighted in.
-    pub(crate) fn set_look(&mut self, graphics: Graphics, syntax: Option<SyntaxTheme>) {
+    /// How pictures reach this terminal.
+    pub(crate) fn set_graphics(&mut self, graphics: Graphics) {
         self.graphics = graphics;
+    }
+
+    /// The colours text is highlighted in (`None`: none).
+    pub(crate) fn set_syntax(&mut self, syntax: Option<SyntaxTheme>) {
         self.syntax = syntax;
     }
 
@@ -174,7 +178,6 @@ impl WorkspacePane {
     }
 
     /// A listing or a preview is being made.
-    #[cfg(test)]
     pub(crate) fn busy(&self) -> bool {
         self.listings.running || self.previews.running
     }

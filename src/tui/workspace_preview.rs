@@ -295,6 +295,14 @@ impl Preview {
                 shown.extend(lines.iter().skip(skip).take(area.height as usize).cloned());
                 frame.render_widget(Paragraph::new(shown).style(theme.text()), area);
             }
+            // Half blocks are colours and nothing else: without colours nothing would show.
+            Body::Picture { picture, .. } if theme.monochrome => {
+                let text = format!(
+                    "Not drawn without colours (NO_COLOR): a {} of {}×{} pixels.",
+                    picture.format, picture.width, picture.height
+                );
+                frame.render_widget(said(text, theme.dim()), area);
+            }
             Body::Picture { picture, .. } => picture.render(frame, area),
             Body::Binary { what, .. } => {
                 let text = format!("Not shown: {what}.");

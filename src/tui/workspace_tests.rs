@@ -359,7 +359,37 @@ fn keys_page_text_and_the_workspace_shows_on_the_screen() {
     let text = workspace.stable(crate::tui::testing::screen(&mut app.0, 120, 30));
     assert!(text.contains(" Workspace /tmp/airlock-ws-"), "{text}");
     insta::assert_snapshot!("screen", text);
+    // Tab goes through the pane while it is open, and past it once it is closed.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        app.0.on_key(key(KeyCode::Tab));
+        seen.push(app.0.focus);
+    }
+    assert_eq!(
+        seen,
+        [
+            Focus::Logs,
+            Focus::Composer,
+            Focus::Conversation,
+            Focus::Workspace
+        ]
+    );
     app.0.on_key(key(KeyCode::Char('w')));
     assert!(!app.0.workspace.open);
     assert_eq!(app.0.focus, Focus::Conversation);
+    app.0.on_key(key(KeyCode::Tab));
+    assert_eq!(app.0.focus, Focus::Logs);
+}
+
+#[test]
+fn one_job_of_a_kind_runs_at_a_time_and_only_the_newest_answer_counts() {
+    let mut requests = Requests::default();
+    assert_eq!(requests.ask("first"), Some((1, "first")));
+    assert_eq!(requests.ask("second"), None, "waits for the first");
+    assert_eq!(requests.ask("third"), None, "replaces the second");
+    // The first's answer is stale; the third runs next.
+    assert_eq!(requests.answered(1), (false, Some((3, "third"))));
+    assert!(requests.running);
+    assert_eq!(requests.answered(3), (true, None));
+    assert!(!requests.running);
 }
