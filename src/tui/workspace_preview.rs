@@ -1,6 +1,6 @@
 //! A preview of one workspace file, loaded on a job's thread: text highlighted (its first
-//! [`TEXT_LIMIT`] bytes), a PNG, JPEG or GIF drawn as a picture, anything else described by
-//! what its first bytes say it is, never dumped. The file is opened the one way the host
+//! [`TEXT_LIMIT`] bytes), a PNG, JPEG, GIF or SVG drawn as a picture, anything else
+//! described by what its first bytes say it is, never dumped. The file is opened the one way the host
 //! opens workspace files (`files::read`: no symlink followed, no FIFO or device opened), and
 //! everything drawn from it is neutralized first.
 
@@ -21,6 +21,9 @@ use crate::output::sanitize::for_person;
 
 /// Text is previewed up to this many bytes.
 pub(crate) const TEXT_LIMIT: usize = 1 << 20;
+/// Syntax colours for this much of it: highlighting runs at a few hundred KiB a second, so
+/// the rest is shown plain rather than making the operator wait seconds.
+const HIGHLIGHT_LIMIT: usize = 64 << 10;
 /// Longer lines are cut here, so one minified megabyte does not cost every frame.
 const MAX_LINE_CHARS: usize = 2000;
 const TAB_WIDTH: usize = 4;
@@ -54,8 +57,8 @@ pub(crate) enum Body {
         size: u64,
         /// Only the first [`TEXT_LIMIT`] bytes are shown.
         cut: bool,
-        /// Said above the text (an SVG shown as its source).
-        note: Option<&'static str>,
+        /// Said above the text (an SVG shown as its source, colours for only part of it).
+        note: Option<String>,
     },
     Picture {
         picture: Picture,
@@ -111,18 +114,55 @@ fn body(request: &Request) -> Result<Body, String> {
         });
     };
     let svg = is_svg(&request.shown, text);
+    if svg && !cut {
+        match Picture::load_svg(&bytes, &request.graphics, request.room) {
+            Ok(picture) => {
+                return Ok(Body::Picture {
+                    picture,
+                    size,
+                    graphics: request.graphics.name(),
+                });
+            }
+            Err(why) => return Ok(source(request, text, size, cut, Some(why))),
+        }
+    }
+    Ok(source(request, text, size, cut, None))
+}
+
+/// Text, highlighted (an SVG that could not be drawn too, with why).
+fn source(request: &Request, text: &str, size: u64, cut: bool, undrawn: Option<String>) -> Body {
+    let svg = undrawn.is_some() || is_svg(&request.shown, text);
     let token = if svg {
         "xml"
     } else {
         extension(&request.shown)
     };
-    let styled = highlight_with(request.theme.as_ref(), text, token);
-    Ok(Body::Text {
+    let (coloured, plain) = text.split_at(line_end_after(text, HIGHLIGHT_LIMIT));
+    let mut styled = highlight_with(request.theme.as_ref(), coloured, token);
+    styled.extend(
+        plain
+            .lines()
+            .map(|line| vec![(Style::new(), line.to_string())]),
+    );
+    let mut notes = Vec::new();
+    if let Some(why) = undrawn {
+        notes.push(format!("{why}; shown as its source"));
+    } else if svg {
+        notes.push(format!(
+            "an SVG over {}, shown as its source",
+            human_size(TEXT_LIMIT as u64)
+        ));
+    }
+    if !plain.is_empty() && request.theme.is_some() {
+        let limit = human_size(HIGHLIGHT_LIMIT as u64);
+        notes.push(format!("syntax colours for the first {limit}"));
+    }
+    Body::Text {
         lines: styled.iter().map(drawn_line).collect(),
         size,
         cut,
-        note: svg.then_some("SVG, shown as its source: no SVG renderer is built in"),
-    })
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+    }
 }
 
 fn looks_like_picture(bytes: &[u8]) -> bool {
@@ -130,6 +170,17 @@ fn looks_like_picture(bytes: &[u8]) -> bool {
         || bytes.starts_with(b"\xff\xd8\xff")
         || bytes.starts_with(b"GIF87a")
         || bytes.starts_with(b"GIF89a")
+}
+
+/// Where the line that holds byte `at` ends (after its `\n`), or the text's end.
+fn line_end_after(text: &str, at: usize) -> usize {
+    if at >= text.len() {
+        return text.len();
+    }
+    text.as_bytes()[at..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(text.len(), |newline| at + newline + 1)
 }
 
 /// UTF-8 without NUL bytes is text; a character cut by the read limit is left out.
@@ -151,7 +202,9 @@ fn is_svg(name: &str, text: &str) -> bool {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    name.to_ascii_lowercase().ends_with(".svg") || text[..end].contains("<svg")
+    let head = text[..end].trim_start();
+    name.to_ascii_lowercase().ends_with(".svg")
+        || ((head.starts_with("<svg") || head.starts_with("<?xml")) && head.contains("<svg"))
 }
 
 /// What syntax a name asks for: its extension, or nothing (then the first line decides).
@@ -289,7 +342,7 @@ impl Preview {
             Body::Text { lines, note, .. } => {
                 let mut shown: Vec<Line<'static>> = Vec::with_capacity(area.height as usize);
                 if let Some(note) = note {
-                    shown.push(Line::styled(*note, theme.dim()));
+                    shown.push(Line::styled(note.clone(), theme.dim()));
                 }
                 let skip = scroll.saturating_sub(shown.len());
                 shown.extend(lines.iter().skip(skip).take(area.height as usize).cloned());
@@ -339,6 +392,9 @@ mod tests {
         assert_eq!(extension("src/main.rs"), "rs");
         assert_eq!(extension("Makefile"), "Makefile");
         assert_eq!(extension(".bashrc"), ".bashrc");
+        assert_eq!(line_end_after("ab\ncd\nef", 1), 3);
+        assert_eq!(line_end_after("ab\ncd", 4), 5);
+        assert_eq!(line_end_after("ab", 9), 2);
     }
 
     #[test]

@@ -203,9 +203,12 @@ impl WorkspacePane {
             Shown::Loading(shown) => (shown.as_str(), "loading…".to_string()),
             Shown::Closed => ("", String::new()),
         };
-        // The name gives way first (its end is kept), then the details.
+        // The name keeps at least half the room (its end, when cut); the details' end goes
+        // first.
         let room = (area.width as usize).saturating_sub(4);
-        let for_name = room.saturating_sub(details.chars().count() + 3).max(8);
+        let for_name = room
+            .saturating_sub(details.chars().count() + 3)
+            .max(room / 2);
         let title = format!(" {} · {details}", tail(name, for_name));
         let title = Span::styled(cut(&title, room) + " ", theme.accent());
         let block = theme.pane(focused, Line::from(title));

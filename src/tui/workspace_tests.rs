@@ -262,6 +262,26 @@ fn a_picture_is_drawn_in_half_blocks() {
     let text = workspace.stable(terminal.backend().to_string());
     assert!(text.contains(" plot.png · PNG 32×32 · "), "{text}");
     insta::assert_snapshot!(text);
+    // An SVG is drawn the same way, over white.
+    workspace.write(
+        "shape.svg",
+        br#"<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><rect width="20" height="20" fill="rgb(220,30,30)"/></svg>"#,
+    );
+    app.0.on_event(&finished("b-1", result(Some(0), "")));
+    settle(&mut app);
+    select(&mut app.0, "shape.svg");
+    app.0.on_key(key(KeyCode::Enter));
+    settle(&mut app);
+    let look = Look::new(&app.0.theme, &app.0.keymap, &highlighter, true);
+    terminal
+        .draw(|frame| app.0.workspace.render(frame, frame.area(), &look))
+        .expect("draws");
+    let buffer = terminal.backend().buffer();
+    let text = workspace.stable(terminal.backend().to_string());
+    assert!(text.contains(" shape.svg · SVG 40×20"), "{text}");
+    // 34×10 cells hold 34×20 pixels: the 2:1 drawing is 34×17, 9 rows from row 1 on.
+    assert_eq!(buffer[(25 + 3, 5)].bg, Color::Rgb(220, 30, 30));
+    assert_eq!(buffer[(25 + 30, 5)].bg, Color::Rgb(255, 255, 255));
 }
 
 #[test]
