@@ -169,6 +169,24 @@ impl WorkspacePane {
             .collect();
         self.stale = true;
         self.list_if_open();
+        self.reload_if_changed(changes);
+    }
+
+    /// The file previewed was changed or removed by the run: it is loaded again (the old
+    /// preview shown until the new one comes).
+    fn reload_if_changed(&mut self, changes: &[FileChange]) {
+        let Shown::Ready(shown) = &self.shown else {
+            return;
+        };
+        let Some(change) = changes.iter().find(|change| change.path == shown.shown) else {
+            return;
+        };
+        let room = match &shown.body {
+            Body::Picture { picture, .. } => picture.room,
+            _ => Size::new(0, 0),
+        };
+        let (path, name) = (shown.path.clone(), shown.shown.clone());
+        self.request_preview(path, name, change.size, room);
     }
 
     /// Opens or closes the pane; opening lists the files when a run changed them.

@@ -231,6 +231,14 @@ fn a_preview_loads_off_the_caller_and_shows_text_neutralized() {
     );
     assert!(!text.contains('\u{1b}'), "{text}");
     insta::assert_snapshot!(text);
+    // A run that changes the file shows it anew.
+    workspace.write("count.py", b"print('rewritten')\n");
+    let mut run = result(Some(0), "");
+    run.files = vec![change("count.py", FileChangeKind::Changed)];
+    app.0.on_event(&finished("b-1", run));
+    settle(&mut app);
+    let text = drawn(&workspace, &mut app.0, 90, 8);
+    assert!(text.contains("print('rewritten')"), "{text}");
     // Esc closes the preview; the tree keeps the keys.
     app.0.on_key(key(KeyCode::Esc));
     assert!(!app.0.workspace.previewing());
