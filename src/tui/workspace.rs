@@ -189,9 +189,11 @@ impl WorkspacePane {
         self.request_preview(path, name, change.size, room);
     }
 
-    /// Opens or closes the pane; opening lists the files when a run changed them.
+    /// Opens or closes the pane; opening lists the files again (the operator may have
+    /// changed them on the host since).
     pub(crate) fn toggle(&mut self) {
         self.open = !self.open;
+        self.stale |= self.open;
         self.list_if_open();
     }
 
