@@ -2,6 +2,7 @@
 //! [`SessionView`]), each pane's own component, the overlays, and what has the focus.
 //! Engine events come in here; keys in `app_keys.rs`. Both return what the runner should do.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use ratatui::layout::Rect;
@@ -13,13 +14,16 @@ use super::card::CardPane;
 use super::composer::Composer;
 use super::conversation::ConversationPane;
 use super::history::HistoryPane;
+use super::jobs::{Done, Found, Jobs};
 use super::keymap::{Context, Keymap};
 use super::logs::LogView;
 use super::modal::ModalStack;
 pub(crate) use super::records::RunRecord;
 use super::theme::Theme;
+use super::workspace::WorkspacePane;
 use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase};
 use crate::view::{BlockState, SessionView, Stage};
+use tokio::sync::mpsc;
 
 /// What the app asks of its runner, besides ops for the engine.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,14 @@ pub enum UiAction {
         extension: String,
         code: String,
     },
+    /// Suspend the screen and read this workspace file in $PAGER: the workspace's root and
+    /// the file inside it (opened by airlock, never through a symlink).
+    Page {
+        root: PathBuf,
+        path: PathBuf,
+    },
+    /// Hand this host path to the system opener, without waiting for it.
+    OpenExternally(PathBuf),
     /// Ring the terminal bell: a block waits for a decision.
     Bell,
     Quit,
@@ -43,6 +55,7 @@ pub(crate) enum Focus {
     Logs,
     Composer,
     History,
+    Workspace,
 }
 
 impl Focus {
@@ -54,6 +67,7 @@ impl Focus {
             Self::Logs => Context::Logs,
             Self::Composer => Context::Composer,
             Self::History => Context::History,
+            Self::Workspace => Context::Workspace,
         }
     }
 }
@@ -79,6 +93,7 @@ pub(crate) struct PaneAreas {
     pub(crate) card: Rect,
     pub(crate) logs: Rect,
     pub(crate) history: Rect,
+    pub(crate) workspace: Rect,
     pub(crate) composer: Rect,
 }
 
@@ -98,6 +113,9 @@ pub struct App {
     pub(crate) card: CardPane,
     pub(crate) logs: LogView,
     pub(crate) history: HistoryPane,
+    pub(crate) workspace: WorkspacePane,
+    /// Where background jobs' results arrive, until the event loop takes it.
+    job_results: Option<mpsc::UnboundedReceiver<Done>>,
     pub(crate) composer: Composer,
     pub(crate) focus: Focus,
     pub(crate) zoomed: bool,
@@ -117,6 +135,7 @@ pub struct App {
 
 impl App {
     pub fn new(theme: Theme, keymap: Keymap, model: String, log_lines: usize, bell: bool) -> Self {
+        let (jobs, job_results) = Jobs::new();
         Self {
             theme,
             keymap,
@@ -132,6 +151,8 @@ impl App {
             card: CardPane::default(),
             logs: LogView::new(log_lines),
             history: HistoryPane::default(),
+            workspace: WorkspacePane::new(jobs),
+            job_results: Some(job_results),
             composer: Composer::default(),
             focus: Focus::Composer,
             zoomed: false,
@@ -199,8 +220,12 @@ impl App {
                     *step = Some(message.clone());
                 }
             }
-            Event::SandboxReady { description, .. } => {
+            Event::SandboxReady {
+                description,
+                workspace,
+            } => {
                 self.sandbox_state = SandboxState::Ready(description.clone());
+                self.workspace.set_root(workspace.as_deref());
             }
             Event::Error { message } => self.last_error = Some(message.clone()),
             Event::ModelRetry {
@@ -223,6 +248,7 @@ impl App {
             Event::ExecOutput { stream, data, .. } => self.logs.push(*stream, data),
             Event::ExecFinished { result, .. } => {
                 self.logs.finish(result.clone());
+                self.workspace.run_finished(&result.files);
                 self.cancel_sent = false;
             }
             Event::Rules { rules } => self.rules = rules.clone(),
@@ -324,6 +350,62 @@ impl App {
     /// Earlier sessions' runs from the history, oldest first, before this session's.
     pub(crate) fn load_past_runs(&mut self, past: Vec<RunRecord>) {
         self.history.load_past(past);
+    }
+
+    /// The receiver of background jobs' results, for the event loop (taken once).
+    pub(crate) fn take_job_results(&mut self) -> Option<mpsc::UnboundedReceiver<Done>> {
+        self.job_results.take()
+    }
+
+    /// Applies the background jobs that have finished, as the event loop would, while the
+    /// app still holds their receiver (for tests and benches); how many there were.
+    pub fn apply_finished_jobs(&mut self) -> usize {
+        let mut done = Vec::new();
+        if let Some(results) = &mut self.job_results {
+            while let Ok(result) = results.try_recv() {
+                done.push(result);
+            }
+        }
+        let count = done.len();
+        done.into_iter().for_each(|result| self.on_job(result));
+        count
+    }
+
+    /// Previews of text are highlighted in `highlighter`'s colours.
+    pub fn highlight_previews(&mut self, highlighter: &super::highlight::Highlighter) {
+        self.workspace.set_syntax(highlighter.syntax_theme());
+    }
+
+    /// A background job (a listing, a preview) has not finished yet.
+    pub fn jobs_running(&self) -> bool {
+        self.workspace.busy()
+    }
+
+    /// A background job is done: a listing or a preview for the workspace pane.
+    pub(crate) fn on_job(&mut self, done: Done) {
+        debug_assert_ne!(done.ran_on, std::thread::current().id(), "a job ran here");
+        match done.found {
+            Found::Listing(result) => self.workspace.listed(done.request, result),
+            Found::Preview(preview) => self.workspace.previewed(done.request, preview),
+        }
+    }
+
+    /// After each frame, with the panes where they were drawn: a picture is scaled again
+    /// for a pane that changed size.
+    pub(crate) fn after_frame(&mut self) {
+        if self.workspace.open {
+            self.workspace.refit(self.areas.workspace);
+        }
+    }
+
+    /// The keymap context of what has the keys below the overlays: the focused pane's, or
+    /// the preview's while the workspace shows one.
+    pub(crate) fn pane_context(&self) -> Context {
+        if self.focus == Focus::Workspace && self.workspace.previewing() {
+            Context::Preview
+        } else {
+            self.focus.context()
+        }
     }
 
     /// Filters the history's runs by `text` (case does not matter).

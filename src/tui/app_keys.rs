@@ -7,10 +7,11 @@ use ratatui::layout::Position;
 use super::super::choices::{QuitModal, ScopeModal};
 use super::super::help::HelpModal;
 use super::super::input::InputModal;
-use super::super::keymap::Action;
+use super::super::keymap::{Action, Context};
 use super::super::modal::{ModalData, Request};
 use super::super::rules::RulesModal;
 use super::super::run_view::RunModal;
+use super::super::workspace::Wanted;
 use super::{App, Focus, UiAction};
 use crate::protocol::{DecisionKind, DecisionRequest, IdleReason, Op};
 use crate::view::Stage;
@@ -44,13 +45,15 @@ impl App {
             (areas.logs, Focus::Logs),
             (areas.card, Focus::Card),
             (areas.history, Focus::History),
+            (areas.workspace, Focus::Workspace),
         ];
         if let Some((_, pane)) = under.iter().find(|(area, _)| area.contains(at)) {
             self.scroll_pane(*pane, action);
         }
     }
 
-    pub(crate) fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
+    /// Takes in one key press; returns what the runner should do.
+    pub fn on_key(&mut self, key: KeyEvent) -> Vec<UiAction> {
         if !self.modals.is_empty() {
             let data = ModalData {
                 theme: &self.theme,
@@ -63,7 +66,13 @@ impl App {
                 .flat_map(|request| self.fulfil(request))
                 .collect();
         }
-        match self.keymap.action(self.focus.context(), &key) {
+        let context = self.pane_context();
+        let contexts: &[Context] = match context {
+            // The preview's own keys, then the tree's (Enter previews the next file at once).
+            Context::Preview => &[Context::Preview, Context::Workspace],
+            _ => &[context],
+        };
+        match self.keymap.action_in(contexts, &key) {
             Some(action) => self.on_action(action),
             None => {
                 if self.focus == Focus::Composer {
@@ -89,6 +98,13 @@ impl App {
             | Action::Abort
             | Action::NextBlock
             | Action::PrevBlock => self.on_card_action(action),
+            Action::Workspace | Action::Preview | Action::Pager | Action::OpenFile => {
+                self.on_workspace_action(action)
+            }
+            Action::Leave if self.pane_context() == Context::Preview => {
+                self.workspace.close_preview();
+                Vec::new()
+            }
             Action::Help | Action::Rules | Action::OpenRun | Action::Filter => {
                 self.open_overlay(action);
                 Vec::new()
@@ -159,6 +175,10 @@ impl App {
                 .card
                 .scroll(action, self.areas.card.height.saturating_sub(4)),
             Focus::History => self.history.scroll(action),
+            Focus::Workspace => {
+                let page = self.areas.workspace.height.saturating_sub(4) as usize;
+                self.workspace.scroll(action, page);
+            }
         }
     }
 
@@ -168,7 +188,11 @@ impl App {
         if self.waiting() > 0 {
             order.push(Focus::Card);
         }
-        order.extend([Focus::Conversation, Focus::Logs]);
+        order.push(Focus::Conversation);
+        if self.workspace.open {
+            order.push(Focus::Workspace);
+        }
+        order.push(Focus::Logs);
         if self.history.open {
             order.push(Focus::History);
         }
@@ -176,6 +200,40 @@ impl App {
         let at = order.iter().position(|f| *f == self.focus).unwrap_or(0) as isize;
         let next = (at + step).rem_euclid(order.len() as isize) as usize;
         self.focus = order[next];
+    }
+
+    /// `w` opens and closes the workspace pane (which takes the focus when it opens); Enter,
+    /// `p` and `o` act on its selected file.
+    fn on_workspace_action(&mut self, action: Action) -> Vec<UiAction> {
+        let wanted = match action {
+            Action::Workspace => {
+                self.workspace.toggle();
+                self.focus = if self.workspace.open {
+                    Focus::Workspace
+                } else {
+                    Focus::Conversation
+                };
+                return Vec::new();
+            }
+            Action::Preview => {
+                let room = self.workspace.room(self.areas.workspace);
+                if let Some(said) = self.workspace.preview_selected(room) {
+                    self.status = Some(said);
+                }
+                return Vec::new();
+            }
+            Action::Pager => self.workspace.page_selected(),
+            Action::OpenFile => self.workspace.open_selected(),
+            _ => return Vec::new(),
+        };
+        match wanted {
+            Wanted::Page { root, path } => vec![UiAction::Page { root, path }],
+            Wanted::Open(path) => vec![UiAction::OpenExternally(path)],
+            Wanted::Say(text) => {
+                self.status = Some(text);
+                Vec::new()
+            }
+        }
     }
 
     /// Ctrl-C: stops what runs; with nothing running (or pressed again), quits.

@@ -57,6 +57,8 @@ pub(crate) fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keym
         Context::Editor,
         Context::Logs,
         Context::History,
+        Context::Workspace,
+        Context::Preview,
         Context::Scope,
         Context::ConfirmQuit,
         Context::Rules,
@@ -150,7 +152,7 @@ mod tests {
     #[test]
     fn the_help_lists_every_binding_from_the_keymap() {
         let app = app();
-        let text = pane(100, 60, |frame| {
+        let text = pane(100, 72, |frame| {
             render(frame, frame.area(), &app.theme, &app.keymap, 0)
         });
         for binding in app.keymap.bindings() {
@@ -166,7 +168,7 @@ mod tests {
     #[test]
     fn keys_and_descriptions_stand_in_two_columns() {
         let app = app();
-        let text = pane(60, 60, |frame| {
+        let text = pane(60, 76, |frame| {
             render(frame, frame.area(), &app.theme, &app.keymap, 0)
         });
         // The widest keys ("Alt-Enter / Ctrl-J") set the column; nothing runs together.

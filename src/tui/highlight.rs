@@ -76,44 +76,64 @@ impl Highlighter {
     }
 
     fn highlight(&self, code: &str, language: &str) -> Vec<StyledLine> {
-        let plain = || {
-            code.lines()
-                .map(|line| vec![(Style::new(), line.to_string())])
-                .collect()
-        };
-        let Some(theme) = &self.theme else {
-            return plain();
-        };
-        let set = syntaxes();
         let token = match language {
             "python" => "py",
             "bash" | "sh" | "shell" | "zsh" | "console" => "sh",
             other => other,
         };
-        let Some(syntax) = set.find_syntax_by_token(token) else {
+        highlight_with(self.theme.as_ref(), code, token)
+    }
+
+    /// The syntax theme, for highlighting on another thread (`None`: no colours).
+    pub(crate) fn syntax_theme(&self) -> Option<SyntaxTheme> {
+        self.theme.clone()
+    }
+}
+
+/// `code` highlighted as the syntax `token` names (a name or file extension), else as its
+/// first line says (a shebang, `<?xml`); plain without a theme or a syntax. Needs no
+/// [`Highlighter`], so it runs on any thread, uncached.
+pub(crate) fn highlight_with(
+    theme: Option<&SyntaxTheme>,
+    code: &str,
+    token: &str,
+) -> Vec<StyledLine> {
+    let plain = || {
+        code.lines()
+            .map(|line| vec![(Style::new(), line.to_string())])
+            .collect()
+    };
+    let Some(theme) = theme else {
+        return plain();
+    };
+    let set = syntaxes();
+    let first_line = code.lines().next().unwrap_or("");
+    let Some(syntax) = set
+        .find_syntax_by_token(token)
+        .or_else(|| set.find_syntax_by_first_line(first_line))
+    else {
+        return plain();
+    };
+    let mut highlighter = HighlightLines::new(syntax, theme);
+    let mut out = Vec::new();
+    for line in syntect::util::LinesWithEndings::from(code) {
+        let Ok(pieces) = highlighter.highlight_line(line, set) else {
             return plain();
         };
-        let mut highlighter = HighlightLines::new(syntax, theme);
-        let mut out = Vec::new();
-        for line in syntect::util::LinesWithEndings::from(code) {
-            let Ok(pieces) = highlighter.highlight_line(line, set) else {
-                return plain();
-            };
-            out.push(
-                pieces
-                    .into_iter()
-                    .map(|(style, text)| {
-                        (
-                            convert(style),
-                            text.trim_end_matches(['\n', '\r']).to_string(),
-                        )
-                    })
-                    .filter(|(_, text)| !text.is_empty())
-                    .collect(),
-            );
-        }
-        out
+        out.push(
+            pieces
+                .into_iter()
+                .map(|(style, text)| {
+                    (
+                        convert(style),
+                        text.trim_end_matches(['\n', '\r']).to_string(),
+                    )
+                })
+                .filter(|(_, text)| !text.is_empty())
+                .collect(),
+        );
     }
+    out
 }
 
 fn convert(style: syntect::highlighting::Style) -> Style {

@@ -14,6 +14,10 @@ pub enum Context {
     Conversation,
     Logs,
     History,
+    /// The workspace's files.
+    Workspace,
+    /// A file's preview beside them: its own keys, then the workspace's.
+    Preview,
     Composer,
     /// The inline editor and the one-line prompts.
     Editor,
@@ -35,6 +39,8 @@ impl Context {
             Self::Conversation => "Conversation",
             Self::Logs => "Container logs",
             Self::History => "History",
+            Self::Workspace => "Workspace",
+            Self::Preview => "Preview",
             Self::Composer => "Composer",
             Self::Editor => "Editing",
             Self::Rules => "Approval rules",
@@ -74,6 +80,10 @@ pub enum Action {
     FocusPrev,
     Zoom,
     History,
+    Workspace,
+    Preview,
+    Pager,
+    OpenFile,
     Help,
     Cancel,
     Retry,
@@ -258,7 +268,15 @@ impl Keymap {
     /// The action of `event` where `context` has focus: its own bindings first, then the
     /// global ones. In the composer and the editors a printable key is always text.
     pub fn action(&self, context: Context, event: &KeyEvent) -> Option<Action> {
-        let typing = matches!(context, Context::Composer | Context::Editor);
+        self.action_in(&[context], event)
+    }
+
+    /// The same through several contexts, the first that binds the key deciding (a preview's
+    /// own keys, then the workspace's), then the global ones.
+    pub fn action_in(&self, contexts: &[Context], event: &KeyEvent) -> Option<Action> {
+        let typing = contexts
+            .iter()
+            .any(|context| matches!(context, Context::Composer | Context::Editor));
         let find = |wanted: Context| {
             self.bindings
                 .iter()
@@ -271,7 +289,10 @@ impl Keymap {
                 })
                 .map(|b| b.action)
         };
-        find(context).or_else(|| find(Context::Global))
+        contexts
+            .iter()
+            .find_map(|&context| find(context))
+            .or_else(|| find(Context::Global))
     }
 
     pub fn bindings(&self) -> &[Binding] {

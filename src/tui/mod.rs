@@ -7,16 +7,19 @@ pub(crate) mod card;
 mod choices;
 mod composer;
 pub(crate) mod conversation;
+mod external;
 pub(crate) mod fatal;
 pub(crate) mod help;
 pub mod highlight;
 pub(crate) mod history;
 mod input;
+mod jobs;
 pub(crate) mod keymap;
 pub(crate) mod logs;
 pub(crate) mod markdown;
 mod modal;
 mod pane;
+mod picture;
 mod popup;
 pub(crate) mod preparing;
 mod records;
@@ -30,6 +33,8 @@ mod testing;
 pub(crate) mod text;
 pub(crate) mod theme;
 pub mod ui;
+mod workspace;
+mod workspace_preview;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -119,6 +124,10 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     app.load_conversation(&earlier);
     show_earlier_runs(&mut app, config, running.history_problem.as_deref());
     let mut screen = enter_screen()?;
+    // Asked once, in raw mode and before keys are read, as the terminal's answer comes on
+    // the same input.
+    app.workspace.set_graphics(picture::Graphics::detect());
+    app.highlight_previews(&highlighter);
     let outcome = event_loop(
         &mut screen,
         &mut app,
@@ -212,9 +221,12 @@ async fn event_loop(
     let mut redraw = tokio::time::interval(Duration::from_millis(50));
     let mut dirty = true;
     let mut engine_running = true;
+    let (_, idle_jobs) = jobs::Jobs::new();
+    let mut job_results = app.take_job_results().unwrap_or(idle_jobs);
     loop {
         if dirty {
             screen.draw(|frame| ui::draw(frame, app, highlighter))?;
+            app.after_frame();
             dirty = false;
         }
         let actions = tokio::select! {
@@ -242,6 +254,10 @@ async fn event_loop(
                     Vec::new()
                 }
             },
+            Some(done) = job_results.recv() => {
+                app.on_job(done);
+                Vec::new()
+            }
             () = interrupts.next() => return Ok(()),
             _ = redraw.tick(), if !dirty => Vec::new(),
         };
@@ -257,6 +273,15 @@ async fn event_loop(
                         .and_then(|()| std::io::stdout().flush());
                 }
                 UiAction::Quit => return Ok(()),
+                UiAction::Page { root, path } => {
+                    drop(input);
+                    let paged = external::page(screen, &root, &path).await;
+                    input = EventStream::new();
+                    app.status = paged.err();
+                }
+                UiAction::OpenExternally(path) => {
+                    app.status = Some(external::open_detached(&path));
+                }
                 UiAction::EditExternally {
                     block,
                     extension,
@@ -333,12 +358,22 @@ async fn edit_externally(screen: &mut Screen, extension: &str, code: &str) -> Op
     let mut words = editor.split_whitespace();
     let program = words.next().unwrap_or("vi").to_string();
     let args: Vec<String> = words.map(str::to_string).collect();
+    let mut command = tokio::process::Command::new(&program);
+    command.args(&args).arg(&path);
+    let status = suspended(screen, command).await;
+    match status {
+        Ok(status) if status.success() => std::fs::read_to_string(&path).ok(),
+        _ => None,
+    }
+}
+
+/// Leaves the screen, runs `command` on the terminal until it ends, and comes back.
+async fn suspended(
+    screen: &mut Screen,
+    mut command: tokio::process::Command,
+) -> std::io::Result<std::process::ExitStatus> {
     leave_screen(screen);
-    let status = tokio::process::Command::new(&program)
-        .args(&args)
-        .arg(&path)
-        .status()
-        .await;
+    let status = command.status().await;
     let _ = enable_raw_mode();
     let _ = execute!(
         std::io::stdout(),
@@ -352,8 +387,5 @@ async fn edit_externally(screen: &mut Screen, extension: &str, code: &str) -> Op
     if let Ok(fresh) = Terminal::new(CrosstermBackend::new(std::io::stdout())) {
         *screen = fresh;
     }
-    match status {
-        Ok(status) if status.success() => std::fs::read_to_string(&path).ok(),
-        _ => None,
-    }
+    status
 }

@@ -92,7 +92,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut keys = Vec::new();
     let global = app.keymap.hints(super::keymap::Context::Global);
     // The topmost overlay's keys, when one is open; else the focused pane's.
-    let context = app.modals.context().unwrap_or(app.focus.context());
+    let context = app.modals.context().unwrap_or(app.pane_context());
     let focused = app.keymap.hints(context);
     let wanted = ["next pane", "cancel", "quit", "history", "zoom"];
     let globals = global.into_iter().filter(|(_, hint)| wanted.contains(hint));

@@ -1,6 +1,7 @@
-//! The screen's layout: conversation and composer on the left, the pending block and the
-//! container logs on the right (history in between when open), the status bar at the
-//! bottom, overlays on top. A terminal too small for that gets a notice instead.
+//! The screen's layout: conversation and composer on the left (the workspace between them
+//! when open), the pending block and the container logs on the right (history in between
+//! when open), the status bar at the bottom, overlays on top. A terminal too small for that
+//! gets a notice instead.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -48,7 +49,16 @@ fn draw_screen(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
         let composer_height = app.composer.height();
         let [talk, composer] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(composer_height)]).areas(left);
-        draw_pane(frame, app, highlighter, Focus::Conversation, talk);
+        if app.workspace.open {
+            // The files under the conversation: a preview wants width, the card height.
+            let [talk, files] =
+                Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(talk);
+            draw_pane(frame, app, highlighter, Focus::Conversation, talk);
+            draw_pane(frame, app, highlighter, Focus::Workspace, files);
+        } else {
+            draw_pane(frame, app, highlighter, Focus::Conversation, talk);
+        }
         draw_pane(frame, app, highlighter, Focus::Composer, composer);
         if app.history.open {
             let [top, middle, bottom] = Layout::vertical([
@@ -91,6 +101,7 @@ fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: 
         Focus::Card => app.areas.card = area,
         Focus::Logs => app.areas.logs = area,
         Focus::History => app.areas.history = area,
+        Focus::Workspace => app.areas.workspace = area,
         Focus::Composer => app.areas.composer = area,
     }
     let app = &*app;
@@ -110,6 +121,7 @@ fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: 
             let session = app.view.session.as_deref();
             app.history.render(frame, area, &look, session);
         }
+        Focus::Workspace => app.workspace.render(frame, area, &look),
         Focus::Composer => app.composer.render(frame, area, &look),
     }
 }
