@@ -57,8 +57,30 @@ fn the_demo_is_approved_by_key_presses_and_its_output_reaches_the_log_pane() {
     let screen = tmux.screen();
     assert!(screen.contains("exit 0"), "{screen}");
     assert!(!screen.contains('\u{1b}'));
-    // Quit: the composer has focus, so Esc first (q there would be text).
+    // The chart on screen: the workspace pane marks it as the last run's, and previewing it
+    // draws it in half blocks (all tmux passes on).
     tmux.escape();
+    tmux.keys(&["w"]);
+    tmux.wait_for("+ chart.png");
+    tmux.wait_for("last run: +1 created");
+    let half_blocks = |screen: &str| screen.chars().filter(|c| matches!(c, '▀' | '▄')).count();
+    assert_eq!(
+        half_blocks(&tmux.screen()),
+        0,
+        "no picture before the preview"
+    );
+    tmux.keys(&["j", "j"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("▀");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pictured = tmux.screen();
+    assert!(
+        half_blocks(&pictured) > 200,
+        "the chart is drawn:\n{pictured}"
+    );
+    tmux.escape();
+    tmux.keys(&["w"]);
+    // Quit (the composer no longer has focus, so q is not text).
     tmux.keys(&["q"]);
     tmux.wait_exit();
     assert_eq!(tmux.exit_status().as_deref(), Some("0"));

@@ -158,8 +158,6 @@ fn kind_of(dir: &OwnedFd, name: &OsString, stat: &Stat) -> EntryKind {
     }
 }
 
-// The casts are needed where `stat`'s fields have other types (32-bit targets).
-#[allow(clippy::unnecessary_cast)]
 fn entry(path: PathBuf, depth: usize, kind: EntryKind, stat: &Stat) -> Entry {
     let size = stat.st_size.max(0) as u64;
     Entry {
