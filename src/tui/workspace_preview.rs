@@ -16,6 +16,7 @@ use syntect::highlighting::Theme as SyntaxTheme;
 use super::highlight::{StyledLine, highlight_with};
 use super::pane::Look;
 use super::picture::{Graphics, MAX_PICTURE_BYTES, Picture};
+use crate::files::human_size;
 use crate::files::read::read_prefix;
 use crate::output::sanitize::for_person;
 
@@ -281,21 +282,6 @@ fn describe(bytes: &[u8]) -> String {
     format!("{kind}; it begins {}", first.join(" "))
 }
 
-/// `512 B`, `1.5 KiB`, `3.2 MiB`, `1.1 GiB`.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
 impl Preview {
     /// What the title says after the file's name: its size, and how it is shown.
     pub(crate) fn details(&self) -> String {
@@ -388,7 +374,6 @@ mod tests {
         );
         assert_eq!(as_text(b"caf\xc3", false), None);
         assert_eq!(as_text(b"a\0b", false), None);
-        assert_eq!(human_size(1536), "1.5 KiB");
         assert_eq!(extension("src/main.rs"), "rs");
         assert_eq!(extension("Makefile"), "Makefile");
         assert_eq!(extension(".bashrc"), ".bashrc");

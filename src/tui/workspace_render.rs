@@ -11,8 +11,8 @@ use super::super::keymap::{Action, Context};
 use super::super::pane::Look;
 use super::super::text::char_width;
 use super::super::theme::Theme;
-use super::super::workspace_preview::human_size;
 use super::{Body, Entry, EntryKind, FileChangeKind, Files, Shown, WorkspacePane, split};
+use crate::files::human_size;
 
 /// Columns of a row's size and time, and the narrowest name that keeps them.
 const SIZE_COLUMN: usize = 9;
