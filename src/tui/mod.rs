@@ -66,7 +66,7 @@ use theme::Theme;
 
 /// The bundled demo: its script, and the task it answers.
 pub const DEMO_SCRIPT: &str = include_str!("../../assets/demo.toml");
-const DEMO_TASK: &str = "Make a small sample text in the workspace and find its five most common words; save them as a JSON report.";
+const DEMO_TASK: &str = "Make a small sample text in the workspace and find its five most common words; save them as a JSON report and draw them as a bar chart.";
 
 pub struct Options {
     /// `--demo`: the bundled scripted model.
