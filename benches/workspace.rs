@@ -74,19 +74,9 @@ fn ten_thousand_files() -> tempfile::TempDir {
 fn finished() -> Event {
     let result = ExecResult {
         exit_code: Some(0),
-        timed_out: false,
-        oom_killed: false,
-        truncated: false,
-        output: String::new(),
-        output_bytes: 0,
         duration_ms: 1,
         image: "bench".into(),
-        container_restarted: false,
-        cancelled: false,
-        container: String::new(),
-        omission_at: None,
-        workspace_full: false,
-        files: Vec::new(),
+        ..ExecResult::default()
     };
     Event::ExecFinished {
         block: "b".into(),

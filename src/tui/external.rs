@@ -30,11 +30,8 @@ pub(super) async fn page(screen: &mut Screen, root: &Path, path: &Path) -> Resul
     file.seek(SeekFrom::Start(0))
         .map_err(|err| format!("cannot read {shown}: {err}"))?;
     let pager = std::env::var("PAGER").unwrap_or_default();
-    let mut words = pager.split_whitespace();
-    let program = words.next().unwrap_or("less").to_string();
-    let mut command = tokio::process::Command::new(&program);
+    let (program, mut command) = super::command_line(&pager, "less");
     command
-        .args(words)
         .stdin(Stdio::from(file))
         // less's preprocessors (lesspipe) would run decoders on what a block wrote.
         .env_remove("LESSOPEN")

@@ -354,17 +354,25 @@ async fn edit_externally(screen: &mut Screen, extension: &str, code: &str) -> Op
     std::fs::write(&path, code).ok()?;
     let editor = std::env::var("VISUAL")
         .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    let mut words = editor.split_whitespace();
-    let program = words.next().unwrap_or("vi").to_string();
-    let args: Vec<String> = words.map(str::to_string).collect();
-    let mut command = tokio::process::Command::new(&program);
-    command.args(&args).arg(&path);
+        .unwrap_or_default();
+    let (_, mut command) = command_line(&editor, "vi");
+    command.arg(&path);
     let status = suspended(screen, command).await;
     match status {
         Ok(status) if status.success() => std::fs::read_to_string(&path).ok(),
         _ => None,
     }
+}
+
+/// The program a setting like $EDITOR or $PAGER names, with the arguments it gives, split
+/// on whitespace (never through a shell); `fallback` when it names none. With the program's
+/// name, for messages.
+fn command_line(setting: &str, fallback: &str) -> (String, tokio::process::Command) {
+    let mut words = setting.split_whitespace();
+    let program = words.next().unwrap_or(fallback).to_string();
+    let mut command = tokio::process::Command::new(&program);
+    command.args(words);
+    (program, command)
 }
 
 /// Leaves the screen, runs `command` on the terminal until it ends, and comes back.

@@ -93,8 +93,12 @@ fn body(request: &Request) -> Result<Body, String> {
     let (bytes, cut) = read_prefix(&request.root, &request.path, TEXT_LIMIT).map_err(refused)?;
     let size = request.size.max(bytes.len() as u64);
     if looks_like_picture(&bytes) {
-        let (bytes, more) =
-            read_prefix(&request.root, &request.path, MAX_PICTURE_BYTES).map_err(refused)?;
+        // Most pictures are whole in the text's read; only a larger one is read again.
+        let (bytes, more) = if cut {
+            read_prefix(&request.root, &request.path, MAX_PICTURE_BYTES).map_err(refused)?
+        } else {
+            (bytes, false)
+        };
         if more {
             return Err(format!(
                 "a picture larger than {}, the most a preview reads",
