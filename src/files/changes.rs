@@ -53,17 +53,13 @@ impl Tracker {
         let mut changes = Vec::new();
         let mut now = HashMap::with_capacity(self.known.len());
         for entry in listing.files() {
-            let before = self.known.remove(&entry.path);
-            let unchanged = before
-                .as_ref()
-                .is_some_and(|before| before.signature == entry.signature);
-            if unchanged {
-                now.insert(
-                    entry.path.clone(),
-                    before.unwrap_or_else(|| known(entry, None)),
-                );
-                continue;
-            }
+            let before = match self.known.remove(&entry.path) {
+                Some(before) if before.signature == entry.signature => {
+                    now.insert(entry.path.clone(), before);
+                    continue;
+                }
+                other => other,
+            };
             let sha256 = self.digest(entry, &mut budget);
             let kind = match &before {
                 None => Some(FileChangeKind::Created),
