@@ -92,8 +92,12 @@ async fn block_time() -> anyhow::Result<Duration> {
         supervisor: env!("CARGO_BIN_EXE_airlock").into(),
         continues: None,
     };
-    let mut sandbox =
-        DockerSandbox::start(docker::connect().await?, request, Arc::new(|_| {})).await?;
+    let mut sandbox = DockerSandbox::start(
+        docker::connect(&Default::default()).await?,
+        request,
+        Arc::new(|_| {}),
+    )
+    .await?;
     let python = LanguageTable::default()
         .resolve("python")
         .cloned()

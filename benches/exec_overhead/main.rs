@@ -60,7 +60,7 @@ async fn airlock_and_cli(
         .resolve("python")
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("python is built in"))?;
-    let docker = docker::connect().await?;
+    let docker = docker::connect(&Default::default()).await?;
     let session = airlock::ids::new_id("bench");
     let request = SessionRequest {
         session: session.clone(),

@@ -56,13 +56,14 @@ impl Report {
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let mut report = Report { failures: 0 };
-    let docker = match docker::connect().await {
+    let docker = match docker::connect(&config.sandbox).await {
         Ok(docker) => docker,
         Err(err) => {
             report.line(false, "docker", err.to_string());
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
+    describe_endpoint(&mut report, &config.sandbox);
     check_engine(&mut report, &docker).await;
     check_image(&mut report, &docker, &config.sandbox).await;
     let request = crate::wiring::session_request(config, "doctor")?;
@@ -129,6 +130,25 @@ async fn check_engine(report: &mut Report, docker: &Docker) {
 }
 
 /// Whether the sandbox image is there; a missing one is no failure, it is pulled or built.
+/// Where the engine is and how the workspace reaches it: a person must know where their
+/// code runs.
+fn describe_endpoint(report: &mut Report, sandbox: &SandboxConfig) {
+    let env = docker::endpoint::ProcessEnv;
+    let Ok(endpoint) = docker::endpoint::Endpoint::resolve(sandbox, &env) else {
+        return;
+    };
+    let workspace = if endpoint.uses_volume(sandbox.workspace_mode) {
+        "the workspace is a volume there, copied back to the host after every run"
+    } else {
+        "the workspace is bind-mounted from this machine"
+    };
+    report.line(
+        true,
+        "engine",
+        format!("{}; {workspace}", endpoint.describe()),
+    );
+}
+
 async fn check_image(report: &mut Report, docker: &Docker, sandbox: &SandboxConfig) {
     match image::inspect(docker, &sandbox.image).await {
         Some(found) => report.line(true, "image", found.to_string()),

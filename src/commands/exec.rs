@@ -31,7 +31,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 
     let mut interrupts = crate::wiring::Interrupts::listen()?;
     let notices = super::stderr_notices();
-    let docker = docker::connect().await?;
+    let docker = docker::connect(&config.sandbox).await?;
     let request = crate::wiring::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
         started = DockerSandbox::start_reporting(docker.clone(), request, notices, super::stderr_progress()) => started?,

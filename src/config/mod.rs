@@ -4,6 +4,7 @@
 //! setting that silently does nothing.
 
 mod bytesize;
+mod engine;
 pub(crate) mod language;
 mod limits;
 mod weakening;
@@ -15,6 +16,7 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
 pub use bytesize::ByteSize;
+pub use engine::WorkspaceMode;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -274,6 +276,16 @@ impl Protection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxConfig {
+    /// The engine's address (`unix://`, `tcp://`, `ssh://`); unset: DOCKER_HOST, then the
+    /// current Docker context, then the local socket.
+    pub docker_host: Option<String>,
+    /// Allows plain `tcp://` (no TLS) to an address that is not loopback.
+    pub allow_insecure_tcp: bool,
+    /// The ssh program (and its options) that reaches an `ssh://` engine.
+    pub ssh_command: String,
+    /// How /workspace reaches the engine: a bind mount of the host directory, or a Docker
+    /// volume copied to and from it (an engine that does not share the operator's files).
+    pub workspace_mode: WorkspaceMode,
     pub image: String,
     pub offline_image: String,
     pub pull: PullPolicy,
@@ -316,6 +328,10 @@ pub struct SandboxConfig {
 impl Default for SandboxConfig {
     fn default() -> Self {
         Self {
+            docker_host: None,
+            allow_insecure_tcp: false,
+            ssh_command: "ssh".into(),
+            workspace_mode: WorkspaceMode::Auto,
             image: "python:3.12-slim".into(),
             offline_image: "airlock-sandbox:offline".into(),
             pull: PullPolicy::Missing,
@@ -433,6 +449,7 @@ impl Config {
     /// Checks that need more than one key or more than a type.
     pub fn validate(&self) -> anyhow::Result<()> {
         limits::check(self)?;
+        engine::check(&self.sandbox)?;
         let sandbox = &self.sandbox;
         if sandbox.timeout_secs == 0 {
             bail!("sandbox.timeout_secs must be at least 1");

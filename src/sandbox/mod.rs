@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub(crate) mod workspace;
+pub(crate) mod workspace_copy;
 
 pub(crate) use crate::engine::sandbox::LiveOutput;
 pub use crate::engine::sandbox::{BlockSpec, Sandbox, SandboxError};

@@ -102,7 +102,7 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     let docker = Arc::new(OnceLock::new());
     let connected = docker.clone();
     let start_sandbox = async move {
-        let client = docker::connect().await?;
+        let client = docker::connect(&request.config).await?;
         let _ = connected.set(client.clone());
         DockerSandbox::start_reporting(client, request, notices, progress).await
     };

@@ -3,6 +3,7 @@
 
 pub mod daemon;
 pub mod model_server;
+pub mod remote;
 pub mod session;
 pub mod tmux;
 
@@ -40,6 +41,9 @@ impl Home {
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env_remove("DOCKER_HOST")
+            // Not the developer's Docker context either: the tests' engine is the local one.
+            .env_remove("DOCKER_CONTEXT")
+            .env("DOCKER_CONFIG", self.dir.path().join("docker"))
             .arg("-c")
             .arg(format!("sandbox.image={}", test_image()));
         command

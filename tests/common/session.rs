@@ -42,7 +42,9 @@ pub async fn session(config: SandboxConfig) -> Session {
         supervisor: env!("CARGO_BIN_EXE_airlock").into(),
         continues: None,
     };
-    let docker = docker::connect().await.expect("docker is reachable");
+    let docker = docker::connect(&Default::default())
+        .await
+        .expect("docker is reachable");
     let sandbox = DockerSandbox::start(
         docker,
         request,

@@ -34,7 +34,10 @@ impl DockerSandbox {
         live: LiveOutput<'_>,
     ) -> Result<ExecResult, SandboxError> {
         // What changed since the last block is the operator's doing, not this block's.
-        self.workspace_changes().await;
+        let edits = self.workspace_changes().await;
+        if !edits.is_empty() {
+            self.send_edits().await?;
+        }
         let started = Instant::now();
         // The request carries the code and a header of a few KiB.
         if block.code.len() > MAX_REQUEST - (1 << 20) {
@@ -132,8 +135,49 @@ impl DockerSandbox {
             }
         }
         self.clear_special_bits();
+        self.copy_back().await;
         result.files = self.workspace_changes().await;
         Ok(result)
+    }
+
+    /// An engine's workspace volume, after a block: the host copy is brought up to date, so
+    /// the tracker, the history and a resume see what the block left.
+    async fn copy_back(&self) {
+        let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
+            return;
+        };
+        let copied =
+            super::volume::copy_back(&self.docker, &container.id, path, &self.plan.workspace);
+        match copied.await {
+            Ok(applied) if applied.skipped > 0 => (self.notices)(format!(
+                "{} entries of the workspace are neither files, directories nor symlinks and \
+                 were not copied to {}",
+                applied.skipped,
+                self.plan.workspace.display()
+            )),
+            Ok(_) => {}
+            Err(why) => (self.notices)(format!(
+                "the workspace could not be copied back to {}: {}",
+                self.plan.workspace.display(),
+                crate::output::sanitize::neutralize(&why)
+            )),
+        }
+    }
+
+    /// The operator's edits to the host copy, into the workspace volume before a block.
+    async fn send_edits(&self) -> Result<(), SandboxError> {
+        let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
+            return Ok(());
+        };
+        let code = self.plan.users.code;
+        super::volume::copy_in(
+            &self.docker,
+            &container.id,
+            path,
+            &self.plan.workspace,
+            code,
+        )
+        .await
     }
 
     /// What the block did to the workspace's files, read off the host once it is over.

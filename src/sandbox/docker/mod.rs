@@ -4,11 +4,15 @@
 
 mod block;
 mod build;
+pub(crate) mod endpoint;
 mod greeting;
 pub(crate) mod image;
 mod link;
 mod readback;
 pub(crate) mod spec;
+mod ssh;
+mod supervisor_volume;
+mod volume;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,9 +28,10 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
+use endpoint::{Endpoint, Origin, ProcessEnv, Transport};
 pub(crate) use image::ImageRef;
 use link::Link;
-use spec::{ContainerPlan, LABEL_OWNER};
+use spec::{ContainerPlan, LABEL_OWNER, Mounts, Storage};
 
 /// How long the daemon gets to answer a ping.
 const PING_DEADLINE: Duration = Duration::from_secs(5);
@@ -51,21 +56,70 @@ pub(crate) fn describe(err: &bollard::errors::Error) -> String {
     }
 }
 
-fn daemon_address() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into())
-}
+/// How long a request to the engine may take (bollard's default).
+const REQUEST_TIMEOUT: u64 = 120;
 
-/// Connects with Docker's defaults (DOCKER_HOST honoured), pings with a short deadline and
-/// negotiates the API version.
-pub async fn connect() -> Result<Docker, SandboxError> {
+/// Connects to the engine `config` names (see [`endpoint`]), pings it with a short deadline
+/// and negotiates the API version.
+pub async fn connect(config: &SandboxConfig) -> Result<Docker, SandboxError> {
+    let endpoint = Endpoint::resolve(config, &ProcessEnv)?;
+    let mut forwarder = None;
+    let version = bollard::API_DEFAULT_VERSION;
+    let connected = match &endpoint.transport {
+        Transport::Unix(path) => {
+            Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT, version)
+        }
+        Transport::Tcp { address, tls: None } => {
+            Docker::connect_with_http(&format!("tcp://{address}"), REQUEST_TIMEOUT, version)
+        }
+        Transport::Tcp {
+            address,
+            tls: Some(files),
+        } => {
+            for file in [&files.ca, &files.cert, &files.key] {
+                if !file.is_file() {
+                    return Err(SandboxError::Unavailable(format!(
+                        "TLS to {} needs {}, which is not there: set DOCKER_CERT_PATH to the \
+                         directory holding ca.pem, cert.pem and key.pem",
+                        endpoint.describe(),
+                        file.display()
+                    )));
+                }
+            }
+            Docker::connect_with_ssl(
+                address,
+                &files.key,
+                &files.cert,
+                &files.ca,
+                REQUEST_TIMEOUT,
+                version,
+            )
+        }
+        Transport::Ssh(target) => {
+            let started = ssh::Forwarder::start(target, &config.ssh_command)?;
+            let socket = started.socket().to_string_lossy().into_owned();
+            forwarder = Some(started);
+            Docker::connect_with_unix(&socket, REQUEST_TIMEOUT, version)
+        }
+    };
     let unreachable = |why: String| {
+        let ssh_said = forwarder
+            .as_ref()
+            .map(ssh::Forwarder::complaints)
+            .filter(|said| !said.is_empty())
+            .map_or(String::new(), |said| format!(" (ssh said: {said})"));
+        let hint = if endpoint.origin == Origin::Default {
+            "Start Docker (for example `sudo systemctl start docker`) or point DOCKER_HOST at a \
+             running daemon"
+        } else {
+            "Check that the engine runs there and that this machine may reach it"
+        };
         SandboxError::Unavailable(format!(
-            "cannot reach the Docker daemon at {}: {why}. Start Docker (for example \
-             `sudo systemctl start docker`) or point DOCKER_HOST at a running daemon",
-            daemon_address()
+            "cannot reach the Docker daemon at {}: {why}{ssh_said}. {hint}",
+            endpoint.describe()
         ))
     };
-    let docker = Docker::connect_with_defaults().map_err(|err| unreachable(describe(&err)))?;
+    let docker = connected.map_err(|err| unreachable(describe(&err)))?;
     match tokio::time::timeout(PING_DEADLINE, docker.ping()).await {
         Err(_) => return Err(unreachable("it did not answer within 5 s".into())),
         Ok(Err(err)) => return Err(unreachable(describe(&err))),
@@ -80,6 +134,12 @@ pub async fn connect() -> Result<Docker, SandboxError> {
 /// Removes labelled containers whose owning airlock process is gone. Containers of a live
 /// airlock, or of another host, are never touched.
 pub(crate) async fn reap_stale(docker: &Docker, notices: &Notices) {
+    let volumes = volume::reap_stale(docker).await;
+    if volumes > 0 {
+        notices(format!(
+            "removed workspace volumes left by airlock processes that are no longer running: {volumes}"
+        ));
+    }
     for container in labelled(docker, LABEL_OWNER.to_string()).await {
         let (Some(id), Some(labels)) = (container.id, container.labels) else {
             continue;
@@ -176,6 +236,7 @@ pub struct DockerSandbox {
     config: SandboxConfig,
     plan: ContainerPlan,
     image: ImageRef,
+    endpoint: Endpoint,
     container: Option<LiveContainer>,
     generation: u32,
     notices: Notices,
@@ -227,26 +288,47 @@ impl DockerSandbox {
             users.code.uid,
             users.code.gid,
         )?;
+        let endpoint = Endpoint::resolve(&config, &ProcessEnv)?;
+        let storage = if endpoint.uses_volume(config.workspace_mode) {
+            Storage::Volumes {
+                workspace: volume::workspace_name(&request.session),
+                supervisor: supervisor_volume::supervisor(&docker, &image.id, &request.supervisor)
+                    .await?,
+            }
+        } else {
+            Storage::Host
+        };
         let plan = ContainerPlan::new(
             &request.session,
             &image.id,
             &config,
             &request.secret_env,
             users,
-            workspace,
-            &request.supervisor,
+            Mounts {
+                workspace,
+                supervisor: &request.supervisor,
+                storage,
+            },
         )?;
+        if let Storage::Volumes { workspace, .. } = &plan.storage {
+            let code = plan.users.code;
+            volume::workspace(&docker, &image.id, workspace, &plan.workspace, code).await?;
+        }
         let mut sandbox = Self {
             docker,
             config,
             plan,
             image,
+            endpoint,
             container: None,
             generation: 0,
             notices,
             tracker: None,
         };
-        sandbox.launch().await?;
+        if let Err(err) = sandbox.launch().await {
+            sandbox.remove_workspace_volume().await;
+            return Err(err);
+        }
         if let Some(command) = sandbox.config.init_command.clone() {
             sandbox.run_init_command(&command).await?;
         }
@@ -405,6 +487,25 @@ impl DockerSandbox {
         self.launch().await
     }
 
+    /// The workspace volume of an engine that does not share this filesystem, and where the
+    /// container has it.
+    fn workspace_volume(&self) -> Option<(&str, &'static str)> {
+        let Storage::Volumes { workspace, .. } = &self.plan.storage else {
+            return None;
+        };
+        let path = match self.plan.mirrored {
+            Some(_) => spec::HOST_WORKSPACE,
+            None => spec::WORKSPACE,
+        };
+        Some((workspace.as_str(), path))
+    }
+
+    async fn remove_workspace_volume(&self) {
+        if let Some((name, _)) = self.workspace_volume() {
+            volume::remove_volume(&self.docker, name).await;
+        }
+    }
+
     async fn run_init_command(&mut self, command: &str) -> Result<(), SandboxError> {
         let shell = crate::engine::Language::sh();
         let timeout = Duration::from_secs(self.config.timeout_secs);
@@ -465,8 +566,12 @@ impl Sandbox for DockerSandbox {
             Some(_) => format!(" · workspace {}", self.config.workspace_limit),
             None => String::new(),
         };
+        let engine = match self.endpoint.origin {
+            Origin::Default => String::new(),
+            _ => format!(" · engine {}", self.endpoint.address),
+        };
         format!(
-            "{} · network {} · {}{workspace} · {} CPU · {} pids · container {}{warning}",
+            "{} · network {} · {}{workspace} · {} CPU · {} pids · container {}{engine}{warning}",
             self.image.short(),
             self.config.network,
             self.config.memory,
@@ -480,5 +585,6 @@ impl Sandbox for DockerSandbox {
         if let Some(container) = self.container.take() {
             remove(&self.docker, &container.id).await;
         }
+        self.remove_workspace_volume().await;
     }
 }

@@ -197,8 +197,11 @@ mod tests {
             &config,
             "KEY",
             Users::resolve("auto").expect("users"),
-            dir.path().to_path_buf(),
-            Path::new("/bin/sh"),
+            crate::sandbox::docker::spec::Mounts {
+                workspace: dir.path().to_path_buf(),
+                supervisor: Path::new("/bin/sh"),
+                storage: crate::sandbox::docker::spec::Storage::Host,
+            },
         )
         .expect("plan");
         let body = plan.body(&config);

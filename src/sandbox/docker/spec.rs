@@ -18,6 +18,8 @@ pub(crate) const LABEL_OWNER: &str = "airlock.owner";
 pub(crate) const WORKSPACE: &str = "/workspace";
 /// Where the supervisor binary is mounted, read-only.
 pub(crate) const SUPERVISOR: &str = "/opt/airlock/airlock";
+/// Where the volume holding the supervisor is mounted, for an engine that cannot see it.
+const SUPERVISOR_DIR: &str = "/opt/airlock";
 /// The parent of every block's private directory: only the supervisor writes it.
 pub(crate) const BLOCKS: &str = "/run/airlock-blocks";
 /// Where the host's workspace directory is mounted when /workspace is the capped tmpfs that
@@ -89,6 +91,25 @@ impl Users {
     }
 }
 
+/// Where the workspace and the supervisor come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// Bind mounts of the host's directory and binary: the engine shares this filesystem.
+    Host,
+    /// Docker volumes, filled through the archive API (see `super::volume`).
+    Volumes {
+        workspace: String,
+        supervisor: String,
+    },
+}
+
+/// The host's workspace directory and supervisor binary, and how they reach the container.
+pub(crate) struct Mounts<'a> {
+    pub(crate) workspace: PathBuf,
+    pub(crate) supervisor: &'a Path,
+    pub(crate) storage: Storage,
+}
+
 /// Everything needed to create one session's container.
 #[derive(Debug, Clone)]
 pub(crate) struct ContainerPlan {
@@ -104,6 +125,7 @@ pub(crate) struct ContainerPlan {
     /// The room of /workspace when it is the capped tmpfs mirrored to `workspace`; `None`
     /// when `workspace` itself is mounted there.
     pub(crate) mirrored: Option<WorkspaceRoom>,
+    pub(crate) storage: Storage,
 }
 
 /// The host file that becomes the container's supervisor.
@@ -124,9 +146,13 @@ impl ContainerPlan {
         config: &SandboxConfig,
         secret_env: &str,
         users: Users,
-        workspace: PathBuf,
-        supervisor: &Path,
+        mounts: Mounts<'_>,
     ) -> Result<Self, SandboxError> {
+        let Mounts {
+            workspace,
+            supervisor,
+            storage,
+        } = mounts;
         if let Some(what) = refused_network(&config.network) {
             return Err(SandboxError::Unavailable(format!(
                 "sandbox.network = {:?} would share {what}; use \"none\" or a bridge network",
@@ -134,10 +160,39 @@ impl ContainerPlan {
             )));
         }
         let mirrored = mirrored_room(config);
-        let mut binds = vec![
-            workspace_bind(&workspace, config.workspace_read_only, mirrored.is_some())?,
-            supervisor_bind(supervisor)?,
-        ];
+        let mode = if config.workspace_read_only {
+            "ro"
+        } else {
+            "rw"
+        };
+        let target = if mirrored.is_some() {
+            HOST_WORKSPACE
+        } else {
+            WORKSPACE
+        };
+        let mut binds = match &storage {
+            Storage::Host => vec![
+                workspace_bind(&workspace, mode, target)?,
+                supervisor_bind(supervisor)?,
+            ],
+            Storage::Volumes {
+                workspace,
+                supervisor,
+            } => {
+                if !config.extra_volumes.is_empty() {
+                    return Err(SandboxError::Unavailable(
+                        "sandbox.extra_volumes names host directories, which an engine that \
+                         gets the workspace as a volume (a remote one, or workspace_mode = \
+                         \"volume\") does not see; remove them, or use a local engine"
+                            .into(),
+                    ));
+                }
+                vec![
+                    format!("{workspace}:{target}:{mode}"),
+                    format!("{supervisor}:{SUPERVISOR_DIR}:ro"),
+                ]
+            }
+        };
         for volume in &config.extra_volumes {
             binds.push(extra_bind(volume)?);
         }
@@ -151,6 +206,7 @@ impl ContainerPlan {
             owner: Owner::current(),
             supervisor: supervisor.to_path_buf(),
             mirrored,
+            storage,
         })
     }
 
@@ -333,10 +389,8 @@ fn container_env(config: &SandboxConfig, secret_env: &str) -> Result<Vec<String>
     Ok(env)
 }
 
-fn workspace_bind(path: &Path, read_only: bool, mirrored: bool) -> Result<String, SandboxError> {
+fn workspace_bind(path: &Path, mode: &str, target: &str) -> Result<String, SandboxError> {
     let source = checked_source(path, "sandbox.workspace")?;
-    let mode = if read_only { "ro" } else { "rw" };
-    let target = if mirrored { HOST_WORKSPACE } else { WORKSPACE };
     Ok(format!("{}:{target}:{mode}", source.display()))
 }
 

@@ -1,0 +1,260 @@
+//! For an engine that does not share the operator's filesystem: the supervisor and the
+//! workspace reach the container as Docker volumes, filled and read through the archive API
+//! instead of bind mounts of host paths.
+
+use std::fs::File;
+use std::path::Path;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptions, DownloadFromContainerOptions, ListVolumesOptions, RemoveVolumeOptions,
+    UploadToContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::spec::{LABEL_APP, LABEL_OWNER, UserId};
+use super::{describe, remove};
+use crate::owner::Owner;
+use crate::sandbox::SandboxError;
+
+/// Where a filling container has the volume: as `FILL_TOP` under the directory the archive
+/// goes to, so the archive's top entry sets the owner and mode of the volume's root.
+pub(super) const FILL_AT: &str = "/fill";
+pub(super) const FILL_TOP: &str = "workspace";
+
+/// Sends an archive spooled to a file into `path` in `container`.
+async fn upload(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    archive: File,
+) -> Result<(), bollard::errors::Error> {
+    let options = UploadToContainerOptions {
+        path: path.to_string(),
+        ..Default::default()
+    };
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(archive));
+    let body = bollard::body_try_stream(stream);
+    docker
+        .upload_to_container(container, Some(options), body)
+        .await
+}
+
+pub(super) fn unavailable(what: &str, err: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Unavailable(format!("cannot {what}: {err}"))
+}
+
+/// The name of this process's workspace volume for `session`.
+pub(crate) fn workspace_name(session: &str) -> String {
+    format!("airlock-workspace-{session}-{}", std::process::id())
+}
+
+/// A new volume for a session's workspace, filled with what `host` holds (the earlier
+/// session's files on resume), owned by the code's user.
+pub(crate) async fn workspace(
+    docker: &Docker,
+    image: &str,
+    name: &str,
+    host: &Path,
+    code: UserId,
+) -> Result<(), SandboxError> {
+    let labels = [
+        (LABEL_APP.to_string(), "1".to_string()),
+        (LABEL_OWNER.to_string(), Owner::current().to_string()),
+    ];
+    create(docker, name, labels.into()).await?;
+    let filled = match pack(host, code, FILL_TOP).await {
+        Ok(archive) => fill(docker, image, name, archive).await,
+        Err(err) => Err(err),
+    };
+    if filled.is_err() {
+        remove_volume(docker, name).await;
+    }
+    filled
+}
+
+/// The host workspace as an archive under `top`, streamed from a temporary file.
+async fn pack(host: &Path, code: UserId, top: &'static str) -> Result<File, SandboxError> {
+    let root = host.to_path_buf();
+    let packed = tokio::task::spawn_blocking(move || {
+        crate::sandbox::workspace_copy::pack(&root, top, code.uid, code.gid)
+    })
+    .await
+    .map_err(|err| unavailable("pack the workspace", err))?
+    .map_err(|err| unavailable(&format!("pack the workspace {}", host.display()), err))?;
+    Ok(packed)
+}
+
+pub(super) async fn create(
+    docker: &Docker,
+    name: &str,
+    labels: std::collections::HashMap<String, String>,
+) -> Result<(), SandboxError> {
+    let request = VolumeCreateRequest {
+        name: Some(name.to_string()),
+        labels: Some(labels),
+        ..Default::default()
+    };
+    docker
+        .create_volume(request)
+        .await
+        .map(|_| ())
+        .map_err(|err| unavailable(&format!("create volume {name}"), describe(&err)))
+}
+
+/// Extracts `archive` into the volume through a container that is created for it and never
+/// started: the archive API reaches a volume only through a container that mounts it.
+async fn fill(
+    docker: &Docker,
+    image: &str,
+    volume: &str,
+    archive: File,
+) -> Result<(), SandboxError> {
+    let filler = filler(docker, image, volume, None)
+        .await?
+        .ok_or_else(|| unavailable("create the container that fills a volume", "no id"))?;
+    fill_through(docker, &filler, volume, archive).await
+}
+
+/// A container for filling `volume`, never started; `None` when `name` is taken (another
+/// airlock fills it), which makes a named one a lock.
+pub(super) async fn filler(
+    docker: &Docker,
+    image: &str,
+    volume: &str,
+    name: Option<&str>,
+) -> Result<Option<String>, SandboxError> {
+    let labels = [
+        (LABEL_APP.to_string(), "1".to_string()),
+        (LABEL_OWNER.to_string(), Owner::current().to_string()),
+    ];
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(vec!["/nonexistent".to_string()]),
+        labels: Some(labels.into()),
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            binds: Some(vec![format!("{volume}:{FILL_AT}/{FILL_TOP}")]),
+            network_mode: Some("none".to_string()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = CreateContainerOptions {
+        name: name.map(str::to_string),
+        ..Default::default()
+    };
+    match docker.create_container(Some(options), body).await {
+        Ok(created) => Ok(Some(created.id)),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => Ok(None),
+        Err(err) => Err(unavailable(
+            "create the container that fills a volume",
+            describe(&err),
+        )),
+    }
+}
+
+/// Uploads through `filler`, then removes it.
+pub(super) async fn fill_through(
+    docker: &Docker,
+    filler: &str,
+    volume: &str,
+    archive: File,
+) -> Result<(), SandboxError> {
+    let uploaded = upload(docker, filler, FILL_AT, archive).await;
+    remove(docker, filler).await;
+    uploaded.map_err(|err| unavailable(&format!("fill volume {volume}"), describe(&err)))
+}
+
+/// Brings the host copy up to date with `path` in the running container, through an
+/// archive spooled to a temporary file.
+pub(crate) async fn copy_back(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    host: &Path,
+) -> Result<crate::sandbox::workspace_copy::Applied, String> {
+    let options = DownloadFromContainerOptions {
+        path: path.to_string(),
+    };
+    let mut stream = docker.download_from_container(container, Some(options));
+    let spool = tempfile::tempfile().map_err(|err| err.to_string())?;
+    let mut file = tokio::fs::File::from_std(spool);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| describe(&err))?;
+        file.write_all(&chunk)
+            .await
+            .map_err(|err| err.to_string())?;
+    }
+    file.flush().await.map_err(|err| err.to_string())?;
+    let mut spool = file.into_std().await;
+    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let root = host.to_path_buf();
+    tokio::task::spawn_blocking(move || crate::sandbox::workspace_copy::apply(&root, spool))
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())
+}
+
+/// Sends what `host` holds into `path` in the running container (an operator's edits
+/// between runs): files are added and replaced, none removed.
+pub(crate) async fn copy_in(
+    docker: &Docker,
+    container: &str,
+    path: &str,
+    host: &Path,
+    code: UserId,
+) -> Result<(), SandboxError> {
+    // Into the volume itself: the archive API writes nowhere else on a read-only root.
+    let archive = pack(host, code, ".").await?;
+    upload(docker, container, path, archive)
+        .await
+        .map_err(|err| unavailable("copy the workspace in", describe(&err)))
+}
+
+/// Removes a volume, waiting a little for a container that is still being removed (Docker
+/// removes an auto-removed container in the background) to let go of it.
+pub(crate) async fn remove_volume(docker: &Docker, name: &str) -> bool {
+    for _ in 0..50 {
+        let options = RemoveVolumeOptions { force: true };
+        match docker.remove_volume(name, Some(options)).await {
+            Ok(()) => return true,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+pub(super) async fn labelled(docker: &Docker, label: &str) -> Vec<bollard::models::Volume> {
+    let filters = std::collections::HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    let options = ListVolumesOptions {
+        filters: Some(filters),
+    };
+    match docker.list_volumes(Some(options)).await {
+        Ok(listed) => listed.volumes.unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Workspace volumes whose airlock process is gone.
+pub(crate) async fn reap_stale(docker: &Docker) -> usize {
+    let mut removed = 0;
+    for volume in labelled(docker, LABEL_OWNER).await {
+        let dead = volume
+            .labels
+            .get(LABEL_OWNER)
+            .and_then(|label| Owner::parse(label))
+            .is_some_and(|owner| owner.is_dead());
+        if dead && remove_volume(docker, &volume.name).await {
+            removed += 1;
+        }
+    }
+    removed
+}

@@ -1,0 +1,261 @@
+//! Sandboxes on an engine that is not this machine's socket: the Docker daemon behind TLS on
+//! loopback, the same daemon over ssh, a Docker context made by the docker CLI. There the
+//! workspace and the supervisor are volumes, filled and read through the archive API; each
+//! test runs blocks there end to end and checks that the host copy, the history and the
+//! cleanup come out as with the local daemon.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::remote::{SshFront, TlsFront};
+use common::{Home, containers_labelled, docker, run_with_stdin};
+use serde_json::Value;
+
+/// `airlock run --json --approve all` through the bundled demo: five blocks, one failing
+/// and fixed, the last drawing chart.png.
+fn demo(home: &Home, engine: &[(&str, String)], args: &[String]) -> (Vec<Value>, Output) {
+    let mut command = home.airlock();
+    for (name, value) in engine {
+        command.env(name, value);
+    }
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml");
+    command
+        .args(args)
+        .args(["run", "--json", "--scripted", demo, "--approve", "all"])
+        .args(["--prompt", "count words"]);
+    let output = run_with_stdin(command, "");
+    let events = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON event"))
+        .collect();
+    (events, output)
+}
+
+fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == kind).collect()
+}
+
+/// What every engine must give: the demo ran to its end, its files reached the host copy
+/// and the history, and no container or workspace volume is left.
+fn assert_demo_ran(home: &Home, events: &[Value], output: &Output, engine: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}\n{stderr}", output.status);
+    let ready = of_type(events, "sandbox_ready");
+    let description = ready[0]["description"].as_str().unwrap_or("");
+    assert!(
+        description.contains(&format!("engine {engine}")),
+        "{description}"
+    );
+    let exits: Vec<Value> = of_type(events, "exec_finished")
+        .iter()
+        .map(|e| e["exit_code"].clone())
+        .collect();
+    assert_eq!(exits, [0, 1, 0, 0, 0].map(Value::from), "{stderr}");
+    let session = events[0]["session"].as_str().unwrap();
+    let workspace = home.data_dir().join("workspaces").join(session);
+    let chart = std::fs::read(workspace.join("chart.png")).expect("chart.png copied back");
+    assert!(chart.starts_with(b"\x89PNG"), "chart.png is a PNG");
+    let last = of_type(events, "exec_finished").pop().unwrap().clone();
+    let files: Vec<&str> = last["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["path"].as_str())
+        .collect();
+    assert_eq!(files, ["chart.png"], "{last}");
+    let history = home
+        .airlock()
+        .args(["history", "show", session])
+        .output()
+        .expect("history");
+    assert!(
+        String::from_utf8_lossy(&history.stdout).contains("chart.png"),
+        "{}",
+        String::from_utf8_lossy(&history.stdout)
+    );
+    assert_nothing_left(session);
+}
+
+/// No container of the session is left, and neither is its workspace volume.
+fn assert_nothing_left(session: &str) {
+    let containers = containers_labelled(&format!("airlock.session={session}"));
+    assert!(containers.is_empty(), "containers left: {containers:?}");
+    let name = format!("name=airlock-workspace-{session}");
+    let volumes = docker(&["volume", "ls", "-q", "--filter", &name]);
+    assert!(
+        volumes.trim().is_empty(),
+        "workspace volumes left: {volumes}"
+    );
+}
+
+/// `airlock exec --json` of a shell block on `engine`.
+fn exec(home: &Home, engine: &[(&str, String)], args: &[String], code: &str) -> Output {
+    let mut command = home.airlock();
+    for (name, value) in engine {
+        command.env(name, value);
+    }
+    command
+        .args(args)
+        .args(["exec", "--json", "--lang", "sh", "-"]);
+    run_with_stdin(command, code)
+}
+
+/// What a block sees of its mounts: /workspace's backing and the supervisor both come from
+/// volumes, no host directory is mounted.
+fn assert_mounts_are_volumes(home: &Home, engine: &[(&str, String)], args: &[String]) {
+    let output = exec(
+        home,
+        engine,
+        args,
+        "grep -E ' /run/airlock-host/workspace | /opt/airlock ' /proc/self/mountinfo",
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+        panic!("exec: {}", String::from_utf8_lossy(&output.stderr));
+    });
+    let mounts = result["output"].as_str().unwrap_or("");
+    assert!(
+        mounts.contains("/volumes/airlock-workspace-")
+            && mounts.contains("/volumes/airlock-supervisor-"),
+        "{mounts}"
+    );
+    assert_eq!(mounts.lines().count(), 2, "{mounts}");
+}
+
+#[test]
+fn a_session_runs_on_a_daemon_behind_tls_with_its_workspace_in_a_volume() {
+    let front = TlsFront::start();
+    let home = Home::new();
+    let engine = [
+        ("DOCKER_HOST", front.host()),
+        ("DOCKER_TLS_VERIFY", "1".to_string()),
+        ("DOCKER_CERT_PATH", front.cert_path().display().to_string()),
+    ];
+    let (events, output) = demo(&home, &engine, &[]);
+    assert_demo_ran(&home, &events, &output, &front.host());
+    assert_mounts_are_volumes(&home, &engine, &[]);
+
+    // Without the client's certificate the daemon is not reached at all.
+    let stranger = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        front.cert_path().join("ca.pem"),
+        stranger.path().join("ca.pem"),
+    )
+    .unwrap();
+    let without = [
+        engine[0].clone(),
+        engine[1].clone(),
+        ("DOCKER_CERT_PATH", stranger.path().display().to_string()),
+    ];
+    let refused = exec(&home, &without, &[], "echo must not run");
+    assert_eq!(refused.status.code(), Some(125));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("cert.pem, which is not there"), "{said}");
+}
+
+#[test]
+fn the_same_daemon_over_ssh_and_a_wrong_key_is_told() {
+    let front = SshFront::start();
+    let home = Home::new();
+    let args = |key: &str| {
+        vec![
+            "-c".to_string(),
+            format!("sandbox.docker_host={}", front.host()),
+            "-c".to_string(),
+            format!("sandbox.ssh_command={}", front.ssh_command(key)),
+        ]
+    };
+    let (events, output) = demo(&home, &[], &args("client_key"));
+    assert_demo_ran(&home, &events, &output, &front.host());
+    assert_mounts_are_volumes(&home, &[], &args("client_key"));
+
+    let refused = exec(&home, &[], &args("host_key"), "echo must not run");
+    assert_eq!(refused.status.code(), Some(125), "{}", front.log());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("ssh said:") && said.contains("Permission denied"),
+        "{said}"
+    );
+}
+
+#[test]
+fn the_current_docker_context_is_followed_when_docker_host_is_unset() {
+    let front = TlsFront::start();
+    let config = tempfile::tempdir().expect("tempdir");
+    let cert = |file: &str| front.cert_path().join(file).display().to_string();
+    let endpoint = format!(
+        "host={},ca={},cert={},key={}",
+        front.host(),
+        cert("ca.pem"),
+        cert("cert.pem"),
+        cert("key.pem")
+    );
+    for args in [
+        vec![
+            "context",
+            "create",
+            "remote-box",
+            "--docker",
+            endpoint.as_str(),
+        ],
+        vec!["context", "use", "remote-box"],
+    ] {
+        let made = Command::new("docker")
+            .env("DOCKER_CONFIG", config.path())
+            .args(&args)
+            .output()
+            .expect("docker context");
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let home = Home::new();
+    let engine = [("DOCKER_CONFIG", config.path().display().to_string())];
+    let mut doctor = home.airlock();
+    doctor.env("DOCKER_CONFIG", config.path()).arg("doctor");
+    let doctor = doctor.output().expect("doctor");
+    let said = String::from_utf8_lossy(&doctor.stdout);
+    assert!(
+        doctor.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&doctor.stderr)
+    );
+    assert!(said.contains("Docker context \"remote-box\""), "{said}");
+    assert_mounts_are_volumes(&home, &engine, &[]);
+}
+
+#[test]
+fn plain_tcp_to_a_host_that_is_not_loopback_is_refused_before_any_connection() {
+    let home = Home::new();
+    let mut command = home.airlock();
+    command
+        .env("DOCKER_HOST", "tcp://192.0.2.1:2375")
+        .args(["exec", "--lang", "sh", "-"]);
+    let output = run_with_stdin(command, "echo must not run");
+    assert_eq!(output.status.code(), Some(125));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("plain TCP") && said.contains("sandbox.allow_insecure_tcp = true"),
+        "{said}"
+    );
+    // Allowed, it is tried: TEST-NET-1 answers nobody, so the error is now about reaching it.
+    let mut allowed = home.airlock();
+    allowed.env("DOCKER_HOST", "tcp://192.0.2.1:2375").args([
+        "-c",
+        "sandbox.allow_insecure_tcp=true",
+        "exec",
+        "--lang",
+        "sh",
+        "-",
+    ]);
+    let output = run_with_stdin(allowed, "echo must not run");
+    assert_eq!(output.status.code(), Some(125));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("cannot reach the Docker daemon at tcp://192.0.2.1:2375"),
+        "{said}"
+    );
+}
