@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::models::SystemInfo;
 
+use super::doctor_gvisor as gvisor;
 use crate::config::{ByteSize, Config, SandboxConfig};
 use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
@@ -36,12 +38,14 @@ echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
 if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo docker_socket=present; else echo docker_socket=absent; fi
 "#;
 
-struct Report {
+pub(crate) struct Report {
     failures: usize,
+    /// Checks that cannot be made where the probe ran (gVisor), each said so.
+    unverifiable: usize,
 }
 
 impl Report {
-    fn line(&mut self, ok: bool, what: &str, detail: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, ok: bool, what: &str, detail: impl AsRef<str>) {
         if !ok {
             self.failures += 1;
         }
@@ -52,10 +56,23 @@ impl Report {
             crate::output::sanitize::for_person(detail.as_ref())
         );
     }
+
+    /// A check that cannot be made from inside the sandbox: neither passed nor failed, and
+    /// never silent; the detail says why and what enforces it instead.
+    pub(crate) fn unverifiable(&mut self, what: &str, detail: impl AsRef<str>) {
+        self.unverifiable += 1;
+        println!(
+            "n/a  {what}: {}",
+            crate::output::sanitize::for_person(detail.as_ref())
+        );
+    }
 }
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    let mut report = Report { failures: 0 };
+    let mut report = Report {
+        failures: 0,
+        unverifiable: 0,
+    };
     let docker = match docker::connect(&config.sandbox).await {
         Ok(docker) => docker,
         Err(err) => {
@@ -66,6 +83,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     describe_endpoint(&mut report, &config.sandbox);
     check_engine(&mut report, &docker).await;
     check_image(&mut report, &docker, &config.sandbox).await;
+    let info = docker.info().await.ok();
     let request = crate::wiring::session_request(config, "doctor")?;
     let probe_workspace = ProbeWorkspace::of(config, &request);
     let started = DockerSandbox::start_reporting(
@@ -79,6 +97,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         Err(err) => {
             report.line(false, "sandbox", err.to_string());
             probe_workspace.remove();
+            check_runtimes(&mut report, info.as_ref(), &config.sandbox, None);
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
@@ -90,13 +109,28 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let probe = run_probe(&mut sandbox).await;
     sandbox.shutdown().await;
     probe_workspace.remove();
-    match probe {
-        Ok(result) => check_limits(&mut report, config, &Probe::parse(&result.output)),
-        Err(err) => report.line(false, "probe", err.to_string()),
-    }
+    let probe = match probe {
+        Ok(result) => {
+            let probe = Probe::parse(&result.output);
+            check_limits(&mut report, config, &probe);
+            Some(probe)
+        }
+        Err(err) => {
+            report.line(false, "probe", err.to_string());
+            None
+        }
+    };
+    check_runtimes(&mut report, info.as_ref(), &config.sandbox, probe.as_ref());
     if report.failures > 0 {
         println!("{} check(s) failed", report.failures);
         return Ok(ExitCode::from(EXIT_UNAVAILABLE));
+    }
+    if report.unverifiable > 0 {
+        println!(
+            "all checks that could be made passed; {} could not be made inside gVisor (n/a)",
+            report.unverifiable
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     println!("all checks passed");
     Ok(ExitCode::SUCCESS)
@@ -127,6 +161,82 @@ async fn check_engine(report: &mut Report, docker: &Docker) {
         .and_then(|i| i.runc_commit.as_ref())
         .and_then(|c| c.id.clone());
     report.line(true, "runc", runc.unwrap_or_else(|| "unknown".into()));
+}
+
+/// The OCI runtimes the daemon offers, the one `sandbox.runtime` asks for among them, and
+/// whether gVisor's runsc works: known when this doctor's probe ran in gVisor's kernel, or
+/// did not start or did not run there although it was asked to.
+fn check_runtimes(
+    report: &mut Report,
+    info: Option<&SystemInfo>,
+    sandbox: &SandboxConfig,
+    probe: Option<&Probe>,
+) {
+    let default = info
+        .and_then(|i| i.default_runtime.clone())
+        .unwrap_or_else(|| "runc".into());
+    let mut names: Vec<String> = info
+        .and_then(|i| i.runtimes.as_ref())
+        .map(|runtimes| runtimes.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    let listed = names
+        .iter()
+        .map(|name| match name == &default {
+            true => format!("{name} (default)"),
+            false => name.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let asked = sandbox.runtime.as_deref();
+    let used = asked.unwrap_or(&default);
+    let known = names.iter().any(|name| name == used);
+    report.line(
+        info.is_some() && known,
+        "runtimes",
+        match (info.is_some(), known) {
+            (false, _) => "unknown: the daemon's info could not be read".to_string(),
+            (true, true) => format!("{listed}; the sandbox uses {used}"),
+            (true, false) => format!(
+                "{listed}; sandbox.runtime = {used:?} is not one of them{}",
+                if used == "runsc" {
+                    " (scripts/runsc-runtime installs gVisor's runsc and registers it)"
+                } else {
+                    ""
+                }
+            ),
+        },
+    );
+    let gvisor_ran = probe.is_some_and(gvisor::ran_under_gvisor);
+    if !names.iter().any(|name| name == "runsc") && !gvisor_ran {
+        return;
+    }
+    match (used == "runsc", probe) {
+        (_, Some(probe)) if gvisor_ran => {
+            report.line(true, "runsc", format!("works: {}", gvisor::evidence(probe)));
+        }
+        (true, Some(probe)) => report.line(
+            false,
+            "runsc",
+            format!(
+                "the probe asked for runsc did not run in gVisor's kernel (dmesg: {};                  /proc/version: {})",
+                probe.get("dmesg"),
+                probe.get("kernel")
+            ),
+        ),
+        (true, None) => report.line(
+            false,
+            "runsc",
+            "registered, but the sandbox did not run under it (see above)",
+        ),
+        (false, _) => report.line(
+            true,
+            "runsc",
+            format!(
+                "registered, not tried: this probe ran under {used};                  `airlock -c sandbox.runtime=runsc doctor` runs it under gVisor"
+            ),
+        ),
+    }
 }
 
 /// Whether the sandbox image is there; a missing one is no failure, it is pulled or built.
@@ -174,7 +284,7 @@ async fn run_probe(sandbox: &mut DockerSandbox) -> Result<ExecResult, SandboxErr
     let shell = Language::sh();
     let block = BlockSpec {
         language: &shell,
-        code: PROBE,
+        code: &format!("{PROBE}{}", gvisor::PROBE),
         timeout: Duration::from_secs(20),
         cancel: None,
     };
@@ -207,7 +317,7 @@ impl ProbeWorkspace {
 }
 
 /// What the probe printed: its `key=value` lines.
-struct Probe(BTreeMap<String, String>);
+pub(crate) struct Probe(BTreeMap<String, String>);
 
 impl Probe {
     fn parse(output: &str) -> Self {
@@ -220,7 +330,7 @@ impl Probe {
     }
 
     /// A value, or `unknown` when the probe printed none.
-    fn get(&self, key: &str) -> &str {
+    pub(crate) fn get(&self, key: &str) -> &str {
         self.0.get(key).map(String::as_str).unwrap_or("unknown")
     }
 }
@@ -236,6 +346,16 @@ fn check_workspace_room(report: &mut Report, sandbox: &SandboxConfig, room: &str
         _ => None,
     };
     let (ok, detail) = match seen {
+        Some((bytes, 0)) if sandbox.workspace_is_bounded() => (
+            false,
+            format!(
+                "{} asked and {} enforced, but the filesystem counts no inodes: the limit of {} \
+                 files is not enforced (gVisor's tmpfs ignores nr_inodes)",
+                sandbox.workspace_limit,
+                ByteSize(bytes),
+                sandbox.workspace_inodes
+            ),
+        ),
         Some((bytes, inodes)) if sandbox.workspace_is_bounded() => (
             bytes.div_ceil(4096) == sandbox.workspace_limit.bytes().div_ceil(4096)
                 && inodes == sandbox.workspace_inodes,
@@ -261,9 +381,14 @@ fn check_workspace_room(report: &mut Report, sandbox: &SandboxConfig, room: &str
 /// The probe's findings against what the configuration asks.
 fn check_limits(report: &mut Report, config: &Config, probe: &Probe) {
     let sandbox = &config.sandbox;
-    check_privileges(report, probe);
-    check_resources(report, sandbox, probe);
-    check_cpu(report, sandbox, probe);
+    if gvisor::ran_under_gvisor(probe) {
+        gvisor::check_privileges(report, probe);
+        gvisor::check_resources(report, sandbox, probe);
+    } else {
+        check_privileges(report, probe);
+        check_resources(report, sandbox, probe);
+        check_cpu(report, sandbox, probe);
+    }
     check_filesystems(report, sandbox, probe);
     check_reach(report, sandbox, probe);
 }
@@ -395,10 +520,15 @@ fn check_reach(report: &mut Report, sandbox: &SandboxConfig, probe: &Probe) {
         ),
     );
     if sandbox.network == "none" {
+        // Under runsc --network=none, gVisor has no network stack at all, not even lo.
+        let none_at_all = get("interfaces").is_empty() && gvisor::ran_under_gvisor(probe);
         report.line(
-            get("interfaces") == "lo",
+            get("interfaces") == "lo" || none_at_all,
             "network",
-            format!("interfaces: {}", get("interfaces")),
+            match none_at_all {
+                true => "no interface at all (gVisor without a network stack)".to_string(),
+                false => format!("interfaces: {}", get("interfaces")),
+            },
         );
     }
     report.line(

@@ -212,7 +212,9 @@ fn hello(code_uid: u32, room: Option<super::mirror::Room>) -> Hello {
         code_uid,
         // Unreadable means unknown: all bits set, which airlock refuses.
         capabilities: u64::from_str_radix(&field("CapEff"), 16).unwrap_or(u64::MAX),
-        no_new_privileges: field("NoNewPrivs") == "1",
+        // Asked of the kernel (PR_GET_NO_NEW_PRIVS), not read from /proc: gVisor's
+        // /proc/self/status has no NoNewPrivs line, though its kernel keeps the flag.
+        no_new_privileges: rustix::thread::no_new_privs().unwrap_or(false),
         workspace: room.map(|room| WorkspaceRoom {
             bytes: room.bytes,
             inodes: room.inodes,

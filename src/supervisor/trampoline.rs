@@ -24,7 +24,9 @@ pub fn enter() -> Option<ExitCode> {
         eprintln!("airlock: a block was started without an interpreter");
         return Some(ExitCode::from(127));
     };
-    if let Err(err) = rustix::process::setsid() {
+    // Through nix, whose Pid may be 0: gVisor's setsid returns 0 for the new session, where
+    // Linux returns its id, and rustix's non-zero Pid cannot hold that.
+    if let Err(err) = nix::unistd::setsid() {
         eprintln!("airlock: cannot give the block a session of its own: {err}");
         return Some(ExitCode::from(126));
     }

@@ -47,6 +47,9 @@ pub(super) fn check(
         return Err("runs without no-new-privileges".into());
     }
     if hello.workspace != workspace && !waived(Protection::Workspace) {
+        if let Some(why) = inodes_uncounted(hello.workspace, workspace) {
+            return Err(why);
+        }
         let show = |room: Option<WorkspaceRoom>| {
             room.map_or("no limit".to_string(), |room| {
                 format!("{} bytes and {} inodes", room.bytes, room.inodes)
@@ -59,6 +62,23 @@ pub(super) fn check(
         ));
     }
     Ok(())
+}
+
+/// The capped /workspace has the bytes asked but counts no inodes at all: gVisor's tmpfs
+/// (runsc) takes `size` and ignores `nr_inodes`, and its statfs reports 0 files. The inode
+/// cap is then not enforced by anything, and the user is told exactly that.
+fn inodes_uncounted(seen: Option<WorkspaceRoom>, asked: Option<WorkspaceRoom>) -> Option<String> {
+    let (seen, asked) = (seen?, asked?);
+    (seen.bytes == asked.bytes && seen.inodes == 0 && asked.inodes != 0).then(|| {
+        format!(
+            "finds /workspace capped at {} bytes as asked, but its filesystem counts no inodes: \
+             the limit of {} files (sandbox.workspace_inodes) is not enforced there. gVisor \
+             (runsc) ignores tmpfs's nr_inodes; its files are held in the sandbox's own memory, \
+             under the container's memory limit. sandbox.waive = [\"workspace\"] runs without \
+             the file limit",
+            asked.bytes, asked.inodes
+        )
+    })
 }
 
 /// For a supervisor that did not start: a dynamically linked binary needs libraries the
@@ -178,6 +198,21 @@ mod tests {
         assert_eq!(check(&exact, 1000, Some(asked), none), Ok(()));
         assert_eq!(
             check(&roomier, 1000, Some(asked), |p| p == Protection::Workspace),
+            Ok(())
+        );
+        // gVisor's tmpfs: the bytes as asked, no inode count.
+        let uncounted = Hello {
+            workspace: Some(WorkspaceRoom { inodes: 0, ..asked }),
+            ..hello()
+        };
+        let err = check(&uncounted, 1000, Some(asked), none).unwrap_err();
+        assert!(
+            err.contains("100000 files") && err.contains("not enforced") && err.contains("gVisor"),
+            "{err}"
+        );
+        assert_eq!(
+            check(&uncounted, 1000, Some(asked), |p| p
+                == Protection::Workspace),
             Ok(())
         );
     }

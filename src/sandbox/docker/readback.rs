@@ -32,6 +32,7 @@ pub(crate) fn verify(
     let default_host = HostConfig::default();
     let host = inspect.host_config.as_ref().unwrap_or(&default_host);
     never_relaxed(host)?;
+    runtime_as_asked(host, config)?;
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {
         if !ok {
@@ -180,6 +181,22 @@ fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
     Ok(())
 }
 
+/// The OCI runtime Docker started the container with must be the one `sandbox.runtime`
+/// names: a user who asked for gVisor (`runsc`) must not silently get runc. Never waived.
+fn runtime_as_asked(host: &HostConfig, config: &SandboxConfig) -> Result<(), SandboxError> {
+    let Some(wanted) = config.runtime.as_deref() else {
+        return Ok(());
+    };
+    if host.runtime.as_deref() == Some(wanted) {
+        return Ok(());
+    }
+    Err(SandboxError::Unavailable(format!(
+        "the created container runs under the runtime {:?}, not {wanted:?} (sandbox.runtime); \
+         airlock refuses to run code in it",
+        host.runtime.as_deref().unwrap_or("unknown")
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -239,5 +256,55 @@ mod tests {
             host.privileged = Some(true);
         }
         assert!(verify(&inspect, &plan, &config).is_err());
+    }
+
+    #[test]
+    fn a_container_under_another_runtime_than_asked_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SandboxConfig {
+            runtime: Some("runsc".into()),
+            ..SandboxConfig::default()
+        };
+        let plan = ContainerPlan::new(
+            "s",
+            "img",
+            &config,
+            "KEY",
+            Users::resolve("auto").expect("users"),
+            crate::sandbox::docker::spec::Mounts {
+                workspace: dir.path().to_path_buf(),
+                supervisor: Path::new("/bin/sh"),
+                storage: crate::sandbox::docker::spec::Storage::Host,
+            },
+        )
+        .expect("plan");
+        let body = plan.body(&config);
+        assert_eq!(
+            body.host_config.as_ref().and_then(|h| h.runtime.as_deref()),
+            Some("runsc")
+        );
+        let mut inspect = ContainerInspectResponse {
+            host_config: body.host_config.clone(),
+            config: Some(bollard::models::ContainerConfig {
+                user: body.user.clone(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
+        // What a daemon that ignored the request, or defaulted it, would report.
+        for other in [Some("runc"), None] {
+            if let Some(host) = inspect.host_config.as_mut() {
+                host.runtime = other.map(String::from);
+            }
+            let err = verify(&inspect, &plan, &config).unwrap_err().to_string();
+            assert!(
+                err.contains("not \"runsc\"") && err.contains(other.unwrap_or("unknown")),
+                "{err}"
+            );
+        }
+        // Nothing asked, nothing checked: Docker's default runtime is the user's choice.
+        let default = SandboxConfig::default();
+        assert_eq!(verify(&inspect, &plan, &default).expect("ok"), vec![]);
     }
 }

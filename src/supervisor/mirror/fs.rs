@@ -60,7 +60,14 @@ pub(super) fn data_cost(stat: &Stat) -> u64 {
 /// mount) shares its device, so the device alone does not tell.
 pub(super) fn is_mount(dir: &OwnedFd, name: &OsString) -> bool {
     let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT;
-    rustix::fs::statx(dir, name, flags, StatxFlags::empty()).is_ok_and(|statx| {
+    let statx = match rustix::fs::statx(dir, name, flags, StatxFlags::empty()) {
+        // gVisor's statx refuses AT_NO_AUTOMOUNT; it has no automount points to trigger.
+        Err(Errno::INVAL) => {
+            rustix::fs::statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::empty())
+        }
+        other => other,
+    };
+    statx.is_ok_and(|statx| {
         statx
             .stx_attributes_mask
             .contains(StatxAttributes::MOUNT_ROOT)
@@ -156,23 +163,32 @@ fn copy_data(
             // Never backwards, whatever a filesystem answers: the copy always ends.
             Ok(start) => start.max(offset),
             Err(Errno::NXIO) => break,
+            // No SEEK_DATA here (gVisor's tmpfs): the rest is read, and its zero blocks are
+            // left as holes, so the copy still takes no more room than the data.
+            Err(Errno::INVAL) => {
+                copy_range(source, sink, (offset, size), buffer, true, tick)?;
+                break;
+            }
             Err(err) => return Err(err),
         };
         let end = rustix::fs::seek(source, SeekFrom::Hole(start))?.min(size);
-        copy_range(source, sink, start, end, buffer, tick)?;
+        copy_range(source, sink, (start, end), buffer, false, tick)?;
         offset = end.max(start + 1);
     }
     rustix::fs::ftruncate(sink, size)
 }
 
+/// Copies the bytes from `range.0` to `range.1`; with `skip_zeros`, blocks of zeros are not
+/// written, so they stay holes in the copy.
 fn copy_range(
     source: &OwnedFd,
     sink: &OwnedFd,
-    mut at: u64,
-    end: u64,
+    range: (u64, u64),
     buffer: &mut [u8],
+    skip_zeros: bool,
     tick: &mut dyn FnMut(),
 ) -> Result<(), Errno> {
+    let (mut at, end) = range;
     while at < end {
         tick();
         let want = usize::try_from(end - at)
@@ -183,9 +199,16 @@ fn copy_range(
             // The file shrank while it was copied; the size is set after.
             return Ok(());
         }
-        let mut written = 0;
-        while written < read {
-            written += rustix::io::pwrite(sink, &buffer[written..read], at + written as u64)?;
+        let mut done = 0;
+        for piece in buffer[..read].chunks(BLOCK as usize) {
+            if !(skip_zeros && piece.iter().all(|&b| b == 0)) {
+                let mut written = 0;
+                while written < piece.len() {
+                    let offset = at + (done + written) as u64;
+                    written += rustix::io::pwrite(sink, &piece[written..], offset)?;
+                }
+            }
+            done += piece.len();
         }
         at += read as u64;
     }

@@ -159,9 +159,11 @@ pub(crate) struct Room {
 }
 
 impl Room {
-    /// No byte or no inode left: a write of the block's has failed, or the next one will.
+    /// No byte or no inode left: a write of the block's has failed, or the next one will. A
+    /// filesystem that counts no inodes at all (gVisor's tmpfs reports 0 in total and 0
+    /// free) is full only of bytes.
     pub(crate) fn full(&self) -> bool {
-        self.free_bytes == 0 || self.free_inodes == 0
+        self.free_bytes == 0 || (self.inodes > 0 && self.free_inodes == 0)
     }
 }
 
