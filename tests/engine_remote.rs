@@ -136,6 +136,27 @@ fn a_session_runs_on_a_daemon_behind_tls_with_its_workspace_in_a_volume() {
     assert_demo_ran(&home, &events, &output, &front.host());
     assert_mounts_are_volumes(&home, &engine, &[]);
 
+    // A workspace that already holds files (as a resumed session's does) fills the volume,
+    // and what the block changes comes back to it.
+    let named = tempfile::tempdir().expect("tempdir");
+    std::fs::write(named.path().join("notes.txt"), "from before\n").unwrap();
+    let workspace = vec![
+        "-c".to_string(),
+        format!("sandbox.workspace={}", named.path().display()),
+    ];
+    let output = exec(
+        &home,
+        &engine,
+        &workspace,
+        "cat notes.txt; echo added >> notes.txt",
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("a JSON result");
+    assert_eq!(result["output"], "from before\n", "{result}");
+    assert_eq!(
+        std::fs::read_to_string(named.path().join("notes.txt")).unwrap(),
+        "from before\nadded\n"
+    );
+
     // Without the client's certificate the daemon is not reached at all.
     let stranger = tempfile::tempdir().expect("tempdir");
     std::fs::copy(
@@ -258,4 +279,60 @@ fn plain_tcp_to_a_host_that_is_not_loopback_is_refused_before_any_connection() {
         said.contains("cannot reach the Docker daemon at tcp://192.0.2.1:2375"),
         "{said}"
     );
+}
+
+/// The volume and the host copy between runs: a block's files and removals reach the host
+/// copy, and the operator's edits there reach the next block.
+#[tokio::test]
+async fn the_workspace_volume_and_the_host_copy_follow_each_other_between_runs() {
+    use airlock::config::{SandboxConfig, WorkspaceMode};
+    use airlock::sandbox::Sandbox;
+    use common::session::{run, session};
+
+    let config = SandboxConfig {
+        workspace_mode: WorkspaceMode::Volume,
+        ..SandboxConfig::default()
+    };
+    let mut session = session(config).await;
+    let host = session.workspace();
+    let (made, _) = run(
+        &mut session,
+        "sh",
+        "echo one > a.txt; mkdir d; echo x > d/x",
+        30,
+    )
+    .await;
+    assert_eq!(made.exit_code, Some(0), "{}", made.output);
+    assert_eq!(
+        std::fs::read_to_string(host.join("a.txt")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(std::fs::read_to_string(host.join("d/x")).unwrap(), "x\n");
+
+    std::fs::write(host.join("a.txt"), "edited\n").unwrap();
+    std::fs::write(host.join("b.txt"), "new\n").unwrap();
+    let (read, _) = run(&mut session, "sh", "cat a.txt b.txt; rm -r d", 30).await;
+    assert_eq!(read.output, "edited\nnew\n");
+    assert!(
+        !host.join("d").exists(),
+        "the block's removal reached the host copy"
+    );
+    let removed: Vec<&str> = read
+        .files
+        .iter()
+        .filter(|f| f.change == airlock::protocol::FileChangeKind::Removed)
+        .map(|f| f.path.as_str())
+        .collect();
+    assert_eq!(removed, ["d/x"], "{:?}", read.files);
+
+    let volumes = || docker(&["volume", "ls", "-q", "--filter", "label=airlock.owner"]);
+    let ours = |listed: String| {
+        listed
+            .lines()
+            .filter(|name| name.contains(&format!("-{}", std::process::id())))
+            .count()
+    };
+    assert_eq!(ours(volumes()), 1, "the session's workspace volume exists");
+    session.sandbox.shutdown().await;
+    assert_eq!(ours(volumes()), 0, "and goes with the session");
 }
