@@ -9,86 +9,10 @@ mod common;
 
 use std::process::{Command, Output};
 
+use common::demo::{assert_demo_ran, demo};
 use common::remote::{SshFront, TlsFront};
-use common::{Home, containers_labelled, docker, run_with_stdin};
+use common::{Home, docker, run_with_stdin};
 use serde_json::Value;
-
-/// `airlock run --json --approve all` through the bundled demo: five blocks, one failing
-/// and fixed, the last drawing chart.png.
-fn demo(home: &Home, engine: &[(&str, String)], args: &[String]) -> (Vec<Value>, Output) {
-    let mut command = home.airlock();
-    for (name, value) in engine {
-        command.env(name, value);
-    }
-    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml");
-    command
-        .args(args)
-        .args(["run", "--json", "--scripted", demo, "--approve", "all"])
-        .args(["--prompt", "count words"]);
-    let output = run_with_stdin(command, "");
-    let events = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON event"))
-        .collect();
-    (events, output)
-}
-
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
-}
-
-/// What every engine must give: the demo ran to its end, its files reached the host copy
-/// and the history, and no container or workspace volume is left.
-fn assert_demo_ran(home: &Home, events: &[Value], output: &Output, engine: &str) {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{:?}\n{stderr}", output.status);
-    let ready = of_type(events, "sandbox_ready");
-    let description = ready[0]["description"].as_str().unwrap_or("");
-    assert!(
-        description.contains(&format!("engine {engine}")),
-        "{description}"
-    );
-    let exits: Vec<Value> = of_type(events, "exec_finished")
-        .iter()
-        .map(|e| e["exit_code"].clone())
-        .collect();
-    assert_eq!(exits, [0, 1, 0, 0, 0].map(Value::from), "{stderr}");
-    let session = events[0]["session"].as_str().unwrap();
-    let workspace = home.data_dir().join("workspaces").join(session);
-    let chart = std::fs::read(workspace.join("chart.png")).expect("chart.png copied back");
-    assert!(chart.starts_with(b"\x89PNG"), "chart.png is a PNG");
-    let last = of_type(events, "exec_finished").pop().unwrap().clone();
-    let files: Vec<&str> = last["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|f| f["path"].as_str())
-        .collect();
-    assert_eq!(files, ["chart.png"], "{last}");
-    let history = home
-        .airlock()
-        .args(["history", "show", session])
-        .output()
-        .expect("history");
-    assert!(
-        String::from_utf8_lossy(&history.stdout).contains("chart.png"),
-        "{}",
-        String::from_utf8_lossy(&history.stdout)
-    );
-    assert_nothing_left(session);
-}
-
-/// No container of the session is left, and neither is its workspace volume.
-fn assert_nothing_left(session: &str) {
-    let containers = containers_labelled(&format!("airlock.session={session}"));
-    assert!(containers.is_empty(), "containers left: {containers:?}");
-    let name = format!("name=airlock-workspace-{session}");
-    let volumes = docker(&["volume", "ls", "-q", "--filter", &name]);
-    assert!(
-        volumes.trim().is_empty(),
-        "workspace volumes left: {volumes}"
-    );
-}
 
 /// `airlock exec --json` of a shell block on `engine`.
 fn exec(home: &Home, engine: &[(&str, String)], args: &[String], code: &str) -> Output {
@@ -133,7 +57,7 @@ fn a_session_runs_on_a_daemon_behind_tls_with_its_workspace_in_a_volume() {
         ("DOCKER_CERT_PATH", front.cert_path().display().to_string()),
     ];
     let (events, output) = demo(&home, &engine, &[]);
-    assert_demo_ran(&home, &events, &output, &front.host());
+    assert_demo_ran(&home, &events, &output, Some(&front.host()));
     assert_mounts_are_volumes(&home, &engine, &[]);
 
     // A workspace that already holds files (as a resumed session's does) fills the volume,
@@ -188,7 +112,7 @@ fn the_same_daemon_over_ssh_and_a_wrong_key_is_told() {
         ]
     };
     let (events, output) = demo(&home, &[], &args("client_key"));
-    assert_demo_ran(&home, &events, &output, &front.host());
+    assert_demo_ran(&home, &events, &output, Some(&front.host()));
     assert_mounts_are_volumes(&home, &[], &args("client_key"));
 
     let refused = exec(&home, &[], &args("host_key"), "echo must not run");

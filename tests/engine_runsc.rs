@@ -154,3 +154,14 @@ fn doctor_under_runc_lists_runsc_as_not_tried() {
     assert!(!stdout.contains(GVISOR_BOOT), "{stdout}");
     assert!(none_left_by(pid), "a container of airlock {pid} is left");
 }
+
+/// The whole demo session (five blocks, one failing and fixed, numpy and matplotlib drawing
+/// chart.png) under gVisor, as under runc.
+#[test]
+fn the_demo_session_runs_to_its_end_under_gvisor() {
+    require_runsc();
+    let home = Home::new();
+    let args: Vec<String> = UNDER_RUNSC.iter().map(|a| a.to_string()).collect();
+    let (events, output) = common::demo::demo(&home, &[], &args);
+    common::demo::assert_demo_ran(&home, &events, &output, None);
+}

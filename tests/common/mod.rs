@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod daemon;
+pub mod demo;
 pub mod model_server;
 pub mod remote;
 pub mod session;
