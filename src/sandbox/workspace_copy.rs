@@ -133,9 +133,14 @@ pub(crate) fn apply(root: &Path, archive: File) -> std::io::Result<Applied> {
                 let Some(source) = source.filter(|s| parent_is_plain(root, s)) else {
                     continue;
                 };
-                if std::fs::symlink_metadata(root.join(&source)).is_ok_and(|m| m.is_file()) {
+                // A link, never a copy: a thousand names of one large file would otherwise
+                // be a thousand copies on this disk.
+                let source = root.join(source);
+                if std::fs::symlink_metadata(&source).is_ok_and(|m| m.is_file())
+                    && !same_inode(&source, &target)
+                {
                     remove_any(&target)?;
-                    std::fs::copy(root.join(&source), &target)?;
+                    std::fs::hard_link(&source, &target)?;
                     applied.written += 1;
                 }
             }
@@ -222,6 +227,14 @@ fn same_content(target: &Path, fresh: &mut File) -> std::io::Result<bool> {
         if a[..read] != b[..read] {
             return Ok(false);
         }
+    }
+}
+
+fn same_inode(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -339,6 +352,38 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o7777, 0o755, "the setuid bit is dropped");
+    }
+
+    #[test]
+    fn hard_links_stay_links_and_never_multiply_the_bytes() {
+        use std::os::unix::fs::MetadataExt;
+        let root = tempfile::tempdir().expect("tempdir");
+        let archive = archive_of(|builder| {
+            let mut header = file_header(4, 0o644);
+            builder
+                .append_data(&mut header, "workspace/big", &b"data"[..])
+                .expect("file");
+            for name in 0..100 {
+                let mut link = tar::Header::new_gnu();
+                link.set_entry_type(tar::EntryType::Link);
+                link.set_size(0);
+                builder
+                    .append_link(&mut link, format!("workspace/name{name}"), "workspace/big")
+                    .expect("link");
+            }
+        });
+        apply(root.path(), archive).expect("apply");
+        let inode = std::fs::metadata(root.path().join("big"))
+            .expect("big")
+            .ino();
+        for name in 0..100 {
+            let meta = std::fs::metadata(root.path().join(format!("name{name}"))).expect("name");
+            assert_eq!(meta.ino(), inode, "name{name} is the same file");
+        }
+        assert_eq!(
+            std::fs::metadata(root.path().join("big")).unwrap().nlink(),
+            101
+        );
     }
 
     #[test]
