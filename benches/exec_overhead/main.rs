@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use airlock::config::{ByteSize, SandboxConfig};
+use airlock::config::{ByteSize, SandboxConfig, WorkspaceMode};
 use airlock::engine::LanguageTable;
 use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use airlock::sandbox::{BlockSpec, Sandbox};
@@ -46,6 +46,8 @@ struct Workspace {
     /// Small files put in the workspace directory before the blocks, for the mirror to check
     /// before and after each one.
     files: usize,
+    /// Bind mount, or a volume copied back after every block (what a remote engine gets).
+    mode: WorkspaceMode,
 }
 
 /// airlock's side, interleaved with the `docker exec` CLI on airlock's own warm container:
@@ -67,6 +69,7 @@ async fn airlock_and_cli(
         config: SandboxConfig {
             image: image.to_string(),
             workspace_limit: workspace.limit,
+            workspace_mode: workspace.mode,
             ..SandboxConfig::default()
         },
         secret_env: "OPENAI_API_KEY".into(),
@@ -208,6 +211,7 @@ async fn main() -> anyhow::Result<()> {
     let bounded = Workspace {
         limit: SandboxConfig::default().workspace_limit,
         files: 0,
+        mode: WorkspaceMode::Bind,
     };
     let (ours, cli, first_byte) = airlock_and_cli(&image, blocks, bounded).await?;
     let populated = Workspace {
@@ -218,8 +222,19 @@ async fn main() -> anyhow::Result<()> {
     let direct = Workspace {
         limit: ByteSize(0),
         files: 0,
+        ..bounded
     };
     let (unbounded, _, _) = airlock_and_cli(&image, blocks, direct).await?;
+    let volume = Workspace {
+        mode: WorkspaceMode::Volume,
+        ..bounded
+    };
+    let (in_volume, _, _) = airlock_and_cli(&image, blocks, volume).await?;
+    let volume_files = Workspace {
+        files: 1000,
+        ..volume
+    };
+    let (in_volume_files, _, _) = airlock_and_cli(&image, blocks, volume_files).await?;
     let theirs = if std::env::var_os("AIRLOCK_BENCH_NO_AUTOGEN").is_some() {
         None
     } else {
@@ -239,6 +254,8 @@ async fn main() -> anyhow::Result<()> {
     row("airlock", &ours);
     row("airlock, 1000 files in workspace", &with_files);
     row("airlock, workspace_limit = 0", &unbounded);
+    row("airlock, workspace in a volume", &in_volume);
+    row("  the same, 1000 files", &in_volume_files);
     println!("{:<32} {:8.1} ms", "docker exec CLI", ms(cli));
     if let Some(theirs) = &theirs {
         row("AutoGen 0.7.5", theirs);
@@ -255,6 +272,11 @@ async fn main() -> anyhow::Result<()> {
         "per block, the bounded workspace's copies (empty; 1000 files) / none: {:.2}; {:.2}",
         ours.block.as_secs_f64() / unbounded.block.as_secs_f64(),
         with_files.block.as_secs_f64() / unbounded.block.as_secs_f64()
+    );
+    println!(
+        "per block, a volume workspace copied back (empty; 1000 files) / a bind mount: {:.2}; {:.2}",
+        in_volume.block.as_secs_f64() / ours.block.as_secs_f64(),
+        in_volume_files.block.as_secs_f64() / with_files.block.as_secs_f64()
     );
     if let Some(theirs) = &theirs {
         println!(

@@ -4,6 +4,7 @@
 
 mod block;
 mod build;
+mod connect;
 pub(crate) mod endpoint;
 mod greeting;
 pub(crate) mod image;
@@ -28,13 +29,12 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
-use endpoint::{Endpoint, Origin, ProcessEnv, Transport};
+pub use connect::connect;
+use endpoint::{Endpoint, Origin, ProcessEnv};
 pub(crate) use image::ImageRef;
 use link::Link;
 use spec::{ContainerPlan, LABEL_OWNER, Mounts, Storage};
 
-/// How long the daemon gets to answer a ping.
-const PING_DEADLINE: Duration = Duration::from_secs(5);
 /// Extra time past the supervisor's own deadline (or a cancel) before airlock gives up on it
 /// and replaces the container: more than its sweep (5 s at most) and drain (1 s) can take.
 const HOST_MARGIN: Duration = Duration::from_secs(10);
@@ -54,81 +54,6 @@ pub(crate) fn describe(err: &bollard::errors::Error) -> String {
         }
         other => other.to_string(),
     }
-}
-
-/// How long a request to the engine may take (bollard's default).
-const REQUEST_TIMEOUT: u64 = 120;
-
-/// Connects to the engine `config` names (see [`endpoint`]), pings it with a short deadline
-/// and negotiates the API version.
-pub async fn connect(config: &SandboxConfig) -> Result<Docker, SandboxError> {
-    let endpoint = Endpoint::resolve(config, &ProcessEnv)?;
-    let mut forwarder = None;
-    let version = bollard::API_DEFAULT_VERSION;
-    let connected = match &endpoint.transport {
-        Transport::Unix(path) => {
-            Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT, version)
-        }
-        Transport::Tcp { address, tls: None } => {
-            Docker::connect_with_http(&format!("tcp://{address}"), REQUEST_TIMEOUT, version)
-        }
-        Transport::Tcp {
-            address,
-            tls: Some(files),
-        } => {
-            for file in [&files.ca, &files.cert, &files.key] {
-                if !file.is_file() {
-                    return Err(SandboxError::Unavailable(format!(
-                        "TLS to {} needs {}, which is not there: set DOCKER_CERT_PATH to the \
-                         directory holding ca.pem, cert.pem and key.pem",
-                        endpoint.describe(),
-                        file.display()
-                    )));
-                }
-            }
-            Docker::connect_with_ssl(
-                address,
-                &files.key,
-                &files.cert,
-                &files.ca,
-                REQUEST_TIMEOUT,
-                version,
-            )
-        }
-        Transport::Ssh(target) => {
-            let started = ssh::Forwarder::start(target, &config.ssh_command)?;
-            let socket = started.socket().to_string_lossy().into_owned();
-            forwarder = Some(started);
-            Docker::connect_with_unix(&socket, REQUEST_TIMEOUT, version)
-        }
-    };
-    let unreachable = |why: String| {
-        let ssh_said = forwarder
-            .as_ref()
-            .map(ssh::Forwarder::complaints)
-            .filter(|said| !said.is_empty())
-            .map_or(String::new(), |said| format!(" (ssh said: {said})"));
-        let hint = if endpoint.origin == Origin::Default {
-            "Start Docker (for example `sudo systemctl start docker`) or point DOCKER_HOST at a \
-             running daemon"
-        } else {
-            "Check that the engine runs there and that this machine may reach it"
-        };
-        SandboxError::Unavailable(format!(
-            "cannot reach the Docker daemon at {}: {why}{ssh_said}. {hint}",
-            endpoint.describe()
-        ))
-    };
-    let docker = connected.map_err(|err| unreachable(describe(&err)))?;
-    match tokio::time::timeout(PING_DEADLINE, docker.ping()).await {
-        Err(_) => return Err(unreachable("it did not answer within 5 s".into())),
-        Ok(Err(err)) => return Err(unreachable(describe(&err))),
-        Ok(Ok(_)) => {}
-    }
-    docker
-        .negotiate_version()
-        .await
-        .map_err(|err| unreachable(describe(&err)))
 }
 
 /// Removes labelled containers whose owning airlock process is gone. Containers of a live
@@ -265,29 +190,13 @@ impl DockerSandbox {
         progress: Notices,
     ) -> Result<Self, SandboxError> {
         reap_stale(&docker, &notices).await;
-        let config = request.config;
-        for weakening in config.weakenings() {
+        for weakening in request.config.weakenings() {
             notices(format!("the sandbox is weakened: {weakening}"));
         }
-        let image = image::ensure(&docker, &config, &notices, &progress).await?;
-        let users = spec::Users::resolve(&config.user)?;
-        let continued = request.continues.as_deref().filter(|earlier| {
-            let there = crate::sandbox::workspace::is_plain_dir(earlier);
-            if !there {
-                notices(format!(
-                    "the earlier session's workspace {} is gone; this one starts empty",
-                    crate::output::sanitize::for_person(&earlier.to_string_lossy())
-                ));
-            }
-            there
-        });
-        let workspace = crate::sandbox::workspace::prepare(
-            config.workspace.as_deref().or(continued),
-            &request.data_dir,
-            &request.session,
-            users.code.uid,
-            users.code.gid,
-        )?;
+        let image = image::ensure(&docker, &request.config, &notices, &progress).await?;
+        let users = spec::Users::resolve(&request.config.user)?;
+        let workspace = host_workspace(&request, users, &notices)?;
+        let config = request.config;
         let endpoint = Endpoint::resolve(&config, &ProcessEnv)?;
         let storage = if endpoint.uses_volume(config.workspace_mode) {
             Storage::Volumes {
@@ -329,8 +238,11 @@ impl DockerSandbox {
             sandbox.remove_workspace_volume().await;
             return Err(err);
         }
-        if let Some(command) = sandbox.config.init_command.clone() {
-            sandbox.run_init_command(&command).await?;
+        if let Some(command) = sandbox.config.init_command.clone()
+            && let Err(err) = sandbox.run_init_command(&command).await
+        {
+            sandbox.shutdown().await;
+            return Err(err);
         }
         if !sandbox.config.workspace_read_only {
             // What is there before the first block (a resumed session's files, what the
@@ -527,6 +439,33 @@ impl DockerSandbox {
         }
         Ok(())
     }
+}
+
+/// The workspace directory on the host: the one named in the config, the earlier session's
+/// on resume, or a new one.
+fn host_workspace(
+    request: &SessionRequest,
+    users: spec::Users,
+    notices: &Notices,
+) -> Result<PathBuf, SandboxError> {
+    let config = &request.config;
+    let continued = request.continues.as_deref().filter(|earlier| {
+        let there = crate::sandbox::workspace::is_plain_dir(earlier);
+        if !there {
+            notices(format!(
+                "the earlier session's workspace {} is gone; this one starts empty",
+                crate::output::sanitize::for_person(&earlier.to_string_lossy())
+            ));
+        }
+        there
+    });
+    crate::sandbox::workspace::prepare(
+        config.workspace.as_deref().or(continued),
+        &request.data_dir,
+        &request.session,
+        users.code.uid,
+        users.code.gid,
+    )
 }
 
 /// The container's environment, as blocks get it.

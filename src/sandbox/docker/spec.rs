@@ -479,12 +479,13 @@ pub(super) fn refused_network(network: &str) -> Option<&'static str> {
     }
 }
 
-/// The places a Docker (or containerd) socket may live on this host, resolved.
+/// The places a Docker, Podman or containerd socket may live on this host, resolved.
 pub(super) fn docker_sockets() -> Vec<PathBuf> {
     let mut candidates = vec![
         PathBuf::from("/var/run/docker.sock"),
         PathBuf::from("/run/docker.sock"),
         PathBuf::from("/run/containerd/containerd.sock"),
+        PathBuf::from("/run/podman/podman.sock"),
     ];
     if let Some(path) = std::env::var("DOCKER_HOST")
         .ok()
@@ -493,7 +494,8 @@ pub(super) fn docker_sockets() -> Vec<PathBuf> {
         candidates.push(path);
     }
     if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
-        candidates.push(PathBuf::from(runtime).join("docker.sock"));
+        candidates.push(PathBuf::from(&runtime).join("docker.sock"));
+        candidates.push(PathBuf::from(runtime).join("podman/podman.sock"));
     }
     candidates
         .into_iter()
