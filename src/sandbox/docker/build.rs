@@ -350,11 +350,11 @@ async fn import(
     tarball: impl AsyncRead + Unpin + Send + 'static,
     steps: &Steps,
 ) -> Result<(), SandboxError> {
-    let (repo, version) = split_tag(tag);
+    // The whole name as `repo`, which "may include a tag" (Docker's API): Podman's import
+    // (4.3) ignores the `tag` parameter and would name the image `repo:latest`.
     let options = CreateImageOptions {
         from_src: Some("-".into()),
-        repo: Some(repo.into()),
-        tag: Some(version.into()),
+        repo: Some(tag.into()),
         changes: image_config()
             .into_iter()
             .chain([format!(
