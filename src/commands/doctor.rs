@@ -121,11 +121,54 @@ async fn check_engine(report: &mut Report, docker: &Docker) {
             docker.client_version()
         ),
     );
+    report.line(true, "engine", engine_identity(version.as_ref()));
+    // Podman has no runc commit to tell; its version API names the OCI runtime instead.
     let runc = info
         .as_ref()
         .and_then(|i| i.runc_commit.as_ref())
-        .and_then(|c| c.id.clone());
+        .and_then(|c| c.id.clone())
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            let components = version.as_ref()?.components.as_ref()?;
+            let runtime = components
+                .iter()
+                .find(|c| c.name.starts_with("OCI Runtime"))?;
+            Some(
+                runtime
+                    .version
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        });
     report.line(true, "runc", runc.unwrap_or_else(|| "unknown".into()));
+}
+
+/// Which engine answers, from the version API's components (Docker's is "Engine", Podman's
+/// "Podman Engine") and platform: Podman's compatible API otherwise answers as Docker does.
+fn engine_identity(version: Option<&bollard::models::SystemVersion>) -> String {
+    let Some(version) = version else {
+        return "unknown: the version API did not answer".into();
+    };
+    let components = version.components.iter().flatten();
+    let names: Vec<String> = components.clone().map(|c| c.name.clone()).collect();
+    let platform = version.platform.as_ref().map_or("", |p| p.name.as_str());
+    let engine = components
+        .clone()
+        .find(|c| c.name == "Podman Engine")
+        .map(|c| ("Podman", c))
+        .or_else(|| {
+            components
+                .clone()
+                .find(|c| c.name == "Engine")
+                .map(|c| ("Docker", c))
+        });
+    let seen = format!("components {names:?}, platform {platform:?}");
+    match engine {
+        Some((engine, component)) => format!("{engine} {} ({seen})", component.version),
+        None => format!("not identified ({seen})"),
+    }
 }
 
 /// Whether the sandbox image is there; a missing one is no failure, it is pulled or built.
