@@ -156,10 +156,27 @@ async fn check_engine(report: &mut Report, docker: &Docker) {
             docker.client_version()
         ),
     );
+    report.line(true, "engine", engine_identity(version.as_ref()));
+    // Podman has no runc commit to tell; its version API names the OCI runtime instead.
     let runc = info
         .as_ref()
         .and_then(|i| i.runc_commit.as_ref())
-        .and_then(|c| c.id.clone());
+        .and_then(|c| c.id.clone())
+        .filter(|id| !id.is_empty())
+        .or_else(|| {
+            let components = version.as_ref()?.components.as_ref()?;
+            let runtime = components
+                .iter()
+                .find(|c| c.name.starts_with("OCI Runtime"))?;
+            Some(
+                runtime
+                    .version
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        });
     report.line(true, "runc", runc.unwrap_or_else(|| "unknown".into()));
 }
 
@@ -239,7 +256,32 @@ fn check_runtimes(
     }
 }
 
-/// Whether the sandbox image is there; a missing one is no failure, it is pulled or built.
+/// Which engine answers, from the version API's components (Docker's is "Engine", Podman's
+/// "Podman Engine") and platform: Podman's compatible API otherwise answers as Docker does.
+fn engine_identity(version: Option<&bollard::models::SystemVersion>) -> String {
+    let Some(version) = version else {
+        return "unknown: the version API did not answer".into();
+    };
+    let components = version.components.iter().flatten();
+    let names: Vec<String> = components.clone().map(|c| c.name.clone()).collect();
+    let platform = version.platform.as_ref().map_or("", |p| p.name.as_str());
+    let engine = components
+        .clone()
+        .find(|c| c.name == "Podman Engine")
+        .map(|c| ("Podman", c))
+        .or_else(|| {
+            components
+                .clone()
+                .find(|c| c.name == "Engine")
+                .map(|c| ("Docker", c))
+        });
+    let seen = format!("components {names:?}, platform {platform:?}");
+    match engine {
+        Some((engine, component)) => format!("{engine} {} ({seen})", component.version),
+        None => format!("not identified ({seen})"),
+    }
+}
+
 /// Where the engine is and how the workspace reaches it: a person must know where their
 /// code runs.
 fn describe_endpoint(report: &mut Report, sandbox: &SandboxConfig) {
@@ -259,6 +301,7 @@ fn describe_endpoint(report: &mut Report, sandbox: &SandboxConfig) {
     );
 }
 
+/// Whether the sandbox image is there; a missing one is no failure, it is pulled or built.
 async fn check_image(report: &mut Report, docker: &Docker, sandbox: &SandboxConfig) {
     match image::inspect(docker, &sandbox.image).await {
         Some(found) => report.line(true, "image", found.to_string()),

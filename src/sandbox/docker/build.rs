@@ -129,7 +129,10 @@ pub(crate) async fn build(
             SandboxError::Unavailable(format!("cannot wait for mmdebstrap: {err}"))
         })?;
     let outcome = match (status.success(), imported) {
-        (true, Ok(())) => promote(docker, &staging, tag).await,
+        (true, Ok(())) => match configured(docker, &staging).await {
+            Ok(()) => promote(docker, &staging, tag).await,
+            Err(err) => Err(err),
+        },
         (true, Err(err)) => Err(err),
         // When the import fails first, mmdebstrap's pipe breaks too: say both.
         (false, imported) => {
@@ -148,6 +151,30 @@ pub(crate) async fn build(
         steps.report("done");
     }
     outcome
+}
+
+/// Whether the daemon applied the image's configuration: its recipe label is the last of
+/// the changes. Podman's import (4.3) takes the changes, which go as one parameter of
+/// newline-separated instructions, for one instruction and drops the rest (PATH, the
+/// labels), which would leave an image that never looks outdated.
+async fn configured(docker: &Docker, staging: &str) -> Result<(), SandboxError> {
+    let image = docker.inspect_image(staging).await.map_err(|err| {
+        SandboxError::Unavailable(format!(
+            "cannot inspect the imported image: {}",
+            super::describe(&err)
+        ))
+    })?;
+    let labels = image.config.and_then(|config| config.labels);
+    if labels.is_some_and(|labels| labels.get(LABEL_RECIPE) == Some(&recipe())) {
+        return Ok(());
+    }
+    Err(SandboxError::Unavailable(
+        "the daemon imported the filesystem but not the image's configuration (its \
+         environment and labels): Podman's import takes only one instruction from the changes \
+         airlock sends. Build the image with Docker and copy it (`docker save \
+         airlock-sandbox:offline | podman load`; scripts/podman-service does this)"
+            .into(),
+    ))
 }
 
 /// The staged image, once it is whole, under its real name.
@@ -350,11 +377,11 @@ async fn import(
     tarball: impl AsyncRead + Unpin + Send + 'static,
     steps: &Steps,
 ) -> Result<(), SandboxError> {
-    let (repo, version) = split_tag(tag);
+    // The whole name as `repo`, which "may include a tag" (Docker's API): Podman's import
+    // (4.3) ignores the `tag` parameter and would name the image `repo:latest`.
     let options = CreateImageOptions {
         from_src: Some("-".into()),
-        repo: Some(repo.into()),
-        tag: Some(version.into()),
+        repo: Some(tag.into()),
         changes: image_config()
             .into_iter()
             .chain([format!(

@@ -1,10 +1,11 @@
 //! The container's settings read back from Docker, field by field, against what was asked:
 //! what must never be relaxed fails outright, the rest is reported so the caller can honour
-//! `sandbox.waive`.
+//! `sandbox.waive`. Podman's Docker-compatible API reports two of them in its own terms
+//! (capabilities and ulimits, see [`Engine`]); everything else reads the same.
 
 use std::path::PathBuf;
 
-use bollard::models::{ContainerInspectResponse, HostConfig};
+use bollard::models::{ContainerInspectResponse, HostConfig, ResourcesUlimits};
 
 use super::spec::{
     ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, nofile_limit,
@@ -33,6 +34,7 @@ pub(crate) fn verify(
     let host = inspect.host_config.as_ref().unwrap_or(&default_host);
     never_relaxed(host)?;
     runtime_as_asked(host, config)?;
+    let engine = Engine::of(inspect);
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {
         if !ok {
@@ -78,7 +80,10 @@ pub(crate) fn verify(
     );
     let nofile = nofile_limit(config);
     check(
-        host.ulimits.iter().flatten().any(|limit| *limit == nofile),
+        host.ulimits
+            .iter()
+            .flatten()
+            .any(|limit| engine.same_ulimit(limit, &nofile)),
         Protection::Nofile,
         format!(
             "ulimits are {:?}, not nofile {}",
@@ -90,23 +95,26 @@ pub(crate) fn verify(
         Protection::ReadOnlyRoot,
         format!("read-only root is {:?}", host.readonly_rootfs),
     );
-    let drops_all = host
-        .cap_drop
-        .iter()
-        .flatten()
-        .any(|cap| cap.eq_ignore_ascii_case("ALL"));
-    let mut added: Vec<String> = host
-        .cap_add
-        .iter()
-        .flatten()
-        .map(|cap| cap.to_ascii_uppercase())
-        .collect();
-    added.sort();
+    // A read-only root is only as read-only as the writable mounts on it. Podman (4.3, its
+    // `--read-only-tmpfs`, which its compatible API always applies) adds its own tmpfs at
+    // /run and /var/tmp: /var/tmp is world-writable, unsized and kept from one block to the
+    // next, unlike the /tmp airlock asks for.
+    let unasked = unasked_tmpfs(host, plan, config);
     check(
-        drops_all && added == SUPERVISOR_CAPABILITIES,
+        !config.read_only_root || unasked.is_empty(),
+        Protection::ReadOnlyRoot,
+        format!(
+            "writable tmpfs mounts that airlock did not ask for are on the read-only root: {}",
+            unasked.join(", ")
+        ),
+    );
+    let capabilities = engine.capabilities(host);
+    check(
+        capabilities == SUPERVISOR_CAPABILITIES,
         Protection::CapDrop,
         format!(
-            "dropped capabilities are {:?}, added {:?}",
+            "dropped capabilities are {:?}, added {:?}, which leaves {capabilities:?} ({engine:?}'s \
+             reading), not only {SUPERVISOR_CAPABILITIES:?}",
             host.cap_drop, host.cap_add
         ),
     );
@@ -138,6 +146,114 @@ pub(crate) fn verify(
         format!("the container user is {user:?}, not the supervisor's 0:0"),
     );
     Ok(missing)
+}
+
+/// Whose inspect output this is: the two engines spell capabilities and ulimits differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Docker,
+    Podman,
+}
+
+/// The bounding set of the OCI runtime tools' default spec, which Podman 4's inspect states
+/// `CapAdd` and `CapDrop` against (libpod's container_inspect.go: what the container has
+/// beyond it is "added", what it lacks of it "dropped"). Later Podman releases compare with
+/// containers.conf's `default_capabilities` instead, 11 of these 14 by default: reading their
+/// output against these 14 finds the 3 others not dropped and refuses, never the reverse.
+const OCI_DEFAULT_CAPABILITIES: [&str; 14] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "NET_RAW",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+impl Engine {
+    /// Podman puts `container=podman` in the environment of every container it makes (its
+    /// documented marker; airlock never sets it). A Docker container that a user's
+    /// `sandbox.env` gave that variable would be read as Podman's, which still counts only
+    /// what it shows: see [`Self::capabilities`].
+    fn of(inspect: &ContainerInspectResponse) -> Self {
+        let env = inspect.config.as_ref().and_then(|c| c.env.as_ref());
+        if env
+            .into_iter()
+            .flatten()
+            .any(|var| var == "container=podman")
+        {
+            Self::Podman
+        } else {
+            Self::Docker
+        }
+    }
+
+    /// The capabilities the inspect output says the container is bounded to, sorted, upper
+    /// case, without `CAP_`. Docker states exactly what was asked: only "drop ALL, add these"
+    /// names a set. Podman states the difference from [`OCI_DEFAULT_CAPABILITIES`]; a drop
+    /// of ALL (which it does not report, but would mean it) empties that set first.
+    fn capabilities(self, host: &HostConfig) -> Vec<String> {
+        let name = |cap: &String| {
+            let upper = cap.to_ascii_uppercase();
+            upper.strip_prefix("CAP_").unwrap_or(&upper).to_string()
+        };
+        let dropped: Vec<String> = host.cap_drop.iter().flatten().map(name).collect();
+        let mut caps: Vec<String> = host.cap_add.iter().flatten().map(name).collect();
+        let drops_all = dropped.iter().any(|cap| cap == "ALL");
+        match self {
+            // Anything but ALL dropped leaves Docker's own default set, which its inspect
+            // output does not name: no set can be read from it.
+            Self::Docker if !drops_all => return vec!["(Docker's default set)".into()],
+            Self::Docker => {}
+            Self::Podman if drops_all => {}
+            Self::Podman => caps.extend(
+                OCI_DEFAULT_CAPABILITIES
+                    .iter()
+                    .filter(|cap| !dropped.iter().any(|d| d == *cap))
+                    .map(|cap| cap.to_string()),
+            ),
+        }
+        caps.sort();
+        caps.dedup();
+        caps
+    }
+
+    /// Whether `seen` is the `asked` ulimit: Podman names it after the kernel's resource
+    /// (`RLIMIT_NOFILE`), Docker as it was asked (`nofile`).
+    fn same_ulimit(self, seen: &ResourcesUlimits, asked: &ResourcesUlimits) -> bool {
+        match self {
+            Self::Docker => seen == asked,
+            Self::Podman => {
+                let name = |limit: &ResourcesUlimits| {
+                    let name = limit.name.as_deref().unwrap_or("").to_ascii_lowercase();
+                    name.strip_prefix("rlimit_").unwrap_or(&name).to_string()
+                };
+                name(seen) == name(asked) && seen.soft == asked.soft && seen.hard == asked.hard
+            }
+        }
+    }
+}
+
+/// The tmpfs mounts the container has beyond those its plan asks for, with their options.
+fn unasked_tmpfs(host: &HostConfig, plan: &ContainerPlan, config: &SandboxConfig) -> Vec<String> {
+    let asked = plan.body(config).host_config.and_then(|h| h.tmpfs);
+    let asked = asked.unwrap_or_default();
+    let mut unasked: Vec<String> = host
+        .tmpfs
+        .iter()
+        .flatten()
+        .filter(|(target, _)| !asked.contains_key(*target))
+        .map(|(target, options)| format!("{target} ({options})"))
+        .collect();
+    unasked.sort();
+    unasked
 }
 
 fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
@@ -306,5 +422,130 @@ mod tests {
         // Nothing asked, nothing checked: Docker's default runtime is the user's choice.
         let default = SandboxConfig::default();
         assert_eq!(verify(&inspect, &plan, &default).expect("ok"), vec![]);
+    }
+}
+
+#[cfg(test)]
+mod podman_tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use bollard::models::ContainerConfig;
+
+    use super::*;
+    use crate::sandbox::docker::spec::Users;
+
+    /// What Podman 4.3's compatible API reported for a container created from `plan`'s body,
+    /// as read from a real one: capabilities as the difference from the OCI default set,
+    /// ulimits named after the kernel's resources, two tmpfs of its own, its marker variable.
+    fn podman_inspect(plan: &ContainerPlan, config: &SandboxConfig) -> ContainerInspectResponse {
+        let body = plan.body(config);
+        let mut host = body.host_config.unwrap_or_default();
+        host.cap_add = Some(vec![]);
+        host.cap_drop = Some(
+            [
+                "AUDIT_WRITE",
+                "FSETID",
+                "MKNOD",
+                "NET_BIND_SERVICE",
+                "NET_RAW",
+                "SETFCAP",
+                "SETPCAP",
+                "SYS_CHROOT",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        let limit = |name: &str, value: i64| ResourcesUlimits {
+            name: Some(name.into()),
+            soft: Some(value),
+            hard: Some(value),
+        };
+        let nofile = i64::try_from(config.nofile).unwrap_or(i64::MAX);
+        host.ulimits = Some(vec![
+            limit("RLIMIT_NOFILE", nofile),
+            limit("RLIMIT_NPROC", 1_048_576),
+        ]);
+        let mut tmpfs = host.tmpfs.unwrap_or_default();
+        for target in ["/run", "/var/tmp"] {
+            tmpfs.insert(target.into(), "rw,rprivate,nosuid,nodev,tmpcopyup".into());
+        }
+        host.tmpfs = Some(tmpfs);
+        ContainerInspectResponse {
+            host_config: Some(host),
+            config: Some(ContainerConfig {
+                user: body.user,
+                env: Some(vec!["container=podman".into(), "HOME=/tmp".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn missing(inspect: &ContainerInspectResponse, plan: &ContainerPlan) -> Vec<Protection> {
+        let config = SandboxConfig::default();
+        let found = verify(inspect, plan, &config).expect("checked");
+        found.into_iter().map(|m| m.protection).collect()
+    }
+
+    fn host(inspect: &mut ContainerInspectResponse) -> &mut HostConfig {
+        inspect.host_config.get_or_insert_with(HostConfig::default)
+    }
+
+    #[test]
+    fn podmans_report_counts_only_what_it_shows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SandboxConfig::default();
+        let plan = ContainerPlan::new(
+            "s",
+            "img",
+            &config,
+            "KEY",
+            Users::resolve("auto").expect("users"),
+            crate::sandbox::docker::spec::Mounts {
+                workspace: dir.path().to_path_buf(),
+                supervisor: Path::new("/bin/sh"),
+                storage: crate::sandbox::docker::spec::Storage::Host,
+            },
+        )
+        .expect("plan");
+        let reported = podman_inspect(&plan, &config);
+        // Its own /run and /var/tmp are writable places on the read-only root.
+        assert_eq!(missing(&reported, &plan), vec![Protection::ReadOnlyRoot]);
+        let mut without_tmpfs = reported.clone();
+        let asked: HashMap<String, String> = plan
+            .body(&config)
+            .host_config
+            .and_then(|h| h.tmpfs)
+            .unwrap_or_default();
+        host(&mut without_tmpfs).tmpfs = Some(asked);
+        assert_eq!(missing(&without_tmpfs, &plan), vec![]);
+
+        // One capability Podman did not say it dropped is one the container has.
+        let mut mknod = without_tmpfs.clone();
+        if let Some(dropped) = host(&mut mknod).cap_drop.as_mut() {
+            dropped.retain(|cap| cap != "MKNOD");
+        }
+        assert_eq!(missing(&mknod, &plan), vec![Protection::CapDrop]);
+        let mut sys_admin = without_tmpfs.clone();
+        host(&mut sys_admin).cap_add = Some(vec!["CAP_SYS_ADMIN".into()]);
+        let found = verify(&sys_admin, &plan, &config).expect("checked");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].detail.contains("SYS_ADMIN"), "{}", found[0].detail);
+        let mut nproc_only = without_tmpfs.clone();
+        if let Some(limits) = host(&mut nproc_only).ulimits.as_mut() {
+            limits.retain(|l| l.name.as_deref() != Some("RLIMIT_NOFILE"));
+        }
+        assert_eq!(missing(&nproc_only, &plan), vec![Protection::Nofile]);
+
+        // The same report without Podman's marker is read by Docker's rules, and fails them.
+        let mut as_docker = without_tmpfs.clone();
+        if let Some(container) = as_docker.config.as_mut() {
+            container.env = Some(vec!["HOME=/tmp".into()]);
+        }
+        assert_eq!(
+            missing(&as_docker, &plan),
+            vec![Protection::Nofile, Protection::CapDrop]
+        );
     }
 }
