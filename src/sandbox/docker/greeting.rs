@@ -81,6 +81,24 @@ fn inodes_uncounted(seen: Option<WorkspaceRoom>, asked: Option<WorkspaceRoom>) -
     })
 }
 
+/// On Podman, whose tmpfs takes no `nr_inodes`: the capped /workspace has the bytes asked
+/// and the kernel's default inode count, and the user is told why and what to do.
+pub(super) fn inodes_not_capped_by_podman(
+    seen: Option<WorkspaceRoom>,
+    asked: Option<WorkspaceRoom>,
+) -> Option<String> {
+    let (seen, asked) = (seen?, asked?);
+    (seen.bytes == asked.bytes && seen.inodes != asked.inodes).then(|| {
+        format!(
+            "finds /workspace capped at {} bytes as asked, but with room for {} files instead \
+             of {} (sandbox.workspace_inodes): Podman 4 refuses tmpfs's nr_inodes, so airlock \
+             cannot ask for the file limit there. sandbox.waive = [\"workspace\"] runs without \
+             it; the byte limit still holds",
+            asked.bytes, seen.inodes, asked.inodes
+        )
+    })
+}
+
 /// For a supervisor that did not start: a dynamically linked binary needs libraries the
 /// image may not have.
 pub(super) fn static_hint(binary: &Path) -> String {

@@ -5,6 +5,7 @@
 mod block;
 mod build;
 mod connect;
+mod engine;
 pub(crate) mod endpoint;
 mod greeting;
 pub(crate) mod image;
@@ -218,6 +219,7 @@ impl DockerSandbox {
                 supervisor: &request.supervisor,
                 storage,
             },
+            engine::Engine::identify(&docker).await,
         )?;
         if let Storage::Volumes { workspace, .. } = &plan.storage {
             let code = plan.users.code;
@@ -387,6 +389,12 @@ impl DockerSandbox {
             }
         };
         let waived = |p: Protection| self.config.waive.contains(&p);
+        if self.plan.engine == engine::Engine::Podman && !waived(Protection::Workspace) {
+            let asked = self.plan.mirrored;
+            if let Some(why) = greeting::inodes_not_capped_by_podman(hello.workspace, asked) {
+                return Err(refuse(why));
+            }
+        }
         let code_uid = self.plan.users.code.uid;
         greeting::check(&hello, code_uid, self.plan.mirrored, waived).map_err(refuse)
     }

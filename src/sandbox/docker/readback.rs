@@ -1,11 +1,11 @@
 //! The container's settings read back from Docker, field by field, against what was asked:
 //! what must never be relaxed fails outright, the rest is reported so the caller can honour
 //! `sandbox.waive`. Podman's Docker-compatible API reports two of them in its own terms
-//! (capabilities and ulimits, see [`Engine`]); everything else reads the same.
+//! (capabilities and ulimits, see [`super::engine::Engine`]); everything else reads the same.
 
 use std::path::PathBuf;
 
-use bollard::models::{ContainerInspectResponse, HostConfig, ResourcesUlimits};
+use bollard::models::{ContainerInspectResponse, HostConfig};
 
 use super::spec::{
     ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, nofile_limit,
@@ -34,7 +34,7 @@ pub(crate) fn verify(
     let host = inspect.host_config.as_ref().unwrap_or(&default_host);
     never_relaxed(host)?;
     runtime_as_asked(host, config)?;
-    let engine = Engine::of(inspect);
+    let engine = plan.engine;
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {
         if !ok {
@@ -148,99 +148,6 @@ pub(crate) fn verify(
     Ok(missing)
 }
 
-/// Whose inspect output this is: the two engines spell capabilities and ulimits differently.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Docker,
-    Podman,
-}
-
-/// The bounding set of the OCI runtime tools' default spec, which Podman 4's inspect states
-/// `CapAdd` and `CapDrop` against (libpod's container_inspect.go: what the container has
-/// beyond it is "added", what it lacks of it "dropped"). Later Podman releases compare with
-/// containers.conf's `default_capabilities` instead, 11 of these 14 by default: reading their
-/// output against these 14 finds the 3 others not dropped and refuses, never the reverse.
-const OCI_DEFAULT_CAPABILITIES: [&str; 14] = [
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "NET_RAW",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
-
-impl Engine {
-    /// Podman puts `container=podman` in the environment of every container it makes (its
-    /// documented marker; airlock never sets it). A Docker container that a user's
-    /// `sandbox.env` gave that variable would be read as Podman's, which still counts only
-    /// what it shows: see [`Self::capabilities`].
-    fn of(inspect: &ContainerInspectResponse) -> Self {
-        let env = inspect.config.as_ref().and_then(|c| c.env.as_ref());
-        if env
-            .into_iter()
-            .flatten()
-            .any(|var| var == "container=podman")
-        {
-            Self::Podman
-        } else {
-            Self::Docker
-        }
-    }
-
-    /// The capabilities the inspect output says the container is bounded to, sorted, upper
-    /// case, without `CAP_`. Docker states exactly what was asked: only "drop ALL, add these"
-    /// names a set. Podman states the difference from [`OCI_DEFAULT_CAPABILITIES`]; a drop
-    /// of ALL (which it does not report, but would mean it) empties that set first.
-    fn capabilities(self, host: &HostConfig) -> Vec<String> {
-        let name = |cap: &String| {
-            let upper = cap.to_ascii_uppercase();
-            upper.strip_prefix("CAP_").unwrap_or(&upper).to_string()
-        };
-        let dropped: Vec<String> = host.cap_drop.iter().flatten().map(name).collect();
-        let mut caps: Vec<String> = host.cap_add.iter().flatten().map(name).collect();
-        let drops_all = dropped.iter().any(|cap| cap == "ALL");
-        match self {
-            // Anything but ALL dropped leaves Docker's own default set, which its inspect
-            // output does not name: no set can be read from it.
-            Self::Docker if !drops_all => return vec!["(Docker's default set)".into()],
-            Self::Docker => {}
-            Self::Podman if drops_all => {}
-            Self::Podman => caps.extend(
-                OCI_DEFAULT_CAPABILITIES
-                    .iter()
-                    .filter(|cap| !dropped.iter().any(|d| d == *cap))
-                    .map(|cap| cap.to_string()),
-            ),
-        }
-        caps.sort();
-        caps.dedup();
-        caps
-    }
-
-    /// Whether `seen` is the `asked` ulimit: Podman names it after the kernel's resource
-    /// (`RLIMIT_NOFILE`), Docker as it was asked (`nofile`).
-    fn same_ulimit(self, seen: &ResourcesUlimits, asked: &ResourcesUlimits) -> bool {
-        match self {
-            Self::Docker => seen == asked,
-            Self::Podman => {
-                let name = |limit: &ResourcesUlimits| {
-                    let name = limit.name.as_deref().unwrap_or("").to_ascii_lowercase();
-                    name.strip_prefix("rlimit_").unwrap_or(&name).to_string()
-                };
-                name(seen) == name(asked) && seen.soft == asked.soft && seen.hard == asked.hard
-            }
-        }
-    }
-}
-
 /// The tmpfs mounts the container has beyond those its plan asks for, with their options.
 fn unasked_tmpfs(host: &HostConfig, plan: &ContainerPlan, config: &SandboxConfig) -> Vec<String> {
     let asked = plan.body(config).host_config.and_then(|h| h.tmpfs);
@@ -318,16 +225,16 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::sandbox::docker::engine::Engine;
     use crate::sandbox::docker::spec::Users;
 
-    #[test]
-    fn verification_reports_each_missing_protection() {
+    /// The plan for `config` on `engine`, with the directory its workspace names.
+    pub(super) fn plan_for(config: &SandboxConfig, engine: Engine) -> (tempfile::TempDir, ContainerPlan) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = SandboxConfig::default();
         let plan = ContainerPlan::new(
             "s",
             "img",
-            &config,
+            config,
             "KEY",
             Users::resolve("auto").expect("users"),
             crate::sandbox::docker::spec::Mounts {
@@ -335,8 +242,16 @@ mod tests {
                 supervisor: Path::new("/bin/sh"),
                 storage: crate::sandbox::docker::spec::Storage::Host,
             },
+            engine,
         )
         .expect("plan");
+        (dir, plan)
+    }
+
+    #[test]
+    fn verification_reports_each_missing_protection() {
+        let config = SandboxConfig::default();
+        let (_dir, plan) = plan_for(&config, Engine::Docker);
         let body = plan.body(&config);
         let mut inspect = ContainerInspectResponse {
             host_config: body.host_config.clone(),
@@ -376,24 +291,11 @@ mod tests {
 
     #[test]
     fn a_container_under_another_runtime_than_asked_is_refused() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let config = SandboxConfig {
             runtime: Some("runsc".into()),
             ..SandboxConfig::default()
         };
-        let plan = ContainerPlan::new(
-            "s",
-            "img",
-            &config,
-            "KEY",
-            Users::resolve("auto").expect("users"),
-            crate::sandbox::docker::spec::Mounts {
-                workspace: dir.path().to_path_buf(),
-                supervisor: Path::new("/bin/sh"),
-                storage: crate::sandbox::docker::spec::Storage::Host,
-            },
-        )
-        .expect("plan");
+        let (_dir, plan) = plan_for(&config, Engine::Docker);
         let body = plan.body(&config);
         assert_eq!(
             body.host_config.as_ref().and_then(|h| h.runtime.as_deref()),
@@ -428,16 +330,16 @@ mod tests {
 #[cfg(test)]
 mod podman_tests {
     use std::collections::HashMap;
-    use std::path::Path;
 
-    use bollard::models::ContainerConfig;
+    use bollard::models::{ContainerConfig, ResourcesUlimits};
 
+    use super::tests::plan_for;
     use super::*;
-    use crate::sandbox::docker::spec::Users;
+    use crate::sandbox::docker::engine::Engine;
 
     /// What Podman 4.3's compatible API reported for a container created from `plan`'s body,
     /// as read from a real one: capabilities as the difference from the OCI default set,
-    /// ulimits named after the kernel's resources, two tmpfs of its own, its marker variable.
+    /// ulimits named after the kernel's resources, a tmpfs of its own, its marker variable.
     fn podman_inspect(plan: &ContainerPlan, config: &SandboxConfig) -> ContainerInspectResponse {
         let body = plan.body(config);
         let mut host = body.host_config.unwrap_or_default();
@@ -466,10 +368,9 @@ mod podman_tests {
             limit("RLIMIT_NOFILE", nofile),
             limit("RLIMIT_NPROC", 1_048_576),
         ]);
+        // What Podman does on a read-only root where the plan asks for no tmpfs of its own.
         let mut tmpfs = host.tmpfs.unwrap_or_default();
-        for target in ["/run", "/var/tmp"] {
-            tmpfs.insert(target.into(), "rw,rprivate,nosuid,nodev,tmpcopyup".into());
-        }
+        tmpfs.insert("/srv".into(), "rw,rprivate,nosuid,nodev,tmpcopyup".into());
         host.tmpfs = Some(tmpfs);
         ContainerInspectResponse {
             host_config: Some(host),
@@ -494,23 +395,10 @@ mod podman_tests {
 
     #[test]
     fn podmans_report_counts_only_what_it_shows() {
-        let dir = tempfile::tempdir().expect("tempdir");
         let config = SandboxConfig::default();
-        let plan = ContainerPlan::new(
-            "s",
-            "img",
-            &config,
-            "KEY",
-            Users::resolve("auto").expect("users"),
-            crate::sandbox::docker::spec::Mounts {
-                workspace: dir.path().to_path_buf(),
-                supervisor: Path::new("/bin/sh"),
-                storage: crate::sandbox::docker::spec::Storage::Host,
-            },
-        )
-        .expect("plan");
+        let (_dir, plan) = plan_for(&config, Engine::Podman);
         let reported = podman_inspect(&plan, &config);
-        // Its own /run and /var/tmp are writable places on the read-only root.
+        // A tmpfs of its own is a writable place on the read-only root.
         assert_eq!(missing(&reported, &plan), vec![Protection::ReadOnlyRoot]);
         let mut without_tmpfs = reported.clone();
         let asked: HashMap<String, String> = plan
@@ -538,13 +426,11 @@ mod podman_tests {
         }
         assert_eq!(missing(&nproc_only, &plan), vec![Protection::Nofile]);
 
-        // The same report without Podman's marker is read by Docker's rules, and fails them.
-        let mut as_docker = without_tmpfs.clone();
-        if let Some(container) = as_docker.config.as_mut() {
-            container.env = Some(vec!["HOME=/tmp".into()]);
-        }
+        // The same report from an engine that said it is Docker is read by Docker's rules,
+        // and fails them.
+        let (_docker_dir, docker_plan) = plan_for(&config, Engine::Docker);
         assert_eq!(
-            missing(&as_docker, &plan),
+            missing(&without_tmpfs, &docker_plan),
             vec![Protection::Nofile, Protection::CapDrop]
         );
     }

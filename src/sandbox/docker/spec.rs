@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, ResourcesUlimits};
 
+use super::engine::Engine;
 use crate::config::{SandboxConfig, parse_user};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
@@ -126,6 +127,7 @@ pub(crate) struct ContainerPlan {
     /// when `workspace` itself is mounted there.
     pub(crate) mirrored: Option<WorkspaceRoom>,
     pub(crate) storage: Storage,
+    pub(crate) engine: Engine,
 }
 
 /// The host file that becomes the container's supervisor.
@@ -147,6 +149,7 @@ impl ContainerPlan {
         secret_env: &str,
         users: Users,
         mounts: Mounts<'_>,
+        engine: Engine,
     ) -> Result<Self, SandboxError> {
         let Mounts {
             workspace,
@@ -207,6 +210,7 @@ impl ContainerPlan {
             supervisor: supervisor.to_path_buf(),
             mirrored,
             storage,
+            engine,
         })
     }
 
@@ -256,6 +260,8 @@ impl ContainerPlan {
             "--ephemeral",
             "/tmp",
             "--ephemeral",
+            "/var/tmp",
+            "--ephemeral",
             "/dev/shm",
         ]
         .map(String::from)
@@ -286,13 +292,19 @@ pub(crate) fn memory_limit(config: &SandboxConfig) -> i64 {
 }
 
 fn tmpfs_mounts(plan: &ContainerPlan, config: &SandboxConfig) -> HashMap<String, String> {
+    let scratch = format!(
+        "rw,nosuid,nodev,noexec,size={},mode=1777",
+        config.tmp_size.bytes()
+    );
     let mut mounts = HashMap::from([
+        ("/tmp".to_string(), scratch.clone()),
+        // Podman mounts its own writable, unbounded tmpfs at /run and /var/tmp on a
+        // read-only root unless asked for one there: these are airlock's, on every engine,
+        // and /var/tmp is emptied after every block like /tmp.
+        ("/var/tmp".to_string(), scratch),
         (
-            "/tmp".to_string(),
-            format!(
-                "rw,nosuid,nodev,noexec,size={},mode=1777",
-                config.tmp_size.bytes()
-            ),
+            "/run".to_string(),
+            "rw,nosuid,nodev,noexec,size=1m,mode=0755".to_string(),
         ),
         (
             BLOCKS.to_string(),
@@ -301,11 +313,17 @@ fn tmpfs_mounts(plan: &ContainerPlan, config: &SandboxConfig) -> HashMap<String,
     ]);
     if let Some(room) = plan.mirrored {
         // Programs may be built and run there, as in the directory it mirrors; never set-id.
+        // Podman 4 refuses nr_inodes: there the supervisor's greeting finds the inodes
+        // uncapped, and that is refused unless the workspace protection is waived.
+        let inodes = match plan.engine {
+            Engine::Docker => format!(",nr_inodes={}", room.inodes),
+            Engine::Podman => String::new(),
+        };
         mounts.insert(
             WORKSPACE.to_string(),
             format!(
-                "rw,nosuid,nodev,exec,size={},nr_inodes={},mode=0700",
-                room.bytes, room.inodes
+                "rw,nosuid,nodev,exec,size={}{inodes},mode=0700",
+                room.bytes
             ),
         );
         mounts.insert(
@@ -451,7 +469,7 @@ fn checked_source(path: &Path, key: &str) -> Result<PathBuf, SandboxError> {
     Ok(source)
 }
 
-/// Where Docker and containerd keep their state and runtime files, resolved: other
+/// Where Docker, containerd and Podman keep their state and runtime files, resolved: other
 /// containers' filesystems, their configuration, and the daemons' sockets.
 fn runtime_dirs() -> Vec<PathBuf> {
     [
@@ -462,6 +480,10 @@ fn runtime_dirs() -> Vec<PathBuf> {
         "/var/lib/docker",
         "/var/lib/containerd",
         "/etc/docker",
+        "/var/lib/containers",
+        "/run/containers",
+        "/run/podman",
+        "/etc/containers",
     ]
     .iter()
     .filter_map(|dir| Path::new(dir).canonicalize().ok())
