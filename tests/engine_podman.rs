@@ -135,7 +135,10 @@ fn blocks_run_in_podman_with_their_protections_read_back() {
     );
     let mounts = mounts["output"].as_str().unwrap_or_default().to_string();
     assert_eq!(mounts.lines().count(), 2, "{mounts}\n{}", stderr(&output));
-    assert!(mounts.lines().all(|line| line.contains("noexec")), "{mounts}");
+    assert!(
+        mounts.lines().all(|line| line.contains("noexec")),
+        "{mounts}"
+    );
 
     let (timed_out, output) = exec_json(&home, &["--lang", "sh", "--timeout", "2"], "sleep 30");
     assert_eq!(timed_out["timed_out"], true, "{}", stderr(&output));
@@ -155,7 +158,12 @@ fn blocks_run_in_podman_with_their_protections_read_back() {
     let report = String::from_utf8_lossy(&output.stdout);
     // Every check passes but the file limit, which Podman cannot be asked for, and which
     // doctor reports as it finds it, waived or not.
-    assert_eq!(output.status.code(), Some(125), "{report}\n{}", stderr(&output));
+    assert_eq!(
+        output.status.code(),
+        Some(125),
+        "{report}\n{}",
+        stderr(&output)
+    );
     for line in [
         "ok   engine: Podman ",
         "\"Podman Engine\"",

@@ -157,16 +157,16 @@ except OSError as e:
 fn only_workspace_tmp_and_shm_are_writable() {
     let home = Home::new();
     let code = r#"
-for path in /workspace/f /tmp/f /dev/shm/f /f /etc/f /usr/f /home/f; do
+for path in /workspace/f /tmp/f /var/tmp/f /dev/shm/f /f /etc/f /usr/f /home/f /run/f; do
   if (echo x > "$path") 2>/dev/null; then echo "$path writable"; else echo "$path denied"; fi
 done
 "#;
     let (result, _) = exec_json(&home, "bash", code, &[]);
     let text = result["output"].as_str().unwrap_or("");
-    for writable in ["/workspace/f", "/tmp/f", "/dev/shm/f"] {
+    for writable in ["/workspace/f", "/tmp/f", "/var/tmp/f", "/dev/shm/f"] {
         assert!(text.contains(&format!("{writable} writable")), "{text}");
     }
-    for denied in ["/f", "/etc/f", "/usr/f", "/home/f"] {
+    for denied in ["/f", "/etc/f", "/usr/f", "/home/f", "/run/f"] {
         assert!(text.contains(&format!("{denied} denied")), "{text}");
     }
     // The file written to /workspace is in the session's workspace on the host.

@@ -268,15 +268,17 @@ echo 'print("hijacked by json.py")' > /tmp/json.py
 echo 'echo hijacked by bashrc' > /tmp/.bashrc
 mkdir -p /tmp/deep/er && ln -s /workspace /tmp/deep/er/link
 echo planted > /dev/shm/planted
+echo planted > /var/tmp/planted
 echo keep > /workspace/kept
 echo done
 "#;
     let (planted, _) = run(&mut session, "bash", plant, 20).await;
     assert_eq!(planted.output, "done\n", "{planted:?}");
     let check = "import json, os\nprint('clean', sorted(os.listdir('/tmp')), \
-                 sorted(os.listdir('/dev/shm')), open('/workspace/kept').read().strip())\n";
+                 sorted(os.listdir('/dev/shm')), sorted(os.listdir('/var/tmp')), \
+                 open('/workspace/kept').read().strip())\n";
     let (next, _) = run(&mut session, "python", check, 20).await;
-    assert_eq!(next.output, "clean [] [] keep\n", "{next:?}");
+    assert_eq!(next.output, "clean [] [] [] keep\n", "{next:?}");
     let (shell, _) = run(&mut session, "bash", "echo $HOME; ls -A ~ | wc -l", 20).await;
     assert_eq!(shell.output, "/tmp\n0\n");
     session.sandbox.shutdown().await;

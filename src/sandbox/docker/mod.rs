@@ -5,8 +5,8 @@
 mod block;
 mod build;
 mod connect;
-mod engine;
 pub(crate) mod endpoint;
+mod engine;
 mod greeting;
 pub(crate) mod image;
 mod link;

@@ -229,7 +229,10 @@ mod tests {
     use crate::sandbox::docker::spec::Users;
 
     /// The plan for `config` on `engine`, with the directory its workspace names.
-    pub(super) fn plan_for(config: &SandboxConfig, engine: Engine) -> (tempfile::TempDir, ContainerPlan) {
+    pub(super) fn plan_for(
+        config: &SandboxConfig,
+        engine: Engine,
+    ) -> (tempfile::TempDir, ContainerPlan) {
         let dir = tempfile::tempdir().expect("tempdir");
         let plan = ContainerPlan::new(
             "s",

@@ -321,10 +321,7 @@ fn tmpfs_mounts(plan: &ContainerPlan, config: &SandboxConfig) -> HashMap<String,
         };
         mounts.insert(
             WORKSPACE.to_string(),
-            format!(
-                "rw,nosuid,nodev,exec,size={}{inodes},mode=0700",
-                room.bytes
-            ),
+            format!("rw,nosuid,nodev,exec,size={}{inodes},mode=0700", room.bytes),
         );
         mounts.insert(
             HOST_WORKSPACE_PARENT.to_string(),
