@@ -86,11 +86,56 @@ fn walk(root: &Path) -> std::io::Result<Vec<PathBuf>> {
 /// archive lacks is removed, the rest is left as it is.
 pub(crate) fn apply(root: &Path, archive: File) -> std::io::Result<Applied> {
     let mut applied = Applied::default();
+    let present = place_all(root, archive, &mut applied, inside)?;
+    applied.removed = remove_absent(root, &present)?;
+    Ok(applied)
+}
+
+/// Brings one path a run wrote or removed up to date, from the archive the engine gives of
+/// it (named by its last component), or `None` when the engine has nothing there.
+pub(crate) fn apply_path(
+    root: &Path,
+    relative: &Path,
+    archive: Option<File>,
+) -> std::io::Result<Applied> {
+    let mut applied = Applied::default();
+    let (Some(relative), Some(name)) = (plain(relative), relative.file_name()) else {
+        return Ok(applied);
+    };
+    if !parent_is_plain(root, &relative) {
+        return Ok(applied);
+    }
+    let target = root.join(&relative);
+    if std::fs::symlink_metadata(&target).is_ok() {
+        remove_any(&target)?;
+        if archive.is_none() {
+            applied.removed += 1;
+        }
+    }
+    let Some(archive) = archive else {
+        return Ok(applied);
+    };
+    let parent = relative.parent().unwrap_or(Path::new("")).to_path_buf();
+    place_all(root, archive, &mut applied, |path| {
+        let inner = plain(path)?;
+        (inner.components().next()?.as_os_str() == name).then(|| parent.join(inner))
+    })?;
+    Ok(applied)
+}
+
+/// Places every entry of `archive` whose path `locate` maps to one under `root`; returns
+/// the paths placed.
+fn place_all(
+    root: &Path,
+    archive: File,
+    applied: &mut Applied,
+    locate: impl Fn(&Path) -> Option<PathBuf>,
+) -> std::io::Result<HashSet<PathBuf>> {
     let mut present = HashSet::new();
     let mut archive = tar::Archive::new(archive);
     for entry in archive.entries()? {
         let mut entry = entry?;
-        let Some(relative) = inside(&entry.path()?) else {
+        let Some(relative) = locate(&entry.path()?) else {
             continue;
         };
         if present.len() >= MAX_ENTRIES {
@@ -98,72 +143,79 @@ pub(crate) fn apply(root: &Path, archive: File) -> std::io::Result<Applied> {
                 "the archive has over a million entries",
             ));
         }
-        let target = root.join(&relative);
         if !parent_is_plain(root, &relative) {
             continue;
         }
-        let header = entry.header().clone();
-        let mode = header.mode().unwrap_or(0o644) & 0o777;
-        match header.entry_type() {
-            tar::EntryType::Directory => {
-                if !std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                    remove_any(&target)?;
-                    std::fs::create_dir(&target)?;
-                    applied.written += 1;
-                }
-                std::fs::set_permissions(&target, PermissionsExt::from_mode(mode | 0o700))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if write_file(&target, &mut entry, &header, mode)? {
-                    applied.written += 1;
-                }
-            }
-            tar::EntryType::Symlink => {
-                let Some(link) = entry.link_name()? else {
-                    continue;
-                };
-                if std::fs::read_link(&target).ok().as_deref() != Some(&*link) {
-                    remove_any(&target)?;
-                    std::os::unix::fs::symlink(&*link, &target)?;
-                    applied.written += 1;
-                }
-            }
-            tar::EntryType::Link => {
-                let source = entry.link_name()?.and_then(|link| inside(&link));
-                let Some(source) = source.filter(|s| parent_is_plain(root, s)) else {
-                    continue;
-                };
-                // A link, never a copy: a thousand names of one large file would otherwise
-                // be a thousand copies on this disk.
-                let source = root.join(source);
-                if std::fs::symlink_metadata(&source).is_ok_and(|m| m.is_file())
-                    && !same_inode(&source, &target)
-                {
-                    remove_any(&target)?;
-                    std::fs::hard_link(&source, &target)?;
-                    applied.written += 1;
-                }
-            }
-            _ => {
-                applied.skipped += 1;
-                continue;
-            }
+        if place(root, &relative, &mut entry, &locate, applied)? {
+            present.insert(relative);
         }
-        present.insert(relative);
     }
-    applied.removed = remove_absent(root, &present)?;
-    Ok(applied)
+    Ok(present)
 }
 
-/// The path below the archive's top directory, when it stays below it.
-fn inside(path: &Path) -> Option<PathBuf> {
-    let mut components = path.components();
-    match components.next() {
-        Some(Component::Normal(_)) => {}
-        _ => return None,
+/// One entry at `root/relative`; false when it is of a kind not copied.
+fn place(
+    root: &Path,
+    relative: &Path,
+    entry: &mut tar::Entry<'_, File>,
+    locate: &impl Fn(&Path) -> Option<PathBuf>,
+    applied: &mut Applied,
+) -> std::io::Result<bool> {
+    let target = root.join(relative);
+    let header = entry.header().clone();
+    let mode = header.mode().unwrap_or(0o644) & 0o777;
+    match header.entry_type() {
+        tar::EntryType::Directory => {
+            if !std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                remove_any(&target)?;
+                std::fs::create_dir(&target)?;
+                applied.written += 1;
+            }
+            std::fs::set_permissions(&target, PermissionsExt::from_mode(mode | 0o700))?;
+        }
+        tar::EntryType::Regular | tar::EntryType::Continuous => {
+            if write_file(&target, entry, &header, mode)? {
+                applied.written += 1;
+            }
+        }
+        tar::EntryType::Symlink => {
+            let Some(link) = entry.link_name()? else {
+                return Ok(false);
+            };
+            if std::fs::read_link(&target).ok().as_deref() != Some(&*link) {
+                remove_any(&target)?;
+                std::os::unix::fs::symlink(&*link, &target)?;
+                applied.written += 1;
+            }
+        }
+        tar::EntryType::Link => {
+            let source = entry.link_name()?.and_then(|link| locate(&link));
+            let Some(source) = source.filter(|s| parent_is_plain(root, s)) else {
+                return Ok(false);
+            };
+            // A link, never a copy: a thousand names of one large file would otherwise
+            // be a thousand copies on this disk.
+            let source = root.join(source);
+            if std::fs::symlink_metadata(&source).is_ok_and(|m| m.is_file())
+                && !same_inode(&source, &target)
+            {
+                remove_any(&target)?;
+                std::fs::hard_link(&source, &target)?;
+                applied.written += 1;
+            }
+        }
+        _ => {
+            applied.skipped += 1;
+            return Ok(false);
+        }
     }
+    Ok(true)
+}
+
+/// `path` when it is relative, not empty, and has no `..`.
+fn plain(path: &Path) -> Option<PathBuf> {
     let mut relative = PathBuf::new();
-    for component in components {
+    for component in path.components() {
         match component {
             Component::Normal(part) => relative.push(part),
             Component::CurDir => {}
@@ -171,6 +223,13 @@ fn inside(path: &Path) -> Option<PathBuf> {
         }
     }
     (!relative.as_os_str().is_empty()).then_some(relative)
+}
+
+/// The path below the archive's top directory, when it stays below it.
+fn inside(path: &Path) -> Option<PathBuf> {
+    let mut components = path.components();
+    matches!(components.next(), Some(Component::Normal(_))).then_some(())?;
+    plain(components.as_path())
 }
 
 /// Every directory between `root` and the entry is a directory, not a symlink.
@@ -384,6 +443,55 @@ mod tests {
             std::fs::metadata(root.path().join("big")).unwrap().nlink(),
             101
         );
+    }
+
+    #[test]
+    fn one_touched_path_is_placed_removed_or_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(root.path().join("d")).expect("dir");
+        std::fs::write(root.path().join("d/sibling"), "stays").expect("write");
+        std::fs::write(root.path().join("d/gone"), "old").expect("write");
+        // The engine archives d/new.txt by its last component.
+        let one = archive_of(|builder| {
+            let mut header = file_header(3, 0o644);
+            builder
+                .append_data(&mut header, "new.txt", &b"new"[..])
+                .expect("file");
+        });
+        let placed = apply_path(root.path(), Path::new("d/new.txt"), Some(one)).expect("apply");
+        assert_eq!(placed.written, 1);
+        assert_eq!(
+            std::fs::read_to_string(root.path().join("d/new.txt")).unwrap(),
+            "new"
+        );
+        assert!(root.path().join("d/sibling").exists(), "siblings stay");
+        let removed = apply_path(root.path(), Path::new("d/gone"), None).expect("apply");
+        assert_eq!(removed.removed, 1);
+        assert!(!root.path().join("d/gone").exists());
+
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(outside.path(), root.path().join("out")).expect("link");
+        for path in ["out/planted", "../planted", "/etc/planted"] {
+            let evil = archive_of(|builder| {
+                let mut header = file_header(4, 0o644);
+                builder
+                    .append_data(&mut header, "planted", &b"evil"[..])
+                    .expect("file");
+            });
+            apply_path(root.path(), Path::new(path), Some(evil)).expect("apply");
+        }
+        assert!(!outside.path().join("planted").exists());
+        assert!(!root.path().parent().unwrap().join("planted").exists());
+        // An archive whose entries are named for another path places nothing.
+        let other = archive_of(|builder| {
+            let mut header = file_header(1, 0o644);
+            builder
+                .append_data(&mut header, "elsewhere", &b"x"[..])
+                .expect("file");
+        });
+        let nothing = apply_path(root.path(), Path::new("d/x"), Some(other)).expect("apply");
+        assert_eq!(nothing.written, 0);
+        assert!(!root.path().join("elsewhere").exists());
     }
 
     #[test]

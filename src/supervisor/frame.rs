@@ -39,6 +39,11 @@ pub struct ExitReport {
     /// The block was not started, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_run: Option<String>,
+    /// What the copy out to the host directory wrote or removed there, relative to it:
+    /// an engine's volume behind that directory is read back path by path. Absent when it is
+    /// not known (too many, a hard link, no copy): the whole tree is read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<Vec<String>>,
 }
 
 impl ExitReport {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::block::{self, BlockRun};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
-use super::mirror::{Mirror, PassReport};
+use super::mirror::{Mirror, PassReport, Touched};
 use super::reap;
 
 /// Who the code runs as, and where.
@@ -144,6 +144,10 @@ fn run_mirrored(
         }
     };
     report.workspace_full = pushed.no_space || mirror.room().is_ok_and(|room| room.full());
+    report.pushed = match &pushed.touched {
+        Touched::Paths(paths) => Some(paths.clone()),
+        Touched::Many => None,
+    };
     let problems: Vec<String> = [pulled.summary(), pushed.summary()]
         .into_iter()
         .flatten()

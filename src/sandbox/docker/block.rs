@@ -93,8 +93,10 @@ impl DockerSandbox {
         end: BlockEnd,
         mut result: ExecResult,
     ) -> Result<ExecResult, SandboxError> {
+        let mut pushed = None;
         match end {
             BlockEnd::Reported(report) => {
+                pushed = report.pushed.clone();
                 if let Some(why) = &report.not_run {
                     return Err(SandboxError::Failed(format!(
                         "not run: {}",
@@ -135,19 +137,19 @@ impl DockerSandbox {
             }
         }
         self.clear_special_bits();
-        self.copy_back().await;
+        self.copy_back(pushed.as_deref()).await;
         result.files = self.workspace_changes().await;
         Ok(result)
     }
 
     /// An engine's workspace volume, after a block: the host copy is brought up to date, so
     /// the tracker, the history and a resume see what the block left.
-    async fn copy_back(&self) {
+    async fn copy_back(&self, touched: Option<&[String]>) {
         let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
             return;
         };
-        let copied =
-            super::volume::copy_back(&self.docker, &container.id, path, &self.plan.workspace);
+        let host = &self.plan.workspace;
+        let copied = super::volume::copy_back(&self.docker, &container.id, path, host, touched);
         match copied.await {
             Ok(applied) if applied.skipped > 0 => (self.notices)(format!(
                 "{} entries of the workspace are neither files, directories nor symlinks and \

@@ -3,7 +3,8 @@
 //! instead of bind mounts of host paths.
 
 use std::fs::File;
-use std::path::Path;
+use std::io::{Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, HostConfig, VolumeCreateRequest};
@@ -18,6 +19,7 @@ use super::spec::{LABEL_APP, LABEL_OWNER, UserId};
 use super::{describe, remove};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
+use crate::sandbox::workspace_copy::{self, Applied};
 
 /// Where a filling container has the volume: as `FILL_TOP` under the directory the archive
 /// goes to, so the archive's top entry sets the owner and mode of the volume's root.
@@ -170,14 +172,44 @@ pub(super) async fn fill_through(
     uploaded.map_err(|err| unavailable(&format!("fill volume {volume}"), describe(&err)))
 }
 
-/// Brings the host copy up to date with `path` in the running container, through an
-/// archive spooled to a temporary file.
+/// Brings the host copy up to date with `path` in the running container: only the paths a
+/// run touched when they are known, else the whole tree.
 pub(crate) async fn copy_back(
     docker: &Docker,
     container: &str,
     path: &str,
     host: &Path,
-) -> Result<crate::sandbox::workspace_copy::Applied, String> {
+    touched: Option<&[String]>,
+) -> Result<Applied, String> {
+    let Some(touched) = touched else {
+        let archive = download(docker, container, path).await?;
+        let archive = archive.ok_or_else(|| format!("{path} is not in the container"))?;
+        let root = host.to_path_buf();
+        return tokio::task::spawn_blocking(move || workspace_copy::apply(&root, archive))
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string());
+    };
+    let mut applied = Applied::default();
+    for relative in touched {
+        let archive = download(docker, container, &format!("{path}/{relative}")).await?;
+        let (root, relative) = (host.to_path_buf(), PathBuf::from(relative));
+        let one = tokio::task::spawn_blocking(move || {
+            workspace_copy::apply_path(&root, &relative, archive)
+        })
+        .await
+        .map_err(|err| err.to_string())?
+        .map_err(|err| err.to_string())?;
+        applied.written += one.written;
+        applied.removed += one.removed;
+        applied.skipped += one.skipped;
+    }
+    Ok(applied)
+}
+
+/// The archive of `path` in the container, spooled to a temporary file; `None` when the
+/// container has nothing there.
+async fn download(docker: &Docker, container: &str, path: &str) -> Result<Option<File>, String> {
     let options = DownloadFromContainerOptions {
         path: path.to_string(),
     };
@@ -185,19 +217,21 @@ pub(crate) async fn copy_back(
     let spool = tempfile::tempfile().map_err(|err| err.to_string())?;
     let mut file = tokio::fs::File::from_std(spool);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| describe(&err))?;
-        file.write_all(&chunk)
-            .await
-            .map_err(|err| err.to_string())?;
+        match chunk {
+            Ok(chunk) => file
+                .write_all(&chunk)
+                .await
+                .map_err(|err| err.to_string())?,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(None),
+            Err(err) => return Err(describe(&err)),
+        }
     }
     file.flush().await.map_err(|err| err.to_string())?;
     let mut spool = file.into_std().await;
-    std::io::Seek::seek(&mut spool, std::io::SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-    let root = host.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::sandbox::workspace_copy::apply(&root, spool))
-        .await
-        .map_err(|err| err.to_string())?
-        .map_err(|err| err.to_string())
+    spool.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    Ok(Some(spool))
 }
 
 /// Sends what `host` holds into `path` in the running container (an operator's edits

@@ -122,11 +122,44 @@ impl Direction {
     }
 }
 
+/// At most this many paths are listed as touched by a pass; past it, "many".
+const MAX_TOUCHED: usize = 256;
+
+/// What one pass changed at the sink, so a copy of the sink can fetch only that.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Touched {
+    /// These paths (relative, UTF-8), each a file, symlink or new directory written, or an
+    /// entry removed.
+    Paths(Vec<String>),
+    /// Too many, a name that is not UTF-8, or a hard link made (fetched one name at a time,
+    /// a linked file would arrive as copies): copy the whole tree.
+    Many,
+}
+
+impl Default for Touched {
+    fn default() -> Self {
+        Self::Paths(Vec::new())
+    }
+}
+
+impl Touched {
+    pub(crate) fn touch(&mut self, path: &Path) {
+        let Self::Paths(paths) = self else {
+            return;
+        };
+        match path.to_str() {
+            Some(path) if paths.len() < MAX_TOUCHED => paths.push(path.to_string()),
+            _ => *self = Self::Many,
+        }
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct PassReport {
     pub(crate) copied: u64,
     pub(crate) removed: u64,
+    pub(crate) touched: Touched,
     /// The receiving side ran out of bytes or inodes (on the host: the limit's worth).
     pub(crate) no_space: bool,
     /// Entries that were not copied, and why (at most [`MAX_NAMED`], then a count).

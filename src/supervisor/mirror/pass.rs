@@ -11,7 +11,7 @@ use rustix::fs::{FileType, Mode, Stat};
 use rustix::io::Errno;
 
 use super::fs::{self, stat_at};
-use super::{Direction, Known, KnownDir, MAX_DEPTH, PARTIAL, PassReport, Signature};
+use super::{Direction, Known, KnownDir, MAX_DEPTH, PARTIAL, PassReport, Signature, Touched};
 
 /// At most this many bytes of paths are kept to make hard links as links; further names of
 /// a file are copied, and charged, in full.
@@ -200,6 +200,9 @@ impl<'a> Pass<'a> {
             }
             Err(_) => self.create_dir(to, entry)?,
         };
+        if created {
+            self.report.touched.touch(path);
+        }
         let opened = fs::open_dir(from, name).and_then(|f| Ok((f, fs::open_dir(to, name)?)));
         let (from_dir, to_dir) = match opened {
             Ok(dirs) => dirs,
@@ -264,6 +267,10 @@ impl<'a> Pass<'a> {
         let first = (stat.st_nlink > 1)
             .then(|| self.links.get(&stat.st_ino).cloned())
             .flatten();
+        self.report.touched.touch(path);
+        if first.is_some() {
+            self.report.touched = Touched::Many;
+        }
         let kind = FileType::from_raw_mode(stat.st_mode);
         let mut cost = fs::name_cost(name);
         if first.is_none() {
@@ -463,6 +470,7 @@ impl<'a> Pass<'a> {
         if stat.st_dev != self.sink_device || fs::is_mount(to, name) {
             return;
         }
+        self.report.touched.touch(path);
         let outcome = if fs::is_dir(&stat) {
             let freed = known.name_cost + known.data_cost;
             self.remove_known_dir(to, path, name, known.children)

@@ -259,3 +259,38 @@ fn a_file_both_sides_made_keeps_both_versions() {
     };
     assert!(!partial(trees.host.path()) && !partial(trees.inside.path()));
 }
+
+#[test]
+fn a_push_lists_what_it_touched_and_gives_up_listing_for_links_and_crowds() {
+    let mut trees = Trees::new();
+    std::fs::write(trees.host("kept.txt"), "same\n").expect("write");
+    std::fs::write(trees.host("old.txt"), "old\n").expect("write");
+    trees.mirror.pull(&mut || {});
+    std::fs::write(trees.inside("new.txt"), "new\n").expect("write");
+    std::fs::create_dir(trees.inside("dir")).expect("dir");
+    std::fs::write(trees.inside("dir/inner.txt"), "inner\n").expect("write");
+    std::fs::remove_file(trees.inside("old.txt")).expect("remove");
+    let pushed = trees.mirror.push(&mut || {});
+    let Touched::Paths(mut paths) = pushed.touched else {
+        panic!("listed: {:?}", pushed.touched);
+    };
+    paths.sort();
+    assert_eq!(paths, ["dir", "dir/inner.txt", "new.txt", "old.txt"]);
+
+    // A second name of a new file is made a link at the host: fetched name by name, the
+    // link would arrive as a copy.
+    std::fs::write(trees.inside("pair"), "linked\n").expect("write");
+    std::fs::hard_link(trees.inside("pair"), trees.inside("pair2")).expect("link");
+    assert_eq!(trees.mirror.push(&mut || {}).touched, Touched::Many);
+    assert_eq!(
+        std::fs::metadata(trees.host("pair")).expect("pair").ino(),
+        std::fs::metadata(trees.host("pair2")).expect("pair2").ino()
+    );
+
+    for n in 0..=MAX_TOUCHED {
+        std::fs::write(trees.inside(&format!("f{n}")), "x").expect("write");
+    }
+    assert_eq!(trees.mirror.push(&mut || {}).touched, Touched::Many);
+    let untouched = trees.mirror.push(&mut || {});
+    assert_eq!(untouched.touched, Touched::Paths(Vec::new()));
+}
