@@ -517,7 +517,9 @@ impl Sandbox for DockerSandbox {
             Origin::Default => String::new(),
             _ => format!(" · engine {}", self.endpoint.address),
         };
-        format!(
+        // The image, network and engine come from the config and the environment, which
+        // may hold anything: drawn harmless for every frontend.
+        crate::output::sanitize::for_person(&format!(
             "{} · network {} · {}{workspace} · {} CPU · {} pids · container {}{engine}{warning}",
             self.image.short(),
             self.config.network,
@@ -525,7 +527,7 @@ impl Sandbox for DockerSandbox {
             self.config.cpus,
             self.config.pids_limit,
             self.container_id().map_or("none", short)
-        )
+        ))
     }
 
     async fn shutdown(mut self) {
