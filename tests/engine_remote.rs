@@ -260,3 +260,104 @@ async fn the_workspace_volume_and_the_host_copy_follow_each_other_between_runs()
     session.sandbox.shutdown().await;
     assert_eq!(ours(volumes()), 0, "and goes with the session");
 }
+
+/// A sparse file costs /workspace nothing but comes out of the archive API at its full size:
+/// the copy-back takes no more than the workspace's limit onto this machine.
+#[tokio::test]
+async fn a_sparse_file_cannot_fill_this_machine_through_the_copy_back() {
+    use airlock::config::{ByteSize, SandboxConfig, WorkspaceMode};
+    use airlock::sandbox::Sandbox;
+    use common::session::{run, session};
+
+    let config = SandboxConfig {
+        workspace_mode: WorkspaceMode::Volume,
+        workspace_limit: ByteSize::mib(64),
+        ..SandboxConfig::default()
+    };
+    let mut session = session(config).await;
+    let host = session.workspace();
+    let (made, _) = run(
+        &mut session,
+        "sh",
+        "echo kept > small.txt; truncate -s 4G huge; du -k huge",
+        30,
+    )
+    .await;
+    assert_eq!(made.exit_code, Some(0), "{}", made.output);
+    assert_eq!(
+        made.output, "0\thuge\n",
+        "the file holds no block in /workspace"
+    );
+    let notices = session.notices.lock().unwrap().join("\n");
+    assert!(
+        notices.contains("larger than sandbox.workspace_limit"),
+        "{notices}"
+    );
+    let on_disk: u64 = walk_sizes(&host);
+    assert!(on_disk < 64 << 20, "the host copy holds {on_disk} bytes");
+    session.sandbox.shutdown().await;
+}
+
+/// Bytes the files under `dir` take on disk.
+fn walk_sizes(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => walk_sizes(&entry.path()),
+                    Ok(meta) => meta.blocks() * 512,
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A read-only workspace in a volume: the block reads it, and nothing on the host changes,
+/// not even what a volume cannot hold (a FIFO) or a directory's mode.
+#[test]
+fn a_read_only_volume_workspace_leaves_the_host_directory_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = Home::new();
+    let named = tempfile::tempdir().expect("tempdir");
+    std::fs::write(named.path().join("input.txt"), "read me\n").unwrap();
+    std::fs::create_dir(named.path().join("locked")).unwrap();
+    std::fs::set_permissions(
+        named.path().join("locked"),
+        PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    let fifo = named.path().join("pipe");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let args = [
+        "-c".to_string(),
+        "sandbox.workspace_mode=volume".to_string(),
+        "-c".to_string(),
+        "sandbox.workspace_read_only=true".to_string(),
+        "-c".to_string(),
+        format!("sandbox.workspace={}", named.path().display()),
+    ];
+    let output = exec(
+        &home,
+        &[],
+        &args,
+        "cat input.txt; touch new 2>/dev/null || echo refused",
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("a JSON result");
+    assert_eq!(result["output"], "read me\nrefused\n", "{result}");
+    assert!(fifo.exists(), "the FIFO is still there");
+    let mode = std::fs::metadata(named.path().join("locked"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o555);
+    assert!(!named.path().join("new").exists());
+}

@@ -22,6 +22,14 @@ pub(crate) struct Applied {
     pub(crate) skipped: usize,
 }
 
+impl Applied {
+    pub(crate) fn add(&mut self, other: Self) {
+        self.written += other.written;
+        self.removed += other.removed;
+        self.skipped += other.skipped;
+    }
+}
+
 /// `root` as an archive whose entries sit under `top/`, owned by `uid:gid` (the code's user
 /// in the container), in an unnamed temporary file.
 pub(crate) fn pack(root: &Path, top: &str, uid: u32, gid: u32) -> std::io::Result<File> {
@@ -34,6 +42,11 @@ pub(crate) fn pack(root: &Path, top: &str, uid: u32, gid: u32) -> std::io::Resul
     header.set_uid(u64::from(uid));
     header.set_gid(u64::from(gid));
     header.set_size(0);
+    let modified = std::fs::metadata(root)?.modified()?;
+    let since_epoch = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    header.set_mtime(since_epoch.as_secs());
     builder.append_data(&mut header, top, std::io::empty())?;
     for entry in walk(root)? {
         let relative = entry.strip_prefix(root).unwrap_or(&entry);
@@ -166,12 +179,13 @@ fn place(
     let mode = header.mode().unwrap_or(0o644) & 0o777;
     match header.entry_type() {
         tar::EntryType::Directory => {
+            // A directory already there keeps its mode: the operator's to set.
             if !std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
                 remove_any(&target)?;
                 std::fs::create_dir(&target)?;
+                std::fs::set_permissions(&target, PermissionsExt::from_mode(mode | 0o700))?;
                 applied.written += 1;
             }
-            std::fs::set_permissions(&target, PermissionsExt::from_mode(mode | 0o700))?;
         }
         tar::EntryType::Regular | tar::EntryType::Continuous => {
             if write_file(&target, entry, &header, mode)? {
@@ -262,8 +276,11 @@ fn write_file(
     }
     let file = content.as_file();
     file.set_permissions(PermissionsExt::from_mode(mode))?;
-    if let Ok(mtime) = header.mtime() {
-        let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+    let time = header
+        .mtime()
+        .ok()
+        .and_then(|mtime| std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(mtime)));
+    if let Some(time) = time {
         file.set_modified(time)?;
     }
     if std::fs::symlink_metadata(target).is_ok_and(|meta| meta.is_dir()) {
@@ -306,12 +323,18 @@ fn remove_any(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Removes what is under `root` but not in `present`; returns how many entries went.
+/// Removes what is under `root` but not in `present`; returns how many entries went. Only
+/// the kinds an archive brings are removed: a FIFO or socket of the operator's never came
+/// from the engine, so its absence there says nothing.
 fn remove_absent(root: &Path, present: &HashSet<PathBuf>) -> std::io::Result<usize> {
     let mut removed = 0;
     for path in walk(root)? {
         let relative = path.strip_prefix(root).unwrap_or(&path);
-        if !present.contains(relative) && std::fs::symlink_metadata(&path).is_ok() {
+        let copied_kind = std::fs::symlink_metadata(&path).is_ok_and(|meta| {
+            let kind = meta.file_type();
+            kind.is_file() || kind.is_dir() || kind.is_symlink()
+        });
+        if !present.contains(relative) && copied_kind {
             remove_any(&path)?;
             removed += 1;
         }

@@ -148,8 +148,19 @@ impl DockerSandbox {
         let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
             return;
         };
-        let host = &self.plan.workspace;
-        let copied = super::volume::copy_back(&self.docker, &container.id, path, host, touched);
+        // A read-only workspace is never written, on either side.
+        if self.config.workspace_read_only {
+            return;
+        }
+        let copy = super::volume::CopyBack {
+            container: &container.id,
+            path,
+            host: &self.plan.workspace,
+            // What /workspace may hold, sparse files at their full size: no archive larger
+            // than that is taken onto this machine.
+            budget: self.config.workspace_limit.bytes(),
+        };
+        let copied = copy.run(&self.docker, touched);
         match copied.await {
             Ok(applied) if applied.skipped > 0 => (self.notices)(format!(
                 "{} entries of the workspace are neither files, directories nor symlinks and \
@@ -171,6 +182,9 @@ impl DockerSandbox {
         let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
             return Ok(());
         };
+        if self.config.workspace_read_only {
+            return Ok(());
+        }
         let code = self.plan.users.code;
         super::volume::copy_in(
             &self.docker,

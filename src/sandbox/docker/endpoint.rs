@@ -2,7 +2,7 @@
 //! context (DOCKER_CONTEXT or `currentContext` in Docker's config.json), else the local
 //! socket; and how to reach it (a unix socket, TCP with TLS, or ssh).
 
-use std::net::ToSocketAddrs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -202,16 +202,16 @@ fn has_port(host_port: &str) -> bool {
     }
 }
 
-/// Every address the name resolves to is a loopback one; a name that does not resolve is
-/// not loopback.
+/// A loopback address written as one (127.0.0.0/8, ::1), or `localhost`. Never a name
+/// looked up here: it could answer loopback to this check and another host to the
+/// connection that follows.
 fn is_loopback(host_port: &str) -> bool {
-    match host_port.to_socket_addrs() {
-        Ok(addresses) => {
-            let addresses: Vec<_> = addresses.collect();
-            !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback())
-        }
-        Err(_) => false,
-    }
+    let host = host_port
+        .rsplit_once(':')
+        .map_or(host_port, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn ssh_target(rest: &str) -> Option<SshTarget> {
@@ -231,8 +231,15 @@ fn ssh_target(rest: &str) -> Option<SshTarget> {
         (host_port, None)
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    // An ssh argument that starts with `-` would be read as an option.
-    let plain = |text: &str| !text.starts_with('-') && !text.chars().any(char::is_whitespace);
+    // Names and addresses only: an argument that starts with `-` would be read as an option,
+    // and `%`, `$`, `;` or quotes could reach a shell through a ProxyCommand or Match exec
+    // of the user's ssh config that uses %h or %r.
+    let plain = |text: &str| {
+        !text.starts_with('-')
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+    };
     if host.is_empty() || !plain(host) || user.as_deref().is_some_and(|u| !plain(u)) {
         return None;
     }

@@ -35,6 +35,9 @@ fn plain_tcp_is_refused_off_loopback_unless_allowed() {
         }
     );
     assert!(resolve("tcp://[::1]:2375", &[]).is_ok());
+    assert!(resolve("tcp://localhost:2375", &[]).is_ok());
+    // A name is not looked up: it could say loopback now and another host on connecting.
+    assert!(resolve("tcp://loopback.example:2375", &[]).is_err());
     let config = SandboxConfig {
         docker_host: Some("tcp://203.0.113.7".into()),
         allow_insecure_tcp: true,
@@ -82,6 +85,9 @@ fn ssh_addresses_are_parsed_and_options_cannot_be_smuggled() {
         "ssh://@host",
         "ssh://",
         "ssh://a b",
+        "ssh://host;touch /tmp/x",
+        "ssh://$(id)@host",
+        "ssh://%d@host",
     ] {
         assert!(resolve(bad, &[]).is_err(), "{bad}");
     }

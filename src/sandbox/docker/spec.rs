@@ -182,6 +182,14 @@ impl ContainerPlan {
                 workspace,
                 supervisor,
             } => {
+                if mirrored.is_none() && !config.workspace_read_only {
+                    return Err(SandboxError::Unavailable(
+                        "sandbox.workspace_limit = 0B (unbounded) cannot be used with a volume \
+                         workspace: nothing would bound what is copied back to this machine \
+                         after each run; set a limit"
+                            .into(),
+                    ));
+                }
                 if !config.extra_volumes.is_empty() {
                     return Err(SandboxError::Unavailable(
                         "sandbox.extra_volumes names host directories, which an engine that \

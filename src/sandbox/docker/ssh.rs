@@ -15,6 +15,16 @@ use crate::sandbox::SandboxError;
 
 /// The last bytes of ssh's complaints kept for an error message.
 const STDERR_KEPT: usize = 2048;
+/// The environment ssh is given: where its config, keys and agent are, and who runs it.
+const SSH_ENV: [&str; 7] = [
+    "HOME",
+    "PATH",
+    "USER",
+    "LOGNAME",
+    "SSH_AUTH_SOCK",
+    "LANG",
+    "LC_ALL",
+];
 
 /// The local end of the ssh tunnel; it lives, with its directory, until the runtime stops.
 pub(crate) struct Forwarder {
@@ -63,11 +73,15 @@ impl Forwarder {
     }
 }
 
-/// `ssh -o BatchMode=yes -T [-p PORT] [-l USER] -- HOST docker system dial-stdio`: never a
-/// prompt (airlock may own the terminal), never a pseudo-terminal (the bytes are HTTP).
+/// `ssh -o BatchMode=yes -T [OPTIONS] [-p PORT] [-l USER] -- HOST docker system dial-stdio`:
+/// never a prompt (airlock may own the terminal), never a pseudo-terminal (the bytes are
+/// HTTP).
 fn command(target: &SshTarget, ssh_command: &str) -> Vec<String> {
-    let mut argv: Vec<String> = ssh_command.split_whitespace().map(String::from).collect();
+    let mut words = ssh_command.split_whitespace().map(String::from);
+    // ssh keeps the first value an option is given: airlock's come before the user's.
+    let mut argv: Vec<String> = words.next().into_iter().collect();
     argv.extend(["-o", "BatchMode=yes", "-T"].map(String::from));
+    argv.extend(words);
     if let Some(port) = target.port {
         argv.extend(["-p".to_string(), port.to_string()]);
     }
@@ -82,7 +96,16 @@ async fn pipe(stream: UnixStream, argv: Vec<String>, complaints: Arc<Mutex<Strin
     let Some((program, args)) = argv.split_first() else {
         return;
     };
-    let spawned = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    // Only what ssh needs of the environment: never the model's API key, which SendEnv or a
+    // ProxyCommand would carry on.
+    command.env_clear();
+    for name in SSH_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    let spawned = command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -111,9 +134,15 @@ async fn pipe(stream: UnixStream, argv: Vec<String>, complaints: Arc<Mutex<Strin
         let _ = tokio::io::copy(&mut from_ssh, &mut to_client).await;
         let _ = to_client.shutdown().await;
     };
+    // Read to its end, so a talkative ssh (-v) never blocks on a full pipe; the tail kept.
     let stderr = async {
         let mut said = Vec::new();
-        let _ = (&mut errors).take(64 << 10).read_to_end(&mut said).await;
+        let mut chunk = [0u8; 4096];
+        while let Ok(read @ 1..) = errors.read(&mut chunk).await {
+            said.extend_from_slice(&chunk[..read]);
+            let excess = said.len().saturating_sub(STDERR_KEPT * 2);
+            said.drain(..excess);
+        }
         if !said.is_empty() {
             keep(&complaints, &String::from_utf8_lossy(&said));
         }
@@ -146,7 +175,7 @@ mod tests {
         let argv = command(&target, "ssh -F /etc/airlock/ssh_config");
         assert_eq!(
             argv.join(" "),
-            "ssh -F /etc/airlock/ssh_config -o BatchMode=yes -T -p 2222 -l ci -- build docker \
+            "ssh -o BatchMode=yes -T -F /etc/airlock/ssh_config -p 2222 -l ci -- build docker \
              system dial-stdio"
         );
     }

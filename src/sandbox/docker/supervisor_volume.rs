@@ -13,8 +13,9 @@ use bollard::Docker;
 use bollard::query_parameters::RemoveVolumeOptions;
 use sha2::{Digest, Sha256};
 
+use super::describe;
 use super::spec::{LABEL_APP, LABEL_OWNER};
-use super::volume::{FILL_TOP, create, fill_through, filler, labelled, unavailable};
+use super::volume::{FILL_AT, FILL_TOP, create, filler, labelled, unavailable, upload};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
 
@@ -42,24 +43,12 @@ pub(crate) async fn supervisor(
         if docker.inspect_volume(&whole).await.is_ok() {
             return Ok(name);
         }
-        let labels = || {
-            [
-                (LABEL_APP.to_string(), "1".to_string()),
-                (LABEL_SUPERVISOR.to_string(), digest.clone()),
-            ]
-            .into()
-        };
-        create(docker, &name, labels()).await?;
+        create(docker, &name, labels(&digest)).await?;
         if let Some(filler) = filler(docker, image, &name, Some(&lock)).await? {
-            remove_other_supervisors(docker, &digest).await;
-            let path = binary.to_path_buf();
-            let archive = tokio::task::spawn_blocking(move || pack_supervisor(&path))
-                .await
-                .map_err(|err| unavailable("pack the supervisor", err))?
-                .map_err(|err| unavailable("pack the supervisor", err))?;
-            fill_through(docker, &filler, &name, archive).await?;
-            create(docker, &whole, labels()).await?;
-            return Ok(name);
+            // The lock is held until the mark is made, and let go whatever happened.
+            let filled = fill_and_mark(docker, &filler, binary, &name, &digest).await;
+            super::remove(docker, &filler).await;
+            return filled.map(|()| name);
         }
         if tokio::time::Instant::now() > deadline {
             return Err(SandboxError::Unavailable(format!(
@@ -71,6 +60,34 @@ pub(crate) async fn supervisor(
         clear_abandoned_lock(docker, &lock).await;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Uploads the binary through `filler` and then marks the volume whole.
+async fn fill_and_mark(
+    docker: &Docker,
+    filler: &str,
+    binary: &Path,
+    name: &str,
+    digest: &str,
+) -> Result<(), SandboxError> {
+    remove_other_supervisors(docker, digest).await;
+    let path = binary.to_path_buf();
+    let archive = tokio::task::spawn_blocking(move || pack_supervisor(&path))
+        .await
+        .map_err(|err| unavailable("pack the supervisor", err))?
+        .map_err(|err| unavailable("pack the supervisor", err))?;
+    upload(docker, filler, FILL_AT, archive)
+        .await
+        .map_err(|err| unavailable(&format!("fill volume {name}"), describe(&err)))?;
+    create(docker, &format!("{name}-whole"), labels(digest)).await
+}
+
+fn labels(digest: &str) -> std::collections::HashMap<String, String> {
+    [
+        (LABEL_APP.to_string(), "1".to_string()),
+        (LABEL_SUPERVISOR.to_string(), digest.to_string()),
+    ]
+    .into()
 }
 
 /// The filling container of an airlock process that is gone: it will never finish.

@@ -27,7 +27,7 @@ pub(super) const FILL_AT: &str = "/fill";
 pub(super) const FILL_TOP: &str = "workspace";
 
 /// Sends an archive spooled to a file into `path` in `container`.
-async fn upload(
+pub(super) async fn upload(
     docker: &Docker,
     container: &str,
     path: &str,
@@ -172,66 +172,86 @@ pub(super) async fn fill_through(
     uploaded.map_err(|err| unavailable(&format!("fill volume {volume}"), describe(&err)))
 }
 
-/// Brings the host copy up to date with `path` in the running container: only the paths a
-/// run touched when they are known, else the whole tree.
-pub(crate) async fn copy_back(
-    docker: &Docker,
-    container: &str,
-    path: &str,
-    host: &Path,
-    touched: Option<&[String]>,
-) -> Result<Applied, String> {
-    let Some(touched) = touched else {
-        let archive = download(docker, container, path).await?;
-        let archive = archive.ok_or_else(|| format!("{path} is not in the container"))?;
-        let root = host.to_path_buf();
-        return tokio::task::spawn_blocking(move || workspace_copy::apply(&root, archive))
-            .await
-            .map_err(|err| err.to_string())?
-            .map_err(|err| err.to_string());
-    };
-    let mut applied = Applied::default();
-    for relative in touched {
-        let archive = download(docker, container, &format!("{path}/{relative}")).await?;
-        let (root, relative) = (host.to_path_buf(), PathBuf::from(relative));
-        let one = tokio::task::spawn_blocking(move || {
-            workspace_copy::apply_path(&root, &relative, archive)
-        })
-        .await
-        .map_err(|err| err.to_string())?
-        .map_err(|err| err.to_string())?;
-        applied.written += one.written;
-        applied.removed += one.removed;
-        applied.skipped += one.skipped;
-    }
-    Ok(applied)
+/// Bringing the host copy up to date with `path` in the running container.
+pub(crate) struct CopyBack<'a> {
+    pub(crate) container: &'a str,
+    pub(crate) path: &'a str,
+    pub(crate) host: &'a Path,
+    /// The bytes of archive taken at most, all downloads together.
+    pub(crate) budget: u64,
 }
 
-/// The archive of `path` in the container, spooled to a temporary file; `None` when the
-/// container has nothing there.
-async fn download(docker: &Docker, container: &str, path: &str) -> Result<Option<File>, String> {
-    let options = DownloadFromContainerOptions {
-        path: path.to_string(),
-    };
-    let mut stream = docker.download_from_container(container, Some(options));
-    let spool = tempfile::tempfile().map_err(|err| err.to_string())?;
-    let mut file = tokio::fs::File::from_std(spool);
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(chunk) => file
-                .write_all(&chunk)
+impl CopyBack<'_> {
+    /// Only the paths a run touched when they are known, else the whole tree.
+    pub(crate) async fn run(
+        &self,
+        docker: &Docker,
+        touched: Option<&[String]>,
+    ) -> Result<Applied, String> {
+        let mut budget = self.budget;
+        let Some(touched) = touched else {
+            let archive = self.download(docker, self.path, &mut budget).await?;
+            let archive =
+                archive.ok_or_else(|| format!("{} is not in the container", self.path))?;
+            let root = self.host.to_path_buf();
+            return tokio::task::spawn_blocking(move || workspace_copy::apply(&root, archive))
                 .await
-                .map_err(|err| err.to_string())?,
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return Ok(None),
-            Err(err) => return Err(describe(&err)),
+                .map_err(|err| err.to_string())?
+                .map_err(|err| err.to_string());
+        };
+        let mut applied = Applied::default();
+        for relative in touched {
+            let inside = format!("{}/{relative}", self.path);
+            let archive = self.download(docker, &inside, &mut budget).await?;
+            let (root, relative) = (self.host.to_path_buf(), PathBuf::from(relative));
+            let one = tokio::task::spawn_blocking(move || {
+                workspace_copy::apply_path(&root, &relative, archive)
+            })
+            .await
+            .map_err(|err| err.to_string())?
+            .map_err(|err| err.to_string())?;
+            applied.add(one);
         }
+        Ok(applied)
     }
-    file.flush().await.map_err(|err| err.to_string())?;
-    let mut spool = file.into_std().await;
-    spool.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
-    Ok(Some(spool))
+
+    /// The archive of `path` in the container, spooled to a temporary file; `None` when the
+    /// container has nothing there. Past the budget it is dropped: a sparse file of any
+    /// size costs /workspace nothing, but comes out of the archive API in full.
+    async fn download(
+        &self,
+        docker: &Docker,
+        path: &str,
+        budget: &mut u64,
+    ) -> Result<Option<File>, String> {
+        let options = DownloadFromContainerOptions {
+            path: path.to_string(),
+        };
+        let mut stream = docker.download_from_container(self.container, Some(options));
+        let spool = tempfile::tempfile().map_err(|err| err.to_string())?;
+        let mut file = tokio::fs::File::from_std(spool);
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(err) => return Err(describe(&err)),
+            };
+            *budget = budget.checked_sub(chunk.len() as u64).ok_or_else(|| {
+                "its archive is larger than sandbox.workspace_limit (sparse files count at \
+                 their full size); the host copy keeps its earlier state"
+                    .to_string()
+            })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(|err| err.to_string())?;
+        }
+        file.flush().await.map_err(|err| err.to_string())?;
+        let mut spool = file.into_std().await;
+        spool.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+        Ok(Some(spool))
+    }
 }
 
 /// Sends what `host` holds into `path` in the running container (an operator's edits
