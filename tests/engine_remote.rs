@@ -205,19 +205,25 @@ fn plain_tcp_to_a_host_that_is_not_loopback_is_refused_before_any_connection() {
     );
 }
 
+/// A session on the local daemon with its workspace in a volume of `limit` bytes.
+async fn volume_session(limit: airlock::config::ByteSize) -> common::session::Session {
+    let config = airlock::config::SandboxConfig {
+        workspace_mode: airlock::config::WorkspaceMode::Volume,
+        workspace_limit: limit,
+        ..Default::default()
+    };
+    common::session::session(config).await
+}
+
 /// The volume and the host copy between runs: a block's files and removals reach the host
 /// copy, and the operator's edits there reach the next block.
 #[tokio::test]
 async fn the_workspace_volume_and_the_host_copy_follow_each_other_between_runs() {
-    use airlock::config::{SandboxConfig, WorkspaceMode};
     use airlock::sandbox::Sandbox;
-    use common::session::{run, session};
+    use common::session::run;
 
-    let config = SandboxConfig {
-        workspace_mode: WorkspaceMode::Volume,
-        ..SandboxConfig::default()
-    };
-    let mut session = session(config).await;
+    let mut session =
+        volume_session(airlock::config::SandboxConfig::default().workspace_limit).await;
     let host = session.workspace();
     let (made, _) = run(
         &mut session,
@@ -265,16 +271,10 @@ async fn the_workspace_volume_and_the_host_copy_follow_each_other_between_runs()
 /// the copy-back takes no more than the workspace's limit onto this machine.
 #[tokio::test]
 async fn a_sparse_file_cannot_fill_this_machine_through_the_copy_back() {
-    use airlock::config::{ByteSize, SandboxConfig, WorkspaceMode};
     use airlock::sandbox::Sandbox;
-    use common::session::{run, session};
+    use common::session::run;
 
-    let config = SandboxConfig {
-        workspace_mode: WorkspaceMode::Volume,
-        workspace_limit: ByteSize::mib(64),
-        ..SandboxConfig::default()
-    };
-    let mut session = session(config).await;
+    let mut session = volume_session(airlock::config::ByteSize::mib(64)).await;
     let host = session.workspace();
     let (made, _) = run(
         &mut session,

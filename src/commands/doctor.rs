@@ -436,20 +436,25 @@ fn check_limits(report: &mut Report, config: &Config, probe: &Probe) {
     check_reach(report, sandbox, probe);
 }
 
-/// What code runs as: no root, no capabilities, no new privileges, seccomp filtering.
-fn check_privileges(report: &mut Report, probe: &Probe) {
-    let get = |key| probe.get(key);
-    let uid = get("uid");
+/// Who code runs as: not root, and with no capability, on every runtime.
+pub(crate) fn check_identity(report: &mut Report, probe: &Probe) {
+    let uid = probe.get("uid");
     report.line(
         uid != "0" && uid != "unknown",
         "non-root",
         format!("code runs as uid {uid}"),
     );
     report.line(
-        get("CapEff").trim_start_matches('0').is_empty(),
+        probe.get("CapEff").trim_start_matches('0').is_empty(),
         "capabilities",
-        format!("CapEff {}", get("CapEff")),
+        format!("CapEff {}", probe.get("CapEff")),
     );
+}
+
+/// What code runs as: no root, no capabilities, no new privileges, seccomp filtering.
+fn check_privileges(report: &mut Report, probe: &Probe) {
+    let get = |key| probe.get(key);
+    check_identity(report, probe);
     report.line(
         get("NoNewPrivs") == "1",
         "no-new-privileges",

@@ -40,17 +40,7 @@ pub(crate) fn evidence(probe: &Probe) -> String {
 /// Non-root, capabilities, no-new-privileges and seccomp, as gVisor lets them be seen.
 pub(crate) fn check_privileges(report: &mut Report, probe: &Probe) {
     let get = |key| probe.get(key);
-    let uid = get("uid");
-    report.line(
-        uid != "0" && uid != "unknown",
-        "non-root",
-        format!("code runs as uid {uid}"),
-    );
-    report.line(
-        get("CapEff").trim_start_matches('0').is_empty(),
-        "capabilities",
-        format!("CapEff {}", get("CapEff")),
-    );
+    super::doctor::check_identity(report, probe);
     report.line(
         get("no_new_privs") == "1",
         "no-new-privileges",
