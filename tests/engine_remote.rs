@@ -361,3 +361,59 @@ fn a_read_only_volume_workspace_leaves_the_host_directory_alone() {
     assert_eq!(mode & 0o777, 0o555);
     assert!(!named.path().join("new").exists());
 }
+
+/// Sessions starting at once on an engine that has never seen this build of airlock: one
+/// uploads the supervisor while the others wait for it to be whole, and every one runs.
+#[tokio::test]
+async fn sessions_starting_at_once_take_turns_with_the_supervisors_upload() {
+    use airlock::sandbox::Sandbox;
+    // A build of its own: the same binary with one byte more, so a digest no other test
+    // uses, and volumes this test may remove.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let binary = dir.path().join("airlock");
+    let mut bytes = std::fs::read(env!("CARGO_BIN_EXE_airlock")).expect("airlock");
+    bytes.push(0);
+    std::fs::write(&binary, &bytes).expect("copy");
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("mode");
+    let digest = {
+        use sha2::Digest;
+        let hash = sha2::Sha256::digest(&bytes);
+        hash.iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let config = airlock::config::SandboxConfig {
+        workspace_mode: airlock::config::WorkspaceMode::Volume,
+        ..Default::default()
+    };
+    // Another build's supervisor, made just now: a session of it may be about to use it.
+    let other = format!("airlock-supervisor-other-{digest}");
+    docker(&[
+        "volume",
+        "create",
+        "--label",
+        "airlock.supervisor.sha256=other",
+        &other,
+    ]);
+    let starts = (0..3).map(|_| common::session::session_supervised_by(config.clone(), &binary));
+    let mut sessions = futures_util::future::join_all(starts).await;
+    for session in &mut sessions {
+        let (ran, _) = common::session::run(session, "sh", "echo supervised", 30).await;
+        assert_eq!(ran.output, "supervised\n", "{ran:?}");
+    }
+    for session in sessions {
+        session.sandbox.shutdown().await;
+    }
+    let volumes = docker(&["volume", "ls", "-q", "--filter", &format!("name={digest}")]);
+    let mut names: Vec<&str> = volumes.lines().collect();
+    names.sort();
+    let name = format!("airlock-supervisor-{digest}");
+    assert_eq!(
+        names,
+        [name.clone(), format!("{name}-whole"), other.clone()],
+        "one upload, marked whole; the other build's volume, too young to go, stays"
+    );
+    docker(&["volume", "rm", &name, &format!("{name}-whole"), &other]);
+}

@@ -27,6 +27,11 @@ impl Session {
 }
 
 pub async fn session(config: SandboxConfig) -> Session {
+    session_supervised_by(config, env!("CARGO_BIN_EXE_airlock").as_ref()).await
+}
+
+/// A session whose supervisor is `binary` (a copy of airlock's, say).
+pub async fn session_supervised_by(config: SandboxConfig, binary: &std::path::Path) -> Session {
     let home = Home::new();
     let notices = Arc::new(Mutex::new(Vec::new()));
     let sink = notices.clone();
@@ -39,7 +44,7 @@ pub async fn session(config: SandboxConfig) -> Session {
         },
         secret_env: "OPENAI_API_KEY".into(),
         data_dir: home.data_dir(),
-        supervisor: env!("CARGO_BIN_EXE_airlock").into(),
+        supervisor: binary.to_path_buf(),
         continues: None,
     };
     let docker = docker::connect(&Default::default())

@@ -21,6 +21,8 @@ use crate::sandbox::SandboxError;
 
 /// Labels both volumes with the digest of the binary.
 const LABEL_SUPERVISOR: &str = "airlock.supervisor.sha256";
+/// How old another build's supervisor must be before it is removed.
+const SETTLED: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 /// How long a session waits for another airlock to finish the upload.
 const FILL_WAIT: Duration = Duration::from_secs(300);
 
@@ -45,8 +47,14 @@ pub(crate) async fn supervisor(
         }
         create(docker, &name, labels(&digest)).await?;
         if let Some(filler) = filler(docker, image, &name, Some(&lock)).await? {
+            // Another airlock may have finished and let go just before: then its upload
+            // stands, and a second one would replace a binary a container may be starting.
+            let filled = if docker.inspect_volume(&whole).await.is_ok() {
+                Ok(())
+            } else {
+                fill_and_mark(docker, &filler, binary, &name, &digest).await
+            };
             // The lock is held until the mark is made, and let go whatever happened.
-            let filled = fill_and_mark(docker, &filler, binary, &name, &digest).await;
             super::remove(docker, &filler).await;
             return filled.map(|()| name);
         }
@@ -141,10 +149,22 @@ fn pack_supervisor(binary: &Path) -> std::io::Result<std::fs::File> {
 /// Supervisors of other builds of airlock: one is left behind by every upgrade. The engine
 /// keeps one a container still uses, and then its mark of being whole stays too.
 async fn remove_other_supervisors(docker: &Docker, digest: &str) {
+    // Only those made an hour ago or more: a session of that build may have just found its
+    // volume whole and be about to create its container on it, which the engine would then
+    // do on a new, empty volume of the same name.
+    let settled = |volume: &bollard::models::Volume| {
+        let made = volume
+            .created_at
+            .as_deref()
+            .map(str::parse::<jiff::Timestamp>);
+        made.and_then(Result::ok)
+            .is_some_and(|made| jiff::Timestamp::now().duration_since(made) >= SETTLED)
+    };
     let mut others: Vec<String> = labelled(docker, LABEL_SUPERVISOR)
         .await
         .into_iter()
         .filter(|v| v.labels.get(LABEL_SUPERVISOR).map(String::as_str) != Some(digest))
+        .filter(settled)
         .map(|volume| volume.name)
         .collect();
     // The binaries first: a mark goes only with its binary.
