@@ -15,7 +15,7 @@ use airlock::model::openai::OpenAiModel;
 use airlock::model::{ChatMessage, CodeProtocol, Model, ModelEvent, Role};
 use common::model_server::{Behaviour, ModelServer};
 use common::tmux::Tmux;
-use common::{Home, test_image};
+use common::{Home, of_type, test_image};
 use serde_json::Value;
 
 /// `airlock run --json` with these arguments, its events and how it ended.
@@ -26,15 +26,7 @@ fn run_json(home: &Home, args: &[&str]) -> (Vec<Value>, Output) {
         .args(["run", "--json"])
         .args(args);
     let output = command.output().expect("airlock runs");
-    let events = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON event"))
-        .collect();
-    (events, output)
-}
-
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
+    (common::json_events(&output), output)
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::model_server::{Behaviour, ModelServer};
-use common::{Home, containers_labelled};
+use common::{Home, containers_labelled, of_type};
 use serde_json::{Value, json};
 
 /// A running `airlock run --json`, its events read as they come.
@@ -124,13 +124,6 @@ fn decisions(events: &[Value]) -> Vec<(&str, &str)> {
                 d["source"].as_str().unwrap(),
             )
         })
-        .collect()
-}
-
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|event| event["type"] == kind)
         .collect()
 }
 
@@ -752,10 +745,7 @@ fn a_bad_line_waiting_on_stdin_is_answered_after_session_started() {
     );
     // The line is there before airlock starts, so it is read at once.
     let output = common::run_with_stdin(command, "this is not json\n");
-    let events: Vec<Value> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON event"))
-        .collect();
+    let events = common::json_events(&output);
     assert_framed(&events, "no_code");
     assert!(
         of_type(&events, "error")[0]["message"]

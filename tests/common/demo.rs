@@ -5,7 +5,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use super::{Home, containers_labelled, docker, run_with_stdin};
+use super::{Home, containers_labelled, docker, json_events, of_type, run_with_stdin};
 
 /// `airlock run --json --approve all` through the bundled demo: five blocks, one failing
 /// and fixed, the last drawing chart.png.
@@ -20,15 +20,7 @@ pub fn demo(home: &Home, engine: &[(&str, String)], args: &[String]) -> (Vec<Val
         .args(["run", "--json", "--scripted", demo, "--approve", "all"])
         .args(["--prompt", "count words"]);
     let output = run_with_stdin(command, "");
-    let events = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("a JSON event"))
-        .collect();
-    (events, output)
-}
-
-fn of_type<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["type"] == kind).collect()
+    (json_events(&output), output)
 }
 
 /// What every engine must give: the demo ran to its end, its files reached the host copy

@@ -51,6 +51,22 @@ impl Home {
     }
 }
 
+/// The JSON events `airlock run --json` printed, one per line.
+pub fn json_events(output: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON event"))
+        .collect()
+}
+
+/// The events of one type, in order.
+pub fn of_type<'a>(events: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    events
+        .iter()
+        .filter(|event| event["type"] == kind)
+        .collect()
+}
+
 /// Runs `airlock exec --json --lang LANG -` with `code` on stdin.
 pub fn exec_json(
     home: &Home,

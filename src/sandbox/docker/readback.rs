@@ -251,19 +251,24 @@ mod tests {
         (dir, plan)
     }
 
-    #[test]
-    fn verification_reports_each_missing_protection() {
-        let config = SandboxConfig::default();
-        let (_dir, plan) = plan_for(&config, Engine::Docker);
-        let body = plan.body(&config);
-        let mut inspect = ContainerInspectResponse {
+    /// What Docker reports for a container made from `body`, as far as verify reads it.
+    fn inspect_of(body: &bollard::models::ContainerCreateBody) -> ContainerInspectResponse {
+        ContainerInspectResponse {
             host_config: body.host_config.clone(),
             config: Some(bollard::models::ContainerConfig {
                 user: body.user.clone(),
                 ..Default::default()
             }),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn verification_reports_each_missing_protection() {
+        let config = SandboxConfig::default();
+        let (_dir, plan) = plan_for(&config, Engine::Docker);
+        let body = plan.body(&config);
+        let mut inspect = inspect_of(&body);
         assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
         if let Some(host) = inspect.host_config.as_mut() {
             host.memory_swap = Some(-1);
@@ -304,14 +309,7 @@ mod tests {
             body.host_config.as_ref().and_then(|h| h.runtime.as_deref()),
             Some("runsc")
         );
-        let mut inspect = ContainerInspectResponse {
-            host_config: body.host_config.clone(),
-            config: Some(bollard::models::ContainerConfig {
-                user: body.user.clone(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
+        let mut inspect = inspect_of(&body);
         assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
         // What a daemon that ignored the request, or defaulted it, would report.
         for other in [Some("runc"), None] {

@@ -48,6 +48,16 @@ pub(super) fn unavailable(what: &str, err: impl std::fmt::Display) -> SandboxErr
     SandboxError::Unavailable(format!("cannot {what}: {err}"))
 }
 
+/// What marks a volume or container as this airlock process's, for the reaping of what a
+/// process that is gone left behind.
+fn owned_labels() -> std::collections::HashMap<String, String> {
+    [
+        (LABEL_APP.to_string(), "1".to_string()),
+        (LABEL_OWNER.to_string(), Owner::current().to_string()),
+    ]
+    .into()
+}
+
 /// The name of this process's workspace volume for `session`.
 pub(crate) fn workspace_name(session: &str) -> String {
     format!("airlock-workspace-{session}-{}", std::process::id())
@@ -62,11 +72,7 @@ pub(crate) async fn workspace(
     host: &Path,
     code: UserId,
 ) -> Result<(), SandboxError> {
-    let labels = [
-        (LABEL_APP.to_string(), "1".to_string()),
-        (LABEL_OWNER.to_string(), Owner::current().to_string()),
-    ];
-    create(docker, name, labels.into()).await?;
+    create(docker, name, owned_labels()).await?;
     let filled = match pack(host, code, FILL_TOP).await {
         Ok(archive) => fill(docker, image, name, archive).await,
         Err(err) => Err(err),
@@ -128,14 +134,10 @@ pub(super) async fn filler(
     volume: &str,
     name: Option<&str>,
 ) -> Result<Option<String>, SandboxError> {
-    let labels = [
-        (LABEL_APP.to_string(), "1".to_string()),
-        (LABEL_OWNER.to_string(), Owner::current().to_string()),
-    ];
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
         entrypoint: Some(vec!["/nonexistent".to_string()]),
-        labels: Some(labels.into()),
+        labels: Some(owned_labels()),
         network_disabled: Some(true),
         host_config: Some(HostConfig {
             binds: Some(vec![format!("{volume}:{FILL_AT}/{FILL_TOP}")]),
