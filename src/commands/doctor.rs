@@ -15,6 +15,7 @@ use crate::config::{ByteSize, Config, SandboxConfig};
 use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
 use crate::protocol::ExecResult;
+use crate::sandbox::docker::endpoint::Endpoint;
 use crate::sandbox::docker::{self, DockerSandbox, SessionRequest, image};
 use crate::sandbox::workspace::remove_session_workspace;
 use crate::sandbox::{BlockSpec, Sandbox, SandboxError};
@@ -73,21 +74,22 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         failures: 0,
         unverifiable: 0,
     };
-    let docker = match docker::connect(&config.sandbox).await {
-        Ok(docker) => docker,
+    let connection = match docker::connect(&config.sandbox).await {
+        Ok(connection) => connection,
         Err(err) => {
             report.line(false, "docker", err.to_string());
             return Ok(ExitCode::from(EXIT_UNAVAILABLE));
         }
     };
-    describe_endpoint(&mut report, &config.sandbox);
-    check_engine(&mut report, &docker).await;
-    check_image(&mut report, &docker, &config.sandbox).await;
+    describe_endpoint(&mut report, connection.endpoint(), &config.sandbox);
+    let docker = connection.client();
+    check_engine(&mut report, docker).await;
+    check_image(&mut report, docker, &config.sandbox).await;
     let info = docker.info().await.ok();
     let request = crate::wiring::session_request(config, "doctor")?;
     let probe_workspace = ProbeWorkspace::of(config, &request);
     let started = DockerSandbox::start_reporting(
-        docker,
+        connection.clone(),
         request,
         super::stderr_notices(),
         super::stderr_progress(),
@@ -284,11 +286,7 @@ fn engine_identity(version: Option<&bollard::models::SystemVersion>) -> String {
 
 /// Where the engine is and how the workspace reaches it: a person must know where their
 /// code runs.
-fn describe_endpoint(report: &mut Report, sandbox: &SandboxConfig) {
-    let env = docker::endpoint::ProcessEnv;
-    let Ok(endpoint) = docker::endpoint::Endpoint::resolve(sandbox, &env) else {
-        return;
-    };
+fn describe_endpoint(report: &mut Report, endpoint: &Endpoint, sandbox: &SandboxConfig) {
     let workspace = if endpoint.uses_volume(sandbox.workspace_mode) {
         "the workspace is a volume there, copied back to the host after every run"
     } else {

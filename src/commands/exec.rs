@@ -31,12 +31,12 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 
     let mut interrupts = crate::wiring::Interrupts::listen()?;
     let notices = super::stderr_notices();
-    let docker = docker::connect(&config.sandbox).await?;
+    let connection = docker::connect(&config.sandbox).await?;
     let request = crate::wiring::session_request(config, "s")?;
     let mut sandbox = tokio::select! {
-        started = DockerSandbox::start_reporting(docker.clone(), request, notices, super::stderr_progress()) => started?,
+        started = DockerSandbox::start_reporting(connection.clone(), request, notices, super::stderr_progress()) => started?,
         () = interrupts.next() => {
-            docker::remove_own(&docker).await;
+            docker::remove_own(connection.client()).await;
             eprintln!("airlock: interrupted while starting the sandbox; nothing ran");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }

@@ -11,7 +11,7 @@ use crate::sandbox::docker::{self, image};
 
 /// `airlock image build [--force]`: builds the offline image from Debian packages.
 pub async fn build(config: &Config, force: bool) -> anyhow::Result<ExitCode> {
-    let client = docker::connect(&config.sandbox).await?;
+    let client = docker::connect(&config.sandbox).await?.into_client();
     let tag = &config.sandbox.offline_image;
     if !force && let Some(present) = image::inspect(&client, tag).await {
         if !image::outdated(&client, tag).await {
@@ -55,7 +55,7 @@ struct Status {
 /// `airlock image status [--json]`: which image a session would use, where it comes from,
 /// its digest. Contacts no registry and changes nothing.
 pub async fn status(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
-    let client = docker::connect(&config.sandbox).await?;
+    let client = docker::connect(&config.sandbox).await?.into_client();
     let sandbox = &config.sandbox;
     let entry = |facts: Option<image::ImageFacts>, name: &str| Entry {
         name: name.to_string(),

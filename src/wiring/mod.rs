@@ -102,9 +102,9 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     let docker = Arc::new(OnceLock::new());
     let connected = docker.clone();
     let start_sandbox = async move {
-        let client = docker::connect(&request.config).await?;
-        let _ = connected.set(client.clone());
-        DockerSandbox::start_reporting(client, request, notices, progress).await
+        let connection = docker::connect(&request.config).await?;
+        let _ = connected.set(connection.client().clone());
+        DockerSandbox::start_reporting(connection, request, notices, progress).await
     };
     let mut session = Session::new(settings, model, approver, policy, event_sink, op_rx);
     if let Some((_, conversation)) = resumed {

@@ -14,9 +14,36 @@ const PING_DEADLINE: Duration = Duration::from_secs(5);
 /// How long a request to the engine may take (bollard's default).
 const REQUEST_TIMEOUT: u64 = 120;
 
+/// A client of the engine together with the endpoint it was made for. What follows the
+/// connection (the workspace mode, doctor's engine line, the greeting) reads this endpoint
+/// rather than resolving one again from an environment that may have changed since.
+#[derive(Clone)]
+pub struct Connection {
+    client: Docker,
+    endpoint: Endpoint,
+}
+
+impl Connection {
+    pub fn client(&self) -> &Docker {
+        &self.client
+    }
+
+    pub fn into_client(self) -> Docker {
+        self.client
+    }
+
+    pub(crate) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub(crate) fn into_parts(self) -> (Docker, Endpoint) {
+        (self.client, self.endpoint)
+    }
+}
+
 /// Connects to the engine `config` names (see [`super::endpoint`]), pings it with a short deadline
 /// and negotiates the API version.
-pub async fn connect(config: &SandboxConfig) -> Result<Docker, SandboxError> {
+pub async fn connect(config: &SandboxConfig) -> Result<Connection, SandboxError> {
     let endpoint = Endpoint::resolve(config, &ProcessEnv)?;
     let mut forwarder = None;
     let version = bollard::API_DEFAULT_VERSION;
@@ -80,8 +107,9 @@ pub async fn connect(config: &SandboxConfig) -> Result<Docker, SandboxError> {
         Ok(Err(err)) => return Err(unreachable(describe(&err))),
         Ok(Ok(_)) => {}
     }
-    docker
+    let client = docker
         .negotiate_version()
         .await
-        .map_err(|err| unreachable(describe(&err)))
+        .map_err(|err| unreachable(describe(&err)))?;
+    Ok(Connection { client, endpoint })
 }

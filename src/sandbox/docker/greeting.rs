@@ -5,17 +5,28 @@
 use std::io::Read;
 use std::path::Path;
 
+use super::engine::Engine;
 use super::spec::SUPERVISOR_CAPABILITY_MASK;
 use crate::config::Protection;
 use crate::supervisor::frame::{Hello, WorkspaceRoom};
 
+/// What the container was asked to be, which the greeting must confirm.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected {
+    pub(super) code_uid: u32,
+    /// The room of the capped /workspace, if it is capped.
+    pub(super) workspace: Option<WorkspaceRoom>,
+    /// The engine, whose tmpfs may not take every limit asked of it.
+    pub(super) engine: Engine,
+}
+
 /// `Err` says what is wrong, to follow "the sandbox's supervisor …".
 pub(super) fn check(
     hello: &Hello,
-    code_uid: u32,
-    workspace: Option<WorkspaceRoom>,
+    expected: &Expected,
     waived: impl Fn(Protection) -> bool,
 ) -> Result<(), String> {
+    let code_uid = expected.code_uid;
     if hello.version != env!("CARGO_PKG_VERSION") {
         return Err(format!(
             "is airlock {}, not this airlock ({})",
@@ -46,8 +57,11 @@ pub(super) fn check(
     if !hello.no_new_privileges {
         return Err("runs without no-new-privileges".into());
     }
+    let workspace = expected.workspace;
     if hello.workspace != workspace && !waived(Protection::Workspace) {
-        if let Some(why) = inodes_uncounted(hello.workspace, workspace) {
+        if let Some(why) = inodes_uncounted(hello.workspace, workspace)
+            .or_else(|| inodes_not_capped_by_podman(hello.workspace, workspace, expected.engine))
+        {
             return Err(why);
         }
         let show = |room: Option<WorkspaceRoom>| {
@@ -83,20 +97,23 @@ fn inodes_uncounted(seen: Option<WorkspaceRoom>, asked: Option<WorkspaceRoom>) -
 
 /// On Podman, whose tmpfs takes no `nr_inodes`: the capped /workspace has the bytes asked
 /// and the kernel's default inode count, and the user is told why and what to do.
-pub(super) fn inodes_not_capped_by_podman(
+fn inodes_not_capped_by_podman(
     seen: Option<WorkspaceRoom>,
     asked: Option<WorkspaceRoom>,
+    engine: Engine,
 ) -> Option<String> {
     let (seen, asked) = (seen?, asked?);
-    (seen.bytes == asked.bytes && seen.inodes != asked.inodes).then(|| {
-        format!(
-            "finds /workspace capped at {} bytes as asked, but with room for {} files instead \
+    (engine == Engine::Podman && seen.bytes == asked.bytes && seen.inodes != asked.inodes).then(
+        || {
+            format!(
+                "finds /workspace capped at {} bytes as asked, but with room for {} files instead \
              of {} (sandbox.workspace_inodes): Podman 4 refuses tmpfs's nr_inodes, so airlock \
              cannot ask for the file limit there. sandbox.waive = [\"workspace\"] runs without \
              it; the byte limit still holds",
-            asked.bytes, seen.inodes, asked.inodes
-        )
-    })
+                asked.bytes, seen.inodes, asked.inodes
+            )
+        },
+    )
 }
 
 /// For a supervisor that did not start: a dynamically linked binary needs libraries the
@@ -149,21 +166,29 @@ mod tests {
         }
     }
 
+    fn expect(code_uid: u32, workspace: Option<WorkspaceRoom>) -> Expected {
+        Expected {
+            code_uid,
+            workspace,
+            engine: Engine::Docker,
+        }
+    }
+
     #[test]
     fn only_a_root_supervisor_with_its_six_capabilities_is_accepted() {
         let none = |_| false;
-        assert_eq!(check(&hello(), 1000, None, none), Ok(()));
+        assert_eq!(check(&hello(), &expect(1000, None), none), Ok(()));
         let fewer = Hello {
             capabilities: 1 << 5,
             ..hello()
         };
-        assert_eq!(check(&fewer, 1000, None, none), Ok(()));
+        assert_eq!(check(&fewer, &expect(1000, None), none), Ok(()));
         let sys_admin = Hello {
             capabilities: SUPERVISOR_CAPABILITY_MASK | 1 << 21,
             ..hello()
         };
         assert!(
-            check(&sys_admin, 1000, None, none)
+            check(&sys_admin, &expect(1000, None), none)
                 .unwrap_err()
                 .contains("beyond")
         );
@@ -171,15 +196,15 @@ mod tests {
             uid: 1000,
             ..hello()
         };
-        assert!(check(&not_root, 1000, None, none).is_err());
-        assert!(check(&hello(), 1001, None, none).is_err());
+        assert!(check(&not_root, &expect(1000, None), none).is_err());
+        assert!(check(&hello(), &expect(1001, None), none).is_err());
         let privileges = Hello {
             no_new_privileges: false,
             ..hello()
         };
-        assert!(check(&privileges, 1000, None, none).is_err());
+        assert!(check(&privileges, &expect(1000, None), none).is_err());
         assert!(
-            check(&privileges, 1000, None, |p| p
+            check(&privileges, &expect(1000, None), |p| p
                 == Protection::NoNewPrivileges)
             .is_err()
         );
@@ -199,13 +224,13 @@ mod tests {
             }),
             ..hello()
         };
-        let err = check(&roomier, 1000, Some(asked), none).unwrap_err();
+        let err = check(&roomier, &expect(1000, Some(asked)), none).unwrap_err();
         assert!(
             err.contains("2147483648 bytes") && err.contains("not the 1073741824"),
             "{err}"
         );
         assert!(
-            check(&hello(), 1000, Some(asked), none)
+            check(&hello(), &expect(1000, Some(asked)), none)
                 .unwrap_err()
                 .contains("no limit")
         );
@@ -213,9 +238,10 @@ mod tests {
             workspace: Some(asked),
             ..hello()
         };
-        assert_eq!(check(&exact, 1000, Some(asked), none), Ok(()));
+        assert_eq!(check(&exact, &expect(1000, Some(asked)), none), Ok(()));
         assert_eq!(
-            check(&roomier, 1000, Some(asked), |p| p == Protection::Workspace),
+            check(&roomier, &expect(1000, Some(asked)), |p| p
+                == Protection::Workspace),
             Ok(())
         );
         // gVisor's tmpfs: the bytes as asked, no inode count.
@@ -223,16 +249,56 @@ mod tests {
             workspace: Some(WorkspaceRoom { inodes: 0, ..asked }),
             ..hello()
         };
-        let err = check(&uncounted, 1000, Some(asked), none).unwrap_err();
+        let err = check(&uncounted, &expect(1000, Some(asked)), none).unwrap_err();
         assert!(
             err.contains("100000 files") && err.contains("not enforced") && err.contains("gVisor"),
             "{err}"
         );
         assert_eq!(
-            check(&uncounted, 1000, Some(asked), |p| p
+            check(&uncounted, &expect(1000, Some(asked)), |p| p
                 == Protection::Workspace),
             Ok(())
         );
+    }
+
+    #[test]
+    fn podmans_default_inode_count_is_refused_with_why_unless_waived() {
+        let none = |_| false;
+        let asked = WorkspaceRoom {
+            bytes: 1 << 30,
+            inodes: 100_000,
+        };
+        // Podman's tmpfs: the bytes as asked, the kernel's own inode count.
+        let kernel_default = Hello {
+            workspace: Some(WorkspaceRoom {
+                inodes: 3_000_000,
+                ..asked
+            }),
+            ..hello()
+        };
+        let podman = Expected {
+            engine: Engine::Podman,
+            ..expect(1000, Some(asked))
+        };
+        let err = check(&kernel_default, &podman, none).unwrap_err();
+        assert!(
+            err.contains("3000000 files instead of 100000") && err.contains("Podman"),
+            "{err}"
+        );
+        // The same room from Docker, which does take nr_inodes, is no Podman limitation.
+        let err = check(&kernel_default, &expect(1000, Some(asked)), none).unwrap_err();
+        assert!(!err.contains("Podman"), "{err}");
+        let waived = |p| p == Protection::Workspace;
+        assert_eq!(check(&kernel_default, &podman, waived), Ok(()));
+        let roomier = Hello {
+            workspace: Some(WorkspaceRoom {
+                bytes: 2 << 30,
+                ..asked
+            }),
+            ..hello()
+        };
+        let err = check(&roomier, &podman, none).unwrap_err();
+        assert!(err.contains("not the 1073741824"), "{err}");
     }
 
     #[test]

@@ -30,8 +30,8 @@ use bollard::models::{ContainerInspectResponse, ContainerSummary};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
 };
-pub use connect::connect;
-use endpoint::{Endpoint, Origin, ProcessEnv};
+pub use connect::{Connection, connect};
+use endpoint::{Endpoint, Origin};
 pub(crate) use image::ImageRef;
 use link::Link;
 use spec::{ContainerPlan, LABEL_OWNER, Mounts, Storage};
@@ -174,22 +174,23 @@ impl DockerSandbox {
     /// Prepares the image and workspace and starts the session's container; progress of an
     /// image pull or build is reported as notices.
     pub async fn start(
-        docker: Docker,
+        connection: Connection,
         request: SessionRequest,
         notices: Notices,
     ) -> Result<Self, SandboxError> {
         let progress = notices.clone();
-        Self::start_reporting(docker, request, notices, progress).await
+        Self::start_reporting(connection, request, notices, progress).await
     }
 
     /// [`Self::start`], with the passing progress of an image pull or build kept apart from
     /// the notices worth keeping.
     pub(crate) async fn start_reporting(
-        docker: Docker,
+        connection: Connection,
         request: SessionRequest,
         notices: Notices,
         progress: Notices,
     ) -> Result<Self, SandboxError> {
+        let (docker, endpoint) = connection.into_parts();
         reap_stale(&docker, &notices).await;
         for weakening in request.config.weakenings() {
             notices(format!("the sandbox is weakened: {weakening}"));
@@ -198,7 +199,6 @@ impl DockerSandbox {
         let users = spec::Users::resolve(&request.config.user)?;
         let workspace = host_workspace(&request, users, &notices)?;
         let config = request.config;
-        let endpoint = Endpoint::resolve(&config, &ProcessEnv)?;
         let storage = if endpoint.uses_volume(config.workspace_mode) {
             Storage::Volumes {
                 workspace: volume::workspace_name(&request.session),
@@ -388,15 +388,13 @@ impl DockerSandbox {
                 return Err(refuse(format!("did not start: {}{hint}", link.why_gone())));
             }
         };
+        let expected = greeting::Expected {
+            code_uid: self.plan.users.code.uid,
+            workspace: self.plan.mirrored,
+            engine: self.plan.engine,
+        };
         let waived = |p: Protection| self.config.waive.contains(&p);
-        if self.plan.engine == engine::Engine::Podman && !waived(Protection::Workspace) {
-            let asked = self.plan.mirrored;
-            if let Some(why) = greeting::inodes_not_capped_by_podman(hello.workspace, asked) {
-                return Err(refuse(why));
-            }
-        }
-        let code_uid = self.plan.users.code.uid;
-        greeting::check(&hello, code_uid, self.plan.mirrored, waived).map_err(refuse)
+        greeting::check(&hello, &expected, waived).map_err(refuse)
     }
 
     async fn restart(&mut self, why: &str) -> Result<(), SandboxError> {
