@@ -1,6 +1,7 @@
 //! `airlock run --json` against hostile model output, end to end (the real binary, a real
 //! HTTP server or the scripted model, the real Docker daemon and history file): a server
-//! that streams a reply or a call's arguments without end.
+//! that streams a reply or a call's arguments without end, and blocks written with
+//! lookalike or invisible characters to slip past approval rules.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -158,4 +159,85 @@ fn a_tool_call_whose_arguments_never_end_is_cut_at_the_bound_and_never_offered()
     assert!(of_type(&events, "block_proposed").is_empty(), "{events:#?}");
     assert!(of_type(&events, "decision").is_empty(), "{events:#?}");
     assert_eq!(server.requests().len(), 1);
+}
+
+/// Python reads `ｅｖａｌ` as `eval`: a rule written for eval stops it.
+#[test]
+fn a_fullwidth_eval_is_rejected_by_a_deny_pattern_for_eval() {
+    let home = Home::new();
+    let script = common::script(
+        &home,
+        "[[reply]]\ncontent = \"```python\\nｅｖａｌ(\\\"print(6 * 7)\\\")\\n```\\n\"\n",
+    );
+    let (events, output) = run(
+        &home,
+        &[
+            "--scripted",
+            script.to_str().unwrap(),
+            "--approve",
+            "all",
+            "--prompt",
+            "go",
+            "-c",
+            "approval.deny_patterns=[\"eval\"]",
+        ],
+    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let decisions = of_type(&events, "decision");
+    assert_eq!(decisions.len(), 1, "{events:#?}");
+    assert_eq!(decisions[0]["decision"], "reject");
+    assert_eq!(decisions[0]["source"], "rule");
+    let reason = decisions[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("`eval`") && reason.contains("lookalike"),
+        "{reason}"
+    );
+    assert!(of_type(&events, "exec_started").is_empty(), "nothing ran");
+}
+
+/// An allow pattern approves only code it matches both as written and as folded.
+#[test]
+fn an_allow_pattern_does_not_pass_a_word_joined_name_or_fullwidth_letters() {
+    let home = Home::new();
+    // Block 1 is what the rule means to allow; 2 and 3 pass it only as written.
+    let script = common::script(
+        &home,
+        concat!(
+            "[[reply]]\n",
+            "content = \"```python\\nprint(len(chr(97)))\\n```\\n\\n",
+            "```python\\nlen\\u2060chr(1)\\n```\\n\\n",
+            "```python\\nｅｘｅｃ(chr(112) + chr(40) + chr(41))\\n```\\n\"\n",
+        ),
+    );
+    let (events, output) = run(
+        &home,
+        &[
+            "--scripted",
+            script.to_str().unwrap(),
+            "--prompt",
+            "go",
+            "-c",
+            r#"approval.allow_patterns=['(?:\b(?:print|len|chr)\b|[^a-zA-Z])*']"#,
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", common::stderr(&output));
+    assert_eq!(the_end(&events)["reason"], "no_supervisor");
+    let decided: Vec<(&str, &str)> = of_type(&events, "decision")
+        .iter()
+        .map(|d| {
+            (
+                d["decision"].as_str().unwrap(),
+                d["source"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decided,
+        [
+            ("approve", "rule"),
+            ("reject", "no_supervisor"),
+            ("reject", "no_supervisor"),
+        ],
+        "{events:#?}"
+    );
 }
