@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use airlock::config::ModelConfig;
+use airlock::config::{ByteSize, CodeProtocol, ModelConfig};
 use airlock::model::openai::OpenAiModel;
 use airlock::model::{ChatMessage, Model, ModelError, ModelEvent, Reply, Role};
 use common::model_server::{Behaviour, ModelServer};
@@ -272,6 +272,88 @@ async fn max_tokens_cuts_a_reply_and_the_cut_is_reported() {
     assert_eq!(reply.text, "one two three ");
     assert!(reply.cut, "finish_reason length marks it cut");
     assert_eq!(reply.usage.map(|usage| usage.completion_tokens), Some(3));
+}
+
+/// The attack: a server that ignores max_tokens and streams as fast as it can, forever.
+// Several threads, as airlock runs: the task that reads the stream goes on while the test
+// waits for the server to see it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_streamed_without_end_is_cut_at_max_reply_bytes_and_the_connection_closed() {
+    let server = ModelServer::start(vec![Behaviour::Endless {
+        head: "Here:\n```python\n".into(),
+        // Two- and three-byte characters, so the bound falls inside one now and then.
+        tail: "print('é€')\n".into(),
+    }]);
+    let mut config = config(&server);
+    config.max_reply_bytes = ByteSize(64 << 10);
+    let (reply, events) = complete(&mut model(&config)).await;
+    let reply = reply.expect("a cut reply is still a reply");
+    let bound = 64 << 10;
+    assert!(reply.cut, "it ends as at the token limit");
+    assert_eq!(reply.cut_at_bytes, Some(bound));
+    assert!(reply.text.len() <= bound, "{} bytes kept", reply.text.len());
+    assert!(reply.text.len() > bound - 16, "kept up to the bound");
+    assert!(reply.text.starts_with("Here:\n```python\nprint('é€')\n"));
+    assert_eq!(
+        deltas(&events),
+        reply.text,
+        "nothing past the bound was shown"
+    );
+    let sent = server
+        .client_went_away(Duration::from_secs(10))
+        .expect("the client closed the connection");
+    assert!(sent > bound as u64, "the server had sent {sent} bytes");
+}
+
+/// One event that never ends never reaches the reply's bound (the SSE parser keeps an event
+/// whole): it is cut off below that, by its size alone.
+// Several threads, as airlock runs: the task that reads the stream goes on while the test
+// waits for the server to see it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_without_end_is_cut_off_and_the_reply_ends_with_what_came_before() {
+    let server = ModelServer::start(vec![Behaviour::EndlessEvent {
+        head: "Here it comes: ".into(),
+    }]);
+    let mut config = config(&server);
+    config.max_reply_bytes = ByteSize(16 << 10);
+    let (reply, events) = complete(&mut model(&config)).await;
+    let reply = reply.expect("a cut reply is still a reply");
+    assert!(reply.cut);
+    assert_eq!(reply.cut_at_bytes, Some(16 << 10));
+    assert_eq!(reply.text, "Here it comes: ");
+    assert_eq!(deltas(&events), reply.text);
+    let sent = server
+        .client_went_away(Duration::from_secs(10))
+        .expect("the client closed the connection");
+    assert!(sent < 64 << 20, "the client read {sent} bytes of one event");
+}
+
+// Several threads, as airlock runs: the task that reads the stream goes on while the test
+// waits for the server to see it go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tool_call_arguments_streamed_without_end_are_cut_at_the_same_bound() {
+    let server = ModelServer::start(vec![Behaviour::EndlessCall {
+        head: "{\"language\": \"python\", \"code\": \"".into(),
+        tail: "print(1)\\n".into(),
+    }]);
+    let mut config = config(&server);
+    config.protocol = CodeProtocol::Tools;
+    config.max_reply_bytes = ByteSize(16 << 10);
+    let (reply, _) = complete(&mut model(&config)).await;
+    let reply = reply.expect("a cut reply is still a reply");
+    assert!(reply.cut);
+    assert_eq!(reply.cut_at_bytes, Some(16 << 10));
+    let [call] = reply.tool_calls.as_slice() else {
+        panic!("one call: {:?}", reply.tool_calls);
+    };
+    let arguments = &call.function.arguments;
+    assert!(
+        arguments.len() <= 16 << 10,
+        "{} bytes kept",
+        arguments.len()
+    );
+    assert!(arguments.starts_with("{\"language\": \"python\", \"code\": \"print(1)\\n"));
+    assert!(server.client_went_away(Duration::from_secs(10)).is_some());
 }
 
 #[tokio::test]

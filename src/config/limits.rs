@@ -13,6 +13,10 @@ const TIB: u64 = 1 << 40;
 fn check_tokens(model: &super::ModelConfig) -> anyhow::Result<()> {
     let reply = u64::from(model.max_tokens);
     in_range("model.max_tokens", reply, 0, 10_000_000)?;
+    let bytes = model.max_reply_bytes;
+    if !(1 << 10..=1 << 30).contains(&bytes.bytes()) {
+        bail!("model.max_reply_bytes = {bytes} is out of range: use 1KiB to 1GiB");
+    }
     let Some(window) = model.context_window else {
         return Ok(());
     };
@@ -128,6 +132,8 @@ mod tests {
             err.contains("model.max_tokens = 4096") && err.contains("smaller"),
             "{err}"
         );
+        let err = refused(|c| c.model.max_reply_bytes = super::super::ByteSize(0));
+        assert!(err.contains("model.max_reply_bytes = 0B"), "{err}");
         let err = refused(|c| c.model.idle_timeout_secs = u64::MAX);
         assert!(err.contains("model.idle_timeout_secs"), "{err}");
         let err = refused(|c| c.sandbox.nofile = 3);

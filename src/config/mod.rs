@@ -62,6 +62,10 @@ pub struct ModelConfig {
     pub max_tokens: u32,
     /// The request field that carries `max_tokens`.
     pub max_tokens_field: TokenField,
+    /// The most of one reply airlock keeps: its text and its tool calls together. A reply
+    /// that reaches it is cut there (the connection closed) and ends as at the token limit;
+    /// `max_tokens` is only a request the server may ignore.
+    pub max_reply_bytes: ByteSize,
     /// The model's context window in tokens; requests are kept inside it. Unset: unknown,
     /// nothing is left out (the server refuses what does not fit).
     pub context_window: Option<u64>,
@@ -123,6 +127,7 @@ impl Default for ModelConfig {
             max_retries: 3,
             max_tokens: 4096,
             max_tokens_field: TokenField::MaxTokens,
+            max_reply_bytes: ByteSize::mib(1),
             context_window: None,
             protocol: CodeProtocol::Fences,
         }

@@ -1,9 +1,14 @@
 //! Approval rules: deny, then allow, then ask. Config rules by language and by regex on the
 //! code, rules the operator adds with approve-for-session, and the `--approve` mode.
+//!
+//! Patterns see the code twice: as written, and [`folded`] the way a reader that ignores
+//! lookalikes sees it (Python reads `ｅｖａｌ` as `eval`). A deny pattern denies when either
+//! matches; an allow pattern allows only when both do.
 
 use std::collections::BTreeSet;
 
 use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
 
 use super::LanguageTable;
 use crate::config::{ApprovalConfig, ApproveMode};
@@ -103,8 +108,23 @@ impl Policy {
             let why = format!("approval.deny_languages forbids {language} blocks");
             return Some(Ruling::new(Reject, Rule, why));
         }
+        // Only patterns read it: without any, a large block is not folded for nothing.
+        let patterns = !(self.deny_patterns.is_empty() && self.allow_patterns.is_empty());
+        let folded = if patterns {
+            folded(code)
+        } else {
+            String::new()
+        };
         if let Some(pattern) = self.deny_patterns.iter().find(|p| p.is_match(code)) {
             let why = format!("the code matches the deny pattern `{pattern}`");
+            return Some(Ruling::new(Reject, Rule, why));
+        }
+        if let Some(pattern) = self.deny_patterns.iter().find(|p| p.is_match(&folded)) {
+            let why = format!(
+                "the code matches the deny pattern `{pattern}` once lookalike characters are \
+                 read as the letters they stand for (fullwidth and other compatibility forms, \
+                 NFKC, as Python reads names) and invisible ones are removed"
+            );
             return Some(Ruling::new(Reject, Rule, why));
         }
         if self.mode == ApproveMode::None {
@@ -119,7 +139,9 @@ impl Policy {
             return Some(Ruling::new(Approve, Rule, why));
         }
         let whole = code.trim_end_matches('\n');
-        if let Some(pattern) = self.allow_patterns.iter().find(|p| p.is_match(whole)) {
+        let folded_whole = folded.trim_end_matches('\n');
+        let allows = |p: &&Regex| p.is_match(whole) && p.is_match(folded_whole);
+        if let Some(pattern) = self.allow_patterns.iter().find(allows) {
             let why = format!("the whole code matches the allow pattern `{pattern}`");
             return Some(Ruling::new(Approve, Rule, why));
         }
@@ -243,6 +265,24 @@ impl Policy {
         }
         Some(rule)
     }
+}
+
+/// `code` with invisible characters removed, then in NFKC: fullwidth `ｅｖａｌ` becomes
+/// `eval` (Python folds names this way), `o\u{200b}s` becomes `os`.
+fn folded(code: &str) -> String {
+    code.chars().filter(|c| !is_hidden(*c)).nfkc().collect()
+}
+
+/// Characters that draw nothing or only steer how text is drawn: controls other than tab
+/// and line feed, format characters (zero-width, bidi controls, tags), variation selectors,
+/// fillers, and the Unicode line and paragraph separators.
+fn is_hidden(c: char) -> bool {
+    crate::output::sanitize::is_invisible(c)
+        || matches!(c,
+            '\u{2028}' | '\u{2029}' | '\u{600}'..='\u{605}' | '\u{6dd}' | '\u{70f}'
+            | '\u{890}' | '\u{891}' | '\u{8e2}' | '\u{110bd}' | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}' | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}' | '\u{e0100}'..='\u{e01ef}')
 }
 
 impl SessionRule {
@@ -389,5 +429,58 @@ mod tests {
         policy.approve_for_session(Scope::Language, "python", "x");
         assert!(policy.rule("python", "anything").is_some());
         assert_eq!(policy.rule("sh", "ls\n"), None);
+    }
+
+    #[test]
+    fn deny_patterns_also_see_lookalike_letters_and_hidden_characters() {
+        let policy = policy(|c| c.deny_patterns = vec!["eval".into(), r"os\.system".into()]);
+        let hostile = [
+            // Fullwidth: Python reads these names as eval and os.
+            "ｅｖａｌ('1+1')\n",
+            "import os\nｏｓ.system('id')\n",
+            // A fullwidth full stop too.
+            "ｏｓ．ｓｙｓｔｅｍ('id')\n",
+            // Split by characters that draw nothing, or that only steer the drawing.
+            "e\u{200b}val(x)\n",
+            "ev\u{2060}al(x)\n",
+            "ev\u{202e}al(x)\n",
+            "e\u{fe0f}val(x)\n",
+            "eva\u{e0041}l(x)\n",
+            "ev\u{2028}al(x)\n",
+            "os\u{ad}.system('id')\n",
+        ];
+        for code in hostile {
+            let ruling = policy.rule("python", code).expect("denied");
+            assert_eq!(
+                (ruling.kind, ruling.source),
+                (DecisionKind::Reject, DecisionSource::Rule),
+                "{code:?}"
+            );
+            assert!(ruling.reason.contains("lookalike"), "{}", ruling.reason);
+        }
+        let plain = policy.rule("python", "eval('1')\n").expect("denied");
+        assert!(!plain.reason.contains("lookalike"), "{}", plain.reason);
+        assert_eq!(policy.rule("python", "print('safe')\n"), None);
+    }
+
+    #[test]
+    fn allow_patterns_must_match_the_code_as_written_and_as_folded() {
+        // "Only print, len and chr": letters appear only in those three names.
+        let only = r"(?:\b(?:print|len|chr)\b|[^a-zA-Z])*";
+        let policy = policy(|c| c.allow_patterns = vec![only.into()]);
+        let raw = Regex::new(&format!(r"\A(?:{only})\z")).expect("regex");
+        let approved = policy
+            .rule("python", "print(len(chr(97)))\n")
+            .expect("allowed");
+        assert_eq!(approved.kind, DecisionKind::Approve);
+        for code in [
+            // Python runs exec: fullwidth letters are not [a-zA-Z], so the raw text passes.
+            "ｅｘｅｃ(chr(105))",
+            // A word joiner glues two allowed names into one that is not.
+            "len\u{2060}chr(1)",
+        ] {
+            assert!(raw.is_match(code), "the bypass is real for {code:?}");
+            assert_eq!(policy.rule("python", code), None, "{code:?} is asked");
+        }
     }
 }

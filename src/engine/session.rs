@@ -295,7 +295,13 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                            nothing ran. Call run_code again, with shorter code or in parts.";
                 self.say(ChatMessage::tool(&last.id, why), true);
             }
-            let mut blocks = self.propose(&reply, &calls);
+            // A cut reply's unfinished last line may look like a closing fence: it closes nothing.
+            let whole_lines = if stopped || cut {
+                finished_lines(&reply)
+            } else {
+                &reply
+            };
+            let mut blocks = self.propose(whole_lines, &calls);
             if blocks.blocks.is_empty() {
                 if !calls.is_empty() && !stopped && turn < self.settings.max_turns {
                     // Every call was answered with what was wrong: the model can fix it.
@@ -378,7 +384,13 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         if let (Some(budgeter), Some(usage)) = (self.budgeter.as_mut(), answer.usage) {
             budgeter.learn(usage);
         }
-        if let Some(end) = answer.end {
+        if let Some(bytes) = answer.cut_at_bytes {
+            self.events.notice(format!(
+                "the model's reply reached model.max_reply_bytes ({}) and was cut off there: \
+                 airlock closed the connection, and only what came before is kept",
+                crate::config::ByteSize(bytes as u64)
+            ));
+        } else if let Some(end) = answer.end {
             self.events
                 .notice(format!("the model's reply was {}", end.phrase()));
         }
@@ -472,6 +484,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         match outcome {
             Ok(reply) => Ok(Answer {
                 end: reply.cut.then_some(ReplyEnd::TokenLimit),
+                cut_at_bytes: reply.cut_at_bytes,
                 text: reply.text,
                 tool_calls: reply.tool_calls,
                 usage: reply.usage,
@@ -521,6 +534,13 @@ struct Answer {
     tool_calls: Vec<ToolCall>,
     usage: Option<Usage>,
     end: Option<ReplyEnd>,
+    /// Cut at `model.max_reply_bytes`, this many bytes.
+    cut_at_bytes: Option<usize>,
+}
+
+/// `text` up to its last line break: the lines a cut reply finished.
+fn finished_lines(text: &str) -> &str {
+    text.rfind(['\n', '\r']).map_or("", |at| &text[..=at])
 }
 
 /// A call as the conversation keeps it: arguments that are not JSON become `{}` (servers
@@ -543,6 +563,7 @@ fn stopped_reply(text: String, events: &Events) -> Result<Answer, Pause> {
         tool_calls: Vec::new(),
         usage: None,
         end: Some(ReplyEnd::Stopped),
+        cut_at_bytes: None,
     })
 }
 

@@ -6,6 +6,7 @@ mod chunks;
 pub mod openai;
 pub mod scripted;
 mod server_error;
+mod wire;
 
 use std::future::Future;
 
@@ -86,6 +87,9 @@ pub struct Reply {
     pub tool_calls: Vec<ToolCall>,
     /// It stopped at the token limit rather than where the model meant to.
     pub cut: bool,
+    /// It reached `model.max_reply_bytes` (this many bytes) and airlock cut it there,
+    /// closing the stream; `cut` is set too.
+    pub cut_at_bytes: Option<usize>,
     /// The server's count of tokens, when it sent one.
     pub usage: Option<Usage>,
 }

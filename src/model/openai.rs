@@ -4,18 +4,20 @@
 //! that leave out fields OpenAI always sends still work. Retries are done here rather than in
 //! the library, so each one is visible to the operator.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::error::OpenAIError;
-use async_openai::middleware::ReqwestService;
 use futures_util::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::chunks::{Calls, clip, read_chunk};
+use super::chunks::{Budget, Calls, clip, read_chunk};
 use super::server_error::server_error;
+use super::wire::{bounded_service, event_bound};
 use super::{ChatMessage, CodeProtocol, Model, ModelError, ModelEvent, ModelSink, RUN_CODE, Reply};
 use crate::config::{ModelConfig, TokenField};
 
@@ -77,6 +79,10 @@ pub struct OpenAiModel {
     /// Ask for the usage at the end of the stream (`stream_options.include_usage`); turned
     /// off for the session when a server refuses it.
     ask_usage: bool,
+    /// `model.max_reply_bytes`: the most of a reply (text and calls) that is kept.
+    max_reply_bytes: usize,
+    /// The HTTP service cut off an event too large for any reply inside that bound.
+    oversized: Arc<AtomicBool>,
 }
 
 impl OpenAiModel {
@@ -108,7 +114,10 @@ impl OpenAiModel {
             .read_timeout(idle_timeout)
             .build()
             .map_err(|err| anyhow::anyhow!("cannot set up the HTTP client: {err}"))?;
-        let client = Client::with_config(endpoint).with_http_service(ReqwestService::new(http));
+        let max_reply_bytes = config.max_reply_bytes.as_usize();
+        let oversized = Arc::new(AtomicBool::new(false));
+        let service = bounded_service(http, event_bound(max_reply_bytes), Arc::clone(&oversized));
+        let client = Client::with_config(endpoint).with_http_service(service);
         Ok(Self {
             client,
             model: config.model.clone(),
@@ -123,6 +132,8 @@ impl OpenAiModel {
             offer_tools: config.protocol != CodeProtocol::Fences,
             protocol: config.protocol,
             ask_usage: true,
+            max_reply_bytes,
+            oversized,
         })
     }
 
@@ -290,12 +301,14 @@ impl Model for OpenAiModel {
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
     ) -> Result<Reply, ModelError> {
+        self.oversized.store(false, Ordering::SeqCst);
         let mut stream = self.open_stream(messages, sink).await?;
         let mut reply = String::new();
         let mut finished = false;
         let mut cut = false;
         let mut usage = None;
         let mut calls = Calls::default();
+        let mut budget = Budget::new(self.max_reply_bytes);
         loop {
             let broken = |why: String, reply: &str| {
                 ModelError::Failed(format!(
@@ -314,10 +327,12 @@ impl Model for OpenAiModel {
                     ));
                 }
                 Ok(None) => break,
+                // The body ended at an event too large for the bound: the reply stops there.
+                Ok(Some(Err(_))) if self.oversized.load(Ordering::SeqCst) => break,
                 Ok(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
                 Ok(Some(Ok(chunk))) => chunk,
             };
-            match read_chunk(&chunk, &mut calls) {
+            match read_chunk(&chunk, &mut calls, &mut budget) {
                 Ok(piece) => {
                     finished |= piece.finished;
                     cut |= piece.cut;
@@ -326,11 +341,17 @@ impl Model for OpenAiModel {
                         reply.push_str(&piece.text);
                         sink(ModelEvent::Delta(piece.text));
                     }
+                    if piece.over {
+                        break;
+                    }
                 }
                 Err(why) => return Err(broken(why, &reply)),
             }
         }
-        if !finished {
+        // Past the bound nothing more is read: dropping the stream closes the connection.
+        drop(stream);
+        let over = budget.spent() || self.oversized.load(Ordering::SeqCst);
+        if !finished && !over {
             return Err(ModelError::Failed(format!(
                 "the reply stream ended before the reply was complete (no finish_reason) after \
                  {} characters; it is not kept. Retry to ask again",
@@ -340,7 +361,8 @@ impl Model for OpenAiModel {
         Ok(Reply {
             text: reply,
             tool_calls: calls.finish(),
-            cut,
+            cut: cut || over,
+            cut_at_bytes: over.then_some(self.max_reply_bytes),
             usage,
         })
     }

@@ -39,6 +39,7 @@ impl From<ScriptedReply> for Reply {
             text: scripted.content,
             tool_calls: Vec::new(),
             cut: scripted.cut,
+            cut_at_bytes: None,
             usage: scripted.usage,
         }
     }

@@ -3,13 +3,15 @@
 //! produce: a stream cut mid-body, a trickle, a stall, malformed data. Like a real server it
 //! stops a reply at the request's `max_tokens` (one word is a token here) with finish_reason
 //! `length`, and sends the usage in a last chunk when `stream_options.include_usage` asks.
+//! It can also stream without end, as fast as the client reads, and tells when the client
+//! went away.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the server does with one request, in order of arrival.
 #[derive(Debug, Clone)]
@@ -34,7 +36,18 @@ pub enum Behaviour {
     /// Answers 400 to a request that carries this field, as servers that do not know it
     /// do, and replies with the text to one without it.
     Refuse(&'static str, String),
+    /// Streams `head`, then `tail` again and again, as fast as the client reads, until the
+    /// client goes away (or [`ENDLESS_CAP`] bytes, so a test that fails does not hang).
+    Endless { head: String, tail: String },
+    /// One `run_code` call whose arguments are `head` and then `tail` again and again, like
+    /// [`Behaviour::Endless`].
+    EndlessCall { head: String, tail: String },
+    /// Streams `head`, then one event whose `data:` line never ends.
+    EndlessEvent { head: String },
 }
+
+/// Where an endless stream gives up on a client that never goes away.
+pub const ENDLESS_CAP: u64 = 1 << 30;
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -81,6 +94,9 @@ pub struct ModelServer {
     /// `http://127.0.0.1:PORT/v1`.
     pub base_url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    /// For each endless stream that ended: the bytes it sent, and whether it ended because
+    /// the client went away (rather than at the cap).
+    endless: Arc<Mutex<Vec<(u64, bool)>>>,
 }
 
 impl ModelServer {
@@ -90,27 +106,51 @@ impl ModelServer {
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(VecDeque::from(script)));
+        let endless = Arc::new(Mutex::new(Vec::new()));
         let recorded = requests.clone();
+        let ended = endless.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let recorded = recorded.clone();
                 let script = script.clone();
-                std::thread::spawn(move || serve(stream, &recorded, &script));
+                let ended = ended.clone();
+                std::thread::spawn(move || serve(stream, &recorded, &script, &ended));
             }
         });
         Self {
             base_url: format!("http://127.0.0.1:{port}/v1"),
             requests,
+            endless,
         }
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
+
+    /// The bytes the first endless stream sent before its client went away, waiting up to
+    /// `within` for that; `None` when it did not go away.
+    pub fn client_went_away(&self, within: Duration) -> Option<u64> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(&(sent, gone)) = self.endless.lock().unwrap().first() {
+                return gone.then_some(sent);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
-fn serve(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, script: &Mutex<VecDeque<Behaviour>>) {
+fn serve(
+    stream: TcpStream,
+    recorded: &Mutex<Vec<Recorded>>,
+    script: &Mutex<VecDeque<Behaviour>>,
+    endless: &Mutex<Vec<(u64, bool)>>,
+) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
@@ -165,7 +205,59 @@ fn serve(stream: TcpStream, recorded: &Mutex<Vec<Recorded>>, script: &Mutex<VecD
         None => Behaviour::Status(500, "the test server's script is exhausted".into()),
     };
     drop(script);
-    respond(stream, behaviour, &body);
+    let delta = |text: &str| sse(&chunk(serde_json::json!({"content": text}), None));
+    let ended = match behaviour {
+        Behaviour::Endless { head, tail } => stream_endlessly(stream, &delta(&head), &delta(&tail)),
+        Behaviour::EndlessCall { head, tail } => {
+            let first = serde_json::json!({"index": 0, "id": "call_endless", "type": "function",
+                "function": {"name": "run_code", "arguments": head}});
+            let more = serde_json::json!({"index": 0, "function": {"arguments": tail}});
+            let call = |part| sse(&chunk(serde_json::json!({"tool_calls": [part]}), None));
+            stream_endlessly(stream, &call(first), &call(more))
+        }
+        Behaviour::EndlessEvent { head } => {
+            let mut start = delta(&head);
+            start.extend(http_chunk(
+                "data: {\"choices\": [{\"index\": 0, \"delta\": {\"content\": \"",
+            ));
+            stream_endlessly(stream, &start, &http_chunk(&"A".repeat(4096)))
+        }
+        behaviour => return respond(stream, behaviour, &body),
+    };
+    endless.lock().unwrap().push(ended);
+}
+
+/// `text` as one HTTP chunk.
+fn http_chunk(text: &str) -> Vec<u8> {
+    format!("{:x}\r\n{text}\r\n", text.len()).into_bytes()
+}
+
+/// One SSE event in one HTTP chunk.
+fn sse(data: &str) -> Vec<u8> {
+    http_chunk(&format!("data: {data}\n\n"))
+}
+
+/// Sends `head`, then `tail` until a write fails (the client went away) or [`ENDLESS_CAP`]
+/// bytes went: the bytes sent, and whether the client went away.
+fn stream_endlessly(mut stream: TcpStream, head: &[u8], tail: &[u8]) -> (u64, bool) {
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    // Many pieces per write: as fast as a fast server on loopback.
+    let batch: Vec<u8> = tail.repeat((64 << 10) / tail.len() + 1);
+    let mut sent = 0u64;
+    if stream.write_all(head).is_err() {
+        return (sent, true);
+    }
+    sent += head.len() as u64;
+    while sent < ENDLESS_CAP {
+        if stream.write_all(&batch).is_err() {
+            return (sent, true);
+        }
+        sent += batch.len() as u64;
+    }
+    (sent, false)
 }
 
 /// The request's token limit, under either name, and whether it asks for the usage.
@@ -203,7 +295,10 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Va
         | Behaviour::Garbage(text)
         | Behaviour::NoFinish(text)
         | Behaviour::Refuse(_, text) => (text.clone(), Duration::ZERO),
-        Behaviour::Calls(_) => unreachable!("streamed above"),
+        Behaviour::Calls(_)
+        | Behaviour::Endless { .. }
+        | Behaviour::EndlessCall { .. }
+        | Behaviour::EndlessEvent { .. } => unreachable!("streamed elsewhere"),
     };
     let (max_tokens, with_usage) = limits(request);
     let _ = write!(

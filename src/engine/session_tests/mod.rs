@@ -64,6 +64,7 @@ impl Model for FakeModel {
                     text: reply,
                     tool_calls: Vec::new(),
                     cut: true,
+                    cut_at_bytes: None,
                     usage: Some(usage),
                 })
             }

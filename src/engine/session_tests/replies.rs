@@ -121,6 +121,42 @@ async fn a_stopped_replys_complete_blocks_are_offered_and_its_open_one_is_not() 
 }
 
 #[tokio::test]
+async fn a_cut_that_ends_on_a_line_of_backticks_closes_no_block() {
+    // The cut fell after "```": the line might have gone on ("```x" closes nothing), so
+    // the block may be only part of what the model wrote.
+    let usage = Usage {
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        total_tokens: 2,
+    };
+    let cut = "First:\n```bash\necho whole\n```\nThen:\n```bash\necho half\n```";
+    let harness = start(
+        vec![Reply::Cut(cut.into(), usage)],
+        with_mode(ApproveMode::None),
+    );
+    let (_, events, _, _) = harness.done().await;
+    let proposed: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BlockProposed { code, .. } => Some(code.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(proposed, ["echo whole\n"], "{events:#?}");
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Notice { message } if message.contains("never closed")
+    )));
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::AssistantMessage { text, .. } if text == cut
+        )),
+        "the reply itself is kept whole"
+    );
+}
+
+#[tokio::test]
 async fn a_reply_cut_at_the_token_limit_is_marked_for_everyone_and_its_usage_reported() {
     let usage = Usage {
         prompt_tokens: 40,
