@@ -252,6 +252,10 @@ pub enum Protection {
     Init,
     Nofile,
     Workspace,
+    /// A private IPC namespace (`IpcMode` "private").
+    Ipc,
+    /// No core dumps: the `core` ulimit 0, soft and hard.
+    CoreDumps,
 }
 
 impl Protection {
@@ -269,6 +273,8 @@ impl Protection {
             Self::Init => "init",
             Self::Nofile => "nofile",
             Self::Workspace => "workspace",
+            Self::Ipc => "ipc",
+            Self::CoreDumps => "core_dumps",
         }
     }
 }
