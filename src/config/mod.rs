@@ -5,6 +5,7 @@
 
 mod bytesize;
 mod engine;
+pub(crate) mod gpus;
 pub(crate) mod language;
 mod limits;
 mod weakening;
@@ -325,6 +326,8 @@ pub struct SandboxConfig {
     pub pass_env: Vec<String>,
     pub extra_volumes: Vec<String>,
     pub extra_hosts: Vec<String>,
+    /// `"all"`, a count, or `"device=0,1"` (see [`gpus::Gpus`]).
+    #[serde(deserialize_with = "gpus::deserialize")]
     pub gpus: Option<String>,
     pub runtime: Option<String>,
     pub init_command: Option<String>,
@@ -456,6 +459,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         limits::check(self)?;
         engine::check(&self.sandbox)?;
+        gpus::check(self.sandbox.gpus.as_deref())?;
         let sandbox = &self.sandbox;
         if sandbox.timeout_secs == 0 {
             bail!("sandbox.timeout_secs must be at least 1");

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use bollard::models::{ContainerInspectResponse, HostConfig};
+use bollard::models::{ContainerInspectResponse, DeviceRequest, HostConfig};
 
-use super::resources::{core_limit, nofile_limit};
+use super::resources::{core_limit, gpu_requests, nofile_limit};
 use super::spec::{
     ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, refused_network,
 };
@@ -34,6 +34,7 @@ pub(crate) fn verify(
     let host = inspect.host_config.as_ref().unwrap_or(&default_host);
     never_relaxed(host)?;
     runtime_as_asked(host, config)?;
+    devices_as_asked(host, config)?;
     let engine = plan.engine;
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {
@@ -248,6 +249,29 @@ fn runtime_as_asked(host: &HostConfig, config: &SandboxConfig) -> Result<(), San
     )))
 }
 
+/// The GPUs the container was given must be those `sandbox.gpus` asks for: no more devices,
+/// and none that it did not name. Never waived.
+fn devices_as_asked(host: &HostConfig, config: &SandboxConfig) -> Result<(), SandboxError> {
+    let asked = config.gpus.as_deref().map(gpu_requests).unwrap_or_default();
+    let seen = host.device_requests.clone().unwrap_or_default();
+    let key = |request: &DeviceRequest| {
+        (
+            request.driver.clone().unwrap_or_default(),
+            request.count.unwrap_or(0),
+            request.device_ids.clone().unwrap_or_default(),
+            request.capabilities.clone().unwrap_or_default(),
+        )
+    };
+    if asked.iter().map(key).eq(seen.iter().map(key)) {
+        return Ok(());
+    }
+    Err(SandboxError::Unavailable(format!(
+        "the created container's device requests are {seen:?}, not {asked:?} \
+         (sandbox.gpus = {:?}); airlock refuses to run code in it",
+        config.gpus.as_deref().unwrap_or("unset")
+    )))
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -380,6 +404,37 @@ mod tests {
                 "{mode}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn gpus_other_than_asked_are_refused() {
+        let config = SandboxConfig {
+            gpus: Some("device=0,1".into()),
+            ..SandboxConfig::default()
+        };
+        let (_dir, plan) = plan_for(&config, Engine::Docker);
+        let body = plan.body(&config);
+        let mut inspect = inspect_of(&body);
+        // Docker reports an unset count as 0.
+        if let Some(request) = inspect
+            .host_config
+            .as_mut()
+            .and_then(|h| h.device_requests.as_mut())
+            .and_then(|requests| requests.first_mut())
+        {
+            request.count = Some(0);
+        }
+        assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
+        // Every GPU instead of the two named, or a GPU nobody asked for.
+        let mut all = inspect.clone();
+        if let Some(host) = all.host_config.as_mut() {
+            host.device_requests = Some(gpu_requests("all"));
+        }
+        let err = verify(&all, &plan, &config).unwrap_err().to_string();
+        assert!(err.contains("device=0,1"), "{err}");
+        let unasked = SandboxConfig::default();
+        let err = verify(&all, &plan, &unasked).unwrap_err().to_string();
+        assert!(err.contains("unset"), "{err}");
     }
 
     #[test]
