@@ -34,5 +34,14 @@ fn doctor_probes_the_sandbox_and_leaves_no_workspace_behind() {
         stderr(&output)
     );
     assert!(stdout.contains("workspace: writable: yes"), "{stdout}");
+    // What a block could leave in the kernel or hand to the host, tried from inside.
+    for line in [
+        "ok   ipc namespace: ipc:[",
+        "ok   ipc: System V shared memory, message queues and semaphores refused to a block; \
+         objects in the namespace (shm msg sem): 0 0 0",
+        "ok   core dumps: core limit (soft hard) 0 0; raising it: refused",
+    ] {
+        assert!(stdout.contains(line), "{line}\n{stdout}");
+    }
     assert_eq!(entries(&workspaces), before, "{stdout}");
 }

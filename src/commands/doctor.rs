@@ -10,6 +10,7 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::models::SystemInfo;
 
+use super::doctor_containment as containment;
 use super::doctor_gvisor as gvisor;
 use crate::config::{ByteSize, Config, SandboxConfig};
 use crate::engine::Language;
@@ -39,6 +40,7 @@ echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
 if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo docker_socket=present; else echo docker_socket=absent; fi
 "#;
 
+#[derive(Default)]
 pub(crate) struct Report {
     failures: usize,
     /// Checks that cannot be made where the probe ran (gVisor), each said so.
@@ -46,6 +48,11 @@ pub(crate) struct Report {
 }
 
 impl Report {
+    #[cfg(test)]
+    pub(crate) fn failures(&self) -> usize {
+        self.failures
+    }
+
     pub(crate) fn line(&mut self, ok: bool, what: &str, detail: impl AsRef<str>) {
         if !ok {
             self.failures += 1;
@@ -70,10 +77,7 @@ impl Report {
 }
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    let mut report = Report {
-        failures: 0,
-        unverifiable: 0,
-    };
+    let mut report = Report::default();
     let connection = match docker::connect(&config.sandbox).await {
         Ok(connection) => connection,
         Err(err) => {
@@ -82,6 +86,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }
     };
     describe_endpoint(&mut report, connection.endpoint(), &config.sandbox);
+    let local_engine = connection.endpoint().is_local();
     let docker = connection.client();
     check_engine(&mut report, docker).await;
     check_image(&mut report, docker, &config.sandbox).await;
@@ -115,6 +120,7 @@ pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
         Ok(result) => {
             let probe = Probe::parse(&result.output);
             check_limits(&mut report, config, &probe);
+            containment::check(&mut report, &probe, local_engine);
             Some(probe)
         }
         Err(err) => {
@@ -325,7 +331,7 @@ async fn run_probe(sandbox: &mut DockerSandbox) -> Result<ExecResult, SandboxErr
     let shell = Language::sh();
     let block = BlockSpec {
         language: &shell,
-        code: &format!("{PROBE}{}", gvisor::PROBE),
+        code: &format!("{PROBE}{}{}", gvisor::PROBE, containment::PROBE),
         timeout: Duration::from_secs(20),
         cancel: None,
     };
@@ -361,7 +367,7 @@ impl ProbeWorkspace {
 pub(crate) struct Probe(BTreeMap<String, String>);
 
 impl Probe {
-    fn parse(output: &str) -> Self {
+    pub(crate) fn parse(output: &str) -> Self {
         let values = output
             .lines()
             .filter_map(|line| line.split_once('='))
@@ -465,7 +471,8 @@ fn check_privileges(report: &mut Report, probe: &Probe) {
         "seccomp",
         format!(
             "mode {}, {filters} filters (the container's profile and the block's own: io_uring, \
-             bpf, userfaultfd, perf_event_open, keyrings, ptrace, new namespaces and mounts refused)",
+             bpf, userfaultfd, perf_event_open, keyrings, ptrace, new namespaces, mounts and \
+             IPC objects refused)",
             get("Seccomp")
         ),
     );

@@ -1,6 +1,7 @@
 //! One module per subcommand. Each is a thin frontend over the engine and the adapters.
 
 pub(crate) mod doctor;
+mod doctor_containment;
 mod doctor_gvisor;
 pub(crate) mod exec;
 pub(crate) mod extract;

@@ -5,6 +5,7 @@
 
 mod bytesize;
 mod engine;
+pub(crate) mod gpus;
 pub(crate) mod language;
 mod limits;
 mod weakening;
@@ -257,6 +258,10 @@ pub enum Protection {
     Init,
     Nofile,
     Workspace,
+    /// A private IPC namespace (`IpcMode` "private").
+    Ipc,
+    /// No core dumps: the `core` ulimit 0, soft and hard.
+    CoreDumps,
 }
 
 impl Protection {
@@ -274,6 +279,8 @@ impl Protection {
             Self::Init => "init",
             Self::Nofile => "nofile",
             Self::Workspace => "workspace",
+            Self::Ipc => "ipc",
+            Self::CoreDumps => "core_dumps",
         }
     }
 }
@@ -324,6 +331,8 @@ pub struct SandboxConfig {
     pub pass_env: Vec<String>,
     pub extra_volumes: Vec<String>,
     pub extra_hosts: Vec<String>,
+    /// `"all"`, a count, or `"device=0,1"` (see [`gpus::Gpus`]).
+    #[serde(deserialize_with = "gpus::deserialize")]
     pub gpus: Option<String>,
     pub runtime: Option<String>,
     pub init_command: Option<String>,
@@ -455,6 +464,7 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         limits::check(self)?;
         engine::check(&self.sandbox)?;
+        gpus::check(self.sandbox.gpus.as_deref())?;
         let sandbox = &self.sandbox;
         if sandbox.timeout_secs == 0 {
             bail!("sandbox.timeout_secs must be at least 1");

@@ -2,7 +2,7 @@
 //! and inherited by everything the block runs. It stacks on the container's profile (Docker's
 //! default, or the daemon's), so it only ever takes away: the kernel's least-used attack
 //! surface, and every way to reach past the block (tracing, reading other processes' memory,
-//! new namespaces, mounts, keyrings).
+//! new namespaces, mounts, keyrings, IPC objects that outlive it).
 
 use std::collections::BTreeMap;
 
@@ -41,6 +41,29 @@ const REFUSED: &[i64] = &[
     libc::SYS_init_module,
     libc::SYS_finit_module,
     libc::SYS_delete_module,
+    // System V IPC and POSIX message queues: objects that outlive the process that made
+    // them, kept by the kernel and not by any file the sweep empties, so a block could hand
+    // them to the next one, or leave memory charged to the container until every later block
+    // is OOM-killed. POSIX shared memory and semaphores (files in /dev/shm, emptied after
+    // every block) are what Python's multiprocessing uses, and stay.
+    libc::SYS_shmget,
+    libc::SYS_shmat,
+    libc::SYS_shmdt,
+    libc::SYS_shmctl,
+    libc::SYS_msgget,
+    libc::SYS_msgsnd,
+    libc::SYS_msgrcv,
+    libc::SYS_msgctl,
+    libc::SYS_semget,
+    libc::SYS_semop,
+    libc::SYS_semtimedop,
+    libc::SYS_semctl,
+    libc::SYS_mq_open,
+    libc::SYS_mq_unlink,
+    libc::SYS_mq_timedsend,
+    libc::SYS_mq_timedreceive,
+    libc::SYS_mq_notify,
+    libc::SYS_mq_getsetattr,
 ];
 
 /// `clone` flags that make a new namespace: refused.

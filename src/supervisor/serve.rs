@@ -41,6 +41,8 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
     // Nothing of the code's uid may read this process's memory or attach to it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|err| format!("cannot make the supervisor non-dumpable: {err}"))?;
+    // Every block inherits it, and the trampoline sets it again.
+    super::trampoline::no_core_dumps()?;
     let proc = PathBuf::from("/proc");
     let mut mirror = match &identity.mirror {
         Some(host) => Some(Mirror::open(&identity.workdir, host)?),

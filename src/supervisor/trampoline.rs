@@ -33,10 +33,14 @@ pub fn enter() -> Option<ExitCode> {
     // The block, never the supervisor, is what the OOM killer takes first; set before the
     // interpreter starts, so everything it forks inherits it. Raising needs no privilege.
     let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
-    // No new privileges (the container sets it too; a supervisor on a host may not), then the
-    // block's own seccomp filter: without either, the block does not start.
-    let confined = rustix::thread::set_no_new_privs(true)
-        .map_err(|err| format!("cannot set no-new-privileges: {err}"))
+    // No core dumps (the container's ulimit says so too, but an engine may not apply it),
+    // no new privileges (the container sets it too; a supervisor on a host may not), then
+    // the block's own seccomp filter: without any of them, the block does not start.
+    let confined = no_core_dumps()
+        .and_then(|()| {
+            rustix::thread::set_no_new_privs(true)
+                .map_err(|err| format!("cannot set no-new-privileges: {err}"))
+        })
         .and_then(|()| super::seccomp::install());
     if let Err(why) = confined {
         eprintln!("airlock: {why}");
@@ -51,4 +55,16 @@ pub fn enter() -> Option<ExitCode> {
         126
     };
     Some(ExitCode::from(status))
+}
+
+/// Sets the core dump limit to 0, soft and hard: no process started from here on can raise
+/// it again, so no crash writes a core file or passes one to the kernel's core_pattern
+/// program. Lowering a limit needs no privilege.
+pub(crate) fn no_core_dumps() -> Result<(), String> {
+    let none = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    rustix::process::setrlimit(rustix::process::Resource::Core, none)
+        .map_err(|err| format!("cannot turn core dumps off: {err}"))
 }

@@ -11,6 +11,7 @@ mod greeting;
 pub(crate) mod image;
 mod link;
 mod readback;
+mod resources;
 pub(crate) mod spec;
 mod ssh;
 mod supervisor_volume;

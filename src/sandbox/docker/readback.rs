@@ -5,11 +5,11 @@
 
 use std::path::PathBuf;
 
-use bollard::models::{ContainerInspectResponse, HostConfig};
+use bollard::models::{ContainerInspectResponse, DeviceRequest, HostConfig};
 
+use super::resources::{core_limit, gpu_requests, nofile_limit};
 use super::spec::{
-    ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, nofile_limit,
-    refused_network,
+    ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, refused_network,
 };
 use crate::config::{Protection, SandboxConfig};
 use crate::sandbox::SandboxError;
@@ -34,6 +34,7 @@ pub(crate) fn verify(
     let host = inspect.host_config.as_ref().unwrap_or(&default_host);
     never_relaxed(host)?;
     runtime_as_asked(host, config)?;
+    devices_as_asked(host, config)?;
     let engine = plan.engine;
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {
@@ -88,6 +89,25 @@ pub(crate) fn verify(
         format!(
             "ulimits are {:?}, not nofile {}",
             host.ulimits, config.nofile
+        ),
+    );
+    let core = core_limit();
+    check(
+        host.ulimits
+            .iter()
+            .flatten()
+            .any(|limit| engine.same_ulimit(limit, &core)),
+        Protection::CoreDumps,
+        format!("ulimits are {:?}, not core 0 (soft and hard)", host.ulimits),
+    );
+    // "host" and another container's namespace are refused outright (`never_relaxed`); a
+    // "shareable" one would let any container join it and read what blocks leave there.
+    check(
+        host.ipc_mode.as_deref() == Some("private"),
+        Protection::Ipc,
+        format!(
+            "the IPC namespace mode is {:?}, not \"private\"",
+            host.ipc_mode
         ),
     );
     check(
@@ -186,6 +206,15 @@ fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
             return refuse(&format!("shares the host's {name} namespace"));
         }
     }
+    if let Some(other) = host
+        .ipc_mode
+        .as_deref()
+        .filter(|m| m.starts_with("container:"))
+    {
+        return refuse(&format!(
+            "shares another container's IPC namespace ({other}), which can be the host's"
+        ));
+    }
     if host
         .port_bindings
         .as_ref()
@@ -217,6 +246,29 @@ fn runtime_as_asked(host: &HostConfig, config: &SandboxConfig) -> Result<(), San
         "the created container runs under the runtime {:?}, not {wanted:?} (sandbox.runtime); \
          airlock refuses to run code in it",
         host.runtime.as_deref().unwrap_or("unknown")
+    )))
+}
+
+/// The GPUs the container was given must be those `sandbox.gpus` asks for: no more devices,
+/// and none that it did not name. Never waived.
+fn devices_as_asked(host: &HostConfig, config: &SandboxConfig) -> Result<(), SandboxError> {
+    let asked = config.gpus.as_deref().map(gpu_requests).unwrap_or_default();
+    let seen = host.device_requests.clone().unwrap_or_default();
+    let key = |request: &DeviceRequest| {
+        (
+            request.driver.clone().unwrap_or_default(),
+            request.count.unwrap_or(0),
+            request.device_ids.clone().unwrap_or_default(),
+            request.capabilities.clone().unwrap_or_default(),
+        )
+    };
+    if asked.iter().map(key).eq(seen.iter().map(key)) {
+        return Ok(());
+    }
+    Err(SandboxError::Unavailable(format!(
+        "the created container's device requests are {seen:?}, not {asked:?} \
+         (sandbox.gpus = {:?}); airlock refuses to run code in it",
+        config.gpus.as_deref().unwrap_or("unset")
     )))
 }
 
@@ -298,6 +350,94 @@ mod tests {
     }
 
     #[test]
+    fn core_dumps_and_a_joinable_ipc_namespace_are_missing_protections() {
+        let config = SandboxConfig::default();
+        let (_dir, plan) = plan_for(&config, Engine::Docker);
+        let body = plan.body(&config);
+        let asked = body.host_config.clone().unwrap_or_default();
+        assert_eq!(asked.ipc_mode.as_deref(), Some("private"));
+        let missing_of = |change: &dyn Fn(&mut HostConfig)| {
+            let mut inspect = inspect_of(&body);
+            if let Some(host) = inspect.host_config.as_mut() {
+                change(host);
+            }
+            verify(&inspect, &plan, &config).map(|found| {
+                found
+                    .into_iter()
+                    .map(|m| m.protection)
+                    .collect::<Vec<Protection>>()
+            })
+        };
+        // A daemon that dropped the core limit, or raised its hard half.
+        let without_core = missing_of(&|host| {
+            if let Some(limits) = host.ulimits.as_mut() {
+                limits.retain(|l| l.name.as_deref() != Some("core"));
+            }
+        });
+        assert_eq!(without_core.expect("checked"), vec![Protection::CoreDumps]);
+        let raisable = missing_of(&|host| {
+            for limit in host.ulimits.iter_mut().flatten() {
+                if limit.name.as_deref() == Some("core") {
+                    limit.hard = Some(-1);
+                }
+            }
+        });
+        assert_eq!(raisable.expect("checked"), vec![Protection::CoreDumps]);
+        for (mode, missing) in [
+            (Some("shareable"), true),
+            (None, true),
+            (Some("private"), false),
+        ] {
+            let found = missing_of(&|host| host.ipc_mode = mode.map(String::from));
+            let expected = if missing {
+                vec![Protection::Ipc]
+            } else {
+                vec![]
+            };
+            assert_eq!(found.expect("checked"), expected, "{mode:?}");
+        }
+        for mode in ["host", "container:0123abcd"] {
+            let err = missing_of(&|host| host.ipc_mode = Some(mode.into())).unwrap_err();
+            let err = err.to_string();
+            assert!(
+                err.to_lowercase().contains("ipc namespace"),
+                "{mode}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn gpus_other_than_asked_are_refused() {
+        let config = SandboxConfig {
+            gpus: Some("device=0,1".into()),
+            ..SandboxConfig::default()
+        };
+        let (_dir, plan) = plan_for(&config, Engine::Docker);
+        let body = plan.body(&config);
+        let mut inspect = inspect_of(&body);
+        // Docker reports an unset count as 0.
+        if let Some(request) = inspect
+            .host_config
+            .as_mut()
+            .and_then(|h| h.device_requests.as_mut())
+            .and_then(|requests| requests.first_mut())
+        {
+            request.count = Some(0);
+        }
+        assert_eq!(verify(&inspect, &plan, &config).expect("ok"), vec![]);
+        // Every GPU instead of the two named, or a GPU nobody asked for.
+        let mut all = inspect.clone();
+        if let Some(host) = all.host_config.as_mut() {
+            host.device_requests = Some(gpu_requests("all"));
+        }
+        let err = verify(&all, &plan, &config).unwrap_err().to_string();
+        assert!(err.contains("device=0,1"), "{err}");
+        let unasked = SandboxConfig::default();
+        let err = verify(&all, &plan, &unasked).unwrap_err().to_string();
+        assert!(err.contains("unset"), "{err}");
+    }
+
+    #[test]
     fn a_container_under_another_runtime_than_asked_is_refused() {
         let config = SandboxConfig {
             runtime: Some("runsc".into()),
@@ -368,6 +508,7 @@ mod podman_tests {
         host.ulimits = Some(vec![
             limit("RLIMIT_NOFILE", nofile),
             limit("RLIMIT_NPROC", 1_048_576),
+            limit("RLIMIT_CORE", 0),
         ]);
         // What Podman does on a read-only root where the plan asks for no tmpfs of its own.
         let mut tmpfs = host.tmpfs.unwrap_or_default();
@@ -432,7 +573,11 @@ mod podman_tests {
         let (_docker_dir, docker_plan) = plan_for(&config, Engine::Docker);
         assert_eq!(
             missing(&without_tmpfs, &docker_plan),
-            vec![Protection::Nofile, Protection::CapDrop]
+            vec![
+                Protection::Nofile,
+                Protection::CoreDumps,
+                Protection::CapDrop
+            ]
         );
     }
 }

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, ResourcesUlimits};
+use bollard::models::{ContainerCreateBody, HostConfig};
 
 use super::engine::Engine;
+use super::resources;
 use crate::config::{SandboxConfig, parse_user};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
@@ -271,6 +272,9 @@ impl ContainerPlan {
             "/var/tmp",
             "--ephemeral",
             "/dev/shm",
+            // POSIX message queues a block made with open(2) there (mq_open is refused).
+            "--ephemeral",
+            "/dev/mqueue",
         ]
         .map(String::from)
         .to_vec();
@@ -347,7 +351,7 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         memory_swap: Some(memory + config.swap.bytes() as i64),
         nano_cpus: Some((config.cpus * 1e9).round() as i64),
         pids_limit: Some(config.pids_limit),
-        ulimits: Some(vec![nofile_limit(config)]),
+        ulimits: Some(resources::ulimits(config)),
         readonly_rootfs: Some(config.read_only_root),
         tmpfs: Some(tmpfs_mounts(plan, config)),
         shm_size: Some(config.shm_size.bytes() as i64),
@@ -356,36 +360,16 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         security_opt: Some(vec!["no-new-privileges".to_string()]),
         init: Some(config.init),
         privileged: Some(false),
+        // An IPC namespace of its own that no other container may join (Docker's
+        // "shareable", the default on some daemons, lets one).
+        ipc_mode: Some("private".to_string()),
         auto_remove: Some(true),
         binds: Some(plan.binds.clone()),
         extra_hosts: (!config.extra_hosts.is_empty()).then(|| config.extra_hosts.clone()),
         runtime: config.runtime.clone(),
-        device_requests: config.gpus.as_deref().map(gpu_request),
+        device_requests: config.gpus.as_deref().map(resources::gpu_requests),
         ..Default::default()
     }
-}
-
-pub(super) fn nofile_limit(config: &SandboxConfig) -> ResourcesUlimits {
-    let limit = i64::try_from(config.nofile).unwrap_or(i64::MAX);
-    ResourcesUlimits {
-        name: Some("nofile".into()),
-        soft: Some(limit),
-        hard: Some(limit),
-    }
-}
-
-fn gpu_request(gpus: &str) -> Vec<DeviceRequest> {
-    let count = if gpus.eq_ignore_ascii_case("all") {
-        -1
-    } else {
-        gpus.parse().unwrap_or(1)
-    };
-    vec![DeviceRequest {
-        driver: Some(String::new()),
-        count: Some(count),
-        capabilities: Some(vec![vec!["gpu".to_string()]]),
-        ..Default::default()
-    }]
 }
 
 fn container_env(config: &SandboxConfig, secret_env: &str) -> Result<Vec<String>, SandboxError> {
