@@ -93,11 +93,15 @@ fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: 
     }
     if !run.files.is_empty() {
         lines.push(Line::styled("workspace files:", theme.accent()));
-        lines.extend(
-            run.files
-                .iter()
-                .map(|file| Line::styled(format!("  {}", file.describe()), theme.text())),
-        );
+        lines.extend(run.files.iter().map(|file| {
+            Line::styled(
+                format!(
+                    "  {}",
+                    crate::output::sanitize::for_person(&file.describe())
+                ),
+                theme.text(),
+            )
+        }));
     }
     if run.edited {
         lines.push(Line::styled(

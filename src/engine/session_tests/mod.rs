@@ -141,6 +141,7 @@ impl Sandbox for FakeSandbox {
             omission_at: None,
             workspace_full: false,
             files: Vec::new(),
+            files_incomplete: None,
         })
     }
 
