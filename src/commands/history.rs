@@ -58,7 +58,7 @@ fn summary(run: &RunRow) -> String {
 /// When `TZ` names no zone airlock can read, says so on stderr: times are then UTC.
 fn warn_about_the_zone() {
     if let Some(problem) = local_zone_problem() {
-        eprintln!("airlock: {}", for_person(problem));
+        eprintln!("{}", super::said(problem));
     }
 }
 
@@ -134,7 +134,7 @@ fn remove_workspaces(sessions: &[String]) -> anyhow::Result<usize> {
         match crate::sandbox::workspace::remove_session_workspace(&data_dir, session) {
             Ok(true) => removed += 1,
             Ok(false) => {}
-            Err(why) => eprintln!("airlock: {}; remove it by hand", for_person(&why)),
+            Err(why) => eprintln!("{}", super::said(&format!("{why}; remove it by hand"))),
         }
     }
     Ok(removed)

@@ -35,7 +35,18 @@ pub(crate) fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
 
 /// Notices printed to stderr, so stdout stays the command's own output.
 pub fn stderr_notices() -> Notices {
-    Arc::new(|message: String| eprintln!("airlock: {message}"))
+    Arc::new(|message: String| eprintln!("{}", said(&message)))
+}
+
+/// `airlock: MESSAGE`, for standard error: drawn harmless, and each further line of a
+/// message indented, so nothing in it (a file name, a program's text) can start a line that
+/// passes for one of airlock's own.
+pub(crate) fn said(message: &str) -> String {
+    let text = crate::output::sanitize::for_person(message)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\n  ");
+    format!("airlock: {text}")
 }
 
 /// Progress of an image pull or build, on stderr, with the time it has taken so far.
