@@ -100,12 +100,15 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
 
 /// What the run did to the workspace, a line per file.
 fn print_files(run: &RunRow) {
-    if run.files.is_empty() {
+    if run.files.is_empty() && run.file_warnings.is_empty() {
         return;
     }
     println!("--- workspace files ({}) ---", run.files.len());
     for file in &run.files {
         println!("{}", for_person(&file.describe()));
+    }
+    for warning in &run.file_warnings {
+        println!("⚠ {}", for_person(warning));
     }
 }
 

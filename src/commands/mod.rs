@@ -63,3 +63,20 @@ pub(crate) fn progress_line(started: std::time::Instant, message: &str) -> Strin
         crate::output::sanitize::for_person(message)
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_message_cannot_start_a_line_of_airlocks_own() {
+        let said = super::said("kept a\nairlock: forged\r\nairlock: too\rairlock: again \u{1b}[2J");
+        let lines: Vec<&str> = said.lines().collect();
+        assert_eq!(lines[0], "airlock: kept a");
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|line| line.starts_with("  airlock: ")),
+            "{lines:?}"
+        );
+        assert!(!said.contains('\r') && !said.contains('\u{1b}'), "{said:?}");
+    }
+}
