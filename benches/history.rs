@@ -35,6 +35,7 @@ fn result(i: usize) -> ExecResult {
         omission_at: None,
         workspace_full: false,
         files: Vec::new(),
+        files_incomplete: None,
     }
 }
 

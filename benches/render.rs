@@ -73,6 +73,7 @@ fn session(messages: usize, log_lines: usize) -> App {
             omission_at: None,
             workspace_full: false,
             files: Vec::new(),
+            files_incomplete: None,
         },
     });
     app

@@ -47,6 +47,10 @@ pub struct ExecResult {
     /// The workspace's files this run created, changed or removed, by path.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileChange>,
+    /// Why `files` may miss some: the walk after the run was cut (`too deep (128 levels)`,
+    /// `too many entries (100000)`, `directories that could not be read (N)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_incomplete: Option<String>,
 }
 
 /// What a run did to one file of the workspace.
@@ -61,7 +65,9 @@ pub enum FileChangeKind {
 /// One file of the workspace a run created, changed or removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChange {
-    /// Relative to /workspace, drawn harmless (see `files::display_path`).
+    /// Relative to /workspace, recorded so it names its bytes unambiguously: UTF-8 as it
+    /// is, `\` as `\\`, a byte that is not UTF-8 as `\xHH`, a control character as
+    /// `\u00HH` (see `files::recorded`).
     pub path: String,
     pub change: FileChangeKind,
     /// Bytes after the run (0 when removed).
@@ -70,7 +76,7 @@ pub struct FileChange {
     /// what one run's check hashes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// A symlink's target.
+    /// A symlink's target, recorded as `path` is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
 }
@@ -194,6 +200,7 @@ impl ExecResult {
             omission_at: None,
             workspace_full: false,
             files: Vec::new(),
+            files_incomplete: None,
         }
     }
 }

@@ -37,6 +37,7 @@ fn events_are_flat_and_tagged() {
             omission_at: None,
             workspace_full: false,
             files: Vec::new(),
+            files_incomplete: None,
         },
     };
     let json = serde_json::to_value(&event).expect("serializes");

@@ -58,7 +58,7 @@ fn summary(run: &RunRow) -> String {
 /// When `TZ` names no zone airlock can read, says so on stderr: times are then UTC.
 fn warn_about_the_zone() {
     if let Some(problem) = local_zone_problem() {
-        eprintln!("airlock: {}", for_person(problem));
+        eprintln!("{}", super::said(problem));
     }
 }
 
@@ -100,12 +100,15 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
 
 /// What the run did to the workspace, a line per file.
 fn print_files(run: &RunRow) {
-    if run.files.is_empty() {
+    if run.files.is_empty() && run.file_warnings.is_empty() {
         return;
     }
     println!("--- workspace files ({}) ---", run.files.len());
     for file in &run.files {
         println!("{}", for_person(&file.describe()));
+    }
+    for warning in &run.file_warnings {
+        println!("⚠ {}", for_person(warning));
     }
 }
 
@@ -134,7 +137,7 @@ fn remove_workspaces(sessions: &[String]) -> anyhow::Result<usize> {
         match crate::sandbox::workspace::remove_session_workspace(&data_dir, session) {
             Ok(true) => removed += 1,
             Ok(false) => {}
-            Err(why) => eprintln!("airlock: {}; remove it by hand", for_person(&why)),
+            Err(why) => eprintln!("{}", super::said(&format!("{why}; remove it by hand"))),
         }
     }
     Ok(removed)

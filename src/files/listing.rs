@@ -1,7 +1,8 @@
 //! Every entry of the workspace, in tree order, read through directory descriptors: a
-//! symlink is listed with its target and never entered, a directory deeper than
-//! [`MAX_DEPTH`] is not entered, and at most [`MAX_ENTRIES`] entries are read, so a block that
-//! leaves a million files or a deep chain of directories costs a bounded walk.
+//! symlink is listed with its target and never entered, a directory deeper than the walk's
+//! bound ([`MAX_DEPTH`] for the workspace pane) is not entered, and at most [`MAX_ENTRIES`]
+//! entries are read, so a block that leaves a million files or a deep chain of directories
+//! costs a bounded walk.
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
@@ -12,7 +13,7 @@ use rustix::fs::{AtFlags, FileType, Mode, Stat};
 
 use super::read::{dir_flags, open_dir_beneath, special_kind};
 
-/// Directories deeper than this are listed but not entered.
+/// Directories deeper than this are listed but not entered by the workspace pane.
 pub(crate) const MAX_DEPTH: usize = 32;
 /// A walk stops after this many entries.
 pub(crate) const MAX_ENTRIES: usize = 100_000;
@@ -22,8 +23,8 @@ pub(crate) const MAX_ENTRIES: usize = 100_000;
 pub(crate) enum EntryKind {
     Dir,
     File,
-    /// Its target, drawn harmless.
-    Symlink(String),
+    /// Its target, as the link holds it: draw it with [`super::display_name`].
+    Symlink(OsString),
     /// A FIFO, socket or device: named, never opened.
     Special(&'static str),
 }
@@ -64,6 +65,11 @@ impl Entry {
     pub(crate) fn shown_path(&self) -> String {
         super::display_path(&self.path)
     }
+
+    /// Its path as the record keeps it (see [`super::recorded`]).
+    pub(crate) fn recorded_path(&self) -> String {
+        super::recorded::recorded_path(&self.path)
+    }
 }
 
 /// The workspace as one walk found it.
@@ -74,15 +80,25 @@ pub(crate) struct Listing {
     pub(crate) truncated: bool,
     /// Directories that could not be read, or were too deep to enter: how many.
     pub(crate) unread_dirs: usize,
+    /// Of those, the ones too deep to enter.
+    pub(crate) too_deep: usize,
+    /// The directories not entered (too deep or unreadable), by path.
+    pub(crate) unentered: Vec<PathBuf>,
 }
 
 impl Listing {
-    /// Walks `root`; an error only when `root` itself cannot be opened.
+    /// Walks `root` [`MAX_DEPTH`] levels deep; an error only when `root` itself cannot be
+    /// opened.
     pub(crate) fn scan(root: &Path) -> std::io::Result<Self> {
+        Self::scan_to(root, MAX_DEPTH)
+    }
+
+    /// Walks `root`, entering directories up to `max_depth` levels down.
+    pub(crate) fn scan_to(root: &Path, max_depth: usize) -> std::io::Result<Self> {
         let dir = open_dir_beneath(root, Path::new(""))
             .map_err(|refusal| std::io::Error::other(refusal.to_string()))?;
         let mut listing = Self::default();
-        listing.walk(&dir, Path::new(""), 0);
+        listing.walk(&dir, Path::new(""), 0, max_depth);
         Ok(listing)
     }
 
@@ -93,9 +109,14 @@ impl Listing {
             .filter(|entry| matches!(entry.kind, EntryKind::File | EntryKind::Symlink(_)))
     }
 
-    fn walk(&mut self, dir: &OwnedFd, path: &Path, depth: usize) {
+    fn not_entered(&mut self, dir: PathBuf) {
+        self.unread_dirs += 1;
+        self.unentered.push(dir);
+    }
+
+    fn walk(&mut self, dir: &OwnedFd, path: &Path, depth: usize, max_depth: usize) {
         let Ok(names) = read_names(dir) else {
-            self.unread_dirs += 1;
+            self.not_entered(path.to_path_buf());
             return;
         };
         let mut children: Vec<(OsString, Stat)> = names
@@ -119,10 +140,14 @@ impl Listing {
             if kind != EntryKind::Dir {
                 continue;
             }
-            let opened = rustix::fs::openat(dir, &name, dir_flags(), Mode::empty());
-            match opened {
-                Ok(sub) if depth + 1 < MAX_DEPTH => self.walk(&sub, &child, depth + 1),
-                _ => self.unread_dirs += 1,
+            if depth + 1 >= max_depth {
+                self.too_deep += 1;
+                self.not_entered(child);
+                continue;
+            }
+            match rustix::fs::openat(dir, &name, dir_flags(), Mode::empty()) {
+                Ok(sub) => self.walk(&sub, &child, depth + 1, max_depth),
+                Err(_) => self.not_entered(child),
             }
         }
     }
@@ -152,7 +177,7 @@ fn kind_of(dir: &OwnedFd, name: &OsString, stat: &Stat) -> EntryKind {
             let target = rustix::fs::readlinkat(dir, name, Vec::new())
                 .map(|target| std::ffi::OsStr::from_bytes(target.as_bytes()).to_os_string())
                 .unwrap_or_default();
-            EntryKind::Symlink(super::display_name(&target))
+            EntryKind::Symlink(target)
         }
         other => EntryKind::Special(special_kind(other)),
     }

@@ -8,6 +8,8 @@ mod attacks;
 pub(crate) mod changes;
 pub(crate) mod listing;
 pub(crate) mod read;
+pub(crate) mod recorded;
+pub(crate) mod warnings;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;

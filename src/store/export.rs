@@ -388,8 +388,9 @@ fn push_run(out: &mut String, run: &RunRow) {
 
 /// The files a run changed, each linked to where it is on the host: the link goes to what
 /// is there now, which a later run may have changed, so the digest says what this run left.
+/// Then what the operator was warned of about them.
 fn push_files(out: &mut String, run: &RunRow, workspace: Option<&str>) {
-    if run.files.is_empty() {
+    if run.files.is_empty() && run.file_warnings.is_empty() {
         return;
     }
     out.push_str("\n  workspace files:\n\n");
@@ -408,6 +409,9 @@ fn push_files(out: &mut String, run: &RunRow, workspace: Option<&str>) {
             (None, None) => format!(" · {} · not hashed", human_size(file.size)),
         };
         out.push_str(&format!("  - {} {shown}{detail}\n", file.change.name()));
+    }
+    for warning in &run.file_warnings {
+        out.push_str(&format!("  - ⚠ {}\n", markdown_text(warning)));
     }
 }
 
@@ -428,11 +432,16 @@ fn markdown_text(text: &str) -> String {
     out
 }
 
-/// `file://` and the percent-encoded host path of `relative` inside `root`.
+/// `file://` and the percent-encoded host path of `relative` (a recorded name, whose bytes
+/// are what is encoded) inside `root`.
 fn file_url(root: &str, relative: &str) -> String {
-    let path = format!("{}/{relative}", root.trim_end_matches('/'));
+    // A history from before names were recorded holds them as drawn: taken as they are.
+    let relative = crate::files::recorded::recorded_bytes(relative)
+        .unwrap_or_else(|| relative.as_bytes().to_vec());
+    let mut path = format!("{}/", root.trim_end_matches('/')).into_bytes();
+    path.extend_from_slice(&relative);
     let mut url = String::from("file://");
-    for byte in path.bytes() {
+    for byte in path {
         if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
             url.push(byte as char);
         } else {
@@ -445,6 +454,13 @@ fn file_url(root: &str, relative: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_to_files_encode_the_bytes_of_the_name_not_its_record() {
+        let record = crate::files::recorded::recorded(b"a\xffb\nc \\x41");
+        assert_eq!(file_url("/ws/", &record), "file:///ws/a%FFb%0Ac%20%5Cx41");
+        assert_eq!(file_url("/ws", "old name.txt"), "file:///ws/old%20name.txt");
+    }
 
     #[test]
     fn model_text_cannot_forge_the_transcripts_structure() {

@@ -255,7 +255,8 @@ impl Store {
         self.conn.execute(
             "UPDATE runs SET status = 'finished', ended_at = ?2, exit_code = ?3, timed_out = ?4, oom_killed = ?5,
              truncated = ?6, cancelled = ?7, output = ?8, output_bytes = ?9, duration_ms = ?10, image = ?11,
-             container_restarted = ?12, container = ?13, workspace_full = ?14 WHERE id = ?1",
+             container_restarted = ?12, container = ?13, workspace_full = ?14, files_incomplete = ?15
+             WHERE id = ?1",
             params![
                 run,
                 now(),
@@ -270,7 +271,8 @@ impl Store {
                 result.image,
                 result.container_restarted,
                 result.container,
-                result.workspace_full
+                result.workspace_full,
+                result.files_incomplete
             ],
         )?;
         Ok(())

@@ -59,6 +59,13 @@ pub struct RunRow {
     /// The workspace's files it created, changed or removed, by path.
     #[serde(default)]
     pub(crate) files: Vec<FileChange>,
+    /// Why `files` may miss some (the walk after the run was cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) files_incomplete: Option<String>,
+    /// What the operator was warned of about its files when it ended: the list incomplete,
+    /// files host tools act on by themselves, links that point out of the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) file_warnings: Vec<String>,
 }
 
 /// Which runs to list.
@@ -108,7 +115,7 @@ impl Store {
                     COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
                     COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
                     COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code, COALESCE(r.container, ''),
-                    COALESCE(r.workspace_full, 0)
+                    COALESCE(r.workspace_full, 0), r.files_incomplete
              FROM runs r JOIN blocks b ON b.id = r.block
              LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
              WHERE (?1 IS NULL OR r.session = ?1) AND (?4 IS NULL OR r.id = ?4)
@@ -141,6 +148,8 @@ impl Store {
                 })
             })?;
             run.files = rows.collect::<rusqlite::Result<_>>()?;
+            run.file_warnings =
+                crate::files::warnings::warnings(&run.files, run.files_incomplete.as_deref());
         }
         Ok(())
     }
@@ -197,5 +206,7 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         container: row.get(19)?,
         workspace_full: row.get(20)?,
         files: Vec::new(),
+        files_incomplete: row.get(21)?,
+        file_warnings: Vec::new(),
     })
 }

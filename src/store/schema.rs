@@ -3,7 +3,7 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH];
+const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH];
 
 /// 1: sessions, messages, blocks, decisions, runs.
 pub(crate) const FIRST: &str = "CREATE TABLE sessions (
@@ -70,6 +70,9 @@ pub(crate) const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 8: why a run's file list is incomplete, when it is.
+const EIGHTH: &str = "ALTER TABLE runs ADD COLUMN files_incomplete TEXT;";
 
 /// 7: the host directory each session's /workspace was (a resumed session shares the one it
 /// continues), and the files each run created, changed or removed there.

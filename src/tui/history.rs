@@ -70,6 +70,10 @@ impl HistoryPane {
                 record.output = result.output.clone();
                 record.ending = Some(result.into());
                 record.files = result.files.clone();
+                record.file_warnings = crate::files::warnings::warnings(
+                    &result.files,
+                    result.files_incomplete.as_deref(),
+                );
                 self.rematch_newest(None);
             }
             _ => {}

@@ -52,6 +52,8 @@ pub struct RunRecord {
     pub ending: Option<Ending>,
     /// The workspace's files it created, changed or removed.
     pub files: Vec<FileChange>,
+    /// What the operator was warned of about them (`files::warnings`).
+    pub file_warnings: Vec<String>,
 }
 
 impl RunRecord {
@@ -81,6 +83,7 @@ impl RunRecord {
             output: String::new(),
             ending: None,
             files: Vec::new(),
+            file_warnings: Vec::new(),
         }
     }
 
@@ -110,6 +113,7 @@ impl RunRecord {
             output: row.output,
             ending,
             files: row.files,
+            file_warnings: row.file_warnings,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
@@ -12,6 +13,7 @@ use super::popup::centered;
 use super::records::{Ending, RunRecord};
 use super::text::visible_spans;
 use super::theme::Theme;
+use crate::output::sanitize::for_person;
 
 /// The run, as it was when opened, and how far it is scrolled.
 #[derive(Debug)]
@@ -91,13 +93,19 @@ fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: 
             Span::styled(ending_text(ending), theme.text()),
         ]));
     }
-    if !run.files.is_empty() {
+    if !run.files.is_empty() || !run.file_warnings.is_empty() {
         lines.push(Line::styled("workspace files:", theme.accent()));
         lines.extend(
-            run.files
-                .iter()
-                .map(|file| Line::styled(format!("  {}", file.describe()), theme.text())),
+            run.files.iter().map(|file| {
+                Line::styled(format!("  {}", for_person(&file.describe())), theme.text())
+            }),
         );
+        lines.extend(run.file_warnings.iter().map(|warning| {
+            Line::styled(
+                format!("  ⚠ {}", for_person(warning)),
+                Style::new().fg(theme.warning),
+            )
+        }));
     }
     if run.edited {
         lines.push(Line::styled(
@@ -194,6 +202,18 @@ mod tests {
             },
         ];
         insta::assert_snapshot!(opened(&app, 0, 100, 14));
+    }
+
+    #[test]
+    fn an_opened_run_shows_what_its_files_warned_of_drawn_visibly() {
+        let mut app = with_runs();
+        app.history.runs[0].file_warnings =
+            vec!["file list incomplete: too deep (128 levels) \u{202e}txt.exe".into()];
+        let shown = opened(&app, 0, 100, 14);
+        assert!(
+            shown.contains("⚠ file list incomplete: too deep (128 levels) <U+202E>txt.exe"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -178,7 +178,8 @@ impl WorkspacePane {
         let Shown::Ready(shown) = &self.shown else {
             return;
         };
-        let Some(change) = changes.iter().find(|change| change.path == shown.shown) else {
+        let recorded = crate::files::recorded::recorded_path(&shown.path);
+        let Some(change) = changes.iter().find(|change| change.path == recorded) else {
             return;
         };
         let room = match &shown.body {
@@ -411,7 +412,8 @@ fn plain_file(entry: &Entry) -> Result<(), String> {
         EntryKind::File => Ok(()),
         EntryKind::Dir => Err("it is a directory".into()),
         EntryKind::Symlink(target) => Err(format!(
-            "it is a symlink (to {target}); links are shown, never followed"
+            "it is a symlink (to {}); links are shown, never followed",
+            crate::files::display_name(target)
         )),
         EntryKind::Special(kind) => Err(format!("it is a {kind}, which is never opened")),
     }

@@ -102,7 +102,7 @@ impl WorkspacePane {
                     " · −{} {}: {}",
                     self.removed.len(),
                     FileChangeKind::Removed.name(),
-                    self.removed.join(", ")
+                    crate::output::sanitize::for_person(&self.removed.join(", "))
                 ));
             }
             notes.push(Line::styled(cut(&text, width), theme.dim()));
@@ -157,8 +157,7 @@ impl WorkspacePane {
     }
 
     fn row(&self, entry: &Entry, columns: &Columns, theme: &Theme) -> Line<'static> {
-        let shown = entry.shown_path();
-        let (mark, mark_style) = match self.marks.get(&shown) {
+        let (mark, mark_style) = match self.marks.get(&entry.recorded_path()) {
             Some(FileChangeKind::Created) => ("+ ", Style::new().fg(theme.success)),
             Some(FileChangeKind::Changed) => ("~ ", Style::new().fg(theme.warning)),
             _ => ("  ", theme.text()),
@@ -168,6 +167,7 @@ impl WorkspacePane {
             EntryKind::Dir => (format!("{indent}{}/", entry.name()), theme.accent()),
             EntryKind::File => (format!("{indent}{}", entry.name()), theme.text()),
             EntryKind::Symlink(target) => {
+                let target = crate::files::display_name(target);
                 (format!("{indent}{} → {target}", entry.name()), theme.dim())
             }
             EntryKind::Special(kind) => (

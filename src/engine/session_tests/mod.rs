@@ -142,6 +142,7 @@ impl Sandbox for FakeSandbox {
             omission_at: None,
             workspace_full: false,
             files: Vec::new(),
+            files_incomplete: None,
         })
     }
 

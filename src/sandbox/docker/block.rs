@@ -83,6 +83,7 @@ impl DockerSandbox {
             omission_at: captured.omission_at(),
             workspace_full: false,
             files: Vec::new(),
+            files_incomplete: None,
         }
     }
 
@@ -139,6 +140,14 @@ impl DockerSandbox {
         self.clear_special_bits();
         self.copy_back(pushed.as_deref()).await;
         result.files = self.workspace_changes().await;
+        result.files_incomplete = self
+            .tracker
+            .as_ref()
+            .and_then(|tracker| tracker.incomplete().map(str::to_string));
+        let incomplete = result.files_incomplete.as_deref();
+        for warning in crate::files::warnings::warnings(&result.files, incomplete) {
+            (self.notices)(warning);
+        }
         Ok(result)
     }
 
@@ -166,12 +175,12 @@ impl DockerSandbox {
                 "{} entries of the workspace are neither files, directories nor symlinks and \
                  were not copied to {}",
                 applied.skipped,
-                self.plan.workspace.display()
+                crate::files::display_name(self.plan.workspace.as_os_str())
             )),
             Ok(_) => {}
             Err(why) => (self.notices)(format!(
                 "the workspace could not be copied back to {}: {}",
-                self.plan.workspace.display(),
+                crate::files::display_name(self.plan.workspace.as_os_str()),
                 crate::output::sanitize::neutralize(&why)
             )),
         }

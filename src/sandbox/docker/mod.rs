@@ -461,7 +461,7 @@ fn host_workspace(
         if !there {
             notices(format!(
                 "the earlier session's workspace {} is gone; this one starts empty",
-                crate::output::sanitize::for_person(&earlier.to_string_lossy())
+                crate::files::display_name(earlier.as_os_str())
             ));
         }
         there

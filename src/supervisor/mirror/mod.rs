@@ -22,7 +22,6 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{Mode, Stat};
@@ -169,7 +168,8 @@ pub(crate) struct PassReport {
 impl PassReport {
     fn problem(&mut self, path: &Path, why: impl std::fmt::Display) {
         if self.problems.len() < MAX_NAMED {
-            let path = String::from_utf8_lossy(path.as_os_str().as_bytes());
+            // Drawn as the workspace pane draws it: a name cannot forge a line of a notice.
+            let path = crate::files::display_path(path);
             self.problems.push(format!("{path}: {why}"));
         } else if self.problems.len() == MAX_NAMED {
             self.problems.push("and more".into());

@@ -1,0 +1,108 @@
+//! File names as the record keeps them (events, history, exports): one string that says
+//! which bytes the name was, so two names never record alike. UTF-8 stays as it is, `\` is
+//! written `\\`, a byte that is not UTF-8 `\xHH`, a control character `\u00HH`. Invisible
+//! characters stay in the record; whoever draws a recorded name on a terminal draws them
+//! visibly (`output::sanitize::for_person`).
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `path`'s bytes, recorded.
+pub(crate) fn recorded_path(path: &Path) -> String {
+    recorded(path.as_os_str().as_bytes())
+}
+
+/// `bytes`, recorded.
+pub(crate) fn recorded(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The bytes a recorded name stands for; `None` when `text` is not a recorded name (a
+/// history written before names were recorded this way).
+pub(crate) fn recorded_bytes(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.extend_from_slice(&rest.as_bytes()[..at]);
+        let escape = &rest[at + 1..];
+        let (bytes, used) = match escape.as_bytes().first()? {
+            b'\\' => (vec![b'\\'], 1),
+            b'x' => (vec![hex(escape.get(1..3)?)?], 3),
+            b'u' if escape.get(1..3)? == "00" => {
+                let c = char::from(hex(escape.get(3..5)?)?);
+                (c.to_string().into_bytes(), 5)
+            }
+            _ => return None,
+        };
+        out.extend_from_slice(&bytes);
+        rest = &escape[used..];
+    }
+    out.extend_from_slice(rest.as_bytes());
+    Some(out)
+}
+
+fn hex(digits: &str) -> Option<u8> {
+    if digits.len() != 2 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u8::from_str_radix(digits, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_draw_alike_record_apart_and_decode_to_their_bytes() {
+        let names: [&[u8]; 6] = [
+            b"\\x41",                // text that looks like an escape
+            b"\x41",                 // the letter it would stand for
+            b"a\xffb",               // a byte that is not UTF-8
+            b"a\\xFFb",              // text that looks like it
+            b"a\nb",                 // a real line feed
+            "a\u{240a}b".as_bytes(), // the symbol a line feed is drawn as
+        ];
+        let records: Vec<String> = names.iter().map(|name| recorded(name)).collect();
+        for (i, a) in records.iter().enumerate() {
+            for b in &records[i + 1..] {
+                assert_ne!(a, b, "{records:?}");
+            }
+        }
+        assert_eq!(records[0], "\\\\x41");
+        assert_eq!(records[2], "a\\xFFb");
+        assert_eq!(records[4], "a\\u000Ab");
+        assert_eq!(
+            recorded(b"caf\xc3\xa9 \x1b[2J\x7f\xc2\x85"),
+            "café \\u001B[2J\\u007F\\u0085"
+        );
+        for name in names {
+            assert_eq!(recorded_bytes(&recorded(name)).as_deref(), Some(name));
+        }
+        let odd: &[u8] = b"\\\\\\u0000\xc3\xa9\\\xfe\\";
+        assert_eq!(recorded_bytes(&recorded(odd)).as_deref(), Some(odd));
+    }
+
+    #[test]
+    fn text_that_is_not_a_recorded_name_does_not_decode() {
+        for text in ["a\\", "\\q", "\\x4", "\\xZZ", "\\u0100", "\\u00"] {
+            assert_eq!(recorded_bytes(text), None, "{text}");
+        }
+        assert_eq!(
+            recorded_bytes("plain/name.txt").as_deref(),
+            Some(&b"plain/name.txt"[..])
+        );
+    }
+}

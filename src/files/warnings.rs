@@ -1,0 +1,202 @@
+//! What of a run's file record the operator is warned of: a record that is incomplete, files
+//! that tools on the host act on by themselves (git hooks, editor and CI settings, direnv,
+//! pre-commit, dev containers), and symlinks whose target leaves the workspace. Only those:
+//! a warning that lists every file warns of nothing.
+
+use crate::protocol::{FileChange, FileChangeKind};
+
+/// Directories (one or more path components) whose contents host tools run or load by
+/// themselves. Matched at ANY depth of the workspace, not only at its root: git finds a
+/// `.git` in any parent of where it runs, direnv loads the `.envrc` of any directory it
+/// enters, and an editor opened on a subdirectory reads that one's `.vscode`.
+const TOOL_DIRS: &[&[&str]] = &[
+    &[".git"],
+    &[".vscode"],
+    &[".idea"],
+    &[".devcontainer"],
+    &[".husky"],
+    &[".github", "workflows"],
+];
+/// File names host tools act on, matched at any depth likewise.
+const TOOL_FILES: &[&str] = &[".envrc", ".pre-commit-config.yaml", ".gitlab-ci.yml"];
+/// A warning names at most this many paths, then how many more.
+const MAX_NAMED: usize = 50;
+
+/// The warnings for a run's record, each one line: `file list incomplete: …`, then the
+/// files host tools act on and the links that point out, when there are any.
+pub(crate) fn warnings(files: &[FileChange], incomplete: Option<&str>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let Some(why) = incomplete {
+        warnings.push(format!("file list incomplete: {why}"));
+    }
+    let flagged: Vec<String> = files
+        .iter()
+        .filter(|file| file.change != FileChangeKind::Removed)
+        .filter_map(flag)
+        .collect();
+    if !flagged.is_empty() {
+        warnings.push(format!(
+            "the run created or changed files that tools on the host act on by themselves, \
+             or links that point out of the workspace; look before you use them there: {}",
+            named(&flagged)
+        ));
+    }
+    warnings
+}
+
+/// How `file` is named in the warning, when it is one to warn of.
+fn flag(file: &FileChange) -> Option<String> {
+    if let Some(target) = &file.link
+        && leaves_workspace(&file.path, target)
+    {
+        return Some(format!("{} -> {target} (outside the workspace)", file.path));
+    }
+    host_tool_path(&file.path).then(|| file.path.clone())
+}
+
+/// Whether tools on the host act on `path` (relative to the workspace's root) by themselves.
+pub(crate) fn host_tool_path(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let in_dir = TOOL_DIRS
+        .iter()
+        .any(|dir| parts.windows(dir.len()).any(|window| window == *dir));
+    in_dir || parts.last().is_some_and(|name| TOOL_FILES.contains(name))
+}
+
+/// Whether a symlink at `path` (relative to the workspace's root) pointing to `target` leads
+/// out of the workspace: an absolute target, or one that climbs above the root when resolved
+/// lexically from the link's own directory.
+pub(crate) fn leaves_workspace(path: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return true;
+    }
+    let mut depth = path.split('/').count().saturating_sub(1);
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if depth == 0 => return true,
+            ".." => depth -= 1,
+            _ => depth += 1,
+        }
+    }
+    false
+}
+
+fn named(paths: &[String]) -> String {
+    let mut text = paths
+        .iter()
+        .take(MAX_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if paths.len() > MAX_NAMED {
+        text.push_str(&format!(" and {} more", paths.len() - MAX_NAMED));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, change: FileChangeKind, link: Option<&str>) -> FileChange {
+        FileChange {
+            path: path.into(),
+            change,
+            size: 1,
+            sha256: None,
+            link: link.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn only_files_host_tools_act_on_are_named_at_any_depth() {
+        for path in [
+            ".git/hooks/pre-commit",
+            ".git/config",
+            ".git",
+            "sub/.git/hooks/post-checkout",
+            ".vscode/settings.json",
+            ".idea/workspace.xml",
+            ".envrc",
+            "app/.envrc",
+            ".pre-commit-config.yaml",
+            ".github/workflows/x.yml",
+            ".gitlab-ci.yml",
+            ".devcontainer/devcontainer.json",
+            ".husky/pre-push",
+        ] {
+            assert!(host_tool_path(path), "{path}");
+        }
+        for path in [
+            "report.csv",
+            ".github/CODEOWNERS",
+            "workflows/x.yml",
+            ".gitignore",
+            ".github-workflows",
+            "my.envrc",
+            "envrc",
+            "x.git/config",
+            "\\u000A.envrc",
+        ] {
+            assert!(!host_tool_path(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn links_that_climb_out_or_start_at_the_root_leave_the_workspace() {
+        assert!(leaves_workspace("l", "/etc/passwd"));
+        assert!(leaves_workspace("l", ".."));
+        assert!(leaves_workspace("a/b/l", "../../../x"));
+        assert!(leaves_workspace("a/l", "b/../../../x"));
+        assert!(leaves_workspace("l", "./../x"));
+        assert!(!leaves_workspace("a/b/l", "../../x"));
+        assert!(!leaves_workspace("l", "data/new.csv"));
+        assert!(!leaves_workspace("a/l", "../b//./c"));
+        assert!(!leaves_workspace("l", ""));
+    }
+
+    #[test]
+    fn the_warning_names_exactly_those_and_removals_are_not_warned_of() {
+        let files = [
+            file(".envrc", FileChangeKind::Created, None),
+            file(".git/config", FileChangeKind::Removed, None),
+            file(".github/workflows/x.yml", FileChangeKind::Changed, None),
+            file("data.csv", FileChangeKind::Created, None),
+            file("in", FileChangeKind::Created, Some("data.csv")),
+            file("out", FileChangeKind::Created, Some("../../x")),
+        ];
+        let warnings = warnings(&files, Some("too many entries (100000)"));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(
+            warnings[0],
+            "file list incomplete: too many entries (100000)"
+        );
+        assert!(
+            warnings[1].ends_with(
+                ": .envrc, .github/workflows/x.yml, out -> ../../x (outside the workspace)"
+            ),
+            "{}",
+            warnings[1]
+        );
+        assert!(super::warnings(&files[3..5], None).is_empty());
+    }
+
+    #[test]
+    fn a_long_list_is_cut_with_a_count() {
+        let files: Vec<FileChange> = (0..60)
+            .map(|n| {
+                file(
+                    &format!(".git/objects/{n:02}"),
+                    FileChangeKind::Created,
+                    None,
+                )
+            })
+            .collect();
+        let warnings = warnings(&files, None);
+        assert!(
+            warnings[0].ends_with(".git/objects/49 and 10 more"),
+            "{warnings:?}"
+        );
+    }
+}
