@@ -34,6 +34,7 @@ pub(crate) fn verify(
     let host = inspect.host_config.as_ref().unwrap_or(&default_host);
     never_relaxed(host)?;
     runtime_as_asked(host, config)?;
+    super::git_mounts::verify(inspect, &plan.git_mounts)?;
     let engine = plan.engine;
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {
