@@ -6,6 +6,7 @@
 #[cfg(test)]
 mod attacks;
 pub(crate) mod changes;
+pub(crate) mod git;
 pub(crate) mod listing;
 pub(crate) mod read;
 pub(crate) mod recorded;

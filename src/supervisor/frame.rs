@@ -44,6 +44,12 @@ pub struct ExitReport {
     /// not known (too many, a hard link, no copy): the whole tree is read back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed: Option<Vec<String>>,
+    /// Changes the block made to git metadata that were kept from the host (relative paths,
+    /// for the host to draw), and how many more there were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub git_kept_back: Vec<String>,
+    #[serde(default)]
+    pub git_kept_back_more: u64,
 }
 
 impl ExitReport {

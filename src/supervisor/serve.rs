@@ -146,6 +146,8 @@ fn run_mirrored(
         }
     };
     report.workspace_full = pushed.no_space || mirror.room().is_ok_and(|room| room.full());
+    report.git_kept_back = pushed.git_kept_back.clone();
+    report.git_kept_back_more = pushed.git_kept_back_more;
     report.pushed = match &pushed.touched {
         Touched::Paths(paths) => Some(paths.clone()),
         Touched::Many => None,

@@ -110,6 +110,12 @@ impl DockerSandbox {
                         crate::output::sanitize::neutralize(problem)
                     ));
                 }
+                let kept = &report.git_kept_back;
+                if let Some(notice) =
+                    crate::files::git::kept_back_notice(kept, report.git_kept_back_more)
+                {
+                    (self.notices)(notice);
+                }
                 report.apply_to(&mut result);
                 if !report.survivors.is_empty() {
                     let why = format!(
@@ -147,6 +153,12 @@ impl DockerSandbox {
         let incomplete = result.files_incomplete.as_deref();
         for warning in crate::files::warnings::warnings(&result.files, incomplete) {
             (self.notices)(warning);
+        }
+        if self.plan.mirrored.is_none() && !self.config.workspace_read_only {
+            let planted = super::git_mounts::planted_notice(&self.plan.workspace, &result.files);
+            planted
+                .into_iter()
+                .for_each(|notice| (self.notices)(notice));
         }
         Ok(result)
     }

@@ -7,6 +7,7 @@ mod build;
 mod connect;
 pub(crate) mod endpoint;
 mod engine;
+mod git_mounts;
 mod greeting;
 pub(crate) mod image;
 mod link;

@@ -35,6 +35,7 @@ pub(crate) fn verify(
     never_relaxed(host)?;
     runtime_as_asked(host, config)?;
     devices_as_asked(host, config)?;
+    super::git_mounts::verify(inspect, &plan.git_mounts)?;
     let engine = plan.engine;
     let mut missing = Vec::new();
     let mut check = |ok: bool, protection: Protection, detail: String| {

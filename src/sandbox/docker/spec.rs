@@ -127,6 +127,8 @@ pub(crate) struct ContainerPlan {
     /// The room of /workspace when it is the capped tmpfs mirrored to `workspace`; `None`
     /// when `workspace` itself is mounted there.
     pub(crate) mirrored: Option<WorkspaceRoom>,
+    /// Read-only mounts over the git metadata of a workspace mounted itself.
+    pub(crate) git_mounts: Vec<bollard::models::Mount>,
     pub(crate) storage: Storage,
     pub(crate) engine: Engine,
 }
@@ -208,6 +210,10 @@ impl ContainerPlan {
         for volume in &config.extra_volumes {
             binds.push(extra_bind(volume)?);
         }
+        let git_mounts = match (&storage, mirrored, config.workspace_read_only) {
+            (Storage::Host, None, false) => super::git_mounts::read_only_mounts(&workspace)?,
+            _ => Vec::new(),
+        };
         Ok(Self {
             session: session.to_string(),
             image: image.to_string(),
@@ -218,6 +224,7 @@ impl ContainerPlan {
             owner: Owner::current(),
             supervisor: supervisor.to_path_buf(),
             mirrored,
+            git_mounts,
             storage,
             engine,
         })
@@ -365,6 +372,7 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         ipc_mode: Some("private".to_string()),
         auto_remove: Some(true),
         binds: Some(plan.binds.clone()),
+        mounts: (!plan.git_mounts.is_empty()).then(|| plan.git_mounts.clone()),
         extra_hosts: (!config.extra_hosts.is_empty()).then(|| config.extra_hosts.clone()),
         runtime: config.runtime.clone(),
         device_requests: config.gpus.as_deref().map(resources::gpu_requests),

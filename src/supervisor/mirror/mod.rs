@@ -15,6 +15,9 @@
 //! side still holds what the last pass left there.
 
 mod fs;
+mod git;
+#[cfg(test)]
+mod git_tests;
 mod pass;
 #[cfg(test)]
 mod tests;
@@ -22,6 +25,7 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{Mode, Stat};
@@ -33,6 +37,8 @@ const MAX_DEPTH: usize = 64;
 const PARTIAL: &str = ".airlock-partial-";
 /// A pass names at most this many entries it could not copy.
 const MAX_NAMED: usize = 5;
+/// A pass names at most this many changes to git metadata it kept back.
+const MAX_KEPT_NAMED: usize = 20;
 
 /// What of an entry tells a change: a new inode, new content or new metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +169,10 @@ pub(crate) struct PassReport {
     pub(crate) no_space: bool,
     /// Entries that were not copied, and why (at most [`MAX_NAMED`], then a count).
     pub(crate) problems: Vec<String>,
+    /// Changes under git metadata not copied out (at most [`MAX_KEPT_NAMED`]; relative
+    /// paths, lossy UTF-8, drawn by the host), and how many more there were.
+    pub(crate) git_kept_back: Vec<String>,
+    pub(crate) git_kept_back_more: u64,
 }
 
 impl PassReport {
@@ -173,6 +183,15 @@ impl PassReport {
             self.problems.push(format!("{path}: {why}"));
         } else if self.problems.len() == MAX_NAMED {
             self.problems.push("and more".into());
+        }
+    }
+
+    fn kept_back(&mut self, path: &Path) {
+        if self.git_kept_back.len() < MAX_KEPT_NAMED {
+            let path = String::from_utf8_lossy(path.as_os_str().as_bytes());
+            self.git_kept_back.push(path.into_owned());
+        } else {
+            self.git_kept_back_more += 1;
         }
     }
 

@@ -11,6 +11,7 @@ use rustix::fs::{FileType, Mode, Stat};
 use rustix::io::Errno;
 
 use super::fs::{self, stat_at};
+use super::git;
 use super::{Direction, Known, KnownDir, MAX_DEPTH, PARTIAL, PassReport, Signature, Touched};
 
 /// At most this many bytes of paths are kept to make hard links as links; further names of
@@ -106,9 +107,13 @@ impl<'a> Pass<'a> {
             }
         };
         let present: HashSet<&OsString> = names.iter().collect();
+        let sides = (from, to, rel);
+        let (held, kept) =
+            git::hold_back(self.direction, sides, &names, &mut old, &mut self.report);
         match fs::entries(to) {
             Ok(sink) => {
-                for name in sink.iter().filter(|name| !present.contains(name)) {
+                let gone = |name: &&OsString| !present.contains(name) && !held.contains(*name);
+                for name in sink.iter().filter(gone) {
                     match old.remove(name) {
                         Some(known) => self.removed_at_source(to, &rel.join(name), name, known),
                         None if is_partial(name) && self.direction == Direction::Out => {
@@ -121,8 +126,9 @@ impl<'a> Pass<'a> {
             }
             Err(err) => self.failed(rel, err),
         }
-        let mut now = KnownDir::new();
-        for name in names.iter().filter(|name| !is_partial(name)) {
+        let mut now = kept;
+        let copied = |name: &&OsString| !is_partial(name) && !held.contains(*name);
+        for name in names.iter().filter(copied) {
             let known = old.remove(name);
             if let Some(known) = self.entry(from, to, rel, name, known, depth) {
                 now.insert(name.clone(), known);
@@ -505,7 +511,8 @@ impl<'a> Pass<'a> {
         mut children: KnownDir,
     ) -> Result<bool, Errno> {
         let dir = fs::open_dir(to, name)?;
-        for child in fs::entries(&dir)? {
+        let entries = fs::entries(&dir)?;
+        for child in git::removable(self.direction, entries, &children, path, &mut self.report) {
             if let Some(known) = children.remove(&child) {
                 self.removed_at_source(&dir, &path.join(&child), &child, known);
             }
