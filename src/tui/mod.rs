@@ -28,6 +28,7 @@ mod run_view;
 mod scroll;
 pub(crate) mod sgr;
 pub(crate) mod status;
+mod svg;
 #[cfg(test)]
 mod testing;
 pub(crate) mod text;

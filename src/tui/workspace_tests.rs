@@ -326,6 +326,71 @@ fn a_decompression_bomb_and_binary_files_are_described_not_drawn() {
     );
 }
 
+/// The most memory this test process has held, in KiB (`VmHWM`).
+fn peak_memory_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn hostile_svgs_are_refused_in_the_preview_title() {
+    let started = Instant::now();
+    let workspace = Workspace::new().inner("ws");
+    let secret = workspace.outside().join("secret.txt");
+    std::fs::write(&secret, "SECRET-OF-THE-HOST").expect("writes");
+    workspace.write(
+        "laughs.svg",
+        crate::tui::svg::tests::billion_laughs().as_bytes(),
+    );
+    workspace.write(
+        "xxe.svg",
+        crate::tui::svg::tests::external_entity(&secret).as_bytes(),
+    );
+    workspace.write("bomb.svgz", &crate::tui::svg::tests::gzip_bomb());
+    let mut small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(
+        &mut small,
+        br#"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="rgb(220,30,30)"/></svg>"#,
+    )
+    .expect("compresses");
+    workspace.write("fine.svgz", &small.finish().expect("compresses"));
+    let mut app = opened(&workspace);
+    let mut shown = |name: &str| {
+        select(&mut app.0, name);
+        app.0.on_key(key(KeyCode::Enter));
+        settle(&mut app);
+        drawn(&workspace, &mut app.0, 120, 8)
+    };
+    let laughs = shown("laughs.svg");
+    assert!(
+        laughs.contains("laughs.svg · refused: it declares XML entities"),
+        "{laughs}"
+    );
+    insta::assert_snapshot!("svg_entities", laughs);
+    let xxe = shown("xxe.svg");
+    assert!(
+        xxe.contains("xxe.svg · refused: it declares XML entities"),
+        "{xxe}"
+    );
+    assert!(!xxe.contains("SECRET"), "{xxe}");
+    let bomb = shown("bomb.svgz");
+    assert!(
+        bomb.contains("bomb.svgz · refused: it decompresses to more than 4.0 MiB"),
+        "{bomb}"
+    );
+    insta::assert_snapshot!("svgz_bomb", bomb);
+    let fine = shown("fine.svgz");
+    assert!(fine.contains("fine.svgz · SVG 20×20"), "{fine}");
+    // Nothing was expanded: 25 GB of entities or 128 MiB of gzip would show here.
+    let peak = peak_memory_kib();
+    assert!(peak < 400 << 10, "the test held {peak} KiB at its peak");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
 #[test]
 fn a_symlink_out_and_a_fifo_are_shown_and_never_opened() {
     // A name longer than the title has room for, so only its end is drawn.
