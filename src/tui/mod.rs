@@ -9,6 +9,7 @@ mod composer;
 pub(crate) mod conversation;
 mod external;
 pub(crate) mod fatal;
+mod handover;
 pub(crate) mod help;
 pub mod highlight;
 pub(crate) mod history;
