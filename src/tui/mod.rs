@@ -31,6 +31,7 @@ mod scroll;
 pub(crate) mod sgr;
 pub(crate) mod status;
 mod svg;
+mod svg_copies;
 #[cfg(test)]
 mod testing;
 pub(crate) mod text;

@@ -5,7 +5,6 @@
 //! one (`.svgz`) decompressed only up to [`MAX_SVG_BYTES`]; drawn at the size it is shown,
 //! reading no file and no font.
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use ratatui::layout::Size;
@@ -18,8 +17,6 @@ use crate::files::human_size;
 pub(crate) const MAX_SVG_BYTES: usize = 4 << 20;
 /// XML nodes an SVG may have: a drawing of a few MiB has far fewer.
 const MAX_NODES: u32 = 1_000_000;
-/// Elements it may have once its `<use>` elements are replaced by their copies.
-const MAX_EXPANDED: u64 = 250_000;
 
 /// Why an SVG is not drawn.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,77 +88,8 @@ fn parse(text: &str) -> Result<roxmltree::Document<'_>, Undrawn> {
             )),
             other => Undrawn::Broken(format!("cannot draw the SVG: {other}")),
         })?;
-    match expanded_elements(&document) {
-        Expanded::Within => Ok(document),
-        Expanded::Beyond => Err(Undrawn::Refused(format!(
-            "its <use> elements copy more than {MAX_EXPANDED} elements (nested copies \
-             multiply, as in \"billion laughs\")"
-        ))),
-        Expanded::Loop => Err(Undrawn::Refused(
-            "its <use> elements copy each other in a loop".into(),
-        )),
-    }
-}
-
-/// What `<use>` elements make of a drawing.
-#[derive(Debug, PartialEq, Eq)]
-enum Expanded {
-    Within,
-    /// More than [`MAX_EXPANDED`] elements.
-    Beyond,
-    /// A `<use>` copies an element that holds it.
-    Loop,
-}
-
-/// Counts the elements the drawing has once every `<use>` is replaced by a copy of what it
-/// points to, as the renderer does: nested copies multiply (ten levels of ten copies are ten
-/// billion elements from a few hundred bytes). Each element is counted once, depth first,
-/// without recursion (a deep document cannot overflow the stack).
-fn expanded_elements(document: &roxmltree::Document) -> Expanded {
-    let ids: HashMap<&str, roxmltree::Node> = document
-        .descendants()
-        .filter_map(|node| Some((node.attribute("id")?, node)))
-        .collect();
-    let target = |node: roxmltree::Node| {
-        if node.tag_name().name() != "use" {
-            return None;
-        }
-        let href = node.attributes().find(|a| a.name() == "href")?.value();
-        ids.get(href.strip_prefix('#')?).copied()
-    };
-    let index = |node: roxmltree::Node| node.id().get() as usize;
-    let mut counted: Vec<Option<u64>> = vec![None; document.descendants().count() + 1];
-    let mut entered = vec![false; counted.len()];
-    let mut steps = vec![(document.root_element(), false)];
-    while let Some((node, leaving)) = steps.pop() {
-        let parts = || {
-            node.children()
-                .filter(|n| n.is_element())
-                .chain(target(node))
-        };
-        if !leaving {
-            if entered[index(node)] {
-                continue;
-            }
-            entered[index(node)] = true;
-            steps.push((node, true));
-            steps.extend(parts().map(|part| (part, false)));
-            continue;
-        }
-        let mut total = 1u64;
-        for part in parts() {
-            // Entered and not yet counted: it holds this element.
-            let Some(count) = counted[index(part)] else {
-                return Expanded::Loop;
-            };
-            total = total.saturating_add(count);
-        }
-        if total > MAX_EXPANDED {
-            return Expanded::Beyond;
-        }
-        counted[index(node)] = Some(total);
-    }
-    Expanded::Within
+    super::svg_copies::check(&document).map_err(Undrawn::Refused)?;
+    Ok(document)
 }
 
 /// Draws `text` into `room` cells, over white (most drawings assume a page). Every `href` to
@@ -305,7 +233,7 @@ pub(crate) mod tests {
         copies.push_str("</defs><use href=\"#l10\"/></svg>");
         let why = render(&copies, &Graphics::HalfBlocks, Size::new(4, 4)).err();
         assert!(
-            matches!(&why, Some(Undrawn::Refused(why)) if why.contains("<use> elements copy")),
+            matches!(&why, Some(Undrawn::Refused(why)) if why.contains("copy more than")),
             "{why:?}"
         );
         let looped = r##"<svg xmlns="http://www.w3.org/2000/svg"><g id="a"><use href="#b"/><use href="#b"/></g><g id="b"><use href="#a"/><use href="#a"/></g></svg>"##;
