@@ -12,6 +12,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
@@ -49,7 +50,13 @@ impl ScreenGuard {
             UnixStream::pair().map_err(|err| format!("cannot make a socket pair: {err}"))?;
         // Its socket becomes its standard input; airlock's end is close-on-exec, so no other
         // program airlock starts keeps it open after airlock is gone.
-        let mut child = Command::new("/proc/self/exe")
+        // /proc/self/exe still names this binary if it was replaced since it started.
+        let program = if cfg!(target_os = "linux") {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().map_err(|err| format!("cannot find airlock's binary: {err}"))?
+        };
+        let mut child = Command::new(program)
             .arg0(ARG0)
             .stdin(Stdio::from(OwnedFd::from(theirs)))
             .spawn()
