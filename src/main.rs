@@ -10,6 +10,10 @@ fn main() -> ExitCode {
     if let Some(failed) = airlock::supervisor::trampoline::enter() {
         return failed;
     }
+    // The process that puts the terminal back if the full-screen airlock cannot.
+    if let Some(ended) = airlock::tui::screen_guard::enter() {
+        return ended;
+    }
     std::panic::set_hook(Box::new(|info| {
         // One line for the user; details go to the log file, never a backtrace on screen.
         tracing::error!("panic: {info}");

@@ -184,10 +184,85 @@ fn sigterm_restores_the_terminal_and_removes_the_container() {
         !screen.contains("Conversation") && !screen.contains("Pending block"),
         "{screen}"
     );
+    // airlock put the terminal back itself: its screen guard says nothing.
+    assert!(!screen.contains("screen guard"), "{screen}");
     assert!(
         common::container_gone(&session),
         "the session's container is gone"
     );
+}
+
+/// `stty -a` of the pane's terminal, read from outside it.
+fn terminal_settings(tty: &str) -> Vec<String> {
+    let output = Command::new("stty")
+        .args(["-a", "-F", tty])
+        .output()
+        .expect("stty");
+    String::from_utf8_lossy(&output.stdout)
+        .split(|c: char| c.is_whitespace() || c == ';')
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the terminal edits lines and echoes, as a shell left it (not raw).
+fn cooked(tty: &str) -> bool {
+    let settings = terminal_settings(tty);
+    ["icanon", "echo"]
+        .iter()
+        .all(|flag| settings.iter().any(|setting| setting == flag))
+}
+
+#[test]
+fn an_abort_or_a_kill_leaves_the_terminal_as_it_was() {
+    // SIGABRT is what a failed allocation ends in; no handler runs on SIGKILL. (A SIGSEGV
+    // sent with kill is no test: Rust's handler for stack overflows lets the first one pass.)
+    for (signal, status) in [("ABRT", "134"), ("KILL", "137")] {
+        let home = Home::new();
+        let tmux = start(&home, "--demo");
+        tmux.wait_for("Block 1 of 2 · bash");
+        let tty = tmux.display("#{pane_tty}");
+        assert_eq!(tmux.display("#{alternate_on}"), "1");
+        assert!(
+            !cooked(&tty),
+            "raw while airlock runs: {:?}",
+            terminal_settings(&tty)
+        );
+        let session = session_on(&tmux.screen());
+        let pid = std::fs::read_to_string(home.dir.path().join("pid")).expect("pid file");
+        let killed = Command::new("kill")
+            .args([&format!("-{signal}"), pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        tmux.wait_exit();
+        assert_eq!(tmux.exit_status().as_deref(), Some(status), "SIG{signal}");
+        let restored = common::wait_until(std::time::Duration::from_secs(10), || {
+            tmux.display("#{alternate_on}") == "0" && cooked(&tty)
+        });
+        assert!(
+            restored,
+            "after SIG{signal}: alternate screen {}, settings {:?}",
+            tmux.display("#{alternate_on}"),
+            terminal_settings(&tty)
+        );
+        tmux.wait_for_within(
+            "The screen guard has restored the terminal.",
+            std::time::Duration::from_secs(10),
+        );
+        remove_leftovers(&session);
+    }
+}
+
+/// What a session killed before it could clean up leaves in Docker.
+fn remove_leftovers(session: &str) {
+    let label = format!("airlock.session={session}");
+    for container in common::containers_labelled(&label) {
+        common::docker(&["rm", "-f", &container]);
+    }
+    let filter = format!("label={label}");
+    for volume in common::docker(&["volume", "ls", "-q", "--filter", &filter]).lines() {
+        common::docker(&["volume", "rm", "-f", volume]);
+    }
 }
 
 #[test]

@@ -215,12 +215,15 @@ pub(crate) fn neutralize(text: &str) -> String {
     out
 }
 
-/// Control, format (zero-width, bidi) and other characters that draw nothing.
+/// Control, format (zero-width, bidi) and other characters that draw nothing. The line and
+/// paragraph separators (U+2028, U+2029) are among them: a terminal draws nothing for them,
+/// yet JavaScript ends a line (and so a `//` comment) at each.
 pub fn is_invisible(c: char) -> bool {
     matches!(c,
         '\u{0}'..='\u{8}' | '\u{b}'..='\u{1f}' | '\u{7f}'..='\u{9f}'
         | '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{17b4}' | '\u{17b5}'
-        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{2028}' | '\u{2029}'
+        | '\u{202a}'..='\u{202e}'
         | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
         | '\u{ffa0}' | '\u{fff0}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }

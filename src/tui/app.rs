@@ -41,7 +41,8 @@ pub enum UiAction {
         root: PathBuf,
         path: PathBuf,
     },
-    /// Hand this host path to the system opener, without waiting for it.
+    /// Hand this host path (a private copy, or a directory) to the system opener, without
+    /// waiting for it.
     OpenExternally(PathBuf),
     /// Ring the terminal bell: a block waits for a decision.
     Bell,

@@ -249,6 +249,24 @@ mod tests {
     }
 
     #[test]
+    fn line_and_paragraph_separators_are_marked() {
+        // JavaScript ends the comment at U+2028, so `steal()` runs; a terminal draws nothing
+        // there, so without a marker the line reads as one harmless comment.
+        let mut app = app();
+        let code = "// check the input\u{2028}steal()\nlet done = true;\u{2029}report()\n";
+        feed(&mut app, &[proposed("b-1", 0, "javascript", code)]);
+        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
+        let text = pane(64, 8, |frame| {
+            app.card
+                .render(frame, frame.area(), &app.view, &look, false)
+        });
+        assert!(text.contains("input<U+2028>steal()"), "{text}");
+        assert!(text.contains("true;<U+2029>report()"), "{text}");
+        insta::assert_snapshot!(text);
+    }
+
+    #[test]
     fn with_nothing_pending_the_card_says_so() {
         let app = app();
         let highlighter = crate::tui::highlight::Highlighter::plain();

@@ -1,7 +1,7 @@
 //! Handing a workspace file to a program outside airlock: the pager, with the screen
-//! suspended, or the system opener, detached. Neither gets a name through a shell: the pager
-//! reads the file airlock opened (so no symlink swapped in is followed), the opener gets one
-//! absolute path as one argument.
+//! suspended, or the system opener, detached. Neither gets a name through a shell, nor one
+//! block code can swap: the pager reads the file airlock opened, the opener gets the path of
+//! a private copy (`super::handover`) as one argument.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
@@ -51,6 +51,11 @@ pub(super) fn open_detached(path: &Path) -> String {
     } else {
         "xdg-open"
     };
+    open_with(opener, path)
+}
+
+/// Starts `opener` on `path`, detached, as [`open_detached`] does with the system's.
+pub(super) fn open_with(opener: &str, path: &Path) -> String {
     let shown = crate::files::display_name(path.as_os_str());
     let spawned = std::process::Command::new(opener)
         .arg(path)

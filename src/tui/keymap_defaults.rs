@@ -131,7 +131,7 @@ pub(super) const DEFAULTS: &[Default] = &[
         context: Context::Workspace,
         keys: &["o"],
         hint: "open",
-        description: "hand the selected file's host path to the system opener (xdg-open)",
+        description: "hand a private copy of the selected file to the system opener (xdg-open)",
     },
     Default {
         action: Action::Leave,

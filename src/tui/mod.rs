@@ -9,6 +9,7 @@ mod composer;
 pub(crate) mod conversation;
 mod external;
 pub(crate) mod fatal;
+mod handover;
 pub(crate) mod help;
 pub mod highlight;
 pub(crate) mod history;
@@ -25,9 +26,12 @@ pub(crate) mod preparing;
 mod records;
 mod rules;
 mod run_view;
+pub mod screen_guard;
 mod scroll;
 pub(crate) mod sgr;
 pub(crate) mod status;
+mod svg;
+mod svg_copies;
 #[cfg(test)]
 mod testing;
 pub(crate) mod text;
@@ -123,7 +127,19 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     }
     app.load_conversation(&earlier);
     show_earlier_runs(&mut app, config, running.history_problem.as_deref());
-    let mut screen = enter_screen()?;
+    // Started before the terminal changes: whatever ends airlock, the terminal is put back.
+    let guard = screen_guard::ScreenGuard::start()
+        .map_err(|why| tracing::warn!("the terminal has no screen guard: {why}"))
+        .ok();
+    let mut screen = match enter_screen() {
+        Ok(screen) => screen,
+        Err(err) => {
+            if let Some(guard) = guard {
+                guard.dismiss();
+            }
+            return Err(err);
+        }
+    };
     // Asked once, in raw mode and before keys are read, as the terminal's answer comes on
     // the same input.
     app.workspace.set_graphics(picture::Graphics::detect());
@@ -138,6 +154,9 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     )
     .await;
     leave_screen(&mut screen);
+    if let Some(guard) = guard {
+        guard.dismiss();
+    }
     let _ = running.ops.send(Op::Shutdown);
     // The engine removes its container on the way out; give it a moment, then make sure.
     let _ = tokio::time::timeout(Duration::from_secs(15), &mut running.engine).await;

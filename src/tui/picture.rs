@@ -18,6 +18,8 @@ use ratatui_image::protocol::Protocol;
 use ratatui_image::protocol::halfblocks::Halfblocks;
 use ratatui_image::{Image, Resize};
 
+use super::svg::Undrawn;
+
 /// A picture file is read up to this; a larger one is refused unread.
 pub(crate) const MAX_PICTURE_BYTES: usize = 32 << 20;
 /// Pixels a picture may have (40 megapixels: a 4000×4000 photo is 16).
@@ -73,7 +75,7 @@ impl Graphics {
     }
 
     /// Pixels per cell: a half block is one wide and two high.
-    fn cell_pixels(&self) -> (u32, u32) {
+    pub(crate) fn cell_pixels(&self) -> (u32, u32) {
         match self {
             Self::HalfBlocks => (1, 2),
             Self::Terminal(picker) => {
@@ -134,13 +136,11 @@ impl Picture {
         })
     }
 
-    /// Draws an SVG into `room` cells, over white (most drawings assume a page). The
-    /// drawing is rendered at the size it is shown, whatever size it claims, and it cannot
-    /// make the host read anything: every `href` to a file or embedded picture is refused,
-    /// and text is left out (no fonts are read).
-    pub(crate) fn load_svg(bytes: &[u8], graphics: &Graphics, room: Size) -> Result<Self, String> {
-        let image = render_svg(bytes, graphics, room)?;
-        let (protocol, cells) = fit(&DynamicImage::ImageRgb8(image.drawn), graphics, room)?;
+    /// Draws an SVG (`super::svg` says what is refused) into `room` cells.
+    pub(crate) fn load_svg(text: &str, graphics: &Graphics, room: Size) -> Result<Self, Undrawn> {
+        let image = super::svg::render(text, graphics, room)?;
+        let (protocol, cells) =
+            fit(&DynamicImage::ImageRgb8(image.drawn), graphics, room).map_err(Undrawn::Broken)?;
         Ok(Self {
             protocol,
             cells,
@@ -248,49 +248,6 @@ fn fit(image: &DynamicImage, graphics: &Graphics, room: Size) -> Result<(Protoco
     Ok((protocol, cells))
 }
 
-/// An SVG drawn at the size of its room, and the size it says it has.
-struct DrawnSvg {
-    drawn: image::RgbImage,
-    width: u32,
-    height: u32,
-}
-
-fn render_svg(bytes: &[u8], graphics: &Graphics, room: Size) -> Result<DrawnSvg, String> {
-    let options = resvg::usvg::Options {
-        resources_dir: None,
-        image_href_resolver: resvg::usvg::ImageHrefResolver {
-            resolve_data: Box::new(|_, _, _| None),
-            resolve_string: Box::new(|_, _| None),
-        },
-        ..resvg::usvg::Options::default()
-    };
-    let tree = resvg::usvg::Tree::from_data(bytes, &options)
-        .map_err(|err| format!("cannot draw the SVG: {err}"))?;
-    let size = tree.size();
-    let (cell_width, cell_height) = graphics.cell_pixels();
-    let room_width = (u32::from(room.width.max(1)) * cell_width) as f32;
-    let room_height = (u32::from(room.height.max(1)) * cell_height) as f32;
-    let scale = (room_width / size.width()).min(room_height / size.height());
-    let width = (size.width() * scale).round().clamp(1.0, room_width) as u32;
-    let height = (size.height() * scale).round().clamp(1.0, room_height) as u32;
-    let mut pixmap = resvg::tiny_skia::Pixmap::new(width, height)
-        .ok_or_else(|| format!("cannot draw the SVG at {width}×{height}"))?;
-    let transform = resvg::tiny_skia::Transform::from_scale(scale, scale);
-    resvg::render(&tree, transform, &mut pixmap.as_mut());
-    // Premultiplied RGBA over white: each channel plus what the alpha leaves of white.
-    let drawn = image::RgbImage::from_fn(width, height, |x, y| {
-        let at = ((y * width + x) * 4) as usize;
-        let pixel = &pixmap.data()[at..at + 4];
-        let white = 255 - pixel[3];
-        image::Rgb([pixel[0] + white, pixel[1] + white, pixel[2] + white])
-    });
-    Ok(DrawnSvg {
-        drawn,
-        width: size.width().round() as u32,
-        height: size.height().round() as u32,
-    })
-}
-
 /// `value × numerator / denominator`, at least 1.
 fn scale(value: u32, numerator: u32, denominator: u32) -> u32 {
     let scaled = u64::from(value) * u64::from(numerator) / u64::from(denominator.max(1));
@@ -371,40 +328,6 @@ pub(crate) mod tests {
         // Under the pixel limit but over a side's.
         let why = decode(&bomb_png(MAX_SIDE + 1, 10)).expect_err("refused");
         assert!(why.contains("a side"), "{why}");
-    }
-
-    #[test]
-    fn an_svg_is_drawn_over_white_and_reads_no_file() {
-        // A picture the SVG points to, outside anything it may reach.
-        let dir = tempfile::tempdir().expect("temp dir");
-        let elsewhere = dir.path().join("elsewhere.png");
-        std::fs::write(&elsewhere, squares_png(8)).expect("writes");
-        let svg = format!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">
-                 <rect x="0" y="0" width="100" height="100" fill="rgb(220,30,30)"/>
-                 <image href="{}" x="100" y="0" width="100" height="100"/>
-               </svg>"#,
-            elsewhere.display()
-        );
-        let picture = Picture::load_svg(svg.as_bytes(), &Graphics::HalfBlocks, Size::new(40, 10))
-            .expect("draws");
-        assert_eq!(
-            (picture.width, picture.height, picture.format),
-            (200, 100, "SVG")
-        );
-        assert_eq!(picture.cells, Size::new(40, 10));
-        let image = render_svg(svg.as_bytes(), &Graphics::HalfBlocks, Size::new(40, 10))
-            .expect("draws")
-            .drawn;
-        assert_eq!(image.get_pixel(5, 5), &image::Rgb([220, 30, 30]));
-        // Where the linked picture would be, the page stays white: it was never read.
-        assert_eq!(image.get_pixel(30, 10), &image::Rgb([255, 255, 255]));
-        let broken = Picture::load_svg(b"<svg", &Graphics::HalfBlocks, Size::new(4, 4));
-        assert!(
-            broken
-                .expect_err("refused")
-                .starts_with("cannot draw the SVG")
-        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use ratatui::layout::{Constraint, Layout, Rect, Size};
 use syntect::highlighting::Theme as SyntaxTheme;
 
+use super::handover::Handover;
 use super::jobs::{Found, Jobs};
 use super::keymap::Action;
 use super::picture::Graphics;
@@ -96,6 +97,8 @@ pub(crate) struct WorkspacePane {
     scroll: usize,
     graphics: Graphics,
     syntax: Option<SyntaxTheme>,
+    /// The private copies `o` hands to the system opener.
+    handover: Handover,
 }
 
 /// What the operator asked the pane for, to be carried out by the app.
@@ -103,7 +106,7 @@ pub(crate) struct WorkspacePane {
 pub(crate) enum Wanted {
     /// Read this file in the pager: the workspace's root and the file inside it.
     Page { root: PathBuf, path: PathBuf },
-    /// Hand this host path to the system opener.
+    /// Hand this host path (a private copy, or a directory) to the system opener.
     Open(PathBuf),
     /// Nothing to carry out; tell the operator this.
     Say(String),
@@ -127,6 +130,7 @@ impl WorkspacePane {
             scroll: 0,
             graphics: Graphics::HalfBlocks,
             syntax: None,
+            handover: Handover::default(),
         }
     }
 
@@ -360,24 +364,23 @@ impl WorkspacePane {
         }
     }
 
-    /// `o`: the selected file's host path, for the system opener, once it is checked to be
-    /// a file or directory reached without a symlink.
-    pub(crate) fn open_selected(&self) -> Wanted {
+    /// `o`: for the system opener, a private copy of the selected file (`super::handover`
+    /// says what is refused), or a directory's host path once it is reached without a
+    /// symlink. A directory goes by its path: a file manager only shows it, and nothing in it
+    /// runs without the operator's own click.
+    pub(crate) fn open_selected(&mut self) -> Wanted {
         let (Some(entry), Some(root)) = (self.selected_entry(), &self.root) else {
             return Wanted::Say("no file is selected".into());
         };
-        let checked = match &entry.kind {
-            EntryKind::Dir => crate::files::read::open_dir_beneath(root, &entry.path)
-                .map(drop)
+        let (entry, root) = (entry.clone(), root.clone());
+        let handed = match &entry.kind {
+            EntryKind::Dir => crate::files::read::open_dir_beneath(&root, &entry.path)
+                .map(|_| root.join(&entry.path))
                 .map_err(|why| why.to_string()),
-            _ => plain_file(entry).and_then(|()| {
-                crate::files::read::open_regular(root, &entry.path)
-                    .map(drop)
-                    .map_err(|why| why.to_string())
-            }),
+            _ => plain_file(&entry).and_then(|()| self.handover.copy(&root, &entry.path)),
         };
-        match checked {
-            Ok(()) => Wanted::Open(root.join(&entry.path)),
+        match handed {
+            Ok(path) => Wanted::Open(path),
             Err(why) => Wanted::Say(format!("{} is not handed on: {why}", entry.shown_path())),
         }
     }

@@ -1,7 +1,7 @@
 //! A preview of one workspace file, loaded on a job's thread: text highlighted (its first
-//! [`TEXT_LIMIT`] bytes), a PNG, JPEG, GIF or SVG drawn as a picture, anything else
-//! described by what its first bytes say it is, never dumped. The file is opened the one way the host
-//! opens workspace files (`files::read`: no symlink followed, no FIFO or device opened), and
+//! [`TEXT_LIMIT`] bytes), a PNG, JPEG, GIF or SVG (`.svgz` too) drawn as a picture, anything
+//! else described by what its first bytes say it is, never dumped. The file is opened the one
+//! way the host opens workspace files (`files::read`: no symlink followed, no FIFO or device opened), and
 //! everything drawn from it is neutralized first.
 
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use syntect::highlighting::Theme as SyntaxTheme;
 use super::highlight::{StyledLine, highlight_with};
 use super::pane::Look;
 use super::picture::{Graphics, MAX_PICTURE_BYTES, Picture};
+use super::svg::{self, Undrawn};
 use crate::files::human_size;
 use crate::files::read::read_prefix;
 use crate::output::sanitize::for_person;
@@ -112,26 +113,52 @@ fn body(request: &Request) -> Result<Body, String> {
             graphics: request.graphics.name(),
         });
     }
+    if svg::is_gzip(&bytes) && svg::is_svgz_name(&request.shown) {
+        return compressed_svg(request, bytes, cut, size);
+    }
     let Some(text) = as_text(&bytes, cut) else {
         return Ok(Body::Binary {
             size,
             what: describe(&bytes),
         });
     };
-    let svg = is_svg(&request.shown, text);
-    if svg && !cut {
-        match Picture::load_svg(&bytes, &request.graphics, request.room) {
-            Ok(picture) => {
-                return Ok(Body::Picture {
-                    picture,
-                    size,
-                    graphics: request.graphics.name(),
-                });
-            }
-            Err(why) => return Ok(source(request, text, size, cut, Some(why))),
-        }
+    if is_svg(&request.shown, text) && !cut {
+        return drawn_svg(request, text, size);
     }
     Ok(source(request, text, size, cut, None))
+}
+
+/// An SVG drawn; its source, with why, when it cannot be; refused when it is dangerous.
+fn drawn_svg(request: &Request, text: &str, size: u64) -> Result<Body, String> {
+    match Picture::load_svg(text, &request.graphics, request.room) {
+        Ok(picture) => Ok(Body::Picture {
+            picture,
+            size,
+            graphics: request.graphics.name(),
+        }),
+        Err(Undrawn::Refused(why)) => Err(why),
+        Err(Undrawn::Broken(why)) => Ok(source(request, text, size, false, Some(why))),
+    }
+}
+
+/// A gzip-compressed SVG (`.svgz`), decompressed up to a bound, then drawn as any SVG.
+fn compressed_svg(request: &Request, bytes: Vec<u8>, cut: bool, size: u64) -> Result<Body, String> {
+    let refused = |why: crate::files::read::Refusal| why.to_string();
+    let (bytes, more) = if cut {
+        read_prefix(&request.root, &request.path, svg::MAX_SVG_BYTES).map_err(refused)?
+    } else {
+        (bytes, false)
+    };
+    if more {
+        return Err(format!(
+            "a compressed SVG larger than {}, the most a preview reads",
+            human_size(svg::MAX_SVG_BYTES as u64)
+        ));
+    }
+    let text = svg::decompress(&bytes)?;
+    let text = as_text(&text, false)
+        .ok_or_else(|| "it decompresses to something that is not UTF-8 text".to_string())?;
+    drawn_svg(request, text, size)
 }
 
 /// Text, highlighted (an SVG that could not be drawn too, with why).
@@ -310,7 +337,7 @@ impl Preview {
                 human_size(*size)
             ),
             Body::Binary { size, .. } => format!("{} · binary", human_size(*size)),
-            Body::Refused(_) => "not shown".into(),
+            Body::Refused(why) => format!("refused: {why}"),
         }
     }
 

@@ -314,16 +314,140 @@ fn a_decompression_bomb_and_binary_files_are_described_not_drawn() {
     assert!(text.contains("an ELF executable"), "{text}");
     assert!(text.contains("o hands it to the system opener"), "{text}");
     insta::assert_snapshot!("binary", text);
-    // Not text, so not paged; the opener gets its host path.
+    // Not text, so not paged; a program, so not handed to the opener either.
     let actions = app.0.on_key(key(KeyCode::Char('p')));
     assert!(actions.is_empty());
     let said = app.0.status.clone().unwrap_or_default();
     assert!(said.contains("not text"), "{said}");
-    let actions = app.0.on_key(key(KeyCode::Char('o')));
-    assert_eq!(
-        actions,
-        [UiAction::OpenExternally(workspace.root().join("tool"))]
+    assert!(app.0.on_key(key(KeyCode::Char('o'))).is_empty());
+    let said = app.0.status.clone().unwrap_or_default();
+    assert!(
+        said.contains("tool is not handed on: it is an ELF program"),
+        "{said}"
     );
+}
+
+#[test]
+fn the_opener_gets_a_private_copy_of_what_was_checked_and_never_a_launcher() {
+    use std::os::unix::fs::PermissionsExt;
+    let workspace = Workspace::new().inner("ws");
+    let secret = workspace.outside().join("secret.txt");
+    std::fs::write(&secret, "SECRET-OF-THE-HOST").expect("writes");
+    workspace.write("notes.txt", b"what was checked\n");
+    workspace.write(
+        "run.desktop",
+        b"[Desktop Entry]\nType=Application\nExec=sh -c 'cat ~/.ssh/id_rsa'\n",
+    );
+    let mut app = opened(&workspace);
+    select(&mut app.0, "notes.txt");
+    let actions = app.0.on_key(key(KeyCode::Char('o')));
+    let [UiAction::OpenExternally(copy)] = actions.as_slice() else {
+        panic!("not handed on: {actions:?} {:?}", app.0.status);
+    };
+    assert!(!copy.starts_with(workspace.outside()), "{}", copy.display());
+    assert_eq!(copy.file_name(), Some(std::ffi::OsStr::new("notes.txt")));
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(copy), 0o600);
+    assert_eq!(mode(copy.parent().expect("dir")), 0o700);
+    // Block code swaps the file for a symlink to a host secret once airlock has checked it.
+    std::fs::remove_file(workspace.root().join("notes.txt")).expect("removes");
+    std::os::unix::fs::symlink(&secret, workspace.root().join("notes.txt")).expect("link");
+    // An opener that keeps what it was given.
+    let bin = tempfile::tempdir().expect("temp dir");
+    let opener = bin.path().join("opener");
+    let kept = bin.path().join("kept");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\ncat \"$1\" > {}.part && mv {0}.part {0}\n",
+            kept.display()
+        ),
+    )
+    .expect("writes");
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let said = crate::tui::external::open_with(&opener.display().to_string(), copy);
+    assert!(said.starts_with("handed to"), "{said}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !kept.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&kept).expect("the opener ran"),
+        "what was checked\n"
+    );
+    // A launcher is refused, with why.
+    select(&mut app.0, "run.desktop");
+    assert!(app.0.on_key(key(KeyCode::Char('o'))).is_empty());
+    let said = app.0.status.clone().unwrap_or_default();
+    assert!(
+        said.contains("run.desktop is not handed on: a .desktop file is run"),
+        "{said}"
+    );
+}
+
+/// The most memory this test process has held, in KiB (`VmHWM`).
+fn peak_memory_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[test]
+fn hostile_svgs_are_refused_in_the_preview_title() {
+    let started = Instant::now();
+    let workspace = Workspace::new().inner("ws");
+    let secret = workspace.outside().join("secret.txt");
+    std::fs::write(&secret, "SECRET-OF-THE-HOST").expect("writes");
+    workspace.write(
+        "laughs.svg",
+        crate::tui::svg::tests::billion_laughs().as_bytes(),
+    );
+    workspace.write(
+        "xxe.svg",
+        crate::tui::svg::tests::external_entity(&secret).as_bytes(),
+    );
+    workspace.write("bomb.svgz", &crate::tui::svg::tests::gzip_bomb());
+    let mut small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(
+        &mut small,
+        br#"<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><rect width="20" height="20" fill="rgb(220,30,30)"/></svg>"#,
+    )
+    .expect("compresses");
+    workspace.write("fine.svgz", &small.finish().expect("compresses"));
+    let mut app = opened(&workspace);
+    let mut shown = |name: &str| {
+        select(&mut app.0, name);
+        app.0.on_key(key(KeyCode::Enter));
+        settle(&mut app);
+        drawn(&workspace, &mut app.0, 120, 8)
+    };
+    let laughs = shown("laughs.svg");
+    assert!(
+        laughs.contains("laughs.svg · refused: it declares XML entities"),
+        "{laughs}"
+    );
+    insta::assert_snapshot!("svg_entities", laughs);
+    let xxe = shown("xxe.svg");
+    assert!(
+        xxe.contains("xxe.svg · refused: it declares XML entities"),
+        "{xxe}"
+    );
+    assert!(!xxe.contains("SECRET"), "{xxe}");
+    let bomb = shown("bomb.svgz");
+    assert!(
+        bomb.contains("bomb.svgz · refused: it decompresses to more than 4.0 MiB"),
+        "{bomb}"
+    );
+    insta::assert_snapshot!("svgz_bomb", bomb);
+    let fine = shown("fine.svgz");
+    assert!(fine.contains("fine.svgz · SVG 20×20"), "{fine}");
+    // Nothing was expanded: 25 GB of entities or 128 MiB of gzip would show here.
+    let peak = peak_memory_kib();
+    assert!(peak < 400 << 10, "the test held {peak} KiB at its peak");
+    assert!(started.elapsed() < Duration::from_secs(30));
 }
 
 #[test]

@@ -55,6 +55,23 @@ impl Tmux {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// A tmux format for the pane, such as `#{alternate_on}` or `#{pane_tty}`.
+    pub fn display(&self, format: &str) -> String {
+        let output = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "display-message",
+                "-p",
+                "-t",
+                "airlock",
+                format,
+            ])
+            .output()
+            .expect("display-message");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     /// Esc alone: a key sent right after it would read as Alt-key, so it gets a moment.
     pub fn escape(&self) {
         self.keys(&["Escape"]);
