@@ -22,7 +22,6 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{Mode, Stat};
@@ -120,6 +119,15 @@ impl Direction {
             Self::Out => known.host,
         }
     }
+
+    /// The permission bits a copy gets at the sink, where the entry it replaces had
+    /// `before`: the host never gets group or other write that its entry did not have.
+    fn sink_mode(self, mode: u32, before: Option<u32>) -> u32 {
+        match self {
+            Self::In => mode & 0o777,
+            Self::Out => crate::sandbox::workspace::host_mode(mode, before),
+        }
+    }
 }
 
 /// At most this many paths are listed as touched by a pass; past it, "many".
@@ -169,7 +177,7 @@ pub(crate) struct PassReport {
 impl PassReport {
     fn problem(&mut self, path: &Path, why: impl std::fmt::Display) {
         if self.problems.len() < MAX_NAMED {
-            let path = String::from_utf8_lossy(path.as_os_str().as_bytes());
+            let path = crate::files::display_path(path);
             self.problems.push(format!("{path}: {why}"));
         } else if self.problems.len() == MAX_NAMED {
             self.problems.push("and more".into());
