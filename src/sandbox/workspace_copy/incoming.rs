@@ -233,7 +233,9 @@ impl Copy<'_> {
         let Some(now) = HostMark::read(&target) else {
             return;
         };
-        if !known.host.matches(now) {
+        // Changed since, or the operator's version of a file both changed: the host's
+        // stays, as a new entry of theirs.
+        if known.held || !known.host.matches(now) {
             self.state.remove(path);
             return;
         }

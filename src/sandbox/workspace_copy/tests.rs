@@ -163,6 +163,14 @@ fn a_touched_path_obeys_the_same_rule() {
     assert_eq!(sides.read("notes.txt"), "operator\n");
     assert!(!host.join("gone.txt").exists());
     assert_eq!(sides.read("kept.txt"), "operator\n");
+    // The block's version of the file both changed goes: the operator's stays.
+    apply_in(
+        &host,
+        None,
+        Scope::Path("notes.txt".into()),
+        &mut sides.state,
+    );
+    assert_eq!(sides.read("notes.txt"), "operator\n");
 }
 
 #[test]
