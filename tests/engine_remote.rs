@@ -363,13 +363,41 @@ async fn a_copy_back_that_cannot_write_one_entry_names_it_and_brings_the_rest() 
     session.sandbox.shutdown().await;
 }
 
+/// Runs `code` (which prints `ready` and then sleeps) and, once it is ready, does what the
+/// operator does on the host meanwhile.
+async fn run_while_the_operator_works(
+    session: &mut common::session::Session,
+    code: &str,
+    mut work: impl FnMut() + Send,
+) -> airlock::protocol::ExecResult {
+    use airlock::sandbox::{BlockSpec, Sandbox};
+    let language = common::session::language("sh");
+    let block = BlockSpec {
+        language: &language,
+        code,
+        timeout: std::time::Duration::from_secs(30),
+        cancel: None,
+    };
+    let mut worked = false;
+    let mut operator = |_: airlock::protocol::Stream, text: &str| {
+        if text.contains("ready") && !worked {
+            work();
+            worked = true;
+        }
+    };
+    let ran = session.sandbox.run_block(block, &mut operator).await;
+    assert!(worked, "the block said it was ready");
+    ran.expect("block runs")
+}
+
 /// The operator works in the host copy while a block runs whose changes force a whole-tree
 /// copy back (300 files and a hard link): the file they add and their edit survive, the
 /// notice names the file both changed, and the block's version stays in the volume, where
-/// the next block reads it, along with the operator's new file.
+/// the next block reads it, along with the operator's new file. A run whose few paths are
+/// copied back one by one obeys the same rule.
 #[tokio::test]
 async fn the_operators_work_during_a_run_survives_a_whole_tree_copy_back() {
-    use airlock::sandbox::{BlockSpec, Sandbox};
+    use airlock::sandbox::Sandbox;
     use common::session::run;
     use std::os::unix::fs::MetadataExt;
 
@@ -382,24 +410,12 @@ async fn the_operators_work_during_a_run_survives_a_whole_tree_copy_back() {
 
     let code = "for i in $(seq 1 300); do echo $i > f$i; done; ln f1 linked\n\
                 echo from the block > notes.txt; echo ready; sleep 3";
-    let language = common::session::language("sh");
-    let block = BlockSpec {
-        language: &language,
-        code,
-        timeout: std::time::Duration::from_secs(30),
-        cancel: None,
-    };
-    let mut edited = false;
-    let mut operator = |_: airlock::protocol::Stream, text: &str| {
-        if text.contains("ready") && !edited {
-            std::fs::write(host.join("mine.txt"), "mine\n").unwrap();
-            std::fs::write(host.join("notes.txt"), "edited by the operator\n").unwrap();
-            edited = true;
-        }
-    };
-    let ran = session.sandbox.run_block(block, &mut operator).await;
-    assert_eq!(ran.expect("block runs").exit_code, Some(0));
-    assert!(edited, "the block said it was ready");
+    let ran = run_while_the_operator_works(&mut session, code, || {
+        std::fs::write(host.join("mine.txt"), "mine\n").unwrap();
+        std::fs::write(host.join("notes.txt"), "edited by the operator\n").unwrap();
+    })
+    .await;
+    assert_eq!(ran.exit_code, Some(0), "{ran:?}");
     let read = |name: &str| std::fs::read_to_string(host.join(name)).unwrap_or_default();
     assert_eq!(
         read("mine.txt"),
@@ -410,16 +426,37 @@ async fn the_operators_work_during_a_run_survives_a_whole_tree_copy_back() {
     assert_eq!(read("f300"), "300\n", "the block's files arrived");
     let inode = |name: &str| std::fs::metadata(host.join(name)).unwrap().ino();
     assert_eq!(inode("linked"), inode("f1"));
-    let notices = session.notices.lock().unwrap().join("\n");
+    let notices = session.notices.clone();
+    let said = notices.lock().unwrap().join("\n");
     assert!(
-        notices.contains(": notes.txt;") && notices.contains("keeps your version"),
-        "{notices}"
+        said.contains(": notes.txt;") && said.contains("keeps your version"),
+        "{said}"
     );
-    assert!(!notices.contains("mine.txt"), "{notices}");
+    assert!(!said.contains("mine.txt"), "{said}");
 
     let (next, _) = run(&mut session, "sh", "cat notes.txt mine.txt", 30).await;
     assert_eq!(next.output, "from the block\nmine\n", "{next:?}");
     assert_eq!(read("notes.txt"), "edited by the operator\n");
+
+    // Path by path: the block rewrites f2 and removes f3 and f4 while the operator edits
+    // f2 and f3 and makes f5's neighbour.
+    notices.lock().unwrap().clear();
+    let code = "echo block > f2; rm f3 f4; echo ready; sleep 3";
+    let ran = run_while_the_operator_works(&mut session, code, || {
+        std::fs::write(host.join("f2"), "operator 2\n").unwrap();
+        std::fs::write(host.join("f3"), "operator 3\n").unwrap();
+        std::fs::write(host.join("f5b"), "mine too\n").unwrap();
+    })
+    .await;
+    assert_eq!(ran.exit_code, Some(0), "{ran:?}");
+    assert_eq!(read("f2"), "operator 2\n");
+    assert_eq!(read("f3"), "operator 3\n", "a change wins over a removal");
+    assert!(!host.join("f4").exists(), "the block's removal arrived");
+    assert_eq!(read("f5b"), "mine too\n");
+    let said = notices.lock().unwrap().join("\n");
+    assert!(said.contains(": f2;"), "{said}");
+    let (after, _) = run(&mut session, "sh", "cat f2 f3 f5b", 30).await;
+    assert_eq!(after.output, "block\noperator 3\nmine too\n", "{after:?}");
     session.sandbox.shutdown().await;
 }
 
