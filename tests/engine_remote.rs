@@ -268,7 +268,8 @@ async fn the_workspace_volume_and_the_host_copy_follow_each_other_between_runs()
 }
 
 /// A sparse file costs /workspace nothing but comes out of the archive API at its full size:
-/// the copy-back takes no more than the workspace's limit onto this machine.
+/// the copy-back takes no more than the workspace's limit onto this machine, and then
+/// writes nothing at all, as it says: not even the small files that came before it.
 #[tokio::test]
 async fn a_sparse_file_cannot_fill_this_machine_through_the_copy_back() {
     use airlock::sandbox::Sandbox;
@@ -279,7 +280,8 @@ async fn a_sparse_file_cannot_fill_this_machine_through_the_copy_back() {
     let (made, _) = run(
         &mut session,
         "sh",
-        "echo kept > small.txt; truncate -s 4G huge; du -k huge",
+        "for i in 1 2 3 4 5; do echo $i > a$i; done; truncate -s 4G huge; du -k huge\n\
+         for i in 1 2 3 4 5; do echo $i > z$i; done",
         30,
     )
     .await;
@@ -290,11 +292,171 @@ async fn a_sparse_file_cannot_fill_this_machine_through_the_copy_back() {
     );
     let notices = session.notices.lock().unwrap().join("\n");
     assert!(
-        notices.contains("larger than sandbox.workspace_limit"),
+        notices.contains("larger than sandbox.workspace_limit")
+            && notices.contains("the host copy keeps its earlier state"),
         "{notices}"
     );
+    let reached: Vec<_> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert!(reached.is_empty(), "{reached:?} reached the host");
     let on_disk: u64 = walk_sizes(&host);
     assert!(on_disk < 64 << 20, "the host copy holds {on_disk} bytes");
+    session.sandbox.shutdown().await;
+}
+
+/// A directory the operator made immutable on the host: the block's file in it cannot be
+/// written there, and the notice names exactly that file; everything else arrives.
+#[tokio::test]
+async fn a_copy_back_that_cannot_write_one_entry_names_it_and_brings_the_rest() {
+    use airlock::sandbox::Sandbox;
+    use common::session::run;
+
+    struct Immutable(std::path::PathBuf);
+    impl Drop for Immutable {
+        fn drop(&mut self) {
+            let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+        }
+    }
+    let mut session =
+        volume_session(airlock::config::SandboxConfig::default().workspace_limit).await;
+    let host = session.workspace();
+    std::fs::create_dir(host.join("locked")).unwrap();
+    let (seen, _) = run(&mut session, "sh", "ls -d locked", 30).await;
+    assert_eq!(seen.output, "locked\n", "{seen:?}");
+    let locked = Immutable(host.join("locked"));
+    let made = Command::new("chattr").arg("+i").arg(&locked.0).status();
+    assert!(
+        made.is_ok_and(|status| status.success()),
+        "chattr +i needs root (CAP_LINUX_IMMUTABLE)"
+    );
+    let (wrote, _) = run(
+        &mut session,
+        "sh",
+        "echo ok > ok.txt; echo no > locked/new.txt; echo also > also.txt",
+        30,
+    )
+    .await;
+    assert_eq!(wrote.exit_code, Some(0), "{wrote:?}");
+    let notices = session.notices.lock().unwrap().join("\n");
+    assert!(
+        notices.contains("could not bring to")
+            && notices.contains(": locked/new.txt (")
+            && notices.contains("everything else the block changed is there"),
+        "{notices}"
+    );
+    assert!(
+        !notices.contains("ok.txt") && !notices.contains("also.txt"),
+        "{notices}"
+    );
+    drop(locked);
+    assert_eq!(
+        std::fs::read_to_string(host.join("ok.txt")).unwrap(),
+        "ok\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(host.join("also.txt")).unwrap(),
+        "also\n"
+    );
+    assert!(!host.join("locked/new.txt").exists());
+    session.sandbox.shutdown().await;
+}
+
+/// Runs `code` (which prints `ready` and then sleeps) and, once it is ready, does what the
+/// operator does on the host meanwhile.
+async fn run_while_the_operator_works(
+    session: &mut common::session::Session,
+    code: &str,
+    mut work: impl FnMut() + Send,
+) -> airlock::protocol::ExecResult {
+    use airlock::sandbox::{BlockSpec, Sandbox};
+    let language = common::session::language("sh");
+    let block = BlockSpec {
+        language: &language,
+        code,
+        timeout: std::time::Duration::from_secs(30),
+        cancel: None,
+    };
+    let mut worked = false;
+    let mut operator = |_: airlock::protocol::Stream, text: &str| {
+        if text.contains("ready") && !worked {
+            work();
+            worked = true;
+        }
+    };
+    let ran = session.sandbox.run_block(block, &mut operator).await;
+    assert!(worked, "the block said it was ready");
+    ran.expect("block runs")
+}
+
+/// The operator works in the host copy while a block runs whose changes force a whole-tree
+/// copy back (300 files and a hard link): the file they add and their edit survive, the
+/// notice names the file both changed, and the block's version stays in the volume, where
+/// the next block reads it, along with the operator's new file. A run whose few paths are
+/// copied back one by one obeys the same rule.
+#[tokio::test]
+async fn the_operators_work_during_a_run_survives_a_whole_tree_copy_back() {
+    use airlock::sandbox::Sandbox;
+    use common::session::run;
+    use std::os::unix::fs::MetadataExt;
+
+    let mut session =
+        volume_session(airlock::config::SandboxConfig::default().workspace_limit).await;
+    let host = session.workspace();
+    std::fs::write(host.join("notes.txt"), "before\n").unwrap();
+    let (seeded, _) = run(&mut session, "sh", "cat notes.txt", 30).await;
+    assert_eq!(seeded.output, "before\n", "{seeded:?}");
+
+    let code = "for i in $(seq 1 300); do echo $i > f$i; done; ln f1 linked\n\
+                echo from the block > notes.txt; echo ready; sleep 3";
+    let ran = run_while_the_operator_works(&mut session, code, || {
+        std::fs::write(host.join("mine.txt"), "mine\n").unwrap();
+        std::fs::write(host.join("notes.txt"), "edited by the operator\n").unwrap();
+    })
+    .await;
+    assert_eq!(ran.exit_code, Some(0), "{ran:?}");
+    let read = |name: &str| std::fs::read_to_string(host.join(name)).unwrap_or_default();
+    assert_eq!(
+        read("mine.txt"),
+        "mine\n",
+        "the operator's new file survives"
+    );
+    assert_eq!(read("notes.txt"), "edited by the operator\n");
+    assert_eq!(read("f300"), "300\n", "the block's files arrived");
+    let inode = |name: &str| std::fs::metadata(host.join(name)).unwrap().ino();
+    assert_eq!(inode("linked"), inode("f1"));
+    let notices = session.notices.clone();
+    let said = notices.lock().unwrap().join("\n");
+    assert!(
+        said.contains(": notes.txt;") && said.contains("keeps your version"),
+        "{said}"
+    );
+    assert!(!said.contains("mine.txt"), "{said}");
+
+    let (next, _) = run(&mut session, "sh", "cat notes.txt mine.txt", 30).await;
+    assert_eq!(next.output, "from the block\nmine\n", "{next:?}");
+    assert_eq!(read("notes.txt"), "edited by the operator\n");
+
+    // Path by path: the block rewrites f2 and removes f3 and f4 while the operator edits
+    // f2 and f3 and makes f5's neighbour.
+    notices.lock().unwrap().clear();
+    let code = "echo block > f2; rm f3 f4; echo ready; sleep 3";
+    let ran = run_while_the_operator_works(&mut session, code, || {
+        std::fs::write(host.join("f2"), "operator 2\n").unwrap();
+        std::fs::write(host.join("f3"), "operator 3\n").unwrap();
+        std::fs::write(host.join("f5b"), "mine too\n").unwrap();
+    })
+    .await;
+    assert_eq!(ran.exit_code, Some(0), "{ran:?}");
+    assert_eq!(read("f2"), "operator 2\n");
+    assert_eq!(read("f3"), "operator 3\n", "a change wins over a removal");
+    assert!(!host.join("f4").exists(), "the block's removal arrived");
+    assert_eq!(read("f5b"), "mine too\n");
+    let said = notices.lock().unwrap().join("\n");
+    assert!(said.contains(": f2;"), "{said}");
+    let (after, _) = run(&mut session, "sh", "cat f2 f3 f5b", 30).await;
+    assert_eq!(after.output, "block\noperator 3\nmine too\n", "{after:?}");
     session.sandbox.shutdown().await;
 }
 

@@ -355,3 +355,83 @@ fn without_root_the_workspace_is_bounded_all_the_same() {
         assert_eq!((fill.uid(), fill.gid()), (OPERATOR_UID, OPERATOR_UID));
     }
 }
+
+/// A block opens everything in the workspace to everyone and makes new files and directories
+/// 0777. On the host no entry gains group or other write, in every workspace mode (the
+/// bounded copy, a volume's copy back, the directory mounted itself); one that had group
+/// write keeps it, and the other bits the block set (x) are copied.
+#[tokio::test]
+async fn a_block_cannot_open_the_workspace_to_everyone_on_the_host() {
+    let volume = SandboxConfig {
+        workspace_mode: airlock::config::WorkspaceMode::Volume,
+        ..SandboxConfig::default()
+    };
+    let unbounded = SandboxConfig {
+        workspace_limit: ByteSize(0),
+        ..SandboxConfig::default()
+    };
+    for (config, mode) in [
+        (SandboxConfig::default(), "bounded"),
+        (volume, "volume"),
+        (unbounded, "unbounded"),
+    ] {
+        open_everything(config, mode).await;
+    }
+}
+
+async fn open_everything(config: SandboxConfig, mode: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut session = session(config).await;
+    let host = session.workspace();
+    // The operator's files, owned by the user blocks run as, as a session's own are.
+    let owner = std::fs::metadata(&host).unwrap();
+    std::fs::create_dir(host.join("dir")).unwrap();
+    for (name, perms) in [
+        ("plain.txt", 0o644),
+        ("shared.txt", 0o664),
+        ("tool.sh", 0o644),
+        ("dir", 0o755),
+        ("dir/inner.txt", 0o600),
+    ] {
+        let path = host.join(name);
+        if !path.exists() {
+            std::fs::write(&path, "s\n").unwrap();
+        }
+        std::fs::set_permissions(&path, PermissionsExt::from_mode(perms)).unwrap();
+        std::os::unix::fs::chown(&path, Some(owner.uid()), Some(owner.gid())).unwrap();
+    }
+    let open = "chmod -R go+w /workspace; chmod +x tool.sh; echo more >> shared.txt\n\
+                echo new > new.txt; chmod 777 new.txt; mkdir newdir; chmod 777 newdir\n\
+                echo n > newdir/inside; chmod 666 newdir/inside\n\
+                stat -c '%a %n' plain.txt shared.txt new.txt newdir";
+    let (opened, _) = run(&mut session, "sh", open, 30).await;
+    assert_eq!(
+        opened.output, "666 plain.txt\n666 shared.txt\n777 new.txt\n777 newdir\n",
+        "{mode}: {opened:?}"
+    );
+    let perms = |name: &str| std::fs::symlink_metadata(host.join(name)).unwrap().mode() & 0o7777;
+    let expected = [
+        ("plain.txt", 0o644),
+        ("shared.txt", 0o664),
+        ("tool.sh", 0o755),
+        ("dir", 0o755),
+        ("dir/inner.txt", 0o600),
+        ("new.txt", 0o755),
+        ("newdir", 0o755),
+        ("newdir/inside", 0o644),
+    ];
+    for (name, want) in expected {
+        assert_eq!(perms(name), want, "{mode}: {name} is {:o}", perms(name));
+    }
+    assert_eq!(perms(""), 0o700, "{mode}: the workspace itself");
+    assert_eq!(
+        std::fs::read_to_string(host.join("shared.txt")).unwrap(),
+        "s\nmore\n",
+        "{mode}: the block's change arrived"
+    );
+    let notices = session.notices.lock().unwrap().join("\n");
+    if mode == "unbounded" {
+        assert!(notices.contains("took back group/other write"), "{notices}");
+    }
+    session.sandbox.shutdown().await;
+}

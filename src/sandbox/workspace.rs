@@ -1,5 +1,7 @@
 //! The directory mounted at /workspace.
 
+use std::collections::HashMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::sandbox::SandboxError;
@@ -46,15 +48,97 @@ pub(crate) fn is_plain_dir(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
 }
 
-/// Entries a sweep for special bits looks at before it stops: a bound on its time.
+/// Entries a sweep looks at before it stops: a bound on its time.
 const SWEEP_ENTRIES: usize = 200_000;
 
-/// Clears the setuid and setgid bits of everything under `root`, never following a symlink;
-/// returns how many entries had one. A block must not leave a setuid copy of a shell that
-/// someone on the host could run.
-pub(crate) fn clear_special_bits(root: &Path) -> usize {
-    use std::os::unix::fs::PermissionsExt;
-    let mut cleared = 0;
+/// The mode an entry gets on the host: `mode`'s permission bits, without group or other
+/// write that the entry it replaces (`before`) did not have: a block cannot open the
+/// operator's files to everyone on the machine.
+pub(crate) fn host_mode(mode: u32, before: Option<u32>) -> u32 {
+    let writable = before.unwrap_or(0) & 0o022;
+    mode & 0o777 & !(0o022 & !writable)
+}
+
+/// The group and other write bits entries had before a block, by path and by inode (a
+/// block may rename a file, or rewrite it as a new one), so the sweep after it takes away
+/// only what the block added.
+/// The workspace directory itself gets back its whole mode: it is the operator's, 0700 for
+/// a session's own.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBits {
+    by_path: HashMap<PathBuf, u32>,
+    by_inode: HashMap<(u64, u64), u32>,
+    root: Option<u32>,
+}
+
+impl WriteBits {
+    /// What `root` and everything under it have now.
+    pub(crate) fn of(root: &Path) -> Self {
+        let mut bits = Self {
+            root: std::fs::symlink_metadata(root)
+                .ok()
+                .map(|meta| meta.mode() & 0o7777),
+            ..Self::default()
+        };
+        visit(root, |path, meta| {
+            let write = meta.mode() & 0o022;
+            if write != 0 {
+                bits.by_path.insert(path.to_path_buf(), write);
+                bits.by_inode.insert((meta.dev(), meta.ino()), write);
+            }
+        });
+        bits
+    }
+
+    fn allowed(&self, path: &Path, meta: &std::fs::Metadata) -> u32 {
+        let by_path = self.by_path.get(path).copied().unwrap_or(0);
+        let by_inode = self.by_inode.get(&(meta.dev(), meta.ino())).copied();
+        by_path | by_inode.unwrap_or(0)
+    }
+}
+
+/// What a sweep after a block took away.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Swept {
+    /// Entries that had a setuid or setgid bit.
+    pub(crate) special: usize,
+    /// Entries that had group or other write they did not have before the block.
+    pub(crate) opened: usize,
+}
+
+/// After a block, in a workspace it wrote directly: clears the setuid and setgid bits of
+/// `root` and everything under it, and the group and other write bits `before` did not
+/// have, never following a symlink. A block must not leave a setuid copy of a shell that
+/// someone on the host could run, nor open the operator's files to everyone.
+pub(crate) fn sweep(root: &Path, before: &WriteBits) -> Swept {
+    let mut swept = Swept::default();
+    visit(root, |path, meta| {
+        let mode = meta.mode() & 0o7777;
+        let special = mode & 0o6000;
+        let opened = mode & 0o022 & !before.allowed(path, meta);
+        let mut wanted = mode & !special & !opened;
+        if path == root {
+            wanted = before.root.unwrap_or(wanted);
+        }
+        if wanted != mode {
+            let plain = std::fs::Permissions::from_mode(wanted);
+            if std::fs::set_permissions(path, plain).is_ok() {
+                swept.special += usize::from(special != 0);
+                swept.opened += usize::from(mode & !special != wanted);
+            }
+        }
+    });
+    swept
+}
+
+/// Calls `each` for `root` and every entry under it that is not a symlink, up to
+/// [`SWEEP_ENTRIES`], never following a symlink.
+fn visit(root: &Path, mut each: impl FnMut(&Path, &std::fs::Metadata)) {
+    if let Ok(meta) = std::fs::symlink_metadata(root)
+        && meta.is_dir()
+    {
+        each(root, &meta);
+    }
     let mut pending = vec![root.to_path_buf()];
     let mut seen = 0;
     while let Some(dir) = pending.pop() {
@@ -64,7 +148,7 @@ pub(crate) fn clear_special_bits(root: &Path) -> usize {
         for entry in entries.flatten() {
             seen += 1;
             if seen > SWEEP_ENTRIES {
-                return cleared;
+                return;
             }
             let path = entry.path();
             let Ok(meta) = std::fs::symlink_metadata(&path) else {
@@ -73,19 +157,12 @@ pub(crate) fn clear_special_bits(root: &Path) -> usize {
             if meta.file_type().is_symlink() {
                 continue;
             }
-            let mode = meta.permissions().mode();
-            if mode & 0o6000 != 0 {
-                let plain = std::fs::Permissions::from_mode(mode & !0o6000);
-                if std::fs::set_permissions(&path, plain).is_ok() {
-                    cleared += 1;
-                }
-            }
+            each(&path, &meta);
             if meta.is_dir() {
                 pending.push(path);
             }
         }
     }
-    cleared
 }
 
 /// Removes the per-session workspace `prepare` made under `data_dir` (a session's own, never
@@ -174,6 +251,45 @@ mod tests {
         assert_eq!(named, data.path().canonicalize().expect("canonical"));
         let err = prepare(Some(&data.path().join("nope")), data.path(), "s", uid, gid).unwrap_err();
         assert!(err.to_string().contains("not a directory"));
+    }
+
+    #[test]
+    fn the_sweep_takes_back_only_the_write_a_block_added() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let path = |name: &str| root.path().join(name);
+        let set = |name: &str, mode: u32| {
+            std::fs::set_permissions(path(name), std::fs::Permissions::from_mode(mode))
+                .expect("chmod")
+        };
+        std::fs::write(path("shared"), "s").expect("write");
+        std::fs::write(path("plain"), "p").expect("write");
+        std::fs::create_dir(path("d")).expect("dir");
+        set("shared", 0o664);
+        set("plain", 0o644);
+        set("", 0o700);
+        let before = WriteBits::of(root.path());
+        // The block: everything open to all, one file renamed, one new, one setuid.
+        for name in ["shared", "plain", "d", ""] {
+            set(name, 0o777);
+        }
+        std::fs::rename(path("shared"), path("moved")).expect("rename");
+        std::fs::write(path("d/new"), "n").expect("write");
+        set("d/new", 0o4777);
+        let swept = sweep(root.path(), &before);
+        assert_eq!(
+            swept,
+            Swept {
+                special: 1,
+                opened: 5
+            }
+        );
+        let mode =
+            |name: &str| std::fs::symlink_metadata(path(name)).expect("meta").mode() & 0o7777;
+        assert_eq!(mode("moved"), 0o775, "group write it had stays, by inode");
+        assert_eq!(mode("plain"), 0o755);
+        assert_eq!(mode("d"), 0o755);
+        assert_eq!(mode("d/new"), 0o755);
+        assert_eq!(mode(""), 0o700);
     }
 
     #[test]

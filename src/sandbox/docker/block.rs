@@ -34,10 +34,9 @@ impl DockerSandbox {
         live: LiveOutput<'_>,
     ) -> Result<ExecResult, SandboxError> {
         // What changed since the last block is the operator's doing, not this block's.
-        let edits = self.workspace_changes().await;
-        if !edits.is_empty() {
-            self.send_edits().await?;
-        }
+        self.workspace_changes().await;
+        self.send_edits().await?;
+        self.note_write_bits();
         let started = Instant::now();
         // The request carries the code and a header of a few KiB.
         if block.code.len() > MAX_REQUEST - (1 << 20) {
@@ -163,60 +162,6 @@ impl DockerSandbox {
         Ok(result)
     }
 
-    /// An engine's workspace volume, after a block: the host copy is brought up to date, so
-    /// the tracker, the history and a resume see what the block left.
-    async fn copy_back(&self, touched: Option<&[String]>) {
-        let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
-            return;
-        };
-        // A read-only workspace is never written, on either side.
-        if self.config.workspace_read_only {
-            return;
-        }
-        let copy = super::volume::CopyBack {
-            container: &container.id,
-            path,
-            host: &self.plan.workspace,
-            // What /workspace may hold, sparse files at their full size: no archive larger
-            // than that is taken onto this machine.
-            budget: self.config.workspace_limit.bytes(),
-        };
-        let copied = copy.run(&self.docker, touched);
-        match copied.await {
-            Ok(applied) if applied.skipped > 0 => (self.notices)(format!(
-                "{} entries of the workspace are neither files, directories nor symlinks and \
-                 were not copied to {}",
-                applied.skipped,
-                crate::files::display_name(self.plan.workspace.as_os_str())
-            )),
-            Ok(_) => {}
-            Err(why) => (self.notices)(format!(
-                "the workspace could not be copied back to {}: {}",
-                crate::files::display_name(self.plan.workspace.as_os_str()),
-                crate::output::sanitize::neutralize(&why)
-            )),
-        }
-    }
-
-    /// The operator's edits to the host copy, into the workspace volume before a block.
-    async fn send_edits(&self) -> Result<(), SandboxError> {
-        let (Some((_, path)), Some(container)) = (self.workspace_volume(), &self.container) else {
-            return Ok(());
-        };
-        if self.config.workspace_read_only {
-            return Ok(());
-        }
-        let code = self.plan.users.code;
-        super::volume::copy_in(
-            &self.docker,
-            &container.id,
-            path,
-            &self.plan.workspace,
-            code,
-        )
-        .await
-    }
-
     /// What the block did to the workspace's files, read off the host once it is over.
     async fn workspace_changes(&mut self) -> Vec<FileChange> {
         let Some(mut tracker) = self.tracker.take() else {
@@ -235,17 +180,34 @@ impl DockerSandbox {
         }
     }
 
-    /// After a block, on the host: no file it left in the workspace keeps a setuid or setgid
-    /// bit (the container has no process of the block left by now). A mirrored workspace
-    /// never receives one: the supervisor does not copy them.
+    /// Before a block that writes the host directory itself (the unbounded workspace):
+    /// which entries have group or other write, for the sweep after it.
+    fn note_write_bits(&mut self) {
+        if self.plan.mirrored.is_none() && !self.config.workspace_read_only {
+            self.write_bits = crate::sandbox::workspace::WriteBits::of(&self.plan.workspace);
+        }
+    }
+
+    /// After a block, on the host: no entry it left in the workspace keeps a setuid or
+    /// setgid bit, or group or other write it did not have before (the container has no
+    /// process of the block left by now). A mirrored workspace never receives either: the
+    /// supervisor does not copy them.
     fn clear_special_bits(&self) {
-        if self.plan.mirrored.is_some() {
+        if self.plan.mirrored.is_some() || self.config.workspace_read_only {
             return;
         }
-        let cleared = crate::sandbox::workspace::clear_special_bits(&self.plan.workspace);
-        if cleared > 0 {
+        let swept = crate::sandbox::workspace::sweep(&self.plan.workspace, &self.write_bits);
+        if swept.special > 0 {
             (self.notices)(format!(
-                "cleared the setuid/setgid bit of {cleared} files the block left in /workspace"
+                "cleared the setuid/setgid bit of {} files the block left in /workspace",
+                swept.special
+            ));
+        }
+        if swept.opened > 0 {
+            (self.notices)(format!(
+                "took back group/other write from {} entries the block opened to others in \
+                 /workspace",
+                swept.opened
             ));
         }
     }

@@ -9,6 +9,7 @@ pub(crate) mod endpoint;
 mod engine;
 mod git_mounts;
 mod greeting;
+mod host_copy;
 pub(crate) mod image;
 mod link;
 mod readback;
@@ -170,6 +171,10 @@ pub struct DockerSandbox {
     notices: Notices,
     /// What each run did to the workspace's files; `None` for a read-only workspace.
     tracker: Option<crate::files::changes::Tracker>,
+    /// What the host copy and the workspace volume held when they last agreed.
+    synced: crate::sandbox::workspace_copy::SyncState,
+    /// Group and other write in the workspace before the block, when it is mounted itself.
+    write_bits: crate::sandbox::workspace::WriteBits,
 }
 
 impl DockerSandbox {
@@ -223,9 +228,11 @@ impl DockerSandbox {
             },
             engine::Engine::identify(&docker).await,
         )?;
+        let mut synced = Default::default();
         if let Storage::Volumes { workspace, .. } = &plan.storage {
             let code = plan.users.code;
-            volume::workspace(&docker, &image.id, workspace, &plan.workspace, code).await?;
+            synced =
+                volume::workspace(&docker, &image.id, workspace, &plan.workspace, code).await?;
         }
         let mut sandbox = Self {
             docker,
@@ -237,6 +244,8 @@ impl DockerSandbox {
             generation: 0,
             notices,
             tracker: None,
+            synced,
+            write_bits: Default::default(),
         };
         if let Err(err) = sandbox.launch().await {
             sandbox.remove_workspace_volume().await;

@@ -19,7 +19,7 @@ use super::spec::{LABEL_APP, LABEL_OWNER, UserId};
 use super::{describe, remove};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
-use crate::sandbox::workspace_copy::{self, Applied};
+use crate::sandbox::workspace_copy::{self, Applied, Incoming, Scope, SyncState};
 
 /// Where a filling container has the volume: as `FILL_TOP` under the directory the archive
 /// goes to, so the archive's top entry sets the owner and mode of the volume's root.
@@ -64,35 +64,32 @@ pub(crate) fn workspace_name(session: &str) -> String {
 }
 
 /// A new volume for a session's workspace, filled with what `host` holds (the earlier
-/// session's files on resume), owned by the code's user.
+/// session's files on resume), owned by the code's user; with what both then hold.
 pub(crate) async fn workspace(
     docker: &Docker,
     image: &str,
     name: &str,
     host: &Path,
     code: UserId,
-) -> Result<(), SandboxError> {
+) -> Result<SyncState, SandboxError> {
     create(docker, name, owned_labels()).await?;
-    let filled = match pack(host, code, FILL_TOP).await {
-        Ok(archive) => fill(docker, image, name, archive).await,
+    let root = host.to_path_buf();
+    let packed = tokio::task::spawn_blocking(move || {
+        workspace_copy::pack(&root, FILL_TOP, (code.uid, code.gid))
+    })
+    .await
+    .map_err(|err| unavailable("pack the workspace", err))
+    .and_then(|packed| {
+        packed.map_err(|err| unavailable(&format!("pack the workspace {}", host.display()), err))
+    });
+    let filled = match packed {
+        Ok((archive, state)) => fill(docker, image, name, archive).await.map(|()| state),
         Err(err) => Err(err),
     };
     if filled.is_err() {
         remove_volume(docker, name).await;
     }
     filled
-}
-
-/// The host workspace as an archive under `top`, streamed from a temporary file.
-async fn pack(host: &Path, code: UserId, top: &'static str) -> Result<File, SandboxError> {
-    let root = host.to_path_buf();
-    let packed = tokio::task::spawn_blocking(move || {
-        crate::sandbox::workspace_copy::pack(&root, top, code.uid, code.gid)
-    })
-    .await
-    .map_err(|err| unavailable("pack the workspace", err))?
-    .map_err(|err| unavailable(&format!("pack the workspace {}", host.display()), err))?;
-    Ok(packed)
 }
 
 pub(super) async fn create(
@@ -184,37 +181,42 @@ pub(crate) struct CopyBack<'a> {
 }
 
 impl CopyBack<'_> {
-    /// Only the paths a run touched when they are known, else the whole tree.
+    /// Only the paths a run touched when they are known, else the whole tree. Every archive
+    /// is downloaded and read through before anything is written: an error means the host
+    /// copy is as it was. `state` is what both sides held after the last copy.
     pub(crate) async fn run(
         &self,
         docker: &Docker,
         touched: Option<&[String]>,
+        state: &mut SyncState,
     ) -> Result<Applied, String> {
         let mut budget = self.budget;
-        let Some(touched) = touched else {
-            let archive = self.download(docker, self.path, &mut budget).await?;
-            let archive =
-                archive.ok_or_else(|| format!("{} is not in the container", self.path))?;
-            let root = self.host.to_path_buf();
-            return tokio::task::spawn_blocking(move || workspace_copy::apply(&root, archive))
-                .await
-                .map_err(|err| err.to_string())?
-                .map_err(|err| err.to_string());
-        };
-        let mut applied = Applied::default();
-        for relative in touched {
-            let inside = format!("{}/{relative}", self.path);
-            let archive = self.download(docker, &inside, &mut budget).await?;
-            let (root, relative) = (self.host.to_path_buf(), PathBuf::from(relative));
-            let one = tokio::task::spawn_blocking(move || {
-                workspace_copy::apply_path(&root, &relative, archive)
-            })
-            .await
-            .map_err(|err| err.to_string())?
-            .map_err(|err| err.to_string())?;
-            applied.add(one);
+        let mut archives = Vec::new();
+        match touched {
+            None => {
+                let archive = self.download(docker, self.path, &mut budget).await?;
+                let archive =
+                    archive.ok_or_else(|| format!("{} is not in the container", self.path))?;
+                archives.push((Some(archive), Scope::Tree));
+            }
+            Some(touched) => {
+                for relative in touched {
+                    let inside = format!("{}/{relative}", self.path);
+                    let archive = self.download(docker, &inside, &mut budget).await?;
+                    archives.push((archive, Scope::Path(PathBuf::from(relative))));
+                }
+            }
         }
-        Ok(applied)
+        let root = self.host.to_path_buf();
+        let mut held = std::mem::take(state);
+        let applied = tokio::task::spawn_blocking(move || {
+            let applied = apply_all(&root, archives, &mut held);
+            (applied, held)
+        })
+        .await;
+        let (applied, held) = applied.map_err(|err| err.to_string())?;
+        *state = held;
+        applied.map_err(|err| err.to_string())
     }
 
     /// The archive of `path` in the container, spooled to a temporary file; `None` when the
@@ -242,7 +244,7 @@ impl CopyBack<'_> {
             };
             *budget = budget.checked_sub(chunk.len() as u64).ok_or_else(|| {
                 "its archive is larger than sandbox.workspace_limit (sparse files count at \
-                 their full size); the host copy keeps its earlier state"
+                 their full size)"
                     .to_string()
             })?;
             file.write_all(&chunk)
@@ -256,20 +258,60 @@ impl CopyBack<'_> {
     }
 }
 
-/// Sends what `host` holds into `path` in the running container (an operator's edits
-/// between runs): files are added and replaced, none removed.
+/// Reads every archive through, then applies them in turn; an error means nothing was
+/// written.
+fn apply_all(
+    root: &Path,
+    archives: Vec<(Option<File>, Scope)>,
+    state: &mut SyncState,
+) -> std::io::Result<Applied> {
+    let incoming = archives
+        .into_iter()
+        .map(|(archive, scope)| Incoming::read(archive, scope))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut applied = Applied::default();
+    let mut listed = Vec::new();
+    for one in incoming {
+        listed.push(one.listed(root)?);
+    }
+    for (one, host) in listed {
+        applied.add(one.apply(root, host, state));
+    }
+    Ok(applied)
+}
+
+/// Sends what the operator changed or made in `host` since the last copy into `path` in
+/// the running container (their edits between runs, and during the last one): files are
+/// added and replaced, none removed; one held apart after a conflict stays out.
 pub(crate) async fn copy_in(
     docker: &Docker,
     container: &str,
     path: &str,
     host: &Path,
     code: UserId,
+    state: &mut SyncState,
 ) -> Result<(), SandboxError> {
+    let root = host.to_path_buf();
+    let known = std::mem::take(state);
+    let packed = tokio::task::spawn_blocking(move || {
+        let packed = workspace_copy::pack_changes(&root, (code.uid, code.gid), &known);
+        (packed, known)
+    })
+    .await
+    .map_err(|err| unavailable("pack the workspace", err))?;
+    let (packed, known) = packed;
+    *state = known;
+    let packed = packed
+        .map_err(|err| unavailable(&format!("pack the workspace {}", host.display()), err))?;
+    let Some((archive, marks)) = packed else {
+        return Ok(());
+    };
     // Into the volume itself: the archive API writes nowhere else on a read-only root.
-    let archive = pack(host, code, ".").await?;
     upload(docker, container, path, archive)
         .await
-        .map_err(|err| unavailable("copy the workspace in", describe(&err)))
+        .map_err(|err| unavailable("copy the workspace in", describe(&err)))?;
+    state.extend(marks);
+    Ok(())
 }
 
 /// Removes a volume, waiting a little for a container that is still being removed (Docker

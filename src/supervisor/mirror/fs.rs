@@ -7,6 +7,8 @@ use std::os::unix::ffi::OsStringExt;
 
 use std::path::Path;
 
+use super::Direction;
+
 use rustix::fs::{
     AtFlags, FileType, Mode, OFlags, ResolveFlags, SeekFrom, Stat, StatxAttributes, StatxFlags,
     Timestamps,
@@ -104,11 +106,13 @@ pub(super) struct Copy<'c> {
     pub(crate) name: &'c OsString,
     pub(crate) partial: &'c OsString,
     pub(crate) stat: &'c Stat,
+    /// What the copy's permission bits are to be.
+    pub(crate) mode: u32,
     pub(crate) length: u64,
 }
 
-/// Copies a regular file of `from` as the new file `partial` in `to`, with its mode (set-id
-/// bits dropped), times and owner; at most its first `length` bytes. The file must still be
+/// Copies a regular file of `from` as the new file `partial` in `to`, with the given mode,
+/// and its times and owner; at most its first `length` bytes. The file must still be
 /// the inode `stat` describes; whatever fails, no partial copy is left. `tick` is called as
 /// the data goes.
 pub(super) fn copy_file(
@@ -122,6 +126,7 @@ pub(super) fn copy_file(
         name,
         partial,
         stat,
+        mode,
         length,
     } = *copy;
     // Non-blocking, so a fifo put in its place cannot hold the supervisor.
@@ -139,7 +144,7 @@ pub(super) fn copy_file(
     }
     // Mode and times while the file is still the supervisor's, the owner last.
     let copied = copy_data(&source, &sink, length, buffer, tick)
-        .and_then(|()| rustix::fs::fchmod(&sink, Mode::from_raw_mode(stat.st_mode & 0o777)))
+        .and_then(|()| rustix::fs::fchmod(&sink, Mode::from_raw_mode(mode)))
         .and_then(|()| rustix::fs::futimens(&sink, &times(stat)))
         .and_then(|()| rustix::fs::fchown(&sink, uid(stat), gid(stat)));
     if copied.is_err() {
@@ -253,10 +258,15 @@ pub(super) fn link_beneath(
 }
 
 /// Gives directory `dir` the mode and owner of `stat`: set-id and sticky bits are never
-/// copied, and of those it has itself, `keep` says which stay.
-pub(super) fn match_dir(dir: &OwnedFd, stat: &Stat, keep: u32) -> Result<(), Errno> {
+/// copied; on the host, those it has itself stay, and it gains no group or other write.
+pub(super) fn match_dir(dir: &OwnedFd, stat: &Stat, direction: Direction) -> Result<(), Errno> {
     let now = rustix::fs::fstat(dir)?;
-    let mode = stat.st_mode & 0o777 | now.st_mode & keep;
+    let mode = match direction {
+        Direction::Out => {
+            direction.sink_mode(stat.st_mode, Some(now.st_mode)) | now.st_mode & 0o7000
+        }
+        Direction::In => stat.st_mode & 0o777,
+    };
     if now.st_mode & 0o7777 != mode {
         rustix::fs::fchmod(dir, Mode::from_raw_mode(mode))?;
     }

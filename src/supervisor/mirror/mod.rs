@@ -125,6 +125,15 @@ impl Direction {
             Self::Out => known.host,
         }
     }
+
+    /// The permission bits a copy gets at the sink, where the entry it replaces had
+    /// `before`: the host never gets group or other write that its entry did not have.
+    fn sink_mode(self, mode: u32, before: Option<u32>) -> u32 {
+        match self {
+            Self::In => mode & 0o777,
+            Self::Out => crate::sandbox::workspace::host_mode(mode, before),
+        }
+    }
 }
 
 /// At most this many paths are listed as touched by a pass; past it, "many".

@@ -229,15 +229,10 @@ impl<'a> Pass<'a> {
             let before = self.direction.source(known);
             (before.mode, before.uid, before.gid) != (stat.st_mode, stat.st_uid, stat.st_gid)
         });
-        if created || metadata_changed {
-            let keep = if self.direction == Direction::Out {
-                0o7000
-            } else {
-                0
-            };
-            if let Err(err) = fs::match_dir(&to_dir, stat, keep) {
-                self.failed(path, err);
-            }
+        if (created || metadata_changed)
+            && let Err(err) = fs::match_dir(&to_dir, stat, self.direction)
+        {
+            self.failed(path, err);
         }
         let sink = rustix::fs::fstat(&to_dir).ok()?;
         Some(self.known(stat, &sink, name, children))
@@ -295,10 +290,15 @@ impl<'a> Pass<'a> {
             (Some(first), _) => fs::link_beneath(self.to_root, first, to, &partial),
             (None, FileType::Symlink) => fs::copy_symlink(from, to, name, &partial, stat),
             (None, _) => {
+                let before = match &sink {
+                    Sink::Ours(sink) => Some(sink.st_mode),
+                    _ => None,
+                };
                 let copy = fs::Copy {
                     name,
                     partial: &partial,
                     stat,
+                    mode: self.direction.sink_mode(stat.st_mode, before),
                     length,
                 };
                 fs::copy_file(from, to, &copy, &mut self.buffer, &mut *self.tick)

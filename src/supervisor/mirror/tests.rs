@@ -163,7 +163,33 @@ fn set_id_bits_never_reach_the_host() {
     trees.mirror.push(&mut || {});
     let mode = |rel: &str| std::fs::metadata(trees.host(rel)).expect("copied").mode() & 0o7777;
     assert_eq!(mode("tool"), 0o755);
-    assert_eq!(mode("drop"), 0o777);
+    assert_eq!(mode("drop"), 0o755, "nor group or other write");
+}
+
+#[test]
+fn the_host_gains_no_group_or_other_write_and_keeps_what_it_had() {
+    let mut trees = Trees::new();
+    for (name, perms) in [("plain", 0o644), ("shared", 0o664)] {
+        std::fs::write(trees.host(name), name).expect("write");
+        std::fs::set_permissions(trees.host(name), PermissionsExt::from_mode(perms))
+            .expect("chmod");
+    }
+    std::fs::create_dir(trees.host("dir")).expect("dir");
+    std::fs::set_permissions(trees.host("dir"), PermissionsExt::from_mode(0o755)).expect("chmod");
+    trees.mirror.pull(&mut || {});
+    for (name, perms) in [("plain", 0o777), ("shared", 0o666), ("dir", 0o777)] {
+        std::fs::set_permissions(trees.inside(name), PermissionsExt::from_mode(perms))
+            .expect("chmod");
+    }
+    std::fs::write(trees.inside("new"), "new").expect("write");
+    std::fs::set_permissions(trees.inside("new"), PermissionsExt::from_mode(0o666)).expect("chmod");
+    let pushed = trees.mirror.push(&mut || {});
+    assert!(pushed.problems.is_empty(), "{pushed:?}");
+    let mode = |rel: &str| std::fs::metadata(trees.host(rel)).expect("copied").mode() & 0o7777;
+    assert_eq!(mode("plain"), 0o755, "x is copied, write is not");
+    assert_eq!(mode("shared"), 0o664, "the group write it had stays");
+    assert_eq!(mode("dir"), 0o755);
+    assert_eq!(mode("new"), 0o644);
 }
 
 #[test]
