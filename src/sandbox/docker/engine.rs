@@ -92,4 +92,15 @@ impl Engine {
             }
         }
     }
+
+    /// Whether the inspect output's IPC mode is a namespace of the container's own. Docker
+    /// states "private" as asked. Podman 4 states "shareable" for every container that owns
+    /// its namespace (libpod reports what others could do, not what was asked), and joining it
+    /// takes the same root on the engine as any `podman exec` would.
+    pub(super) fn owns_ipc_namespace(self, mode: Option<&str>) -> bool {
+        match self {
+            Self::Docker => mode == Some("private"),
+            Self::Podman => matches!(mode, Some("private" | "shareable")),
+        }
+    }
 }

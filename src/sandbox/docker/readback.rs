@@ -104,7 +104,7 @@ pub(crate) fn verify(
     // "host" and another container's namespace are refused outright (`never_relaxed`); a
     // "shareable" one would let any container join it and read what blocks leave there.
     check(
-        host.ipc_mode.as_deref() == Some("private"),
+        engine.owns_ipc_namespace(host.ipc_mode.as_deref()),
         Protection::Ipc,
         format!(
             "the IPC namespace mode is {:?}, not \"private\"",
@@ -397,6 +397,9 @@ mod tests {
             };
             assert_eq!(found.expect("checked"), expected, "{mode:?}");
         }
+        // Podman states its own namespace as "shareable", whatever was asked.
+        assert!(Engine::Podman.owns_ipc_namespace(Some("shareable")));
+        assert!(!Engine::Podman.owns_ipc_namespace(None));
         for mode in ["host", "container:0123abcd"] {
             let err = missing_of(&|host| host.ipc_mode = Some(mode.into())).unwrap_err();
             let err = err.to_string();
