@@ -237,7 +237,12 @@ fn files_host_tools_run_and_links_out_of_the_workspace_are_named_and_nothing_els
         \x20   open('/workspace/' + path, 'w').write('x')\n\
         os.symlink('/etc/passwd', '/workspace/passwd')\n\
         os.symlink('../../x', '/workspace/notes/up')\n\
-        os.symlink('data.csv', '/workspace/fine')";
+        os.symlink('data.csv', '/workspace/fine')\n\
+        os.makedirs('/workspace/a/b')\n\
+        os.symlink('../..', '/workspace/a/b/p')\n\
+        os.symlink('p/..', '/workspace/a/b/x')\n\
+        os.makedirs('/workspace/.Idea')\n\
+        open('/workspace/.Idea/workspace.xml', 'w').write('x')";
     let script = python_blocks(&home, &[plant]);
     let events = json_events(&run(&home, &script, &[], true));
     let runs = finished(&events);
@@ -253,11 +258,17 @@ fn files_host_tools_run_and_links_out_of_the_workspace_are_named_and_nothing_els
         ".envrc",
         ".github/workflows/x.yml",
         ".vscode/settings.json",
+        ".Idea/workspace.xml",
+        "a/b/x -> p/.. (may lead outside the workspace through a link)",
         "notes/up -> ../../x (outside the workspace)",
         "passwd -> /etc/passwd (outside the workspace)",
     ]
     .into();
     assert_eq!(named, expected, "{}", warned[0]);
+    // The link named "may lead outside" does: through a/b/p (the root), `..` is above it.
+    let root = workspace(&events).canonicalize().unwrap();
+    let reached = root.join("a/b/x").canonicalize().unwrap();
+    assert_eq!(Some(reached.as_path()), root.parent(), "a/b/x leads out");
 
     let session = session(&events);
     let md = history(&home, &["export", &session, "--format", "md"]);
