@@ -1,8 +1,9 @@
 //! The run's file record under attack, end to end: `airlock run` with a scripted model whose
 //! blocks hide files from the record (too deep, behind hard-link padding), plant files that
 //! tools on the host run by themselves, point links out of the workspace, and name files so
-//! they forge airlock's own lines or pass for each other. Each asserts what airlock said,
-//! what the history keeps and what the host holds.
+//! they forge airlock's own lines or pass for each other, and print what `history show`
+//! must draw visibly. Each asserts what airlock said, what the history keeps and what the
+//! host holds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -343,4 +344,15 @@ fn names_that_would_be_drawn_alike_are_recorded_apart_and_name_their_bytes() {
     for encoded in ["/%5CxFF)", "/%FF)", "/a%0Ab)", "/a%E2%90%8Ab)"] {
         assert!(md.contains(encoded), "{encoded} missing:\n{md}");
     }
+}
+
+#[test]
+fn history_show_draws_what_a_block_printed_visibly() {
+    let home = Home::new();
+    let script = python_blocks(&home, &["print('saved report\\u202etxt.exe')"]);
+    let events = json_events(&run(&home, &script, &[], true));
+    let run_id = finished(&events)[0]["run"].as_str().unwrap().to_string();
+    let shown = history(&home, &["show", &run_id]);
+    assert!(shown.contains("saved report<U+202E>txt.exe"), "{shown}");
+    assert!(!shown.contains('\u{202e}'), "{shown:?}");
 }

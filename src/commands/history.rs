@@ -85,7 +85,8 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
             run.output_bytes,
             if run.truncated { ", truncated" } else { "" }
         );
-        print!("{}", run.output);
+        // Kept neutralized; drawn here as the live pane drew it, invisible characters shown.
+        print!("{}", for_person(&run.output));
         print_files(&run);
         return Ok(ExitCode::SUCCESS);
     }
