@@ -78,7 +78,7 @@ fn a_deep_chain_of_directories_is_walked_only_so_far() {
     std::fs::create_dir_all(root.path().join(&deep)).unwrap();
     let listing = Listing::scan(root.path()).unwrap();
     assert_eq!(listing.entries.len(), super::listing::MAX_DEPTH);
-    assert_eq!(listing.unread_dirs, 1);
+    assert_eq!(listing.unread_dirs(), 1);
 }
 
 #[test]
