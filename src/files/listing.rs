@@ -117,6 +117,7 @@ impl Listing {
             self.unentered.push(path.to_path_buf());
             return;
         };
+        let listed = names.len();
         let mut children: Vec<(OsString, Stat)> = names
             .into_iter()
             .filter_map(|name| {
@@ -124,6 +125,13 @@ impl Listing {
                 Some((name, stat))
             })
             .collect();
+        // A name listed but not looked up (a directory that may be read but not searched,
+        // mode r--, once `read_names` no longer reopens it through `.`, which needs search
+        // too; or a name gone meanwhile): what it was is not seen, so the directory was not
+        // read whole, and the record must not take what it held for gone.
+        if children.len() < listed {
+            self.unentered.push(path.to_path_buf());
+        }
         // Directories first, then by name, as file trees usually are.
         children.sort_by(|(a, sa), (b, sb)| is_dir(sb).cmp(&is_dir(sa)).then(a.cmp(b)));
         for (name, stat) in children {
