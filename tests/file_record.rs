@@ -1,8 +1,9 @@
 //! The run's file record under attack, end to end: `airlock run` with a scripted model whose
 //! blocks hide files from the record (too deep, behind hard-link padding), plant files that
 //! tools on the host run by themselves, point links out of the workspace, and name files so
-//! they forge airlock's own lines or pass for each other. Each asserts what airlock said,
-//! what the history keeps and what the host holds.
+//! they forge airlock's own lines or pass for each other, and print what `history show`
+//! must draw visibly. Each asserts what airlock said, what the history keeps and what the
+//! host holds.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -237,7 +238,12 @@ fn files_host_tools_run_and_links_out_of_the_workspace_are_named_and_nothing_els
         \x20   open('/workspace/' + path, 'w').write('x')\n\
         os.symlink('/etc/passwd', '/workspace/passwd')\n\
         os.symlink('../../x', '/workspace/notes/up')\n\
-        os.symlink('data.csv', '/workspace/fine')";
+        os.symlink('data.csv', '/workspace/fine')\n\
+        os.makedirs('/workspace/a/b')\n\
+        os.symlink('../..', '/workspace/a/b/p')\n\
+        os.symlink('p/..', '/workspace/a/b/x')\n\
+        os.makedirs('/workspace/.Idea')\n\
+        open('/workspace/.Idea/workspace.xml', 'w').write('x')";
     let script = python_blocks(&home, &[plant]);
     let events = json_events(&run(&home, &script, &[], true));
     let runs = finished(&events);
@@ -253,11 +259,17 @@ fn files_host_tools_run_and_links_out_of_the_workspace_are_named_and_nothing_els
         ".envrc",
         ".github/workflows/x.yml",
         ".vscode/settings.json",
+        ".Idea/workspace.xml",
+        "a/b/x -> p/.. (may lead outside the workspace through a link)",
         "notes/up -> ../../x (outside the workspace)",
         "passwd -> /etc/passwd (outside the workspace)",
     ]
     .into();
     assert_eq!(named, expected, "{}", warned[0]);
+    // The link named "may lead outside" does: through a/b/p (the root), `..` is above it.
+    let root = workspace(&events).canonicalize().unwrap();
+    let reached = root.join("a/b/x").canonicalize().unwrap();
+    assert_eq!(Some(reached.as_path()), root.parent(), "a/b/x leads out");
 
     let session = session(&events);
     let md = history(&home, &["export", &session, "--format", "md"]);
@@ -332,4 +344,15 @@ fn names_that_would_be_drawn_alike_are_recorded_apart_and_name_their_bytes() {
     for encoded in ["/%5CxFF)", "/%FF)", "/a%0Ab)", "/a%E2%90%8Ab)"] {
         assert!(md.contains(encoded), "{encoded} missing:\n{md}");
     }
+}
+
+#[test]
+fn history_show_draws_what_a_block_printed_visibly() {
+    let home = Home::new();
+    let script = python_blocks(&home, &["print('saved report\\u202etxt.exe')"]);
+    let events = json_events(&run(&home, &script, &[], true));
+    let run_id = finished(&events)[0]["run"].as_str().unwrap().to_string();
+    let shown = history(&home, &["show", &run_id]);
+    assert!(shown.contains("saved report<U+202E>txt.exe"), "{shown}");
+    assert!(!shown.contains('\u{202e}'), "{shown:?}");
 }

@@ -851,3 +851,35 @@ fn a_rule_lifted_on_stdin_no_longer_decides_and_the_history_keeps_it() {
         "{export}"
     );
 }
+
+#[test]
+fn a_carriage_return_in_a_calls_code_cannot_draw_over_the_card() {
+    // A hostile server hides the command behind `\r`: at a terminal the comment after it
+    // would be drawn over the start of the line, gutter and command.
+    let call = json!({"language": "bash", "code": "rm -rf ~/work\r# tidy the cache"});
+    let server = ModelServer::start(vec![
+        Behaviour::Calls(vec![("call_1", "run_code", call.to_string())]),
+        Behaviour::Reply("Nothing ran; done.".into()),
+    ]);
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.env_remove("OPENAI_API_KEY").args([
+        "-c",
+        "model.protocol=tools",
+        "run",
+        "--base-url",
+        &server.base_url,
+        "--approve",
+        "none",
+        "--prompt",
+        "go",
+    ]);
+    let output = common::run_with_stdin(command, "");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        printed.contains("   1 │ rm -rf ~/work␍# tidy the cache"),
+        "{printed}\n{}",
+        common::stderr(&output)
+    );
+    assert!(!printed.contains('\r'), "{printed:?}");
+}

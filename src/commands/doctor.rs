@@ -358,7 +358,7 @@ impl ProbeWorkspace {
         if let Some((data_dir, session)) = &self.own
             && let Err(why) = remove_session_workspace(data_dir, session)
         {
-            eprintln!("airlock: {why}");
+            eprintln!("{}", super::said(&why));
         }
     }
 }

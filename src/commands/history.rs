@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use crate::config::Config;
 use crate::error::usage;
-use crate::output::sanitize::for_person;
+use crate::output::sanitize::{code_for_person, for_person};
 use crate::protocol::DecisionKind;
 use crate::store::clock::{local_date_time, local_zone_problem};
 use crate::store::{RunFilter, RunRow, Store, markdown};
@@ -41,7 +41,7 @@ pub fn list(config: &Config, filter: &RunFilter, json: bool) -> anyhow::Result<E
 /// One line per run: when, which session and run, language, decision, outcome, first line.
 fn summary(run: &RunRow) -> String {
     let decision = run.decision.map_or("", DecisionKind::name);
-    let first = for_person(run.code.lines().next().unwrap_or(""));
+    let first = code_for_person(run.code.lines().next().unwrap_or(""));
     format!(
         "{}  {}  {}  {:<7} {:<16} {:<11} {:>7}  {first}",
         local_date_time(run.started_at as i64),
@@ -79,13 +79,14 @@ pub fn show(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        print!("{}", for_person(&run.code));
+        print!("{}", code_for_person(&run.code));
         println!(
             "--- output ({} bytes{}) ---",
             run.output_bytes,
             if run.truncated { ", truncated" } else { "" }
         );
-        print!("{}", run.output);
+        // Kept neutralized; drawn here as the live pane drew it, invisible characters shown.
+        print!("{}", for_person(&run.output));
         print_files(&run);
         return Ok(ExitCode::SUCCESS);
     }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{ApproveMode, Config};
 use crate::error::{EXIT_UNAVAILABLE, usage};
-use crate::output::sanitize::{for_person, neutralize};
+use crate::output::sanitize::{code_for_person, for_person, neutralize};
 use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream, wire_name};
 use crate::view::{BlockState, SessionView};
 
@@ -466,7 +466,7 @@ fn transcript_entry(event: &Event, interactive: bool) -> String {
 fn block_card(block: &str, index: usize, language: &str, code: &str, interactive: bool) -> String {
     let mut card = format!("── block {} · {language} · {block} ──\n", index + 1);
     for (number, line) in code.lines().enumerate() {
-        card.push_str(&format!("{:>4} │ {}\n", number + 1, for_person(line)));
+        card.push_str(&format!("{:>4} │ {}\n", number + 1, code_for_person(line)));
     }
     if interactive {
         card.push_str(
@@ -479,6 +479,22 @@ fn block_card(block: &str, index: usize, language: &str, code: &str, interactive
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_carriage_return_cannot_draw_over_the_code_on_a_card() {
+        let card = block_card(
+            "b-1",
+            0,
+            "python",
+            "import os\ros.system('rm -rf ~')\r# tidy up\n",
+            true,
+        );
+        assert!(!card.contains('\r'), "{card:?}");
+        assert!(
+            card.contains("   1 │ import os␍os.system('rm -rf ~')␍# tidy up\n"),
+            "{card}"
+        );
+    }
 
     #[test]
     fn lines_become_decisions() {

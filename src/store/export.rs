@@ -424,7 +424,8 @@ fn one_line(text: &str) -> String {
 fn markdown_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in one_line(text).chars() {
-        if "\\`*_{}[]()<>#+-.!|~".contains(c) {
+        // `&` too: an entity (`&#x202E;`) would be drawn as the character it names.
+        if "\\`*_{}[]()<>#+-.!|~&".contains(c) {
             out.push('\\');
         }
         out.push(c);
@@ -460,6 +461,29 @@ mod tests {
         let record = crate::files::recorded::recorded(b"a\xffb\nc \\x41");
         assert_eq!(file_url("/ws/", &record), "file:///ws/a%FFb%0Ac%20%5Cx41");
         assert_eq!(file_url("/ws", "old name.txt"), "file:///ws/old%20name.txt");
+    }
+
+    #[test]
+    fn a_file_name_renders_as_exactly_its_text() {
+        let names = [
+            "invoice&#x202E;fdp.exe",
+            "a&#10;b &amp; &lt;script&gt;",
+            "[x](http://evil) ![i](http://evil/t.png) <http://evil>",
+            "*a* _b_ `c` \\u000A \\ ~~d~~ | e",
+            "# heading",
+        ];
+        for name in names {
+            let mut text = String::new();
+            for event in pulldown_cmark::Parser::new(&markdown_text(name)) {
+                match event {
+                    pulldown_cmark::Event::Text(t) => text.push_str(&t),
+                    pulldown_cmark::Event::Start(pulldown_cmark::Tag::Paragraph)
+                    | pulldown_cmark::Event::End(pulldown_cmark::TagEnd::Paragraph) => {}
+                    other => panic!("{name:?} is read as {other:?}"),
+                }
+            }
+            assert_eq!(text, name);
+        }
     }
 
     #[test]

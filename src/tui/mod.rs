@@ -164,7 +164,9 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     outcome?;
     if let Some(why) = &app.fatal {
         // The same reason the screen showed, now where it stays after the screen is gone.
-        eprintln!("airlock: {}", crate::output::sanitize::neutralize(why));
+        // Through `said`: the reason may quote a server's or a program's text, whose line
+        // breaks must not start lines of airlock's own.
+        eprintln!("{}", crate::commands::said(why));
         return Ok(ExitCode::from(crate::error::EXIT_UNAVAILABLE));
     }
     Ok(ExitCode::SUCCESS)

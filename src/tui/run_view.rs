@@ -128,9 +128,11 @@ fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: 
     );
     lines.push(Line::styled("output:", theme.accent()));
     lines.extend(
+        // Drawn as the live output pane draws it: a bidi or zero-width character a block
+        // printed is shown, not obeyed.
         run.output
             .lines()
-            .map(|l| Line::styled(l.to_string(), theme.text())),
+            .map(|l| Line::styled(for_person(l), theme.text())),
     );
     let block = Block::default()
         .borders(Borders::ALL)
@@ -214,6 +216,14 @@ mod tests {
             shown.contains("⚠ file list incomplete: too deep (128 levels) <U+202E>txt.exe"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn an_opened_runs_output_shows_invisible_characters() {
+        let mut app = with_runs();
+        app.history.runs[0].output = "saved report\u{202e}txt.exe\n".into();
+        let shown = opened(&app, 0, 100, 14);
+        assert!(shown.contains("saved report<U+202E>txt.exe"), "{shown}");
     }
 
     #[test]

@@ -114,10 +114,10 @@ impl WorkspacePane {
             );
             notes.push(Line::styled(text, Style::new().fg(theme.warning)));
         }
-        if listing.unread_dirs > 0 {
+        if listing.unread_dirs() > 0 {
             let text = format!(
                 "{} directories not read (too deep or unreadable)",
-                listing.unread_dirs
+                listing.unread_dirs()
             );
             notes.push(Line::styled(text, Style::new().fg(theme.warning)));
         }

@@ -34,7 +34,8 @@ impl DockerSandbox {
         live: LiveOutput<'_>,
     ) -> Result<ExecResult, SandboxError> {
         // What changed since the last block is the operator's doing, not this block's.
-        self.workspace_changes().await;
+        // Whether that walk was whole is told after the block, by the walk that records it.
+        let _ = self.workspace_changes().await;
         self.send_edits().await?;
         self.note_write_bits();
         let started = Instant::now();
@@ -144,11 +145,7 @@ impl DockerSandbox {
         }
         self.clear_special_bits();
         self.copy_back(pushed.as_deref()).await;
-        result.files = self.workspace_changes().await;
-        result.files_incomplete = self
-            .tracker
-            .as_ref()
-            .and_then(|tracker| tracker.incomplete().map(str::to_string));
+        (result.files, result.files_incomplete) = self.workspace_changes().await;
         let incomplete = result.files_incomplete.as_deref();
         for warning in crate::files::warnings::warnings(&result.files, incomplete) {
             (self.notices)(warning);
@@ -162,10 +159,15 @@ impl DockerSandbox {
         Ok(result)
     }
 
-    /// What the block did to the workspace's files, read off the host once it is over.
-    async fn workspace_changes(&mut self) -> Vec<FileChange> {
+    /// What the block did to the workspace's files, read off the host once it is over, and
+    /// why that may not be all of it. A tracker lost to a failed walk records nothing more:
+    /// each run says so rather than record nothing in silence.
+    async fn workspace_changes(&mut self) -> (Vec<FileChange>, Option<String>) {
+        const LOST: &str = "the workspace's walk failed; no later run is recorded";
         let Some(mut tracker) = self.tracker.take() else {
-            return Vec::new();
+            // A read-only workspace has no tracker: no run can change it.
+            let lost = !self.config.workspace_read_only;
+            return (Vec::new(), lost.then(|| LOST.into()));
         };
         let walked = tokio::task::spawn_blocking(move || {
             let changes = tracker.changes();
@@ -173,10 +175,11 @@ impl DockerSandbox {
         });
         match walked.await {
             Ok((tracker, changes)) => {
+                let incomplete = tracker.incomplete().map(str::to_string);
                 self.tracker = Some(tracker);
-                changes
+                (changes, incomplete)
             }
-            Err(_) => Vec::new(),
+            Err(_) => (Vec::new(), Some(LOST.into())),
         }
     }
 

@@ -30,8 +30,9 @@ use std::path::Path;
 
 use rustix::fs::{Mode, Stat};
 
-/// Deeper directories are left where they are, and named in the pass's report.
-const MAX_DEPTH: usize = 64;
+/// Deeper directories are left where they are, and named in the pass's report. The run's
+/// file record walks deeper (`files::changes::RECORD_DEPTH`), so it sees all this copies.
+pub(crate) const MAX_DEPTH: usize = 64;
 /// Names the mirror uses for copies on their way; never copied, and stale ones are removed
 /// from the host.
 const PARTIAL: &str = ".airlock-partial-";
