@@ -218,3 +218,43 @@ async fn a_workspace_mounted_itself_has_its_git_metadata_read_only_and_plants_na
     };
     planted_in("0B", config).await;
 }
+
+/// A `.git` that is a symlink to a directory inside the workspace that is not a repository
+/// yet: mounted itself, what the link leads to is what git would read, so it is made
+/// read-only, and the block cannot turn it into a repository whose fsmonitor git runs.
+#[tokio::test]
+async fn a_dot_git_linked_into_the_workspace_is_read_only_when_mounted_itself() {
+    let repo = Repo::new();
+    let root = repo.path();
+    std::fs::create_dir_all(root.join("nest")).expect("dir");
+    std::fs::create_dir_all(root.join("plain")).expect("dir");
+    std::os::unix::fs::symlink("../plain", root.join("nest/.git")).expect("link");
+    if rustix::process::getuid().is_root() {
+        for dir in ["nest", "plain"] {
+            std::os::unix::fs::chown(root.join(dir), Some(65534), Some(65534)).expect("chown");
+        }
+    }
+    let mut session = session(SandboxConfig {
+        workspace: Some(root.clone()),
+        workspace_limit: ByteSize::mib(0),
+        ..SandboxConfig::default()
+    })
+    .await;
+    let m = repo.marker().display().to_string();
+    let code = format!(
+        "cd /workspace/plain\n\
+         mkdir objects refs; printf 'ref: refs/heads/main\\n' > HEAD\n\
+         printf '[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = touch {m}\\n' > config\n\
+         echo block done\n"
+    );
+    let (ran, _) = run(&mut session, "sh", &code, 60).await;
+    session.sandbox.shutdown().await;
+    assert!(ran.output.contains("block done"), "{ran:?}");
+    assert!(ran.output.contains("Read-only file system"), "{ran:?}");
+    assert!(
+        !root.join("plain/config").exists(),
+        "the link's directory was written"
+    );
+    repo.git(&root.join("nest"), &["status"]);
+    assert!(!repo.marker().exists(), "a plant ran on the host");
+}

@@ -1,6 +1,7 @@
 //! With `workspace_limit = "0B"` the host directory itself is /workspace, so blocks write it
 //! directly: each git metadata entry found in it (see `crate::files::git`) is mounted over
-//! itself read-only, the read-back confirms every one, and after a block what it planted
+//! itself read-only (a `.git` symlink: what it leads to), the read-back confirms every one,
+//! and after a block what it planted
 //! anew is named.
 
 use std::path::{Path, PathBuf};
@@ -36,20 +37,24 @@ pub(super) fn read_only_mounts(workspace: &Path) -> Result<Vec<Mount>, SandboxEr
     if found.len() > MAX_MOUNTS {
         return refuse(format!("it holds over {MAX_MOUNTS} git directories"));
     }
-    let mut mounts = Vec::new();
+    let mut mounts: Vec<Mount> = Vec::new();
     for relative in found {
-        let source = workspace.join(&relative);
-        // A symlink would be followed by the mount, on both sides: what it points to is
-        // outside the workspace, and the link itself is left as it is.
-        if std::fs::symlink_metadata(&source).is_ok_and(|meta| meta.file_type().is_symlink()) {
+        let Some(relative) = metadata_inside(workspace, relative) else {
             continue;
-        }
+        };
+        let source = workspace.join(&relative);
         let (Some(source), Some(target)) = (source.to_str(), target(&relative)) else {
             return refuse(format!(
                 "the path {} is not UTF-8",
                 crate::files::display_path(&relative)
             ));
         };
+        if mounts
+            .iter()
+            .any(|m| m.target.as_deref() == Some(target.as_str()))
+        {
+            continue;
+        }
         mounts.push(Mount {
             typ: Some(MountType::BIND),
             source: Some(source.to_string()),
@@ -59,6 +64,22 @@ pub(super) fn read_only_mounts(workspace: &Path) -> Result<Vec<Mount>, SandboxEr
         });
     }
     Ok(mounts)
+}
+
+/// Where the metadata at `relative` really is, relative to the workspace. A `.git` that is a
+/// symlink leads to what git reads: when that is inside the workspace, it is what blocks
+/// could write, so it is what gets mounted (a mount over the link would follow it anyway).
+/// One that leads out of the workspace is out of the blocks' reach: `None`.
+fn metadata_inside(workspace: &Path, relative: PathBuf) -> Option<PathBuf> {
+    let path = workspace.join(&relative);
+    let is_link = std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_symlink());
+    if !is_link {
+        return Some(relative);
+    }
+    let real = std::fs::canonicalize(&path).ok()?;
+    let root = std::fs::canonicalize(workspace).ok()?;
+    let inside = real.strip_prefix(&root).ok()?;
+    (!inside.as_os_str().is_empty()).then(|| inside.to_path_buf())
 }
 
 fn target(relative: &Path) -> Option<String> {
@@ -137,11 +158,20 @@ mod tests {
         }
         std::fs::write(at("bare/HEAD"), "ref: refs/heads/main\n").expect("file");
         std::os::unix::fs::symlink("/tmp", at("linked/.git")).expect("symlink");
+        // A link to a directory inside the workspace: blocks could write git's real one.
+        std::fs::create_dir_all(at("kept/hooks")).expect("dir");
+        std::fs::create_dir_all(at("inner")).expect("dir");
+        std::os::unix::fs::symlink("../kept", at("inner/.git")).expect("symlink");
         let mounts = read_only_mounts(root.path()).expect("mounts");
         let targets: Vec<_> = mounts.iter().filter_map(|m| m.target.as_deref()).collect();
         assert_eq!(
             targets,
-            ["/workspace/.git", "/workspace/bare", "/workspace/wt/.git"]
+            [
+                "/workspace/.git",
+                "/workspace/bare",
+                "/workspace/kept",
+                "/workspace/wt/.git"
+            ]
         );
         assert!(mounts.iter().all(|m| m.read_only == Some(true)));
         assert_eq!(
