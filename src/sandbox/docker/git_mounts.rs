@@ -1,8 +1,7 @@
 //! With `workspace_limit = "0B"` the host directory itself is /workspace, so blocks write it
 //! directly: each git metadata entry found in it (see `crate::files::git`) is mounted over
 //! itself read-only (a `.git` symlink: what it leads to), the read-back confirms every one,
-//! and after a block what it planted
-//! anew is named.
+//! and after a block what it planted anew is named.
 
 use std::path::{Path, PathBuf};
 
