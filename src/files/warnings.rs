@@ -45,6 +45,21 @@ pub(crate) fn warnings(files: &[FileChange], incomplete: Option<&str>) -> Vec<St
     warnings
 }
 
+/// The warning for what the walk before a block found new or changed while the list before
+/// it was incomplete (`why`): those may be the operator's edits, or files the earlier run
+/// wrote past the cut, which no list named. Whatever of them host tools act on is named, as
+/// a run's would be; `None` when there is none.
+pub(crate) fn found_after_incomplete(files: &[FileChange], why: &str) -> Option<String> {
+    let flagged = flagged(files);
+    (!flagged.is_empty()).then(|| {
+        format!(
+            "found after an incomplete file list ({why}), so perhaps written by an earlier \
+             run that no list named: {TOOL_FILES_WARNING}: {}",
+            named(&flagged)
+        )
+    })
+}
+
 /// How each file to warn of is named, in order; removals are not warned of.
 fn flagged(files: &[FileChange]) -> Vec<String> {
     files
@@ -255,6 +270,26 @@ mod tests {
             "{warning}"
         );
         assert!(!warning.chars().any(char::is_control), "{warning:?}");
+    }
+
+    #[test]
+    fn what_is_found_after_an_incomplete_list_is_warned_of_as_a_run_would_be() {
+        let files = [
+            file("notes.txt", FileChangeKind::Created, None),
+            file(".vscode/settings.json", FileChangeKind::Created, None),
+            file(".git/hooks/pre-commit", FileChangeKind::Changed, None),
+            file(".envrc", FileChangeKind::Removed, None),
+        ];
+        let warning = found_after_incomplete(&files, "too many entries (100000)").unwrap();
+        assert!(
+            warning.starts_with("found after an incomplete file list (too many entries (100000))"),
+            "{warning}"
+        );
+        assert!(
+            warning.ends_with(": .vscode/settings.json, .git/hooks/pre-commit"),
+            "{warning}"
+        );
+        assert_eq!(found_after_incomplete(&files[..1], "too deep"), None);
     }
 
     #[test]
