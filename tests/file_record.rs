@@ -308,8 +308,18 @@ fn a_file_name_cannot_forge_a_line_of_airlocks_output() {
         "the FIFO left out of the copy is still named:\n{said}"
     );
     assert!(
-        said.contains(".vscode/b\\u000Aairlock: forged too"),
-        "the planted editor file is named:\n{said}"
+        said.lines().any(|line| line.starts_with("airlock: ")
+            && line.contains("tools on the host")
+            && line.contains(".vscode/b␊airlock: forged too")),
+        "the planted editor file is named, drawn as the workspace pane draws it:\n{said}"
+    );
+    assert!(
+        printed.contains("created  .vscode/b␊airlock: forged too"),
+        "the transcript draws the name as the notice does:\n{printed}"
+    );
+    assert!(
+        !said.contains("\\u000A") && !printed.contains("\\u000A"),
+        "no name is shown in its recorded form:\n{said}{printed}"
     );
 }
 

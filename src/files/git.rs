@@ -88,14 +88,15 @@ pub(crate) fn name_list(names: &[&str], more: u64) -> String {
 }
 
 /// The notice for changes to git metadata a copy out kept from the host; `paths` come from
-/// the supervisor and are drawn harmless here. `None` when nothing was kept back.
+/// the supervisor, recorded, and are drawn here as the workspace pane draws them. `None`
+/// when nothing was kept back.
 pub(crate) fn kept_back_notice(paths: &[String], more: u64) -> Option<String> {
     if paths.is_empty() && more == 0 {
         return None;
     }
     let drawn: Vec<String> = paths
         .iter()
-        .map(|path| super::display_path(Path::new(path)))
+        .map(|path| super::recorded::drawn(path))
         .collect();
     let drawn: Vec<&str> = drawn.iter().map(String::as_str).collect();
     Some(format!(
@@ -179,11 +180,14 @@ mod tests {
         let paths = [
             ".git/hooks/pre-commit".to_string(),
             "sub/.git/\u{1b}[2J".to_string(),
+            super::super::recorded::recorded(b".git/a\nairlock: forged\xff"),
         ];
         let notice = kept_back_notice(&paths, 3).expect("notice");
         assert!(!notice.contains('\u{1b}'), "{notice:?}");
         assert!(
-            notice.contains(".git/hooks/pre-commit, sub/.git/"),
+            notice.contains(
+                ".git/hooks/pre-commit, sub/.git/\u{241b}[2J, .git/a\u{240a}airlock: forged\\xFF"
+            ),
             "{notice}"
         );
         assert!(notice.ends_with("and 3 more"), "{notice}");

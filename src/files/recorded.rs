@@ -4,6 +4,7 @@
 //! characters stay in the record; whoever draws a recorded name on a terminal draws them
 //! visibly (`output::sanitize::for_person`).
 
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -52,6 +53,17 @@ pub(crate) fn recorded_bytes(text: &str) -> Option<Vec<u8>> {
     }
     out.extend_from_slice(rest.as_bytes());
     Some(out)
+}
+
+/// A recorded name drawn as the workspace pane draws names ([`super::display_name`]), for
+/// a notice or any other line a person reads: its bytes, decoded, so a line feed in a name
+/// shows as the pane shows it and not as `\u000A`. Text that is not a recorded name (a
+/// history from before names were recorded) is drawn as the text it is.
+pub(crate) fn drawn(text: &str) -> String {
+    match recorded_bytes(text) {
+        Some(bytes) => super::display_name(OsStr::from_bytes(&bytes)),
+        None => super::display_name(OsStr::new(text)),
+    }
 }
 
 fn hex(digits: &str) -> Option<u8> {
@@ -150,6 +162,28 @@ mod tests {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
+    }
+
+    #[test]
+    fn a_recorded_name_is_drawn_as_the_pane_draws_its_bytes() {
+        let names: [&[u8]; 5] = [
+            b"a\nairlock: forged",
+            b"dir/a\xffb",
+            b"back\\slash",
+            b"\x1b[2Jx",
+            "bidi\u{202e}txt".as_bytes(),
+        ];
+        for name in names {
+            let pane = super::super::display_path(Path::new(OsStr::from_bytes(name)));
+            assert_eq!(drawn(&recorded(name)), pane, "{name:?}");
+        }
+        assert_eq!(drawn(&recorded(b"a\nb")), "a\u{240a}b");
+        assert_eq!(
+            drawn("old\\qname"),
+            "old\\qname",
+            "not a recorded name: as it is"
+        );
+        assert_eq!(drawn("old\u{1b}name"), "old\u{241b}name");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! pre-commit, dev containers), and symlinks whose target leaves the workspace. Only those:
 //! a warning that lists every file warns of nothing.
 
+use super::recorded::drawn;
 use crate::protocol::{FileChange, FileChangeKind};
 
 /// Directories (one or more path components) whose contents host tools run or load by
@@ -22,36 +23,61 @@ const TOOL_FILES: &[&str] = &[".envrc", ".pre-commit-config.yaml", ".gitlab-ci.y
 /// A warning names at most this many paths, then how many more.
 const MAX_NAMED: usize = 50;
 
+/// What the warning of files host tools act on says before it names them.
+const TOOL_FILES_WARNING: &str = "files that tools on the host act on by themselves, or links \
+     that point out of the workspace; look before you use them there";
+
 /// The warnings for a run's record, each one line: `file list incomplete: …`, then the
-/// files host tools act on and the links that point out, when there are any.
+/// files host tools act on and the links that point out, when there are any. Names are drawn
+/// as the workspace pane draws them; the record itself keeps them recorded.
 pub(crate) fn warnings(files: &[FileChange], incomplete: Option<&str>) -> Vec<String> {
     let mut warnings = Vec::new();
     if let Some(why) = incomplete {
         warnings.push(format!("file list incomplete: {why}"));
     }
-    let flagged: Vec<String> = files
-        .iter()
-        .filter(|file| file.change != FileChangeKind::Removed)
-        .filter_map(flag)
-        .collect();
+    let flagged = flagged(files);
     if !flagged.is_empty() {
         warnings.push(format!(
-            "the run created or changed files that tools on the host act on by themselves, \
-             or links that point out of the workspace; look before you use them there: {}",
+            "the run created or changed {TOOL_FILES_WARNING}: {}",
             named(&flagged)
         ));
     }
     warnings
 }
 
-/// How `file` is named in the warning, when it is one to warn of.
+/// The warning for what the walk before a block found new or changed while the list before
+/// it was incomplete (`why`): those may be the operator's edits, or files the earlier run
+/// wrote past the cut, which no list named. Whatever of them host tools act on is named, as
+/// a run's would be; `None` when there is none.
+pub(crate) fn found_after_incomplete(files: &[FileChange], why: &str) -> Option<String> {
+    let flagged = flagged(files);
+    (!flagged.is_empty()).then(|| {
+        format!(
+            "found after an incomplete file list ({why}), so perhaps written by an earlier \
+             run that no list named: {TOOL_FILES_WARNING}: {}",
+            named(&flagged)
+        )
+    })
+}
+
+/// How each file to warn of is named, in order; removals are not warned of.
+fn flagged(files: &[FileChange]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|file| file.change != FileChangeKind::Removed)
+        .filter_map(flag)
+        .collect()
+}
+
+/// How `file` is named in the warning, when it is one to warn of: drawn from its bytes.
 fn flag(file: &FileChange) -> Option<String> {
+    let path = drawn(&file.path);
     if let Some(target) = &file.link
         && let Some(reach) = link_reach(&file.path, target)
     {
-        return Some(format!("{} -> {target} ({reach})", file.path));
+        return Some(format!("{path} -> {} ({reach})", drawn(target)));
     }
-    host_tool_path(&file.path).then(|| file.path.clone())
+    host_tool_path(&file.path).then_some(path)
 }
 
 /// Whether tools on the host act on `path` (relative to the workspace's root) by themselves.
@@ -218,6 +244,52 @@ mod tests {
             warnings[1]
         );
         assert!(super::warnings(&files[3..5], None).is_empty());
+    }
+
+    #[test]
+    fn names_in_a_warning_are_drawn_as_the_pane_draws_them() {
+        let files = [
+            file(
+                ".vscode/b\\u000Aairlock: forged",
+                FileChangeKind::Created,
+                None,
+            ),
+            file(".idea/\\xFF\\\\", FileChangeKind::Created, None),
+            file(
+                "l\\u001B[2J",
+                FileChangeKind::Created,
+                Some("/etc/\\u000Ax"),
+            ),
+        ];
+        let warning = &warnings(&files, None)[0];
+        assert!(
+            warning.ends_with(
+                ": .vscode/b\u{240a}airlock: forged, .idea/\\xFF\\, \
+                 l\u{241b}[2J -> /etc/\u{240a}x (outside the workspace)"
+            ),
+            "{warning}"
+        );
+        assert!(!warning.chars().any(char::is_control), "{warning:?}");
+    }
+
+    #[test]
+    fn what_is_found_after_an_incomplete_list_is_warned_of_as_a_run_would_be() {
+        let files = [
+            file("notes.txt", FileChangeKind::Created, None),
+            file(".vscode/settings.json", FileChangeKind::Created, None),
+            file(".git/hooks/pre-commit", FileChangeKind::Changed, None),
+            file(".envrc", FileChangeKind::Removed, None),
+        ];
+        let warning = found_after_incomplete(&files, "too many entries (100000)").unwrap();
+        assert!(
+            warning.starts_with("found after an incomplete file list (too many entries (100000))"),
+            "{warning}"
+        );
+        assert!(
+            warning.ends_with(": .vscode/settings.json, .git/hooks/pre-commit"),
+            "{warning}"
+        );
+        assert_eq!(found_after_incomplete(&files[..1], "too deep"), None);
     }
 
     #[test]

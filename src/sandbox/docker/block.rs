@@ -12,6 +12,7 @@ use super::{DockerSandbox, HOST_MARGIN, QUIET, short};
 
 /// A line still waiting for its newline is shown at least this often.
 const PARTIAL_EVERY: Duration = Duration::from_millis(250);
+use crate::files::changes::Tracker;
 use crate::output::{CapturedOutput, OutputCapture};
 use crate::protocol::{ExecResult, FileChange, Stream};
 use crate::sandbox::{BlockSpec, LiveOutput, SandboxError};
@@ -33,9 +34,12 @@ impl DockerSandbox {
         block: BlockSpec<'_>,
         live: LiveOutput<'_>,
     ) -> Result<ExecResult, SandboxError> {
-        // What changed since the last block is the operator's doing, not this block's.
-        // Whether that walk was whole is told after the block, by the walk that records it.
-        let _ = self.workspace_changes().await;
+        // What changed since the last block is the operator's doing, not this block's, but
+        // after an incomplete list it may be the last run's, hidden past the cut: named then.
+        // Whether this walk was whole is told after the block, by the walk that records it.
+        if let Some(Some(notice)) = self.walk(Tracker::before_block).await {
+            (self.notices)(notice);
+        }
         self.send_edits().await?;
         self.note_write_bits();
         let started = Instant::now();
@@ -164,23 +168,30 @@ impl DockerSandbox {
     /// each run says so rather than record nothing in silence.
     async fn workspace_changes(&mut self) -> (Vec<FileChange>, Option<String>) {
         const LOST: &str = "the workspace's walk failed; no later run is recorded";
-        let Some(mut tracker) = self.tracker.take() else {
+        let walked = self
+            .walk(|tracker| (tracker.changes(), tracker.incomplete().map(str::to_string)))
+            .await;
+        walked.unwrap_or_else(|| {
             // A read-only workspace has no tracker: no run can change it.
             let lost = !self.config.workspace_read_only;
-            return (Vec::new(), lost.then(|| LOST.into()));
-        };
+            (Vec::new(), lost.then(|| LOST.into()))
+        })
+    }
+
+    /// `walk` on the workspace's tracker, off the async threads; `None` when there is no
+    /// tracker, or it was lost to a failed walk.
+    async fn walk<T: Send + 'static>(
+        &mut self,
+        walk: impl FnOnce(&mut Tracker) -> T + Send + 'static,
+    ) -> Option<T> {
+        let mut tracker = self.tracker.take()?;
         let walked = tokio::task::spawn_blocking(move || {
-            let changes = tracker.changes();
-            (tracker, changes)
+            let found = walk(&mut tracker);
+            (tracker, found)
         });
-        match walked.await {
-            Ok((tracker, changes)) => {
-                let incomplete = tracker.incomplete().map(str::to_string);
-                self.tracker = Some(tracker);
-                (changes, incomplete)
-            }
-            Err(_) => (Vec::new(), Some(LOST.into())),
-        }
+        let (tracker, found) = walked.await.ok()?;
+        self.tracker = Some(tracker);
+        Some(found)
     }
 
     /// Before a block that writes the host directory itself (the unbounded workspace):

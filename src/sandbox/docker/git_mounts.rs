@@ -109,24 +109,35 @@ pub(super) fn verify(
 /// A notice naming the git metadata a block wrote into a workspace mounted itself, where
 /// the host's next git command reads it; `None` when it wrote none.
 pub(crate) fn planted_notice(workspace: &Path, files: &[FileChange]) -> Option<String> {
-    let planted: Vec<&str> = files
+    let planted: Vec<String> = files
         .iter()
         .filter(|file| file.change != FileChangeKind::Removed)
-        .map(|file| file.path.as_str())
-        .filter(|path| is_planted(workspace, Path::new(path)))
+        .filter(|file| is_planted(workspace, &on_host(&file.path)))
+        .map(|file| crate::files::recorded::drawn(&file.path))
         .collect();
+    let planted: Vec<&str> = planted.iter().map(String::as_str).collect();
     (!planted.is_empty()).then(|| {
         format!(
             "git metadata planted in {} by the block (the workspace is mounted itself, \
              workspace_limit = \"0B\"; your next git command there would read it): {}; \
              review or remove it before running git",
-            workspace.display(),
+            crate::files::display_name(workspace.as_os_str()),
             git::name_list(&planted, 0)
         )
     })
 }
 
-/// Whether `path` (as the file list draws it) is in a `.git` or in a directory that looks
+/// The relative path on the host a recorded name stands for (taken as it is when it is
+/// not a recorded name).
+fn on_host(recorded: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    crate::files::recorded::recorded_bytes(recorded).map_or_else(
+        || recorded.into(),
+        |bytes| std::ffi::OsString::from_vec(bytes).into(),
+    )
+}
+
+/// Whether `path` (relative, as on the host) is in a `.git` or in a directory that looks
 /// like a repository on the host.
 fn is_planted(workspace: &Path, path: &Path) -> bool {
     if git::under_git_name(path) {
@@ -211,6 +222,11 @@ mod tests {
             std::fs::create_dir_all(root.path().join(dir)).expect("dir");
         }
         std::fs::write(root.path().join("evil/HEAD"), "x").expect("file");
+        // A repository look-alike whose name the record writes with an escape.
+        for dir in ["b\\d/objects", "b\\d/refs"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("dir");
+        }
+        std::fs::write(root.path().join("b\\d/HEAD"), "x").expect("file");
         let change = |path: &str, change| FileChange {
             path: path.into(),
             change,
@@ -223,13 +239,24 @@ mod tests {
             change("evil/HEAD", FileChangeKind::Created),
             change("result.txt", FileChangeKind::Created),
             change("old/.git/index", FileChangeKind::Removed),
+            change("b\\\\d/HEAD", FileChangeKind::Created),
+            change(
+                ".git/hooks/x\\u000Aairlock: forged",
+                FileChangeKind::Created,
+            ),
         ];
         let notice = planted_notice(root.path(), &files).expect("notice");
-        assert!(notice.contains("sub/.git/config, evil/HEAD;"), "{notice}");
+        assert!(
+            notice.contains(
+                "sub/.git/config, evil/HEAD, b\\d/HEAD, .git/hooks/x\u{240a}airlock: forged;"
+            ),
+            "{notice}"
+        );
+        assert!(!notice.contains('\n'), "{notice:?}");
         assert!(
             !notice.contains("result.txt") && !notice.contains("old/"),
             "{notice}"
         );
-        assert_eq!(planted_notice(root.path(), &files[2..]), None);
+        assert_eq!(planted_notice(root.path(), &files[2..4]), None);
     }
 }

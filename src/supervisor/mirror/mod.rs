@@ -25,7 +25,6 @@ mod tests;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{Mode, Stat};
@@ -180,7 +179,8 @@ pub(crate) struct PassReport {
     /// Entries that were not copied, and why (at most [`MAX_NAMED`], then a count).
     pub(crate) problems: Vec<String>,
     /// Changes under git metadata not copied out (at most [`MAX_KEPT_NAMED`]; relative
-    /// paths, lossy UTF-8, drawn by the host), and how many more there were.
+    /// paths, recorded as `files::recorded` writes names, drawn by the host), and how many
+    /// more there were.
     pub(crate) git_kept_back: Vec<String>,
     pub(crate) git_kept_back_more: u64,
 }
@@ -198,8 +198,9 @@ impl PassReport {
 
     fn kept_back(&mut self, path: &Path) {
         if self.git_kept_back.len() < MAX_KEPT_NAMED {
-            let path = String::from_utf8_lossy(path.as_os_str().as_bytes());
-            self.git_kept_back.push(path.into_owned());
+            // Recorded, so the host draws the very bytes as its workspace pane would.
+            let path = crate::files::recorded::recorded_path(path);
+            self.git_kept_back.push(path);
         } else {
             self.git_kept_back_more += 1;
         }
