@@ -161,6 +161,46 @@ fn a_tool_call_whose_arguments_never_end_is_cut_at_the_bound_and_never_offered()
     assert_eq!(server.requests().len(), 1);
 }
 
+/// The same attack with nothing in any call: call after empty call, so no byte of text or
+/// arguments is ever charged. Each call costs its share of the bound all the same.
+#[test]
+fn calls_opened_without_end_stop_at_the_bound() {
+    let server = ModelServer::start(vec![
+        Behaviour::EndlessEmptyCalls,
+        Behaviour::Reply("Done.".into()),
+    ]);
+    let home = Home::new();
+    let (events, output) = run_served(&home, &server, &["-c", "model.protocol=tools"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(
+        the_end(&events)["reason"],
+        "no_code",
+        "{:?}",
+        the_end(&events)
+    );
+    assert_cut_at_the_bound(&home, &server, &events);
+    assert!(of_type(&events, "block_proposed").is_empty(), "{events:#?}");
+    // The model hears back about every call it made, and no more than the bound allows.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let next = requests[1].body.to_string();
+    let answered = requests[1].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .count();
+    assert!(
+        (1..=BOUND / 256).contains(&answered),
+        "{answered} calls answered"
+    );
+    assert!(
+        next.len() < 2 * BOUND,
+        "the next request is {} bytes",
+        next.len()
+    );
+}
+
 /// Python reads `ｅｖａｌ` as `eval`: a rule written for eval stops it.
 #[test]
 fn a_fullwidth_eval_is_rejected_by_a_deny_pattern_for_eval() {
