@@ -201,6 +201,63 @@ fn calls_opened_without_end_stop_at_the_bound() {
     );
 }
 
+/// The attack: chunks that carry nothing, faster than airlock takes them in. None is charged
+/// to the reply, and the client library queues what it reads without bound: airlock must
+/// read no faster than it takes chunks in, and its memory stays flat whatever was sent.
+#[test]
+fn a_flood_of_empty_chunks_does_not_grow_memory() {
+    const FLOOD: u64 = 16 << 20;
+    let server = ModelServer::start(vec![Behaviour::Flood(FLOOD, "Done.".into())]);
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.env_remove("OPENAI_API_KEY").args([
+        "run",
+        "--json",
+        "--base-url",
+        &server.base_url,
+        "--approve",
+        "none",
+        "--prompt",
+        "go",
+    ]);
+    let (output, peak_kib) = run_watching_memory(command);
+    let events = json_events(&output);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(of_type(&events, "assistant_message")[0]["text"], "Done.");
+    assert_eq!(the_end(&events)["reason"], "no_code");
+    assert!(
+        peak_kib < 64 << 10,
+        "airlock grew to {} MiB reading {} MiB of nothing",
+        peak_kib >> 10,
+        FLOOD >> 20
+    );
+}
+
+/// Runs `command` (stdin empty) and reads its peak resident memory (VmHWM, KiB) as it runs.
+fn run_watching_memory(mut command: std::process::Command) -> (Output, u64) {
+    use std::process::Stdio;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn airlock");
+    let status = format!("/proc/{}/status", child.id());
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0;
+        // Until the process is gone: its status then has no VmHWM, or no file at all.
+        while let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        }) {
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let output = child.wait_with_output().expect("wait");
+    (output, watcher.join().expect("watcher"))
+}
+
 /// Python reads `ｅｖａｌ` as `eval`: a rule written for eval stops it.
 #[test]
 fn a_fullwidth_eval_is_rejected_by_a_deny_pattern_for_eval() {

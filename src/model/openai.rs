@@ -5,19 +5,17 @@
 //! the library, so each one is visible to the operator.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::error::OpenAIError;
-use futures_util::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::chunks::{Budget, Calls, clip, read_chunk};
 use super::server_error::server_error;
-use super::wire::{bounded_service, event_bound};
+use super::wire::{Wire, bounded_service, event_bound};
 use super::{ChatMessage, CodeProtocol, Model, ModelError, ModelEvent, ModelSink, RUN_CODE, Reply};
 use crate::config::{ModelConfig, TokenField};
 
@@ -81,8 +79,9 @@ pub struct OpenAiModel {
     ask_usage: bool,
     /// `model.max_reply_bytes`: the most of a reply (text and calls) that is kept.
     max_reply_bytes: usize,
-    /// The HTTP service cut off an event too large for any reply inside that bound.
-    oversized: Arc<AtomicBool>,
+    /// Shared with the HTTP service, which bounds each event and keeps a streamed body from
+    /// running ahead of the reply's reader.
+    wire: Arc<Wire>,
 }
 
 impl OpenAiModel {
@@ -115,8 +114,8 @@ impl OpenAiModel {
             .build()
             .map_err(|err| anyhow::anyhow!("cannot set up the HTTP client: {err}"))?;
         let max_reply_bytes = config.max_reply_bytes.as_usize();
-        let oversized = Arc::new(AtomicBool::new(false));
-        let service = bounded_service(http, event_bound(max_reply_bytes), Arc::clone(&oversized));
+        let wire = Arc::new(Wire::default());
+        let service = bounded_service(http, event_bound(max_reply_bytes), Arc::clone(&wire));
         let client = Client::with_config(endpoint).with_http_service(service);
         Ok(Self {
             client,
@@ -133,7 +132,7 @@ impl OpenAiModel {
             protocol: config.protocol,
             ask_usage: true,
             max_reply_bytes,
-            oversized,
+            wire,
         })
     }
 
@@ -301,7 +300,7 @@ impl Model for OpenAiModel {
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
     ) -> Result<Reply, ModelError> {
-        self.oversized.store(false, Ordering::SeqCst);
+        self.wire.start_reply();
         let mut stream = self.open_stream(messages, sink).await?;
         let mut reply = String::new();
         let mut finished = false;
@@ -316,8 +315,8 @@ impl Model for OpenAiModel {
                     reply.chars().count()
                 ))
             };
-            let chunk = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
-                Err(_) => {
+            let chunk = match self.wire.next(&mut stream, self.idle_timeout).await {
+                None => {
                     return Err(broken(
                         format!(
                             "the model server sent nothing for {} s (model.idle_timeout_secs)",
@@ -326,11 +325,11 @@ impl Model for OpenAiModel {
                         &reply,
                     ));
                 }
-                Ok(None) => break,
+                Some(None) => break,
                 // The body ended at an event too large for the bound: the reply stops there.
-                Ok(Some(Err(_))) if self.oversized.load(Ordering::SeqCst) => break,
-                Ok(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
-                Ok(Some(Ok(chunk))) => chunk,
+                Some(Some(Err(_))) if self.wire.oversized() => break,
+                Some(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
+                Some(Some(Ok(chunk))) => chunk,
             };
             match read_chunk(&chunk, &mut calls, &mut budget) {
                 Ok(piece) => {
@@ -350,7 +349,7 @@ impl Model for OpenAiModel {
         }
         // Past the bound nothing more is read: dropping the stream closes the connection.
         drop(stream);
-        let over = budget.spent() || self.oversized.load(Ordering::SeqCst);
+        let over = budget.spent() || self.wire.oversized();
         if !finished && !over {
             return Err(ModelError::Failed(format!(
                 "the reply stream ended before the reply was complete (no finish_reason) after \

@@ -48,6 +48,9 @@ pub enum Behaviour {
     /// far apart as a client gives room for), until the client goes away (or
     /// [`EMPTY_CALLS_CAP`] bytes).
     EndlessEmptyCalls,
+    /// Streams this many bytes of chunks that carry nothing, as fast as the client reads,
+    /// then replies with the text.
+    Flood(u64, String),
 }
 
 /// Where a stream of empty calls gives up: far enough for millions of calls.
@@ -243,6 +246,7 @@ fn serve(
             };
             stream_batches(stream, &[], EMPTY_CALLS_CAP, events)
         }
+        Behaviour::Flood(bytes, text) => return flood(stream, bytes, &text),
         behaviour => return respond(stream, behaviour, &body),
     };
     endless.lock().unwrap().push(ended);
@@ -293,6 +297,20 @@ fn stream_batches(
     (sent, false)
 }
 
+/// [`Behaviour::Flood`]: `bytes` of the smallest chunks there are, then `text` as the reply.
+fn flood(stream: TcpStream, bytes: u64, text: &str) {
+    let nothing = b"data: {\"choices\": []}\n\n".repeat(4096);
+    let batch = http_chunk(std::str::from_utf8(&nothing).unwrap());
+    let (_, gone) = stream_batches(stream.try_clone().unwrap(), &[], bytes, || batch.clone());
+    if !gone {
+        let mut stream = stream;
+        let end = serde_json::json!({"content": text});
+        let _ = stream.write_all(&sse(&chunk(end, Some("stop"))));
+        let _ = stream.write_all(&sse("[DONE]"));
+        let _ = stream.write_all(b"0\r\n\r\n");
+    }
+}
+
 /// The request's token limit, under either name, and whether it asks for the usage.
 fn limits(request: &serde_json::Value) -> (Option<usize>, bool) {
     let max_tokens = ["max_tokens", "max_completion_tokens"]
@@ -332,7 +350,8 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Va
         | Behaviour::Endless { .. }
         | Behaviour::EndlessCall { .. }
         | Behaviour::EndlessEvent { .. }
-        | Behaviour::EndlessEmptyCalls => unreachable!("streamed elsewhere"),
+        | Behaviour::EndlessEmptyCalls
+        | Behaviour::Flood(..) => unreachable!("streamed elsewhere"),
     };
     let (max_tokens, with_usage) = limits(request);
     let _ = write!(
