@@ -315,21 +315,24 @@ impl Model for OpenAiModel {
                     reply.chars().count()
                 ))
             };
+            let silent = || {
+                format!(
+                    "the model server sent nothing for {} s (model.idle_timeout_secs)",
+                    self.idle_timeout.as_secs()
+                )
+            };
             let chunk = match self.wire.next(&mut stream, self.idle_timeout).await {
-                None => {
-                    return Err(broken(
-                        format!(
-                            "the model server sent nothing for {} s (model.idle_timeout_secs)",
-                            self.idle_timeout.as_secs()
-                        ),
-                        &reply,
-                    ));
-                }
                 Some(None) => break,
                 // The body ended at an event too large for the bound: the reply stops there.
                 Some(Some(Err(_))) if self.wire.oversized() => break,
-                Some(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
                 Some(Some(Ok(chunk))) => chunk,
+                // Silent past the idle timeout, by airlock's clock or the HTTP client's read
+                // timeout (the same length), whichever ran out first.
+                None => return Err(broken(silent(), &reply)),
+                Some(Some(Err(_))) if self.wire.timed_out() => {
+                    return Err(broken(silent(), &reply));
+                }
+                Some(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
             };
             match read_chunk(&chunk, &mut calls, &mut budget) {
                 Ok(piece) => {

@@ -40,6 +40,8 @@ pub(super) fn event_bound(reply_bytes: usize) -> usize {
 pub(super) struct Wire {
     /// A body was cut at an event too large for any reply inside the bound.
     oversized: AtomicBool,
+    /// A body's read timed out (the HTTP client's read timeout).
+    timed_out: AtomicBool,
     /// Bytes of streamed bodies handed to the client's reader.
     passed: AtomicU64,
     /// Of those, what the reply's reader has taken in: all that had been passed when it last
@@ -52,11 +54,18 @@ impl Wire {
     /// A new reply starts: no body of it was cut yet.
     pub(super) fn start_reply(&self) {
         self.oversized.store(false, Ordering::SeqCst);
+        self.timed_out.store(false, Ordering::SeqCst);
     }
 
     /// The body ended at an event too large for the bound.
     pub(super) fn oversized(&self) -> bool {
         self.oversized.load(Ordering::SeqCst)
+    }
+
+    /// A body of the reply ended because the server sent nothing for the read timeout; the
+    /// client library passes that on only as text.
+    pub(super) fn timed_out(&self) -> bool {
+        self.timed_out.load(Ordering::SeqCst)
     }
 
     /// The stream's next item, taken at once when one is waiting; else waited for up to
@@ -148,7 +157,12 @@ fn bounded(response: reqwest::Response, max_event: usize, wire: Arc<Wire>) -> re
                 wire.room().await;
             }
             match chunks.next().await? {
-                Err(err) => Some((Err(err), None)),
+                Err(err) => {
+                    if err.is_timeout() {
+                        wire.timed_out.store(true, Ordering::SeqCst);
+                    }
+                    Some((Err(err), None))
+                }
                 Ok(bytes) => {
                     if streamed {
                         wire.passed.fetch_add(bytes.len() as u64, Ordering::SeqCst);
