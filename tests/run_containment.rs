@@ -95,6 +95,13 @@ fn assert_cut_at_the_bound(home: &Home, server: &ModelServer, events: &[Value]) 
         .expect("the reply is recorded");
     assert_eq!(kept, text, "the history holds what was kept");
     assert_eq!(end, "token_limit");
+    let mut command = home.airlock();
+    command.args(["history", "export", session, "--format", "md"]);
+    let transcript = String::from_utf8(common::run_with_stdin(command, "").stdout).unwrap();
+    assert!(
+        transcript.contains("the reply was cut off at the token limit"),
+        "{transcript}"
+    );
     text.to_string()
 }
 
