@@ -146,6 +146,30 @@ fn a_reply_streamed_without_end_ends_at_max_reply_bytes_and_its_open_block_is_no
     assert!(next.contains("cut off here at the token limit"));
 }
 
+/// The same attack a character at a time: one event per character would queue some hundred
+/// bytes each for a frontend slower than the server (a full pipe on stdout), many times the
+/// bound. Text already waiting is shown as one piece.
+#[test]
+fn a_reply_streamed_a_character_at_a_time_is_shown_in_few_pieces() {
+    let server = ModelServer::start(vec![Behaviour::Endless {
+        head: "x".into(),
+        tail: "x".into(),
+    }]);
+    let home = Home::new();
+    let (events, output) = run_served(&home, &server, &[]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let text = assert_cut_at_the_bound(&home, &server, &events);
+    let deltas = of_type(&events, "assistant_delta");
+    let shown: String = deltas.iter().map(|d| d["text"].as_str().unwrap()).collect();
+    assert_eq!(shown, text, "every character kept is shown once");
+    assert!(
+        deltas.len() < BOUND / 32,
+        "{} pieces for {} characters",
+        deltas.len(),
+        text.len()
+    );
+}
+
 /// The same attack through a tool call: its arguments never end.
 #[test]
 fn a_tool_call_whose_arguments_never_end_is_cut_at_the_bound_and_never_offered() {

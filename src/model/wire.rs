@@ -68,18 +68,20 @@ impl Wire {
         self.timed_out.load(Ordering::SeqCst)
     }
 
-    /// The stream's next item, taken at once when one is waiting; else waited for up to
-    /// `idle` (`None` when none came), the body let on meanwhile, as nothing is waiting.
-    pub(super) async fn next<S: Stream + Unpin>(
+    /// The stream's next item when one is waiting: `None` when none is.
+    pub(super) fn ready<S: Stream + Unpin>(&self, stream: &mut S) -> Option<Option<S::Item>> {
+        // Unconstrained: tokio's cooperative budget would otherwise make a full queue look
+        // empty now and then, and the body would be let on past the bound.
+        tokio::task::unconstrained(stream.next()).now_or_never()
+    }
+
+    /// The stream's next item, waited for up to `idle` (`None` when none came); nothing is
+    /// waiting (see [`Wire::ready`]), so the body is let on meanwhile.
+    pub(super) async fn wait<S: Stream + Unpin>(
         &self,
         stream: &mut S,
         idle: Duration,
     ) -> Option<Option<S::Item>> {
-        // Unconstrained: tokio's cooperative budget would otherwise make a full queue look
-        // empty now and then, and the body would be let on past the bound.
-        if let Some(item) = tokio::task::unconstrained(stream.next()).now_or_never() {
-            return Some(item);
-        }
         let deadline = tokio::time::Instant::now() + idle;
         loop {
             self.taken
