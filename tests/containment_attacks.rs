@@ -233,3 +233,65 @@ async fn multiprocessing_still_works_and_leaves_nothing() {
     assert_eq!(after.output, "/dev/mqueue:\n\n/dev/shm:\n", "{after:?}");
     session.sandbox.shutdown().await;
 }
+
+/// Calls `shmget` through the i386 ABI (`int 0x80`, System V IPC's own call numbers there),
+/// which a 64-bit process can still use: machine code written into an executable page.
+/// Prints `trying` first, and what the kernel answered if the process lives.
+const I386_SHMGET: &str = r#"
+import ctypes, mmap, struct
+code = (b"\x53"                                         # push rbx
+        + b"\xb8" + struct.pack("<I", 395)              # mov eax, shmget (i386)
+        + b"\xbb" + struct.pack("<I", 0)                # mov ebx, IPC_PRIVATE
+        + b"\xb9" + struct.pack("<I", 4096)             # mov ecx, size
+        + b"\xba" + struct.pack("<I", 0o1600)           # mov edx, IPC_CREAT | 0600
+        + b"\xcd\x80"                                   # int 0x80
+        + b"\x5b\xc3")                                  # pop rbx; ret
+page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+page.write(code)
+call = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page)))
+print("trying", flush=True)
+print("i386 shmget answered", call(), flush=True)
+"#;
+
+/// Calls what the filter refuses under their x32 numbers (the native number plus
+/// `__X32_SYSCALL_BIT`), and a harmless one. A kernel without x32 answers ENOSYS, one with
+/// it runs them: only a filter answers EPERM.
+const X32_CALLS: &str = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+for name, number, args in (("shmget", 29, (0, 4096, 0o1600)), ("msgget", 68, (0, 0o1600)),
+                           ("unshare", 272, (0x04000000,)), ("getpid", 39, ())):
+    got = libc.syscall(ctypes.c_long(0x40000000 | number), *map(ctypes.c_long, args))
+    print(name, "made" if got >= 0 else "refused: " + os.strerror(ctypes.get_errno()))
+"#;
+
+#[tokio::test]
+async fn ipc_and_every_other_refusal_hold_under_the_i386_and_x32_abis() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    let (i386, _) = run(&mut session, "python", I386_SHMGET, 30).await;
+    // A call under a foreign arch kills the block (SIGSYS) before the kernel makes anything.
+    assert_eq!(
+        (i386.exit_code, i386.output.as_str()),
+        (Some(128 + i64::from(libc::SIGSYS)), "trying\n"),
+        "{i386:?}"
+    );
+    let (x32, _) = run(&mut session, "python", X32_CALLS, 30).await;
+    assert_eq!(x32.exit_code, Some(0), "{x32:?}");
+    assert_eq!(
+        x32.output,
+        "shmget refused: Operation not permitted\nmsgget refused: Operation not permitted\n\
+         unshare refused: Operation not permitted\ngetpid refused: Operation not permitted\n",
+        "{x32:?}"
+    );
+    let inside = docker(&[
+        "exec",
+        &container,
+        "sh",
+        "-c",
+        "tail -qn +2 /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem",
+    ]);
+    assert_eq!(inside, "", "left in the container's IPC namespace");
+    session.sandbox.shutdown().await;
+}

@@ -63,8 +63,11 @@ fn failure(reply: Result<Reply, ModelError>) -> String {
 
 #[tokio::test]
 async fn a_streamed_reply_arrives_in_pieces_and_the_request_is_what_the_api_expects() {
-    let server = ModelServer::start(vec![Behaviour::Reply(
+    // A pause between pieces: text that is already waiting when airlock reads is shown as
+    // one piece.
+    let server = ModelServer::start(vec![Behaviour::Trickle(
         "Sure:\n```python\nprint('hello')\n```\n".into(),
+        Duration::from_millis(10),
     )]);
     let mut config = config(&server);
     config.temperature = Some(0.25);

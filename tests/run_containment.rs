@@ -95,6 +95,13 @@ fn assert_cut_at_the_bound(home: &Home, server: &ModelServer, events: &[Value]) 
         .expect("the reply is recorded");
     assert_eq!(kept, text, "the history holds what was kept");
     assert_eq!(end, "token_limit");
+    let mut command = home.airlock();
+    command.args(["history", "export", session, "--format", "md"]);
+    let transcript = String::from_utf8(common::run_with_stdin(command, "").stdout).unwrap();
+    assert!(
+        transcript.contains("the reply was cut off at the token limit"),
+        "{transcript}"
+    );
     text.to_string()
 }
 
@@ -139,6 +146,30 @@ fn a_reply_streamed_without_end_ends_at_max_reply_bytes_and_its_open_block_is_no
     assert!(next.contains("cut off here at the token limit"));
 }
 
+/// The same attack a character at a time: one event per character would queue some hundred
+/// bytes each for a frontend slower than the server (a full pipe on stdout), many times the
+/// bound. Text already waiting is shown as one piece.
+#[test]
+fn a_reply_streamed_a_character_at_a_time_is_shown_in_few_pieces() {
+    let server = ModelServer::start(vec![Behaviour::Endless {
+        head: "x".into(),
+        tail: "x".into(),
+    }]);
+    let home = Home::new();
+    let (events, output) = run_served(&home, &server, &[]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let text = assert_cut_at_the_bound(&home, &server, &events);
+    let deltas = of_type(&events, "assistant_delta");
+    let shown: String = deltas.iter().map(|d| d["text"].as_str().unwrap()).collect();
+    assert_eq!(shown, text, "every character kept is shown once");
+    assert!(
+        deltas.len() < BOUND / 32,
+        "{} pieces for {} characters",
+        deltas.len(),
+        text.len()
+    );
+}
+
 /// The same attack through a tool call: its arguments never end.
 #[test]
 fn a_tool_call_whose_arguments_never_end_is_cut_at_the_bound_and_never_offered() {
@@ -159,6 +190,103 @@ fn a_tool_call_whose_arguments_never_end_is_cut_at_the_bound_and_never_offered()
     assert!(of_type(&events, "block_proposed").is_empty(), "{events:#?}");
     assert!(of_type(&events, "decision").is_empty(), "{events:#?}");
     assert_eq!(server.requests().len(), 1);
+}
+
+/// The same attack with nothing in any call: call after empty call, so no byte of text or
+/// arguments is ever charged. Each call costs its share of the bound all the same.
+#[test]
+fn calls_opened_without_end_stop_at_the_bound() {
+    let server = ModelServer::start(vec![
+        Behaviour::EndlessEmptyCalls,
+        Behaviour::Reply("Done.".into()),
+    ]);
+    let home = Home::new();
+    let (events, output) = run_served(&home, &server, &["-c", "model.protocol=tools"]);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(
+        the_end(&events)["reason"],
+        "no_code",
+        "{:?}",
+        the_end(&events)
+    );
+    assert_cut_at_the_bound(&home, &server, &events);
+    assert!(of_type(&events, "block_proposed").is_empty(), "{events:#?}");
+    // The model hears back about every call it made, and no more than the bound allows.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    let next = requests[1].body.to_string();
+    let answered = requests[1].body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|m| m["role"] == "tool")
+        .count();
+    assert!(
+        (1..=BOUND / 256).contains(&answered),
+        "{answered} calls answered"
+    );
+    assert!(
+        next.len() < 2 * BOUND,
+        "the next request is {} bytes",
+        next.len()
+    );
+}
+
+/// The attack: chunks that carry nothing, faster than airlock takes them in. None is charged
+/// to the reply, and the client library queues what it reads without bound: airlock must
+/// read no faster than it takes chunks in, and its memory stays flat whatever was sent.
+#[test]
+fn a_flood_of_empty_chunks_does_not_grow_memory() {
+    const FLOOD: u64 = 16 << 20;
+    let server = ModelServer::start(vec![Behaviour::Flood(FLOOD, "Done.".into())]);
+    let home = Home::new();
+    let mut command = home.airlock();
+    command.env_remove("OPENAI_API_KEY").args([
+        "run",
+        "--json",
+        "--base-url",
+        &server.base_url,
+        "--approve",
+        "none",
+        "--prompt",
+        "go",
+    ]);
+    let (output, peak_kib) = run_watching_memory(command);
+    let events = json_events(&output);
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(of_type(&events, "assistant_message")[0]["text"], "Done.");
+    assert_eq!(the_end(&events)["reason"], "no_code");
+    assert!(
+        peak_kib < 64 << 10,
+        "airlock grew to {} MiB reading {} MiB of nothing",
+        peak_kib >> 10,
+        FLOOD >> 20
+    );
+}
+
+/// Runs `command` (stdin empty) and reads its peak resident memory (VmHWM, KiB) as it runs.
+fn run_watching_memory(mut command: std::process::Command) -> (Output, u64) {
+    use std::process::Stdio;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = command.spawn().expect("spawn airlock");
+    let status = format!("/proc/{}/status", child.id());
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0;
+        // Until the process is gone: its status then has no VmHWM, or no file at all.
+        while let Some(kib) = std::fs::read_to_string(&status).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        }) {
+            peak = peak.max(kib);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let output = child.wait_with_output().expect("wait");
+    (output, watcher.join().expect("watcher"))
 }
 
 /// Python reads `ｅｖａｌ` as `eval`: a rule written for eval stops it.

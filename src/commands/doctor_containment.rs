@@ -22,6 +22,7 @@ else
 fi
 echo "core_limit=$(ulimit -S -c) $(ulimit -H -c)"
 if (ulimit -S -c 1) 2>/dev/null; then echo core_raise=raised; else echo core_raise=refused; fi
+echo "core_pattern=$(head -c 200 /proc/sys/kernel/core_pattern 2>/dev/null || echo unknown)"
 "#;
 
 /// IPC and core dumps, from the probe. `local_engine`: the engine runs on this machine, so
@@ -75,8 +76,24 @@ fn check_core(report: &mut Report, probe: &Probe) {
     report.line(
         limit == "0 0" && raise == "refused",
         "core dumps",
-        format!("core limit (soft hard) {limit}; raising it: {raise}"),
+        core_detail(probe),
     );
+}
+
+fn core_detail(probe: &Probe) -> String {
+    let limit = probe.get("core_limit");
+    let raise = probe.get("core_raise");
+    // The host's, as the kernel does not keep it per container. A program it pipes to is
+    // started for every crash whatever the limit: worth knowing, but not airlock's to change.
+    let pattern = probe.get("core_pattern");
+    let host = match pattern.strip_prefix('|') {
+        Some(program) => format!(
+            "; the host's core_pattern pipes to {program}, which the kernel starts for every \
+             crash in a block (told the limit 0 only where the pattern passes %c)"
+        ),
+        None => String::new(),
+    };
+    format!("core limit (soft hard) {limit}; raising it: {raise}{host}")
 }
 
 #[cfg(test)]
@@ -110,5 +127,26 @@ mod tests {
             1
         );
         assert_eq!(failures(&good.replace("ipc:[4026532000]", "unknown")), 1);
+    }
+
+    #[test]
+    fn a_core_pattern_that_pipes_to_a_host_program_is_named() {
+        let probe = |pattern: &str| {
+            Probe::parse(&format!(
+                "core_limit=0 0\ncore_raise=refused\ncore_pattern={pattern}\n"
+            ))
+        };
+        let piped = core_detail(&probe(
+            "|/usr/lib/systemd/systemd-coredump %P %u %g %s %t %c %h",
+        ));
+        assert!(
+            piped.contains("pipes to /usr/lib/systemd/systemd-coredump %P")
+                && piped.contains("every crash"),
+            "{piped}"
+        );
+        assert_eq!(
+            core_detail(&probe("core")),
+            "core limit (soft hard) 0 0; raising it: refused"
+        );
     }
 }

@@ -51,6 +51,17 @@ impl Budget {
         &text[..end]
     }
 
+    /// Takes `bytes` of what is left when they fit; else the budget is spent.
+    fn charge(&mut self, bytes: usize) -> bool {
+        if self.spent || bytes > self.left {
+            self.left = 0;
+            self.spent = true;
+            return false;
+        }
+        self.left -= bytes;
+        true
+    }
+
     /// Something did not fit.
     pub(super) fn spent(&self) -> bool {
         self.spent
@@ -65,6 +76,12 @@ pub(super) fn char_floor(text: &str, at: usize) -> usize {
     }
     end
 }
+
+/// What each call costs the budget besides the bytes the server sent for it: what airlock
+/// keeps and writes for a call of its own (its record, an id for a call sent without one, the
+/// answer to a call it cannot run). Without it, a server could open calls without end, each
+/// with nothing in it, and grow memory and the history past the bound.
+const CALL_COST: usize = 256;
 
 /// Tool calls as their pieces arrive.
 #[derive(Debug, Default)]
@@ -112,6 +129,9 @@ impl Calls {
                 continue;
             }
             while self.calls.len() <= at {
+                if !budget.charge(CALL_COST) {
+                    return;
+                }
                 self.calls.push(ToolCall {
                     kind: "function".into(),
                     ..ToolCall::default()
@@ -294,7 +314,7 @@ mod tests {
     #[test]
     fn a_call_the_budget_cuts_goes_last_and_no_call_starts_after_it() {
         let mut calls = Calls::default();
-        let mut budget = Budget::new(60);
+        let mut budget = Budget::new(2 * CALL_COST + 60);
         let parts = [
             json!([{"index": 0, "id": "a", "function": {"name": "run_code", "arguments": "{\"language\": \"sh\", "}}]),
             json!([{"index": 1, "id": "b", "function": {"name": "run_code", "arguments": "{}"}}]),
@@ -318,7 +338,10 @@ mod tests {
             .iter()
             .map(|call| call.id.len() + call.function.name.len() + call.function.arguments.len())
             .sum();
-        assert!(kept <= 60, "{kept} bytes kept");
+        assert!(
+            kept <= 60,
+            "{kept} bytes kept besides the two calls' own cost"
+        );
         assert!(
             calls[1]
                 .function
@@ -326,5 +349,27 @@ mod tests {
                 .starts_with("{\"language\": \"sh\", \"code\": \"yes")
         );
         assert!(serde_json::from_str::<Value>(&calls[1].function.arguments).is_err());
+    }
+
+    /// The attack: a server opens call after call, each with nothing in it, so that no byte
+    /// of text or arguments is ever charged.
+    #[test]
+    fn empty_calls_without_end_stop_at_the_budget() {
+        let mut calls = Calls::default();
+        let mut budget = Budget::new(64 << 10);
+        let mut chunks = 0;
+        for at in (0..1_000_000u64).step_by(64) {
+            let chunk = json!({"choices": [{"delta": {"tool_calls": [{"index": at}]}}]});
+            chunks += 1;
+            if read_chunk(&chunk, &mut calls, &mut budget)
+                .expect("a chunk")
+                .over
+            {
+                break;
+            }
+        }
+        let calls = calls.finish();
+        assert_eq!(calls.len(), (64 << 10) / CALL_COST, "after {chunks} chunks");
+        assert!(budget.spent());
     }
 }

@@ -5,19 +5,17 @@
 //! the library, so each one is visible to the operator.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_openai::Client;
 use async_openai::error::OpenAIError;
-use futures_util::StreamExt;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::chunks::{Budget, Calls, clip, read_chunk};
 use super::server_error::server_error;
-use super::wire::{bounded_service, event_bound};
+use super::wire::{Wire, bounded_service, event_bound};
 use super::{ChatMessage, CodeProtocol, Model, ModelError, ModelEvent, ModelSink, RUN_CODE, Reply};
 use crate::config::{ModelConfig, TokenField};
 
@@ -81,8 +79,9 @@ pub struct OpenAiModel {
     ask_usage: bool,
     /// `model.max_reply_bytes`: the most of a reply (text and calls) that is kept.
     max_reply_bytes: usize,
-    /// The HTTP service cut off an event too large for any reply inside that bound.
-    oversized: Arc<AtomicBool>,
+    /// Shared with the HTTP service, which bounds each event and keeps a streamed body from
+    /// running ahead of the reply's reader.
+    wire: Arc<Wire>,
 }
 
 impl OpenAiModel {
@@ -115,8 +114,8 @@ impl OpenAiModel {
             .build()
             .map_err(|err| anyhow::anyhow!("cannot set up the HTTP client: {err}"))?;
         let max_reply_bytes = config.max_reply_bytes.as_usize();
-        let oversized = Arc::new(AtomicBool::new(false));
-        let service = bounded_service(http, event_bound(max_reply_bytes), Arc::clone(&oversized));
+        let wire = Arc::new(Wire::default());
+        let service = bounded_service(http, event_bound(max_reply_bytes), Arc::clone(&wire));
         let client = Client::with_config(endpoint).with_http_service(service);
         Ok(Self {
             client,
@@ -133,7 +132,7 @@ impl OpenAiModel {
             protocol: config.protocol,
             ask_usage: true,
             max_reply_bytes,
-            oversized,
+            wire,
         })
     }
 
@@ -295,62 +294,151 @@ impl OpenAiModel {
     }
 }
 
+impl OpenAiModel {
+    /// The stream's next chunk; `None` where the reply ends (its end, or an event too large
+    /// for the bound). Text read but not yet shown is shown before waiting for more.
+    async fn next_chunk(
+        &self,
+        stream: &mut async_openai::types::stream::StreamResponse<Value>,
+        reply: &str,
+        shown: &mut Shown,
+        sink: ModelSink<'_>,
+    ) -> Result<Option<Value>, ModelError> {
+        let broken = |why: String| {
+            ModelError::Failed(format!(
+                "{why}; the reply was cut off after {} characters and is not kept. Retry to ask again",
+                reply.chars().count()
+            ))
+        };
+        let silent = || {
+            format!(
+                "the model server sent nothing for {} s (model.idle_timeout_secs)",
+                self.idle_timeout.as_secs()
+            )
+        };
+        let next = match self.wire.ready(stream) {
+            Some(next) => Some(next),
+            None => self.wait_showing(stream, reply, shown, sink).await,
+        };
+        match next {
+            Some(None) => Ok(None),
+            // The body ended at an event too large for the bound: the reply stops there.
+            Some(Some(Err(_))) if self.wire.oversized() => Ok(None),
+            Some(Some(Ok(chunk))) => Ok(Some(chunk)),
+            // Silent past the idle timeout, by airlock's clock or the HTTP client's read
+            // timeout (the same length), whichever ran out first.
+            None => Err(broken(silent())),
+            Some(Some(Err(_))) if self.wire.timed_out() => Err(broken(silent())),
+            Some(Some(Err(err))) => Err(broken(self.describe(&err))),
+        }
+    }
+
+    /// Waits for the next item (nothing is waiting); text not yet shown is shown when a
+    /// frame has passed since the last was, whether or not more came meanwhile.
+    async fn wait_showing(
+        &self,
+        stream: &mut async_openai::types::stream::StreamResponse<Value>,
+        reply: &str,
+        shown: &mut Shown,
+        sink: ModelSink<'_>,
+    ) -> Option<Option<Result<Value, OpenAIError>>> {
+        if shown.pending(reply) {
+            let due = shown.at + FRAME;
+            let next = tokio::time::timeout_at(due, self.wire.wait(stream, self.idle_timeout));
+            if let Ok(next) = next.await {
+                return next;
+            }
+            shown.show(reply, sink);
+        }
+        self.wire.wait(stream, self.idle_timeout).await
+    }
+}
+
+/// How often text is shown while it streams. A server sending a character per chunk as fast
+/// as airlock reads would otherwise queue an event per character, some hundred bytes each,
+/// for a frontend that may be slower (a full pipe on stdout): many times the reply's bound.
+const FRAME: std::time::Duration = std::time::Duration::from_millis(16);
+
+/// Of a reply, the text handed to the sink so far, and when.
+struct Shown {
+    bytes: usize,
+    at: tokio::time::Instant,
+}
+
+impl Shown {
+    fn new() -> Self {
+        Self {
+            bytes: 0,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn pending(&self, reply: &str) -> bool {
+        reply.len() > self.bytes
+    }
+
+    /// Hands the sink the text of `reply` read since it was last shown.
+    fn show(&mut self, reply: &str, sink: ModelSink<'_>) {
+        if self.pending(reply) {
+            sink(ModelEvent::Delta(reply[self.bytes..].to_string()));
+            self.bytes = reply.len();
+            self.at = tokio::time::Instant::now();
+        }
+    }
+}
+
 impl Model for OpenAiModel {
     async fn complete(
         &mut self,
         messages: &[ChatMessage],
         sink: ModelSink<'_>,
     ) -> Result<Reply, ModelError> {
-        self.oversized.store(false, Ordering::SeqCst);
+        self.wire.start_reply();
         let mut stream = self.open_stream(messages, sink).await?;
         let mut reply = String::new();
+        let mut shown = Shown::new();
         let mut finished = false;
         let mut cut = false;
         let mut usage = None;
         let mut calls = Calls::default();
         let mut budget = Budget::new(self.max_reply_bytes);
         loop {
-            let broken = |why: String, reply: &str| {
-                ModelError::Failed(format!(
-                    "{why}; the reply was cut off after {} characters and is not kept. Retry to ask again",
-                    reply.chars().count()
-                ))
-            };
-            let chunk = match tokio::time::timeout(self.idle_timeout, stream.next()).await {
-                Err(_) => {
-                    return Err(broken(
-                        format!(
-                            "the model server sent nothing for {} s (model.idle_timeout_secs)",
-                            self.idle_timeout.as_secs()
-                        ),
-                        &reply,
-                    ));
-                }
+            let chunk = match self.next_chunk(&mut stream, &reply, &mut shown, sink).await {
+                Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
-                // The body ended at an event too large for the bound: the reply stops there.
-                Ok(Some(Err(_))) if self.oversized.load(Ordering::SeqCst) => break,
-                Ok(Some(Err(err))) => return Err(broken(self.describe(&err), &reply)),
-                Ok(Some(Ok(chunk))) => chunk,
+                Err(err) => {
+                    // What came is shown, though not kept.
+                    shown.show(&reply, sink);
+                    return Err(err);
+                }
             };
             match read_chunk(&chunk, &mut calls, &mut budget) {
                 Ok(piece) => {
                     finished |= piece.finished;
                     cut |= piece.cut;
                     usage = piece.usage.or(usage);
-                    if !piece.text.is_empty() {
-                        reply.push_str(&piece.text);
-                        sink(ModelEvent::Delta(piece.text));
+                    reply.push_str(&piece.text);
+                    if tokio::time::Instant::now() >= shown.at + FRAME {
+                        shown.show(&reply, sink);
                     }
                     if piece.over {
                         break;
                     }
                 }
-                Err(why) => return Err(broken(why, &reply)),
+                Err(why) => {
+                    shown.show(&reply, sink);
+                    return Err(ModelError::Failed(format!(
+                        "{why}; the reply was cut off after {} characters and is not kept. \
+                         Retry to ask again",
+                        reply.chars().count()
+                    )));
+                }
             }
         }
+        shown.show(&reply, sink);
         // Past the bound nothing more is read: dropping the stream closes the connection.
         drop(stream);
-        let over = budget.spent() || self.oversized.load(Ordering::SeqCst);
+        let over = budget.spent() || self.wire.oversized();
         if !finished && !over {
             return Err(ModelError::Failed(format!(
                 "the reply stream ended before the reply was complete (no finish_reason) after \

@@ -2,7 +2,8 @@
 //! and inherited by everything the block runs. It stacks on the container's profile (Docker's
 //! default, or the daemon's), so it only ever takes away: the kernel's least-used attack
 //! surface, and every way to reach past the block (tracing, reading other processes' memory,
-//! new namespaces, mounts, keyrings, IPC objects that outlive it).
+//! new namespaces, mounts, keyrings, IPC objects that outlive it), under every ABI the kernel
+//! offers a 64-bit process.
 
 use std::collections::BTreeMap;
 
@@ -113,9 +114,63 @@ pub(crate) fn install() -> Result<(), String> {
         arch,
     )
     .map_err(|err| fail(&err))?;
+    let mut programs = Vec::new();
     for filter in [refused, clone3] {
         let program: BpfProgram = filter.try_into().map_err(|err| fail(&err))?;
+        programs.push(program);
+    }
+    #[cfg(target_arch = "x86_64")]
+    programs.push(x32_refused());
+    for program in programs {
         seccompiler::apply_filter(&program).map_err(|err| fail(&err))?;
     }
     Ok(())
+}
+
+/// `AUDIT_ARCH_X86_64`: `EM_X86_64` (62), 64-bit, little-endian; what the kernel reports as
+/// the arch of a native and of an x32 system call alike.
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// What an x32 system call's number carries (`__X32_SYSCALL_BIT`; libc names it only for
+/// the x32 target).
+#[cfg(target_arch = "x86_64")]
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Refuses every x32 system call (the 64-bit ABI with 32-bit pointers). The kernel reports
+/// them with the native arch and their number plus `__X32_SYSCALL_BIT`, so the filters above,
+/// which name native numbers, would let `shmget`, `io_uring_setup`, `unshare`… through under
+/// their x32 numbers on a kernel built with x32, and Docker's default profile allows x32. No
+/// program in a sandbox image is x32. (The i386 ABI, `int 0x80`, reports another arch, which
+/// seccompiler's filters answer by killing the process.)
+#[cfg(target_arch = "x86_64")]
+fn x32_refused() -> BpfProgram {
+    use libc::{
+        BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W, SECCOMP_RET_ALLOW,
+        SECCOMP_RET_ERRNO,
+    };
+    use seccompiler::sock_filter;
+    // Offsets in `struct seccomp_data`: the call's number, then its arch.
+    const NR: u32 = 0;
+    const ARCH: u32 = 4;
+    let op = |code: u32, k: u32, jt: u8, jf: u8| sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        op(BPF_LD | BPF_W | BPF_ABS, ARCH, 0, 0),
+        // Another arch: not this filter's to judge (the others kill it).
+        op(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 3),
+        op(BPF_LD | BPF_W | BPF_ABS, NR, 0, 0),
+        op(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
+        op(
+            BPF_RET | BPF_K,
+            SECCOMP_RET_ERRNO | libc::EPERM as u32,
+            0,
+            0,
+        ),
+        op(BPF_RET | BPF_K, SECCOMP_RET_ALLOW, 0, 0),
+    ]
 }

@@ -44,7 +44,17 @@ pub enum Behaviour {
     EndlessCall { head: String, tail: String },
     /// Streams `head`, then one event whose `data:` line never ends.
     EndlessEvent { head: String },
+    /// Opens call after call, each with nothing in it but its index (64 past the last, as
+    /// far apart as a client gives room for), until the client goes away (or
+    /// [`EMPTY_CALLS_CAP`] bytes).
+    EndlessEmptyCalls,
+    /// Streams this many bytes of chunks that carry nothing, as fast as the client reads,
+    /// then replies with the text.
+    Flood(u64, String),
 }
+
+/// Where a stream of empty calls gives up: far enough for millions of calls.
+pub const EMPTY_CALLS_CAP: u64 = 4 << 20;
 
 /// Where an endless stream gives up on a client that never goes away.
 pub const ENDLESS_CAP: u64 = 1 << 30;
@@ -222,6 +232,21 @@ fn serve(
             ));
             stream_endlessly(stream, &start, &http_chunk(&"A".repeat(4096)))
         }
+        Behaviour::EndlessEmptyCalls => {
+            let mut next = 0u64;
+            let events = move || {
+                // Some 200 KB a batch: the first alone is more than a reply may keep.
+                let mut batch = Vec::new();
+                for _ in 0..1024 {
+                    let part = serde_json::json!({"tool_calls": [{"index": next}]});
+                    batch.extend(sse(&chunk(part, None)));
+                    next += 64;
+                }
+                batch
+            };
+            stream_batches(stream, &[], EMPTY_CALLS_CAP, events)
+        }
+        Behaviour::Flood(bytes, text) => return flood(stream, bytes, &text),
         behaviour => return respond(stream, behaviour, &body),
     };
     endless.lock().unwrap().push(ended);
@@ -239,25 +264,51 @@ fn sse(data: &str) -> Vec<u8> {
 
 /// Sends `head`, then `tail` until a write fails (the client went away) or [`ENDLESS_CAP`]
 /// bytes went: the bytes sent, and whether the client went away.
-fn stream_endlessly(mut stream: TcpStream, head: &[u8], tail: &[u8]) -> (u64, bool) {
+fn stream_endlessly(stream: TcpStream, head: &[u8], tail: &[u8]) -> (u64, bool) {
+    // Many pieces per write: as fast as a fast server on loopback.
+    let batch: Vec<u8> = tail.repeat((64 << 10) / tail.len() + 1);
+    stream_batches(stream, head, ENDLESS_CAP, || batch.clone())
+}
+
+/// Sends `head`, then what `batch` makes, again and again, until a write fails or `cap`
+/// bytes went: the bytes sent, and whether the client went away.
+fn stream_batches(
+    mut stream: TcpStream,
+    head: &[u8],
+    cap: u64,
+    mut batch: impl FnMut() -> Vec<u8>,
+) -> (u64, bool) {
     let _ = write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     );
-    // Many pieces per write: as fast as a fast server on loopback.
-    let batch: Vec<u8> = tail.repeat((64 << 10) / tail.len() + 1);
     let mut sent = 0u64;
     if stream.write_all(head).is_err() {
         return (sent, true);
     }
     sent += head.len() as u64;
-    while sent < ENDLESS_CAP {
+    while sent < cap {
+        let batch = batch();
         if stream.write_all(&batch).is_err() {
             return (sent, true);
         }
         sent += batch.len() as u64;
     }
     (sent, false)
+}
+
+/// [`Behaviour::Flood`]: `bytes` of the smallest chunks there are, then `text` as the reply.
+fn flood(stream: TcpStream, bytes: u64, text: &str) {
+    let nothing = b"data: {\"choices\": []}\n\n".repeat(4096);
+    let batch = http_chunk(std::str::from_utf8(&nothing).unwrap());
+    let (_, gone) = stream_batches(stream.try_clone().unwrap(), &[], bytes, || batch.clone());
+    if !gone {
+        let mut stream = stream;
+        let end = serde_json::json!({"content": text});
+        let _ = stream.write_all(&sse(&chunk(end, Some("stop"))));
+        let _ = stream.write_all(&sse("[DONE]"));
+        let _ = stream.write_all(b"0\r\n\r\n");
+    }
 }
 
 /// The request's token limit, under either name, and whether it asks for the usage.
@@ -298,7 +349,9 @@ fn respond(mut stream: TcpStream, behaviour: Behaviour, request: &serde_json::Va
         Behaviour::Calls(_)
         | Behaviour::Endless { .. }
         | Behaviour::EndlessCall { .. }
-        | Behaviour::EndlessEvent { .. } => unreachable!("streamed elsewhere"),
+        | Behaviour::EndlessEvent { .. }
+        | Behaviour::EndlessEmptyCalls
+        | Behaviour::Flood(..) => unreachable!("streamed elsewhere"),
     };
     let (max_tokens, with_usage) = limits(request);
     let _ = write!(
