@@ -57,7 +57,9 @@ const WATCH_FONTS: &str = r#"import logging, os, sys
 cache = os.path.expanduser("~/.cache/matplotlib")
 log = logging.getLogger("matplotlib.font_manager")
 log.setLevel(logging.DEBUG)
-log.addHandler(logging.StreamHandler(sys.stdout))
+handler = logging.StreamHandler(sys.stdout)
+handler.addFilter(lambda record: not record.getMessage().startswith("findfont"))
+log.addHandler(handler)
 "#;
 
 /// Reads the copy as it was when the block started, then plots.
