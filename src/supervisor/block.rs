@@ -8,9 +8,10 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use super::font_cache::FontCache;
 use super::frame::{ExitReport, Frame, OUTPUT_CHUNK};
 use super::{reap, trampoline};
 
@@ -42,6 +43,8 @@ pub(crate) struct BlockRun {
     pub(crate) grace: Duration,
     /// Where processes are listed (/proc).
     pub(crate) proc: PathBuf,
+    /// matplotlib's font cache from the image, copied into the block's HOME before it starts.
+    pub(crate) font_cache: Arc<FontCache>,
 }
 
 enum Happened {
@@ -79,6 +82,8 @@ fn run_in(
     // Handed over only now: the supervisor may lack the right to write into it afterwards.
     std::os::unix::fs::chown(dir, Some(block.uid), Some(block.gid))
         .map_err(|err| format!("cannot give the block its directory: {err}"))?;
+    // Counted in the block's time. When it cannot be made, the block builds its own cache.
+    let _ = block.font_cache.place(&block.env, block.uid, block.gid);
     let oom_before = oom_kills();
     let (leader, events) = spawn(block, &file)?;
     let mut watch = Watch {

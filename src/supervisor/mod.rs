@@ -10,6 +10,7 @@
 //! inherits anything of it but the pipes it reads.
 
 pub(crate) mod block;
+pub(crate) mod font_cache;
 pub mod frame;
 pub(crate) mod mirror;
 pub(crate) mod reap;

@@ -3,11 +3,12 @@
 //! sweeps the code's processes away and exits.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use super::block::{self, BlockRun};
+use super::font_cache::{self, FontCache};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
 use super::mirror::{Mirror, PassReport, Touched};
 use super::reap;
@@ -49,6 +50,7 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
         None => None,
     };
     let room = mirror.as_ref().map(Mirror::room).transpose()?;
+    let font_cache = Arc::new(FontCache::load(Path::new(font_cache::IN_IMAGE)));
     let requests = read_requests();
     let mut out = std::io::stdout().lock();
     let mut send = |frame: Frame| {
@@ -75,6 +77,7 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
             timeout: Duration::from_millis(request.timeout_ms),
             grace: Duration::from_millis(request.grace_ms),
             proc: proc.clone(),
+            font_cache: Arc::clone(&font_cache),
         };
         let mut gone = false;
         let mut cancelled = || cancel_asked(&requests, &mut gone);

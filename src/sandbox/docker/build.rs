@@ -17,11 +17,13 @@ use crate::sandbox::{Notices, SandboxError};
 
 /// The Debian release the image is made from.
 pub(crate) const SUITE: &str = "bookworm";
-/// An interpreter, the shells, the tools blocks expect (coreutils, procps), and numpy and
-/// matplotlib so that a block can compute and draw a chart into /workspace. matplotlib's
-/// own dependencies bring the DejaVu fonts its Agg backend draws text with.
+/// An interpreter, the shells, the tools blocks expect (coreutils, procps), numpy and
+/// matplotlib so that a block can compute and draw a chart into /workspace, and pip for
+/// blocks that install packages. matplotlib's own dependencies bring the DejaVu fonts its
+/// Agg backend draws text with.
 pub(crate) const PACKAGES: &[&str] = &[
     "python3",
+    "python3-pip",
     "bash",
     "coreutils",
     "procps",
@@ -242,10 +244,40 @@ fn mmdebstrap_args() -> Vec<String> {
         // A home for uid 1000 and a world-writable /workspace, as in the curated Dockerfile.
         r#"--customize-hook=chroot "$1" useradd --uid 1000 --create-home --shell /bin/bash sandbox"#.into(),
         r#"--customize-hook=mkdir -p "$1/workspace" && chmod 0777 "$1/workspace""#.into(),
+        LEAN_START.into(),
+        font_cache_hook(),
         SUITE.into(),
         "-".into(),
     ]
     .into()
+}
+
+/// What every Python start would pay for and no block needs, removed once the packages are
+/// in: Debian's `sitecustomize` (it looks for apport's crash hook, which is not there);
+/// matplotlib's `-nspkg.pth`, which imports `importlib.util` at every start to declare
+/// `mpl_toolkits` a namespace package (without it and without `mpl_toolkits/__init__.py`,
+/// which would import `pkg_resources` instead, `mpl_toolkits` is an implicit namespace
+/// package, as matplotlib 3.7 made it, and `mpl_toolkits.mplot3d` imports as before); and
+/// setuptools' `distutils-precedence.pth`, which imports its distutils shim at every start
+/// (setuptools still puts the shim in place whenever it is imported, as pip does; a block
+/// that imports `distutils` alone gets the standard library's).
+const LEAN_START: &str = concat!(
+    r#"--customize-hook=rm -f "$1"/etc/python3*/sitecustomize.py "$1"/usr/lib/python3*/sitecustomize.py"#,
+    r#" "$1"/usr/lib/python3/dist-packages/distutils-precedence.pth"#,
+    r#" "$1"/usr/lib/python3/dist-packages/matplotlib-*-nspkg.pth"#,
+    r#" "$1"/usr/lib/python3/dist-packages/mpl_toolkits/__init__.py"#,
+    r#" "$1"/usr/lib/python3/dist-packages/mpl_toolkits/__pycache__/__init__.*"#,
+);
+
+/// matplotlib's font cache, made in the image's own root (its paths are the image's) into a
+/// directory only root writes: the supervisor copies it into each block's HOME, where
+/// matplotlib can write (3.6 refuses a cache directory it cannot write). The build fails when
+/// no cache file came out, rather than leave every plotting block to rebuild it.
+fn font_cache_hook() -> String {
+    let dir = crate::supervisor::font_cache::IN_IMAGE;
+    format!(
+        r#"--customize-hook=mkdir -p "$1{dir}" && chroot "$1" env -i PATH=/usr/bin:/bin MPLCONFIGDIR={dir} python3 -c "import matplotlib.font_manager" && ls "$1{dir}"/fontlist-*.json >/dev/null && chmod -R u=rwX,go=rX "$1{dir}""#
+    )
 }
 
 /// The image's configuration, apart from its labels.
@@ -357,7 +389,7 @@ fn step_of(line: &str) -> Option<&'static str> {
         ("installing essential", "step 4 of 6: installing packages"),
         (
             "running --customize-hook",
-            "step 5 of 6: adding the sandbox user",
+            "step 5 of 6: adding the sandbox user and matplotlib's font cache",
         ),
         (
             "creating tarball",
@@ -440,7 +472,7 @@ mod tests {
         );
         assert_eq!(
             step_of("I: running --customize-hook in shell: sh -c 'x'"),
-            Some("step 5 of 6: adding the sandbox user")
+            Some("step 5 of 6: adding the sandbox user and matplotlib's font cache")
         );
         assert_eq!(step_of("I: chroot architecture amd64"), None);
         assert_eq!(step_of("E: something broke"), None);
