@@ -12,6 +12,7 @@
 pub(crate) mod block;
 pub mod frame;
 pub(crate) mod mirror;
+mod pipes;
 pub(crate) mod reap;
 mod seccomp;
 pub(crate) mod serve;
