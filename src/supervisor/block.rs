@@ -18,8 +18,8 @@ use super::{reap, trampoline};
 /// holding output (a process of the block passed it on, where no sweep reaches).
 const DRAIN: Duration = Duration::from_secs(1);
 /// What is still read after [`DRAIN`] while the pipes hold output: more than both pipes can
-/// hold at the largest size an unprivileged process may give them (fs.pipe-max-size, 1 MiB).
-const LATE_BYTES: usize = 4 << 20;
+/// hold, whoever sized them (an unprivileged process may go up to fs.pipe-max-size, 1 MiB).
+const LATE_BYTES: usize = 4 * super::pipes::PIPE_SIZE;
 
 /// The block's status, from the thread that waits for it.
 type Status = std::io::Result<ExitStatus>;

@@ -13,6 +13,9 @@ use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use super::frame::{Frame, OUTPUT_CHUNK};
 
+/// What each pipe holds: the most an unprivileged process may ask for (fs.pipe-max-size).
+pub(crate) const PIPE_SIZE: usize = 1 << 20;
+
 /// Makes the frame a pipe's output travels in.
 type Framing = fn(Vec<u8>) -> Frame;
 
@@ -24,11 +27,17 @@ pub(crate) struct Pipes {
 
 impl Pipes {
     pub(crate) fn new(stdout: ChildStdout, stderr: ChildStderr) -> Self {
+        let open: Vec<(File, Framing)> = vec![
+            (File::from(OwnedFd::from(stdout)), Frame::Stdout),
+            (File::from(OwnedFd::from(stderr)), Frame::Stderr),
+        ];
+        // Room for the block to write on while a frame is being sent: one thread both reads
+        // and sends. Without it (the user's pipe pages used up), output is only slower.
+        for (pipe, _) in &open {
+            let _ = rustix::pipe::fcntl_setpipe_size(pipe, PIPE_SIZE);
+        }
         Self {
-            open: vec![
-                (File::from(OwnedFd::from(stdout)), Frame::Stdout),
-                (File::from(OwnedFd::from(stderr)), Frame::Stderr),
-            ],
+            open,
             buffer: vec![0; OUTPUT_CHUNK],
         }
     }
