@@ -170,7 +170,7 @@ impl Watch<'_> {
             if cancelled() {
                 return Ok(Ended::Cancelled);
             }
-            // Checked first, not only when nothing comes: a flood never leaves the channel
+            // Checked first, not only when nothing comes: a flood never leaves the pipes
             // empty, and the time limit must hold all the same.
             if Instant::now() >= deadline {
                 return Ok(Ended::Deadline);
