@@ -377,6 +377,40 @@ async fn a_flood_that_never_pauses_still_stops_at_its_time_limit() {
     session.sandbox.shutdown().await;
 }
 
+/// Output written right before the block ends, then its pipes hidden where no sweep reaches:
+/// in flight in a socket that holds itself, so they stay open once every process is gone,
+/// until the kernel collects that socket (at once on some kernels, later on others).
+const HIDES_ITS_PIPES: &str = r#"
+import array, os, socket, sys
+sys.stdout.write('x' * 300000 + '\nkept\n'); sys.stdout.flush()
+sys.stderr.write('said\n'); sys.stderr.flush()
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+fds = array.array('i', [1, 2, a.fileno(), b.fileno()])
+b.sendmsg([b'x'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+os._exit(3)
+"#;
+
+#[tokio::test]
+async fn output_written_just_before_the_end_is_all_reported_even_with_the_pipes_hidden() {
+    let mut session = session(SandboxConfig::default()).await;
+    let container = session.sandbox.container_id().expect("running").to_string();
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let (result, _) = run(&mut session, "python", HIDES_ITS_PIPES, 20).await;
+        assert_eq!(result.exit_code, Some(3), "{result:?}");
+        assert_eq!(result.output_bytes, 300_000 + 6 + 5, "every byte came");
+        assert!(result.output.ends_with("kept\n") || result.output.ends_with("said\n"));
+        assert!(result.output.contains("said\n") && result.output.contains("kept\n"));
+        // Given up on once empty, not waited for until airlock's backstop.
+        assert!(started.elapsed() < Duration::from_secs(6), "{result:?}");
+        assert!(!result.container_restarted, "{result:?}");
+    }
+    let (next, _) = run(&mut session, "sh", "echo fine; exit 4", 10).await;
+    assert_eq!((next.exit_code, next.output.as_str()), (Some(4), "fine\n"));
+    assert_eq!(session.sandbox.container_id(), Some(container.as_str()));
+    session.sandbox.shutdown().await;
+}
+
 #[tokio::test]
 async fn kernel_interfaces_a_block_has_no_use_for_are_refused() {
     let mut session = session(SandboxConfig::default()).await;

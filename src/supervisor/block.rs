@@ -3,7 +3,6 @@
 //! /dev/null and a session of its own, its output read from pipes the supervisor owns
 //! and sent on as frames, its status from waitpid, and the sweep when it ends.
 
-use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -12,14 +11,19 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use super::font_cache::FontCache;
-use super::frame::{ExitReport, Frame, OUTPUT_CHUNK};
+use super::frame::{ExitReport, Frame};
+use super::pipes::Pipes;
 use super::{reap, trampoline};
 
-/// How long the output of a block's leftovers is still read after the sweep.
+/// How long the supervisor waits, after the sweep, for a pipe that is neither at its end nor
+/// holding output (a process of the block passed it on, where no sweep reaches).
 const DRAIN: Duration = Duration::from_secs(1);
-/// Output pieces waiting to be sent: when airlock reads slowly, the block's writes wait
-/// instead of the supervisor's memory growing.
-const PENDING_FRAMES: usize = 16;
+/// What is still read after [`DRAIN`] while the pipes hold output: more than both pipes can
+/// hold, whoever sized them (an unprivileged process may go up to fs.pipe-max-size, 1 MiB).
+const LATE_BYTES: usize = 4 * super::pipes::PIPE_SIZE;
+
+/// The block's status, from the thread that waits for it.
+type Status = std::io::Result<ExitStatus>;
 
 /// What to run, and as whom.
 #[derive(Debug, Clone)]
@@ -45,13 +49,6 @@ pub(crate) struct BlockRun {
     pub(crate) proc: PathBuf,
     /// matplotlib's font cache from the image, copied into the block's HOME before it starts.
     pub(crate) font_cache: Arc<FontCache>,
-}
-
-enum Happened {
-    Output(Frame),
-    /// One of the two pipes reached its end.
-    Closed,
-    Exited(std::io::Result<ExitStatus>),
 }
 
 /// Runs the block to its end; output goes to `send` as it arrives; `cancelled` is asked
@@ -85,11 +82,11 @@ fn run_in(
     // Counted in the block's time. When it cannot be made, the block builds its own cache.
     let _ = block.font_cache.place(&block.env, block.uid, block.gid);
     let oom_before = oom_kills();
-    let (leader, events) = spawn(block, &file)?;
+    let (leader, pipes, exits) = spawn(block, &file)?;
     let mut watch = Watch {
-        events: &events,
+        pipes,
+        exits: &exits,
         send,
-        open_pipes: 2,
         exited: false,
     };
     let mut report = ExitReport::default();
@@ -121,9 +118,9 @@ fn run_in(
     Ok(report)
 }
 
-/// Starts the block's process as the code's uid, through the trampoline, with threads that
-/// read its pipes and wait for it; returns its pid and their events.
-fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, mpsc::Receiver<Happened>), String> {
+/// Starts the block's process as the code's uid, through the trampoline, with a thread that
+/// waits for it; returns its pid, its pipes and where its status comes.
+fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, Pipes, mpsc::Receiver<Status>), String> {
     let mut child = Command::new("/proc/self/exe")
         .arg0(trampoline::ARG0)
         .args(&block.argv)
@@ -139,15 +136,14 @@ fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, mpsc::Receiver<Happened>
         .spawn()
         .map_err(|err| format!("cannot start the block: {err}"))?;
     let leader = child.id();
-    let (tx, events) = mpsc::sync_channel(PENDING_FRAMES);
-    if let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) {
-        pump(stdout, Frame::Stdout, tx.clone());
-        pump(stderr, Frame::Stderr, tx.clone());
-    }
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err("cannot start the block: its pipes were not made".into());
+    };
+    let (tx, exits) = mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(Happened::Exited(child.wait()));
+        let _ = tx.send(child.wait());
     });
-    Ok((leader, events))
+    Ok((leader, Pipes::new(stdout, stderr), exits))
 }
 
 /// How watching a running block ended.
@@ -157,11 +153,13 @@ enum Ended {
     Deadline,
 }
 
-/// A running block's events: output is passed on as it comes.
+/// A running block: its output is passed on as it comes. Read here, on the thread that
+/// sends, never by threads of their own: when the block's writes outrun airlock's reading,
+/// they wait in the block instead of the supervisor's memory growing.
 struct Watch<'a> {
-    events: &'a mpsc::Receiver<Happened>,
+    pipes: Pipes,
+    exits: &'a mpsc::Receiver<Status>,
     send: &'a mut dyn FnMut(Frame),
-    open_pipes: usize,
     /// Whether the waiter thread has reported the block's process.
     exited: bool,
 }
@@ -177,7 +175,7 @@ impl Watch<'_> {
             if cancelled() {
                 return Ok(Ended::Cancelled);
             }
-            // Checked first, not only when nothing comes: a flood never leaves the channel
+            // Checked first, not only when nothing comes: a flood never leaves the pipes
             // empty, and the time limit must hold all the same.
             if Instant::now() >= deadline {
                 return Ok(Ended::Deadline);
@@ -185,34 +183,39 @@ impl Watch<'_> {
             let wait = deadline
                 .saturating_duration_since(Instant::now())
                 .min(Duration::from_millis(20));
-            match self.events.recv_timeout(wait) {
-                Ok(Happened::Output(frame)) => (self.send)(frame),
-                Ok(Happened::Closed) => self.open_pipes -= 1,
-                Ok(Happened::Exited(status)) => {
-                    self.exited = true;
-                    return status
-                        .map(Ended::Exited)
-                        .map_err(|err| format!("cannot wait for the block: {err}"));
-                }
-                Err(_) => {}
+            let status = if self.pipes.all_closed() {
+                self.exits.recv_timeout(wait).ok()
+            } else {
+                self.pipes.read_ready(wait, self.send);
+                self.exits.try_recv().ok()
+            };
+            // What the block wrote before it ended is read by `drain`, after the sweep.
+            if let Some(status) = status {
+                self.exited = true;
+                return status
+                    .map(Ended::Exited)
+                    .map_err(|err| format!("cannot wait for the block: {err}"));
             }
         }
     }
 
     /// What is still in the pipes once every process of the block is gone, and the waiter's
-    /// report when it has not come yet.
+    /// report when it has not come yet. Output the pipes hold is read however long that
+    /// takes (up to [`LATE_BYTES`]); only a pipe that stays open and empty is given up on.
     fn drain(&mut self) {
         let until = Instant::now() + DRAIN;
-        while self.open_pipes > 0 || !self.exited {
-            match self
-                .events
-                .recv_timeout(until.saturating_duration_since(Instant::now()))
-            {
-                Ok(Happened::Output(frame)) => (self.send)(frame),
-                Ok(Happened::Closed) => self.open_pipes -= 1,
-                Ok(Happened::Exited(_)) => self.exited = true,
-                Err(_) => break,
+        let mut late = 0;
+        while !self.pipes.all_closed() && late <= LATE_BYTES {
+            let wait = until.saturating_duration_since(Instant::now());
+            match self.pipes.read_ready(wait, self.send) {
+                Some(bytes) if wait.is_zero() => late += bytes,
+                Some(_) => {}
+                None if wait.is_zero() => break,
+                None => {}
             }
+        }
+        if !self.exited {
+            self.exited = self.exits.recv_timeout(DRAIN).is_ok();
         }
     }
 }
@@ -258,29 +261,4 @@ fn write_code(file: &Path, code: &[u8], uid: u32, gid: u32) -> Result<(), String
         .map_err(|err| format!("cannot write the block's code: {err}"))?;
     std::os::unix::fs::chown(file, Some(uid), Some(gid))
         .map_err(|err| format!("cannot give the block its code: {err}"))
-}
-
-/// Reads a pipe to its end in bounded pieces.
-fn pump(
-    mut pipe: impl Read + Send + 'static,
-    frame: fn(Vec<u8>) -> Frame,
-    tx: mpsc::SyncSender<Happened>,
-) {
-    std::thread::spawn(move || {
-        let mut buffer = vec![0; OUTPUT_CHUNK];
-        loop {
-            match pipe.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => {
-                    if tx
-                        .send(Happened::Output(frame(buffer[..read].to_vec())))
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            }
-        }
-        let _ = tx.send(Happened::Closed);
-    });
 }

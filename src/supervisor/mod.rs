@@ -13,6 +13,7 @@ pub(crate) mod block;
 pub(crate) mod font_cache;
 pub mod frame;
 pub(crate) mod mirror;
+mod pipes;
 pub(crate) mod reap;
 mod seccomp;
 pub(crate) mod serve;
