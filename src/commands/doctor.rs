@@ -2,7 +2,6 @@
 //! really enforced? The last is read from inside a probe container, from the kernel's own
 //! cgroup and process files, not from what Docker says it applied.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use bollard::models::SystemInfo;
 
 use super::doctor_containment as containment;
 use super::doctor_gvisor as gvisor;
+use super::doctor_report::{Probe, Report, check_identity};
 use crate::config::{ByteSize, Config, SandboxConfig};
 use crate::engine::Language;
 use crate::error::EXIT_UNAVAILABLE;
@@ -39,42 +39,6 @@ echo "workspace_room=$(stat -f -c '%b %S %c' /workspace 2>/dev/null || echo unkn
 echo "interfaces=$(ls /sys/class/net | tr '\n' ' ')"
 if [ -e /var/run/docker.sock ] || [ -e /run/docker.sock ]; then echo docker_socket=present; else echo docker_socket=absent; fi
 "#;
-
-#[derive(Default)]
-pub(crate) struct Report {
-    failures: usize,
-    /// Checks that cannot be made where the probe ran (gVisor), each said so.
-    unverifiable: usize,
-}
-
-impl Report {
-    #[cfg(test)]
-    pub(crate) fn failures(&self) -> usize {
-        self.failures
-    }
-
-    pub(crate) fn line(&mut self, ok: bool, what: &str, detail: impl AsRef<str>) {
-        if !ok {
-            self.failures += 1;
-        }
-        // Details quote the daemon, the image and the probe's output.
-        println!(
-            "{} {what}: {}",
-            if ok { "ok  " } else { "FAIL" },
-            crate::output::sanitize::for_person(detail.as_ref())
-        );
-    }
-
-    /// A check that cannot be made from inside the sandbox: neither passed nor failed, and
-    /// never silent; the detail says why and what enforces it instead.
-    pub(crate) fn unverifiable(&mut self, what: &str, detail: impl AsRef<str>) {
-        self.unverifiable += 1;
-        println!(
-            "n/a  {what}: {}",
-            crate::output::sanitize::for_person(detail.as_ref())
-        );
-    }
-}
 
 pub async fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let mut report = Report::default();
@@ -363,25 +327,6 @@ impl ProbeWorkspace {
     }
 }
 
-/// What the probe printed: its `key=value` lines.
-pub(crate) struct Probe(BTreeMap<String, String>);
-
-impl Probe {
-    pub(crate) fn parse(output: &str) -> Self {
-        let values = output
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(key, value)| (key.trim().to_string(), value.trim().to_string()))
-            .collect();
-        Self(values)
-    }
-
-    /// A value, or `unknown` when the probe printed none.
-    pub(crate) fn get(&self, key: &str) -> &str {
-        self.0.get(key).map(String::as_str).unwrap_or("unknown")
-    }
-}
-
 /// The room /workspace has, from `stat -f` (blocks, block size, inodes), against the limits.
 fn check_workspace_room(report: &mut Report, sandbox: &SandboxConfig, room: &str) {
     let numbers: Vec<u64> = room
@@ -438,21 +383,6 @@ fn check_limits(report: &mut Report, config: &Config, probe: &Probe) {
     }
     check_filesystems(report, sandbox, probe);
     check_reach(report, sandbox, probe);
-}
-
-/// Who code runs as: not root, and with no capability, on every runtime.
-pub(crate) fn check_identity(report: &mut Report, probe: &Probe) {
-    let uid = probe.get("uid");
-    report.line(
-        uid != "0" && uid != "unknown",
-        "non-root",
-        format!("code runs as uid {uid}"),
-    );
-    report.line(
-        probe.get("CapEff").trim_start_matches('0').is_empty(),
-        "capabilities",
-        format!("CapEff {}", probe.get("CapEff")),
-    );
 }
 
 /// What code runs as: no root, no capabilities, no new privileges, seccomp filtering.

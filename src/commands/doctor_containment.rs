@@ -2,7 +2,7 @@
 //! to the host: IPC objects (which live in the kernel, not in any file the supervisor empties)
 //! and core dumps (which the host's core_pattern may hand to a host program).
 
-use super::doctor::{Probe, Report};
+use super::doctor_report::{Probe, Report};
 
 /// Appended to the doctor's probe. IPC objects are tried with python3 (ctypes) or util-linux's
 /// ipcmk, whichever the image has; the core limit is read and then raised in a subshell.

@@ -5,7 +5,7 @@
 //! what cannot be seen from inside is said so, with what enforces it instead, and counted
 //! apart from the checks that passed.
 
-use super::doctor::{Probe, Report};
+use super::doctor_report::{Probe, Report};
 use crate::config::SandboxConfig;
 
 /// Appended to the doctor's probe: what tells gVisor from Linux, and what the checks below
@@ -40,7 +40,7 @@ pub(crate) fn evidence(probe: &Probe) -> String {
 /// Non-root, capabilities, no-new-privileges and seccomp, as gVisor lets them be seen.
 pub(crate) fn check_privileges(report: &mut Report, probe: &Probe) {
     let get = |key| probe.get(key);
-    super::doctor::check_identity(report, probe);
+    super::doctor_report::check_identity(report, probe);
     report.line(
         get("no_new_privs") == "1",
         "no-new-privileges",

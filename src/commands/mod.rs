@@ -3,6 +3,7 @@
 pub(crate) mod doctor;
 mod doctor_containment;
 mod doctor_gvisor;
+mod doctor_report;
 pub(crate) mod exec;
 pub(crate) mod extract;
 pub(crate) mod history;

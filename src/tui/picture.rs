@@ -138,7 +138,7 @@ impl Picture {
 
     /// Draws an SVG (`super::svg` says what is refused) into `room` cells.
     pub(crate) fn load_svg(text: &str, graphics: &Graphics, room: Size) -> Result<Self, Undrawn> {
-        let image = super::svg::render(text, graphics, room)?;
+        let image = super::svg::render(text, graphics.cell_pixels(), room)?;
         let (protocol, cells) =
             fit(&DynamicImage::ImageRgb8(image.drawn), graphics, room).map_err(Undrawn::Broken)?;
         Ok(Self {

@@ -10,7 +10,6 @@ use std::io::Read;
 use ratatui::layout::Size;
 use resvg::usvg::roxmltree;
 
-use super::picture::Graphics;
 use crate::files::human_size;
 
 /// An SVG, a compressed one once decompressed, is drawn up to this size.
@@ -92,9 +91,10 @@ fn parse(text: &str) -> Result<roxmltree::Document<'_>, Undrawn> {
     Ok(document)
 }
 
-/// Draws `text` into `room` cells, over white (most drawings assume a page). Every `href` to
-/// a file or embedded picture is refused, and text is left out (no fonts are read).
-pub(crate) fn render(text: &str, graphics: &Graphics, room: Size) -> Result<DrawnSvg, Undrawn> {
+/// Draws `text` into `room` cells of `cell_pixels` (width, height) each, over white (most
+/// drawings assume a page). Every `href` to a file or embedded picture is refused, and text
+/// is left out (no fonts are read).
+pub(crate) fn render(text: &str, cell_pixels: (u32, u32), room: Size) -> Result<DrawnSvg, Undrawn> {
     let document = parse(text)?;
     let options = resvg::usvg::Options {
         resources_dir: None,
@@ -108,7 +108,7 @@ pub(crate) fn render(text: &str, graphics: &Graphics, room: Size) -> Result<Draw
         .map_err(|err| Undrawn::Broken(format!("cannot draw the SVG: {err}")))?;
     drop(document);
     let size = tree.size();
-    let (cell_width, cell_height) = graphics.cell_pixels();
+    let (cell_width, cell_height) = cell_pixels;
     let room_width = (u32::from(room.width.max(1)) * cell_width) as f32;
     let room_height = (u32::from(room.height.max(1)) * cell_height) as f32;
     let scale = (room_width / size.width()).min(room_height / size.height());
@@ -137,6 +137,9 @@ pub(crate) mod tests {
     use std::io::Write;
 
     use super::*;
+
+    /// A half block's pixels: one wide, two high.
+    const HALF_BLOCK: (u32, u32) = (1, 2);
     use crate::tui::picture::tests::squares_png;
 
     /// Entities that expand to about 25 GB from some 300 KiB: one of a kilobyte, one of 250
@@ -189,19 +192,19 @@ pub(crate) mod tests {
                </svg>"#,
             elsewhere.display()
         );
-        let image = render(&svg, &Graphics::HalfBlocks, Size::new(40, 10)).expect("draws");
+        let image = render(&svg, HALF_BLOCK, Size::new(40, 10)).expect("draws");
         assert_eq!((image.width, image.height), (200, 100));
         assert_eq!(image.drawn.get_pixel(5, 5), &image::Rgb([220, 30, 30]));
         // Where the linked picture would be, the page stays white: it was never read.
         assert_eq!(image.drawn.get_pixel(30, 10), &image::Rgb([255, 255, 255]));
-        let broken = render("<svg", &Graphics::HalfBlocks, Size::new(4, 4)).err();
+        let broken = render("<svg", HALF_BLOCK, Size::new(4, 4)).err();
         assert!(matches!(broken, Some(Undrawn::Broken(why)) if why.starts_with("cannot draw")));
         // A DOCTYPE alone, as old drawing programs write it, is read.
         let doctype = format!(
             "<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \
              \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">\n{svg}"
         );
-        assert!(render(&doctype, &Graphics::HalfBlocks, Size::new(40, 10)).is_ok());
+        assert!(render(&doctype, HALF_BLOCK, Size::new(40, 10)).is_ok());
     }
 
     #[test]
@@ -209,13 +212,13 @@ pub(crate) mod tests {
         let started = std::time::Instant::now();
         let laughs = billion_laughs();
         assert!(laughs.len() < 400 << 10, "{} bytes", laughs.len());
-        let why = render(&laughs, &Graphics::HalfBlocks, Size::new(4, 4)).err();
+        let why = render(&laughs, HALF_BLOCK, Size::new(4, 4)).err();
         assert!(
             matches!(&why, Some(Undrawn::Refused(why)) if why.contains("XML entities")),
             "{why:?}"
         );
         let external = external_entity(std::path::Path::new("/etc/hostname"));
-        let why = render(&external, &Graphics::HalfBlocks, Size::new(4, 4)).err();
+        let why = render(&external, HALF_BLOCK, Size::new(4, 4)).err();
         assert!(matches!(why, Some(Undrawn::Refused(_))), "{why:?}");
         let bomb = gzip_bomb();
         assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
@@ -231,20 +234,20 @@ pub(crate) mod tests {
             copies.push_str(&format!("<g id=\"l{level}\">{uses}</g>"));
         }
         copies.push_str("</defs><use href=\"#l10\"/></svg>");
-        let why = render(&copies, &Graphics::HalfBlocks, Size::new(4, 4)).err();
+        let why = render(&copies, HALF_BLOCK, Size::new(4, 4)).err();
         assert!(
             matches!(&why, Some(Undrawn::Refused(why)) if why.contains("copy more than")),
             "{why:?}"
         );
         let looped = r##"<svg xmlns="http://www.w3.org/2000/svg"><g id="a"><use href="#b"/><use href="#b"/></g><g id="b"><use href="#a"/><use href="#a"/></g></svg>"##;
-        let why = render(looped, &Graphics::HalfBlocks, Size::new(4, 4)).err();
+        let why = render(looped, HALF_BLOCK, Size::new(4, 4)).err();
         assert!(
             matches!(&why, Some(Undrawn::Refused(why)) if why.contains("loop")),
             "{why:?}"
         );
         // A symbol used a few times is fine.
         let icons = r##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="9" height="9"><symbol id="dot"><rect width="1" height="1"/></symbol><use xlink:href="#dot"/><use xlink:href="#dot" x="3"/></svg>"##;
-        assert!(render(icons, &Graphics::HalfBlocks, Size::new(4, 4)).is_ok());
+        assert!(render(icons, HALF_BLOCK, Size::new(4, 4)).is_ok());
         let small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         let small = {
             let mut small = small;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerInspectResponse, Mount, MountType};
 
-use super::spec::WORKSPACE;
 use crate::files::git;
 use crate::protocol::{FileChange, FileChangeKind};
 use crate::sandbox::SandboxError;
@@ -20,7 +19,10 @@ const MAX_MOUNTS: usize = 256;
 /// A read-only bind mount over each `.git` (directory or file) and each directory that
 /// looks like a repository in `workspace`. A tree too large to search, or holding more of
 /// them than airlock mounts, is refused: set a limit, so the mirror guards it instead.
-pub(super) fn read_only_mounts(workspace: &Path) -> Result<Vec<Mount>, SandboxError> {
+pub(super) fn read_only_mounts(
+    workspace: &Path,
+    mounted_at: &str,
+) -> Result<Vec<Mount>, SandboxError> {
     let (found, whole) = git::find_metadata(workspace, LOOK_AT);
     let refuse = |why: String| {
         Err(SandboxError::Unavailable(format!(
@@ -42,7 +44,7 @@ pub(super) fn read_only_mounts(workspace: &Path) -> Result<Vec<Mount>, SandboxEr
             continue;
         };
         let source = workspace.join(&relative);
-        let (Some(source), Some(target)) = (source.to_str(), target(&relative)) else {
+        let (Some(source), Some(target)) = (source.to_str(), target(mounted_at, &relative)) else {
             return refuse(format!(
                 "the path {} is not UTF-8",
                 crate::files::display_path(&relative)
@@ -81,8 +83,9 @@ fn metadata_inside(workspace: &Path, relative: PathBuf) -> Option<PathBuf> {
     (!inside.as_os_str().is_empty()).then(|| inside.to_path_buf())
 }
 
-fn target(relative: &Path) -> Option<String> {
-    Some(format!("{WORKSPACE}/{}", relative.to_str()?))
+/// Where `relative` is in the container, below the workspace's mount point.
+fn target(mounted_at: &str, relative: &Path) -> Option<String> {
+    Some(format!("{mounted_at}/{}", relative.to_str()?))
 }
 
 /// Every read-only mount the plan asked for is there, read-only; never waived.
@@ -172,7 +175,7 @@ mod tests {
         std::fs::create_dir_all(at("kept/hooks")).expect("dir");
         std::fs::create_dir_all(at("inner")).expect("dir");
         std::os::unix::fs::symlink("../kept", at("inner/.git")).expect("symlink");
-        let mounts = read_only_mounts(root.path()).expect("mounts");
+        let mounts = read_only_mounts(root.path(), "/workspace").expect("mounts");
         let targets: Vec<_> = mounts.iter().filter_map(|m| m.target.as_deref()).collect();
         assert_eq!(
             targets,

@@ -211,7 +211,9 @@ impl ContainerPlan {
             binds.push(extra_bind(volume)?);
         }
         let git_mounts = match (&storage, mirrored, config.workspace_read_only) {
-            (Storage::Host, None, false) => super::git_mounts::read_only_mounts(&workspace)?,
+            (Storage::Host, None, false) => {
+                super::git_mounts::read_only_mounts(&workspace, WORKSPACE)?
+            }
             _ => Vec::new(),
         };
         Ok(Self {
