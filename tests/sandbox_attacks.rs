@@ -269,18 +269,29 @@ echo 'echo hijacked by bashrc' > /tmp/.bashrc
 mkdir -p /tmp/deep/er && ln -s /workspace /tmp/deep/er/link
 echo planted > /dev/shm/planted
 echo planted > /var/tmp/planted
+echo poisoned >> /tmp/.cache/matplotlib/fontlist-v330.json
+echo planted > /tmp/.cache/matplotlib/extra
 echo keep > /workspace/kept
 echo done
 "#;
     let (planted, _) = run(&mut session, "bash", plant, 20).await;
     assert_eq!(planted.output, "done\n", "{planted:?}");
-    let check = "import json, os\nprint('clean', sorted(os.listdir('/tmp')), \
-                 sorted(os.listdir('/dev/shm')), sorted(os.listdir('/var/tmp')), \
-                 open('/workspace/kept').read().strip())\n";
+    // HOME holds one thing a block did not make: a fresh copy of the image's font cache.
+    let check = "import json, os\n\
+                 home = sorted(os.path.relpath(os.path.join(d, f), '/tmp') \
+                 for d, _, fs in os.walk('/tmp') for f in fs)\n\
+                 cache = '/tmp/.cache/matplotlib/fontlist-v330.json'\n\
+                 image = '/usr/local/share/airlock/matplotlib/fontlist-v330.json'\n\
+                 fresh = open(cache).read() == open(image).read()\n\
+                 print('clean', home, fresh, sorted(os.listdir('/dev/shm')), \
+                 sorted(os.listdir('/var/tmp')), open('/workspace/kept').read().strip())\n";
     let (next, _) = run(&mut session, "python", check, 20).await;
-    assert_eq!(next.output, "clean [] [] [] keep\n", "{next:?}");
-    let (shell, _) = run(&mut session, "bash", "echo $HOME; ls -A ~ | wc -l", 20).await;
-    assert_eq!(shell.output, "/tmp\n0\n");
+    assert_eq!(
+        next.output, "clean ['.cache/matplotlib/fontlist-v330.json'] True [] [] keep\n",
+        "{next:?}"
+    );
+    let (shell, _) = run(&mut session, "bash", "echo $HOME; ls -A ~", 20).await;
+    assert_eq!(shell.output, "/tmp\n.cache\n");
     session.sandbox.shutdown().await;
 }
 
