@@ -35,6 +35,11 @@ pub(super) fn read_only_mounts(
     if !whole {
         return refuse(format!("it has over {LOOK_AT} entries to search"));
     }
+    // Its own entries would be the metadata, and the mount point itself cannot be mounted
+    // over read-only and still be the block's to write.
+    if git::dir_looks_like_repository(workspace) {
+        return refuse("it is itself a repository's git directory (HEAD, objects/, refs/)".into());
+    }
     if found.len() > MAX_MOUNTS {
         return refuse(format!("it holds over {MAX_MOUNTS} git directories"));
     }
@@ -158,6 +163,19 @@ fn is_planted(workspace: &Path, path: &Path) -> bool {
 mod tests {
     use super::*;
     use bollard::models::MountPoint;
+
+    #[test]
+    fn a_workspace_that_is_itself_a_git_directory_is_refused_when_mounted_itself() {
+        let root = tempfile::tempdir().expect("tempdir");
+        for dir in ["objects", "refs"] {
+            std::fs::create_dir_all(root.path().join(dir)).expect("dir");
+        }
+        std::fs::write(root.path().join("HEAD"), "ref: refs/heads/main\n").expect("file");
+        let refused = read_only_mounts(root.path(), "/workspace").expect_err("refused");
+        let why = refused.to_string();
+        assert!(why.contains("itself a repository's git directory"), "{why}");
+        assert!(why.contains("sandbox.workspace_limit"), "{why}");
+    }
 
     #[test]
     fn each_dot_git_and_bare_look_alike_gets_a_read_only_mount_and_a_symlink_none() {
