@@ -78,15 +78,6 @@ pub(crate) fn find_metadata(root: &Path, limit: usize) -> (Vec<std::path::PathBu
     (found, true)
 }
 
-/// `names` joined for one line, with how many more there were.
-pub(crate) fn name_list(names: &[&str], more: u64) -> String {
-    let mut list = names.join(", ");
-    if more > 0 {
-        list.push_str(&format!(" and {more} more"));
-    }
-    list
-}
-
 /// The notice for changes to git metadata a copy out kept from the host; `paths` come from
 /// the supervisor, recorded, and are drawn here as the workspace pane draws them. `None`
 /// when nothing was kept back.
@@ -101,7 +92,7 @@ pub(crate) fn kept_back_notice(paths: &[String], more: u64) -> Option<String> {
     let drawn: Vec<&str> = drawn.iter().map(String::as_str).collect();
     Some(format!(
         "not copied to the host: changes under .git/ (git metadata is read-only to blocks): {}",
-        name_list(&drawn, more)
+        super::name_list(&drawn, more)
     ))
 }
 

@@ -16,6 +16,19 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+/// `names` joined for one line of a notice, with how many more there were.
+pub(crate) fn name_list<S: AsRef<str>>(names: &[S], more: u64) -> String {
+    let mut list = names
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if more > 0 {
+        list.push_str(&format!(" and {more} more"));
+    }
+    list
+}
+
 /// A file name as it may be drawn on one line: bytes that are not UTF-8 as `\xNN`, control
 /// characters (ESC, line breaks and tabs too) as their symbols, invisible ones as
 /// `<U+XXXX>`, so a name can neither write an escape sequence nor pass for another.

@@ -129,16 +129,8 @@ pub(crate) fn link_reach(path: &str, target: &str) -> Option<&'static str> {
 }
 
 fn named(paths: &[String]) -> String {
-    let mut text = paths
-        .iter()
-        .take(MAX_NAMED)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if paths.len() > MAX_NAMED {
-        text.push_str(&format!(" and {} more", paths.len() - MAX_NAMED));
-    }
-    text
+    let shown = &paths[..paths.len().min(MAX_NAMED)];
+    super::name_list(shown, (paths.len() - shown.len()) as u64)
 }
 
 #[cfg(test)]

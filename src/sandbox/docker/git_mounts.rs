@@ -130,7 +130,7 @@ pub(crate) fn planted_notice(workspace: &Path, files: &[FileChange]) -> Option<S
              workspace_limit = \"0B\"; your next git command there would read it): {}; \
              review or remove it before running git",
             crate::files::display_name(workspace.as_os_str()),
-            git::name_list(&planted, 0)
+            crate::files::name_list(&planted, 0)
         )
     })
 }
