@@ -11,6 +11,7 @@ mod git_mounts;
 mod greeting;
 mod host_copy;
 pub(crate) mod image;
+mod in_flight;
 mod link;
 mod readback;
 mod resources;
@@ -106,6 +107,7 @@ async fn labelled(docker: &Docker, label: String) -> Vec<ContainerSummary> {
 /// Removes every container this process created: for an interruption that came while a
 /// container was being set up, before the sandbox could own it.
 pub(crate) async fn remove_own(docker: &Docker) {
+    in_flight::settled().await;
     let me = format!("{LABEL_OWNER}={}", Owner::current());
     for container in labelled(docker, me).await {
         if let Some(id) = container.id {
@@ -284,16 +286,16 @@ impl DockerSandbox {
             name: Some(name),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(Some(options), self.plan.body(&self.config))
-            .await
-            .map_err(|err| {
-                SandboxError::Unavailable(format!(
-                    "cannot create the sandbox container: {}",
-                    describe(&err)
-                ))
-            })?;
+        let (docker, body) = (self.docker.clone(), self.plan.body(&self.config));
+        let created =
+            in_flight::carried(async move { docker.create_container(Some(options), body).await })
+                .await?
+                .map_err(|err| {
+                    SandboxError::Unavailable(format!(
+                        "cannot create the sandbox container: {}",
+                        describe(&err)
+                    ))
+                })?;
         for warning in &created.warnings {
             (self.notices)(format!(
                 "Docker warned when creating the container: {warning}"
@@ -343,9 +345,9 @@ impl DockerSandbox {
             .attach_container(id, Some(options))
             .await
             .map_err(|e| fail("attach to", e))?;
-        self.docker
-            .start_container(id, None)
-            .await
+        let (docker, started) = (self.docker.clone(), id.to_string());
+        in_flight::carried(async move { docker.start_container(&started, None).await })
+            .await?
             .map_err(|e| fail("start", e))?;
         let mut link = Link::new(attached);
         self.greet(&mut link).await?;

@@ -147,7 +147,13 @@ pub(super) async fn filler(
         name: name.map(str::to_string),
         ..Default::default()
     };
-    match docker.create_container(Some(options), body).await {
+    let daemon = docker.clone();
+    let created =
+        super::in_flight::carried(
+            async move { daemon.create_container(Some(options), body).await },
+        )
+        .await?;
+    match created {
         Ok(created) => Ok(Some(created.id)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 409, ..
