@@ -6,10 +6,6 @@ use airlock::cli::Cli;
 use airlock::error::{EXIT_UNAVAILABLE, exit_code_for};
 
 fn main() -> ExitCode {
-    // A block's first moments, before anything else of airlock: it becomes the interpreter.
-    if let Some(failed) = airlock::supervisor::trampoline::enter() {
-        return failed;
-    }
     // The process that puts the terminal back if the full-screen airlock cannot.
     if let Some(ended) = airlock::tui::screen_guard::enter() {
         return ended;

@@ -1,6 +1,6 @@
 //! One block's life under the supervisor: a fresh private directory holding the approved
 //! code, the process started as the code's uid with a fresh environment, stdin from
-//! /dev/null and a session of its own, its output read from pipes the supervisor owns
+//! /dev/null and a process group of its own, its output read from pipes the supervisor owns
 //! and sent on as frames, its status from waitpid, and the sweep when it ends.
 
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use super::font_cache::FontCache;
 use super::frame::{ExitReport, Frame};
+use super::launcher::Launcher;
 use super::pipes::Pipes;
-use super::{reap, trampoline};
+use super::reap;
 
 /// How long the supervisor waits, after the sweep, for a pipe that is neither at its end nor
 /// holding output (a process of the block passed it on, where no sweep reaches).
@@ -49,6 +50,8 @@ pub(crate) struct BlockRun {
     pub(crate) proc: PathBuf,
     /// matplotlib's font cache from the image, copied into the block's HOME before it starts.
     pub(crate) font_cache: Arc<FontCache>,
+    /// The confined thread the block is forked from.
+    pub(crate) launcher: Arc<Launcher>,
 }
 
 /// Runs the block to its end; output goes to `send` as it arrives; `cancelled` is asked
@@ -82,7 +85,17 @@ fn run_in(
     // Counted in the block's time. When it cannot be made, the block builds its own cache.
     let _ = block.font_cache.place(&block.env, block.uid, block.gid);
     let oom_before = oom_kills();
-    let (leader, pipes, exits) = spawn(block, &file)?;
+    let (leader, pipes, exits) = match spawn(block, &file)? {
+        Spawned::Running(leader, pipes, exits) => (leader, pipes, exits),
+        Spawned::Unstartable { status, why } => {
+            send(Frame::Stderr(why.into_bytes()));
+            return Ok(ExitReport {
+                exit_code: Some(status),
+                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ..ExitReport::default()
+            });
+        }
+    };
     let mut watch = Watch {
         pipes,
         exits: &exits,
@@ -118,12 +131,26 @@ fn run_in(
     Ok(report)
 }
 
-/// Starts the block's process as the code's uid, through the trampoline, with a thread that
-/// waits for it; returns its pid, its pipes and where its status comes.
-fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, Pipes, mpsc::Receiver<Status>), String> {
-    let mut child = Command::new("/proc/self/exe")
-        .arg0(trampoline::ARG0)
-        .args(&block.argv)
+/// A block's process, or why there is none.
+enum Spawned {
+    /// Its pid (the leader of its own process group), its pipes and where its status comes.
+    Running(u32, Pipes, mpsc::Receiver<Status>),
+    /// The interpreter could not be started: the status and message a shell would give.
+    Unstartable { status: i32, why: String },
+}
+
+/// Starts the block's process as the code's uid, in a process group of its own, from the
+/// launcher's confined thread, with a thread that waits for it.
+fn spawn(block: &BlockRun, file: &Path) -> Result<Spawned, String> {
+    let Some((program, args)) = block.argv.split_first() else {
+        return Ok(Spawned::Unstartable {
+            status: 127,
+            why: "airlock: a block was started without an interpreter\n".into(),
+        });
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
         .arg(file)
         .env_clear()
         .envs(block.env.iter().map(|(name, value)| (name, value)))
@@ -133,8 +160,11 @@ fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, Pipes, mpsc::Receiver<St
         .stderr(Stdio::piped())
         .uid(block.uid)
         .gid(block.gid)
-        .spawn()
-        .map_err(|err| format!("cannot start the block: {err}"))?;
+        .process_group(0);
+    let mut child = match block.launcher.spawn(command) {
+        Ok(child) => child,
+        Err(err) => return Ok(unstartable(program, &err)),
+    };
     let leader = child.id();
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err("cannot start the block: its pipes were not made".into());
@@ -143,7 +173,21 @@ fn spawn(block: &BlockRun, file: &Path) -> Result<(u32, Pipes, mpsc::Receiver<St
     std::thread::spawn(move || {
         let _ = tx.send(child.wait());
     });
-    Ok((leader, Pipes::new(stdout, stderr), exits))
+    Ok(Spawned::Running(leader, Pipes::new(stdout, stderr), exits))
+}
+
+/// A shell's answer to a program it cannot run: 127 when it is not there, 126 otherwise.
+fn unstartable(program: &str, err: &std::io::Error) -> Spawned {
+    let name = crate::output::sanitize::neutralize(program);
+    let status = if err.kind() == std::io::ErrorKind::NotFound {
+        127
+    } else {
+        126
+    };
+    Spawned::Unstartable {
+        status,
+        why: format!("airlock: cannot run {name}: {err}\n"),
+    }
 }
 
 /// How watching a running block ended.

@@ -12,9 +12,9 @@
 pub(crate) mod block;
 pub(crate) mod font_cache;
 pub mod frame;
+mod launcher;
 pub(crate) mod mirror;
 mod pipes;
 pub(crate) mod reap;
 mod seccomp;
 pub(crate) mod serve;
-pub mod trampoline;

@@ -93,8 +93,8 @@ pub(crate) fn kill_all(proc: &std::path::Path, uid: u32) -> Vec<u32> {
     processes_of(proc, uid)
 }
 
-/// SIGTERM to the block's session (its leader's process group), or to the leader alone if it
-/// had no time yet to make one.
+/// SIGTERM to the block's process group (its leader's), or to the leader alone if the group
+/// is gone.
 pub(crate) fn terminate_group(leader: u32) {
     let Some(pid) = i32::try_from(leader).ok().and_then(Pid::from_raw) else {
         return;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::block::{self, BlockRun};
 use super::font_cache::{self, FontCache};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
+use super::launcher::Launcher;
 use super::mirror::{Mirror, PassReport, Touched};
 use super::reap;
 
@@ -42,8 +43,17 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
     // Nothing of the code's uid may read this process's memory or attach to it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|err| format!("cannot make the supervisor non-dumpable: {err}"))?;
-    // Every block inherits it, and the trampoline sets it again.
-    super::trampoline::no_core_dumps()?;
+    // No core dumps, for this process and every block it starts (the container's ulimit
+    // says so too, but an engine may not apply it): no process started from here on can raise
+    // it again, so no crash writes a core file or passes one to the kernel's core_pattern
+    // program. Lowering a limit needs no privilege.
+    let none = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    rustix::process::setrlimit(rustix::process::Resource::Core, none)
+        .map_err(|err| format!("cannot turn core dumps off: {err}"))?;
+    let launcher = Arc::new(Launcher::start()?);
     let proc = PathBuf::from("/proc");
     let mut mirror = match &identity.mirror {
         Some(host) => Some(Mirror::open(&identity.workdir, host)?),
@@ -78,6 +88,7 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
             grace: Duration::from_millis(request.grace_ms),
             proc: proc.clone(),
             font_cache: Arc::clone(&font_cache),
+            launcher: Arc::clone(&launcher),
         };
         let mut gone = false;
         let mut cancelled = || cancel_asked(&requests, &mut gone);

@@ -96,7 +96,7 @@ fn guard() -> ExitCode {
     // mode, a hang-up) does not end it, and once airlock's group is no longer in the
     // foreground, setting the terminal does not stop it (SIGTTOU goes only to a process
     // whose controlling terminal it is).
-    let _ = nix::unistd::setsid();
+    let _ = rustix::process::setsid();
     let Ok(saved) = rustix::termios::tcgetattr(std::io::stdout()) else {
         return ExitCode::FAILURE;
     };
