@@ -137,8 +137,28 @@ echo planted
         assert_eq!(next.output, "genuine\n", "{next:?}");
         assert_eq!(next.exit_code, Some(0));
     }
-    let listing = docker(&["exec", &container, "ls", "-a", "/run/airlock-blocks"]);
-    assert_eq!(listing.split_whitespace().collect::<Vec<_>>(), [".", ".."]);
+    // Nothing of the blocks is left there, and nothing planted: only the next block's
+    // directory, the supervisor's, holding the FIFO its waiting interpreter opened.
+    let listing = docker(&[
+        "exec",
+        &container,
+        "find",
+        "/run/airlock-blocks",
+        "-mindepth",
+        "1",
+        "-printf",
+        "%u %m %y %P\\n",
+    ]);
+    let entries: Vec<&str> = listing.lines().collect();
+    assert_eq!(entries.len(), 2, "{listing}");
+    let name = entries[0].split(' ').next_back().unwrap_or_default();
+    assert!(name.starts_with("block-"), "{listing}");
+    assert_eq!(entries[0], format!("root 711 d {name}"), "{listing}");
+    assert_eq!(
+        entries[1],
+        format!("nobody 400 p {name}/block.py"),
+        "{listing}"
+    );
     session.sandbox.shutdown().await;
 }
 

@@ -113,6 +113,7 @@ impl Supervisor {
             env: vec![("PATH".into(), "/usr/bin:/bin".into())],
             timeout_ms: timeout.as_millis() as u64,
             grace_ms: 1000,
+            start_ahead: argv == ["python3"],
         };
         self.send(Frame::Run(request, code.to_vec()));
     }
@@ -285,6 +286,91 @@ fn when_airlock_goes_away_the_supervisor_sweeps_and_exits() {
     });
     assert!(exited, "the supervisor outlived its airlock");
     assert_eq!(supervisor.processes_of_uid(), 0);
+}
+
+/// The processes of `uid` with their command lines.
+fn command_lines_of(uid: u32) -> Vec<String> {
+    let uid = uid.to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("status")).is_ok_and(|text| {
+                text.lines().any(|l| {
+                    l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some(uid.as_str())
+                })
+            })
+        })
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|line| String::from_utf8_lossy(&line).replace('\0', " "))
+        .collect()
+}
+
+#[test]
+fn the_next_python_waits_started_and_runs_exactly_the_next_code_as_its_script() {
+    let mut supervisor = Supervisor::start(0);
+    // A daemon that tries to reach whatever comes next: swept before the next interpreter.
+    supervisor.run(
+        &["python3"],
+        "py",
+        b"import os, subprocess\nsubprocess.Popen(['setsid', 'sh', '-c', 'while :; do for f in ../block-*/block.py; do echo \"print(0)\" > \"$f\"; done 2>/dev/null; sleep 0.005; done'])\nprint('planted')\n",
+        NO_TIME_LIMIT,
+    );
+    let first = supervisor.answer();
+    assert_eq!(first.stdout, b"planted\n", "{first:?}");
+    assert!(first.exit.unwrap().survivors.is_empty());
+    // Now one process of the uid is left: the next block's interpreter, on a FIFO, alone.
+    let waiting = common::wait_until(Duration::from_secs(5), || {
+        let lines = command_lines_of(supervisor.uid);
+        lines.len() == 1 && lines[0].starts_with("python3 ") && lines[0].contains("/block.py")
+    });
+    assert!(waiting, "{:?}", command_lines_of(supervisor.uid));
+    std::thread::sleep(Duration::from_millis(300));
+    let code = b"import sys, time\nprint(sys.argv[0] == __file__, sys.path[0] == __file__.rsplit('/', 1)[0])\nprint(open(__file__).read().count('time.sleep'))\ntime.sleep(0.6)\ndef fails():\n    raise ValueError('shown with its line')\nfails()\n";
+    // Its time limit is the block's own: the wait before does not count.
+    supervisor.run(&["python3"], "py", code, Duration::from_secs(2));
+    let second = supervisor.answer();
+    let exit = second.exit.clone().expect("an exit report");
+    assert_eq!(exit.exit_code, Some(1), "{second:?}");
+    assert!(!exit.timed_out);
+    assert_eq!(second.stdout, b"True True\n2\n");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("raise ValueError('shown with its line')"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("/block.py\", line 6, in fails"), "{stderr}");
+}
+
+#[test]
+fn a_waiting_python_gives_way_to_another_interpreter_and_an_encoding_it_cannot_take() {
+    let mut supervisor = Supervisor::start(1);
+    supervisor.run(&["python3"], "py", b"print(1)\n", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"1\n");
+    // A shell block: the waiting python is killed before it starts.
+    supervisor.run_sh(
+        "ps -o comm= -u \"$(id -u)\" | sort | tr '\\n' ' '",
+        NO_TIME_LIMIT,
+    );
+    let listed = supervisor.answer();
+    assert_eq!(listed.stdout, b"ps sh sort tr ", "{listed:?}");
+    // Latin-1 source, declared so: read from a file, as CPython reads such a source twice.
+    supervisor.run(&["python3"], "py", b"print(1)\n", NO_TIME_LIMIT);
+    supervisor.answer();
+    let latin = b"# -*- coding: latin-1 -*-\nprint('caf\xe9'.encode('utf-8'))\n";
+    supervisor.run(&["python3"], "py", latin, NO_TIME_LIMIT);
+    let answer = supervisor.answer();
+    assert_eq!(answer.stdout, b"b'caf\\xc3\\xa9'\n", "{answer:?}");
+    drop(supervisor.stdin.take());
+    let exited = common::wait_until(Duration::from_secs(10), || {
+        matches!(supervisor.child.try_wait(), Ok(Some(_)))
+    });
+    assert!(exited);
+    assert_eq!(
+        supervisor.processes_of_uid(),
+        0,
+        "the waiting python outlived airlock"
+    );
 }
 
 /// `airlock supervise` in a container of the sandbox image, with an init as sessions have it

@@ -1,28 +1,43 @@
-//! Per-block cost of airlock's executor against the `docker exec` CLI and AutoGen 0.7.5's
-//! DockerCommandLineCodeExecutor, measured in the same run on the same image, plus the time
-//! from approval to the block's first output byte, and session start and stop.
+//! A block through airlock against its baselines, all measured in this run on the same image:
+//! the interpreter's own start in a plain container (the floor), AutoGen 0.7.5's
+//! DockerCommandLineCodeExecutor, a plotting block against the interpreter plotting with and
+//! without its font cache, and a session's start against a plain `docker run`.
 //!
 //!   cargo bench --bench exec_overhead [-- BLOCKS]
+//!
+//! Definitions (the same as in the README):
+//! - per block = (wall time of `airlock run --scripted S --prompt go --approve all --json`
+//!   with 1+K trivial python blocks − the same with 1 block) / K, median of 5 rounds;
+//! - the floor = in a plain container of the image (`--network none`, the code's uid), one
+//!   `sh -c` loop of 2K starts of `python3 -c "print(1)"` minus one of K starts, over K;
+//! - approval to first byte = from an approval written on stdin 250 ms after its card (a
+//!   person's quickest read) to the block's first `exec_output` event, median of K blocks;
+//!   shown too for an approval written the moment the card arrives.
 //!
 //! Needs a Docker daemon and the image named by AIRLOCK_BENCH_IMAGE (default
 //! airlock-sandbox:offline). AutoGen is installed from PyPI into a virtualenv under target/
 //! on first use; it calls `python`, so it gets an image derived from the bench image with a
 //! `python` link. AIRLOCK_BENCH_NO_AUTOGEN=1 leaves it out.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod baseline;
+mod cli;
 
-use airlock::config::{ByteSize, SandboxConfig, WorkspaceMode};
-use airlock::engine::LanguageTable;
-use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
-use airlock::sandbox::{BlockSpec, Sandbox};
+use std::time::Duration;
 
-const AUTOGEN: &str = "autogen-ext[docker]==0.7.5";
-const AUTOGEN_IMAGE: &str = "airlock-bench-autogen:0.7.5";
+use baseline::Plain;
+use cli::Home;
 
-fn median(samples: &mut [Duration]) -> Duration {
+const ROUNDS: usize = 5;
+/// How long after its card a block is approved: about the quickest a person reads a card and
+/// presses a key.
+const READING: Duration = Duration::from_millis(250);
+const TRIVIAL: &str = "print(1)\n";
+/// A plot as a block would make one: pyplot, a line, a title, a PNG.
+const PLOT: &str = "import matplotlib; matplotlib.use(\"Agg\"); import matplotlib.pyplot as plt; \
+                    plt.plot([1, 2, 3]); plt.title(\"t\"); plt.savefig(\"/tmp/plot.png\"); \
+                    print(\"saved\")";
+
+pub fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
 }
@@ -31,262 +46,168 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// What one executor costs.
-struct Figures {
-    start: Duration,
-    block: Duration,
-    stop: Duration,
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
 }
 
-/// How airlock's workspace is set up for a run of the bench.
-#[derive(Clone, Copy)]
-struct Workspace {
-    /// `sandbox.workspace_limit`: 0 mounts the directory itself.
-    limit: ByteSize,
-    /// Small files put in the workspace directory before the blocks, for the mirror to check
-    /// before and after each one.
-    files: usize,
-    /// Bind mount, or a volume copied back after every block (what a remote engine gets).
-    mode: WorkspaceMode,
+fn verdict(holds: bool) -> &'static str {
+    if holds { "holds" } else { "MISSED" }
 }
 
-/// airlock's side, interleaved with the `docker exec` CLI on airlock's own warm container:
-/// airlock's figures, the CLI's median per block, and airlock's median approval-to-first-byte.
-async fn airlock_and_cli(
-    image: &str,
-    blocks: usize,
-    workspace: Workspace,
-) -> anyhow::Result<(Figures, Duration, Duration)> {
-    let data_dir = tempfile::tempdir()?;
-    let python = LanguageTable::default()
-        .resolve("python")
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("python is built in"))?;
-    let docker = docker::connect(&Default::default()).await?;
-    let session = airlock::ids::new_id("bench");
-    let request = SessionRequest {
-        session: session.clone(),
-        config: SandboxConfig {
-            image: image.to_string(),
-            workspace_limit: workspace.limit,
-            workspace_mode: workspace.mode,
-            ..SandboxConfig::default()
-        },
-        secret_env: "OPENAI_API_KEY".into(),
-        data_dir: data_dir.path().to_path_buf(),
-        supervisor: env!("CARGO_BIN_EXE_airlock").into(),
-        continues: None,
-    };
-    let started = Instant::now();
-    let mut sandbox = DockerSandbox::start(docker, request, Arc::new(|_| {})).await?;
-    let start = started.elapsed();
-    let directory = data_dir.path().join("workspaces").join(&session);
-    for n in 0..workspace.files {
-        std::fs::create_dir_all(directory.join(format!("d{}", n / 100)))?;
-        std::fs::write(directory.join(format!("d{}/f{n}.txt", n / 100)), "data\n")?;
+/// Per block through airlock with a workspace set up by `settings`.
+fn airlock_per_block(image: &str, blocks: usize, settings: &[&str]) -> anyhow::Result<Duration> {
+    Home::new(image, settings)?.per_block(TRIVIAL, blocks, ROUNDS, "1\n")
+}
+
+/// Per block with `files` small files in the workspace directory, in `mode`.
+fn with_files(image: &str, blocks: usize, files: usize, mode: &str) -> anyhow::Result<Duration> {
+    let directory = tempfile::tempdir()?;
+    for n in 0..files {
+        std::fs::create_dir_all(directory.path().join(format!("d{}", n / 100)))?;
+        std::fs::write(
+            directory.path().join(format!("d{}/f{n}.txt", n / 100)),
+            "data\n",
+        )?;
     }
-    let container = sandbox
-        .container_id()
-        .ok_or_else(|| anyhow::anyhow!("no container"))?
-        .to_string();
-    let block = BlockSpec {
-        language: &python,
-        code: "print(1)\n",
-        timeout: Duration::from_secs(30),
-        cancel: None,
-    };
-    let cli = || {
-        Command::new("docker")
-            .args(["exec", "-i", "-u", "65534:65534", &container])
-            .args(["python3", "-c", "print(1)"])
-            .output()
-    };
-    // One warm-up each, so neither side pays for first-use caches.
-    sandbox.run_block(block, &mut |_, _| {}).await?;
-    cli()?;
-    let (mut airlock, mut first_bytes, mut cli_samples) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..blocks {
-        // Interleaved, so load on the shared machine hits both sides alike.
-        let at = Instant::now();
-        let mut first = None;
-        let result = sandbox
-            .run_block(block, &mut |_, _| {
-                first.get_or_insert_with(|| at.elapsed());
-            })
-            .await?;
-        airlock.push(at.elapsed());
-        first_bytes.push(first.ok_or_else(|| anyhow::anyhow!("no output"))?);
-        anyhow::ensure!(
-            result.output == "1\n",
-            "unexpected output {:?}",
-            result.output
-        );
-        let at = Instant::now();
-        let output = cli()?;
-        cli_samples.push(at.elapsed());
-        anyhow::ensure!(output.stdout == b"1\n", "docker exec failed");
-    }
-    let stopped = Instant::now();
-    sandbox.shutdown().await;
-    let figures = Figures {
-        start,
-        block: median(&mut airlock),
-        stop: stopped.elapsed(),
-    };
-    Ok((figures, median(&mut cli_samples), median(&mut first_bytes)))
+    let workspace = format!("sandbox.workspace={}", directory.path().display());
+    let mode = format!("sandbox.workspace_mode={mode}");
+    airlock_per_block(image, blocks, &[&workspace, &mode])
 }
 
-/// AutoGen's side: the virtualenv and image it needs, then its script.
-fn autogen(image: &str, blocks: usize) -> anyhow::Result<Figures> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/autogen-0.7.5");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        eprintln!("installing {AUTOGEN} into {}", venv.display());
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "-q", AUTOGEN]))?;
-    }
-    derive_autogen_image(image)?;
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/exec_overhead/autogen_blocks.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args([AUTOGEN_IMAGE, &blocks.to_string()])
-        .output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "AutoGen's run failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let figures: serde_json::Value = serde_json::from_slice(&output.stdout)?;
-    let field = |name: &str| {
-        figures[name]
-            .as_f64()
-            .map(|value| Duration::from_secs_f64(value / 1000.0))
-            .ok_or_else(|| anyhow::anyhow!("AutoGen's figures lack {name}: {figures}"))
-    };
-    Ok(Figures {
-        start: field("start_ms")?,
-        block: field("block_ms")?,
-        stop: field("stop_ms")?,
-    })
-}
-
-/// The bench image with `python` pointing at python3, as AutoGen calls it.
-fn derive_autogen_image(image: &str) -> anyhow::Result<()> {
-    let present = Command::new("docker")
-        .args(["image", "inspect", AUTOGEN_IMAGE])
-        .output()?
-        .status
-        .success();
-    if present {
-        return Ok(());
-    }
-    let name = format!("airlock-bench-derive-{}", std::process::id());
-    run(Command::new("docker")
-        .args(["run", "--name", &name, "--user", "0", image])
-        .args(["ln", "-s", "/usr/bin/python3", "/usr/local/bin/python"]))?;
-    let committed = run(Command::new("docker").args(["commit", &name, AUTOGEN_IMAGE]));
-    run(Command::new("docker").args(["rm", &name]))?;
-    committed
-}
-
-fn run(command: &mut Command) -> anyhow::Result<()> {
-    let output = command.output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let blocks: usize = std::env::args()
         .skip(1)
         .find_map(|arg| arg.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(20);
     let image =
         std::env::var("AIRLOCK_BENCH_IMAGE").unwrap_or_else(|_| "airlock-sandbox:offline".into());
-    let bounded = Workspace {
-        limit: SandboxConfig::default().workspace_limit,
-        files: 0,
-        mode: WorkspaceMode::Bind,
-    };
-    let (ours, cli, first_byte) = airlock_and_cli(&image, blocks, bounded).await?;
-    let populated = Workspace {
-        files: 1000,
-        ..bounded
-    };
-    let (with_files, _, _) = airlock_and_cli(&image, blocks, populated).await?;
-    let direct = Workspace {
-        limit: ByteSize(0),
-        files: 0,
-        ..bounded
-    };
-    let (unbounded, _, _) = airlock_and_cli(&image, blocks, direct).await?;
-    let volume = Workspace {
-        mode: WorkspaceMode::Volume,
-        ..bounded
-    };
-    let (in_volume, _, _) = airlock_and_cli(&image, blocks, volume).await?;
-    let volume_files = Workspace {
-        files: 1000,
-        ..volume
-    };
-    let (in_volume_files, _, _) = airlock_and_cli(&image, blocks, volume_files).await?;
-    let theirs = if std::env::var_os("AIRLOCK_BENCH_NO_AUTOGEN").is_some() {
+    let image = image.as_str();
+    baseline::image_id(image)?;
+
+    let plain = Plain::start(image)?;
+    let floor = plain.per_run("python3 -c 'print(1)' >/dev/null", blocks, ROUNDS)?;
+    let per_block = airlock_per_block(image, blocks, &[])?;
+    let unbounded = airlock_per_block(image, blocks, &["sandbox.workspace_limit=0B"])?;
+    let populated = with_files(image, blocks, 1000, "bind")?;
+    let in_volume = with_files(image, blocks, 0, "volume")?;
+    let first_byte = Home::new(image, &[])?.approval_to_first_byte(blocks, READING)?;
+    let first_byte_at_once =
+        Home::new(image, &[])?.approval_to_first_byte(blocks, Duration::ZERO)?;
+
+    let plots = (blocks / 4).max(3);
+    let plot_cached = plain.per_run(
+        &format!("HOME=/tmp python3 -c '{PLOT}' >/dev/null"),
+        plots,
+        3,
+    )?;
+    let plot_rebuilt = plain.per_run(
+        &format!("rm -rf /tmp/.cache; HOME=/tmp python3 -c '{PLOT}' >/dev/null"),
+        plots,
+        3,
+    )?;
+    drop(plain);
+    let plot = Home::new(image, &[])?.per_block(&format!("{PLOT}\n"), plots, 3, "saved\n")?;
+
+    let (started, stopped) = session_start(image)?;
+    let docker_run = baseline::docker_run(image, ROUNDS)?;
+    let autogen = if std::env::var_os("AIRLOCK_BENCH_NO_AUTOGEN").is_some() {
         None
     } else {
-        Some(autogen(&image, blocks)?)
+        Some(baseline::autogen(image, blocks)?)
     };
 
-    println!("blocks: {blocks} x python print(1) on {image} (medians)");
-    println!("                                  per block   session start   session stop");
-    let row = |name: &str, f: &Figures| {
-        println!(
-            "{name:<32} {:8.1} ms     {:8.1} ms     {:8.1} ms",
-            ms(f.block),
-            ms(f.start),
-            ms(f.stop)
-        );
-    };
-    row("airlock", &ours);
-    row("airlock, 1000 files in workspace", &with_files);
-    row("airlock, workspace_limit = 0", &unbounded);
-    row("airlock, workspace in a volume", &in_volume);
-    row("  the same, 1000 files", &in_volume_files);
-    println!("{:<32} {:8.1} ms", "docker exec CLI", ms(cli));
-    if let Some(theirs) = &theirs {
-        row("AutoGen 0.7.5", theirs);
+    println!("{blocks} trivial python blocks (print(1)) on {image}, medians of {ROUNDS} rounds");
+    let row = |name: &str, value: Duration| println!("{name:<58} {:8.1} ms", ms(value));
+    row("floor: python3 -c 'print(1)' in a plain container", floor);
+    row("airlock, per block", per_block);
+    row("airlock, per block, workspace_limit = 0B", unbounded);
+    row("airlock, per block, 1000 files in the workspace", populated);
+    row("airlock, per block, workspace in a volume", in_volume);
+    if let Some(autogen) = &autogen {
+        row("AutoGen 0.7.5, per block", autogen.block);
     }
-    println!(
-        "approval to first output byte: {:.1} ms (target <= 25 ms)",
-        ms(first_byte)
+    row("airlock, approval to first output byte", first_byte);
+    row(
+        "  the same, approved the moment the card arrives",
+        first_byte_at_once,
     );
-    println!(
-        "per block, airlock / docker exec CLI: {:.2}",
-        ours.block.as_secs_f64() / cli.as_secs_f64()
+    row("plotting: the interpreter, font cache kept", plot_cached);
+    row(
+        "plotting: the interpreter, font cache rebuilt each time",
+        plot_rebuilt,
     );
+    row("plotting: airlock, per block", plot);
+    row("session start: airlock", started);
+    row("session stop: airlock", stopped);
+    row("session start: docker run --rm IMAGE true", docker_run);
+    if let Some(autogen) = &autogen {
+        row("session start: AutoGen 0.7.5", autogen.start);
+        row("session stop: AutoGen 0.7.5", autogen.stop);
+    }
+
+    let against_floor = ratio(per_block, floor);
     println!(
-        "per block, the bounded workspace's copies (empty; 1000 files) / none: {:.2}; {:.2}",
-        ours.block.as_secs_f64() / unbounded.block.as_secs_f64(),
-        with_files.block.as_secs_f64() / unbounded.block.as_secs_f64()
+        "per block / floor: {against_floor:.2} (target <= 1.2: {})",
+        verdict(against_floor <= 1.2)
     );
-    println!(
-        "per block, a volume workspace copied back (empty; 1000 files) / a bind mount: {:.2}; {:.2}",
-        in_volume.block.as_secs_f64() / ours.block.as_secs_f64(),
-        in_volume_files.block.as_secs_f64() / with_files.block.as_secs_f64()
-    );
-    if let Some(theirs) = &theirs {
+    if let Some(autogen) = &autogen {
+        let against = ratio(per_block, autogen.block);
         println!(
-            "per block, airlock / AutoGen: {:.2} (target <= 0.4)",
-            ours.block.as_secs_f64() / theirs.block.as_secs_f64()
+            "per block / AutoGen: {against:.2} (target <= 0.3: {})",
+            verdict(against <= 0.3)
         );
         println!(
-            "session start, airlock / AutoGen: {:.2} (target <= 0.5)",
-            ours.start.as_secs_f64() / theirs.start.as_secs_f64()
+            "session start / AutoGen: {:.2}",
+            ratio(started, autogen.start)
         );
     }
+    let margin = ms(first_byte) - ms(floor);
+    println!(
+        "approval to first byte - floor: {margin:+.1} ms (target <= +3 ms: {})",
+        verdict(margin <= 3.0)
+    );
+    println!(
+        "plotting block / the interpreter with its cache: {:.2}; without: {:.2}",
+        ratio(plot, plot_cached),
+        ratio(plot, plot_rebuilt)
+    );
     Ok(())
+}
+
+/// A session's start and stop, in process: the image checked, the workspace made, the
+/// container created, started and greeted by its supervisor; then removed. Medians of
+/// [`ROUNDS`].
+fn session_start(image: &str) -> anyhow::Result<(Duration, Duration)> {
+    use airlock::config::SandboxConfig;
+    use airlock::sandbox::Sandbox;
+    use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
+    let runtime = tokio::runtime::Runtime::new()?;
+    let data_dir = tempfile::tempdir()?;
+    let (mut starts, mut stops) = (Vec::new(), Vec::new());
+    for _ in 0..=ROUNDS {
+        let request = SessionRequest {
+            session: airlock::ids::new_id("bench"),
+            config: SandboxConfig {
+                image: image.to_string(),
+                ..SandboxConfig::default()
+            },
+            secret_env: "OPENAI_API_KEY".into(),
+            data_dir: data_dir.path().to_path_buf(),
+            supervisor: env!("CARGO_BIN_EXE_airlock").into(),
+            continues: None,
+        };
+        runtime.block_on(async {
+            let at = std::time::Instant::now();
+            let docker = docker::connect(&Default::default()).await?;
+            let sandbox =
+                DockerSandbox::start(docker, request, std::sync::Arc::new(|_| {})).await?;
+            starts.push(at.elapsed());
+            let at = std::time::Instant::now();
+            sandbox.shutdown().await;
+            stops.push(at.elapsed());
+            anyhow::Ok(())
+        })?;
+    }
+    // The first paid for first uses.
+    Ok((median(&mut starts[1..]), median(&mut stops[1..])))
 }

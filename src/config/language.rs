@@ -13,6 +13,21 @@ pub struct Language {
 }
 
 impl Language {
+    /// Whether its interpreter is CPython (`python`, `python3`, `python3.N`), which opens its
+    /// script only once it has started: the supervisor may start it ahead of the code.
+    pub(crate) fn starts_ahead(&self) -> bool {
+        let Some(program) = self.command.first() else {
+            return false;
+        };
+        let name = program.rsplit('/').next().unwrap_or(program);
+        let version = name.strip_prefix("python").unwrap_or("-");
+        version.is_empty()
+            || version == "3"
+            || version
+                .strip_prefix("3.")
+                .is_some_and(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
+    }
+
     /// The POSIX shell every image has; airlock's own setup commands run with it.
     pub(crate) fn sh() -> Self {
         Self {
@@ -117,6 +132,25 @@ impl Default for LanguageTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_cpython_is_started_ahead() {
+        let table = LanguageTable::default();
+        let starts_ahead = |tag: &str| table.resolve(tag).is_some_and(Language::starts_ahead);
+        assert!(starts_ahead("python"));
+        assert!(!starts_ahead("bash"));
+        assert!(!starts_ahead("sh"));
+        let with = |program: &str| Language {
+            name: "x".into(),
+            command: vec![program.into(), "-u".into()],
+            extension: "py".into(),
+        };
+        assert!(with("/usr/bin/python3.11").starts_ahead());
+        assert!(with("python").starts_ahead());
+        assert!(!with("python2").starts_ahead());
+        assert!(!with("python3-config").starts_ahead());
+        assert!(!with("pythonista").starts_ahead());
+    }
 
     #[test]
     fn aliases_resolve_case_insensitively() {

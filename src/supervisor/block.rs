@@ -10,11 +10,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use super::confinement::spawn_first_to_go;
 use super::font_cache::FontCache;
 use super::frame::{ExitReport, Frame};
-use super::launcher::Launcher;
 use super::pipes::Pipes;
 use super::reap;
+use super::warm::Warm;
 
 /// How long the supervisor waits, after the sweep, for a pipe that is neither at its end nor
 /// holding output (a process of the block passed it on, where no sweep reaches).
@@ -50,33 +51,55 @@ pub(crate) struct BlockRun {
     pub(crate) proc: PathBuf,
     /// matplotlib's font cache from the image, copied into the block's HOME before it starts.
     pub(crate) font_cache: Arc<FontCache>,
-    /// The confined thread the block is forked from.
-    pub(crate) launcher: Arc<Launcher>,
 }
 
-/// Runs the block to its end; output goes to `send` as it arrives; `cancelled` is asked
-/// often and ends it early when it says so.
-pub(crate) fn run(
+/// Runs the block to its end, in the interpreter started ahead for it when there is one that
+/// fits; output goes to `send` as it arrives; `cancelled` is asked often and ends it early
+/// when it says so.
+pub(super) fn run(
     block: &BlockRun,
+    warm: Option<Warm>,
     cancelled: &mut dyn FnMut() -> bool,
     send: &mut dyn FnMut(Frame),
 ) -> Result<ExitReport, String> {
     let started = Instant::now();
-    let dir = private_dir(block)?;
-    let outcome = run_in(block, &dir, cancelled, send, started);
+    let oom_before = oom_kills();
+    let (dir, spawned) = match warm.and_then(|warm| warm.hand_over(block)) {
+        Some((dir, spawned)) => (dir, Ok(spawned)),
+        None => {
+            let dir = private_dir(block)?;
+            let spawned = start_cold(block, &dir);
+            (dir, spawned)
+        }
+    };
+    let outcome = spawned.and_then(|spawned| match spawned {
+        Spawned::Running(leader, pipes, exits) => {
+            let running = Running {
+                leader,
+                pipes,
+                exits,
+                started,
+                oom_before,
+            };
+            watch_to_end(block, running, cancelled, send)
+        }
+        Spawned::Unstartable { status, why } => {
+            send(Frame::Stderr(why.into_bytes()));
+            Ok(ExitReport {
+                exit_code: Some(status),
+                duration_ms: millis(started.elapsed()),
+                ..ExitReport::default()
+            })
+        }
+    });
     // Reading what the block left there needs CAP_DAC_OVERRIDE; without it, the directory
     // stays (under a parent only the supervisor writes, so no later block can use it).
     let _ = std::fs::remove_dir_all(&dir);
     outcome
 }
 
-fn run_in(
-    block: &BlockRun,
-    dir: &Path,
-    cancelled: &mut dyn FnMut() -> bool,
-    send: &mut dyn FnMut(Frame),
-    started: Instant,
-) -> Result<ExitReport, String> {
+/// The code in a new file of the block's directory, then its interpreter started on it.
+fn start_cold(block: &BlockRun, dir: &Path) -> Result<Spawned, String> {
     let file = dir.join(format!("block.{}", block.extension));
     write_code(&file, &block.code, block.uid, block.gid)?;
     // Handed over only now: the supervisor may lack the right to write into it afterwards.
@@ -84,18 +107,37 @@ fn run_in(
         .map_err(|err| format!("cannot give the block its directory: {err}"))?;
     // Counted in the block's time. When it cannot be made, the block builds its own cache.
     let _ = block.font_cache.place(&block.env, block.uid, block.gid);
-    let oom_before = oom_kills();
-    let (leader, pipes, exits) = match spawn(block, &file)? {
-        Spawned::Running(leader, pipes, exits) => (leader, pipes, exits),
-        Spawned::Unstartable { status, why } => {
-            send(Frame::Stderr(why.into_bytes()));
-            return Ok(ExitReport {
-                exit_code: Some(status),
-                duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                ..ExitReport::default()
-            });
-        }
-    };
+    spawn(block, &file)
+}
+
+/// A block's process from its start.
+struct Running {
+    leader: u32,
+    pipes: Pipes,
+    exits: mpsc::Receiver<Status>,
+    started: Instant,
+    /// The container's OOM kills before it.
+    oom_before: u64,
+}
+
+fn millis(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Passes its output on until it ends, stops it at its time limit, and sweeps.
+fn watch_to_end(
+    block: &BlockRun,
+    running: Running,
+    cancelled: &mut dyn FnMut() -> bool,
+    send: &mut dyn FnMut(Frame),
+) -> Result<ExitReport, String> {
+    let Running {
+        leader,
+        pipes,
+        exits,
+        started,
+        oom_before,
+    } = running;
     let mut watch = Watch {
         pipes,
         exits: &exits,
@@ -121,7 +163,7 @@ fn run_in(
     };
     report.exit_code = status.and_then(|status| status.code());
     report.signal = status.and_then(|status| status.signal());
-    report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    report.duration_ms = millis(started.elapsed());
     // Everything of the code's uid goes, the block itself included when it did not end.
     report.survivors = reap::kill_all(&block.proc, block.uid);
     watch.drain();
@@ -132,7 +174,7 @@ fn run_in(
 }
 
 /// A block's process, or why there is none.
-enum Spawned {
+pub(super) enum Spawned {
     /// Its pid (the leader of its own process group), its pipes and where its status comes.
     Running(u32, Pipes, mpsc::Receiver<Status>),
     /// The interpreter could not be started: the status and message a shell would give.
@@ -140,8 +182,8 @@ enum Spawned {
 }
 
 /// Starts the block's process as the code's uid, in a process group of its own, from the
-/// launcher's confined thread, with a thread that waits for it.
-fn spawn(block: &BlockRun, file: &Path) -> Result<Spawned, String> {
+/// supervisor's confined thread (see [`super::confinement`]), with a thread that waits for it.
+pub(super) fn spawn(block: &BlockRun, file: &Path) -> Result<Spawned, String> {
     let Some((program, args)) = block.argv.split_first() else {
         return Ok(Spawned::Unstartable {
             status: 127,
@@ -161,7 +203,7 @@ fn spawn(block: &BlockRun, file: &Path) -> Result<Spawned, String> {
         .uid(block.uid)
         .gid(block.gid)
         .process_group(0);
-    let mut child = match block.launcher.spawn(command) {
+    let mut child = match spawn_first_to_go(&mut command) {
         Ok(child) => child,
         Err(err) => return Ok(unstartable(program, &err)),
     };
@@ -283,7 +325,7 @@ fn oom_kills() -> u64 {
 
 /// A fresh directory, under a parent the code's uid cannot write: no earlier block can
 /// have prepared it. It goes to the code's uid once the code is in it.
-fn private_dir(block: &BlockRun) -> Result<PathBuf, String> {
+pub(super) fn private_dir(block: &BlockRun) -> Result<PathBuf, String> {
     let name = format!("block-{}", crate::ids::random_hex(8));
     let dir = block.scratch.join(name);
     std::fs::DirBuilder::new()
@@ -294,7 +336,7 @@ fn private_dir(block: &BlockRun) -> Result<PathBuf, String> {
 }
 
 /// The code exactly as approved, in a file nobody had before.
-fn write_code(file: &Path, code: &[u8], uid: u32, gid: u32) -> Result<(), String> {
+pub(super) fn write_code(file: &Path, code: &[u8], uid: u32, gid: u32) -> Result<(), String> {
     let mut handle = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -103,6 +103,10 @@ pub struct RunRequest {
     /// at once).
     #[serde(default)]
     pub grace_ms: u64,
+    /// The interpreter opens its script only once it has started (CPython): the next block's
+    /// may be started ahead, as soon as this one is over.
+    #[serde(default)]
+    pub start_ahead: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -289,6 +293,7 @@ mod tests {
                     env: vec![("HOME".into(), "/tmp".into())],
                     timeout_ms: 5000,
                     grace_ms: 1000,
+                    start_ahead: true,
                 },
                 forged,
             ),

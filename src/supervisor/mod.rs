@@ -10,11 +10,12 @@
 //! inherits anything of it but the pipes it reads.
 
 pub(crate) mod block;
+mod confinement;
 pub(crate) mod font_cache;
 pub mod frame;
-mod launcher;
 pub(crate) mod mirror;
 mod pipes;
 pub(crate) mod reap;
 mod seccomp;
 pub(crate) mod serve;
+mod warm;

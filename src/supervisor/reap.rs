@@ -104,6 +104,11 @@ pub(crate) fn terminate_group(leader: u32) {
     }
 }
 
+/// SIGKILL to one process.
+pub(crate) fn kill_one(pid: u32) {
+    signal_all([pid], Signal::KILL);
+}
+
 /// Reaps every child that has ended: when the supervisor is PID 1 (a container without an
 /// init), orphans of blocks become its children, and unreaped they would hold pids.
 pub(crate) fn collect_zombies() {

@@ -1,4 +1,4 @@
-//! The block's own seccomp filter, installed on the launcher thread the block is forked from
+//! The block's own seccomp filter, installed on the supervisor thread the block is forked from
 //! and inherited by everything the block runs. It stacks on the container's profile (Docker's
 //! default, or the daemon's), so it only ever takes away: the kernel's least-used attack
 //! surface, and every way to reach past the block (tracing, reading other processes' memory,

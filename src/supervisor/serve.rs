@@ -10,9 +10,9 @@ use std::time::Duration;
 use super::block::{self, BlockRun};
 use super::font_cache::{self, FontCache};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
-use super::launcher::Launcher;
 use super::mirror::{Mirror, PassReport, Touched};
 use super::reap;
+use super::warm::Warm;
 
 /// Who the code runs as, and where.
 #[derive(Debug, Clone)]
@@ -43,17 +43,8 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
     // Nothing of the code's uid may read this process's memory or attach to it.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
         .map_err(|err| format!("cannot make the supervisor non-dumpable: {err}"))?;
-    // No core dumps, for this process and every block it starts (the container's ulimit
-    // says so too, but an engine may not apply it): no process started from here on can raise
-    // it again, so no crash writes a core file or passes one to the kernel's core_pattern
-    // program. Lowering a limit needs no privilege.
-    let none = rustix::process::Rlimit {
-        current: Some(0),
-        maximum: Some(0),
-    };
-    rustix::process::setrlimit(rustix::process::Resource::Core, none)
-        .map_err(|err| format!("cannot turn core dumps off: {err}"))?;
-    let launcher = Arc::new(Launcher::start()?);
+    // Blocks are forked from this thread, and inherit what it takes away from itself.
+    super::confinement::confine_this_thread()?;
     let proc = PathBuf::from("/proc");
     let mut mirror = match &identity.mirror {
         Some(host) => Some(Mirror::open(&identity.workdir, host)?),
@@ -69,12 +60,15 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
         let _ = out.write_all(&bytes).and_then(|()| out.flush());
     };
     send(Frame::Hello(hello(identity.uid, room)));
+    // The next block's interpreter, started once the last one was over.
+    let mut warm: Option<Warm> = None;
     // Until stdin ends (`Gone`): airlock is no more.
     while let Ok(Request::Frame(frame)) = requests.recv() {
         let Frame::Run(request, code) = frame else {
             // A cancel with nothing running has nothing to do.
             continue;
         };
+        let start_ahead = request.start_ahead;
         let run = BlockRun {
             argv: request.argv,
             extension: request.extension,
@@ -88,13 +82,14 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
             grace: Duration::from_millis(request.grace_ms),
             proc: proc.clone(),
             font_cache: Arc::clone(&font_cache),
-            launcher: Arc::clone(&launcher),
         };
+        // One started for another interpreter is killed here, before this block starts.
+        let ahead = warm.take().filter(|warm| warm.fits(&run));
         let mut gone = false;
         let mut cancelled = || cancel_asked(&requests, &mut gone);
         let answer = match mirror.as_mut() {
-            Some(mirror) => run_mirrored(&run, mirror, &mut cancelled, &mut send),
-            None => answer(block::run(&run, &mut cancelled, &mut send)),
+            Some(mirror) => run_mirrored(&run, ahead, mirror, &mut cancelled, &mut send),
+            None => answer(block::run(&run, ahead, &mut cancelled, &mut send)),
         };
         // After the sweep, so nothing of the block is left to write there again.
         for dir in &identity.ephemeral {
@@ -103,6 +98,10 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
         send(answer);
         if gone {
             break;
+        }
+        // While airlock takes the result in and the next block is decided.
+        if start_ahead {
+            warm = Warm::start(&run);
         }
     }
     reap::kill_all(&proc, identity.uid);
@@ -120,6 +119,7 @@ fn answer(outcome: Result<ExitReport, String>) -> Frame {
 /// out after it, when none of its processes is left to race the copy.
 fn run_mirrored(
     run: &BlockRun,
+    ahead: Option<Warm>,
     mirror: &mut Mirror,
     cancelled: &mut dyn FnMut() -> bool,
     send: &mut dyn FnMut(Frame),
@@ -140,7 +140,7 @@ fn run_mirrored(
             pulled.summary().unwrap_or_default()
         )));
     }
-    let mut report = match block::run(run, cancelled, send) {
+    let mut report = match block::run(run, ahead, cancelled, send) {
         Ok(report) => report,
         // The block may not have been swept: nothing is copied while it could still write.
         Err(why) => return Frame::Fault(why),

@@ -238,6 +238,7 @@ impl DockerSandbox {
             env,
             timeout_ms: block.timeout.as_millis().max(1) as u64,
             grace_ms: self.config.kill_grace_secs * 1000,
+            start_ahead: block.language.starts_ahead(),
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
 use super::engine::Engine;
 use super::resources;
@@ -378,6 +378,13 @@ fn host_config(plan: &ContainerPlan, config: &SandboxConfig) -> HostConfig {
         extra_hosts: (!config.extra_hosts.is_empty()).then(|| config.extra_hosts.clone()),
         runtime: config.runtime.clone(),
         device_requests: config.gpus.as_deref().map(resources::gpu_requests),
+        // What the supervisor writes is read from the attached stream. A log driver would
+        // keep another copy of every frame on the daemon's disk, block output included, for
+        // as long as the container lives: no limit, and a cost to every frame.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".to_string()),
+            config: None,
+        }),
         ..Default::default()
     }
 }
