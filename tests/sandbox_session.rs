@@ -145,6 +145,8 @@ async fn hardening_is_what_docker_applied() {
             .to_string()
     };
     assert_eq!(field("{{.HostConfig.NetworkMode}}"), "none");
+    // No copy of the frames (block output included) on the daemon's disk.
+    assert_eq!(field("{{.HostConfig.LogConfig.Type}}"), "none");
     // 512 MiB for programs and 1 GiB for the workspace's tmpfs, charged to the same cgroup.
     assert_eq!(field("{{.HostConfig.Memory}}"), "1610612736");
     assert_eq!(field("{{.HostConfig.MemorySwap}}"), "1610612736");
