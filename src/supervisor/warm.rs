@@ -194,7 +194,10 @@ mod tests {
         ));
         assert!(!declares("# -*- coding: utf-8 -*-\nprint(1)\n"));
         assert!(!declares("# coding=UTF_8\n"));
-        assert!(!declares("print(1)\n# coding: latin-1\n"));
+        // Past the second line it is a comment; on the second, after code, CPython ignores it
+        // too, but going cold there costs only the head start.
+        assert!(!declares("print(1)\nprint(2)\n# coding: latin-1\n"));
+        assert!(declares("print(1)\n# coding: latin-1\n"));
         assert!(!declares("x = 1  # not a coding: latin-1 comment\n"));
         assert!(!declares("print('coding: latin-1')\n"));
     }
