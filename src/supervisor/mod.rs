@@ -13,6 +13,7 @@ pub(crate) mod block;
 mod confinement;
 pub(crate) mod font_cache;
 pub mod frame;
+mod launch;
 pub(crate) mod mirror;
 mod pipes;
 pub(crate) mod reap;

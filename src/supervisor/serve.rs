@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use super::block::{self, BlockRun};
+use super::block;
 use super::font_cache::{self, FontCache};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
+use super::launch::BlockRun;
 use super::mirror::{Mirror, PassReport, Touched};
 use super::reap;
 use super::warm::Warm;

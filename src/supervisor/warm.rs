@@ -21,14 +21,13 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::ExitStatus;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use super::block::{BlockRun, Spawned, spawn};
+use super::launch::{BlockRun, Spawned, Status, spawn};
 use super::pipes::Pipes;
 use super::reap;
 
@@ -43,14 +42,14 @@ pub(super) struct Warm {
     /// Its private directory, the supervisor's until the code is in place.
     dir: PathBuf,
     /// The process and its pipes, until the code is handed over.
-    process: Option<(u32, Pipes, mpsc::Receiver<std::io::Result<ExitStatus>>)>,
+    process: Option<(u32, Pipes, mpsc::Receiver<Status>)>,
 }
 
 impl Warm {
     /// Starts the interpreter `block` asked for, for the next block; `None` when it cannot be
     /// (the next block starts cold).
     pub(super) fn start(block: &BlockRun) -> Option<Self> {
-        let dir = super::block::private_dir(block).ok()?;
+        let dir = super::launch::private_dir(block).ok()?;
         let mut warm = Self {
             argv: block.argv.clone(),
             extension: block.extension.clone(),
@@ -88,7 +87,7 @@ impl Warm {
         let fifo = self.open_fifo()?;
         let script = self.script();
         let file = self.dir.join(format!(".block.{}", self.extension));
-        super::block::write_code(&file, &block.code, block.uid, block.gid).ok()?;
+        super::launch::write_code(&file, &block.code, block.uid, block.gid).ok()?;
         // In place before the interpreter can run a line: it runs nothing before the FIFO ends.
         std::fs::rename(&file, &script).ok()?;
         std::os::unix::fs::chown(&self.dir, Some(block.uid), Some(block.gid)).ok()?;
