@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use airlock::config::ModelConfig;
 use airlock::model::openai::OpenAiModel;
@@ -20,12 +20,7 @@ use serde_json::Value;
 
 /// `airlock run --json` with these arguments, its events and how it ended.
 fn run_json(home: &Home, args: &[&str]) -> (Vec<Value>, Output) {
-    let mut command: Command = home.airlock();
-    command
-        .env_remove("OPENAI_API_KEY")
-        .args(["run", "--json"])
-        .args(args);
-    let output = command.output().expect("airlock runs");
+    let output = home.run_json(args).output().expect("airlock runs");
     (common::json_events(&output), output)
 }
 

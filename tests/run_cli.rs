@@ -88,28 +88,15 @@ impl Live {
     }
 }
 
-fn run_command(home: &Home, args: &[&str]) -> Command {
-    let mut command = home.airlock();
-    command
-        .env_remove("OPENAI_API_KEY")
-        .arg("run")
-        .arg("--json")
-        .args(args);
-    command
-}
-
 /// `airlock run --json --approve all` with the scripted model of `script`.
 fn approve_all(home: &Home, script: &std::path::Path, prompt: &str) -> Command {
     let script = script.to_str().unwrap();
-    run_command(
-        home,
-        &["--scripted", script, "--approve", "all", "--prompt", prompt],
-    )
+    home.run_json(&["--scripted", script, "--approve", "all", "--prompt", prompt])
 }
 
 /// `airlock run --json` against the test model server.
 fn served(home: &Home, server: &ModelServer, args: &[&str]) -> Command {
-    let mut command = run_command(home, &["--base-url", &server.base_url]);
+    let mut command = home.run_json(&["--base-url", &server.base_url]);
     command.args(args);
     command
 }
@@ -365,26 +352,20 @@ fn max_turns_and_an_exhausted_script_end_the_run_successfully() {
         "[[reply]]\ncontent = \"```sh\\necho one\\n```\"\n[[reply]]\ncontent = \"```sh\\necho two\\n```\"\n",
     );
     let script = script.to_str().unwrap();
-    let command = run_command(
-        &home,
-        &[
-            "--scripted",
-            script,
-            "--approve",
-            "all",
-            "--max-turns",
-            "1",
-            "--prompt",
-            "go",
-        ],
-    );
+    let command = home.run_json(&[
+        "--scripted",
+        script,
+        "--approve",
+        "all",
+        "--max-turns",
+        "1",
+        "--prompt",
+        "go",
+    ]);
     let (events, status, _) = Live::start(command).finish();
     assert!(status.success());
     assert_framed(&events, "max_turns");
-    let command = run_command(
-        &home,
-        &["--scripted", script, "--approve", "all", "--prompt", "go"],
-    );
+    let command = home.run_json(&["--scripted", script, "--approve", "all", "--prompt", "go"]);
     let (events, status, _) = Live::start(command).finish();
     assert!(status.success());
     assert_framed(&events, "script_exhausted");
@@ -415,15 +396,12 @@ fn a_model_server_that_fails_ends_the_run_with_a_clear_error() {
 #[test]
 fn docker_unreachable_is_exit_125_with_an_error_event() {
     let home = Home::new();
-    let mut command = run_command(
-        &home,
-        &[
-            "--scripted",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml"),
-            "--prompt",
-            "go",
-        ],
-    );
+    let mut command = home.run_json(&[
+        "--scripted",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo.toml"),
+        "--prompt",
+        "go",
+    ]);
     command.env("DOCKER_HOST", "unix:///nonexistent/docker.sock");
     let (events, status, _) = Live::start(command).finish();
     assert_eq!(status.code(), Some(125));
@@ -739,10 +717,7 @@ fn a_zsh_fence_runs_with_bash_and_a_console_transcript_is_not_offered() {
 fn a_bad_line_waiting_on_stdin_is_answered_after_session_started() {
     let home = Home::new();
     let script = common::script(&home, "[[reply]]\ncontent = \"Nothing to run.\"\n");
-    let command = run_command(
-        &home,
-        &["--scripted", script.to_str().unwrap(), "--prompt", "go"],
-    );
+    let command = home.run_json(&["--scripted", script.to_str().unwrap(), "--prompt", "go"]);
     // The line is there before airlock starts, so it is read at once.
     let output = common::run_with_stdin(command, "this is not json\n");
     let events = common::json_events(&output);

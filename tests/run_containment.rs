@@ -18,12 +18,7 @@ const BOUND: usize = 64 << 10;
 
 /// `airlock run --json ARGS` in `home`, stdin empty; its events and output.
 fn run(home: &Home, args: &[&str]) -> (Vec<Value>, Output) {
-    let mut command = home.airlock();
-    command
-        .env_remove("OPENAI_API_KEY")
-        .args(["run", "--json"])
-        .args(args);
-    let output = common::run_with_stdin(command, "");
+    let output = common::run_with_stdin(home.run_json(args), "");
     (json_events(&output), output)
 }
 
@@ -240,10 +235,7 @@ fn a_flood_of_empty_chunks_does_not_grow_memory() {
     const FLOOD: u64 = 16 << 20;
     let server = ModelServer::start(vec![Behaviour::Flood(FLOOD, "Done.".into())]);
     let home = Home::new();
-    let mut command = home.airlock();
-    command.env_remove("OPENAI_API_KEY").args([
-        "run",
-        "--json",
+    let command = home.run_json(&[
         "--base-url",
         &server.base_url,
         "--approve",

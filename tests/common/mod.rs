@@ -49,6 +49,16 @@ impl Home {
             .arg(format!("sandbox.image={}", test_image()));
         command
     }
+
+    /// `airlock run --json ARGS` with this home, never with the developer's API key.
+    pub fn run_json(&self, args: &[&str]) -> Command {
+        let mut command = self.airlock();
+        command
+            .env_remove("OPENAI_API_KEY")
+            .args(["run", "--json"])
+            .args(args);
+        command
+    }
 }
 
 /// The JSON events `airlock run --json` printed, one per line.
