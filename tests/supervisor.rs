@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use airlock::supervisor::frame::{Decoder, ExitReport, Frame, RunRequest};
+use sha2::Digest;
 
 /// A uid no account uses, one per test process, so parallel tests never sweep each other.
 fn test_uid(offset: u32) -> u32 {
@@ -107,10 +108,21 @@ impl Supervisor {
     }
 
     fn run(&mut self, argv: &[&str], extension: &str, code: &[u8], timeout: Duration) {
+        self.run_with_path("/usr/bin:/bin", argv, extension, code, timeout);
+    }
+
+    fn run_with_path(
+        &mut self,
+        path: &str,
+        argv: &[&str],
+        extension: &str,
+        code: &[u8],
+        timeout: Duration,
+    ) {
         let request = RunRequest {
             argv: argv.iter().map(|word| word.to_string()).collect(),
             extension: extension.into(),
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            env: vec![("PATH".into(), path.into())],
             timeout_ms: timeout.as_millis() as u64,
             grace_ms: 1000,
             start_ahead: argv == ["python3"],
@@ -343,6 +355,30 @@ fn the_next_python_waits_started_and_runs_exactly_the_next_code_as_its_script() 
 }
 
 #[test]
+fn a_waiting_python_gets_code_larger_than_its_pipe_holds_whole_and_exactly() {
+    let mut supervisor = Supervisor::start(2);
+    supervisor.run(&["python3"], "py", b"print(1)\n", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"1\n");
+    // Several times what a pipe takes at once: the rest goes in while the interpreter reads.
+    let filler: String = (0..300_000)
+        .map(|n| char::from(b'a' + (n % 26) as u8))
+        .collect();
+    let code = format!(
+        "import hashlib\nx = '{filler}'\nprint(len(x), hashlib.sha256(x.encode()).hexdigest())\n"
+    );
+    supervisor.run(&["python3"], "py", code.as_bytes(), NO_TIME_LIMIT);
+    let answer = supervisor.answer();
+    let digest = sha2::Sha256::digest(filler.as_bytes());
+    let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+    let expected = format!("300000 {hex}\n");
+    assert_eq!(
+        String::from_utf8_lossy(&answer.stdout),
+        expected,
+        "{answer:?}"
+    );
+}
+
+#[test]
 fn a_waiting_python_gives_way_to_another_interpreter_and_an_encoding_it_cannot_take() {
     let mut supervisor = Supervisor::start(1);
     supervisor.run(&["python3"], "py", b"print(1)\n", NO_TIME_LIMIT);
@@ -403,8 +439,9 @@ fn in_container() -> Supervisor {
         .args(["--security-opt", "no-new-privileges"])
         .args(["--pids-limit", "256", "--memory", "512m"])
         .args([
+            // The working directory, as /workspace is in a session: programs may run from it.
             "--tmpfs",
-            "/tmp:mode=1777",
+            "/tmp:mode=1777,exec",
             "--tmpfs",
             "/run/blocks:mode=0711",
         ])
@@ -452,4 +489,30 @@ fn in_the_sandbox_image_a_forged_status_fails_and_a_fork_bomb_leaves_nothing() {
     // The next block is alone: its own shell is the only process of the uid.
     supervisor.run(&["sh"], "sh", b"pgrep -c -u 65534", NO_TIME_LIMIT);
     assert_eq!(supervisor.answer().stdout, b"1\n");
+}
+
+#[test]
+fn in_the_sandbox_image_an_interpreter_found_once_runs_as_named_and_a_planted_one_is_found() {
+    let mut supervisor = in_container();
+    // Found on the read-only root: run from there, under the name the block gave.
+    let code = b"import sys\nprint(sys.orig_argv[0], sys.executable)\n";
+    for _ in 0..2 {
+        supervisor.run(&["python3"], "py", code, NO_TIME_LIMIT);
+        assert_eq!(supervisor.answer().stdout, b"python3 /usr/bin/python3\n");
+    }
+    // A PATH through a writable directory is searched at every block: what a block plants
+    // there is what the next one runs, as a shell would find it.
+    let path = "/tmp/bin:/usr/bin:/bin";
+    supervisor.run_with_path(path, &["python3"], "py", b"print('real')\n", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"real\n");
+    let plant = b"mkdir -p /tmp/bin && printf '#!/bin/sh\\necho planted\\n' > /tmp/bin/python3 && chmod +x /tmp/bin/python3";
+    supervisor.run_with_path(path, &["sh"], "sh", plant, NO_TIME_LIMIT);
+    let planted = supervisor.answer();
+    assert_eq!(
+        planted.exit.as_ref().and_then(|e| e.exit_code),
+        Some(0),
+        "{planted:?}"
+    );
+    supervisor.run_with_path(path, &["python3"], "py", b"print('real')\n", NO_TIME_LIMIT);
+    assert_eq!(supervisor.answer().stdout, b"planted\n");
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::confinement::spawn_first_to_go;
 use super::font_cache::FontCache;
 use super::pipes::Pipes;
+use super::program_path::ProgramPaths;
 
 /// The block's status, from the thread that waits for it.
 pub(super) type Status = std::io::Result<ExitStatus>;
@@ -40,6 +41,8 @@ pub(crate) struct BlockRun {
     pub(crate) proc: PathBuf,
     /// matplotlib's font cache from the image, copied into the block's HOME before it starts.
     pub(crate) font_cache: Arc<FontCache>,
+    /// Where interpreters were found, for the session.
+    pub(crate) programs: Arc<ProgramPaths>,
 }
 
 /// A block's process, or why there is none.
@@ -59,8 +62,14 @@ pub(super) fn spawn(block: &BlockRun, file: &Path) -> Result<Spawned, String> {
             why: "airlock: a block was started without an interpreter\n".into(),
         });
     };
-    let mut command = Command::new(program);
+    // Run from where it was found before when that cannot have changed, under the name the
+    // block gave it (its argv[0]), as the exec's own search would.
+    let mut command = match block.programs.resolve(program, &block.env) {
+        Some(file) => Command::new(file),
+        None => Command::new(program),
+    };
     command
+        .arg0(program)
         .args(args)
         .arg(file)
         .env_clear()

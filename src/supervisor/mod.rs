@@ -16,6 +16,7 @@ pub mod frame;
 mod launch;
 pub(crate) mod mirror;
 mod pipes;
+mod program_path;
 pub(crate) mod reap;
 mod seccomp;
 pub(crate) mod serve;

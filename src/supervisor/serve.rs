@@ -12,6 +12,7 @@ use super::font_cache::{self, FontCache};
 use super::frame::{Decoder, ExitReport, Frame, Hello, MAX_REQUEST, WorkspaceRoom};
 use super::launch::BlockRun;
 use super::mirror::{Mirror, PassReport, Touched};
+use super::program_path::ProgramPaths;
 use super::reap;
 use super::warm::Warm;
 
@@ -53,6 +54,7 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
     };
     let room = mirror.as_ref().map(Mirror::room).transpose()?;
     let font_cache = Arc::new(FontCache::load(Path::new(font_cache::IN_IMAGE)));
+    let programs = Arc::new(ProgramPaths::default());
     let requests = read_requests();
     let mut out = std::io::stdout().lock();
     let mut send = |frame: Frame| {
@@ -83,6 +85,7 @@ pub(crate) fn serve(identity: &Identity) -> Result<(), String> {
             grace: Duration::from_millis(request.grace_ms),
             proc: proc.clone(),
             font_cache: Arc::clone(&font_cache),
+            programs: Arc::clone(&programs),
         };
         // One started for another interpreter is killed here, before this block starts.
         let ahead = warm.take().filter(|warm| warm.fits(&run));

@@ -100,8 +100,8 @@ impl Warm {
         ))
     }
 
-    /// The FIFO's writing end, once the interpreter holds its reading end; `None` when the
-    /// interpreter ended, or did not get there in time.
+    /// The FIFO's writing end (non-blocking), once the interpreter holds its reading end;
+    /// `None` when the interpreter ended, or did not get there in time.
     fn open_fifo(&self) -> Option<OwnedFd> {
         let (_, _, exits) = self.process.as_ref()?;
         let script = self.script();
@@ -109,10 +109,7 @@ impl Warm {
         let flags = OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         loop {
             match rustix::fs::open(&script, flags, Mode::empty()) {
-                Ok(fd) => {
-                    rustix::fs::fcntl_setfl(&fd, OFlags::empty()).ok()?;
-                    return Some(fd);
-                }
+                Ok(fd) => return Some(fd),
                 // No reader yet: the interpreter is still starting.
                 Err(Errno::NXIO) if Instant::now() < until => {
                     if exits.try_recv().is_ok() {
@@ -141,12 +138,26 @@ impl Drop for Warm {
     }
 }
 
-/// Writes the code into the FIFO and closes it, on a thread of its own: the interpreter reads
-/// as it parses, and the supervisor meanwhile passes its output on. The write ends when the
-/// interpreter has read everything, or has ended (a syntax error stops the reading).
+/// Writes the code into the FIFO and closes it. What the pipe takes at once is written here
+/// (a small block's code, all of it: no thread to start); the rest, on a thread of its own,
+/// as the interpreter reads while it parses, and the supervisor meanwhile passes its output
+/// on. That write ends when the interpreter has read everything, or has ended (a syntax
+/// error stops the reading).
 fn feed(fifo: OwnedFd, code: Vec<u8>) {
+    let mut written = 0;
+    while written < code.len() {
+        match rustix::io::write(&fifo, &code[written..]) {
+            Ok(count) => written += count,
+            Err(Errno::INTR) => {}
+            // Full (the rest goes from the thread), or the interpreter is gone.
+            Err(_) => break,
+        }
+    }
+    if written == code.len() || rustix::fs::fcntl_setfl(&fifo, OFlags::empty()).is_err() {
+        return;
+    }
     std::thread::spawn(move || {
-        let _ = std::fs::File::from(fifo).write_all(&code);
+        let _ = std::fs::File::from(fifo).write_all(&code[written..]);
     });
 }
 
