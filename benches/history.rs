@@ -56,6 +56,7 @@ fn events(i: usize) -> [Event; 4] {
             source: DecisionSource::Operator,
             scope: None,
             code: None,
+            id: None,
         },
         Event::ExecStarted {
             block: block.clone(),

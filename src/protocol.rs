@@ -81,37 +81,6 @@ pub struct FileChange {
     pub link: Option<String>,
 }
 
-impl FileChange {
-    /// `created  data/new.csv  8 B  sha256 492d…` (the whole digest), `removed  old.txt`,
-    /// `created  latest -> data/new.csv`, names as the record keeps them.
-    pub(crate) fn describe(&self) -> String {
-        self.describe_naming(str::to_string)
-    }
-
-    /// The same with names drawn as the workspace pane draws them, for a line said as the
-    /// run goes (the record and what is read back from it keep the recorded form).
-    pub(crate) fn describe_drawn(&self) -> String {
-        self.describe_naming(crate::files::recorded::drawn)
-    }
-
-    fn describe_naming(&self, name: impl Fn(&str) -> String) -> String {
-        let change = self.change.name();
-        let path = name(&self.path);
-        if self.change == FileChangeKind::Removed {
-            return format!("{change:<8} {path}");
-        }
-        if let Some(target) = &self.link {
-            return format!("{change:<8} {path} -> {}", name(target));
-        }
-        let digest = self
-            .sha256
-            .as_deref()
-            .map_or_else(|| "not hashed".to_string(), |hash| format!("sha256 {hash}"));
-        let size = crate::files::human_size(self.size);
-        format!("{change:<8} {path}  {size}  {digest}")
-    }
-}
-
 impl FileChangeKind {
     /// `created`, `changed`, `removed`.
     pub(crate) fn name(self) -> &'static str {
@@ -291,6 +260,21 @@ pub struct DecisionRequest {
     /// For `approve_session`; `language` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Scope>,
+}
+
+/// An op as a frontend submits it: with an `id` of the frontend's choosing, the events that
+/// answer it (its `decision`, or the `error` that refuses it) carry the same `id`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    pub id: Option<String>,
+    pub op: Op,
+}
+
+impl From<Op> for Submission {
+    /// An op nobody needs to match with its answer.
+    fn from(op: Op) -> Self {
+        Self { id: None, op }
+    }
 }
 
 /// Something a frontend asks of the engine.
@@ -518,6 +502,9 @@ pub enum Event {
         /// The code that will run instead, for `edit`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         code: Option<String>,
+        /// The `id` of the op this decision answers, when it answers one that had an id.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// Progress and warnings worth showing (image pull, create warnings, restarts).
     Notice {
@@ -564,6 +551,9 @@ pub enum Event {
     },
     Error {
         message: String,
+        /// The `id` of the op this error refuses, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// The session is over; always the last event.
     Done {

@@ -270,9 +270,10 @@ fn reject_edit_and_skip_from_stdin_reach_the_model() {
             .contains("not a JSON decision"),
         "{error}"
     );
-    live.decide(json!({"block": "b-nope", "decision": "approve"}));
-    live.next("error");
-    live.decide(json!({"block": ids[2], "decision": "skip"}));
+    // A line's `id` comes back on what answers it: the refusal, the decision.
+    live.decide(json!({"id": "op-1", "block": "b-nope", "decision": "approve"}));
+    assert_eq!(live.next("error")["id"], "op-1");
+    live.decide(json!({"id": "op-2", "block": ids[2], "decision": "skip"}));
     live.decide(json!({"block": ids[0], "decision": "reject", "reason": "no echo please"}));
     live.decide(json!({"block": ids[1], "decision": "edit", "code": "print('edited-two')\n"}));
     let (events, status, stderr) = live.finish();
@@ -291,6 +292,17 @@ fn reject_edit_and_skip_from_stdin_reach_the_model() {
         .find(|d| d["decision"] == "edit")
         .expect("edit decision");
     assert_eq!(edit["code"], "print('edited-two')\n");
+    let by_block = |block: &Value| {
+        of_type(&events, "decision")
+            .into_iter()
+            .find(|d| &d["block"] == block)
+            .expect("a decision")
+    };
+    assert_eq!(by_block(&ids[2])["id"], "op-2");
+    assert!(
+        by_block(&ids[0]).get("id").is_none(),
+        "no id was sent with it"
+    );
     let results = server.requests()[1].last_message();
     for needle in [
         "no echo please",

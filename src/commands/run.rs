@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use crate::config::{ApproveMode, Config};
 use crate::error::{EXIT_UNAVAILABLE, usage};
 use crate::output::sanitize::{code_for_person, for_person, neutralize};
-use crate::protocol::{DecisionKind, DecisionRequest, Event, Op, Scope, Stream, wire_name};
+use crate::protocol::{
+    DecisionKind, DecisionRequest, Event, Op, Scope, Stream, Submission, wire_name,
+};
 use crate::view::{BlockState, SessionView};
 
 pub struct Options {
@@ -106,13 +108,13 @@ async fn follow(
             }
             line = lines.recv(), if stdin_open && started => match line {
                 Some(line) => match decision_from_line(&line, interactive, view.undecided().next()) {
-                    Ok(Some(op)) => { let _ = op_tx.send(op); }
+                    Ok(Some(submission)) => { let _ = op_tx.send(submission); }
                     Ok(None) => {}
-                    Err(message) => printer.print(&Event::Error { message }, interactive),
+                    Err(refused) => printer.print(&refused.event(), interactive),
                 },
                 None => {
                     stdin_open = false;
-                    let _ = op_tx.send(Op::NoSupervisor);
+                    let _ = op_tx.send(Op::NoSupervisor.into());
                 }
             },
             () = interrupts.next() => {
@@ -136,7 +138,7 @@ struct CtrlC {
 
 impl CtrlC {
     /// Passes an interrupt on; returns whether to leave at once.
-    fn interrupted(&mut self, view: &SessionView, ops: &mpsc::UnboundedSender<Op>) -> bool {
+    fn interrupted(&mut self, view: &SessionView, ops: &mpsc::UnboundedSender<Submission>) -> bool {
         if self.shutting_down {
             eprintln!("airlock: interrupted again; leaving now");
             return true;
@@ -150,11 +152,11 @@ impl CtrlC {
                 "airlock: stopping the running block; the session goes on (Ctrl-C again to end it)"
             );
             self.stopping = running;
-            let _ = ops.send(Op::Cancel);
+            let _ = ops.send(Op::Cancel.into());
         } else {
             eprintln!("airlock: interrupted; ending the session (Ctrl-C again to leave at once)");
             self.shutting_down = true;
-            let _ = ops.send(Op::Shutdown);
+            let _ = ops.send(Op::Shutdown.into());
         }
         false
     }
@@ -188,31 +190,82 @@ struct RevokeLine {
     revoke_rule: String,
 }
 
-/// A JSON decision line, or at a terminal a short answer for the first undecided block.
+/// A line of stdin that was not taken: why, and the line's `id` when it had one.
+#[derive(Debug, PartialEq)]
+struct Refused {
+    message: String,
+    id: Option<String>,
+}
+
+impl Refused {
+    fn event(self) -> Event {
+        Event::Error {
+            message: self.message,
+            id: self.id,
+        }
+    }
+}
+
+/// A JSON decision line (with an optional `id`, which the events that answer it carry), or
+/// at a terminal a short answer for the first undecided block.
 fn decision_from_line(
     line: &str,
     interactive: bool,
     first_undecided: Option<&BlockState>,
-) -> Result<Option<Op>, String> {
+) -> Result<Option<Submission>, Refused> {
     let line = line.trim();
     if line.is_empty() {
         return Ok(None);
     }
     if line.starts_with('{') {
-        if let Ok(revoke) = serde_json::from_str::<RevokeLine>(line) {
-            return Ok(Some(Op::RevokeRule {
-                rule: revoke.revoke_rule,
-            }));
-        }
-        return serde_json::from_str::<DecisionRequest>(line)
-            .map(|request| Some(Op::Decide(request)))
-            .map_err(|err| {
-                format!(
-                    "ignored a decision line that is not valid ({err}): expected {{\"block\": ID, \
-                     \"decision\": \"approve\"|\"approve_session\"|\"edit\"|\"skip\"|\"reject\"|\"abort\", …}}"
-                )
-            });
+        return json_line(line).map(Some);
     }
+    short_answer(line, interactive, first_undecided)
+        .map(|op| op.map(Submission::from))
+        .map_err(|message| Refused { message, id: None })
+}
+
+/// `{"id": …, "block": …, "decision": …}` or `{"id": …, "revoke_rule": …}`.
+fn json_line(line: &str) -> Result<Submission, Refused> {
+    let mut fields = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line)
+        .map_err(|err| invalid_line(&err.to_string(), None))?;
+    let id = match fields.remove("id") {
+        None => None,
+        Some(serde_json::Value::String(id)) => Some(id),
+        Some(_) => return Err(invalid_line("its `id` is not a string", None)),
+    };
+    let rest = serde_json::Value::Object(fields);
+    if let Ok(revoke) = serde_json::from_value::<RevokeLine>(rest.clone()) {
+        let op = Op::RevokeRule {
+            rule: revoke.revoke_rule,
+        };
+        return Ok(Submission { id, op });
+    }
+    match serde_json::from_value::<DecisionRequest>(rest) {
+        Ok(request) => Ok(Submission {
+            id,
+            op: Op::Decide(request),
+        }),
+        Err(err) => Err(invalid_line(&err.to_string(), id)),
+    }
+}
+
+fn invalid_line(why: &str, id: Option<String>) -> Refused {
+    Refused {
+        message: format!(
+            "ignored a decision line that is not valid ({why}): expected {{\"block\": ID, \
+             \"decision\": \"approve\"|\"approve_session\"|\"edit\"|\"skip\"|\"reject\"|\"abort\", …}}"
+        ),
+        id,
+    }
+}
+
+/// At a terminal: `y`, `a [exact]`, `s`, `n REASON` or `q` for the first undecided block.
+fn short_answer(
+    line: &str,
+    interactive: bool,
+    first_undecided: Option<&BlockState>,
+) -> Result<Option<Op>, String> {
     if !interactive {
         return Err(format!(
             "ignored a line that is not a JSON decision: {}",
@@ -365,7 +418,7 @@ impl Printer {
 /// The events that are said on standard error, apart from the transcript.
 fn status_line(event: &Event) -> Option<String> {
     let line = match event {
-        Event::Error { message } => super::said(&format!("error: {message}")),
+        Event::Error { message, .. } => super::said(&format!("error: {message}")),
         Event::Notice { message } => super::said(message),
         Event::SandboxReady {
             description,
@@ -509,25 +562,33 @@ mod tests {
             run: None,
             result: None,
         };
-        let op =
-            decision_from_line(r#"{"block":"b-9","decision":"skip"}"#, false, None).expect("valid");
+        let op_of = |line: &str, interactive: bool, first: Option<&BlockState>| {
+            decision_from_line(line, interactive, first)
+                .expect("valid")
+                .map(|submitted| submitted.op)
+        };
+        let error_of = |line: &str, interactive: bool, first: Option<&BlockState>| {
+            let refused = decision_from_line(line, interactive, first).expect_err("refused");
+            (refused.message, refused.id)
+        };
+        let op = op_of(r#"{"block":"b-9","decision":"skip"}"#, false, None);
         assert!(
             matches!(op, Some(Op::Decide(DecisionRequest { block, decision: DecisionKind::Skip, .. })) if block == "b-9")
         );
-        let op = decision_from_line(r#"{"revoke_rule":"allow_languages:sh"}"#, false, None);
+        let op = op_of(r#"{"revoke_rule":"allow_languages:sh"}"#, false, None);
         assert!(
-            matches!(op, Ok(Some(Op::RevokeRule { ref rule })) if rule == "allow_languages:sh"),
+            matches!(op, Some(Op::RevokeRule { ref rule }) if rule == "allow_languages:sh"),
             "{op:?}"
         );
-        let err = decision_from_line("{\"block\": 1}", false, None).unwrap_err();
-        assert!(err.contains("not valid"), "{err}");
-        let err = decision_from_line("y", false, Some(&first)).unwrap_err();
-        assert!(err.contains("not a JSON decision"), "{err}");
-        let op = decision_from_line("n too slow", true, Some(&first)).expect("valid");
+        let (message, id) = error_of("{\"block\": 1}", false, None);
+        assert!(message.contains("not valid") && id.is_none(), "{message}");
+        let (message, _) = error_of("y", false, Some(&first));
+        assert!(message.contains("not a JSON decision"), "{message}");
+        let op = op_of("n too slow", true, Some(&first));
         assert!(
             matches!(op, Some(Op::Decide(DecisionRequest { decision: DecisionKind::Reject, reason: Some(r), .. })) if r == "too slow")
         );
-        let op = decision_from_line("a exact", true, Some(&first)).expect("valid");
+        let op = op_of("a exact", true, Some(&first));
         assert!(matches!(
             op,
             Some(Op::Decide(DecisionRequest {
@@ -538,5 +599,31 @@ mod tests {
         assert!(decision_from_line("maybe", true, Some(&first)).is_err());
         assert!(decision_from_line("y", true, None).is_err());
         assert_eq!(decision_from_line("  ", false, None), Ok(None));
+    }
+
+    #[test]
+    fn a_line_s_id_goes_with_its_op_and_with_the_error_that_refuses_it() {
+        let line = r#"{"id":"d-1","block":"b-9","decision":"approve"}"#;
+        let submitted = decision_from_line(line, false, None).expect("valid");
+        assert_eq!(
+            submitted.as_ref().and_then(|s| s.id.as_deref()),
+            Some("d-1")
+        );
+        let revoke = r#"{"revoke_rule":"allow_languages:sh","id":"r-1"}"#;
+        let submitted = decision_from_line(revoke, false, None).expect("valid");
+        assert_eq!(submitted.and_then(|s| s.id), Some("r-1".to_string()));
+        let refused = |line: &str| {
+            let refused = decision_from_line(line, false, None).expect_err("refused");
+            (refused.message, refused.id)
+        };
+        let (message, id) = refused(r#"{"id":"d-2","block":"b-9","decision":"maybe"}"#);
+        assert_eq!(id.as_deref(), Some("d-2"), "{message}");
+        let (message, id) = refused(r#"{"id":7,"block":"b-9","decision":"skip"}"#);
+        assert!(
+            message.contains("`id` is not a string") && id.is_none(),
+            "{message}"
+        );
+        let (message, id) = refused(r#"{"id":"d-3","block":"#);
+        assert!(message.contains("not valid") && id.is_none(), "{message}");
     }
 }

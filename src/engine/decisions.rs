@@ -22,38 +22,44 @@ pub(super) fn ruling_decision(ruling: Ruling) -> Decided {
     Decided::new(ruling.kind, ruling.source, ruling.reason)
 }
 
-/// Records a decision and reports it.
+/// Records a decision and reports it (as the answer to the op with id `answering`, when an
+/// op with an id asked for it).
 pub(super) fn decide(
     turn: &mut Turn,
     position: usize,
     decided: Decided,
     scope: Option<Scope>,
+    answering: Option<&str>,
     events: &Events,
 ) {
     let block = &mut turn.blocks[position];
     block.decision = Some(decided);
-    events.decision(block, scope);
+    events.decision(block, scope, answering);
 }
 
-/// An operator's decision: checked, recorded, and applied to later blocks when it is an
-/// approve-for-session.
+/// An operator's decision (the op with id `answering`): checked, recorded, and applied to
+/// later blocks when it is an approve-for-session.
 pub(super) fn apply_decision(
     turn: &mut Turn,
     request: DecisionRequest,
+    answering: Option<&str>,
     policy: &mut Policy,
     events: &Events,
 ) {
     let Some(position) = turn.position(&request.block) else {
-        events.error(not_waiting(turn, &request.block));
+        events.refuse(answering, not_waiting(turn, &request.block));
         return;
     };
     let block = &turn.blocks[position];
     if let Some(decided) = &block.decision {
-        events.error(format!(
-            "block {} is already decided ({})",
-            block.id,
-            wire_name(&decided.kind)
-        ));
+        events.refuse(
+            answering,
+            format!(
+                "block {} is already decided ({})",
+                block.id,
+                wire_name(&decided.kind)
+            ),
+        );
         return;
     }
     let reason = request.reason.filter(|reason| !reason.trim().is_empty());
@@ -68,10 +74,10 @@ pub(super) fn apply_decision(
         DecisionKind::Edit => match request.code {
             Some(code) if !code.trim().is_empty() => decided.edited = Some(code),
             _ => {
-                events.error(format!(
-                    "an edit of block {} needs the new code in `code`",
-                    block.id
-                ));
+                events.refuse(
+                    answering,
+                    format!("an edit of block {} needs the new code in `code`", block.id),
+                );
                 return;
             }
         },
@@ -93,13 +99,14 @@ pub(super) fn apply_decision(
                     .reason
                     .as_deref()
                     .unwrap_or("aborted by the operator"),
+                answering,
                 events,
             );
             return;
         }
         _ => {}
     }
-    decide(turn, position, decided, scope, events);
+    decide(turn, position, decided, scope, answering, events);
     if scope.is_some() {
         approve_covered(turn, policy, events);
     }
@@ -133,15 +140,17 @@ pub(super) fn approve_covered(turn: &mut Turn, policy: &Policy, events: &Events)
         if let Some(ruling) = policy.rule(&block.language.name, &block.code)
             && ruling.kind == DecisionKind::Approve
         {
-            decide(turn, position, ruling_decision(ruling), None, events);
+            decide(turn, position, ruling_decision(ruling), None, None, events);
         }
     }
 }
 
-/// Abort: every block that has not run is decided `abort`.
-pub(super) fn abort_rest(turn: &mut Turn, reason: &str, events: &Events) {
+/// Abort: every block that has not run is decided `abort`, each decision answering the op
+/// (an abort or a cancel) with id `answering`.
+pub(super) fn abort_rest(turn: &mut Turn, reason: &str, answering: Option<&str>, events: &Events) {
     let aborted = Decided::new(DecisionKind::Abort, DecisionSource::Operator, reason);
-    decide_each(turn, 0, |block| !block.settled(), &aborted, events);
+    let all = |block: &TurnBlock| !block.settled();
+    decide_each(turn, 0, all, &aborted, answering, events);
 }
 
 /// Stop-on-failure: every later block that has not run is skipped, approved or not.
@@ -151,7 +160,14 @@ pub(super) fn skip_after_failure(turn: &mut Turn, failed: usize, events: &Events
         failed + 1
     );
     let skipped = Decided::new(DecisionKind::Skip, DecisionSource::StopOnFailure, reason);
-    decide_each(turn, failed + 1, |block| !block.settled(), &skipped, events);
+    decide_each(
+        turn,
+        failed + 1,
+        |block| !block.settled(),
+        &skipped,
+        None,
+        events,
+    );
 }
 
 pub(super) const NOBODY_THERE: &str = "no supervisor: nobody was there to decide";
@@ -160,22 +176,25 @@ pub(super) const NOBODY_THERE: &str = "no supervisor: nobody was there to decide
 /// Returns whether any was.
 pub(super) fn reject_undecided(turn: &mut Turn, reason: &str, events: &Events) -> bool {
     let rejected = Decided::new(DecisionKind::Reject, DecisionSource::NoSupervisor, reason);
-    decide_each(turn, 0, |block| block.decision.is_none(), &rejected, events) > 0
+    let undecided = |block: &TurnBlock| block.decision.is_none();
+    decide_each(turn, 0, undecided, &rejected, None, events) > 0
 }
 
-/// Gives `decided` to every block from `from` on that `selected` picks; returns how many.
+/// Gives `decided` to every block from `from` on that `selected` picks (answering the op
+/// with id `answering`, if any); returns how many.
 pub(super) fn decide_each(
     turn: &mut Turn,
     from: usize,
     selected: impl Fn(&TurnBlock) -> bool,
     decided: &Decided,
+    answering: Option<&str>,
     events: &Events,
 ) -> usize {
     let picked: Vec<usize> = (from..turn.blocks.len())
         .filter(|&position| selected(&turn.blocks[position]))
         .collect();
     for &position in &picked {
-        decide(turn, position, decided.clone(), None, events);
+        decide(turn, position, decided.clone(), None, answering, events);
     }
     picked.len()
 }

@@ -57,6 +57,7 @@ impl Events {
                     "history: {why}; no further block runs in this session, since it could not \
                      be recorded (history.enabled = false runs without a record)"
                 ),
+                id: None,
             });
         }
         let _ = self.sender.send(event);
@@ -93,8 +94,14 @@ impl Events {
     }
 
     pub(super) fn error(&self, message: impl Into<String>) {
+        self.refuse(None, message);
+    }
+
+    /// An error that refuses the op with id `answering` (none when the op had no id).
+    pub(super) fn refuse(&self, answering: Option<&str>, message: impl Into<String>) {
         self.send(Event::Error {
             message: message.into(),
+            id: answering.map(str::to_string),
         });
     }
 
@@ -104,7 +111,13 @@ impl Events {
         });
     }
 
-    pub(super) fn decision(&self, block: &TurnBlock, scope: Option<Scope>) {
+    /// A block's decision, answering the op with id `answering` when it was that op's.
+    pub(super) fn decision(
+        &self,
+        block: &TurnBlock,
+        scope: Option<Scope>,
+        answering: Option<&str>,
+    ) {
         if let Some(decided) = &block.decision {
             self.send(Event::Decision {
                 block: block.id.clone(),
@@ -113,6 +126,7 @@ impl Events {
                 source: decided.source,
                 scope,
                 code: decided.edited.clone(),
+                id: answering.map(str::to_string),
             });
         }
     }

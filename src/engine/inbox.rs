@@ -10,27 +10,27 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::sandbox::SandboxError;
-use crate::protocol::Op;
+use crate::protocol::{Op, Submission};
 
 /// The frontend asked the session to end while the engine waited on something else.
 pub(super) struct ShutdownRequested;
 
 pub(super) enum Input<S> {
     /// The frontend's next op; `None` once it went away.
-    Op(Option<Op>),
+    Op(Option<Submission>),
     /// The sandbox finished starting, or failed to.
     Sandbox(Result<S, SandboxError>),
 }
 
 pub(super) struct Inbox<S> {
-    ops: mpsc::UnboundedReceiver<Op>,
+    ops: mpsc::UnboundedReceiver<Submission>,
     /// Ops that arrived while the engine could not act on them yet.
-    backlog: VecDeque<Op>,
+    backlog: VecDeque<Submission>,
     starting: Option<JoinHandle<Result<S, SandboxError>>>,
 }
 
 impl<S: Send + 'static> Inbox<S> {
-    pub(super) fn new(ops: mpsc::UnboundedReceiver<Op>) -> Self {
+    pub(super) fn new(ops: mpsc::UnboundedReceiver<Submission>) -> Self {
         Self {
             ops,
             backlog: VecDeque::new(),
@@ -81,9 +81,9 @@ impl<S: Send + 'static> Inbox<S> {
         loop {
             tokio::select! {
                 done = &mut work => return Ok(done),
-                op = self.ops.recv() => match op {
-                    None | Some(Op::Shutdown) => return Err(ShutdownRequested),
-                    Some(op) => self.backlog.push_back(op),
+                submitted = self.ops.recv() => match submitted {
+                    None | Some(Submission { op: Op::Shutdown, .. }) => return Err(ShutdownRequested),
+                    Some(submitted) => self.backlog.push_back(submitted),
                 }
             }
         }

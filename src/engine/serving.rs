@@ -5,7 +5,7 @@
 use super::decisions::op_name;
 use super::events::Events;
 use super::policy::Policy;
-use crate::protocol::{DecisionRequest, Event, Op};
+use crate::protocol::{DecisionRequest, Event, Op, Submission};
 
 /// What the engine is doing when an op comes.
 #[derive(Debug, Clone, Copy)]
@@ -33,11 +33,17 @@ impl<'a> Moment<'a> {
     }
 }
 
-/// An op the moment has a use for, for its caller to carry out.
+/// An op the moment has a use for, for its caller to carry out; `id` is the op's, for the
+/// events that answer it.
 #[derive(Debug)]
 pub(super) enum Wanted {
-    Cancel,
-    Decide(DecisionRequest),
+    Cancel {
+        id: Option<String>,
+    },
+    Decide {
+        request: DecisionRequest,
+        id: Option<String>,
+    },
     Message(String),
     Retry,
 }
@@ -51,41 +57,42 @@ pub(super) enum Served {
     Take(Wanted),
 }
 
-/// Serves `op` (`None`: the input ended) at `moment`.
+/// Serves `submitted` (`None`: the input ended) at `moment`.
 pub(super) fn serve(
-    op: Option<Op>,
+    submitted: Option<Submission>,
     moment: Moment,
     supervised: &mut bool,
     policy: &mut Policy,
     events: &Events,
 ) -> Served {
-    let op = match op {
-        None | Some(Op::Shutdown) => return Served::Shutdown,
-        Some(Op::NoSupervisor) => {
-            *supervised = false;
-            return Served::Handled;
-        }
-        Some(Op::RevokeRule { rule }) => {
-            revoke(&rule, policy, events);
-            return Served::Handled;
-        }
-        Some(op) => op,
+    let Some(Submission { id, op }) = submitted else {
+        return Served::Shutdown;
     };
     match (op, moment) {
-        (Op::Cancel, _) => Served::Take(Wanted::Cancel),
+        (Op::Shutdown, _) => Served::Shutdown,
+        (Op::NoSupervisor, _) => {
+            *supervised = false;
+            Served::Handled
+        }
+        (Op::RevokeRule { rule }, _) => {
+            revoke(&rule, id.as_deref(), policy, events);
+            Served::Handled
+        }
+        (Op::Cancel, _) => Served::Take(Wanted::Cancel { id }),
         (Op::Decide(request), Moment::Deciding(_) | Moment::Running) => {
-            Served::Take(Wanted::Decide(request))
+            Served::Take(Wanted::Decide { request, id })
         }
         (Op::UserMessage { text }, Moment::Waiting { .. }) => Served::Take(Wanted::Message(text)),
         (Op::Retry, Moment::Waiting { can_retry: true }) => Served::Take(Wanted::Retry),
         (op, moment) => {
-            events.error(format!("{} is not possible {}", op_name(&op), moment.now()));
+            let refusal = format!("{} is not possible {}", op_name(&op), moment.now());
+            events.refuse(id.as_deref(), refusal);
             Served::Handled
         }
     }
 }
 
-fn revoke(rule: &str, policy: &mut Policy, events: &Events) {
+fn revoke(rule: &str, answering: Option<&str>, policy: &mut Policy, events: &Events) {
     match policy.revoke(rule) {
         Some(revoked) => {
             events.send(Event::RuleRevoked { rule: revoked });
@@ -93,9 +100,10 @@ fn revoke(rule: &str, policy: &mut Policy, events: &Events) {
                 rules: policy.rules(),
             });
         }
-        None => events.error(format!(
-            "no approval rule `{rule}` is in force; the rules event lists those that are"
-        )),
+        None => events.refuse(
+            answering,
+            format!("no approval rule `{rule}` is in force; the rules event lists those that are"),
+        ),
     }
 }
 
@@ -118,22 +126,27 @@ mod tests {
         })
     }
 
-    /// What `op` gets at `moment`: the op taken (its name), "handled", "shutdown", and the
-    /// errors sent.
+    /// What `op` (submitted with the id `op-1`) gets at `moment`: the op taken (its name),
+    /// "handled", "shutdown", and the errors sent, each checked to answer `op-1`.
     fn served(op: Option<Op>, moment: Moment) -> (String, Vec<String>) {
+        let submitted = op.map(|op| Submission {
+            id: Some("op-1".into()),
+            op,
+        });
         let (sender, mut receiver) = mpsc::unbounded_channel();
         let events = Events::new(sender);
         let mut policy =
             Policy::new(&ApprovalConfig::default(), &LanguageTable::default()).expect("a policy");
         let mut supervised = true;
-        let outcome = match serve(op, moment, &mut supervised, &mut policy, &events) {
+        let outcome = match serve(submitted, moment, &mut supervised, &mut policy, &events) {
             Served::Handled => "handled".to_string(),
             Served::Shutdown => "shutdown".to_string(),
             Served::Take(wanted) => format!("{wanted:?}"),
         };
         let mut errors = Vec::new();
         while let Ok(event) = receiver.try_recv() {
-            if let Event::Error { message } = event {
+            if let Event::Error { message, id } = event {
+                assert_eq!(id.as_deref(), Some("op-1"), "{message}");
                 errors.push(message);
             }
         }
@@ -150,7 +163,10 @@ mod tests {
                 .starts_with("Decide")
         );
         assert!(served(Some(decide()), deciding).0.starts_with("Decide"));
-        assert_eq!(served(Some(Op::Cancel), Moment::Replying).0, "Cancel");
+        assert_eq!(
+            served(Some(Op::Cancel), Moment::Replying).0,
+            "Cancel { id: Some(\"op-1\") }"
+        );
         let message = Op::UserMessage { text: "hi".into() };
         assert_eq!(served(Some(message.clone()), waiting).0, "Message(\"hi\")");
         assert_eq!(

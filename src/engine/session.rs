@@ -23,7 +23,9 @@ use super::sandbox::{Sandbox, SandboxError};
 use super::serving::{Moment, Served, Wanted, serve};
 use super::turn::Turn;
 use crate::model::{ChatMessage, Model, ModelError, ModelEvent, Role, ToolCall};
-use crate::protocol::{DoneReason, Event, IdleReason, Op, Phase, ReplyEnd, Usage, reply_for_model};
+use crate::protocol::{
+    DoneReason, Event, IdleReason, Phase, ReplyEnd, Submission, Usage, reply_for_model,
+};
 
 // The turn's blocks, from proposal to settlement, and running one of them: `impl Session`
 // blocks of their own, beside this file.
@@ -140,7 +142,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         approver: Option<A>,
         policy: Policy,
         events: Events,
-        ops: mpsc::UnboundedReceiver<Op>,
+        ops: mpsc::UnboundedReceiver<Submission>,
     ) -> Self {
         Self {
             model,
@@ -471,7 +473,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     };
                     match serve(op, Moment::Replying, &mut self.supervised, &mut self.policy, &self.events) {
                         Served::Shutdown => return Err(Pause::Done(DoneReason::Aborted)),
-                        Served::Take(Wanted::Cancel) => {
+                        Served::Take(Wanted::Cancel { .. }) => {
                             let text = arrived.lock().map(|text| text.clone()).unwrap_or_default();
                             return stopped_reply(text, &self.events);
                         }

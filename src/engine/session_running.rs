@@ -108,9 +108,10 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                             shutdown = true;
                             cancel.cancel();
                         }
-                        Served::Take(Wanted::Cancel) => cancel.cancel(),
-                        Served::Take(Wanted::Decide(request)) => {
-                            apply_decision(turn, request, &mut self.policy, &self.events);
+                        Served::Take(Wanted::Cancel { .. }) => cancel.cancel(),
+                        Served::Take(Wanted::Decide { request, id }) => {
+                            let answering = id.as_deref();
+                            apply_decision(turn, request, answering, &mut self.policy, &self.events);
                         }
                         // A run takes nothing else.
                         Served::Handled | Served::Take(_) => {}

@@ -191,7 +191,14 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             None => self.ask_approver(block, reply).await?,
         };
         if let Some(ruling) = ruling {
-            decide(turn, position, ruling_decision(ruling), None, &self.events);
+            decide(
+                turn,
+                position,
+                ruling_decision(ruling),
+                None,
+                None,
+                &self.events,
+            );
         }
         Ok(())
     }
@@ -269,11 +276,12 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             &self.events,
         ) {
             Served::Shutdown => return Err(Step::Shutdown),
-            Served::Take(Wanted::Decide(request)) => {
-                apply_decision(turn, request, &mut self.policy, &self.events);
+            Served::Take(Wanted::Decide { request, id }) => {
+                apply_decision(turn, request, id.as_deref(), &mut self.policy, &self.events);
             }
-            Served::Take(Wanted::Cancel) => {
-                abort_rest(turn, "cancelled by the operator", &self.events)
+            Served::Take(Wanted::Cancel { id }) => {
+                let reason = "cancelled by the operator";
+                abort_rest(turn, reason, id.as_deref(), &self.events)
             }
             // Waiting blocks take nothing else.
             Served::Handled | Served::Take(_) => {}

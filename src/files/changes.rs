@@ -24,6 +24,38 @@ const HASH_BUDGET: u64 = 1 << 30;
 pub(crate) const RECORD_DEPTH: usize = 128;
 const _: () = assert!(RECORD_DEPTH > crate::supervisor::mirror::MAX_DEPTH);
 
+/// How a change reads in a transcript, a listing or the logs pane.
+impl FileChange {
+    /// `created  data/new.csv  8 B  sha256 492d…` (the whole digest), `removed  old.txt`,
+    /// `created  latest -> data/new.csv`, names as the record keeps them.
+    pub(crate) fn describe(&self) -> String {
+        self.describe_naming(str::to_string)
+    }
+
+    /// The same with names drawn as the workspace pane draws them, for a line said as the
+    /// run goes (the record and what is read back from it keep the recorded form).
+    pub(crate) fn describe_drawn(&self) -> String {
+        self.describe_naming(super::recorded::drawn)
+    }
+
+    fn describe_naming(&self, name: impl Fn(&str) -> String) -> String {
+        let change = self.change.name();
+        let path = name(&self.path);
+        if self.change == FileChangeKind::Removed {
+            return format!("{change:<8} {path}");
+        }
+        if let Some(target) = &self.link {
+            return format!("{change:<8} {path} -> {}", name(target));
+        }
+        let digest = self
+            .sha256
+            .as_deref()
+            .map_or_else(|| "not hashed".to_string(), |hash| format!("sha256 {hash}"));
+        let size = super::human_size(self.size);
+        format!("{change:<8} {path}  {size}  {digest}")
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Known {
     signature: Signature,

@@ -166,6 +166,7 @@ impl Store {
                 source,
                 scope,
                 code,
+                ..
             } => {
                 let decided_by = match source {
                     crate::protocol::DecisionSource::Operator => self.operator.clone(),

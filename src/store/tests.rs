@@ -49,6 +49,7 @@ fn a_turn(store: &Store, id: &str) {
             source: DecisionSource::Operator,
             scope: None,
             code: Some("print(2)\n".into()),
+            id: None,
         },
         Event::Decision {
             block: format!("{id}-b2"),
@@ -57,6 +58,7 @@ fn a_turn(store: &Store, id: &str) {
             source: DecisionSource::Operator,
             scope: None,
             code: None,
+            id: None,
         },
         Event::ExecStarted {
             block: format!("{id}-b1"),
@@ -267,6 +269,7 @@ fn a_run_of_a_dead_process_is_marked_interrupted_on_open() {
                 source: DecisionSource::Operator,
                 scope: None,
                 code: None,
+                id: None,
             },
         )
         .expect("decision");

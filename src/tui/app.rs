@@ -228,7 +228,7 @@ impl App {
                 self.sandbox_state = SandboxState::Ready(description.clone());
                 self.workspace.set_root(workspace.as_deref());
             }
-            Event::Error { message } => self.last_error = Some(message.clone()),
+            Event::Error { message, .. } => self.last_error = Some(message.clone()),
             Event::ModelRetry {
                 attempt,
                 max_attempts,

@@ -255,6 +255,7 @@ fn ctrl_r_retries_only_after_a_failed_reply() {
     assert!(ops(app.on_key(ctrl('r'))).is_empty());
     app.on_event(&Event::Error {
         message: "HTTP 500".into(),
+        id: None,
     });
     app.on_event(&Event::Idle {
         reason: IdleReason::Error,

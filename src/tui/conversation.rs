@@ -63,7 +63,7 @@ impl ConversationPane {
                 self.scroll = Scroll::default();
             }
             Event::Notice { message } => self.push(EntryKind::Notice, message),
-            Event::Error { message } => self.push(EntryKind::Error, message),
+            Event::Error { message, .. } => self.push(EntryKind::Error, message),
             Event::AssistantDelta { text } => {
                 match self.streaming.and_then(|at| self.entries.get_mut(at)) {
                     Some(entry) => entry.text.push_str(text),
@@ -270,6 +270,7 @@ mod tests {
         feed(&mut app, &events);
         app.on_event(&Event::Error {
             message: "the model's reply failed: stream cut".into(),
+            id: None,
         });
         let highlighter = Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);

@@ -72,7 +72,8 @@ mod tests {
             message: "the sandbox cannot start: cannot reach the Docker daemon at unix:///nowhere.sock: \
                       No such file or directory. Start Docker or point DOCKER_HOST at a running daemon"
                 .into(),
-        });
+            id: None,
+       });
         app.on_event(&Event::Done {
             reason: DoneReason::Error,
         });

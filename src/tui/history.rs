@@ -247,6 +247,7 @@ pub(super) mod tests {
                     source: crate::protocol::DecisionSource::Operator,
                     scope: None,
                     code: Some("print('defined')\n".into()),
+                    id: None,
                 },
                 started("b-2", "r-2"),
                 finished("b-2", result(Some(0), "defined\n")),

@@ -60,7 +60,7 @@ use tokio::sync::mpsc;
 
 use crate::config::Config;
 use crate::model::{ChatMessage, Role};
-use crate::protocol::{Event, Op};
+use crate::protocol::{Event, Op, Submission};
 use crate::store::{RunFilter, Store};
 use crate::wiring::choose_model;
 use app::{App, UiAction};
@@ -157,7 +157,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     if let Some(guard) = guard {
         guard.dismiss();
     }
-    let _ = running.ops.send(Op::Shutdown);
+    let _ = running.ops.send(Op::Shutdown.into());
     // The engine removes its container on the way out; give it a moment, then make sure.
     let _ = tokio::time::timeout(Duration::from_secs(15), &mut running.engine).await;
     running.remove_leftovers().await;
@@ -235,7 +235,7 @@ async fn event_loop(
     app: &mut App,
     highlighter: &Highlighter,
     events: &mut mpsc::UnboundedReceiver<Event>,
-    ops: &mpsc::UnboundedSender<Op>,
+    ops: &mpsc::UnboundedSender<Submission>,
     interrupts: &mut crate::wiring::Interrupts,
 ) -> anyhow::Result<()> {
     let mut input = EventStream::new();
@@ -286,7 +286,7 @@ async fn event_loop(
         for action in actions {
             match action {
                 UiAction::Op(op) => {
-                    let _ = ops.send(op);
+                    let _ = ops.send(op.into());
                 }
                 UiAction::Bell => {
                     let _ = std::io::stdout()
@@ -313,7 +313,7 @@ async fn event_loop(
                     input = EventStream::new();
                     for action in app.external_edit_done(&block, edited) {
                         if let UiAction::Op(op) = action {
-                            let _ = ops.send(op);
+                            let _ = ops.send(op.into());
                         }
                     }
                 }

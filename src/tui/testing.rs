@@ -71,6 +71,7 @@ pub fn decided(block: &str, decision: DecisionKind) -> Event {
         source: DecisionSource::Operator,
         scope: None,
         code: None,
+        id: None,
     }
 }
 

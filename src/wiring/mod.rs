@@ -22,7 +22,7 @@ use crate::ids::new_id;
 use crate::model::openai::OpenAiModel;
 use crate::model::scripted::ScriptedModel;
 use crate::model::{AnyModel, ChatMessage};
-use crate::protocol::{Event, Op};
+use crate::protocol::{Event, Submission};
 use crate::sandbox::Notices;
 use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use crate::store::{SessionInfo, Store};
@@ -33,7 +33,7 @@ pub(crate) use interrupts::Interrupts;
 pub(crate) struct Running {
     pub(crate) engine: JoinHandle<Ended>,
     pub(crate) events: mpsc::UnboundedReceiver<Event>,
-    pub(crate) ops: mpsc::UnboundedSender<Op>,
+    pub(crate) ops: mpsc::UnboundedSender<Submission>,
     /// For the final sweep of containers this process created: set once connected.
     docker: Arc<OnceLock<Docker>>,
     /// Why this session is not recorded, when it is not (a broken history file).

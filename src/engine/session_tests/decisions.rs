@@ -329,7 +329,7 @@ async fn the_approver_decides_and_its_failure_goes_to_the_operator() {
         .wait_for("error", |e| matches!(e, Event::Error { .. }))
         .await;
     assert!(
-        matches!(&error, Event::Error { message } if message.contains("status 3") && message.contains("operator"))
+        matches!(&error, Event::Error { message, .. } if message.contains("status 3") && message.contains("operator"))
     );
     assert!(
         harness.decisions().is_empty(),
@@ -355,14 +355,14 @@ async fn bad_decisions_are_errors_and_change_nothing() {
     harness
         .wait_for(
             "error",
-            |e| matches!(e, Event::Error { message } if message.contains("b-unknown")),
+            |e| matches!(e, Event::Error { message, .. } if message.contains("b-unknown")),
         )
         .await;
     harness.decide(&ids[1], Edit);
     harness
         .wait_for(
             "error",
-            |e| matches!(e, Event::Error { message } if message.contains("needs the new code")),
+            |e| matches!(e, Event::Error { message, .. } if message.contains("needs the new code")),
         )
         .await;
     harness.decide(&ids[0], Approve);
@@ -373,7 +373,7 @@ async fn bad_decisions_are_errors_and_change_nothing() {
     harness
         .wait_for(
             "error",
-            |e| matches!(e, Event::Error { message } if message.contains("already decided")),
+            |e| matches!(e, Event::Error { message, .. } if message.contains("already decided")),
         )
         .await;
     harness.ops.send(Op::Cancel).unwrap();
@@ -383,4 +383,66 @@ async fn bad_decisions_are_errors_and_change_nothing() {
         decisions(&events),
         [(Approve, Operator), (Skip, StopOnFailure)]
     );
+}
+
+#[tokio::test]
+async fn an_op_with_an_id_is_answered_with_that_id_and_one_without_gets_none() {
+    let mut harness = start(
+        vec![
+            text(&fenced(&[("bash", "echo one"), ("bash", "echo two")])),
+            text("ok"),
+        ],
+        Options::default(),
+    );
+    let ids = harness.proposed(2).await;
+    let decide = |block: &str, decision| {
+        Op::Decide(DecisionRequest {
+            block: block.into(),
+            decision,
+            reason: None,
+            code: None,
+            scope: None,
+        })
+    };
+    // Refused at this moment: the refusal names the op's id.
+    harness
+        .ops
+        .submit("m-1", Op::UserMessage { text: "hi".into() });
+    let refusal = harness
+        .wait_for("error", |e| matches!(e, Event::Error { .. }))
+        .await;
+    assert!(
+        matches!(&refusal, Event::Error { message, id: Some(id) } if id == "m-1" && message.contains("not possible")),
+        "{refusal:?}"
+    );
+    harness.ops.submit("d-1", decide("b-unknown", Approve));
+    let refusal = harness
+        .wait_for("error", |e| matches!(e, Event::Error { .. }))
+        .await;
+    assert!(
+        matches!(&refusal, Event::Error { id: Some(id), .. } if id == "d-1"),
+        "{refusal:?}"
+    );
+    // Taken: its decision carries the id; a decision sent without one has none.
+    harness.ops.submit("d-2", decide(&ids[0], Approve));
+    harness.decide(&ids[1], Approve);
+    let (_, events, _, _) = harness.done().await;
+    let answered: Vec<(String, Option<String>)> = events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Decision { block, id, .. } => Some((block.clone(), id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answered,
+        [(ids[0].clone(), Some("d-2".into())), (ids[1].clone(), None)]
+    );
+    // And on the wire a decision without an id has no `id` field at all.
+    let plain = events
+        .iter()
+        .rev()
+        .find(|event| matches!(event, Event::Decision { .. }))
+        .map(|event| serde_json::to_value(event).expect("serializes"));
+    assert_eq!(plain.and_then(|json| json.get("id").cloned()), None);
 }

@@ -148,9 +148,9 @@ async fn model_failures_end_a_headless_session_and_can_be_retried_interactively(
     let (reason, events, _, _) = harness.done().await;
     assert_eq!(reason, DoneReason::Error);
     assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Error { message } if message.contains("HTTP 500: boom")))
+        events.iter().any(
+            |e| matches!(e, Event::Error { message, .. } if message.contains("HTTP 500: boom"))
+        )
     );
 
     let options = Options {
@@ -244,7 +244,7 @@ async fn a_sandbox_that_cannot_start_ends_the_session_with_its_reason() {
     let error = session
         .wait_for("error", |e| matches!(e, Event::Error { .. }))
         .await;
-    assert!(matches!(&error, Event::Error { message } if message.contains("Docker daemon")));
+    assert!(matches!(&error, Event::Error { message, .. } if message.contains("Docker daemon")));
     session
         .wait_for("done", |e| {
             *e == Event::Done {
@@ -353,7 +353,7 @@ async fn when_the_history_stops_recording_no_further_block_runs_and_the_model_is
     let said: Vec<String> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Error { message } => Some(message.clone()),
+            Event::Error { message, .. } => Some(message.clone()),
             _ => None,
         })
         .collect();

@@ -13,6 +13,7 @@ use crate::engine::Journal;
 use crate::engine::approver::{ApprovalRequest, ApproverVerdict};
 use crate::engine::sandbox::{BlockSpec, LiveOutput};
 use crate::model::ModelSink;
+use crate::protocol::Op;
 use crate::protocol::{DecisionKind, DecisionRequest, DecisionSource, ExecResult, Scope, Stream};
 
 /// What the fake model does for one request.
@@ -198,8 +199,24 @@ fn with_mode(mode: ApproveMode) -> Options {
     options
 }
 
+/// The frontend's side of the op channel: ops without an id, or whole submissions.
+struct Ops(mpsc::UnboundedSender<Submission>);
+
+impl Ops {
+    fn send(&self, op: Op) -> Result<(), mpsc::error::SendError<Submission>> {
+        self.0.send(op.into())
+    }
+
+    fn submit(&self, id: &str, op: Op) {
+        let id = Some(id.to_string());
+        self.0
+            .send(Submission { id, op })
+            .expect("engine is listening");
+    }
+}
+
 struct Harness {
-    ops: mpsc::UnboundedSender<Op>,
+    ops: Ops,
     events: mpsc::UnboundedReceiver<Event>,
     seen: Vec<Event>,
     requests: Requests,
@@ -257,7 +274,7 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
         Ok(FakeSandbox { ran: sandbox_ran })
     };
     Harness {
-        ops: op_tx,
+        ops: Ops(op_tx),
         events: event_rx,
         seen: Vec::new(),
         requests,

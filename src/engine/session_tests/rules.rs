@@ -88,7 +88,7 @@ async fn lifting_a_rule_that_is_not_in_force_is_an_error_and_changes_nothing() {
         .wait_for("error", |e| matches!(e, Event::Error { .. }))
         .await;
     assert!(
-        matches!(&error, Event::Error { message } if message.contains("`allow_languages:cobol`")),
+        matches!(&error, Event::Error { message, .. } if message.contains("`allow_languages:cobol`")),
         "{error:?}"
     );
     let (reason, events, _, _) = harness.done().await;
