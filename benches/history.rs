@@ -48,6 +48,7 @@ fn events(i: usize) -> [Event; 4] {
             index: 0,
             language: "python".into(),
             code: format!("import os\nprint(len(os.listdir('.')), {i})\n"),
+            origin: Default::default(),
         },
         Event::Decision {
             block: block.clone(),

@@ -42,6 +42,7 @@ fn session(messages: usize, log_lines: usize) -> App {
         index: 0,
         language: "python".into(),
         code: "print('waiting')\n".into(),
+        origin: Default::default(),
     });
     app.on_event(&Event::ExecStarted {
         block: "b".into(),

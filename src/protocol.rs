@@ -262,6 +262,26 @@ pub struct DecisionRequest {
     pub scope: Option<Scope>,
 }
 
+/// Who proposed a block: the session's own model, or an agent that called airlock over MCP
+/// (its client's name and version, as it gave them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub kind: OriginKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OriginKind {
+    /// The session's model (every block recorded before origins were).
+    #[default]
+    Model,
+    Mcp,
+}
+
 /// An op as a frontend submits it: with an `id` of the frontend's choosing, the events that
 /// answer it (its `decision`, or the `error` that refuses it) carry the same `id`.
 #[derive(Debug, Clone, PartialEq)]
@@ -491,6 +511,8 @@ pub enum Event {
         index: usize,
         language: String,
         code: String,
+        #[serde(default)]
+        origin: Origin,
     },
     Decision {
         block: String,

@@ -100,6 +100,7 @@ impl SessionView {
                 index,
                 language,
                 code,
+                ..
             } => {
                 self.blocks.push(BlockState {
                     id: block.clone(),

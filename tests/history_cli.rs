@@ -90,6 +90,24 @@ fn every_run_of_a_session_is_listed_and_exported() {
             .iter()
             .all(|run| run["status"] == "finished" && run["decision"] == "approve")
     );
+    // Each block came from the session's own model, and the record says so.
+    assert!(
+        listed
+            .iter()
+            .all(|run| run["origin"] == serde_json::json!({"kind": "model"})),
+        "{listed:#?}"
+    );
+    let proposed: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|event| event["type"] == "block_proposed")
+        .collect();
+    assert_eq!(proposed.len(), 5);
+    assert!(
+        proposed
+            .iter()
+            .all(|event| event["origin"]["kind"] == "model")
+    );
     let container = listed[0]["container"].as_str().unwrap();
     assert_eq!(
         container.len(),

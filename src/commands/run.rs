@@ -472,6 +472,7 @@ fn transcript_entry(event: &Event, interactive: bool) -> String {
             index,
             language,
             code,
+            ..
         } => block_card(block, *index, language, code, interactive),
         Event::Decision {
             block,

@@ -18,7 +18,7 @@ use crate::engine::turn::{Turn, TurnBlock};
 use crate::engine::unoffered::unoffered_notice;
 use crate::ids::new_id;
 use crate::model::{ChatMessage, Model, RUN_CODE, ToolCall};
-use crate::protocol::{DecisionKind, DecisionSource, Event, Phase};
+use crate::protocol::{DecisionKind, DecisionSource, Event, Origin, Phase};
 
 impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     /// The reply's runnable blocks, each proposed; the others are mentioned.
@@ -36,6 +36,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 index: block.index,
                 language: block.language.name.clone(),
                 code: block.code.clone(),
+                origin: block.origin.clone(),
             });
         }
         turn
@@ -56,6 +57,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                     decision: None,
                     fate: None,
                     call: Some(call.id.clone()),
+                    origin: Origin::default(),
                 }),
                 Err(why) => {
                     refused.push(format!("## Call {} ({})\n{why}", index + 1, call.id));
@@ -123,6 +125,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
                 decision: None,
                 fate: None,
                 call: None,
+                origin: Origin::default(),
             });
         }
         let unoffered: Vec<(usize, &str)> = unoffered

@@ -3,7 +3,7 @@
 
 use super::Language;
 use super::feedback::{FeedbackLimits, result_for_model};
-use crate::protocol::{DecisionKind, DecisionSource, ExecResult};
+use crate::protocol::{DecisionKind, DecisionSource, ExecResult, Origin};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Decided {
@@ -58,6 +58,8 @@ pub(crate) struct TurnBlock {
     pub(crate) fate: Option<Fate>,
     /// The tool call it came from (tools protocol), which its result answers.
     pub(crate) call: Option<String>,
+    /// Who proposed it.
+    pub(crate) origin: Origin,
 }
 
 impl TurnBlock {
@@ -196,6 +198,7 @@ mod tests {
             decision,
             fate,
             call: None,
+            origin: Origin::default(),
         }
     }
 

@@ -5,10 +5,11 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::clock::local_date_time;
+use super::runs::origin_from_column;
 use super::{Result, RunFilter, RunRow, Store, StoreError};
 use crate::files::human_size;
 use crate::output::fence_for;
-use crate::protocol::{FileChangeKind, Outcome, ReplyEnd, Usage, from_wire_name};
+use crate::protocol::{FileChangeKind, Origin, Outcome, ReplyEnd, Usage, from_wire_name};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct SessionExport {
@@ -61,6 +62,9 @@ pub(crate) struct ExportBlock {
     pub(crate) language: String,
     pub(crate) code: String,
     pub(crate) hash: String,
+    /// Who proposed it.
+    #[serde(default)]
+    pub(crate) origin: Origin,
     pub(crate) decisions: Vec<ExportDecision>,
 }
 
@@ -169,7 +173,7 @@ impl Store {
     /// The session's blocks in order, each with its decisions in order.
     fn export_blocks(&self, session: &str) -> Result<Vec<ExportBlock>> {
         let mut statement = self.conn.prepare(
-            "SELECT id, idx, language, code, hash FROM blocks WHERE session = ?1 ORDER BY rowid",
+            "SELECT id, idx, language, code, hash, origin FROM blocks WHERE session = ?1 ORDER BY rowid",
         )?;
         let mut blocks: Vec<ExportBlock> = statement
             .query_map(params![session], |row| {
@@ -179,6 +183,7 @@ impl Store {
                     language: row.get(2)?,
                     code: row.get(3)?,
                     hash: row.get(4)?,
+                    origin: origin_from_column(row.get(5)?),
                     decisions: Vec::new(),
                 })
             })?
@@ -519,6 +524,7 @@ mod tests {
                 language: "sh".into(),
                 code: "true\n".into(),
                 hash: "h".into(),
+                origin: Origin::default(),
                 decisions: vec![ExportDecision {
                     decision: "reject".into(),
                     source: "approver".into(),

@@ -153,10 +153,12 @@ impl Store {
                 index,
                 language,
                 code,
+                origin,
             } => {
+                let origin = serde_json::to_string(origin).ok();
                 self.conn.execute(
-                    "INSERT INTO blocks (id, session, idx, language, code, hash, proposed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![block, session, *index as i64, language, code, crate::ids::short_hash(code), now()],
+                    "INSERT INTO blocks (id, session, idx, language, code, hash, proposed_at, origin) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![block, session, *index as i64, language, code, crate::ids::short_hash(code), now(), origin],
                 )?;
             }
             Event::Decision {

@@ -5,7 +5,7 @@ use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store};
-use crate::protocol::{DecisionKind, FileChange, Outcome, from_wire_name, wire_name};
+use crate::protocol::{DecisionKind, FileChange, Origin, Outcome, from_wire_name, wire_name};
 
 /// Where a run is: still going, ended with a result, or cut off (airlock went away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,9 @@ pub struct RunRow {
     /// files host tools act on by themselves, links that point out of the workspace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(crate) file_warnings: Vec<String>,
+    /// Who proposed its block.
+    #[serde(default)]
+    pub(crate) origin: Origin,
 }
 
 /// Which runs to list.
@@ -115,7 +118,7 @@ impl Store {
                     COALESCE(d.kind, ''), COALESCE(d.decided_by, ''), r.status, r.exit_code, COALESCE(r.timed_out, 0),
                     COALESCE(r.oom_killed, 0), COALESCE(r.truncated, 0), COALESCE(r.cancelled, 0), COALESCE(r.output, ''),
                     COALESCE(r.output_bytes, 0), r.duration_ms, r.started_at, b.code, COALESCE(r.container, ''),
-                    COALESCE(r.workspace_full, 0), r.files_incomplete
+                    COALESCE(r.workspace_full, 0), r.files_incomplete, b.origin
              FROM runs r JOIN blocks b ON b.id = r.block
              LEFT JOIN decisions d ON d.id = (SELECT MAX(id) FROM decisions WHERE block = r.block AND source != 'stop_on_failure')
              WHERE (?1 IS NULL OR r.session = ?1) AND (?4 IS NULL OR r.id = ?4)
@@ -182,6 +185,12 @@ impl Store {
     }
 }
 
+/// A block's `origin` column: NULL (recorded before blocks had one) is the model's.
+pub(super) fn origin_from_column(json: Option<String>) -> Origin {
+    json.and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         session: row.get(0)?,
@@ -208,5 +217,6 @@ fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         files: Vec::new(),
         files_incomplete: row.get(21)?,
         file_warnings: Vec::new(),
+        origin: origin_from_column(row.get(22)?),
     })
 }

@@ -3,7 +3,9 @@
 
 use rusqlite::Connection;
 
-const MIGRATIONS: &[&str] = &[FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH];
+const MIGRATIONS: &[&str] = &[
+    FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH, NINTH,
+];
 
 /// 1: sessions, messages, blocks, decisions, runs.
 pub(crate) const FIRST: &str = "CREATE TABLE sessions (
@@ -70,6 +72,10 @@ pub(crate) const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 9: who proposed each block (JSON of `protocol::Origin`; NULL: the session's model, as
+/// every block was before).
+const NINTH: &str = "ALTER TABLE blocks ADD COLUMN origin TEXT;";
 
 /// 8: why a run's file list is incomplete, when it is.
 const EIGHTH: &str = "ALTER TABLE runs ADD COLUMN files_incomplete TEXT;";

@@ -35,12 +35,14 @@ fn a_turn(store: &Store, id: &str) {
             index: 0,
             language: "python".into(),
             code: "print(1)\n".into(),
+            origin: Default::default(),
         },
         Event::BlockProposed {
             block: format!("{id}-b2"),
             index: 1,
             language: "bash".into(),
             code: "echo hi\n".into(),
+            origin: Default::default(),
         },
         Event::Decision {
             block: format!("{id}-b1"),
@@ -256,6 +258,7 @@ fn a_run_of_a_dead_process_is_marked_interrupted_on_open() {
                 index: 0,
                 language: "bash".into(),
                 code: "sleep 9".into(),
+                origin: Default::default(),
             },
         )
         .expect("block");
@@ -496,6 +499,7 @@ fn a_file_name_cannot_forge_a_link_or_a_heading_in_the_transcript() {
             index: 0,
             language: "sh".into(),
             code: "true\n".into(),
+            origin: Default::default(),
         },
         Event::ExecStarted {
             block: "b1".into(),
@@ -519,4 +523,65 @@ fn a_file_name_cannot_forge_a_link_or_a_heading_in_the_transcript() {
         line,
         "  - created [x\\]\\(https://evil\\.example\\) \\#\\# Operator](file:///home/dev/my%20work/x%5D%28https%3A//evil.example%29%20%23%23%20Operator) · 1 B · sha256 `0000000000000000000000000000000000000000000000000000000000000000`"
     );
+}
+
+#[test]
+fn a_block_keeps_who_proposed_it_and_one_recorded_before_origins_reads_as_the_model() {
+    use crate::protocol::{Origin, OriginKind};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    session(&store, "s1");
+    let agent = Origin {
+        kind: OriginKind::Mcp,
+        client: Some("claude-code".into()),
+        version: Some("2.1.0".into()),
+    };
+    let events = [
+        Event::BlockProposed {
+            block: "b-agent".into(),
+            index: 0,
+            language: "bash".into(),
+            code: "ls\n".into(),
+            origin: agent.clone(),
+        },
+        Event::ExecStarted {
+            block: "b-agent".into(),
+            run: "r-agent".into(),
+        },
+        Event::ExecFinished {
+            block: "b-agent".into(),
+            run: "r-agent".into(),
+            result: result(0, "a\n"),
+        },
+    ];
+    for event in &events {
+        store.record("s1", event).expect("recorded");
+    }
+    session(&store, "s2");
+    a_turn(&store, "s2");
+    let runs = store.list_runs(&RunFilter::default()).expect("list");
+    let origin_of = |run: &str| {
+        runs.iter()
+            .find(|row| row.run == run)
+            .map(|row| row.origin.clone())
+            .expect("listed")
+    };
+    assert_eq!(origin_of("r-agent"), agent);
+    assert_eq!(origin_of("s2-r1").kind, OriginKind::Model);
+    let listed = serde_json::to_value(&runs).expect("json");
+    let agent_row = listed
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["run"] == "r-agent"))
+        .expect("listed");
+    assert_eq!(agent_row["origin"]["kind"], "mcp", "{listed:#}");
+    assert_eq!(agent_row["origin"]["client"], "claude-code");
+    let export = store.export("s1").expect("export");
+    assert_eq!(export.blocks[0].origin, agent, "the export keeps it too");
+    // As a row written before blocks had an origin reads.
+    store
+        .conn
+        .execute("UPDATE blocks SET origin = NULL", [])
+        .expect("cleared");
+    let runs = store.list_runs(&RunFilter::default()).expect("list");
+    assert!(runs.iter().all(|row| row.origin == Origin::default()));
 }

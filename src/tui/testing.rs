@@ -60,6 +60,7 @@ pub fn proposed(block: &str, index: usize, language: &str, code: &str) -> Event 
         index,
         language: language.into(),
         code: code.into(),
+        origin: Default::default(),
     }
 }
 
