@@ -22,7 +22,6 @@ const HASH_BUDGET: u64 = 1 << 30;
 /// block writes the host directly and may go deeper: past this the record says it is
 /// incomplete.
 pub(crate) const RECORD_DEPTH: usize = 128;
-const _: () = assert!(RECORD_DEPTH > crate::supervisor::mirror::MAX_DEPTH);
 
 /// How a change reads in a transcript, a listing or the logs pane.
 impl FileChange {

@@ -58,6 +58,14 @@ fn push_visible(c: char, out: &mut String) {
     }
 }
 
+/// The mode an entry gets on the host: `mode`'s permission bits, without group or other
+/// write that the entry it replaces (`before`) did not have: a block cannot open the
+/// operator's files to everyone on the machine.
+pub(crate) fn host_mode(mode: u32, before: Option<u32>) -> u32 {
+    let writable = before.unwrap_or(0) & 0o022;
+    mode & 0o777 & !(0o022 & !writable)
+}
+
 /// A size for people: `812 B`, `4.0 KiB`, `1.5 MiB`.
 pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];

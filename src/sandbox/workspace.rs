@@ -51,14 +51,6 @@ pub(crate) fn is_plain_dir(path: &Path) -> bool {
 /// Entries a sweep looks at before it stops: a bound on its time.
 const SWEEP_ENTRIES: usize = 200_000;
 
-/// The mode an entry gets on the host: `mode`'s permission bits, without group or other
-/// write that the entry it replaces (`before`) did not have: a block cannot open the
-/// operator's files to everyone on the machine.
-pub(crate) fn host_mode(mode: u32, before: Option<u32>) -> u32 {
-    let writable = before.unwrap_or(0) & 0o022;
-    mode & 0o777 & !(0o022 & !writable)
-}
-
 /// The group and other write bits entries had before a block, by path and by inode (a
 /// block may rename a file, or rewrite it as a new one), so the sweep after it takes away
 /// only what the block added.

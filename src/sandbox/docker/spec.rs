@@ -144,6 +144,59 @@ fn supervisor_bind(binary: &Path) -> Result<String, SandboxError> {
     Ok(format!("{}:{SUPERVISOR}:ro", source.display()))
 }
 
+/// The workspace's and the supervisor's mounts: host directories, or the volumes an engine
+/// that cannot see this machine's directories gets them in.
+fn workspace_binds(
+    storage: &Storage,
+    workspace: &Path,
+    supervisor: &Path,
+    mirrored: Option<WorkspaceRoom>,
+    config: &SandboxConfig,
+) -> Result<Vec<String>, SandboxError> {
+    let mode = if config.workspace_read_only {
+        "ro"
+    } else {
+        "rw"
+    };
+    let target = if mirrored.is_some() {
+        HOST_WORKSPACE
+    } else {
+        WORKSPACE
+    };
+    let binds = match storage {
+        Storage::Host => vec![
+            workspace_bind(workspace, mode, target)?,
+            supervisor_bind(supervisor)?,
+        ],
+        Storage::Volumes {
+            workspace,
+            supervisor,
+        } => {
+            if mirrored.is_none() && !config.workspace_read_only {
+                return Err(SandboxError::Unavailable(
+                    "sandbox.workspace_limit = 0B (unbounded) cannot be used with a volume \
+                     workspace: nothing would bound what is copied back to this machine \
+                     after each run; set a limit"
+                        .into(),
+                ));
+            }
+            if !config.extra_volumes.is_empty() {
+                return Err(SandboxError::Unavailable(
+                    "sandbox.extra_volumes names host directories, which an engine that \
+                     gets the workspace as a volume (a remote one, or workspace_mode = \
+                     \"volume\") does not see; remove them, or use a local engine"
+                        .into(),
+                ));
+            }
+            vec![
+                format!("{workspace}:{target}:{mode}"),
+                format!("{supervisor}:{SUPERVISOR_DIR}:ro"),
+            ]
+        }
+    };
+    Ok(binds)
+}
+
 impl ContainerPlan {
     pub(crate) fn new(
         session: &str,
@@ -166,47 +219,7 @@ impl ContainerPlan {
             )));
         }
         let mirrored = mirrored_room(config);
-        let mode = if config.workspace_read_only {
-            "ro"
-        } else {
-            "rw"
-        };
-        let target = if mirrored.is_some() {
-            HOST_WORKSPACE
-        } else {
-            WORKSPACE
-        };
-        let mut binds = match &storage {
-            Storage::Host => vec![
-                workspace_bind(&workspace, mode, target)?,
-                supervisor_bind(supervisor)?,
-            ],
-            Storage::Volumes {
-                workspace,
-                supervisor,
-            } => {
-                if mirrored.is_none() && !config.workspace_read_only {
-                    return Err(SandboxError::Unavailable(
-                        "sandbox.workspace_limit = 0B (unbounded) cannot be used with a volume \
-                         workspace: nothing would bound what is copied back to this machine \
-                         after each run; set a limit"
-                            .into(),
-                    ));
-                }
-                if !config.extra_volumes.is_empty() {
-                    return Err(SandboxError::Unavailable(
-                        "sandbox.extra_volumes names host directories, which an engine that \
-                         gets the workspace as a volume (a remote one, or workspace_mode = \
-                         \"volume\") does not see; remove them, or use a local engine"
-                            .into(),
-                    ));
-                }
-                vec![
-                    format!("{workspace}:{target}:{mode}"),
-                    format!("{supervisor}:{SUPERVISOR_DIR}:ro"),
-                ]
-            }
-        };
+        let mut binds = workspace_binds(&storage, &workspace, supervisor, mirrored, config)?;
         for volume in &config.extra_volumes {
             binds.push(extra_bind(volume)?);
         }

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::marks::{HostMark, Kind, SyncState, Synced, VolumeMark};
 use super::{Applied, Hashing, MAX_ENTRIES, parent_is_plain, plain, walk};
-use crate::sandbox::workspace::host_mode;
+use crate::files::host_mode;
 
 /// Which part of the workspace an archive brings.
 #[derive(Debug, Clone)]

@@ -32,6 +32,7 @@ use rustix::fs::{Mode, Stat};
 /// Deeper directories are left where they are, and named in the pass's report. The run's
 /// file record walks deeper (`files::changes::RECORD_DEPTH`), so it sees all this copies.
 pub(crate) const MAX_DEPTH: usize = 64;
+const _: () = assert!(crate::files::changes::RECORD_DEPTH > MAX_DEPTH);
 /// Names the mirror uses for copies on their way; never copied, and stale ones are removed
 /// from the host.
 const PARTIAL: &str = ".airlock-partial-";
@@ -131,7 +132,7 @@ impl Direction {
     fn sink_mode(self, mode: u32, before: Option<u32>) -> u32 {
         match self {
             Self::In => mode & 0o777,
-            Self::Out => crate::sandbox::workspace::host_mode(mode, before),
+            Self::Out => crate::files::host_mode(mode, before),
         }
     }
 }

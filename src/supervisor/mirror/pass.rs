@@ -14,8 +14,7 @@ use super::fs::{self, stat_at};
 use super::git;
 use super::{Direction, Known, KnownDir, MAX_DEPTH, PARTIAL, PassReport, Signature, Touched};
 
-/// At most this many bytes of paths are kept to make hard links as links; further names of
-/// a file are copied, and charged, in full.
+/// Bytes of paths kept to link a file's further names; past it they are copied, and charged.
 const LINK_PATHS: usize = 16 << 20;
 
 /// One source entry: where it is, its name in its directory, what it is.
@@ -252,6 +251,7 @@ impl<'a> Pass<'a> {
         Some(true)
     }
 
+    // Over 80 lines on purpose: one entry's copy, from budget to record, in the order it goes.
     /// A changed file or symlink: copied under a passing name, then put in place of what the
     /// sink had there, so the sink's version stays whole until the new one is.
     fn copy(
