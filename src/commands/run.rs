@@ -41,7 +41,8 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         model_name,
         prompt: Some(options.prompt.clone()),
         end_when_idle: true,
-        resumed: None,
+        resume: None,
+        past_runs: false,
     };
     let mut running = crate::wiring::start(&config, launch).await?;
     if let Some(problem) = &running.history_problem {

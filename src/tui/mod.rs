@@ -59,9 +59,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::model::{ChatMessage, Role};
 use crate::protocol::{Event, Op, Submission};
-use crate::store::{RunFilter, Store};
 use crate::wiring::choose_model;
 use app::{App, UiAction};
 use highlight::Highlighter;
@@ -88,30 +86,19 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     let highlighter = Highlighter::new(config.ui.syntax_theme.as_deref().unwrap_or(&theme.syntax))?;
     let keymap = Keymap::new(&config.ui.keys)?;
     let (model, model_name) = if options.demo {
-        let script = crate::model::scripted::ScriptedModel::from_toml(DEMO_SCRIPT)?;
-        (
-            crate::model::AnyModel::Scripted(script),
-            "demo (scripted)".to_string(),
-        )
+        crate::wiring::demo_model(DEMO_SCRIPT)?
     } else {
         choose_model(config, options.scripted.as_deref())?
     };
     let mut interrupts = crate::wiring::Interrupts::listen()?;
     let first = options.demo.then(|| DEMO_TASK.to_string());
-    let earlier = match &options.resume {
-        Some(session) => earlier_messages(config, session)?,
-        None => Vec::new(),
-    };
-    let resumed = options
-        .resume
-        .clone()
-        .map(|session| (session, for_the_model(&earlier)));
     let launch = crate::wiring::Launch {
         model,
         model_name: model_name.clone(),
         prompt: first.clone(),
         end_when_idle: false,
-        resumed,
+        resume: options.resume.clone(),
+        past_runs: true,
     };
     let mut running = crate::wiring::start(config, launch).await?;
 
@@ -125,8 +112,9 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     if first.is_some() {
         app.message_sent();
     }
-    app.load_conversation(&earlier);
-    show_earlier_runs(&mut app, config, running.history_problem.as_deref());
+    let earlier = std::mem::replace(&mut running.earlier.runs, Ok(Vec::new()));
+    app.load_conversation(&running.earlier.messages);
+    show_earlier_runs(&mut app, earlier, running.history_problem.as_deref());
     // Started before the terminal changes: whatever ends airlock, the terminal is put back.
     let guard = screen_guard::ScreenGuard::start()
         .map_err(|why| tracing::warn!("the terminal has no screen guard: {why}"))
@@ -172,62 +160,20 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// A resumed session's messages as the model gets them again: results went to it as the
-/// user.
-fn for_the_model(earlier: &[(String, String)]) -> Vec<ChatMessage> {
-    earlier
-        .iter()
-        .map(|(role, content)| {
-            let role = if role == "assistant" {
-                Role::Assistant
-            } else {
-                Role::User
-            };
-            ChatMessage::new(role, content.clone())
-        })
-        .collect()
-}
-
 /// The history pane's earlier runs, or why there are none to show.
-fn show_earlier_runs(app: &mut App, config: &Config, history_problem: Option<&str>) {
-    let problem = match history_problem {
-        Some(problem) => problem.to_string(),
-        None => match past_runs(config) {
-            Ok(runs) => return app.load_past_runs(runs),
-            Err(why) => format!("earlier runs cannot be shown: {why}"),
-        },
+fn show_earlier_runs(
+    app: &mut App,
+    earlier: Result<Vec<crate::store::RunRow>, String>,
+    history_problem: Option<&str>,
+) {
+    let problem = match (history_problem, earlier) {
+        (Some(problem), _) => problem.to_string(),
+        (None, Ok(runs)) => {
+            return app.load_past_runs(runs.into_iter().map(app::RunRecord::from_row).collect());
+        }
+        (None, Err(why)) => format!("earlier runs cannot be shown: {why}"),
     };
     app.on_event(&Event::Notice { message: problem });
-}
-
-/// The messages of a session to resume, from the history: (role, content), where results
-/// went to the model as the user.
-fn earlier_messages(config: &Config, session: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let store = Store::open_configured(&config.history)?;
-    if !store.session_exists(session)? {
-        return Err(crate::error::usage(format!(
-            "no session `{session}` in the history; `airlock history list` shows the ids"
-        )));
-    }
-    Ok(store.conversation(session)?)
-}
-
-/// The latest runs of earlier sessions, oldest first, for the history pane.
-fn past_runs(config: &Config) -> anyhow::Result<Vec<app::RunRecord>> {
-    const SHOWN: usize = 1000;
-    if !config.history.enabled {
-        return Ok(Vec::new());
-    }
-    let store = Store::open_configured(&config.history)?;
-    let rows = store.list_runs(&RunFilter {
-        limit: Some(SHOWN),
-        ..RunFilter::default()
-    })?;
-    Ok(rows
-        .into_iter()
-        .rev()
-        .map(app::RunRecord::from_row)
-        .collect())
 }
 
 async fn event_loop(

@@ -2,6 +2,7 @@
 //! the Docker sandbox starting in the background, and the two channels of the protocol.
 //! `airlock run` and the TUI differ only in what they do with the events.
 
+mod earlier;
 mod interrupts;
 
 use std::time::Duration;
@@ -19,15 +20,16 @@ use crate::engine::prompt::{PromptFacts, default_system_prompt};
 use crate::engine::{Ended, Events, Journal, LanguageTable, Session, Settings};
 use crate::error::usage;
 use crate::ids::new_id;
+use crate::model::AnyModel;
 use crate::model::openai::OpenAiModel;
 use crate::model::scripted::ScriptedModel;
-use crate::model::{AnyModel, ChatMessage};
 use crate::protocol::{Event, Submission};
 use crate::sandbox::Notices;
 use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
 use crate::store::{SessionInfo, Store};
 use std::sync::{Arc, OnceLock};
 
+pub(crate) use earlier::Earlier;
 pub(crate) use interrupts::Interrupts;
 
 pub(crate) struct Running {
@@ -38,6 +40,8 @@ pub(crate) struct Running {
     docker: Arc<OnceLock<Docker>>,
     /// Why this session is not recorded, when it is not (a broken history file).
     pub(crate) history_problem: Option<String>,
+    /// What the session starts with from earlier ones.
+    pub(crate) earlier: Earlier,
 }
 
 /// Checks the rules, connects to Docker and starts the engine; the sandbox starts inside
@@ -52,8 +56,10 @@ pub(crate) struct Launch {
     pub(crate) prompt: Option<String>,
     /// Headless sessions end when a turn leaves nothing to do.
     pub(crate) end_when_idle: bool,
-    /// `airlock resume`: the earlier session and its conversation.
-    pub(crate) resumed: Option<(String, Vec<ChatMessage>)>,
+    /// `airlock resume`: the earlier session to continue.
+    pub(crate) resume: Option<String>,
+    /// Whether the frontend lists the runs of earlier sessions ([`Running::earlier`]).
+    pub(crate) past_runs: bool,
 }
 
 pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
@@ -62,7 +68,8 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         model_name,
         prompt,
         end_when_idle,
-        resumed,
+        resume,
+        past_runs,
     } = launch;
     let model_name = model_name.as_str();
     let policy = Policy::new(&config.approval, &LanguageTable::new(&config.languages))?;
@@ -71,25 +78,29 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         Duration::from_secs(config.approval.approver_timeout_secs),
     );
     let mut request = session_request(config, "s")?;
-    if let Some((earlier, _)) = &resumed {
-        request.continues = earlier_workspace(config, &request.data_dir, earlier);
-    }
+    let found = earlier::read(config, &request.data_dir, resume.as_deref(), past_runs)?;
+    request.continues = found.workspace;
     let settings = settings(config, request.session.clone(), end_when_idle);
     let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
-    let resumed_from = resumed.as_ref().map(|(session, _)| session.clone());
-    let (event_sink, history_problem) =
-        match open_history(config, &request.session, model_name, resumed_from) {
-            Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
-            Ok(None) => (Events::new(event_tx), None),
-            Err(why) => (
-                Events::new(event_tx).with_broken_journal(why.clone()),
-                Some(format!(
-                    "history unavailable: {why}; no block will run, since none could be \
+    let history = found.store;
+    let (event_sink, history_problem) = match open_history(
+        config,
+        history,
+        &request.session,
+        model_name,
+        resume.clone(),
+    ) {
+        Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
+        Ok(None) => (Events::new(event_tx), None),
+        Err(why) => (
+            Events::new(event_tx).with_broken_journal(why.clone()),
+            Some(format!(
+                "history unavailable: {why}; no block will run, since none could be \
                      recorded (history.enabled = false runs without a record)"
-                )),
-            ),
-        };
+            )),
+        ),
+    };
     let notices: Notices = {
         let events = event_sink.clone();
         std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
@@ -107,8 +118,8 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         DockerSandbox::start_reporting(connection, request, notices, progress).await
     };
     let mut session = Session::new(settings, model, approver, policy, event_sink, op_rx);
-    if let Some((_, conversation)) = resumed {
-        session = session.with_conversation(conversation);
+    if resume.is_some() {
+        session = session.with_conversation(earlier::for_the_model(&found.earlier.messages));
     }
     let engine = tokio::spawn(session.run(prompt, start_sandbox));
     Ok(Running {
@@ -117,20 +128,22 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         ops,
         docker,
         history_problem,
+        earlier: found.earlier,
     })
 }
 
 /// The history as the engine's journal: the session is recorded from its first event.
 fn open_history(
     config: &Config,
+    history: Option<Result<Store, String>>,
     session: &str,
     model: &str,
     resumed_from: Option<String>,
 ) -> Result<Option<Journal>, String> {
-    if !config.history.enabled {
+    let Some(store) = history else {
         return Ok(None);
-    }
-    let store = Store::open_configured(&config.history).map_err(|err| err.to_string())?;
+    };
+    let store = store?;
     // Values the user passes into the container may be secrets: only their names are kept.
     let mut sandbox = config.sandbox.clone();
     for value in sandbox.env.values_mut() {
@@ -222,6 +235,12 @@ pub(crate) fn choose_model(
     })
 }
 
+/// `airlock --demo`'s model: the bundled script `toml`, with the name the screen shows.
+pub(crate) fn demo_model(toml: &str) -> anyhow::Result<(AnyModel, String)> {
+    let script = ScriptedModel::from_toml(toml)?;
+    Ok((AnyModel::Scripted(script), "demo (scripted)".to_string()))
+}
+
 /// `https://user:secret@host/v1` → `https://host/v1`: credentials in a URL are never stored.
 fn without_credentials(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -244,22 +263,6 @@ pub(crate) fn session_request(config: &Config, prefix: &str) -> anyhow::Result<S
         supervisor: crate::sandbox::docker::own_binary()?,
         continues: None,
     })
-}
-
-/// Where the resumed session's /workspace was: as the history recorded it, or for a session
-/// recorded before workspaces were, its own directory under the data directory.
-fn earlier_workspace(
-    config: &Config,
-    data_dir: &std::path::Path,
-    earlier: &str,
-) -> Option<std::path::PathBuf> {
-    let recorded = Store::open_configured(&config.history)
-        .ok()
-        .and_then(|store| store.session_workspace(earlier).ok().flatten());
-    Some(recorded.map_or_else(
-        || data_dir.join("workspaces").join(earlier),
-        std::path::PathBuf::from,
-    ))
 }
 
 /// The newest session in the history, for `--resume` without an id.
