@@ -135,7 +135,6 @@ async fn main() -> anyhow::Result<()> {
         model: "bench".into(),
         base_url: "http://127.0.0.1/v1".into(),
         sandbox: "{}".into(),
-        resumed_from: None,
     };
     store.begin_session(&info)?;
     let filled = Instant::now();

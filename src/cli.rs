@@ -125,6 +125,11 @@ pub(crate) enum Command {
         /// Print the session's events as JSON lines.
         #[arg(long)]
         json: bool,
+        /// Continue this recorded session (its id from `history list`) instead of starting
+        /// one: the same id, its conversation given back to the model, its workspace; the
+        /// prompt is the next message. Refused while the airlock process that owns it runs.
+        #[arg(long, value_name = "SESSION")]
+        resume: Option<String>,
         #[command(flatten)]
         global: GlobalArgs,
     },
@@ -386,6 +391,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             approve,
             max_turns,
             json,
+            resume,
             ..
         } => {
             let options = commands::run::Options {
@@ -394,6 +400,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 max_turns,
                 json,
                 scripted: global.scripted.clone(),
+                resume,
             };
             commands::run::run(&load()?, &options).await
         }

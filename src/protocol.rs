@@ -466,6 +466,9 @@ pub(crate) fn reply_for_model(text: &str, end: Option<ReplyEnd>) -> String {
 pub enum Event {
     SessionStarted {
         session: String,
+        /// A recorded session continued (`run --resume`, `resume`) rather than a new one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     /// The sandbox is being prepared (an image pull or build): what it does now. Passing
     /// progress: each one replaces the one before.

@@ -77,7 +77,7 @@ impl SessionView {
     /// Takes in one event.
     pub fn apply(&mut self, event: &Event) {
         match event {
-            Event::SessionStarted { session } => self.session = Some(session.clone()),
+            Event::SessionStarted { session, .. } => self.session = Some(session.clone()),
             Event::Phase { phase } => self.stage = Stage::Busy(*phase),
             Event::Idle { reason } => {
                 self.stage = Stage::Idle(*reason);

@@ -870,3 +870,88 @@ fn a_carriage_return_in_a_calls_code_cannot_draw_over_the_card() {
     );
     assert!(!printed.contains('\r'), "{printed:?}");
 }
+
+#[test]
+fn run_resume_continues_the_same_session_with_its_workspace_and_refuses_one_still_open() {
+    let home = Home::new();
+    let writes = common::script(
+        &home,
+        concat!(
+            "[[reply]]\n",
+            "content = \"```python\\nopen('notes.txt', 'w').write('kept from before')\\n```\\n\"\n",
+            "[[reply]]\n",
+            "content = \"Written.\"\n",
+        ),
+    );
+    let first = home.run_json(&[
+        "--scripted",
+        writes.to_str().unwrap(),
+        "--approve",
+        "all",
+        "--prompt",
+        "write it down",
+    ]);
+    let output = common::run_with_stdin(first, "");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    let events = common::json_events(&output);
+    let session = events[0]["session"].as_str().expect("an id").to_string();
+    assert!(
+        events[0].get("resumed").is_none(),
+        "a new session: {}",
+        events[0]
+    );
+
+    // While a process owns the session, it cannot be continued elsewhere.
+    let waits = common::script(
+        &home,
+        "[[reply]]\ncontent = \"```sh\\ncat notes.txt\\n```\\n\"\n[[reply]]\ncontent = \"Read.\"\n",
+    );
+    let script = waits.to_str().unwrap();
+    let mut owner = Live::start(home.run_json(&[
+        "--scripted",
+        script,
+        "--resume",
+        &session,
+        "--prompt",
+        "read it back",
+    ]));
+    let started = owner.next("session_started");
+    assert_eq!(started["session"], session.as_str());
+    assert_eq!(started["resumed"], true);
+    let block = owner.next("block_proposed")["block"].clone();
+    let second = home
+        .run_json(&[
+            "--scripted",
+            script,
+            "--resume",
+            &session,
+            "--prompt",
+            "again",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(second.status.code(), Some(2), "{}", common::stderr(&second));
+    assert!(
+        common::stderr(&second).contains("still open in airlock process"),
+        "{}",
+        common::stderr(&second)
+    );
+
+    // The continued session's block reads what the first part's block wrote.
+    owner.decide(json!({"block": block, "decision": "approve"}));
+    let finished = owner.next("exec_finished");
+    assert_eq!(finished["output"], "kept from before", "{finished}");
+    let (_, status, stderr) = owner.finish();
+    assert!(status.success(), "{stderr}");
+    let listed = home
+        .airlock()
+        .args(["history", "list", "--json", "--session", &session])
+        .output()
+        .expect("lists");
+    let listed: Vec<Value> = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(
+        listed.len(),
+        2,
+        "both parts' runs, in one session: {listed:#?}"
+    );
+}

@@ -352,18 +352,18 @@ fn resume_gives_the_model_its_earlier_conversation_and_workspace_back() {
             .any(|text| text.contains("kept from the first session")),
         "the resumed session's block read the earlier file: {results:?}"
     );
+    // The same session goes on: its id, and one record holding both parts.
     let screen = tmux.screen();
-    let resumed = session_on(&screen);
+    assert_eq!(session_on(&screen), earlier, "{screen}");
     let export = home
         .airlock()
-        .args(["history", "export", &resumed])
+        .args(["history", "export", &earlier])
         .output()
         .unwrap();
     let export = String::from_utf8_lossy(&export.stdout);
-    assert!(
-        export.contains(&format!("continues session {earlier}")),
-        "{export}"
-    );
+    for part in ["first task", "what next?", "cat notes.txt"] {
+        assert!(export.contains(part), "{part} missing from {export}");
+    }
     let messages: Vec<String> = requests[2]
         .messages()
         .into_iter()

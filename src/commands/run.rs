@@ -23,6 +23,8 @@ pub struct Options {
     pub max_turns: Option<u32>,
     pub json: bool,
     pub scripted: Option<PathBuf>,
+    /// The recorded session to continue.
+    pub resume: Option<String>,
 }
 
 pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode> {
@@ -41,7 +43,7 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
         model_name,
         prompt: Some(options.prompt.clone()),
         end_when_idle: true,
-        resume: None,
+        resume: options.resume.clone(),
         past_runs: false,
     };
     let mut running = crate::wiring::start(&config, launch).await?;
@@ -463,7 +465,10 @@ fn program_output(stream: Stream, data: &str) -> String {
 /// The transcript's lines for an event; empty for those it does not show.
 fn transcript_entry(event: &Event, interactive: bool) -> String {
     match event {
-        Event::SessionStarted { session } => format!("── session {session} ──\n"),
+        Event::SessionStarted { session, resumed } => {
+            let continued = if *resumed { ", continued" } else { "" };
+            format!("── session {session}{continued} ──\n")
+        }
         Event::AssistantMessage { usage, .. } => match usage {
             Some(usage) => format!("\n· tokens: {}\n", usage.describe()),
             None => "\n".into(),

@@ -38,6 +38,8 @@ mod settle;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub(crate) session: String,
+    /// The session is a recorded one, continued.
+    pub(crate) resumed: bool,
     pub(crate) system_prompt: String,
     /// Model replies per operator message.
     pub(crate) max_turns: u32,
@@ -181,6 +183,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     ) -> Ended {
         self.events.send(Event::SessionStarted {
             session: self.settings.session.clone(),
+            resumed: self.settings.resumed,
         });
         self.events.send(Event::Rules {
             rules: self.policy.rules(),

@@ -48,8 +48,6 @@ pub struct SessionInfo {
     pub base_url: String,
     /// The sandbox settings, as JSON.
     pub sandbox: String,
-    /// The session this one continues (`airlock resume`).
-    pub resumed_from: Option<String>,
 }
 
 /// What `history prune` removed.
@@ -125,8 +123,41 @@ impl Store {
 
     pub fn begin_session(&self, info: &SessionInfo) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner, resumed_from) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![info.id, now(), info.model, info.base_url, info.sandbox, Owner::current().to_string(), info.resumed_from],
+            "INSERT INTO sessions (id, started_at, model, base_url, sandbox, owner) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![info.id, now(), info.model, info.base_url, info.sandbox, Owner::current().to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Takes over the recorded session `id` to continue it (`run --resume`, `resume`): it
+    /// becomes this process's. Refused, naming the owner, while the airlock process that
+    /// owns it lives (or may: one on another host cannot be judged).
+    pub fn reopen_session(&self, id: &str) -> Result<()> {
+        let owner: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT owner FROM sessions WHERE id = ?1",
+                params![id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(owner) = owner else {
+            return Err(StoreError(format!(
+                "no session `{id}` in the history; `airlock history list` shows the ids"
+            )));
+        };
+        if let Some(owner) = Owner::parse(&owner)
+            && !owner.is_dead()
+        {
+            return Err(StoreError(format!(
+                "session `{id}` is still open in airlock process {} on {}; end it there \
+                 before continuing it here",
+                owner.pid, owner.host
+            )));
+        }
+        self.conn.execute(
+            "UPDATE sessions SET owner = ?2, ended_at = NULL, end_reason = NULL WHERE id = ?1",
+            params![id, Owner::current().to_string()],
         )?;
         Ok(())
     }

@@ -10,7 +10,6 @@ fn session(store: &Store, id: &str) {
             model: "test-model".into(),
             base_url: "http://127.0.0.1:1/v1".into(),
             sandbox: "{}".into(),
-            resumed_from: None,
         })
         .expect("session");
 }

@@ -22,6 +22,7 @@ pub fn app() -> App {
     );
     app.on_event(&Event::SessionStarted {
         session: "s-test".into(),
+        resumed: false,
     });
     app.on_event(&Event::SandboxReady {
         description:

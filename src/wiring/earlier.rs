@@ -33,8 +33,8 @@ pub(super) struct Found {
 }
 
 /// Reads what the session needs from the history, opening it once. `resume`: the session
-/// to continue (an unknown one is a usage error); `past_runs`: whether the frontend lists
-/// earlier runs.
+/// to continue, taken over for this process (an unknown one, or one whose owner still runs,
+/// is a usage error); `past_runs`: whether the frontend lists earlier runs.
 pub(super) fn read(
     config: &Config,
     data_dir: &Path,
@@ -59,6 +59,10 @@ pub(super) fn read(
                 "no session `{session}` in the history; `airlock history list` shows the ids"
             )));
         }
+        // Ours from now on, unless its owner still runs it.
+        store
+            .reopen_session(session)
+            .map_err(|err| usage(err.to_string()))?;
         earlier.messages = store.conversation(session)?;
         workspace = Some(earlier_workspace(store, data_dir, session));
     }

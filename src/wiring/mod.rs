@@ -80,7 +80,12 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     let mut request = session_request(config, "s")?;
     let found = earlier::read(config, &request.data_dir, resume.as_deref(), past_runs)?;
     request.continues = found.workspace;
-    let settings = settings(config, request.session.clone(), end_when_idle);
+    if let Some(session) = &resume {
+        // The same session goes on: its id, its record, its workspace.
+        request.session = session.clone();
+    }
+    let mut settings = settings(config, request.session.clone(), end_when_idle);
+    settings.resumed = resume.is_some();
     let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
     let history = found.store;
@@ -89,7 +94,7 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         history,
         &request.session,
         model_name,
-        resume.clone(),
+        resume.is_some(),
     ) {
         Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
         Ok(None) => (Events::new(event_tx), None),
@@ -138,12 +143,16 @@ fn open_history(
     history: Option<Result<Store, String>>,
     session: &str,
     model: &str,
-    resumed_from: Option<String>,
+    resumed: bool,
 ) -> Result<Option<Journal>, String> {
     let Some(store) = history else {
         return Ok(None);
     };
     let store = store?;
+    if resumed {
+        // Taken over already (see `earlier::read`): recorded on from where it was.
+        return Ok(Some(journal(store, session)));
+    }
     // Values the user passes into the container may be secrets: only their names are kept.
     let mut sandbox = config.sandbox.clone();
     for value in sandbox.env.values_mut() {
@@ -156,17 +165,21 @@ fn open_history(
             model: model.to_string(),
             base_url: without_credentials(&config.model.base_url),
             sandbox,
-            resumed_from,
         })
         .map_err(|err| err.to_string())?;
+    Ok(Some(journal(store, session)))
+}
+
+/// The engine's journal: each event recorded in `session` of `store`.
+fn journal(store: Store, session: &str) -> Journal {
     let store = std::sync::Mutex::new(store);
     let session = session.to_string();
-    Ok(Some(Arc::new(move |event: &Event| {
+    Arc::new(move |event: &Event| {
         let store = store
             .lock()
             .map_err(|_| "the history writer failed earlier".to_string())?;
         store.record(&session, event).map_err(|err| err.to_string())
-    })))
+    })
 }
 
 impl Running {
@@ -193,6 +206,7 @@ pub fn settings(config: &Config, session: String, end_when_idle: bool) -> Settin
     });
     Settings {
         session,
+        resumed: false,
         system_prompt,
         max_turns: config.model.max_turns,
         stop_on_failure: config.approval.stop_on_failure,

@@ -181,7 +181,7 @@ async fn a_script_that_runs_out_ends_the_session() {
     let (reason, events, _, _) = harness.done().await;
     assert_eq!(reason, DoneReason::ScriptExhausted);
     assert!(
-        matches!(events.first(), Some(Event::SessionStarted { session }) if session == "s-test")
+        matches!(events.first(), Some(Event::SessionStarted { session, resumed: false }) if session == "s-test")
     );
 }
 

@@ -232,6 +232,7 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
     let approval = options.approval;
     let settings = Settings {
         session: "s-test".into(),
+        resumed: false,
         system_prompt: "SYSTEM".into(),
         max_turns: options.max_turns,
         stop_on_failure: approval.stop_on_failure,
