@@ -270,6 +270,16 @@ fn reject_edit_and_skip_from_stdin_reach_the_model() {
             .contains("not a JSON decision"),
         "{error}"
     );
+    // Bytes that are not UTF-8 make a bad line, not the end of input: decisions still come.
+    let stdin = live.stdin.as_mut().expect("stdin open");
+    stdin.write_all(b"{\"block\": \"\xff\xfe\"}\n").expect("write");
+    stdin.flush().expect("flush");
+    assert!(
+        live.next("error")["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid")
+    );
     // A line's `id` comes back on what answers it: the refusal, the decision.
     live.decide(json!({"id": "op-1", "block": "b-nope", "decision": "approve"}));
     assert_eq!(live.next("error")["id"], "op-1");

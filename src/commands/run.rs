@@ -175,9 +175,17 @@ fn stdin_lines() -> anyhow::Result<mpsc::UnboundedReceiver<String>> {
     std::thread::Builder::new()
         .name("stdin-lines".into())
         .spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
+            // As bytes: a line that is not UTF-8 is a bad line (refused with an error), not
+            // the end of input.
+            for line in std::io::stdin().lock().split(b'\n') {
+                let Ok(mut line) = line else { break };
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if tx
+                    .send(String::from_utf8_lossy(&line).into_owned())
+                    .is_err()
+                {
                     break;
                 }
             }

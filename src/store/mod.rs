@@ -130,35 +130,46 @@ impl Store {
     }
 
     /// Takes over the recorded session `id` to continue it (`run --resume`, `resume`): it
-    /// becomes this process's. Refused, naming the owner, while the airlock process that
-    /// owns it lives (or may: one on another host cannot be judged).
-    pub fn reopen_session(&self, id: &str) -> Result<()> {
-        let owner: Option<String> = self
+    /// becomes this process's, open again. Refused, naming the owner, while the session is
+    /// open in an airlock process that lives (or may: one on another host cannot be
+    /// judged). With `claim` false (no history is written) it is only checked.
+    pub fn reopen_session(&self, id: &str, claim: bool) -> Result<()> {
+        let row: Option<(String, Option<i64>)> = self
             .conn
             .query_row(
-                "SELECT owner FROM sessions WHERE id = ?1",
+                "SELECT owner, ended_at FROM sessions WHERE id = ?1",
                 params![id],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .optional()?;
-        let Some(owner) = owner else {
+        let Some((owner, ended_at)) = row else {
             return Err(StoreError(format!(
                 "no session `{id}` in the history; `airlock history list` shows the ids"
             )));
         };
-        if let Some(owner) = Owner::parse(&owner)
-            && !owner.is_dead()
+        if ended_at.is_none()
+            && let Some(running) = Owner::parse(&owner).filter(|owner| !owner.is_dead())
         {
             return Err(StoreError(format!(
                 "session `{id}` is still open in airlock process {} on {}; end it there \
                  before continuing it here",
-                owner.pid, owner.host
+                running.pid, running.host
             )));
         }
-        self.conn.execute(
-            "UPDATE sessions SET owner = ?2, ended_at = NULL, end_reason = NULL WHERE id = ?1",
-            params![id, Owner::current().to_string()],
+        if !claim {
+            return Ok(());
+        }
+        // Only if nobody took it since it was read: of two at once, one gets it.
+        let taken = self.conn.execute(
+            "UPDATE sessions SET owner = ?3, ended_at = NULL, end_reason = NULL \
+             WHERE id = ?1 AND owner = ?2 AND ended_at IS ?4",
+            params![id, owner, Owner::current().to_string(), ended_at],
         )?;
+        if taken != 1 {
+            return Err(StoreError(format!(
+                "session `{id}` was taken over by another airlock process just now"
+            )));
+        }
         Ok(())
     }
 

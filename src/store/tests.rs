@@ -584,3 +584,53 @@ fn a_block_keeps_who_proposed_it_and_one_recorded_before_origins_reads_as_the_mo
     let runs = store.list_runs(&RunFilter::default()).expect("list");
     assert!(runs.iter().all(|row| row.origin == Origin::default()));
 }
+
+#[test]
+fn a_session_is_taken_over_only_when_ended_or_its_owner_is_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(&dir.path().join("h.db")).expect("opens");
+    session(&store, "s1");
+    let owner_of = |id: &str| -> (String, Option<i64>) {
+        store
+            .conn
+            .query_row(
+                "SELECT owner, ended_at FROM sessions WHERE id = ?1",
+                params![id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("row")
+    };
+    // Open in a live process (this one): refused, naming it.
+    let refused = store.reopen_session("s1", true).expect_err("refused");
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("process {}", std::process::id())),
+        "{refused}"
+    );
+    // Ended: whoever owned it, it may go on.
+    store
+        .record(
+            "s1",
+            &Event::Done {
+                reason: DoneReason::NoCode,
+            },
+        )
+        .expect("ended");
+    store.reopen_session("s1", true).expect("taken over");
+    assert_eq!(owner_of("s1").1, None, "open again");
+    // Left open by a process that is gone: only checked when nothing is to be recorded.
+    let gone = format!("{}:4194305:1", crate::owner::hostname());
+    store
+        .conn
+        .execute(
+            "UPDATE sessions SET owner = ?1 WHERE id = 's1'",
+            params![gone],
+        )
+        .expect("set");
+    store.reopen_session("s1", false).expect("checked");
+    assert_eq!(owner_of("s1").0, gone, "not taken");
+    store.reopen_session("s1", true).expect("taken over");
+    assert_eq!(owner_of("s1").0, crate::owner::Owner::current().to_string());
+    assert!(store.reopen_session("nope", true).is_err());
+}

@@ -4,12 +4,14 @@
 //! directory before the right one costs a failed exec: on fuse-overlayfs each is a round trip
 //! to its daemon, about a millisecond for a block in all. A shell remembers the place after
 //! the first search; so does the supervisor, but only where the answer cannot change: every
-//! directory searched up to the hit, and the hit itself, on a read-only filesystem (the
-//! image's root). A PATH that names a writable directory first (the workspace, /tmp) is
-//! searched by the exec every time, as before, so a program planted there is still found.
+//! directory searched up to the hit, and the hit itself, present, reachable by anyone, and on
+//! the image's root filesystem mounted read-only (not a mount over it, which the host may
+//! change). A PATH through anything else (the workspace, /tmp, a symlink, a directory not
+//! there) is searched by the exec every time, as before, so a program planted there is
+//! still found.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -26,8 +28,10 @@ impl ProgramPaths {
         if program.is_empty() || program.contains('/') {
             return None;
         }
+        // The last one, as the child's environment keeps it.
         let path = env
             .iter()
+            .rev()
             .find_map(|(name, value)| (name == "PATH").then_some(value))?;
         let key = (program.to_string(), path.clone());
         let mut found = self.found.lock().ok()?;
@@ -41,40 +45,55 @@ impl ProgramPaths {
 }
 
 /// The first PATH entry holding `program` as an executable file, when every entry searched
-/// up to it is absolute and read-only; `None` otherwise.
+/// up to it is fixed (see [`fixed_dir`]) and the file is on the same filesystem; `None`
+/// otherwise.
 fn search_fixed(program: &str, path: &str) -> Option<PathBuf> {
+    let root = root_device()?;
     for dir in path.split(':') {
         let dir = Path::new(dir);
-        // An empty or relative entry means the working directory: writable.
-        if !dir.is_absolute() || !read_only(dir) {
+        if !fixed_dir(dir, root) {
             return None;
         }
         let file = dir.join(program);
-        match std::fs::metadata(&file) {
-            // Executable by anyone: by the code's uid too, whoever that is.
-            Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o001 != 0 => {
-                return Some(file);
-            }
-            // Something the exec would try and fail on, or run differently: its search.
-            Ok(_) => return None,
-            Err(_) => {}
-        }
+        // A name the exec would follow somewhere else, or that is not there yet: left to it.
+        let Ok(entry) = std::fs::symlink_metadata(&file) else {
+            continue;
+        };
+        let Ok(target) = std::fs::canonicalize(&file).and_then(std::fs::metadata) else {
+            return None;
+        };
+        let runnable = target.is_file() && target.permissions().mode() & 0o001 != 0;
+        let same_place = entry.dev() == root && target.dev() == root;
+        return (runnable && same_place).then_some(file);
     }
     None
 }
 
-/// Whether `dir`, or where it would be made when it does not exist, is on a read-only
-/// filesystem (so nothing can appear in it for the session's life).
-fn read_only(dir: &Path) -> bool {
+/// The device of `/`, when it is mounted read-only (the image's root); `None` otherwise.
+fn root_device() -> Option<u64> {
+    let vfs = rustix::fs::statvfs("/").ok()?;
+    if !vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+        return None;
+    }
+    std::fs::metadata("/").ok().map(|meta| meta.dev())
+}
+
+/// A directory whose entries cannot change while the session lives: absolute, there, no
+/// symlink on the way, searchable by anyone, and on the read-only root filesystem (device
+/// `root`), not on a mount over it.
+fn fixed_dir(dir: &Path, root: u64) -> bool {
+    if !dir.is_absolute() {
+        return false;
+    }
     let mut at = Some(dir);
     while let Some(here) = at {
-        match rustix::fs::statvfs(here) {
-            Ok(vfs) => return vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
-            Err(rustix::io::Errno::NOENT) => at = here.parent(),
-            Err(_) => return false,
+        match std::fs::symlink_metadata(here) {
+            Ok(meta) if meta.is_dir() && meta.dev() == root && meta.mode() & 0o001 != 0 => {}
+            _ => return false,
         }
+        at = here.parent();
     }
-    false
+    true
 }
 
 #[cfg(test)]
@@ -119,9 +138,19 @@ mod tests {
     }
 
     #[test]
-    fn a_writable_directory_and_one_not_made_yet_in_it_are_not_fixed() {
+    fn only_a_plain_searchable_directory_on_the_root_filesystem_is_fixed() {
+        let root = std::fs::metadata("/").unwrap().dev();
+        assert!(fixed_dir(Path::new("/"), root));
+        assert!(!fixed_dir(Path::new("/"), root + 1), "another filesystem");
+        assert!(!fixed_dir(Path::new("relative"), root));
         let dir = tempfile::tempdir().unwrap();
-        assert!(!read_only(dir.path()));
-        assert!(!read_only(&dir.path().join("not/made/yet")));
+        let device = std::fs::metadata(dir.path()).unwrap().dev();
+        // The code's uid could not search it.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(!fixed_dir(dir.path(), device));
+        assert!(!fixed_dir(&dir.path().join("not/made/yet"), device));
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/", &link).unwrap();
+        assert!(!fixed_dir(&link, root));
     }
 }

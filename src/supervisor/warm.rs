@@ -92,7 +92,11 @@ impl Warm {
         std::fs::rename(&file, &script).ok()?;
         std::os::unix::fs::chown(&self.dir, Some(block.uid), Some(block.gid)).ok()?;
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700)).ok()?;
-        feed(fifo, block.code.clone());
+        // When the code cannot all go in, the interpreter is killed (on drop) before it runs
+        // a part of it.
+        if !feed(fifo, block.code.clone()) {
+            return None;
+        }
         let (leader, pipes, exits) = self.process.take()?;
         Some((
             std::mem::take(&mut self.dir),
@@ -143,7 +147,9 @@ impl Drop for Warm {
 /// as the interpreter reads while it parses, and the supervisor meanwhile passes its output
 /// on. That write ends when the interpreter has read everything, or has ended (a syntax
 /// error stops the reading).
-fn feed(fifo: OwnedFd, code: Vec<u8>) {
+/// Returns false when the rest could not be handed to the thread: the interpreter must not
+/// run what it got.
+fn feed(fifo: OwnedFd, code: Vec<u8>) -> bool {
     let mut written = 0;
     while written < code.len() {
         match rustix::io::write(&fifo, &code[written..]) {
@@ -153,12 +159,16 @@ fn feed(fifo: OwnedFd, code: Vec<u8>) {
             Err(_) => break,
         }
     }
-    if written == code.len() || rustix::fs::fcntl_setfl(&fifo, OFlags::empty()).is_err() {
-        return;
+    if written == code.len() {
+        return true;
+    }
+    if rustix::fs::fcntl_setfl(&fifo, OFlags::empty()).is_err() {
+        return false;
     }
     std::thread::spawn(move || {
         let _ = std::fs::File::from(fifo).write_all(&code[written..]);
     });
+    true
 }
 
 /// Whether the code declares a source encoding other than UTF-8 (PEP 263, in its first two

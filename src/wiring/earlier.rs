@@ -59,12 +59,14 @@ pub(super) fn read(
                 "no session `{session}` in the history; `airlock history list` shows the ids"
             )));
         }
-        // Ours from now on, unless its owner still runs it.
-        store
-            .reopen_session(session)
-            .map_err(|err| usage(err.to_string()))?;
         earlier.messages = store.conversation(session)?;
         workspace = Some(earlier_workspace(store, data_dir, session));
+        // Last, once everything else was read: ours from now on (recorded only with the
+        // history on), unless it is open in a process that still runs.
+        let claim = config.history.enabled;
+        store
+            .reopen_session(session, claim)
+            .map_err(|err| usage(err.to_string()))?;
     }
     if past_runs && config.history.enabled {
         earlier.runs = match &store {
