@@ -272,7 +272,9 @@ fn reject_edit_and_skip_from_stdin_reach_the_model() {
     );
     // Bytes that are not UTF-8 make a bad line, not the end of input: decisions still come.
     let stdin = live.stdin.as_mut().expect("stdin open");
-    stdin.write_all(b"{\"block\": \"\xff\xfe\"}\n").expect("write");
+    stdin
+        .write_all(b"{\"block\": \"\xff\xfe\"}\n")
+        .expect("write");
     stdin.flush().expect("flush");
     assert!(
         live.next("error")["message"]
