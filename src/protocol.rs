@@ -565,6 +565,9 @@ pub enum Event {
     /// The operator lifted a rule for the rest of the session.
     RuleRevoked {
         rule: ApprovalRule,
+        /// The `id` of the op that lifted it, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// The engine moved on to another phase of its work.
     Phase {

@@ -95,7 +95,10 @@ pub(super) fn serve(
 fn revoke(rule: &str, answering: Option<&str>, policy: &mut Policy, events: &Events) {
     match policy.revoke(rule) {
         Some(revoked) => {
-            events.send(Event::RuleRevoked { rule: revoked });
+            events.send(Event::RuleRevoked {
+                rule: revoked,
+                id: answering.map(str::to_string),
+            });
             events.send(Event::Rules {
                 rules: policy.rules(),
             });

@@ -221,7 +221,7 @@ impl Store {
                     params![block, wire_name(decision), wire_name(source), decided_by, reason, scope.as_ref().map(wire_name), code, now()],
                 )?;
             }
-            Event::RuleRevoked { rule } => {
+            Event::RuleRevoked { rule, .. } => {
                 self.conn.execute(
                     "INSERT INTO revoked_rules (session, rule, covers, origin, revoked_by, revoked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![session, rule.id, rule.covers, rule.origin, self.operator, now()],

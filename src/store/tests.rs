@@ -111,7 +111,7 @@ fn a_lifted_rule_is_kept_with_who_lifted_it() {
         origin: "approval.allow_languages".into(),
     };
     store
-        .record("s1", &Event::RuleRevoked { rule })
+        .record("s1", &Event::RuleRevoked { rule, id: None })
         .expect("recorded");
     let export = store.export("s1").expect("export");
     let revoked = &export.revoked_rules;

@@ -86,7 +86,7 @@ impl ConversationPane {
                 }
             }
             Event::Reflection { text } => self.push(EntryKind::Results, text),
-            Event::RuleRevoked { rule } => self.push(
+            Event::RuleRevoked { rule, .. } => self.push(
                 EntryKind::Notice,
                 &format!(
                     "approval rule lifted for this session: {} ({})",

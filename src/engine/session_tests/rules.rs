@@ -37,14 +37,20 @@ async fn rules_are_listed_with_their_origin_and_a_lifted_rule_no_longer_decides(
     }
     // The operator lifts the allow rule: the next sh block is theirs to decide.
     let send = |op: Op| harness.ops.send(op).expect("engine listens");
-    send(Op::RevokeRule {
-        rule: "allow_languages:sh".into(),
-    });
+    harness.ops.submit(
+        "lift-1",
+        Op::RevokeRule {
+            rule: "allow_languages:sh".into(),
+        },
+    );
     send(Op::UserMessage { text: "go".into() });
     let revoked = harness
         .wait_for("rule_revoked", |e| matches!(e, Event::RuleRevoked { .. }))
         .await;
-    assert!(matches!(&revoked, Event::RuleRevoked { rule } if rule.covers == "every sh block"));
+    assert!(
+        matches!(&revoked, Event::RuleRevoked { rule, id: Some(id) } if rule.covers == "every sh block" && id == "lift-1"),
+        "{revoked:?}"
+    );
     let left = harness.wait_for("rules", |e| rules_of(e).is_some()).await;
     assert_eq!(
         rules_of(&left).unwrap_or_default(),
