@@ -2,6 +2,7 @@
 //! supervisor (`airlock supervise`, this same binary mounted read-only), which runs every
 //! block; airlock speaks to it in frames over the container's attached stdin and stdout.
 
+mod binds;
 mod block;
 mod build;
 mod connect;

@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use bollard::models::{ContainerInspectResponse, DeviceRequest, HostConfig};
 
 use super::resources::{core_limit, gpu_requests, nofile_limit};
-use super::spec::{
-    ContainerPlan, SUPERVISOR_CAPABILITIES, docker_sockets, memory_limit, refused_network,
-};
+use super::spec::{ContainerPlan, SUPERVISOR_CAPABILITIES, memory_limit, refused_network};
 use crate::config::{Protection, SandboxConfig};
 use crate::sandbox::SandboxError;
 
@@ -224,7 +222,7 @@ fn never_relaxed(host: &HostConfig) -> Result<(), SandboxError> {
     {
         return refuse("publishes ports");
     }
-    let sockets = docker_sockets();
+    let sockets = super::binds::docker_sockets();
     for bind in host.binds.iter().flatten() {
         let source = PathBuf::from(bind.split(':').next().unwrap_or(""));
         if sockets.iter().any(|socket| socket.starts_with(&source)) {
