@@ -948,6 +948,12 @@ fn run_resume_continues_the_same_session_with_its_workspace_and_refuses_one_stil
         "{}",
         common::stderr(&second)
     );
+    let unknown = home
+        .run_json(&["--scripted", script, "--resume", "s-nope", "--prompt", "x"])
+        .output()
+        .expect("runs");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(common::stderr(&unknown).contains("no session `s-nope` in the history"));
 
     // The continued session's block reads what the first part's block wrote.
     owner.decide(json!({"block": block, "decision": "approve"}));

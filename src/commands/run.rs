@@ -3,6 +3,7 @@
 //! (see [`input`]): JSON lines (`{"block": ID, "decision": …}`), or, at a terminal, short
 //! answers (`y`, `n REASON`, …). With `--json` the output is the protocol's events, one per
 //! line.
+
 mod input;
 
 use std::io::{IsTerminal, Write};

@@ -54,15 +54,10 @@ pub(super) fn read(
             Some(Err(err)) => return Err(anyhow::anyhow!("{err}")),
             None => return Err(usage("the history is needed to resume a session")),
         };
-        if !store.session_exists(session)? {
-            return Err(usage(format!(
-                "no session `{session}` in the history; `airlock history list` shows the ids"
-            )));
-        }
         earlier.messages = store.conversation(session)?;
         workspace = Some(earlier_workspace(store, data_dir, session));
         // Last, once everything else was read: ours from now on (recorded only with the
-        // history on), unless it is open in a process that still runs.
+        // history on), unless it is open in a process that still runs or is not there.
         let claim = config.history.enabled;
         store
             .reopen_session(session, claim)
