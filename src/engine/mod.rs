@@ -3,10 +3,12 @@
 
 pub(crate) mod approver;
 pub(crate) mod budget;
+mod conversation;
 mod decisions;
 mod events;
 pub(crate) mod extract;
 pub(crate) mod feedback;
+mod gate;
 mod inbox;
 pub mod policy;
 pub(crate) mod prompt;
@@ -20,5 +22,6 @@ pub use crate::config::language::{Language, LanguageTable};
 pub use events::Events;
 pub(crate) use events::Journal;
 pub use extract::extract_blocks;
+pub(crate) use gate::Ended;
 pub use session::Session;
-pub(crate) use session::{Ended, Settings};
+pub(crate) use session::Settings;

@@ -12,9 +12,9 @@ use crate::config::{ApprovalConfig, ApproveMode};
 use crate::engine::Journal;
 use crate::engine::approver::{ApprovalRequest, ApproverVerdict};
 use crate::engine::sandbox::{BlockSpec, LiveOutput};
-use crate::model::ModelSink;
-use crate::protocol::Op;
+use crate::model::{ModelError, ModelEvent, ModelSink, Role};
 use crate::protocol::{DecisionKind, DecisionRequest, DecisionSource, ExecResult, Scope, Stream};
+use crate::protocol::{Op, Usage};
 
 /// What the fake model does for one request.
 enum Reply {

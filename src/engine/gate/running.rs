@@ -4,7 +4,7 @@
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Session, Step};
+use super::{Gate, Step};
 use crate::engine::approver::Approver;
 use crate::engine::decisions::{apply_decision, skip_after_failure};
 use crate::engine::inbox::Input;
@@ -12,10 +12,9 @@ use crate::engine::sandbox::{BlockSpec, Sandbox, SandboxError};
 use crate::engine::serving::{Moment, Served, Wanted, serve};
 use crate::engine::turn::{Fate, Turn, TurnBlock};
 use crate::ids::new_id;
-use crate::model::Model;
 use crate::protocol::{Event, ExecResult, Phase, Stream};
 
-impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
+impl<S: Sandbox + 'static, A: Approver> Gate<S, A> {
     /// An approved block whose sandbox is still being prepared waits for it, serving ops
     /// (a cancel or an abort also ends the wait). Says so once.
     async fn wait_for_sandbox(&mut self, turn: &mut Turn, position: usize) -> Result<(), Step> {

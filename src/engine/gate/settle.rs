@@ -1,148 +1,27 @@
-//! A turn's blocks from proposal to settlement: the reply's runnable blocks are proposed,
-//! decided by a rule, the approver or the operator, and run in order (`session_running.rs`)
-//! until every one is settled.
+//! A turn's blocks from proposal to settlement: each is decided by a rule, the approver or
+//! the operator, and the approved ones run in order (`running.rs`) until every one is
+//! settled.
 
-use super::{Session, Step, TurnEnd};
-use crate::engine::Language;
+use super::{Gate, Step, TurnEnd};
 use crate::engine::approver::{ApprovalRequest, Approver};
 use crate::engine::decisions::{
     NOBODY_THERE, abort_rest, apply_decision, decide, reject_undecided, ruling_decision,
 };
 use crate::engine::events::Events;
-use crate::engine::extract_blocks;
 use crate::engine::inbox::{Input, ShutdownRequested};
 use crate::engine::policy::Ruling;
 use crate::engine::sandbox::{Sandbox, SandboxError};
 use crate::engine::serving::{Moment, Served, Wanted, serve};
 use crate::engine::turn::{Turn, TurnBlock};
-use crate::engine::unoffered::unoffered_notice;
-use crate::ids::new_id;
-use crate::model::{ChatMessage, Model, RUN_CODE, ToolCall};
-use crate::protocol::{DecisionKind, DecisionSource, Event, Origin, Phase};
+use crate::protocol::{DecisionKind, DecisionSource, Phase};
 
-impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
-    /// The reply's runnable blocks, each proposed; the others are mentioned.
-    /// The reply's runnable blocks, proposed: its tool calls when it made any (a call that
-    /// cannot run is answered at once, with what the model can fix), else its fences.
-    pub(super) fn propose(&mut self, reply: &str, calls: &[ToolCall]) -> Turn {
-        let turn = if calls.is_empty() {
-            self.fenced_blocks(reply)
-        } else {
-            self.called_blocks(calls)
-        };
-        for block in &turn.blocks {
-            self.events.send(Event::BlockProposed {
-                block: block.id.clone(),
-                index: block.index,
-                language: block.language.name.clone(),
-                code: block.code.clone(),
-                origin: block.origin.clone(),
-            });
-        }
-        turn
-    }
-
-    /// Each call to `run_code` with a language airlock runs becomes a block; every other
-    /// call gets its answer now, saying what was wrong.
-    fn called_blocks(&mut self, calls: &[ToolCall]) -> Turn {
-        let mut turn = Turn::default();
-        let mut refused = Vec::new();
-        for (index, call) in calls.iter().enumerate() {
-            match self.block_of_call(call) {
-                Ok((language, code)) => turn.blocks.push(TurnBlock {
-                    id: new_id("b"),
-                    index,
-                    language,
-                    code,
-                    decision: None,
-                    fate: None,
-                    call: Some(call.id.clone()),
-                    origin: Origin::default(),
-                }),
-                Err(why) => {
-                    refused.push(format!("## Call {} ({})\n{why}", index + 1, call.id));
-                    self.say(ChatMessage::tool(&call.id, why), true);
-                }
-            }
-        }
-        if !refused.is_empty() {
-            self.events.send(Event::Reflection {
-                text: refused.join("\n\n"),
-            });
-        }
-        turn
-    }
-
-    fn block_of_call(&self, call: &ToolCall) -> Result<(Language, String), String> {
-        #[derive(serde::Deserialize)]
-        struct RunCode {
-            language: String,
-            code: String,
-        }
-        if call.function.name != RUN_CODE {
-            return Err(format!(
-                "There is no function `{}`; the one function is `{RUN_CODE}` with `language` \
-                 and `code`.",
-                call.function.name
-            ));
-        }
-        let arguments: RunCode = serde_json::from_str(&call.function.arguments).map_err(|err| {
-            format!(
-                "The arguments are not a JSON object with the strings `language` and `code` \
-                 ({err}); nothing ran. Call `{RUN_CODE}` again with both."
-            )
-        })?;
-        let languages = &self.settings.languages;
-        let Some(language) = languages.resolve(&arguments.language) else {
-            return Err(format!(
-                "`{}` is not a language airlock runs; it runs {}. Nothing ran.",
-                arguments.language,
-                languages.names().join(", ")
-            ));
-        };
-        Ok((language.clone(), arguments.code))
-    }
-
-    fn fenced_blocks(&mut self, reply: &str) -> Turn {
-        let mut turn = Turn::default();
-        let mut unoffered = Vec::new();
-        for block in extract_blocks(reply, &self.settings.languages) {
-            let language = block
-                .language
-                .as_deref()
-                .and_then(|name| self.settings.languages.resolve(name))
-                .filter(|_| block.runnable);
-            let Some(language) = language else {
-                let why = block.reason.unwrap_or_else(|| "it is not runnable".into());
-                unoffered.push((block.index + 1, why));
-                continue;
-            };
-            turn.blocks.push(TurnBlock {
-                id: new_id("b"),
-                index: block.index,
-                language: language.clone(),
-                code: block.code,
-                decision: None,
-                fate: None,
-                call: None,
-                origin: Origin::default(),
-            });
-        }
-        let unoffered: Vec<(usize, &str)> = unoffered
-            .iter()
-            .map(|(number, why)| (*number, why.as_str()))
-            .collect();
-        if let Some(notice) = unoffered_notice(&unoffered) {
-            self.events.notice(notice);
-        }
-        turn
-    }
-
-    /// Decides and runs the turn's blocks, serving ops, until every block is settled.
-    pub(super) async fn settle(&mut self, turn: &mut Turn, reply: &str) -> TurnEnd {
+impl<S: Sandbox + 'static, A: Approver> Gate<S, A> {
+    /// Decides and runs the turn's blocks, serving ops, until every block is settled;
+    /// `context` is the text they came in, for the approver.
+    pub(in crate::engine) async fn settle(&mut self, turn: &mut Turn, context: &str) -> TurnEnd {
         for position in 0..turn.blocks.len() {
             if let Err(ShutdownRequested) =
-                self.decide_without_operator(turn, position, reply).await
+                self.decide_without_operator(turn, position, context).await
             {
                 return shut_down(turn, &self.events);
             }
@@ -183,7 +62,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         &mut self,
         turn: &mut Turn,
         position: usize,
-        reply: &str,
+        context: &str,
     ) -> Result<(), ShutdownRequested> {
         let block = &turn.blocks[position];
         if block.decision.is_some() {
@@ -191,7 +70,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         }
         let ruling = match self.policy.rule(&block.language.name, &block.code) {
             Some(ruling) => Some(ruling),
-            None => self.ask_approver(block, reply).await?,
+            None => self.ask_approver(block, context).await?,
         };
         if let Some(ruling) = ruling {
             decide(
@@ -209,7 +88,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
     async fn ask_approver(
         &mut self,
         block: &TurnBlock,
-        reply: &str,
+        context: &str,
     ) -> Result<Option<Ruling>, ShutdownRequested> {
         let Some(approver) = &self.approver else {
             return Ok(None);
@@ -220,7 +99,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             index: block.index,
             language: block.language.name.clone(),
             code: block.code.clone(),
-            context: reply.to_string(),
+            context: context.to_string(),
         };
         let review = approver.review(&request);
         let verdict = self.inbox.hold_until(review).await?;
