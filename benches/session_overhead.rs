@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use airlock::config::{ApproveMode, Config};
 use airlock::engine::policy::Policy;
-use airlock::engine::{Events, Language, LanguageTable, Session};
+use airlock::engine::{Bus, Events, Language, LanguageTable, Session};
 use airlock::model::scripted::ScriptedModel;
 use airlock::protocol::{DoneReason, Event};
 use airlock::sandbox::docker::{self, DockerSandbox, SessionRequest};
@@ -87,14 +87,15 @@ async fn engine_turns(
     let mut config = config.clone();
     config.approval.mode = ApproveMode::All;
     config.model.max_turns = u32::try_from(turns)?;
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel();
+    let bus = Bus::new();
+    let mut event_rx = bus.subscribe();
     let (_op_tx, op_rx) = mpsc::unbounded_channel();
     let session: Session<_, DockerSandbox, airlock::approver::CommandApprover> = Session::new(
         settings(&config, "s-bench".into(), true),
         model,
         None,
         Policy::new(&config.approval, &LanguageTable::new(&config.languages))?,
-        Events::new(event_tx),
+        Events::new(bus),
         op_rx,
     );
     // Serializes every event as `--json` would; the clock stops at the last block's result, so

@@ -3,21 +3,22 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
+use super::bus::Bus;
 use super::turn::TurnBlock;
 use crate::protocol::{Event, Phase, Scope};
 
-/// Records an event durably before anyone sees it (the history). After an error nothing more
-/// is recorded, and no further block runs: what cannot be recorded does not happen.
-pub(crate) type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
+/// Records an event durably, under its sequence number, before anyone sees it (the history).
+/// After an error nothing more is recorded, and no further block runs: what cannot be
+/// recorded does not happen.
+pub(crate) type Journal = Arc<dyn Fn(u64, &Event) -> Result<(), String> + Send + Sync>;
 
-/// Sends events; a frontend that went away is not the engine's problem. With a journal,
-/// each event is recorded first, synchronously: a decision is on disk before its block
-/// starts, and a run's row exists before the run does.
+/// Sends events to every subscriber of the bus; a frontend that went away is not the
+/// engine's problem. With a journal, each event is recorded first, synchronously: a
+/// decision is on disk before its block starts, and a run's row exists before the run does.
+/// Once every clone is gone, the bus is closed.
 #[derive(Clone)]
 pub struct Events {
-    sender: mpsc::UnboundedSender<Event>,
+    bus: Arc<Publisher>,
     journal: Option<Journal>,
     /// Why the journal stopped recording, once it has.
     unrecorded: Arc<std::sync::Mutex<Option<String>>>,
@@ -25,10 +26,19 @@ pub struct Events {
     phase: Arc<std::sync::Mutex<Option<Phase>>>,
 }
 
+/// The bus as the engine holds it: closed when the engine lets go of it.
+struct Publisher(Bus);
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 impl Events {
-    pub fn new(sender: mpsc::UnboundedSender<Event>) -> Self {
+    pub fn new(bus: Bus) -> Self {
         Self {
-            sender,
+            bus: Arc::new(Publisher(bus)),
             journal: None,
             unrecorded: Arc::default(),
             phase: Arc::default(),
@@ -47,20 +57,25 @@ impl Events {
     }
 
     pub(crate) fn send(&self, event: Event) {
-        if let Some(journal) = &self.journal
-            && self.unrecorded().is_none()
-            && let Err(why) = journal(&event)
-        {
-            self.set_unrecorded(why.clone());
-            let _ = self.sender.send(Event::Error {
-                message: format!(
-                    "history: {why}; no further block runs in this session, since it could not \
-                     be recorded (history.enabled = false runs without a record)"
-                ),
-                id: None,
-            });
-        }
-        let _ = self.sender.send(event);
+        self.bus.0.publish(event, |seq, event| {
+            let Some(journal) = self
+                .journal
+                .as_ref()
+                .filter(|_| self.unrecorded().is_none())
+            else {
+                return Ok(false);
+            };
+            journal(seq, event).map(|()| true).map_err(|why| {
+                self.set_unrecorded(why.clone());
+                Box::new(Event::Error {
+                    message: format!(
+                        "history: {why}; no further block runs in this session, since it \
+                         could not be recorded (history.enabled = false runs without a record)"
+                    ),
+                    id: None,
+                })
+            })
+        });
     }
 
     /// Why blocks can no longer be recorded, once that is so.

@@ -3,6 +3,7 @@
 
 pub(crate) mod approver;
 pub(crate) mod budget;
+mod bus;
 mod conversation;
 mod decisions;
 mod events;
@@ -19,6 +20,8 @@ pub(crate) mod turn;
 mod unoffered;
 
 pub use crate::config::language::{Language, LanguageTable};
+pub(crate) use bus::Replay;
+pub use bus::{Bus, Subscriber};
 pub use events::Events;
 pub(crate) use events::Journal;
 pub use extract::extract_blocks;

@@ -112,8 +112,6 @@ fn revoke(rule: &str, answering: Option<&str>, policy: &mut Policy, events: &Eve
 
 #[cfg(test)]
 mod tests {
-    use tokio::sync::mpsc;
-
     use super::*;
     use crate::config::ApprovalConfig;
     use crate::engine::LanguageTable;
@@ -136,8 +134,9 @@ mod tests {
             id: Some("op-1".into()),
             op,
         });
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        let events = Events::new(sender);
+        let bus = crate::engine::Bus::new();
+        let mut receiver = bus.subscribe();
+        let events = Events::new(bus);
         let mut policy =
             Policy::new(&ApprovalConfig::default(), &LanguageTable::default()).expect("a policy");
         let mut supervised = true;
@@ -147,7 +146,7 @@ mod tests {
             Served::Take(wanted) => format!("{wanted:?}"),
         };
         let mut errors = Vec::new();
-        while let Ok(event) = receiver.try_recv() {
+        while let Some(event) = receiver.try_recv() {
             if let Event::Error { message, id } = event {
                 assert_eq!(id.as_deref(), Some("op-1"), "{message}");
                 errors.push(message);

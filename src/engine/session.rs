@@ -67,7 +67,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
             session: settings.session.clone(),
             stop_on_failure: settings.stop_on_failure,
             block_timeout: settings.block_timeout,
-            feedback: settings.feedback.clone(),
+            feedback: settings.feedback,
         };
         let conversation_settings = ConversationSettings {
             system_prompt: settings.system_prompt,

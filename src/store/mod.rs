@@ -5,6 +5,7 @@
 //! `interrupted` the next time the store is opened.
 
 pub(crate) mod clock;
+mod event_log;
 mod export;
 mod runs;
 mod schema;

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 const MIGRATIONS: &[&str] = &[
-    FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH, NINTH,
+    FIRST, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH, NINTH, TENTH,
 ];
 
 /// 1: sessions, messages, blocks, decisions, runs.
@@ -72,6 +72,15 @@ pub(crate) const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_session ON runs(session);
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
+
+/// 10: every event of a session as it was published, numbered in order (what a frontend that
+/// fell behind reads back).
+const TENTH: &str = "CREATE TABLE events (
+        session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        event TEXT NOT NULL,
+        PRIMARY KEY (session, seq)
+    ) WITHOUT ROWID;";
 
 /// 9: who proposed each block (JSON of `protocol::Origin`; NULL: the session's model, as
 /// every block was before).

@@ -180,7 +180,7 @@ async fn event_loop(
     screen: &mut Screen,
     app: &mut App,
     highlighter: &Highlighter,
-    events: &mut mpsc::UnboundedReceiver<Event>,
+    events: &mut crate::engine::Subscriber,
     ops: &mpsc::UnboundedSender<Submission>,
     interrupts: &mut crate::wiring::Interrupts,
 ) -> anyhow::Result<()> {
@@ -209,7 +209,7 @@ async fn event_loop(
                 Some(event) => {
                     let mut actions = app.on_event(&event);
                     // Drain what is queued, so a flood costs one frame, not one per chunk.
-                    while let Ok(event) = events.try_recv() {
+                    while let Some(event) = events.try_recv() {
                         actions.extend(app.on_event(&event));
                     }
                     actions

@@ -17,7 +17,9 @@ use crate::engine::budget::ContextBudget;
 use crate::engine::feedback::FeedbackLimits;
 use crate::engine::policy::Policy;
 use crate::engine::prompt::{PromptFacts, default_system_prompt};
-use crate::engine::{Ended, Events, Journal, LanguageTable, Session, Settings};
+use crate::engine::{
+    Bus, Ended, Events, Journal, LanguageTable, Replay, Session, Settings, Subscriber,
+};
 use crate::error::usage;
 use crate::ids::new_id;
 use crate::model::AnyModel;
@@ -34,7 +36,8 @@ pub(crate) use interrupts::Interrupts;
 
 pub(crate) struct Running {
     pub(crate) engine: JoinHandle<Ended>,
-    pub(crate) events: mpsc::UnboundedReceiver<Event>,
+    /// The frontend's own subscription to the session's events.
+    pub(crate) events: Subscriber,
     pub(crate) ops: mpsc::UnboundedSender<Submission>,
     /// For the final sweep of containers this process created: set once connected.
     docker: Arc<OnceLock<Docker>>,
@@ -86,26 +89,35 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     }
     let mut settings = settings(config, request.session.clone(), end_when_idle);
     settings.resumed = resume.is_some();
-    let (event_tx, events) = mpsc::unbounded_channel();
     let (ops, op_rx) = mpsc::unbounded_channel();
     let history = found.store;
-    let (event_sink, history_problem) = match open_history(
+    let (bus, event_sink, history_problem) = match open_history(
         config,
         history,
         &request.session,
         model_name,
         resume.is_some(),
     ) {
-        Ok(Some(journal)) => (Events::new(event_tx).with_journal(journal), None),
-        Ok(None) => (Events::new(event_tx), None),
-        Err(why) => (
-            Events::new(event_tx).with_broken_journal(why.clone()),
-            Some(format!(
+        Ok(Some(recorded)) => {
+            let bus = Bus::starting_at(recorded.next_seq, Some(recorded.replay));
+            let events = Events::new(bus.clone()).with_journal(recorded.journal);
+            (bus, events, None)
+        }
+        Ok(None) => {
+            let bus = Bus::new();
+            (bus.clone(), Events::new(bus), None)
+        }
+        Err(why) => {
+            let bus = Bus::new();
+            let events = Events::new(bus.clone()).with_broken_journal(why.clone());
+            let problem = format!(
                 "history unavailable: {why}; no block will run, since none could be \
-                     recorded (history.enabled = false runs without a record)"
-            )),
-        ),
+                 recorded (history.enabled = false runs without a record)"
+            );
+            (bus, events, Some(problem))
+        }
     };
+    let events = bus.subscribe();
     let notices: Notices = {
         let events = event_sink.clone();
         std::sync::Arc::new(move |message: String| events.send(Event::Notice { message }))
@@ -137,6 +149,14 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     })
 }
 
+/// The history as the engine's journal, and what reads its events back.
+struct Recorded {
+    journal: Journal,
+    replay: Replay,
+    /// The sequence number of the session's next event.
+    next_seq: u64,
+}
+
 /// The history as the engine's journal: the session is recorded from its first event.
 fn open_history(
     config: &Config,
@@ -144,41 +164,64 @@ fn open_history(
     session: &str,
     model: &str,
     resumed: bool,
-) -> Result<Option<Journal>, String> {
+) -> Result<Option<Recorded>, String> {
     let Some(store) = history else {
         return Ok(None);
     };
     let store = store?;
-    if resumed {
-        // Taken over already (see `earlier::read`): recorded on from where it was.
-        return Ok(Some(journal(store, session)));
+    if !resumed {
+        // Values the user passes into the container may be secrets: only their names are
+        // kept.
+        let mut sandbox = config.sandbox.clone();
+        for value in sandbox.env.values_mut() {
+            *value = "<not recorded>".into();
+        }
+        let sandbox = serde_json::to_string(&sandbox).map_err(|err| err.to_string())?;
+        store
+            .begin_session(&SessionInfo {
+                id: session.to_string(),
+                model: model.to_string(),
+                base_url: without_credentials(&config.model.base_url),
+                sandbox,
+            })
+            .map_err(|err| err.to_string())?;
     }
-    // Values the user passes into the container may be secrets: only their names are kept.
-    let mut sandbox = config.sandbox.clone();
-    for value in sandbox.env.values_mut() {
-        *value = "<not recorded>".into();
-    }
-    let sandbox = serde_json::to_string(&sandbox).map_err(|err| err.to_string())?;
-    store
-        .begin_session(&SessionInfo {
-            id: session.to_string(),
-            model: model.to_string(),
-            base_url: without_credentials(&config.model.base_url),
-            sandbox,
-        })
+    // A resumed session was taken over already (see `earlier::read`): recorded on from
+    // where it was.
+    let next_seq = store
+        .next_event_seq(session)
         .map_err(|err| err.to_string())?;
-    Ok(Some(journal(store, session)))
+    let store = Arc::new(std::sync::Mutex::new(store));
+    Ok(Some(Recorded {
+        journal: journal(Arc::clone(&store), session),
+        replay: replay(store, session),
+        next_seq,
+    }))
 }
 
-/// The engine's journal: each event recorded in `session` of `store`.
-fn journal(store: Store, session: &str) -> Journal {
-    let store = std::sync::Mutex::new(store);
+/// The engine's journal: each event recorded in `session` of `store`, under its number.
+fn journal(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Journal {
     let session = session.to_string();
-    Arc::new(move |event: &Event| {
+    Arc::new(move |seq: u64, event: &Event| {
         let store = store
             .lock()
             .map_err(|_| "the history writer failed earlier".to_string())?;
-        store.record(&session, event).map_err(|err| err.to_string())
+        store
+            .record_numbered(&session, seq, event)
+            .map_err(|err| err.to_string())
+    })
+}
+
+/// Reads `session`'s recorded events back, for a frontend that fell behind.
+fn replay(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Replay {
+    let session = session.to_string();
+    Arc::new(move |from: u64, to: u64| {
+        let store = store
+            .lock()
+            .map_err(|_| "the history writer failed earlier".to_string())?;
+        store
+            .events(&session, from, to)
+            .map_err(|err| err.to_string())
     })
 }
 
@@ -304,5 +347,56 @@ mod tests {
             without_credentials("https://host/v1/a@b"),
             "https://host/v1/a@b"
         );
+    }
+
+    /// Two frontends on a session recorded in a real history file: one reads as events
+    /// come, one only at the end, long after they left memory. Both get every event once,
+    /// in order, and the late one is told it read from the history; a resumed session
+    /// numbers on after them.
+    #[tokio::test]
+    async fn a_frontend_that_falls_behind_reads_back_from_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let store = Store::open(&path).map_err(|err| err.to_string());
+        let recorded = open_history(&Config::default(), Some(store), "s-1", "m", false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(recorded.next_seq, 0);
+        let bus = Bus::starting_at(recorded.next_seq, Some(recorded.replay));
+        let events = Events::new(bus.clone()).with_journal(recorded.journal);
+        let (mut keeping_up, mut late) = (bus.subscribe(), bus.subscribe());
+        let sent: Vec<Event> = (0..3000)
+            .map(|n| Event::Notice {
+                message: format!("notice {n}\u{1b}[2J"),
+            })
+            .collect();
+        let reader = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(event) = keeping_up.recv().await {
+                seen.push(event);
+            }
+            (seen, keeping_up.lagged())
+        });
+        for (n, event) in sent.iter().enumerate() {
+            events.send(event.clone());
+            if n % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        drop(events);
+        let (seen, lagged) = reader.await.unwrap();
+        assert_eq!((seen, lagged), (sent.clone(), 0));
+        let mut seen_late = Vec::new();
+        while let Some(event) = late.recv().await {
+            seen_late.push(event);
+        }
+        assert_eq!(seen_late, sent);
+        assert!(late.lagged() >= 1000, "lagged {}", late.lagged());
+
+        let store = Store::open(&path).map_err(|err| err.to_string());
+        let resumed = open_history(&Config::default(), Some(store), "s-1", "m", true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(resumed.next_seq, 3000);
     }
 }

@@ -217,7 +217,7 @@ impl Ops {
 
 struct Harness {
     ops: Ops,
-    events: mpsc::UnboundedReceiver<Event>,
+    events: crate::engine::Subscriber,
     seen: Vec<Event>,
     requests: Requests,
     ran: Arc<Mutex<Vec<String>>>,
@@ -228,7 +228,8 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
     let requests = Requests::default();
     let ran = Arc::new(Mutex::new(Vec::new()));
     let (op_tx, op_rx) = mpsc::unbounded_channel();
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
+    let bus = crate::engine::Bus::new();
+    let event_rx = bus.subscribe();
     let approval = options.approval;
     let settings = Settings {
         session: "s-test".into(),
@@ -256,8 +257,8 @@ fn start(replies: Vec<Reply>, options: Options) -> Harness {
         options.approver,
         Policy::new(&approval, &LanguageTable::default()).expect("valid policy"),
         match options.journal {
-            Some(journal) => Events::new(event_tx).with_journal(journal),
-            None => Events::new(event_tx),
+            Some(journal) => Events::new(bus).with_journal(journal),
+            None => Events::new(bus),
         },
         op_rx,
     );
