@@ -10,8 +10,7 @@ use crate::config::Config;
 use crate::engine::{Language, LanguageTable};
 use crate::error::{EXIT_INTERRUPTED, EXIT_TIMEOUT, EXIT_UNAVAILABLE, usage};
 use crate::protocol::{ExecResult, Outcome, Stream};
-use crate::sandbox::docker::{self, DockerSandbox};
-use crate::sandbox::{BlockSpec, Sandbox};
+use crate::sandbox::{self, BlockSpec, Leftovers, Sandbox};
 
 pub struct Options {
     pub lang: Option<String>,
@@ -31,12 +30,13 @@ pub async fn run(config: &Config, options: &Options) -> anyhow::Result<ExitCode>
 
     let mut interrupts = crate::wiring::Interrupts::listen()?;
     let notices = super::stderr_notices();
-    let connection = docker::connect(&config.sandbox).await?;
     let request = crate::wiring::session_request(config, "s")?;
+    let leftovers = Leftovers::default();
+    let progress = super::stderr_progress();
     let mut sandbox = tokio::select! {
-        started = DockerSandbox::start_reporting(connection.clone(), request, notices, super::stderr_progress()) => started?,
+        started = sandbox::start(request, notices, progress, &leftovers) => started?,
         () = interrupts.next() => {
-            docker::remove_own(connection.client()).await;
+            leftovers.remove().await;
             eprintln!("airlock: interrupted while starting the sandbox; nothing ran");
             return Ok(ExitCode::from(EXIT_INTERRUPTED));
         }

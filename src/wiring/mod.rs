@@ -7,7 +7,6 @@ mod interrupts;
 
 use std::time::Duration;
 
-use bollard::Docker;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -26,10 +25,9 @@ use crate::model::AnyModel;
 use crate::model::openai::OpenAiModel;
 use crate::model::scripted::ScriptedModel;
 use crate::protocol::{Event, Submission};
-use crate::sandbox::Notices;
-use crate::sandbox::docker::{self, DockerSandbox, SessionRequest};
+use crate::sandbox::{self, Leftovers, Notices, SessionRequest};
 use crate::store::{SessionInfo, Store};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub(crate) use earlier::Earlier;
 pub(crate) use interrupts::Interrupts;
@@ -39,8 +37,8 @@ pub(crate) struct Running {
     /// The frontend's own subscription to the session's events.
     pub(crate) events: Subscriber,
     pub(crate) ops: mpsc::UnboundedSender<Submission>,
-    /// For the final sweep of containers this process created: set once connected.
-    docker: Arc<OnceLock<Docker>>,
+    /// For the final sweep of what a start cut short left behind.
+    leftovers: Leftovers,
     /// Why this session is not recorded, when it is not (a broken history file).
     pub(crate) history_problem: Option<String>,
     /// What the session starts with from earlier ones.
@@ -126,13 +124,12 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         let events = event_sink.clone();
         Arc::new(move |message: String| events.send(Event::SandboxProgress { message }))
     };
-    // Connecting is part of the start, so a frontend is drawn before Docker answers (or not).
-    let docker = Arc::new(OnceLock::new());
-    let connected = docker.clone();
-    let start_sandbox = async move {
-        let connection = docker::connect(&request.config).await?;
-        let _ = connected.set(connection.client().clone());
-        DockerSandbox::start_reporting(connection, request, notices, progress).await
+    // Connecting is part of the start, so a frontend is drawn before the engine answers
+    // (or not).
+    let leftovers = Leftovers::default();
+    let start_sandbox = {
+        let leftovers = leftovers.clone();
+        async move { sandbox::start(request, notices, progress, &leftovers).await }
     };
     let mut session = Session::new(settings, model, approver, policy, event_sink, op_rx);
     if resume.is_some() {
@@ -143,7 +140,7 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         engine,
         events,
         ops,
-        docker,
+        leftovers,
         history_problem,
         earlier: found.earlier,
     })
@@ -228,9 +225,7 @@ fn replay(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Replay {
 impl Running {
     /// A Ctrl-C during start-up can leave a container the sandbox never got to own.
     pub(crate) async fn remove_leftovers(&self) {
-        if let Some(docker) = self.docker.get() {
-            docker::remove_own(docker).await;
-        }
+        self.leftovers.remove().await;
     }
 }
 
@@ -317,7 +312,7 @@ pub(crate) fn session_request(config: &Config, prefix: &str) -> anyhow::Result<S
         config: config.sandbox.clone(),
         secret_env: config.model.api_key_env.clone(),
         data_dir: config::data_dir()?,
-        supervisor: crate::sandbox::docker::own_binary()?,
+        supervisor: sandbox::supervisor_binary()?,
         continues: None,
     })
 }

@@ -5,10 +5,32 @@
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
-use super::spec::{HOST_WORKSPACE, SUPERVISOR, SUPERVISOR_DIR, Storage, WORKSPACE};
 use crate::config::SandboxConfig;
 use crate::sandbox::SandboxError;
 use crate::supervisor::frame::WorkspaceRoom;
+
+pub(crate) const WORKSPACE: &str = "/workspace";
+/// Where the supervisor binary is mounted, read-only.
+pub(crate) const SUPERVISOR: &str = "/opt/airlock/airlock";
+/// Where the volume holding the supervisor is mounted, for an engine that cannot see it.
+pub(super) const SUPERVISOR_DIR: &str = "/opt/airlock";
+/// Where the host's workspace directory is mounted when /workspace is the capped tmpfs that
+/// mirrors it: under a directory only the supervisor may enter, so no block writes past
+/// the cap.
+pub(crate) const HOST_WORKSPACE_PARENT: &str = "/run/airlock-host";
+pub(crate) const HOST_WORKSPACE: &str = "/run/airlock-host/workspace";
+
+/// Where the workspace and the supervisor come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Storage {
+    /// Bind mounts of the host's directory and binary: the engine shares this filesystem.
+    Host,
+    /// Docker volumes, filled through the archive API (see `super::volume`).
+    Volumes {
+        workspace: String,
+        supervisor: String,
+    },
+}
 
 /// The host file that becomes the container's supervisor.
 fn supervisor_bind(binary: &Path) -> Result<String, SandboxError> {

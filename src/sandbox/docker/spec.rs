@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 
+pub(crate) use super::binds::{
+    HOST_WORKSPACE, HOST_WORKSPACE_PARENT, SUPERVISOR, Storage, WORKSPACE,
+};
 use super::engine::Engine;
 use super::resources;
 use crate::config::{SandboxConfig, parse_user};
@@ -16,18 +19,8 @@ use crate::supervisor::frame::WorkspaceRoom;
 pub(crate) const LABEL_APP: &str = "airlock";
 pub(crate) const LABEL_SESSION: &str = "airlock.session";
 pub(crate) const LABEL_OWNER: &str = "airlock.owner";
-pub(crate) const WORKSPACE: &str = "/workspace";
-/// Where the supervisor binary is mounted, read-only.
-pub(crate) const SUPERVISOR: &str = "/opt/airlock/airlock";
-/// Where the volume holding the supervisor is mounted, for an engine that cannot see it.
-pub(super) const SUPERVISOR_DIR: &str = "/opt/airlock";
 /// The parent of every block's private directory: only the supervisor writes it.
 pub(crate) const BLOCKS: &str = "/run/airlock-blocks";
-/// Where the host's workspace directory is mounted when /workspace is the capped tmpfs that
-/// mirrors it: under a directory only the supervisor may enter, so no block writes past
-/// the cap.
-pub(crate) const HOST_WORKSPACE_PARENT: &str = "/run/airlock-host";
-pub(crate) const HOST_WORKSPACE: &str = "/run/airlock-host/workspace";
 /// The capabilities the container keeps, all of them the supervisor's: to start blocks as
 /// their uid (SETUID, SETGID), hand them their directory (CHOWN), sweep them (KILL), clear up
 /// after them (DAC_OVERRIDE) and copy the workspace with its owners, modes and times (CHOWN,
@@ -90,18 +83,6 @@ impl Users {
         }
         Ok(Self { code })
     }
-}
-
-/// Where the workspace and the supervisor come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Storage {
-    /// Bind mounts of the host's directory and binary: the engine shares this filesystem.
-    Host,
-    /// Docker volumes, filled through the archive API (see `super::volume`).
-    Volumes {
-        workspace: String,
-        supervisor: String,
-    },
 }
 
 /// The host's workspace directory and supervisor binary, and how they reach the container.
