@@ -1,12 +1,13 @@
-//! The bus with a journal kept in a list: every subscriber gets every event once, in order,
-//! whether it keeps up, falls behind the window, or the journal fails.
+//! The bus with an overflow kept in a list: every subscriber gets every event once, in
+//! order, whether it keeps up, falls behind the window, goes away, or the overflow fails;
+//! and what everyone has read leaves memory.
 
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::engine::{Events, Journal};
+use crate::engine::Events;
 
-/// A journal that keeps events in a list, failing from `fail_at` on when set.
+/// An overflow that keeps events in a list, refusing them from `fail_at` on when set.
 #[derive(Clone, Default)]
 struct Kept {
     events: Arc<Mutex<Vec<(u64, Event)>>>,
@@ -14,27 +15,30 @@ struct Kept {
 }
 
 impl Kept {
-    fn journal(&self) -> Journal {
+    fn overflow(&self) -> Overflow {
         let (kept, fail_at) = (self.events.clone(), self.fail_at);
-        Arc::new(move |seq, event: &Event| {
-            if fail_at.is_some_and(|at| seq >= at) {
-                return Err("the disk is full".into());
-            }
-            kept.lock().unwrap().push((seq, event.clone()));
-            Ok(())
-        })
+        let read_from = self.events.clone();
+        Overflow {
+            spill: Arc::new(move |seq, event: &Event| {
+                if fail_at.is_some_and(|at| seq >= at) {
+                    return Err("the disk is full".into());
+                }
+                kept.lock().unwrap().push((seq, event.clone()));
+                Ok(())
+            }),
+            read: Arc::new(move |from, to| {
+                let kept = read_from.lock().unwrap();
+                Ok(kept
+                    .iter()
+                    .filter(|(seq, _)| (from..to).contains(seq))
+                    .map(|(_, event)| event.clone())
+                    .collect())
+            }),
+        }
     }
 
-    fn replay(&self) -> Replay {
-        let kept = self.events.clone();
-        Arc::new(move |from, to| {
-            let kept = kept.lock().unwrap();
-            Ok(kept
-                .iter()
-                .filter(|(seq, _)| (from..to).contains(seq))
-                .map(|(_, event)| event.clone())
-                .collect())
-        })
+    fn spilled(&self) -> usize {
+        self.events.lock().unwrap().len()
     }
 }
 
@@ -42,6 +46,10 @@ fn notice(n: usize) -> Event {
     Event::Notice {
         message: format!("event {n}"),
     }
+}
+
+fn held(bus: &Bus) -> usize {
+    bus.shared.lock().window.len()
 }
 
 /// Everything the subscriber gets until the end.
@@ -56,8 +64,8 @@ async fn read_all(subscriber: &mut Subscriber) -> Vec<Event> {
 #[tokio::test]
 async fn two_subscribers_get_the_same_events_and_the_one_that_lagged_is_told() {
     let kept = Kept::default();
-    let bus = Bus::starting_at(0, Some(kept.replay()));
-    let events = Events::new(bus.clone()).with_journal(kept.journal());
+    let bus = Bus::starting_at(0, Some(kept.overflow()));
+    let events = Events::new(bus.clone());
     let mut keeping_up = bus.subscribe();
     let mut lagging = bus.subscribe();
     let count = WINDOW * 3;
@@ -74,20 +82,51 @@ async fn two_subscribers_get_the_same_events_and_the_one_that_lagged_is_told() {
     }
     drop(events);
     let (fast, fast_lagged) = reader.await.unwrap();
+    assert_eq!(
+        held(&bus),
+        WINDOW,
+        "memory holds a window of what one has not read"
+    );
     let slow = read_all(&mut lagging).await;
     let expected: Vec<Event> = (0..count).map(notice).collect();
     assert_eq!(fast, expected);
     assert_eq!(slow, expected);
     assert_eq!(fast_lagged, 0, "the reader that kept up read from memory");
+    let behind = (count - WINDOW) as u64;
     assert_eq!(
         lagging.lagged(),
-        (count - WINDOW) as u64,
-        "what left memory came from the journal"
+        behind,
+        "the rest came back from the overflow"
+    );
+    assert_eq!(kept.spilled() as u64, behind);
+}
+
+#[tokio::test]
+async fn what_every_subscriber_has_read_leaves_memory_and_nothing_is_spilled() {
+    let kept = Kept::default();
+    let bus = Bus::starting_at(0, Some(kept.overflow()));
+    let events = Events::new(bus.clone());
+    let mut reading = bus.subscribe();
+    let gone = bus.subscribe();
+    drop(gone);
+    for n in 0..WINDOW * 3 {
+        events.send(notice(n));
+        assert_eq!(reading.recv().await, Some(notice(n)));
+    }
+    assert_eq!(
+        held(&bus),
+        1,
+        "only the newest, read since it was published"
+    );
+    assert_eq!(
+        kept.spilled(),
+        0,
+        "a subscriber that went away holds nothing back"
     );
 }
 
 #[tokio::test]
-async fn without_a_journal_nothing_leaves_memory() {
+async fn without_an_overflow_unread_events_stay_in_memory() {
     let bus = Bus::new();
     let events = Events::new(bus.clone());
     let mut late = bus.subscribe();
@@ -100,42 +139,36 @@ async fn without_a_journal_nothing_leaves_memory() {
 }
 
 #[tokio::test]
-async fn once_the_journal_fails_what_follows_stays_in_memory() {
-    let fail_at = WINDOW as u64 * 2;
+async fn once_the_overflow_fails_what_is_unread_stays_in_memory() {
+    let fail_at = WINDOW as u64;
     let kept = Kept {
         fail_at: Some(fail_at),
         ..Kept::default()
     };
-    let bus = Bus::starting_at(0, Some(kept.replay()));
-    let events = Events::new(bus.clone()).with_journal(kept.journal());
+    let bus = Bus::starting_at(0, Some(kept.overflow()));
+    let events = Events::new(bus.clone());
     let mut late = bus.subscribe();
     let count = WINDOW * 4;
     for n in 0..count {
         events.send(notice(n));
     }
     drop(events);
-    let seen = read_all(&mut late).await;
-    // The history's error comes just before the event it could not record; every event
-    // is there, once, in order.
-    let error_at = fail_at as usize;
-    assert!(
-        matches!(&seen[error_at], Event::Error { message, .. } if message.contains("the disk is full")),
-        "{:?}",
-        seen[error_at]
+    assert_eq!(
+        read_all(&mut late).await,
+        (0..count).map(notice).collect::<Vec<_>>()
     );
-    let mut without_error = seen.clone();
-    without_error.remove(error_at);
-    assert_eq!(without_error, (0..count).map(notice).collect::<Vec<_>>());
-    // Everything recorded left memory (more than a window followed); nothing after it did.
     assert_eq!(late.lagged(), fail_at);
 }
 
 #[tokio::test]
-async fn events_the_journal_cannot_give_back_are_named_as_missed() {
+async fn events_the_overflow_cannot_give_back_are_named_as_missed() {
     let kept = Kept::default();
-    let broken: Replay = Arc::new(|_, _| Err("the file was removed".into()));
+    let broken = Overflow {
+        read: Arc::new(|_, _| Err("the file was removed".into())),
+        ..kept.overflow()
+    };
     let bus = Bus::starting_at(0, Some(broken));
-    let events = Events::new(bus.clone()).with_journal(kept.journal());
+    let events = Events::new(bus.clone());
     let mut late = bus.subscribe();
     for n in 0..WINDOW * 2 {
         events.send(notice(n));
@@ -152,13 +185,15 @@ async fn events_the_journal_cannot_give_back_are_named_as_missed() {
 }
 
 #[tokio::test]
-async fn a_resumed_session_numbers_on_from_its_recorded_events() {
+async fn a_resumed_session_numbers_on_after_its_spilled_events() {
     let kept = Kept::default();
-    let bus = Bus::starting_at(500, Some(kept.replay()));
-    let events = Events::new(bus.clone()).with_journal(kept.journal());
-    let mut subscriber = bus.subscribe();
-    events.send(notice(0));
+    let bus = Bus::starting_at(500, Some(kept.overflow()));
+    let events = Events::new(bus.clone());
+    let mut lagging = bus.subscribe();
+    for n in 0..=WINDOW {
+        events.send(notice(n));
+    }
     drop(events);
-    assert_eq!(read_all(&mut subscriber).await, vec![notice(0)]);
+    assert_eq!(read_all(&mut lagging).await.len(), WINDOW + 1);
     assert_eq!(kept.events.lock().unwrap()[0].0, 500);
 }

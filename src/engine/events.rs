@@ -7,10 +7,9 @@ use super::bus::Bus;
 use super::turn::TurnBlock;
 use crate::protocol::{Event, Phase, Scope};
 
-/// Records an event durably, under its sequence number, before anyone sees it (the history).
-/// After an error nothing more is recorded, and no further block runs: what cannot be
-/// recorded does not happen.
-pub(crate) type Journal = Arc<dyn Fn(u64, &Event) -> Result<(), String> + Send + Sync>;
+/// Records an event durably before anyone sees it (the history). After an error nothing more
+/// is recorded, and no further block runs: what cannot be recorded does not happen.
+pub(crate) type Journal = Arc<dyn Fn(&Event) -> Result<(), String> + Send + Sync>;
 
 /// Sends events to every subscriber of the bus; a frontend that went away is not the
 /// engine's problem. With a journal, each event is recorded first, synchronously: a
@@ -57,25 +56,21 @@ impl Events {
     }
 
     pub(crate) fn send(&self, event: Event) {
-        self.bus.0.publish(event, |seq, event| {
-            let Some(journal) = self
-                .journal
-                .as_ref()
-                .filter(|_| self.unrecorded().is_none())
-            else {
-                return Ok(false);
-            };
-            journal(seq, event).map(|()| true).map_err(|why| {
-                self.set_unrecorded(why.clone());
-                Box::new(Event::Error {
-                    message: format!(
-                        "history: {why}; no further block runs in this session, since it \
-                         could not be recorded (history.enabled = false runs without a record)"
-                    ),
-                    id: None,
-                })
-            })
-        });
+        let mut failed = None;
+        if let Some(journal) = &self.journal
+            && self.unrecorded().is_none()
+            && let Err(why) = journal(&event)
+        {
+            self.set_unrecorded(why.clone());
+            failed = Some(Event::Error {
+                message: format!(
+                    "history: {why}; no further block runs in this session, since it could \
+                     not be recorded (history.enabled = false runs without a record)"
+                ),
+                id: None,
+            });
+        }
+        self.bus.0.publish(failed, event);
     }
 
     /// Why blocks can no longer be recorded, once that is so.

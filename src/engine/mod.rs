@@ -20,7 +20,7 @@ pub(crate) mod turn;
 mod unoffered;
 
 pub use crate::config::language::{Language, LanguageTable};
-pub(crate) use bus::Replay;
+pub(crate) use bus::Overflow;
 pub use bus::{Bus, Subscriber};
 pub use events::Events;
 pub(crate) use events::Journal;

@@ -1,5 +1,6 @@
-//! Every event of a session as it was published, numbered in order: what a frontend that
-//! fell behind reads back (the engine's bus keeps only the newest in memory).
+//! Events a frontend fell behind on, numbered as they were published: the engine's bus
+//! spills them here once its window is full, and the frontend reads them back when it gets
+//! to them.
 
 use rusqlite::params;
 
@@ -7,23 +8,19 @@ use super::{Result, Store, StoreError};
 use crate::protocol::Event;
 
 impl Store {
-    /// Records `event` as event `seq` of `session`, with what it says (see `record`), in
-    /// one transaction.
-    pub fn record_numbered(&self, session: &str, seq: u64, event: &Event) -> Result<()> {
+    /// Keeps `event`, event `seq` of `session`, for a frontend to read back.
+    pub(crate) fn spill_event(&self, session: &str, seq: u64, event: &Event) -> Result<()> {
         let json = serde_json::to_string(event)
             .map_err(|err| StoreError(format!("an event cannot be written down: {err}")))?;
-        self.in_transaction(|store| {
-            store.record(session, event)?;
-            store.conn.execute(
-                "INSERT INTO events (session, seq, event) VALUES (?1, ?2, ?3)",
-                params![session, seq as i64, json],
-            )?;
-            Ok(())
-        })
+        self.conn.execute(
+            "INSERT INTO events (session, seq, event) VALUES (?1, ?2, ?3)",
+            params![session, seq as i64, json],
+        )?;
+        Ok(())
     }
 
-    /// The sequence number `session`'s next event gets: a resumed session goes on from its
-    /// recorded ones.
+    /// The sequence number `session`'s next event gets: a resumed session goes on after the
+    /// ones it spilled.
     pub(crate) fn next_event_seq(&self, session: &str) -> Result<u64> {
         let next: i64 = self.conn.query_row(
             "SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE session = ?1",
@@ -33,7 +30,7 @@ impl Store {
         Ok(next.max(0) as u64)
     }
 
-    /// `session`'s recorded events `from..to`, in order.
+    /// `session`'s spilled events `from..to`, in order.
     pub(crate) fn events(&self, session: &str, from: u64, to: u64) -> Result<Vec<Event>> {
         let mut statement = self.conn.prepare_cached(
             "SELECT event FROM events WHERE session = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",

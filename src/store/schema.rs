@@ -73,8 +73,8 @@ pub(crate) const FIRST: &str = "CREATE TABLE sessions (
     CREATE INDEX runs_by_start ON runs(started_at);
     CREATE INDEX runs_by_status ON runs(status);";
 
-/// 10: every event of a session as it was published, numbered in order (what a frontend that
-/// fell behind reads back).
+/// 10: events a frontend fell behind on, numbered as they were published (the engine's bus
+/// spills them here past its window; the frontend reads them back).
 const TENTH: &str = "CREATE TABLE events (
         session TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
         seq INTEGER NOT NULL,

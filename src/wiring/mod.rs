@@ -17,7 +17,7 @@ use crate::engine::feedback::FeedbackLimits;
 use crate::engine::policy::Policy;
 use crate::engine::prompt::{PromptFacts, default_system_prompt};
 use crate::engine::{
-    Bus, Ended, Events, Journal, LanguageTable, Replay, Session, Settings, Subscriber,
+    Bus, Ended, Events, Journal, LanguageTable, Overflow, Session, Settings, Subscriber,
 };
 use crate::error::usage;
 use crate::ids::new_id;
@@ -97,7 +97,7 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         resume.is_some(),
     ) {
         Ok(Some(recorded)) => {
-            let bus = Bus::starting_at(recorded.next_seq, Some(recorded.replay));
+            let bus = Bus::starting_at(recorded.next_seq, Some(recorded.overflow));
             let events = Events::new(bus.clone()).with_journal(recorded.journal);
             (bus, events, None)
         }
@@ -146,10 +146,10 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     })
 }
 
-/// The history as the engine's journal, and what reads its events back.
+/// The history as the engine's journal, and as the bus's overflow.
 struct Recorded {
     journal: Journal,
-    replay: Replay,
+    overflow: Overflow,
     /// The sequence number of the session's next event.
     next_seq: u64,
 }
@@ -191,35 +191,40 @@ fn open_history(
     let store = Arc::new(std::sync::Mutex::new(store));
     Ok(Some(Recorded {
         journal: journal(Arc::clone(&store), session),
-        replay: replay(store, session),
+        overflow: overflow(store, session),
         next_seq,
     }))
 }
 
-/// The engine's journal: each event recorded in `session` of `store`, under its number.
-fn journal(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Journal {
-    let session = session.to_string();
-    Arc::new(move |seq: u64, event: &Event| {
-        let store = store
-            .lock()
-            .map_err(|_| "the history writer failed earlier".to_string())?;
-        store
-            .record_numbered(&session, seq, event)
-            .map_err(|err| err.to_string())
-    })
+/// `work` on the history, shared by the journal and the overflow.
+fn with_store<T>(
+    store: &std::sync::Mutex<Store>,
+    work: impl FnOnce(&Store) -> Result<T, crate::store::StoreError>,
+) -> Result<T, String> {
+    let store = store
+        .lock()
+        .map_err(|_| "the history writer failed earlier".to_string())?;
+    work(&store).map_err(|err| err.to_string())
 }
 
-/// Reads `session`'s recorded events back, for a frontend that fell behind.
-fn replay(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Replay {
+/// The engine's journal: each event recorded in `session` of `store`.
+fn journal(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Journal {
     let session = session.to_string();
-    Arc::new(move |from: u64, to: u64| {
-        let store = store
-            .lock()
-            .map_err(|_| "the history writer failed earlier".to_string())?;
-        store
-            .events(&session, from, to)
-            .map_err(|err| err.to_string())
-    })
+    Arc::new(move |event: &Event| with_store(&store, |store| store.record(&session, event)))
+}
+
+/// Where the bus spills events a frontend has not read yet, and reads them back from.
+fn overflow(store: Arc<std::sync::Mutex<Store>>, session: &str) -> Overflow {
+    let (kept, session) = (Arc::clone(&store), session.to_string());
+    let spill_session = session.clone();
+    Overflow {
+        spill: Arc::new(move |seq, event: &Event| {
+            with_store(&kept, |store| store.spill_event(&spill_session, seq, event))
+        }),
+        read: Arc::new(move |from, to| {
+            with_store(&store, |store| store.events(&session, from, to))
+        }),
+    }
 }
 
 impl Running {
@@ -345,9 +350,9 @@ mod tests {
     }
 
     /// Two frontends on a session recorded in a real history file: one reads as events
-    /// come, one only at the end, long after they left memory. Both get every event once,
-    /// in order, and the late one is told it read from the history; a resumed session
-    /// numbers on after them.
+    /// come, one only at the end, long after the window filled. Both get every event once,
+    /// in order, the late one told it read from the history; a resumed session numbers on
+    /// after what was spilled.
     #[tokio::test]
     async fn a_frontend_that_falls_behind_reads_back_from_the_history() {
         let dir = tempfile::tempdir().unwrap();
@@ -357,7 +362,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(recorded.next_seq, 0);
-        let bus = Bus::starting_at(recorded.next_seq, Some(recorded.replay));
+        let bus = Bus::starting_at(recorded.next_seq, Some(recorded.overflow));
         let events = Events::new(bus.clone()).with_journal(recorded.journal);
         let (mut keeping_up, mut late) = (bus.subscribe(), bus.subscribe());
         let sent: Vec<Event> = (0..3000)
@@ -392,6 +397,6 @@ mod tests {
         let resumed = open_history(&Config::default(), Some(store), "s-1", "m", true)
             .unwrap()
             .unwrap();
-        assert_eq!(resumed.next_seq, 3000);
+        assert_eq!(resumed.next_seq, late.lagged());
     }
 }

@@ -325,7 +325,7 @@ async fn when_the_history_stops_recording_no_further_block_runs_and_the_model_is
     // The history takes the first two blocks' events, then the disk is full.
     let recorded = Arc::new(Mutex::new(0usize));
     let counter = recorded.clone();
-    let journal: Journal = Arc::new(move |_seq, event: &Event| {
+    let journal: Journal = Arc::new(move |event: &Event| {
         if matches!(event, Event::ExecFinished { .. }) {
             *counter.lock().expect("lock") += 1;
         }
