@@ -480,8 +480,10 @@ fn in_the_sandbox_image_a_forged_status_fails_and_a_fork_bomb_leaves_nothing() {
     expected.extend_from_slice(b"after\n");
     assert_eq!(answer.stdout, expected);
 
-    // Inside the container the pids limit bounds the bomb, and the sweep outruns it.
-    let bomb = b"bomb() { bomb & bomb & wait; }; bomb & sleep 30";
+    // Inside the container the pids limit bounds the bomb, and the sweep outruns it. The
+    // shell becomes `sleep` without a fork of its own: on a busy machine the bomb can fill
+    // the pids limit first, and a shell that cannot fork exits 2 before its time runs out.
+    let bomb = b"bomb() { bomb & bomb & wait; }; bomb & exec sleep 30";
     supervisor.run(&["sh"], "sh", bomb, Duration::from_millis(1500));
     let exit = supervisor.answer().exit.expect("an exit report");
     assert!(exit.timed_out, "{exit:?}");
