@@ -482,9 +482,12 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         workspace: Option<String>,
     },
-    /// The operator's message to the model.
+    /// The operator's message to the model, taken.
     UserMessage {
         text: String,
+        /// The `id` of the op that sent it, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
     },
     /// A piece of the model's reply as it streams in.
     AssistantDelta {

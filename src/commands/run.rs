@@ -363,7 +363,7 @@ fn transcript_entry(event: &Event, interactive: bool) -> String {
             text
         }
         Event::Reflection { .. } => "── results sent to the model ──\n".into(),
-        Event::UserMessage { text } => {
+        Event::UserMessage { text, .. } => {
             format!("> {}\n", for_person(text).replace('\n', "\n> "))
         }
         Event::Idle { .. } => String::new(),

@@ -44,7 +44,10 @@ pub(super) enum Wanted {
         request: DecisionRequest,
         id: Option<String>,
     },
-    Message(String),
+    Message {
+        text: String,
+        id: Option<String>,
+    },
     Retry,
 }
 
@@ -82,7 +85,9 @@ pub(super) fn serve(
         (Op::Decide(request), Moment::Deciding(_) | Moment::Running) => {
             Served::Take(Wanted::Decide { request, id })
         }
-        (Op::UserMessage { text }, Moment::Waiting { .. }) => Served::Take(Wanted::Message(text)),
+        (Op::UserMessage { text }, Moment::Waiting { .. }) => {
+            Served::Take(Wanted::Message { text, id })
+        }
         (Op::Retry, Moment::Waiting { can_retry: true }) => Served::Take(Wanted::Retry),
         (op, moment) => {
             let refusal = format!("{} is not possible {}", op_name(&op), moment.now());
@@ -170,7 +175,10 @@ mod tests {
             "Cancel { id: Some(\"op-1\") }"
         );
         let message = Op::UserMessage { text: "hi".into() };
-        assert_eq!(served(Some(message.clone()), waiting).0, "Message(\"hi\")");
+        assert_eq!(
+            served(Some(message.clone()), waiting).0,
+            "Message { text: \"hi\", id: Some(\"op-1\") }"
+        );
         assert_eq!(
             served(Some(Op::Retry), Moment::Waiting { can_retry: true }).0,
             "Retry"

@@ -110,7 +110,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
 
     async fn drive(&mut self, prompt: Option<String>) -> DoneReason {
         let mut next = match prompt {
-            Some(text) => Next::Message(text),
+            Some(text) => Next::Message { text, id: None },
             None => match self.wait_for_operator(false).await {
                 Ok(next) => next,
                 Err(reason) => return reason,
@@ -118,7 +118,7 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         };
         loop {
             match next {
-                Next::Message(text) => self.conversation.push_operator_message(text),
+                Next::Message { text, id } => self.conversation.push_operator_message(text, id),
                 Next::Retry => self.conversation.push_unsent(),
             }
             let reason = match self.converse().await {
@@ -220,7 +220,9 @@ impl<M: Model, S: Sandbox + 'static, A: Approver> Session<M, S, A> {
         loop {
             match self.gate.next_op(Moment::Waiting { can_retry }).await? {
                 Served::Shutdown => return Err(DoneReason::Aborted),
-                Served::Take(Wanted::Message(text)) => return Ok(Next::Message(text)),
+                Served::Take(Wanted::Message { text, id }) => {
+                    return Ok(Next::Message { text, id });
+                }
                 Served::Take(Wanted::Retry) => return Ok(Next::Retry),
                 // Nothing runs, so a cancel has nothing to stop.
                 Served::Handled | Served::Take(_) => {}
@@ -235,7 +237,11 @@ fn finished_lines(text: &str) -> &str {
 }
 
 enum Next {
-    Message(String),
+    /// The operator's message, and the id of the op that sent it.
+    Message {
+        text: String,
+        id: Option<String>,
+    },
     Retry,
 }
 

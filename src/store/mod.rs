@@ -186,7 +186,7 @@ impl Store {
                     params![session, description, workspace],
                 )?;
             }
-            Event::UserMessage { text } => self.message(session, "user", text, None, None)?,
+            Event::UserMessage { text, .. } => self.message(session, "user", text, None, None)?,
             Event::AssistantMessage { text, usage, end } => {
                 self.message(session, "assistant", text, *usage, *end)?
             }

@@ -23,6 +23,7 @@ fn a_turn(store: &Store, id: &str) {
     let events = [
         Event::UserMessage {
             text: "count the words".into(),
+            id: None,
         },
         Event::AssistantMessage {
             text: "```python\nprint(1)\n```\n```bash\necho hi\n```".into(),
@@ -137,7 +138,10 @@ fn replies_keep_their_tokens_and_how_they_ended_for_the_transcript_and_a_resume(
         total_tokens: 56,
     };
     let events = [
-        Event::UserMessage { text: "go".into() },
+        Event::UserMessage {
+            text: "go".into(),
+            id: None,
+        },
         Event::AssistantMessage {
             text: "a long story that".into(),
             usage: Some(usage),

@@ -21,7 +21,7 @@ use super::modal::ModalStack;
 pub(crate) use super::records::RunRecord;
 use super::theme::Theme;
 use super::workspace::WorkspacePane;
-use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase};
+use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase, Submission};
 use crate::view::{BlockState, SessionView, Stage};
 use tokio::sync::mpsc;
 
@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq)]
 pub enum UiAction {
     Op(Op),
+    /// An op whose answer the app waits for, with its id.
+    Submit(Submission),
     /// Suspend the screen and edit this block's code in $EDITOR.
     EditExternally {
         block: String,
@@ -69,6 +71,37 @@ impl Focus {
             Self::Composer => Context::Composer,
             Self::History => Context::History,
             Self::Workspace => Context::Workspace,
+        }
+    }
+}
+
+/// What went to the engine that it has not answered yet: until it does, another message
+/// waits in the composer. Each is answered by its own event, or refused by an error with its
+/// id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Sent {
+    Nothing,
+    /// The command line's first message, which the engine takes as it starts: answered by
+    /// its `user_message`.
+    Prompt,
+    /// A message, answered by the `user_message` with its id.
+    Message(String),
+    /// A retry, answered by the reply it starts (the `replying` phase).
+    Retry(String),
+}
+
+impl Sent {
+    /// Whether `event` answers (or refuses) it.
+    fn answered_by(&self, event: &Event) -> bool {
+        match (self, event) {
+            (Self::Nothing, _) | (_, Event::Done { .. }) => true,
+            (Self::Message(sent) | Self::Retry(sent), Event::Error { id: Some(id), .. }) => {
+                id == sent
+            }
+            (Self::Prompt, Event::UserMessage { id: None, .. }) => true,
+            (Self::Message(sent), Event::UserMessage { id: Some(id), .. }) => id == sent,
+            (Self::Retry(_), Event::Phase { phase }) => *phase == Phase::Replying,
+            _ => false,
         }
     }
 }
@@ -129,9 +162,10 @@ pub struct App {
     pub(crate) areas: PaneAreas,
     /// A Ctrl-C already asked the engine to stop something.
     cancel_sent: bool,
-    /// A message (or a retry) went to the engine, which has not yet said it is replying:
-    /// until it does, another message waits in the composer.
-    asked: bool,
+    /// A message (or a retry) the engine has not answered yet.
+    sent: Sent,
+    /// How many ops the app has given an id, for the next one's.
+    submitted: u64,
 }
 
 impl App {
@@ -163,7 +197,8 @@ impl App {
             bell,
             areas: PaneAreas::default(),
             cancel_sent: false,
-            asked: false,
+            sent: Sent::Nothing,
+            submitted: 0,
         }
     }
 
@@ -191,18 +226,35 @@ impl App {
 
     /// The model is replying (or about to, for what was just sent).
     pub(crate) fn replying(&self) -> bool {
-        self.asked || self.view.stage == Stage::Busy(Phase::Replying)
+        self.asked() || self.view.stage == Stage::Busy(Phase::Replying)
     }
 
     /// Something Ctrl-C can stop: a reply or a block.
     pub(crate) fn busy(&self) -> bool {
-        self.asked || self.view.busy()
+        self.asked() || self.view.busy()
     }
 
-    /// A message went to the engine (the first one, from the command line, too): another
-    /// waits until the engine has answered it.
-    pub(crate) fn message_sent(&mut self) {
-        self.asked = true;
+    /// A message or a retry went to the engine, which has not answered it yet.
+    pub(crate) fn asked(&self) -> bool {
+        self.sent != Sent::Nothing
+    }
+
+    /// The command line's first message went to the engine with the session: another waits
+    /// until the engine has taken it.
+    pub(crate) fn prompt_sent(&mut self) {
+        self.sent = Sent::Prompt;
+    }
+
+    /// `op` with the next id, to be answered by an event with the same id.
+    pub(crate) fn submit(&mut self, op: Op) -> UiAction {
+        self.submitted += 1;
+        let id = format!("tui-{}", self.submitted);
+        self.sent = match op {
+            Op::UserMessage { .. } => Sent::Message(id.clone()),
+            Op::Retry => Sent::Retry(id.clone()),
+            _ => Sent::Nothing,
+        };
+        UiAction::Submit(Submission { id: Some(id), op })
     }
 
     /// Takes in one engine event; returns what the runner should do (the bell).
@@ -211,9 +263,8 @@ impl App {
         self.view.apply(event);
         self.conversation.on_event(event);
         self.history.on_event(event);
-        match event {
-            Event::Phase { .. } | Event::Idle { .. } | Event::Done { .. } => self.asked = false,
-            _ => {}
+        if self.sent.answered_by(event) {
+            self.sent = Sent::Nothing;
         }
         match event {
             Event::SandboxProgress { message } => {

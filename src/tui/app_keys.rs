@@ -257,7 +257,7 @@ impl App {
 
     /// After a failed or cancelled reply: the same conversation goes to the model again.
     fn retry(&mut self) -> Vec<UiAction> {
-        if self.asked
+        if self.asked()
             || !matches!(
                 self.view.stage,
                 Stage::Idle(IdleReason::Error | IdleReason::Cancelled)
@@ -267,9 +267,8 @@ impl App {
                 Some("nothing to retry: retry follows a failed or cancelled reply".into());
             return Vec::new();
         }
-        self.asked = true;
         self.status = None;
-        vec![UiAction::Op(Op::Retry)]
+        vec![self.submit(Op::Retry)]
     }
 
     fn send(&mut self) -> Vec<UiAction> {
@@ -281,15 +280,14 @@ impl App {
                 self.status = Some("the session has ended; quit with q".into());
                 return Vec::new();
             }
-            Stage::Starting | Stage::Idle(_) if !self.asked => {}
+            Stage::Starting | Stage::Idle(_) if !self.asked() => {}
             _ => {
                 self.status = Some("the model is busy: the message waits in the composer".into());
                 return Vec::new();
             }
         }
-        self.message_sent();
         let text = self.composer.take();
-        vec![UiAction::Op(Op::UserMessage { text })]
+        vec![self.submit(Op::UserMessage { text })]
     }
 
     fn on_card_action(&mut self, action: Action) -> Vec<UiAction> {

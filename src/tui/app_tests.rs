@@ -49,6 +49,7 @@ fn ops(actions: Vec<UiAction>) -> Vec<Op> {
         .into_iter()
         .filter_map(|action| match action {
             UiAction::Op(op) => Some(op),
+            UiAction::Submit(submission) => Some(submission.op),
             _ => None,
         })
         .collect()
@@ -350,7 +351,12 @@ fn a_second_message_waits_until_the_engine_has_taken_the_first() {
     assert_eq!(ops(app.on_key(key(KeyCode::Enter))).len(), 1);
     type_text(&mut app, "two");
     assert!(ops(app.on_key(key(KeyCode::Enter))).is_empty());
+    // As the engine answers: the message with the id it was sent with, then the reply.
     for event in [
+        Event::UserMessage {
+            text: "one".into(),
+            id: Some("tui-1".into()),
+        },
         Event::Phase {
             phase: Phase::Replying,
         },
@@ -369,4 +375,34 @@ fn a_second_message_waits_until_the_engine_has_taken_the_first() {
         ops(app.on_key(key(KeyCode::Enter))),
         [Op::UserMessage { text: "two".into() }]
     );
+}
+
+#[test]
+fn a_message_the_engine_refuses_frees_the_composer_at_once_and_only_its_own_refusal_does() {
+    let mut app = app();
+    type_text(&mut app, "one");
+    let sent = app.on_key(key(KeyCode::Enter));
+    let [UiAction::Submit(submission)] = sent.as_slice() else {
+        panic!("{sent:?}");
+    };
+    let id = submission.id.clone().expect("an id");
+    type_text(&mut app, "two");
+    app.on_event(&Event::Error {
+        message: "a decision is not possible now".into(),
+        id: Some("someone-else".into()),
+    });
+    assert!(
+        ops(app.on_key(key(KeyCode::Enter))).is_empty(),
+        "another op's refusal answers nothing of ours"
+    );
+    app.on_event(&Event::Error {
+        message: "a message to the model is not possible while a block runs".into(),
+        id: Some(id.clone()),
+    });
+    let again = app.on_key(key(KeyCode::Enter));
+    let [UiAction::Submit(resent)] = again.as_slice() else {
+        panic!("{again:?}");
+    };
+    assert_eq!(resent.op, Op::UserMessage { text: "two".into() });
+    assert_ne!(resent.id, Some(id), "each op has its own id");
 }

@@ -58,7 +58,7 @@ impl ConversationPane {
     /// Takes in what the conversation shows of an engine event.
     pub(crate) fn on_event(&mut self, event: &Event) {
         match event {
-            Event::UserMessage { text } => {
+            Event::UserMessage { text, .. } => {
                 self.push(EntryKind::User, text);
                 self.scroll = Scroll::default();
             }

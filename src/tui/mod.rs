@@ -110,7 +110,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
         config.ui.bell,
     );
     if first.is_some() {
-        app.message_sent();
+        app.prompt_sent();
     }
     let earlier = std::mem::replace(&mut running.earlier.runs, Ok(Vec::new()));
     app.load_conversation(&running.earlier.messages);
@@ -233,6 +233,9 @@ async fn event_loop(
             match action {
                 UiAction::Op(op) => {
                     let _ = ops.send(op.into());
+                }
+                UiAction::Submit(submission) => {
+                    let _ = ops.send(submission);
                 }
                 UiAction::Bell => {
                     let _ = std::io::stdout()

@@ -97,15 +97,19 @@ impl<M: Model> Conversation<M> {
         self.results.push(results);
     }
 
-    /// The operator's message, with any results the model has not seen yet in front of it.
-    pub(super) fn push_operator_message(&mut self, text: String) {
+    /// The operator's message (sent by the op `id`), with any results the model has not
+    /// seen yet in front of it.
+    pub(super) fn push_operator_message(&mut self, text: String, id: Option<String>) {
         let mut parts = std::mem::take(&mut self.unsent);
         if !parts.is_empty() {
             self.events.send(Event::Reflection {
                 text: parts.join("\n\n"),
             });
         }
-        self.events.send(Event::UserMessage { text: text.clone() });
+        self.events.send(Event::UserMessage {
+            text: text.clone(),
+            id,
+        });
         parts.push(text);
         self.say(ChatMessage::new(Role::User, parts.join("\n\n")), false);
     }
