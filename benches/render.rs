@@ -12,7 +12,7 @@ use ratatui::backend::TestBackend;
 
 use airlock::protocol::{Event, ExecResult, Stream};
 use airlock::tui::app::App;
-use airlock::tui::highlight::Highlighter;
+use airlock::tui::render::highlight::Highlighter;
 use airlock::tui::ui;
 
 fn session(messages: usize, log_lines: usize) -> App {

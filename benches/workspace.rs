@@ -20,7 +20,7 @@ use ratatui::backend::TestBackend;
 
 use airlock::protocol::{Event, ExecResult};
 use airlock::tui::app::App;
-use airlock::tui::highlight::Highlighter;
+use airlock::tui::render::highlight::Highlighter;
 use airlock::tui::ui;
 
 const BUDGET: Duration = Duration::from_millis(16);

@@ -315,7 +315,7 @@ impl GlobalArgs {
         }
         // The key bindings are the screen's; a broken one is refused here all the same, for
         // every command, as the rest of the file is.
-        crate::tui::keymap::Keymap::new(&config.ui.keys)?;
+        crate::tui::keys::keymap::Keymap::new(&config.ui.keys)?;
         Ok(config)
     }
 }

@@ -10,17 +10,17 @@ use ratatui::layout::Rect;
 #[path = "app_keys.rs"]
 mod keys;
 
-use super::card::CardPane;
-use super::composer::Composer;
-use super::conversation::ConversationPane;
-use super::history::HistoryPane;
 use super::jobs::{Done, Found, Jobs};
-use super::keymap::{Context, Keymap};
-use super::logs::LogView;
-use super::modal::ModalStack;
-pub(crate) use super::records::RunRecord;
+use super::keys::keymap::{Context, Keymap};
+use super::overlays::modal::ModalStack;
+use super::panes::card::CardPane;
+use super::panes::composer::Composer;
+use super::panes::conversation::ConversationPane;
+use super::panes::history::HistoryPane;
+use super::panes::logs::LogView;
+pub(crate) use super::panes::records::RunRecord;
+use super::panes::workspace::WorkspacePane;
 use super::theme::Theme;
-use super::workspace::WorkspacePane;
 use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase, Submission};
 use crate::view::{BlockState, SessionView, Stage};
 use tokio::sync::mpsc;
@@ -424,7 +424,7 @@ impl App {
     }
 
     /// Previews of text are highlighted in `highlighter`'s colours.
-    pub fn highlight_previews(&mut self, highlighter: &super::highlight::Highlighter) {
+    pub fn highlight_previews(&mut self, highlighter: &super::render::highlight::Highlighter) {
         self.workspace.set_syntax(highlighter.syntax_theme());
     }
 

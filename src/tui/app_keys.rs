@@ -4,14 +4,14 @@
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
-use super::super::choices::{QuitModal, ScopeModal};
-use super::super::help::HelpModal;
-use super::super::input::InputModal;
-use super::super::keymap::{Action, Context};
-use super::super::modal::{ModalData, Request};
-use super::super::rules::RulesModal;
-use super::super::run_view::RunModal;
-use super::super::workspace::Wanted;
+use super::super::keys::keymap::{Action, Context};
+use super::super::overlays::choices::{QuitModal, ScopeModal};
+use super::super::overlays::help::HelpModal;
+use super::super::overlays::input::InputModal;
+use super::super::overlays::modal::{ModalData, Request};
+use super::super::overlays::rules::RulesModal;
+use super::super::overlays::run_view::RunModal;
+use super::super::panes::workspace::Wanted;
 use super::{App, Focus, UiAction};
 use crate::protocol::{DecisionKind, DecisionRequest, IdleReason, Op};
 use crate::view::Stage;

@@ -204,7 +204,7 @@ fn ctrl_c_cancels_what_runs_and_a_second_one_asks_to_quit() {
     assert!(ops(app.on_key(ctrl('c'))).is_empty());
     assert_eq!(
         app.modals.context(),
-        Some(crate::tui::keymap::Context::ConfirmQuit)
+        Some(crate::tui::keys::keymap::Context::ConfirmQuit)
     );
     let actions = app.on_key(key(KeyCode::Char('y')));
     assert!(actions.contains(&UiAction::Quit));
@@ -317,7 +317,7 @@ fn the_screen_is_idle_only_when_the_engine_says_so() {
     assert!(!ops(app.on_key(key(KeyCode::Char('q')))).contains(&Op::Shutdown));
     assert_eq!(
         app.modals.context(),
-        Some(crate::tui::keymap::Context::ConfirmQuit)
+        Some(crate::tui::keys::keymap::Context::ConfirmQuit)
     );
     app.on_key(key(KeyCode::Char('n')));
     for event in [

@@ -14,7 +14,7 @@ pub(crate) enum Found {
     /// The workspace's entries, or why they cannot be listed.
     Listing(Result<Listing, String>),
     /// A preview of one file.
-    Preview(Box<super::workspace_preview::Preview>),
+    Preview(Box<super::panes::workspace_preview::Preview>),
 }
 
 /// A finished job: which request it answers, what it found, and where it ran.

@@ -3,42 +3,20 @@
 //! and `Event`s; the panes only read [`app::App`].
 
 pub mod app;
-pub(crate) mod card;
-mod choices;
-mod composer;
-pub(crate) mod conversation;
 mod external;
 pub(crate) mod fatal;
 mod handover;
-pub(crate) mod help;
-pub mod highlight;
-pub(crate) mod history;
-mod input;
 mod jobs;
-pub(crate) mod keymap;
-pub(crate) mod logs;
-pub(crate) mod markdown;
-mod modal;
-mod pane;
-mod picture;
-mod popup;
-pub(crate) mod preparing;
-mod records;
-mod rules;
-mod run_view;
+pub(crate) mod keys;
+pub(crate) mod overlays;
+pub(crate) mod panes;
+pub mod render;
 pub mod screen_guard;
-mod scroll;
-pub(crate) mod sgr;
 pub(crate) mod status;
-mod svg;
-mod svg_copies;
 #[cfg(test)]
 mod testing;
-pub(crate) mod text;
 pub(crate) mod theme;
 pub mod ui;
-mod workspace;
-mod workspace_preview;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,8 +40,8 @@ use crate::config::Config;
 use crate::protocol::{Event, Op, Submission};
 use crate::wiring::choose_model;
 use app::{App, UiAction};
-use highlight::Highlighter;
-use keymap::Keymap;
+use keys::keymap::Keymap;
+use render::highlight::Highlighter;
 use theme::Theme;
 
 /// The bundled demo: its script, and the task it answers.
@@ -130,7 +108,8 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     };
     // Asked once, in raw mode and before keys are read, as the terminal's answer comes on
     // the same input.
-    app.workspace.set_graphics(picture::Graphics::detect());
+    app.workspace
+        .set_graphics(render::picture::Graphics::detect());
     app.highlight_previews(&highlighter);
     let outcome = event_loop(
         &mut screen,

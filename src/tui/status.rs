@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::app::{App, SandboxState};
-use super::text::{char_width, line_width};
+use super::render::text::{char_width, line_width};
 use crate::protocol::{Phase, wire_name};
 use crate::view::{SessionView, Stage};
 
@@ -90,7 +90,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         )));
     }
     let mut keys = Vec::new();
-    let global = app.keymap.hints(super::keymap::Context::Global);
+    let global = app.keymap.hints(super::keys::keymap::Context::Global);
     // The topmost overlay's keys, when one is open; else the focused pane's.
     let context = app.modals.context().unwrap_or(app.pane_context());
     let focused = app.keymap.hints(context);

@@ -7,8 +7,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::app::App;
-use super::highlight::Highlighter;
-use super::keymap::Keymap;
+use super::keys::keymap::Keymap;
+use super::render::highlight::Highlighter;
 use super::theme::Theme;
 use crate::protocol::{DecisionKind, DecisionSource, Event, ExecResult, Phase, Stream};
 

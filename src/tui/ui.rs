@@ -8,9 +8,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::app::{App, Focus};
-use super::highlight::Highlighter;
-use super::pane::Look;
-use super::{fatal, preparing, status};
+use super::panes::pane::Look;
+use super::panes::preparing;
+use super::render::highlight::Highlighter;
+use super::{fatal, status};
 
 /// Smaller than this, panes cannot show anything useful.
 pub const MIN_WIDTH: u16 = 40;
@@ -128,7 +129,7 @@ fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: 
 
 /// The overlays open, over everything else.
 fn draw_overlay(frame: &mut Frame, app: &App, area: Rect) {
-    let data = super::modal::ModalData {
+    let data = super::overlays::modal::ModalData {
         theme: &app.theme,
         keymap: &app.keymap,
         rules: &app.rules,
@@ -216,7 +217,7 @@ mod tests {
     fn the_help_overlay_and_a_tiny_terminal() {
         let mut app = app();
         app.modals
-            .push(Box::new(crate::tui::help::HelpModal::default()));
+            .push(Box::new(crate::tui::overlays::help::HelpModal::default()));
         insta::assert_snapshot!("help_overlay", screen(&mut app, 100, 40));
         insta::assert_snapshot!("too_small", screen(&mut app, 30, 8));
         // Every size down to 1×1 draws without a panic.
@@ -245,7 +246,7 @@ mod tests {
         let mut terminal =
             ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))
                 .expect("test terminal");
-        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let highlighter = crate::tui::render::highlight::Highlighter::plain();
         terminal
             .draw(|frame| super::draw(frame, app, &highlighter))
             .expect("draws");
@@ -320,9 +321,10 @@ mod tests {
 
     fn the_scope_pickers_keys_are_bold(app: &mut App, name: &str) {
         app.focus = Focus::Card;
-        app.modals.push(Box::new(crate::tui::choices::ScopeModal {
-            block: "b-2".into(),
-        }));
+        app.modals
+            .push(Box::new(crate::tui::overlays::choices::ScopeModal {
+                block: "b-2".into(),
+            }));
         let buffer = drawn(app, 120, 30);
         assert!(reversed(&buffer, " Approve for session "), "{name}");
         let (x, y) = find(&buffer, "x this exact").expect("scope picker");

@@ -372,7 +372,7 @@ mod readme {
     /// The README's key table is written by hand; this keeps it from going stale.
     #[test]
     fn the_readme_key_table_covers_every_default_binding() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../../README.md");
         let table: Vec<&str> = readme
             .lines()
             .filter(|line| line.starts_with("| `"))

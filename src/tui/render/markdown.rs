@@ -11,10 +11,10 @@ use pulldown_cmark::{CodeBlockKind, Event as Md, HeadingLevel, Options, Parser, 
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
-use super::highlight::Highlighter;
-use super::text::{line_width, wrap_line, wrap_prose};
-use super::theme::Theme;
 use crate::output::sanitize::for_person;
+use crate::tui::render::highlight::Highlighter;
+use crate::tui::render::text::{line_width, wrap_line, wrap_prose};
+use crate::tui::theme::Theme;
 use table::Table;
 
 /// What a fence without a language tag is labelled: airlock never offers to run it.

@@ -9,13 +9,13 @@ use std::path::PathBuf;
 use ratatui::layout::{Constraint, Layout, Rect, Size};
 use syntect::highlighting::Theme as SyntaxTheme;
 
-use super::handover::Handover;
-use super::jobs::{Found, Jobs};
-use super::keymap::Action;
-use super::picture::Graphics;
-use super::workspace_preview::{self as preview, Body, Preview};
 use crate::files::listing::{Entry, EntryKind, Listing};
 use crate::protocol::{FileChange, FileChangeKind};
+use crate::tui::handover::Handover;
+use crate::tui::jobs::{Found, Jobs};
+use crate::tui::keys::keymap::Action;
+use crate::tui::panes::workspace_preview::{self as preview, Body, Preview};
+use crate::tui::render::picture::Graphics;
 
 /// Where the files come from, and what the pane knows of them.
 #[derive(Debug, Default)]
@@ -364,7 +364,7 @@ impl WorkspacePane {
         }
     }
 
-    /// `o`: for the system opener, a private copy of the selected file (`super::handover`
+    /// `o`: for the system opener, a private copy of the selected file (`crate::tui::handover`
     /// says what is refused), or a directory's host path once it is reached without a
     /// symlink. A directory goes by its path: a file manager only shows it, and nothing in it
     /// runs without the operator's own click.

@@ -7,10 +7,10 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
-use super::keymap::{Action, Context, Keymap};
-use super::pane::Look;
-use super::text::{has_hidden, is_invisible, visible_spans, wrap_line};
-use super::theme::Theme;
+use crate::tui::keys::keymap::{Action, Context, Keymap};
+use crate::tui::panes::pane::Look;
+use crate::tui::render::text::{has_hidden, is_invisible, visible_spans, wrap_line};
+use crate::tui::theme::Theme;
 use crate::view::{BlockState, SessionView};
 
 /// Which of the waiting blocks the card shows, and how far its code is scrolled.
@@ -185,7 +185,7 @@ fn code_lines(
     code: &str,
     language: &str,
     theme: &Theme,
-    highlighter: &super::highlight::Highlighter,
+    highlighter: &crate::tui::render::highlight::Highlighter,
     width: usize,
 ) -> Vec<Line<'static>> {
     let highlighted = highlighter.lines(code, language);
@@ -237,7 +237,7 @@ mod tests {
                 proposed("b-2", 1, "bash", "ls\n"),
             ],
         );
-        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
         insta::assert_snapshot!(pane(64, 12, |frame| app.card.render(
             frame,
@@ -255,7 +255,7 @@ mod tests {
         let mut app = app();
         let code = "// check the input\u{2028}steal()\nlet done = true;\u{2029}report()\n";
         feed(&mut app, &[proposed("b-1", 0, "javascript", code)]);
-        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
         let text = pane(64, 8, |frame| {
             app.card
@@ -269,7 +269,7 @@ mod tests {
     #[test]
     fn with_nothing_pending_the_card_says_so() {
         let app = app();
-        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
         insta::assert_snapshot!(pane(40, 4, |frame| app.card.render(
             frame,

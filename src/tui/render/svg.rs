@@ -87,7 +87,7 @@ fn parse(text: &str) -> Result<roxmltree::Document<'_>, Undrawn> {
             )),
             other => Undrawn::Broken(format!("cannot draw the SVG: {other}")),
         })?;
-    super::svg_copies::check(&document).map_err(Undrawn::Refused)?;
+    crate::tui::render::svg_copies::check(&document).map_err(Undrawn::Refused)?;
     Ok(document)
 }
 
@@ -140,7 +140,7 @@ pub(crate) mod tests {
 
     /// A half block's pixels: one wide, two high.
     const HALF_BLOCK: (u32, u32) = (1, 2);
-    use crate::tui::picture::tests::squares_png;
+    use crate::tui::render::picture::tests::squares_png;
 
     /// Entities that expand to about 25 GB from some 300 KiB: one of a kilobyte, one of 250
     /// of those (as many as a parser lets one reference resolve), and a hundred thousand

@@ -6,7 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui_textarea::TextArea;
 
-use super::pane::Look;
+use crate::tui::panes::pane::Look;
 
 pub(crate) struct Composer {
     area: TextArea<'static>,
@@ -79,8 +79,8 @@ impl Composer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::highlight::Highlighter;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::keys::keymap::Keymap;
+    use crate::tui::render::highlight::Highlighter;
     use crate::tui::testing::pane;
     use crate::tui::theme::Theme;
 

@@ -5,10 +5,10 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 
-use super::keymap::{Action, Context};
-use super::modal::{Modal, ModalData, Outcome, Request};
-use super::popup::popup;
 use crate::protocol::{DecisionKind, DecisionRequest, Op, Scope};
+use crate::tui::keys::keymap::{Action, Context};
+use crate::tui::overlays::modal::{Modal, ModalData, Outcome, Request};
+use crate::tui::overlays::popup::popup;
 
 /// Approve for the session: the same language, or this exact code.
 #[derive(Debug)]
@@ -114,7 +114,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::keys::keymap::Keymap;
     use crate::tui::testing::pane;
     use crate::tui::theme::Theme;
 

@@ -7,12 +7,12 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::keymap::Action;
-use super::pane::Look;
-use super::records::RunRecord;
-use super::theme::Theme;
 use crate::output::sanitize::for_person;
 use crate::protocol::{Event, Outcome};
+use crate::tui::keys::keymap::Action;
+use crate::tui::panes::pane::Look;
+use crate::tui::panes::records::RunRecord;
+use crate::tui::theme::Theme;
 
 /// The runs, earlier sessions' and this one's, and which of them the filter lets through.
 #[derive(Debug, Clone, Default)]
@@ -221,7 +221,7 @@ fn summary(run: &RunRecord, theme: &Theme, session: Option<&str>) -> Line<'stati
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::protocol::{DecisionKind, Stream};
     use crate::tui::app::{App, Focus};
@@ -258,7 +258,7 @@ pub(super) mod tests {
     }
 
     fn render(app: &App, frame: &mut Frame) {
-        let highlighter = crate::tui::highlight::Highlighter::plain();
+        let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::new(&app.theme, &app.keymap, &highlighter, true);
         let session = app.view.session.as_deref();
         app.history.render(frame, frame.area(), &look, session);

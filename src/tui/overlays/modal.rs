@@ -6,9 +6,9 @@ use crossterm::event::KeyEvent;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 
-use super::keymap::{Action, Context, Keymap};
-use super::theme::Theme;
 use crate::protocol::{ApprovalRule, Op};
+use crate::tui::keys::keymap::{Action, Context, Keymap};
+use crate::tui::theme::Theme;
 
 /// What the session shows a modal, read fresh for every key and every frame.
 pub(crate) struct ModalData<'a> {

@@ -7,12 +7,12 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::super::keymap::{Action, Context};
-use super::super::pane::Look;
-use super::super::text::char_width;
-use super::super::theme::Theme;
 use super::{Body, Entry, EntryKind, FileChangeKind, Files, Shown, WorkspacePane, split};
 use crate::files::human_size;
+use crate::tui::keys::keymap::{Action, Context};
+use crate::tui::panes::pane::Look;
+use crate::tui::render::text::char_width;
+use crate::tui::theme::Theme;
 
 /// Columns of a row's size and time, and the narrowest name that keeps them.
 const SIZE_COLUMN: usize = 9;

@@ -8,11 +8,11 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use super::*;
 use crate::protocol::{Event, FileChange, FileChangeKind};
 use crate::tui::app::{App, Focus, UiAction};
-use crate::tui::highlight::Highlighter;
 use crate::tui::jobs::Done;
-use crate::tui::keymap::Context;
-use crate::tui::pane::Look;
-use crate::tui::picture::tests::{bomb_png, squares_png};
+use crate::tui::keys::keymap::Context;
+use crate::tui::panes::pane::Look;
+use crate::tui::render::highlight::Highlighter;
+use crate::tui::render::picture::tests::{bomb_png, squares_png};
 use crate::tui::testing::{app, finished, pane, result};
 
 /// The same time on every entry, so the snapshots do not follow the clock.
@@ -403,13 +403,13 @@ fn hostile_svgs_are_refused_in_the_preview_title() {
     std::fs::write(&secret, "SECRET-OF-THE-HOST").expect("writes");
     workspace.write(
         "laughs.svg",
-        crate::tui::svg::tests::billion_laughs().as_bytes(),
+        crate::tui::render::svg::tests::billion_laughs().as_bytes(),
     );
     workspace.write(
         "xxe.svg",
-        crate::tui::svg::tests::external_entity(&secret).as_bytes(),
+        crate::tui::render::svg::tests::external_entity(&secret).as_bytes(),
     );
-    workspace.write("bomb.svgz", &crate::tui::svg::tests::gzip_bomb());
+    workspace.write("bomb.svgz", &crate::tui::render::svg::tests::gzip_bomb());
     let mut small = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(
         &mut small,

@@ -8,15 +8,15 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::highlight::Highlighter;
-use super::keymap::Action;
-use super::markdown;
-use super::pane::Look;
-use super::scroll::Scroll;
-use super::text::wrap_prose;
-use super::theme::Theme;
 use crate::output::sanitize::for_person;
 use crate::protocol::Event;
+use crate::tui::keys::keymap::Action;
+use crate::tui::panes::pane::Look;
+use crate::tui::panes::scroll::Scroll;
+use crate::tui::render::highlight::Highlighter;
+use crate::tui::render::markdown;
+use crate::tui::render::text::wrap_prose;
+use crate::tui::theme::Theme;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {

@@ -1,6 +1,6 @@
 //! How far a pane is scrolled back from its end: what the conversation and logs panes share.
 
-use super::keymap::Action;
+use crate::tui::keys::keymap::Action;
 
 /// Lines up from the end; 0 follows new lines as they come.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::app::{App, Focus, SandboxState};
 use crate::output::sanitize::for_person;
+use crate::tui::app::{App, Focus, SandboxState};
 
 /// Draws the preparation in `area` and says so, or leaves it to the logs pane.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
@@ -51,7 +51,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
 mod tests {
     use super::*;
     use crate::protocol::Event;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::keys::keymap::Keymap;
     use crate::tui::testing;
     use crate::tui::theme::Theme;
 

@@ -10,11 +10,11 @@ use ratatui::text::Span;
 use ratatui::widgets::{Block, Borders, Clear};
 use ratatui_textarea::TextArea;
 
-use super::keymap::{Action, Context};
-use super::modal::{Modal, ModalData, Outcome, Request};
-use super::popup::{centered, centered_fixed};
-use super::theme::Theme;
 use crate::protocol::{DecisionKind, DecisionRequest, Op};
+use crate::tui::keys::keymap::{Action, Context};
+use crate::tui::overlays::modal::{Modal, ModalData, Outcome, Request};
+use crate::tui::overlays::popup::{centered, centered_fixed};
+use crate::tui::theme::Theme;
 
 /// What the typed text is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +185,7 @@ mod tests {
     use crossterm::event::KeyModifiers;
 
     use super::*;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::keys::keymap::Keymap;
     use crate::tui::testing::pane;
 
     #[test]

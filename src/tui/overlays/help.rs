@@ -7,11 +7,11 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::keymap::{Action, Binding, Context, Keymap};
-use super::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
-use super::popup::centered;
-use super::text::wrap_prose;
-use super::theme::Theme;
+use crate::tui::keys::keymap::{Action, Binding, Context, Keymap};
+use crate::tui::overlays::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
+use crate::tui::overlays::popup::centered;
+use crate::tui::render::text::wrap_prose;
+use crate::tui::theme::Theme;
 
 /// Columns before the key column, and between it and the descriptions.
 const INDENT: usize = 2;

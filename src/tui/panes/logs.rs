@@ -10,12 +10,12 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::keymap::Action;
-use super::scroll::Scroll;
-use super::sgr;
-use super::text::wrap_line;
-use super::theme::Theme;
 use crate::protocol::{ExecResult, Outcome, Stream};
+use crate::tui::keys::keymap::Action;
+use crate::tui::panes::scroll::Scroll;
+use crate::tui::render::sgr;
+use crate::tui::render::text::wrap_line;
+use crate::tui::theme::Theme;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum LogLine {

@@ -7,13 +7,13 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::keymap::{Action, Context};
-use super::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
-use super::popup::centered;
-use super::records::{Ending, RunRecord};
-use super::text::visible_spans;
-use super::theme::Theme;
 use crate::output::sanitize::for_person;
+use crate::tui::keys::keymap::{Action, Context};
+use crate::tui::overlays::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
+use crate::tui::overlays::popup::centered;
+use crate::tui::panes::records::{Ending, RunRecord};
+use crate::tui::render::text::visible_spans;
+use crate::tui::theme::Theme;
 
 /// The run, as it was when opened, and how far it is scrolled.
 #[derive(Debug)]
@@ -151,8 +151,8 @@ fn render(frame: &mut Frame, area: Rect, run: &RunRecord, theme: &Theme, title: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::history::tests::with_runs;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::keys::keymap::Keymap;
+    use crate::tui::panes::history::tests::with_runs;
     use crate::tui::testing::pane;
 
     fn opened(app: &crate::tui::app::App, index: usize, width: u16, height: u16) -> String {

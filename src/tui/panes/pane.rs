@@ -1,9 +1,9 @@
 //! What every pane draws with besides its own state: the colours, the keys (for hints), the
 //! highlighter, and whether the pane has the focus.
 
-use super::highlight::Highlighter;
-use super::keymap::Keymap;
-use super::theme::Theme;
+use crate::tui::keys::keymap::Keymap;
+use crate::tui::render::highlight::Highlighter;
+use crate::tui::theme::Theme;
 
 pub(crate) struct Look<'a> {
     pub(crate) theme: &'a Theme,

@@ -7,11 +7,11 @@ use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
-use super::keymap::{Action, Context};
-use super::modal::{Modal, ModalData, Outcome};
-use super::popup::popup;
 use crate::output::sanitize::for_person;
 use crate::protocol::{ApprovalRule, DecisionKind, Op};
+use crate::tui::keys::keymap::{Action, Context};
+use crate::tui::overlays::modal::{Modal, ModalData, Outcome};
+use crate::tui::overlays::popup::popup;
 
 /// The list, and which rule is selected.
 #[derive(Debug, Default)]
@@ -120,7 +120,7 @@ fn hints(data: &ModalData<'_>) -> Line<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::keymap::Keymap;
+    use crate::tui::keys::keymap::Keymap;
     use crate::tui::testing::pane;
     use crate::tui::theme::Theme;
 

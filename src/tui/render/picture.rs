@@ -18,7 +18,7 @@ use ratatui_image::protocol::Protocol;
 use ratatui_image::protocol::halfblocks::Halfblocks;
 use ratatui_image::{Image, Resize};
 
-use super::svg::Undrawn;
+use crate::tui::render::svg::Undrawn;
 
 /// A picture file is read up to this; a larger one is refused unread.
 pub(crate) const MAX_PICTURE_BYTES: usize = 32 << 20;
@@ -136,9 +136,9 @@ impl Picture {
         })
     }
 
-    /// Draws an SVG (`super::svg` says what is refused) into `room` cells.
+    /// Draws an SVG (`crate::tui::render::svg` says what is refused) into `room` cells.
     pub(crate) fn load_svg(text: &str, graphics: &Graphics, room: Size) -> Result<Self, Undrawn> {
-        let image = super::svg::render(text, graphics.cell_pixels(), room)?;
+        let image = crate::tui::render::svg::render(text, graphics.cell_pixels(), room)?;
         let (protocol, cells) =
             fit(&DynamicImage::ImageRgb8(image.drawn), graphics, room).map_err(Undrawn::Broken)?;
         Ok(Self {

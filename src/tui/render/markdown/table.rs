@@ -5,7 +5,7 @@ use pulldown_cmark::Alignment;
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
-use crate::tui::text::{line_width, wrap_prose};
+use crate::tui::render::text::{line_width, wrap_prose};
 
 const SEPARATOR: &str = " │ ";
 /// A column is never squeezed below this, so a cell stays readable (it wraps instead).

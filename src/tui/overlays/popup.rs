@@ -5,7 +5,7 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 
-use super::theme::Theme;
+use crate::tui::theme::Theme;
 
 /// A titled box of `text`, `width`×`height` at most, in the middle of `area`.
 pub(crate) fn popup(

@@ -13,13 +13,13 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use syntect::highlighting::Theme as SyntaxTheme;
 
-use super::highlight::{StyledLine, highlight_with};
-use super::pane::Look;
-use super::picture::{Graphics, MAX_PICTURE_BYTES, Picture};
-use super::svg::{self, Undrawn};
 use crate::files::human_size;
 use crate::files::read::read_prefix;
 use crate::output::sanitize::for_person;
+use crate::tui::panes::pane::Look;
+use crate::tui::render::highlight::{StyledLine, highlight_with};
+use crate::tui::render::picture::{Graphics, MAX_PICTURE_BYTES, Picture};
+use crate::tui::render::svg::{self, Undrawn};
 
 /// Text is previewed up to this many bytes.
 pub(crate) const TEXT_LIMIT: usize = 1 << 20;
