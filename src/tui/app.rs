@@ -2,78 +2,35 @@
 //! [`SessionView`]), each pane's own component, the overlays, and what has the focus.
 //! Engine events come in here; keys in `app_keys.rs`. Both return what the runner should do.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
+use ratatui::Frame;
 use ratatui::layout::Rect;
 
 #[path = "app_keys.rs"]
 mod keys;
 
-use super::jobs::{Done, Found, Jobs};
+use super::jobs::{Done, Jobs};
 use super::keys::keymap::{Context, Keymap};
 use super::overlays::modal::ModalStack;
+pub(crate) use super::panes::Focus;
 use super::panes::card::CardPane;
 use super::panes::composer::Composer;
 use super::panes::conversation::ConversationPane;
 use super::panes::history::HistoryPane;
+use super::panes::layout::{Areas, SLOTS};
 use super::panes::logs::LogView;
+use super::panes::pane::Look;
 pub(crate) use super::panes::records::RunRecord;
-use super::panes::workspace::WorkspacePane;
+use super::panes::{Pane, Seen, Setup};
+use super::render::highlight::Highlighter;
+use super::render::picture::Graphics;
+pub(crate) use super::runner::SandboxState;
+pub use super::runner::UiAction;
 use super::theme::Theme;
 use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase, Submission};
-use crate::view::{BlockState, SessionView, Stage};
+use crate::view::{SessionView, Stage};
 use tokio::sync::mpsc;
-
-/// What the app asks of its runner, besides ops for the engine.
-#[derive(Debug, Clone, PartialEq)]
-pub enum UiAction {
-    Op(Op),
-    /// An op whose answer the app waits for, with its id.
-    Submit(Submission),
-    /// Suspend the screen and edit this block's code in $EDITOR.
-    EditExternally {
-        block: String,
-        extension: String,
-        code: String,
-    },
-    /// Suspend the screen and read this workspace file in $PAGER: the workspace's root and
-    /// the file inside it (opened by airlock, never through a symlink).
-    Page {
-        root: PathBuf,
-        path: PathBuf,
-    },
-    /// Hand this host path (a private copy, or a directory) to the system opener, without
-    /// waiting for it.
-    OpenExternally(PathBuf),
-    /// Ring the terminal bell: a block waits for a decision.
-    Bell,
-    Quit,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Focus {
-    Conversation,
-    Card,
-    Logs,
-    Composer,
-    History,
-    Workspace,
-}
-
-impl Focus {
-    /// The keymap context of the focused pane.
-    pub(crate) fn context(self) -> Context {
-        match self {
-            Self::Conversation => Context::Conversation,
-            Self::Card => Context::Card,
-            Self::Logs => Context::Logs,
-            Self::Composer => Context::Composer,
-            Self::History => Context::History,
-            Self::Workspace => Context::Workspace,
-        }
-    }
-}
 
 /// What went to the engine that it has not answered yet: until it does, another message
 /// waits in the composer. Each is answered by its own event, or refused by an error with its
@@ -106,31 +63,6 @@ impl Sent {
     }
 }
 
-/// The sandbox as the screen knows it: blocks can run only once it is ready.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum SandboxState {
-    /// Being prepared (an image pull or build): the latest step, and since when.
-    Preparing {
-        step: Option<String>,
-        since: Instant,
-    },
-    /// Ready: where blocks run (image, network, limits).
-    Ready(String),
-    /// It could not start or stopped working.
-    Failed,
-}
-
-/// Where each pane was drawn last, for the mouse and for paging by the pane's height.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct PaneAreas {
-    pub(crate) conversation: Rect,
-    pub(crate) card: Rect,
-    pub(crate) logs: Rect,
-    pub(crate) history: Rect,
-    pub(crate) workspace: Rect,
-    pub(crate) composer: Rect,
-}
-
 pub struct App {
     pub(crate) theme: Theme,
     pub(crate) keymap: Keymap,
@@ -147,7 +79,8 @@ pub struct App {
     pub(crate) card: CardPane,
     pub(crate) logs: LogView,
     pub(crate) history: HistoryPane,
-    pub(crate) workspace: WorkspacePane,
+    /// The panes the app knows only as [`Pane`]s, as the layout made them.
+    others: Vec<(Focus, Box<dyn Pane>)>,
     /// Where background jobs' results arrive, until the event loop takes it.
     job_results: Option<mpsc::UnboundedReceiver<Done>>,
     pub(crate) composer: Composer,
@@ -159,7 +92,7 @@ pub struct App {
     pub(crate) rules: Vec<ApprovalRule>,
     pub(crate) status: Option<String>,
     pub(crate) bell: bool,
-    pub(crate) areas: PaneAreas,
+    pub(crate) areas: Areas,
     /// A Ctrl-C already asked the engine to stop something.
     cancel_sent: bool,
     /// A message (or a retry) the engine has not answered yet.
@@ -186,7 +119,7 @@ impl App {
             card: CardPane::default(),
             logs: LogView::new(log_lines),
             history: HistoryPane::default(),
-            workspace: WorkspacePane::new(jobs),
+            others: made_panes(&Setup { jobs: &jobs }),
             job_results: Some(job_results),
             composer: Composer::default(),
             focus: Focus::Composer,
@@ -195,7 +128,7 @@ impl App {
             rules: Vec::new(),
             status: None,
             bell,
-            areas: PaneAreas::default(),
+            areas: Areas::default(),
             cancel_sent: false,
             sent: Sent::Nothing,
             submitted: 0,
@@ -215,7 +148,8 @@ impl App {
     }
 
     /// The block the card shows, if any waits for a decision.
-    pub(crate) fn card_block(&self) -> Option<&BlockState> {
+    #[cfg(test)]
+    pub(crate) fn card_block(&self) -> Option<&crate::view::BlockState> {
         self.card.shown(&self.view)
     }
 
@@ -257,12 +191,15 @@ impl App {
         UiAction::Submit(Submission { id: Some(id), op })
     }
 
-    /// Takes in one engine event; returns what the runner should do (the bell).
+    /// Takes in one engine event; returns what the runner should do (the bell). Each pane
+    /// takes its own part of it, after the session view has.
     pub fn on_event(&mut self, event: &Event) -> Vec<UiAction> {
         let waiting_before = self.waiting();
         self.view.apply(event);
-        self.conversation.on_event(event);
-        self.history.on_event(event);
+        let (panes, view) = self.panes_and_view();
+        for (_, pane) in panes {
+            pane.on_event(event, view);
+        }
         if self.sent.answered_by(event) {
             self.sent = Sent::Nothing;
         }
@@ -272,12 +209,8 @@ impl App {
                     *step = Some(message.clone());
                 }
             }
-            Event::SandboxReady {
-                description,
-                workspace,
-            } => {
+            Event::SandboxReady { description, .. } => {
                 self.sandbox_state = SandboxState::Ready(description.clone());
-                self.workspace.set_root(workspace.as_deref());
             }
             Event::Error { message, .. } => self.last_error = Some(message.clone()),
             Event::ModelRetry {
@@ -296,13 +229,7 @@ impl App {
             Event::AssistantDelta { .. } => self.status = None,
             Event::BlockProposed { .. } if waiting_before == 0 => return self.first_waits(),
             Event::Decision { .. } => self.decided(),
-            Event::ExecStarted { block, run } => self.exec_started(block, run),
-            Event::ExecOutput { stream, data, .. } => self.logs.push(*stream, data),
-            Event::ExecFinished { result, .. } => {
-                self.logs.finish(result.clone());
-                self.workspace.run_finished(&result.files);
-                self.cancel_sent = false;
-            }
+            Event::ExecFinished { .. } => self.cancel_sent = false,
             Event::Rules { rules } => self.rules = rules.clone(),
             Event::Idle { reason } => self.idle(*reason),
             Event::Done { reason } => self.session_done(*reason),
@@ -314,7 +241,6 @@ impl App {
     /// A block waits where none did: the card gets the focus (unless the operator is in the
     /// middle of a message) and the bell rings.
     fn first_waits(&mut self) -> Vec<UiAction> {
-        self.card.reset();
         if self.focus != Focus::Composer || self.composer.is_blank() {
             self.focus = Focus::Card;
         }
@@ -326,9 +252,7 @@ impl App {
     }
 
     fn decided(&mut self) {
-        let waiting = self.waiting();
-        self.card.decided(waiting);
-        if waiting == 0 && self.focus == Focus::Card {
+        if self.waiting() == 0 && self.focus == Focus::Card {
             self.focus = Focus::Logs;
         }
     }
@@ -342,27 +266,6 @@ impl App {
         ) {
             self.focus = Focus::Composer;
         }
-    }
-
-    /// A run starts: the logs pane gets its header, the history a new run.
-    fn exec_started(&mut self, block: &str, run: &str) {
-        let Some(proposed) = self.view.block(block) else {
-            return;
-        };
-        let edited = if proposed.edited.is_some() {
-            " · edited by the operator"
-        } else {
-            ""
-        };
-        self.logs.start(format!(
-            "{} · block {} · {}{edited}",
-            run,
-            proposed.index + 1,
-            proposed.language
-        ));
-        let session = self.view.session.clone().unwrap_or_default();
-        let record = RunRecord::starting(proposed, &session, run);
-        self.history.start(record);
     }
 
     /// The engine has ended the session. When it ended on an error, the reason is kept on
@@ -423,47 +326,141 @@ impl App {
         count
     }
 
-    /// Previews of text are highlighted in `highlighter`'s colours.
-    pub fn highlight_previews(&mut self, highlighter: &super::render::highlight::Highlighter) {
-        self.workspace.set_syntax(highlighter.syntax_theme());
+    /// Text is highlighted in `highlighter`'s colours, previews included.
+    pub fn highlight_previews(&mut self, highlighter: &Highlighter) {
+        let syntax = highlighter.syntax_theme();
+        for (_, pane) in self.panes_mut() {
+            pane.set_syntax(syntax.as_ref());
+        }
+    }
+
+    /// How pictures reach this terminal, once it was asked.
+    pub(crate) fn set_graphics(&mut self, graphics: &Graphics) {
+        for (_, pane) in self.panes_mut() {
+            pane.set_graphics(graphics);
+        }
     }
 
     /// A background job (a listing, a preview) has not finished yet.
     pub fn jobs_running(&self) -> bool {
-        self.workspace.busy()
+        self.panes().iter().any(|(_, pane)| pane.busy())
     }
 
-    /// A background job is done: a listing or a preview for the workspace pane.
+    /// A background job is done: the pane that asked for it takes it.
     pub(crate) fn on_job(&mut self, done: Done) {
         debug_assert_ne!(done.ran_on, std::thread::current().id(), "a job ran here");
-        match done.found {
-            Found::Listing(result) => self.workspace.listed(done.request, result),
-            Found::Preview(preview) => self.workspace.previewed(done.request, preview),
+        let mut done = Some(done);
+        for (_, pane) in self.panes_mut() {
+            done = done.and_then(|done| pane.on_job(done));
         }
     }
 
-    /// After each frame, with the panes where they were drawn: a picture is scaled again
-    /// for a pane that changed size.
+    /// After each frame, with the panes where they were drawn (a picture is scaled again for
+    /// a pane that changed size).
     pub(crate) fn after_frame(&mut self) {
-        if self.workspace.open {
-            self.workspace.refit(self.areas.workspace);
+        let areas = self.areas.clone();
+        for (focus, pane) in self.panes_mut() {
+            pane.after_frame(areas.of(focus));
         }
     }
 
-    /// The keymap context of what has the keys below the overlays: the focused pane's, or
-    /// the preview's while the workspace shows one.
+    /// The keymap contexts of what has the keys below the overlays: the focused pane's.
+    pub(crate) fn pane_contexts(&self) -> &'static [Context] {
+        self.pane(self.focus)
+            .map_or(&[Context::Conversation], |pane| pane.contexts())
+    }
+
+    /// The first of them, for the hints.
     pub(crate) fn pane_context(&self) -> Context {
-        if self.focus == Focus::Workspace && self.workspace.previewing() {
-            Context::Preview
-        } else {
-            self.focus.context()
-        }
+        self.pane_contexts()[0]
+    }
+
+    /// Whether `focus`'s pane is on the screen.
+    pub(crate) fn is_open(&self, focus: Focus) -> bool {
+        self.pane(focus).is_some_and(|pane| pane.open())
+    }
+
+    /// Draws `focus`'s pane in `area`.
+    pub(crate) fn render_pane(
+        &self,
+        frame: &mut Frame,
+        focus: Focus,
+        area: Rect,
+        highlighter: &Highlighter,
+    ) {
+        let Some(pane) = self.pane(focus) else {
+            return;
+        };
+        let seen = Seen {
+            look: Look::new(&self.theme, &self.keymap, highlighter, self.focus == focus),
+            view: &self.view,
+            sandbox: &self.sandbox_state,
+            focus: self.focus,
+        };
+        pane.render(frame, area, &seen);
+    }
+
+    /// The pane the layout names `focus`.
+    pub(crate) fn pane(&self, focus: Focus) -> Option<&dyn Pane> {
+        self.panes()
+            .into_iter()
+            .find(|(id, _)| *id == focus)
+            .map(|(_, pane)| pane)
+    }
+
+    pub(crate) fn pane_mut(&mut self, focus: Focus) -> Option<&mut dyn Pane> {
+        self.panes_mut()
+            .into_iter()
+            .find(|(id, _)| *id == focus)
+            .map(|(_, pane)| pane)
+    }
+
+    /// Every pane: those the app works with by name, then those it knows only as panes.
+    fn panes(&self) -> Vec<(Focus, &dyn Pane)> {
+        let mut panes: Vec<(Focus, &dyn Pane)> = vec![
+            (Focus::Conversation, &self.conversation),
+            (Focus::Card, &self.card),
+            (Focus::Logs, &self.logs),
+            (Focus::History, &self.history),
+            (Focus::Composer, &self.composer),
+        ];
+        panes.extend(self.others.iter().map(|(id, pane)| (*id, pane.as_ref())));
+        panes
+    }
+
+    fn panes_mut(&mut self) -> Vec<(Focus, &mut dyn Pane)> {
+        self.panes_and_view().0
+    }
+
+    /// Every pane, with the session view beside them (for the events they take).
+    fn panes_and_view(&mut self) -> (Vec<(Focus, &mut dyn Pane)>, &SessionView) {
+        let mut panes: Vec<(Focus, &mut dyn Pane)> = vec![
+            (Focus::Conversation, &mut self.conversation),
+            (Focus::Card, &mut self.card),
+            (Focus::Logs, &mut self.logs),
+            (Focus::History, &mut self.history),
+            (Focus::Composer, &mut self.composer),
+        ];
+        panes.extend(
+            self.others
+                .iter_mut()
+                .map(|(id, pane)| (*id, pane.as_mut())),
+        );
+        (panes, &self.view)
     }
 
     /// Filters the history's runs by `text` (case does not matter).
     pub(crate) fn set_history_filter(&mut self, text: String) {
         self.history.set_filter(text);
     }
+}
+
+/// The panes the layout makes, for those the app knows only as panes.
+fn made_panes(setup: &Setup) -> Vec<(Focus, Box<dyn Pane>)> {
+    SLOTS
+        .iter()
+        .filter_map(|slot| Some((slot.pane, (slot.make?)(setup))))
+        .collect()
 }
 
 #[cfg(test)]

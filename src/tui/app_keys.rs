@@ -1,17 +1,20 @@
 //! What keys, the mouse and pastes do: the topmost overlay takes them when one is open,
-//! else the focused pane's bindings in the keymap decide.
+//! else the focused pane's bindings in the keymap decide. The focused pane gets its own
+//! actions first; the rest (quitting, sending, the overlays, the focus, opening panes,
+//! scrolling) are the app's, routed through the panes' table.
 
 use crossterm::event::{KeyEvent, MouseEvent, MouseEventKind};
 use ratatui::layout::Position;
 
-use super::super::keys::keymap::{Action, Context};
-use super::super::overlays::choices::{QuitModal, ScopeModal};
+use super::super::keys::keymap::Action;
+use super::super::overlays::choices::QuitModal;
 use super::super::overlays::help::HelpModal;
 use super::super::overlays::input::InputModal;
 use super::super::overlays::modal::{ModalData, Request};
 use super::super::overlays::rules::RulesModal;
 use super::super::overlays::run_view::RunModal;
-use super::super::panes::workspace::Wanted;
+use super::super::panes::layout::{opened_by, tab_order};
+use super::super::panes::{Acting, Wants};
 use super::{App, Focus, UiAction};
 use crate::protocol::{DecisionKind, DecisionRequest, IdleReason, Op};
 use crate::view::Stage;
@@ -31,7 +34,7 @@ impl App {
         self.composer.insert_str(&text);
     }
 
-    /// The mouse wheel scrolls the pane under the pointer.
+    /// The mouse wheel scrolls the pane under the pointer, when it has something to scroll.
     pub(crate) fn on_mouse(&mut self, mouse: MouseEvent) {
         let action = match mouse.kind {
             MouseEventKind::ScrollUp => Action::ScrollUp,
@@ -39,16 +42,11 @@ impl App {
             _ => return,
         };
         let at = Position::new(mouse.column, mouse.row);
-        let areas = self.areas;
-        let under = [
-            (areas.conversation, Focus::Conversation),
-            (areas.logs, Focus::Logs),
-            (areas.card, Focus::Card),
-            (areas.history, Focus::History),
-            (areas.workspace, Focus::Workspace),
-        ];
-        if let Some((_, pane)) = under.iter().find(|(area, _)| area.contains(at)) {
-            self.scroll_pane(*pane, action);
+        if let Some(under) = self.areas.at(at) {
+            let area = self.areas.of(under);
+            if let Some(pane) = self.pane_mut(under) {
+                pane.scroll(action, area);
+            }
         }
     }
 
@@ -66,13 +64,7 @@ impl App {
                 .flat_map(|request| self.fulfil(request))
                 .collect();
         }
-        let context = self.pane_context();
-        let contexts: &[Context] = match context {
-            // The preview's own keys, then the tree's (Enter previews the next file at once).
-            Context::Preview => &[Context::Preview, Context::Workspace],
-            _ => &[context],
-        };
-        match self.keymap.action_in(contexts, &key) {
+        match self.keymap.action_in(self.pane_contexts(), &key) {
             Some(action) => self.on_action(action),
             None => {
                 if self.focus == Focus::Composer {
@@ -84,27 +76,17 @@ impl App {
     }
 
     fn on_action(&mut self, action: Action) -> Vec<UiAction> {
+        if let Some(wants) = self.offer_to_focused(action) {
+            return wants
+                .into_iter()
+                .flat_map(|wanted| self.carry_out(wanted))
+                .collect();
+        }
         match action {
             Action::Cancel => self.cancel(),
             Action::Retry => self.retry(),
             Action::Quit => self.quit(),
             Action::Send => self.send(),
-            Action::Approve
-            | Action::ApproveSession
-            | Action::Edit
-            | Action::EditExternal
-            | Action::Reject
-            | Action::Skip
-            | Action::Abort
-            | Action::NextBlock
-            | Action::PrevBlock => self.on_card_action(action),
-            Action::Workspace | Action::Preview | Action::Pager | Action::OpenFile => {
-                self.on_workspace_action(action)
-            }
-            Action::Leave if self.pane_context() == Context::Preview => {
-                self.workspace.close_preview();
-                Vec::new()
-            }
             Action::Help | Action::Rules | Action::OpenRun | Action::Filter => {
                 self.open_overlay(action);
                 Vec::new()
@@ -116,29 +98,59 @@ impl App {
         }
     }
 
-    /// What changes only the screen: focus, zoom, panes, scrolling.
+    /// The focused pane's own action, if `action` is one.
+    fn offer_to_focused(&mut self, action: Action) -> Option<Vec<Wants>> {
+        let focus = self.focus;
+        let area = self.areas.of(focus);
+        let pane: &mut dyn super::super::panes::Pane = match focus {
+            Focus::Conversation => &mut self.conversation,
+            Focus::Card => &mut self.card,
+            Focus::Logs => &mut self.logs,
+            Focus::History => &mut self.history,
+            Focus::Composer => &mut self.composer,
+            other => self
+                .others
+                .iter_mut()
+                .find(|(id, _)| *id == other)?
+                .1
+                .as_mut(),
+        };
+        let acting = Acting {
+            view: &self.view,
+            theme: &self.theme,
+            area,
+        };
+        pane.on_action(action, &acting)
+    }
+
+    /// What a pane's action asks for.
+    fn carry_out(&mut self, wanted: Wants) -> Vec<UiAction> {
+        match wanted {
+            Wants::Ui(action) => return vec![action],
+            Wants::Overlay(overlay) => self.modals.push(overlay),
+            Wants::Say(text) => self.status = Some(text),
+        }
+        Vec::new()
+    }
+
+    /// What changes only the screen: focus, zoom, panes opened and closed, scrolling.
     fn on_screen_action(&mut self, action: Action) {
+        if let Some(slot) = opened_by(action) {
+            let open = self.pane_mut(slot.pane).is_some_and(|pane| pane.toggle());
+            self.focus = if open { slot.pane } else { Focus::Conversation };
+            return;
+        }
         match action {
             Action::FocusNext => self.cycle_focus(1),
             Action::FocusPrev => self.cycle_focus(-1),
             Action::Zoom => self.zoomed = !self.zoomed,
-            Action::History => {
-                self.history.open = !self.history.open;
-                self.focus = if self.history.open {
-                    Focus::History
-                } else {
-                    Focus::Conversation
-                };
-            }
-            Action::Newline => self.composer.insert_newline(),
             Action::Leave => self.focus = Focus::Conversation,
-            Action::Freeze => self.logs.toggle_freeze(),
             Action::ScrollUp
             | Action::ScrollDown
             | Action::PageUp
             | Action::PageDown
             | Action::Top
-            | Action::Bottom => self.scroll_pane(self.focus, action),
+            | Action::Bottom => self.scroll_focused(action),
             // The overlays' own actions do nothing when no overlay has the keys.
             _ => {}
         }
@@ -161,78 +173,30 @@ impl App {
         }
     }
 
-    fn scroll_pane(&mut self, pane: Focus, action: Action) {
-        match pane {
-            Focus::Conversation | Focus::Composer => {
-                let page = self.areas.conversation.height.saturating_sub(2) as usize;
-                self.conversation.scroll(action, page);
-            }
-            Focus::Logs => {
-                let page = self.areas.logs.height.saturating_sub(2) as usize;
-                self.logs.scroll(action, page);
-            }
-            Focus::Card => self
-                .card
-                .scroll(action, self.areas.card.height.saturating_sub(4)),
-            Focus::History => self.history.scroll(action),
-            Focus::Workspace => {
-                let page = self.areas.workspace.height.saturating_sub(4) as usize;
-                self.workspace.scroll(action, page);
-            }
+    /// Scrolls the focused pane; one with nothing to scroll (the composer) scrolls the
+    /// conversation.
+    fn scroll_focused(&mut self, action: Action) {
+        let area = self.areas.of(self.focus);
+        let scrolled = self
+            .pane_mut(self.focus)
+            .is_some_and(|pane| pane.scroll(action, area));
+        if !scrolled {
+            let area = self.areas.of(Focus::Conversation);
+            self.conversation
+                .scroll_by(action, area.height.saturating_sub(2) as usize);
         }
     }
 
+    /// Tab and back-Tab: through the panes that take the focus now, in the layout's order.
     fn cycle_focus(&mut self, step: isize) {
-        // The card comes first, so Tab from the composer reaches a waiting block at once.
-        let mut order = Vec::new();
-        if self.waiting() > 0 {
-            order.push(Focus::Card);
-        }
-        order.push(Focus::Conversation);
-        if self.workspace.open {
-            order.push(Focus::Workspace);
-        }
-        order.push(Focus::Logs);
-        if self.history.open {
-            order.push(Focus::History);
-        }
-        order.push(Focus::Composer);
+        let order = tab_order(|focus| {
+            self.pane(focus)
+                .is_some_and(|pane| pane.takes_focus(&self.view))
+        });
         let at = order.iter().position(|f| *f == self.focus).unwrap_or(0) as isize;
-        let next = (at + step).rem_euclid(order.len() as isize) as usize;
-        self.focus = order[next];
-    }
-
-    /// `w` opens and closes the workspace pane (which takes the focus when it opens); Enter,
-    /// `p` and `o` act on its selected file.
-    fn on_workspace_action(&mut self, action: Action) -> Vec<UiAction> {
-        let wanted = match action {
-            Action::Workspace => {
-                self.workspace.toggle();
-                self.focus = if self.workspace.open {
-                    Focus::Workspace
-                } else {
-                    Focus::Conversation
-                };
-                return Vec::new();
-            }
-            Action::Preview => {
-                let room = self.workspace.room(self.areas.workspace);
-                if let Some(said) = self.workspace.preview_selected(room) {
-                    self.status = Some(said);
-                }
-                return Vec::new();
-            }
-            Action::Pager => self.workspace.page_selected(),
-            Action::OpenFile => self.workspace.open_selected(),
-            _ => return Vec::new(),
-        };
-        match wanted {
-            Wanted::Page { root, path } => vec![UiAction::Page { root, path }],
-            Wanted::Open(path) => vec![UiAction::OpenExternally(path)],
-            Wanted::Say(text) => {
-                self.status = Some(text);
-                Vec::new()
-            }
+        let next = (at + step).rem_euclid(order.len().max(1) as isize) as usize;
+        if let Some(next) = order.get(next) {
+            self.focus = *next;
         }
     }
 
@@ -290,50 +254,6 @@ impl App {
         vec![self.submit(Op::UserMessage { text })]
     }
 
-    fn on_card_action(&mut self, action: Action) -> Vec<UiAction> {
-        let Some(block) = self.card_block().cloned() else {
-            return Vec::new();
-        };
-        let decide = |decision: DecisionKind| {
-            vec![UiAction::Op(Op::Decide(DecisionRequest {
-                block: block.id.clone(),
-                decision,
-                reason: None,
-                code: None,
-                scope: None,
-            }))]
-        };
-        match action {
-            Action::Approve => return decide(DecisionKind::Approve),
-            Action::Skip => return decide(DecisionKind::Skip),
-            Action::Abort => return decide(DecisionKind::Abort),
-            Action::EditExternal => {
-                return vec![UiAction::EditExternally {
-                    block: block.id.clone(),
-                    extension: extension_for(&block.language),
-                    code: block.code.clone(),
-                }];
-            }
-            Action::ApproveSession => self.modals.push(Box::new(ScopeModal {
-                block: block.id.clone(),
-            })),
-            Action::Reject => {
-                let reason = InputModal::reason(&block.id, &self.theme);
-                self.modals.push(Box::new(reason));
-            }
-            Action::Edit => {
-                let editor = InputModal::edit(&block.id, &block.code, &self.theme);
-                self.modals.push(Box::new(editor));
-            }
-            Action::NextBlock | Action::PrevBlock => {
-                let waiting = self.waiting();
-                self.card.step(action, waiting);
-            }
-            _ => {}
-        }
-        Vec::new()
-    }
-
     /// The code back from $EDITOR: an edit decision when it changed.
     pub(crate) fn external_edit_done(
         &mut self,
@@ -379,14 +299,5 @@ impl App {
                 Vec::new()
             }
         }
-    }
-}
-
-/// The file extension $EDITOR gets, so it highlights the right language.
-fn extension_for(language: &str) -> String {
-    match language {
-        "python" => "py".into(),
-        "bash" | "sh" => "sh".into(),
-        other => other.to_string(),
     }
 }

@@ -267,8 +267,9 @@ fn ctrl_r_retries_only_after_a_failed_reply() {
 #[test]
 fn the_wheel_scrolls_the_pane_under_the_pointer() {
     let mut app = app();
-    app.areas.conversation = Rect::new(0, 0, 50, 20);
-    app.areas.logs = Rect::new(50, 10, 50, 10);
+    app.areas = std::mem::take(&mut app.areas)
+        .with(Focus::Conversation, Rect::new(0, 0, 50, 20))
+        .with(Focus::Logs, Rect::new(50, 10, 50, 10));
     let wheel = |column, row| MouseEvent {
         kind: MouseEventKind::ScrollUp,
         column,

@@ -3,19 +3,13 @@
 //! loop on one channel, next to keys and engine events, so a slow disk or a large picture
 //! never holds up a frame.
 
+use std::any::Any;
 use std::thread::ThreadId;
 
 use tokio::sync::mpsc;
 
-use crate::files::listing::Listing;
-
-/// What a job found.
-pub(crate) enum Found {
-    /// The workspace's entries, or why they cannot be listed.
-    Listing(Result<Listing, String>),
-    /// A preview of one file.
-    Preview(Box<super::panes::workspace_preview::Preview>),
-}
+/// What a job found: of a kind its pane knows.
+pub(crate) type Found = Box<dyn Any + Send>;
 
 /// A finished job: which request it answers, what it found, and where it ran.
 pub(crate) struct Done {

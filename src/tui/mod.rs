@@ -11,6 +11,7 @@ pub(crate) mod keys;
 pub(crate) mod overlays;
 pub(crate) mod panes;
 pub mod render;
+pub(crate) mod runner;
 pub mod screen_guard;
 pub(crate) mod status;
 #[cfg(test)]
@@ -108,8 +109,7 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
     };
     // Asked once, in raw mode and before keys are read, as the terminal's answer comes on
     // the same input.
-    app.workspace
-        .set_graphics(render::picture::Graphics::detect());
+    app.set_graphics(&render::picture::Graphics::detect());
     app.highlight_previews(&highlighter);
     let outcome = event_loop(
         &mut screen,

@@ -1,15 +1,13 @@
-//! The screen's layout: conversation and composer on the left (the workspace between them
-//! when open), the pending block and the container logs on the right (history in between
-//! when open), the status bar at the bottom, overlays on top. A terminal too small for that
-//! gets a notice instead.
+//! The screen: the panes where the layout (`panes/layout.rs`) puts them, or the focused one
+//! alone when zoomed, the status bar at the bottom, overlays on top. A terminal too small
+//! for that gets a notice instead.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use super::app::{App, Focus};
-use super::panes::pane::Look;
-use super::panes::preparing;
+use super::app::App;
+use super::panes::layout;
 use super::render::highlight::Highlighter;
 use super::{fatal, status};
 
@@ -40,44 +38,14 @@ fn draw_screen(frame: &mut Frame, app: &mut App, highlighter: &Highlighter) {
         return;
     }
     let [main, bar] = Layout::vertical([Constraint::Min(5), Constraint::Length(2)]).areas(area);
-    app.areas = Default::default();
-    if app.zoomed {
-        draw_pane(frame, app, highlighter, app.focus, main);
+    app.areas = if app.zoomed {
+        layout::alone(app.focus, main)
     } else {
-        let [left, right] =
-            Layout::horizontal([Constraint::Percentage(58), Constraint::Percentage(42)])
-                .areas(main);
-        let composer_height = app.composer.height();
-        let [talk, composer] =
-            Layout::vertical([Constraint::Min(3), Constraint::Length(composer_height)]).areas(left);
-        if app.workspace.open {
-            // The files under the conversation: a preview wants width, the card height.
-            let [talk, files] =
-                Layout::vertical([Constraint::Percentage(45), Constraint::Percentage(55)])
-                    .areas(talk);
-            draw_pane(frame, app, highlighter, Focus::Conversation, talk);
-            draw_pane(frame, app, highlighter, Focus::Workspace, files);
-        } else {
-            draw_pane(frame, app, highlighter, Focus::Conversation, talk);
-        }
-        draw_pane(frame, app, highlighter, Focus::Composer, composer);
-        if app.history.open {
-            let [top, middle, bottom] = Layout::vertical([
-                Constraint::Percentage(40),
-                Constraint::Percentage(30),
-                Constraint::Percentage(30),
-            ])
-            .areas(right);
-            draw_pane(frame, app, highlighter, Focus::Card, top);
-            draw_pane(frame, app, highlighter, Focus::History, middle);
-            draw_pane(frame, app, highlighter, Focus::Logs, bottom);
-        } else {
-            let [top, bottom] =
-                Layout::vertical([Constraint::Percentage(55), Constraint::Percentage(45)])
-                    .areas(right);
-            draw_pane(frame, app, highlighter, Focus::Card, top);
-            draw_pane(frame, app, highlighter, Focus::Logs, bottom);
-        }
+        let own_height = |focus| app.pane(focus).map_or(0, |pane| pane.own_height());
+        layout::arrange(main, |focus| app.is_open(focus), own_height)
+    };
+    for (focus, area) in app.areas.iter() {
+        app.render_pane(frame, focus, area, highlighter);
     }
     status::render(frame, bar, app);
     draw_overlay(frame, app, main);
@@ -92,38 +60,6 @@ fn strip_colours(buffer: &mut ratatui::buffer::Buffer) {
     for cell in &mut buffer.content {
         cell.set_fg(ratatui::style::Color::Reset);
         cell.set_bg(ratatui::style::Color::Reset);
-    }
-}
-
-fn draw_pane(frame: &mut Frame, app: &mut App, highlighter: &Highlighter, pane: Focus, area: Rect) {
-    let focused = app.focus == pane;
-    match pane {
-        Focus::Conversation => app.areas.conversation = area,
-        Focus::Card => app.areas.card = area,
-        Focus::Logs => app.areas.logs = area,
-        Focus::History => app.areas.history = area,
-        Focus::Workspace => app.areas.workspace = area,
-        Focus::Composer => app.areas.composer = area,
-    }
-    let app = &*app;
-    let look = Look::new(&app.theme, &app.keymap, highlighter, focused);
-    match pane {
-        Focus::Conversation => app.conversation.render(frame, area, &look),
-        Focus::Card => {
-            let typing = app.focus == Focus::Composer;
-            app.card.render(frame, area, &app.view, &look, typing);
-        }
-        Focus::Logs => {
-            if !preparing::render(frame, area, app) {
-                app.logs.render(frame, area, &app.theme, focused);
-            }
-        }
-        Focus::History => {
-            let session = app.view.session.as_deref();
-            app.history.render(frame, area, &look, session);
-        }
-        Focus::Workspace => app.workspace.render(frame, area, &look),
-        Focus::Composer => app.composer.render(frame, area, &look),
     }
 }
 

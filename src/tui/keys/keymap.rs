@@ -32,6 +32,21 @@ pub enum Context {
 }
 
 impl Context {
+    /// The contexts the help lists, in its order (the global keys last).
+    pub(crate) const IN_HELP: &'static [Context] = &[
+        Context::Card,
+        Context::Composer,
+        Context::Editor,
+        Context::Logs,
+        Context::History,
+        Context::Workspace,
+        Context::Preview,
+        Context::Scope,
+        Context::ConfirmQuit,
+        Context::Rules,
+        Context::Global,
+    ];
+
     pub fn title(self) -> &'static str {
         match self {
             Self::Global => "Everywhere",

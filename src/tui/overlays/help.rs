@@ -51,19 +51,7 @@ pub(crate) fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keym
         .title_style(theme.title(true))
         .title(Span::styled(title, theme.accent()));
     let width = block.inner(area).width as usize;
-    let contexts = [
-        Context::Card,
-        Context::Composer,
-        Context::Editor,
-        Context::Logs,
-        Context::History,
-        Context::Workspace,
-        Context::Preview,
-        Context::Scope,
-        Context::ConfirmQuit,
-        Context::Rules,
-        Context::Global,
-    ];
+    let contexts = Context::IN_HELP;
     let bindings = keymap.bindings();
     let key_column = bindings
         .iter()
@@ -72,7 +60,7 @@ pub(crate) fn render(frame: &mut Frame, area: Rect, theme: &Theme, keymap: &Keym
         .unwrap_or(0)
         .min(width / 3);
     let mut lines = Vec::new();
-    for context in contexts {
+    for &context in contexts {
         let in_context: Vec<&Binding> = bindings.iter().filter(|b| b.context == context).collect();
         if in_context.is_empty() {
             continue;

@@ -7,9 +7,14 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
+use crate::protocol::{DecisionKind, DecisionRequest, Event, Op};
 use crate::tui::keys::keymap::{Action, Context, Keymap};
+use crate::tui::overlays::choices::ScopeModal;
+use crate::tui::overlays::input::InputModal;
 use crate::tui::panes::pane::Look;
+use crate::tui::panes::{Acting, Focus, Pane, Seen, Wants};
 use crate::tui::render::text::{has_hidden, is_invisible, visible_spans, wrap_line};
+use crate::tui::runner::UiAction;
 use crate::tui::theme::Theme;
 use crate::view::{BlockState, SessionView};
 
@@ -50,7 +55,7 @@ impl CardPane {
     }
 
     /// Scrolls the code for a scrolling action; `page` is the code's height.
-    pub(crate) fn scroll(&mut self, action: Action, page: u16) {
+    pub(crate) fn scroll_by(&mut self, action: Action, page: u16) {
         self.scroll = match action {
             Action::ScrollDown => self.scroll.saturating_add(1),
             Action::ScrollUp => self.scroll.saturating_sub(1),
@@ -63,7 +68,7 @@ impl CardPane {
     }
 
     /// `typing`: the operator is in the composer, so the card says how to reach it.
-    pub(crate) fn render(
+    pub(crate) fn draw(
         &self,
         frame: &mut Frame,
         area: Rect,
@@ -221,6 +226,85 @@ fn code_lines(
     rows
 }
 
+impl Pane for CardPane {
+    fn contexts(&self) -> &'static [Context] {
+        &[Context::Card]
+    }
+
+    /// Tab visits the card only while a block waits.
+    fn takes_focus(&self, view: &SessionView) -> bool {
+        view.undecided().next().is_some()
+    }
+
+    fn on_event(&mut self, event: &Event, view: &SessionView) {
+        let waiting = view.undecided().count();
+        match event {
+            // The first block to wait is shown from the start.
+            Event::BlockProposed { .. } if waiting == 1 => self.reset(),
+            Event::Decision { .. } => self.decided(waiting),
+            _ => {}
+        }
+    }
+
+    /// The decisions on the block it shows, and stepping between the waiting ones.
+    fn on_action(&mut self, action: Action, acting: &Acting) -> Option<Vec<Wants>> {
+        let block = self.shown(acting.view)?.clone();
+        let decide = |decision: DecisionKind| {
+            Wants::Ui(UiAction::Op(Op::Decide(DecisionRequest {
+                block: block.id.clone(),
+                decision,
+                reason: None,
+                code: None,
+                scope: None,
+            })))
+        };
+        let wants = match action {
+            Action::Approve => decide(DecisionKind::Approve),
+            Action::Skip => decide(DecisionKind::Skip),
+            Action::Abort => decide(DecisionKind::Abort),
+            Action::EditExternal => Wants::Ui(UiAction::EditExternally {
+                block: block.id.clone(),
+                extension: extension_for(&block.language),
+                code: block.code.clone(),
+            }),
+            Action::ApproveSession => Wants::Overlay(Box::new(ScopeModal {
+                block: block.id.clone(),
+            })),
+            Action::Reject => Wants::Overlay(Box::new(InputModal::reason(&block.id, acting.theme))),
+            Action::Edit => Wants::Overlay(Box::new(InputModal::edit(
+                &block.id,
+                &block.code,
+                acting.theme,
+            ))),
+            Action::NextBlock | Action::PrevBlock => {
+                self.step(action, acting.view.undecided().count());
+                return Some(Vec::new());
+            }
+            _ => return None,
+        };
+        Some(vec![wants])
+    }
+
+    fn scroll(&mut self, action: Action, area: Rect) -> bool {
+        self.scroll_by(action, area.height.saturating_sub(4));
+        true
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, seen: &Seen) {
+        let typing = seen.focus == Focus::Composer;
+        self.draw(frame, area, seen.view, &seen.look, typing);
+    }
+}
+
+/// The file extension $EDITOR gets, so it highlights the right language.
+fn extension_for(language: &str) -> String {
+    match language {
+        "python" => "py".into(),
+        "bash" | "sh" => "sh".into(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +323,7 @@ mod tests {
         );
         let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
-        insta::assert_snapshot!(pane(64, 12, |frame| app.card.render(
+        insta::assert_snapshot!(pane(64, 12, |frame| app.card.draw(
             frame,
             frame.area(),
             &app.view,
@@ -258,8 +342,7 @@ mod tests {
         let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
         let text = pane(64, 8, |frame| {
-            app.card
-                .render(frame, frame.area(), &app.view, &look, false)
+            app.card.draw(frame, frame.area(), &app.view, &look, false)
         });
         assert!(text.contains("input<U+2028>steal()"), "{text}");
         assert!(text.contains("true;<U+2029>report()"), "{text}");
@@ -271,7 +354,7 @@ mod tests {
         let app = app();
         let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
-        insta::assert_snapshot!(pane(40, 4, |frame| app.card.render(
+        insta::assert_snapshot!(pane(40, 4, |frame| app.card.draw(
             frame,
             frame.area(),
             &app.view,

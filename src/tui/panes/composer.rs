@@ -6,7 +6,9 @@ use ratatui::style::Style;
 use ratatui::text::Span;
 use ratatui_textarea::TextArea;
 
+use crate::tui::keys::keymap::{Action, Context};
 use crate::tui::panes::pane::Look;
+use crate::tui::panes::{Acting, Pane, Seen, Wants};
 
 pub(crate) struct Composer {
     area: TextArea<'static>,
@@ -55,7 +57,7 @@ impl Composer {
     }
 
     /// Drawn from a styled copy, so drawing changes nothing of the composer.
-    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look) {
+    pub(crate) fn draw(&self, frame: &mut Frame, area: Rect, look: &Look) {
         let (theme, focused) = (look.theme, look.focused);
         let title = if focused {
             " Message · Enter sends · Esc leaves "
@@ -76,6 +78,32 @@ impl Composer {
     }
 }
 
+impl Pane for Composer {
+    fn contexts(&self) -> &'static [Context] {
+        &[Context::Composer]
+    }
+
+    fn on_action(&mut self, action: Action, _acting: &Acting) -> Option<Vec<Wants>> {
+        (action == Action::Newline).then(|| {
+            self.insert_newline();
+            Vec::new()
+        })
+    }
+
+    /// Nothing to scroll: its scrolling keys scroll the conversation above it.
+    fn scroll(&mut self, _action: Action, _area: Rect) -> bool {
+        false
+    }
+
+    fn own_height(&self) -> u16 {
+        self.height()
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, seen: &Seen) {
+        self.draw(frame, area, &seen.look);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,7 +116,7 @@ mod tests {
         let (theme, keymap, highlighter) =
             (Theme::default(), Keymap::default(), Highlighter::plain());
         let look = Look::new(&theme, &keymap, &highlighter, focused);
-        pane(44, 4, |frame| composer.render(frame, frame.area(), &look))
+        pane(44, 4, |frame| composer.draw(frame, frame.area(), &look))
     }
 
     #[test]

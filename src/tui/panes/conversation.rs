@@ -10,13 +10,15 @@ use ratatui::widgets::Paragraph;
 
 use crate::output::sanitize::for_person;
 use crate::protocol::Event;
-use crate::tui::keys::keymap::Action;
+use crate::tui::keys::keymap::{Action, Context};
 use crate::tui::panes::pane::Look;
 use crate::tui::panes::scroll::Scroll;
+use crate::tui::panes::{Pane, Seen};
 use crate::tui::render::highlight::Highlighter;
 use crate::tui::render::markdown;
 use crate::tui::render::text::wrap_prose;
 use crate::tui::theme::Theme;
+use crate::view::SessionView;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -56,7 +58,7 @@ impl ConversationPane {
     }
 
     /// Takes in what the conversation shows of an engine event.
-    pub(crate) fn on_event(&mut self, event: &Event) {
+    pub(crate) fn take(&mut self, event: &Event) {
         match event {
             Event::UserMessage { text, .. } => {
                 self.push(EntryKind::User, text);
@@ -129,11 +131,11 @@ impl ConversationPane {
     }
 
     /// Scrolls for a scrolling action; `page` is the pane's height.
-    pub(crate) fn scroll(&mut self, action: Action, page: usize) {
+    pub(crate) fn scroll_by(&mut self, action: Action, page: usize) {
         self.scroll.apply(action, page);
     }
 
-    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look) {
+    pub(crate) fn draw(&self, frame: &mut Frame, area: Rect, look: &Look) {
         let theme = look.theme;
         let mut title = vec![Span::styled(" Conversation ", theme.accent())];
         if self.scroll.from_bottom > 0 {
@@ -250,6 +252,25 @@ fn entry_lines(
     }
 }
 
+impl Pane for ConversationPane {
+    fn contexts(&self) -> &'static [Context] {
+        &[Context::Conversation]
+    }
+
+    fn on_event(&mut self, event: &Event, _view: &SessionView) {
+        self.take(event);
+    }
+
+    fn scroll(&mut self, action: Action, area: Rect) -> bool {
+        self.scroll_by(action, area.height.saturating_sub(2) as usize);
+        true
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, seen: &Seen) {
+        self.draw(frame, area, &seen.look);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,7 +295,7 @@ mod tests {
         });
         let highlighter = Highlighter::plain();
         let look = Look::unfocused(&app.theme, &app.keymap, &highlighter);
-        insta::assert_snapshot!(pane(60, 20, |frame| app.conversation.render(
+        insta::assert_snapshot!(pane(60, 20, |frame| app.conversation.draw(
             frame,
             frame.area(),
             &look

@@ -9,10 +9,12 @@ use ratatui::widgets::Paragraph;
 
 use crate::output::sanitize::for_person;
 use crate::protocol::{Event, Outcome};
-use crate::tui::keys::keymap::Action;
+use crate::tui::keys::keymap::{Action, Context};
 use crate::tui::panes::pane::Look;
 use crate::tui::panes::records::RunRecord;
+use crate::tui::panes::{Pane, Seen};
 use crate::tui::theme::Theme;
+use crate::view::SessionView;
 
 /// The runs, earlier sessions' and this one's, and which of them the filter lets through.
 #[derive(Debug, Clone, Default)]
@@ -57,7 +59,7 @@ impl HistoryPane {
     }
 
     /// Output and the end of the newest run.
-    pub(crate) fn on_event(&mut self, event: &Event) {
+    pub(crate) fn take(&mut self, event: &Event) {
         let Some(record) = self.runs.last_mut() else {
             return;
         };
@@ -89,7 +91,7 @@ impl HistoryPane {
     }
 
     /// Moves the selection for a scrolling action.
-    pub(crate) fn scroll(&mut self, action: Action) {
+    pub(crate) fn scroll_by(&mut self, action: Action) {
         let count = self.matches.len();
         self.selected = match action {
             Action::ScrollDown => self.selected + 1,
@@ -123,7 +125,7 @@ impl HistoryPane {
     }
 
     /// `session`: this session's id, so its runs read "now".
-    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look, session: Option<&str>) {
+    pub(crate) fn draw(&self, frame: &mut Frame, area: Rect, look: &Look, session: Option<&str>) {
         let theme = look.theme;
         let mut title = vec![Span::styled(" History ", theme.accent())];
         if !self.filter.is_empty() {
@@ -220,6 +222,41 @@ fn summary(run: &RunRecord, theme: &Theme, session: Option<&str>) -> Line<'stati
     ])
 }
 
+impl Pane for HistoryPane {
+    fn contexts(&self) -> &'static [Context] {
+        &[Context::History]
+    }
+
+    fn open(&self) -> bool {
+        self.open
+    }
+
+    fn toggle(&mut self) -> bool {
+        self.open = !self.open;
+        self.open
+    }
+
+    /// A run of this session starts as a new entry; its output and end follow it.
+    fn on_event(&mut self, event: &Event, view: &SessionView) {
+        if let Event::ExecStarted { block, run } = event
+            && let Some(proposed) = view.block(block)
+        {
+            let session = view.session.clone().unwrap_or_default();
+            self.start(RunRecord::starting(proposed, &session, run));
+        }
+        self.take(event);
+    }
+
+    fn scroll(&mut self, action: Action, _area: Rect) -> bool {
+        self.scroll_by(action);
+        true
+    }
+
+    fn render(&self, frame: &mut Frame, area: Rect, seen: &Seen) {
+        self.draw(frame, area, &seen.look, seen.view.session.as_deref());
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -261,7 +298,7 @@ pub(crate) mod tests {
         let highlighter = crate::tui::render::highlight::Highlighter::plain();
         let look = Look::new(&app.theme, &app.keymap, &highlighter, true);
         let session = app.view.session.as_deref();
-        app.history.render(frame, frame.area(), &look, session);
+        app.history.draw(frame, frame.area(), &look, session);
     }
 
     #[test]

@@ -10,12 +10,15 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use crate::protocol::{ExecResult, Outcome, Stream};
-use crate::tui::keys::keymap::Action;
+use crate::protocol::{Event, ExecResult, Outcome, Stream};
+use crate::tui::keys::keymap::{Action, Context};
 use crate::tui::panes::scroll::Scroll;
+use crate::tui::panes::{Acting, Pane, Seen, Wants, preparing};
 use crate::tui::render::sgr;
 use crate::tui::render::text::wrap_line;
+use crate::tui::runner::SandboxState;
 use crate::tui::theme::Theme;
+use crate::view::SessionView;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum LogLine {
@@ -137,7 +140,7 @@ impl LogView {
     }
 
     /// Scrolls like the other panes; going to the end also ends a freeze.
-    pub fn scroll(&mut self, action: Action, page: usize) {
+    pub fn scroll_by(&mut self, action: Action, page: usize) {
         self.scroll.apply(action, page);
         self.scroll.from_bottom = self.scroll.from_bottom.min(self.lines.len());
         if action == Action::Bottom {
@@ -150,7 +153,7 @@ impl LogView {
         self.lines.is_empty() && !self.running
     }
 
-    pub fn render(&self, frame: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
+    pub fn draw(&self, frame: &mut Frame, area: Rect, theme: &Theme, focused: bool) {
         let mut title = vec![Span::styled(" Container logs ", theme.accent())];
         if self.running {
             title.push(Span::styled("● running ", Style::new().fg(theme.success)));
@@ -266,6 +269,58 @@ fn badges(result: &ExecResult) -> Vec<(String, Badge)> {
     }
     badges.push((format!("{} ms", result.duration_ms), Badge::Note));
     badges
+}
+
+impl Pane for LogView {
+    fn contexts(&self) -> &'static [Context] {
+        &[Context::Logs]
+    }
+
+    /// Each run gets its header, its output as it comes, and its status badges at the end.
+    fn on_event(&mut self, event: &Event, view: &SessionView) {
+        match event {
+            Event::ExecStarted { block, run } => {
+                let Some(proposed) = view.block(block) else {
+                    return;
+                };
+                let edited = if proposed.edited.is_some() {
+                    " · edited by the operator"
+                } else {
+                    ""
+                };
+                let language = &proposed.language;
+                let number = proposed.index + 1;
+                self.start(format!("{run} · block {number} · {language}{edited}"));
+            }
+            Event::ExecOutput { stream, data, .. } => self.push(*stream, data),
+            Event::ExecFinished { result, .. } => self.finish(result.clone()),
+            _ => {}
+        }
+    }
+
+    fn on_action(&mut self, action: Action, _acting: &Acting) -> Option<Vec<Wants>> {
+        (action == Action::Freeze).then(|| {
+            self.toggle_freeze();
+            Vec::new()
+        })
+    }
+
+    fn scroll(&mut self, action: Action, area: Rect) -> bool {
+        self.scroll_by(action, area.height.saturating_sub(2) as usize);
+        true
+    }
+
+    /// While the sandbox is prepared and nothing has run, what is being done, where the
+    /// first output will appear.
+    fn render(&self, frame: &mut Frame, area: Rect, seen: &Seen) {
+        if let SandboxState::Preparing { step, since } = seen.sandbox
+            && self.is_empty()
+        {
+            preparing::render(frame, area, step.as_deref(), *since, &seen.look);
+        } else {
+            self.draw(frame, area, seen.look.theme, seen.look.focused);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -462,7 +517,7 @@ mod snapshots {
             events.push(finished(block, outcome));
         }
         feed(&mut app, &events);
-        insta::assert_snapshot!(pane(70, 22, |frame| app.logs.render(
+        insta::assert_snapshot!(pane(70, 22, |frame| app.logs.draw(
             frame,
             frame.area(),
             &app.theme,
@@ -484,7 +539,7 @@ mod snapshots {
         let mut terminal =
             ratatui::Terminal::new(ratatui::backend::TestBackend::new(30, 3)).expect("terminal");
         terminal
-            .draw(|frame| app.logs.render(frame, frame.area(), &app.theme, false))
+            .draw(|frame| app.logs.draw(frame, frame.area(), &app.theme, false))
             .expect("draws");
         let buffer = terminal.backend().buffer();
         let row: String = (0..30)
@@ -510,7 +565,7 @@ mod snapshots {
                 output("b-1", Stream::Stdout, "downloading 10%\rdownloading 60%"),
             ],
         );
-        insta::assert_snapshot!(pane(50, 7, |frame| app.logs.render(
+        insta::assert_snapshot!(pane(50, 7, |frame| app.logs.draw(
             frame,
             frame.area(),
             &app.theme,

@@ -8,24 +8,25 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::output::sanitize::for_person;
-use crate::tui::app::{App, Focus, SandboxState};
+use std::time::Instant;
 
-/// Draws the preparation in `area` and says so, or leaves it to the logs pane.
-pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
-    let SandboxState::Preparing { step, since } = &app.sandbox_state else {
-        return false;
-    };
-    if !app.logs.is_empty() {
-        return false;
-    }
-    let theme = &app.theme;
-    let focused = app.focus == Focus::Logs;
+use crate::output::sanitize::for_person;
+use crate::tui::panes::pane::Look;
+
+/// Draws the preparation in `area`: the step it is at (none yet: connecting), since when.
+pub(crate) fn render(
+    frame: &mut Frame,
+    area: Rect,
+    step: Option<&str>,
+    since: Instant,
+    look: &Look,
+) {
+    let (theme, focused) = (look.theme, look.focused);
     let mut lines = vec![Line::from(vec![
         Span::styled("Preparing the sandbox", Style::new().fg(theme.warning)),
         Span::styled(format!(" · {} s", since.elapsed().as_secs()), theme.dim()),
     ])];
-    let step = step.as_deref().unwrap_or("connecting to Docker");
+    let step = step.unwrap_or("connecting to Docker");
     // "building IMAGE · step 2 of 6: downloading packages": one line for each part.
     lines.extend(
         for_person(step)
@@ -44,19 +45,26 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) -> bool {
             .wrap(Wrap { trim: false }),
         area,
     );
-    true
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::protocol::Event;
+    use crate::tui::app::App;
     use crate::tui::keys::keymap::Keymap;
+    use crate::tui::panes::Focus;
+    use crate::tui::render::highlight::Highlighter;
     use crate::tui::testing;
     use crate::tui::theme::Theme;
 
     fn preparing_app() -> App {
         App::new(Theme::default(), Keymap::default(), "m".into(), 100, false)
+    }
+
+    fn logs(app: &App) -> String {
+        testing::pane(60, 9, |frame| {
+            app.render_pane(frame, Focus::Logs, frame.area(), &Highlighter::plain());
+        })
     }
 
     #[test]
@@ -65,9 +73,7 @@ mod tests {
         app.on_event(&Event::SandboxProgress {
             message: "building airlock-sandbox:offline · step 2 of 6: downloading packages".into(),
         });
-        let text = testing::pane(60, 9, |frame| {
-            assert!(render(frame, frame.area(), &app));
-        });
+        let text = logs(&app);
         assert!(text.contains("Preparing the sandbox · 0 s"), "{text}");
         assert!(text.contains("step 2 of 6: downloading packages"), "{text}");
         insta::assert_snapshot!(text);
@@ -80,8 +86,8 @@ mod tests {
             description: "img".into(),
             workspace: None,
         });
-        testing::pane(60, 9, |frame| {
-            assert!(!render(frame, frame.area(), &app));
-        });
+        let text = logs(&app);
+        assert!(text.contains("Container logs"), "{text}");
+        assert!(!text.contains("Preparing"), "{text}");
     }
 }

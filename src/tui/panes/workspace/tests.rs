@@ -113,7 +113,7 @@ fn opened(workspace: &Workspace) -> (App, UnboundedReceiver<Done>) {
     });
     app.focus = Focus::Conversation;
     app.on_key(key(KeyCode::Char('w')));
-    assert!(app.workspace.open);
+    assert!(app.workspace().open);
     assert_eq!(app.focus, Focus::Workspace);
     let mut app = (app, results);
     settle(&mut app);
@@ -123,7 +123,7 @@ fn opened(workspace: &Workspace) -> (App, UnboundedReceiver<Done>) {
 /// Applies job results until no job runs.
 fn settle((app, results): &mut (App, UnboundedReceiver<Done>)) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while app.workspace.busy() {
+    while app.workspace().working() {
         match results.try_recv() {
             Ok(done) => {
                 assert_ne!(done.ran_on, std::thread::current().id());
@@ -136,11 +136,12 @@ fn settle((app, results): &mut (App, UnboundedReceiver<Done>)) {
 }
 
 fn drawn(workspace: &Workspace, app: &mut App, width: u16, height: u16) -> String {
-    app.areas.workspace = Rect::new(0, 0, width, height);
+    app.areas =
+        std::mem::take(&mut app.areas).with(Focus::Workspace, Rect::new(0, 0, width, height));
     let highlighter = Highlighter::plain();
     let look = Look::new(&app.theme, &app.keymap, &highlighter, true);
     let text = pane(width, height, |frame| {
-        app.workspace.render(frame, frame.area(), &look)
+        app.workspace().draw(frame, frame.area(), &look)
     });
     workspace.stable(text)
 }
@@ -148,12 +149,12 @@ fn drawn(workspace: &Workspace, app: &mut App, width: u16, height: u16) -> Strin
 /// Selects `path` in the tree.
 fn select(app: &mut App, path: &str) {
     let at = app
-        .workspace
+        .workspace()
         .entries()
         .iter()
         .position(|entry| entry.shown_path() == path)
         .unwrap_or_else(|| panic!("{path} is not listed"));
-    app.workspace.selected = at;
+    app.workspace_mut().selected = at;
 }
 
 fn sample() -> Workspace {
@@ -192,7 +193,10 @@ fn the_tree_marks_what_the_last_run_did_and_lists_again_after_it() {
     workspace.write("data/new.txt", b"new\n");
     workspace.fix_times();
     app.0.on_event(&finished("b-1", run));
-    assert!(app.0.workspace.busy(), "a run's end lists the files again");
+    assert!(
+        app.0.workspace().working(),
+        "a run's end lists the files again"
+    );
     settle(&mut app);
     let text = drawn(&workspace, &mut app.0, 80, 14);
     assert!(text.contains("│+ report.json"), "{text}");
@@ -219,7 +223,7 @@ fn a_preview_loads_off_the_caller_and_shows_text_neutralized() {
     app.0.on_key(key(KeyCode::Enter));
     // The request returns at once; the result comes later, from another thread (`settle`
     // checks where each ran).
-    assert!(app.0.workspace.busy());
+    assert!(app.0.workspace().working());
     let loading = drawn(&workspace, &mut app.0, 90, 8);
     assert!(loading.contains("count.py · loading…"), "{loading}");
     settle(&mut app);
@@ -241,7 +245,7 @@ fn a_preview_loads_off_the_caller_and_shows_text_neutralized() {
     assert!(text.contains("print('rewritten')"), "{text}");
     // Esc closes the preview; the tree keeps the keys.
     app.0.on_key(key(KeyCode::Esc));
-    assert!(!app.0.workspace.previewing());
+    assert!(!app.0.workspace().previewing());
     assert_eq!(app.0.focus, Focus::Workspace);
 }
 
@@ -250,7 +254,7 @@ fn a_picture_is_drawn_in_half_blocks() {
     let workspace = Workspace::new();
     workspace.write("plot.png", &squares_png(32));
     let mut app = opened(&workspace);
-    app.0.areas.workspace = Rect::new(0, 0, 60, 12);
+    app.0.areas = std::mem::take(&mut app.0.areas).with(Focus::Workspace, Rect::new(0, 0, 60, 12));
     app.0.on_key(key(KeyCode::Enter));
     settle(&mut app);
     let highlighter = Highlighter::plain();
@@ -258,7 +262,7 @@ fn a_picture_is_drawn_in_half_blocks() {
     let mut terminal =
         ratatui::Terminal::new(ratatui::backend::TestBackend::new(60, 12)).expect("terminal");
     terminal
-        .draw(|frame| app.0.workspace.render(frame, frame.area(), &look))
+        .draw(|frame| app.0.workspace().draw(frame, frame.area(), &look))
         .expect("draws");
     let buffer = terminal.backend().buffer().clone();
     // The preview's inner area is 34×10 at x 25: a square picture of 20×10 cells, centred.
@@ -282,7 +286,7 @@ fn a_picture_is_drawn_in_half_blocks() {
     settle(&mut app);
     let look = Look::new(&app.0.theme, &app.0.keymap, &highlighter, true);
     terminal
-        .draw(|frame| app.0.workspace.render(frame, frame.area(), &look))
+        .draw(|frame| app.0.workspace().draw(frame, frame.area(), &look))
         .expect("draws");
     let buffer = terminal.backend().buffer();
     let text = workspace.stable(terminal.backend().to_string());
@@ -507,7 +511,10 @@ fn keys_page_text_and_the_workspace_shows_on_the_screen() {
     );
     select(&mut app.0, "data");
     assert!(app.0.on_key(key(KeyCode::Enter)).is_empty());
-    assert!(!app.0.workspace.previewing(), "a directory has no preview");
+    assert!(
+        !app.0.workspace().previewing(),
+        "a directory has no preview"
+    );
     let text = workspace.stable(crate::tui::testing::screen(&mut app.0, 120, 30));
     assert!(text.contains(" Workspace /tmp/airlock-ws-"), "{text}");
     insta::assert_snapshot!("screen", text);
@@ -527,7 +534,7 @@ fn keys_page_text_and_the_workspace_shows_on_the_screen() {
         ]
     );
     app.0.on_key(key(KeyCode::Char('w')));
-    assert!(!app.0.workspace.open);
+    assert!(!app.0.workspace().open);
     assert_eq!(app.0.focus, Focus::Conversation);
     app.0.on_key(key(KeyCode::Tab));
     assert_eq!(app.0.focus, Focus::Logs);
@@ -544,4 +551,23 @@ fn one_job_of_a_kind_runs_at_a_time_and_only_the_newest_answer_counts() {
     assert!(requests.running);
     assert_eq!(requests.answered(3), (true, None));
     assert!(!requests.running);
+}
+
+/// The app's workspace pane, which it holds only as a pane.
+trait WorkspaceOf {
+    fn workspace(&self) -> &WorkspacePane;
+    fn workspace_mut(&mut self) -> &mut WorkspacePane;
+}
+
+impl WorkspaceOf for App {
+    fn workspace(&self) -> &WorkspacePane {
+        let pane: &dyn std::any::Any = self.pane(Focus::Workspace).expect("a workspace pane");
+        pane.downcast_ref().expect("the workspace pane")
+    }
+
+    fn workspace_mut(&mut self) -> &mut WorkspacePane {
+        let pane: &mut dyn std::any::Any =
+            self.pane_mut(Focus::Workspace).expect("a workspace pane");
+        pane.downcast_mut().expect("the workspace pane")
+    }
 }

@@ -3,6 +3,8 @@
 //! preview of the selected file beside it. Listing and previews run as jobs, so the pane
 //! shows what it has and never waits; it lists again after every run while it is open.
 
+pub(crate) mod preview;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -12,10 +14,10 @@ use syntect::highlighting::Theme as SyntaxTheme;
 use crate::files::listing::{Entry, EntryKind, Listing};
 use crate::protocol::{FileChange, FileChangeKind};
 use crate::tui::handover::Handover;
-use crate::tui::jobs::{Found, Jobs};
+use crate::tui::jobs::Jobs;
 use crate::tui::keys::keymap::Action;
-use crate::tui::panes::workspace_preview::{self as preview, Body, Preview};
 use crate::tui::render::picture::Graphics;
+use preview::{Body, Preview};
 
 /// Where the files come from, and what the pane knows of them.
 #[derive(Debug, Default)]
@@ -101,6 +103,14 @@ pub(crate) struct WorkspacePane {
     handover: Handover,
 }
 
+/// What the pane's background jobs find.
+pub(crate) enum Found {
+    /// The workspace's entries, or why they cannot be listed.
+    Listing(Result<Listing, String>),
+    /// A preview of one file.
+    Preview(Box<Preview>),
+}
+
 /// What the operator asked the pane for, to be carried out by the app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Wanted {
@@ -132,16 +142,6 @@ impl WorkspacePane {
             syntax: None,
             handover: Handover::default(),
         }
-    }
-
-    /// How pictures reach this terminal.
-    pub(crate) fn set_graphics(&mut self, graphics: Graphics) {
-        self.graphics = graphics;
-    }
-
-    /// The colours text is highlighted in (`None`: none).
-    pub(crate) fn set_syntax(&mut self, syntax: Option<SyntaxTheme>) {
-        self.syntax = syntax;
     }
 
     /// The sandbox is ready, with this workspace directory (or none).
@@ -196,14 +196,14 @@ impl WorkspacePane {
 
     /// Opens or closes the pane; opening lists the files again (the operator may have
     /// changed them on the host since).
-    pub(crate) fn toggle(&mut self) {
+    pub(crate) fn open_or_close(&mut self) {
         self.open = !self.open;
         self.stale |= self.open;
         self.list_if_open();
     }
 
     /// A listing or a preview is being made.
-    pub(crate) fn busy(&self) -> bool {
+    pub(crate) fn working(&self) -> bool {
         self.listings.running || self.previews.running
     }
 
@@ -226,7 +226,9 @@ impl WorkspacePane {
 
     fn spawn_listing(&mut self, request: u64, root: PathBuf) {
         let started = self.jobs.spawn(request, move || {
-            Found::Listing(Listing::scan(&root).map_err(|err| err.to_string()))
+            Box::new(Found::Listing(
+                Listing::scan(&root).map_err(|err| err.to_string()),
+            ))
         });
         if let Err(why) = started {
             self.listings.running = false;
@@ -299,7 +301,7 @@ impl WorkspacePane {
 
     fn spawn_preview(&mut self, id: u64, request: preview::Request) {
         let started = self.jobs.spawn(id, move || {
-            Found::Preview(Box::new(preview::load(&request)))
+            Box::new(Found::Preview(Box::new(preview::load(&request))))
         });
         if let Err(why) = started {
             self.previews.running = false;
@@ -386,7 +388,7 @@ impl WorkspacePane {
     }
 
     /// Moves the selection, or scrolls the preview while it is shown.
-    pub(crate) fn scroll(&mut self, action: Action, page: usize) {
+    pub(crate) fn scroll_by(&mut self, action: Action, page: usize) {
         if self.previewing() {
             let lines = match &self.shown {
                 Shown::Ready(preview) => preview.line_count(),
@@ -444,9 +446,8 @@ fn split(area: Rect) -> (Rect, Rect) {
     (tree, preview)
 }
 
-#[path = "workspace_render.rs"]
+mod pane;
 mod render;
 
 #[cfg(test)]
-#[path = "workspace_tests.rs"]
 mod tests;

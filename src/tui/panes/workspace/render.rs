@@ -20,7 +20,7 @@ const TIME_COLUMN: usize = 16;
 const NAME_AT_LEAST: usize = 16;
 
 impl WorkspacePane {
-    pub(crate) fn render(&self, frame: &mut Frame, area: Rect, look: &Look) {
+    pub(crate) fn draw(&self, frame: &mut Frame, area: Rect, look: &Look) {
         let (tree, preview) = if self.previewing() {
             split(area)
         } else {
