@@ -1,8 +1,7 @@
 //! The screen's panes, one component each with its own state, scrolling, events, actions
-//! and rendering: the conversation, the card (the block waiting for a decision), the
-//! container logs, the history of runs, the workspace, and the composer. The app routes
-//! keys, the mouse, scrolling and the focus through [`Pane`]; where each sits is data, in
-//! [`layout`].
+//! and rendering (a folder of its own for one of several files). The app routes keys, the
+//! mouse, scrolling and the focus through [`Pane`]; where each pane sits, and how one the
+//! app knows only as a [`Pane`] is made, is data in [`layout`].
 
 pub(crate) mod card;
 pub(crate) mod composer;
