@@ -18,6 +18,7 @@ pub(crate) enum Focus {
     Logs,
     Composer,
     History,
+    Workspace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +59,18 @@ pub(crate) const SLOTS: &[Slot] = &[
     Slot {
         pane: Focus::Conversation,
         column: Column::Left,
-        share: Share::Percent(100),
+        share: Share::Percent(45),
         tab: 1,
         opens: None,
         make: None,
+    },
+    Slot {
+        pane: Focus::Workspace,
+        column: Column::Left,
+        share: Share::Percent(55),
+        tab: 2,
+        opens: Some(Action::Workspace),
+        make: Some(super::workspace::WorkspacePane::made),
     },
     Slot {
         pane: Focus::Composer,
@@ -231,14 +240,15 @@ mod tests {
         assert_eq!(
             heights(&all_open),
             [
-                (Focus::Conversation, 36),
+                (Focus::Conversation, 16),
+                (Focus::Workspace, 20),
                 (Focus::Composer, 4),
                 (Focus::Card, 16),
                 (Focus::History, 12),
                 (Focus::Logs, 12),
             ]
         );
-        let closed = [Focus::History];
+        let closed = [Focus::Workspace, Focus::History];
         let some_closed = arrange(area, |pane| !closed.contains(&pane), |_| 4);
         assert_eq!(
             heights(&some_closed),
@@ -250,7 +260,7 @@ mod tests {
             ]
         );
         assert_eq!(some_closed.at(Position::new(70, 30)), Some(Focus::Logs));
-        assert_eq!(some_closed.of(Focus::History), Rect::default());
+        assert_eq!(some_closed.of(Focus::Workspace), Rect::default());
     }
 
     #[test]
@@ -261,6 +271,7 @@ mod tests {
             [
                 Focus::Card,
                 Focus::Conversation,
+                Focus::Workspace,
                 Focus::Logs,
                 Focus::Composer
             ]

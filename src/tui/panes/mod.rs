@@ -13,6 +13,7 @@ pub(crate) mod pane;
 pub(crate) mod preparing;
 pub(crate) mod records;
 pub(crate) mod scroll;
+pub(crate) mod workspace;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
