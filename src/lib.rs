@@ -3,6 +3,7 @@
 
 pub mod approver;
 pub mod cli;
+pub(crate) mod clock;
 pub(crate) mod commands;
 pub mod config;
 pub mod engine;
@@ -13,6 +14,7 @@ pub mod model;
 pub mod output;
 pub mod owner;
 pub mod protocol;
+pub(crate) mod run_record;
 pub mod sandbox;
 pub mod store;
 pub mod supervisor;

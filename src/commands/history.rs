@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
+use crate::clock::{local_date_time, local_zone_problem};
 use crate::config::Config;
 use crate::error::usage;
 use crate::output::sanitize::{code_for_person, for_person};
 use crate::protocol::DecisionKind;
-use crate::store::clock::{local_date_time, local_zone_problem};
 use crate::store::{RunFilter, RunRow, Store, markdown};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,9 +4,9 @@
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
-use super::clock::local_date_time;
 use super::runs::origin_from_column;
 use super::{Result, RunFilter, RunRow, Store, StoreError};
+use crate::clock::local_date_time;
 use crate::files::human_size;
 use crate::output::fence_for;
 use crate::protocol::{FileChangeKind, Origin, Outcome, ReplyEnd, Usage, from_wire_name};

@@ -4,7 +4,6 @@
 //! exists from its start; a run left `running` by a process that died is marked
 //! `interrupted` the next time the store is opened.
 
-pub(crate) mod clock;
 mod event_log;
 mod export;
 mod runs;

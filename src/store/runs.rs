@@ -1,11 +1,14 @@
 //! Runs as the history lists them: typed rows, the one query that reads them, and their
 //! outcome as every view shows it.
 
+use std::time::{Duration, UNIX_EPOCH};
+
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
 
 use super::{Result, Store};
 use crate::protocol::{DecisionKind, FileChange, Origin, Outcome, from_wire_name, wire_name};
+use crate::run_record::{Ending, RunRecord};
 
 /// Where a run is: still going, ended with a result, or cut off (airlock went away).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +86,37 @@ pub struct RunFilter {
 }
 
 impl RunRow {
+    /// The run as every view shows it.
+    pub(crate) fn into_record(self) -> RunRecord {
+        let row = self;
+        let ending = row.outcome().map(|outcome| Ending {
+            outcome,
+            duration_ms: row.duration_ms.unwrap_or(0),
+            output_bytes: row.output_bytes,
+            truncated: row.truncated,
+            workspace_full: row.workspace_full,
+        });
+        RunRecord {
+            decision: format!(
+                "{} ({})",
+                row.decision.map_or("", DecisionKind::name),
+                row.decided_by
+            ),
+            started: UNIX_EPOCH + Duration::from_secs(row.started_at),
+            session: row.session,
+            run: row.run,
+            block: row.block,
+            language: row.language,
+            proposed: row.proposed,
+            code: row.code,
+            edited: row.edited,
+            output: row.output,
+            ending,
+            files: row.files,
+            file_warnings: row.file_warnings,
+        }
+    }
+
     /// How it ended; `None` while it runs or when it was cut off.
     pub(crate) fn outcome(&self) -> Option<Outcome> {
         (self.status == RunStatus::Finished).then(|| {

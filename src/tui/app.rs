@@ -21,7 +21,6 @@ use super::panes::history::HistoryPane;
 use super::panes::layout::{Areas, SLOTS};
 use super::panes::logs::LogView;
 use super::panes::pane::Look;
-pub(crate) use super::panes::records::RunRecord;
 use super::panes::{Pane, Seen, Setup};
 use super::render::highlight::Highlighter;
 use super::render::picture::Graphics;
@@ -29,6 +28,7 @@ pub(crate) use super::runner::SandboxState;
 pub use super::runner::UiAction;
 use super::theme::Theme;
 use crate::protocol::{ApprovalRule, DoneReason, Event, Op, Phase, Submission};
+pub(crate) use crate::run_record::RunRecord;
 use crate::view::{SessionView, Stage};
 use tokio::sync::mpsc;
 

@@ -142,13 +142,13 @@ pub async fn run(config: &Config, options: Options) -> anyhow::Result<ExitCode> 
 /// The history pane's earlier runs, or why there are none to show.
 fn show_earlier_runs(
     app: &mut App,
-    earlier: Result<Vec<crate::store::RunRow>, String>,
+    earlier: Result<Vec<app::RunRecord>, String>,
     history_problem: Option<&str>,
 ) {
     let problem = match (history_problem, earlier) {
         (Some(problem), _) => problem.to_string(),
         (None, Ok(runs)) => {
-            return app.load_past_runs(runs.into_iter().map(app::RunRecord::from_row).collect());
+            return app.load_past_runs(runs);
         }
         (None, Err(why)) => format!("earlier runs cannot be shown: {why}"),
     };

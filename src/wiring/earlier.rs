@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::error::usage;
 use crate::model::{ChatMessage, Role};
+use crate::run_record::RunRecord;
 use crate::store::{RunFilter, RunRow, Store};
 
 /// How many earlier runs a screen is given.
@@ -19,7 +20,7 @@ pub(crate) struct Earlier {
     /// went to the model as the user.
     pub(crate) messages: Vec<(String, String)>,
     /// Runs of earlier sessions, oldest first, when asked for; or why they cannot be shown.
-    pub(crate) runs: Result<Vec<RunRow>, String>,
+    pub(crate) runs: Result<Vec<RunRecord>, String>,
 }
 
 /// What [`read`] found, for the start of the session.
@@ -99,13 +100,12 @@ pub(super) fn for_the_model(earlier: &[(String, String)]) -> Vec<ChatMessage> {
 }
 
 /// The latest runs of earlier sessions, oldest first.
-fn oldest_first(store: &Store) -> anyhow::Result<Vec<RunRow>> {
-    let mut rows = store.list_runs(&RunFilter {
+fn oldest_first(store: &Store) -> anyhow::Result<Vec<RunRecord>> {
+    let rows = store.list_runs(&RunFilter {
         limit: Some(PAST_RUNS),
         ..RunFilter::default()
     })?;
-    rows.reverse();
-    Ok(rows)
+    Ok(rows.into_iter().rev().map(RunRow::into_record).collect())
 }
 
 /// Where the resumed session's /workspace was: as the history recorded it, or for a session

@@ -8,10 +8,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::output::sanitize::for_person;
+use crate::run_record::{Ending, RunRecord};
 use crate::tui::keys::keymap::{Action, Context};
 use crate::tui::overlays::modal::{Modal, ModalData, Outcome, reading_keys, reading_scroll};
 use crate::tui::overlays::popup::centered;
-use crate::tui::panes::records::{Ending, RunRecord};
 use crate::tui::render::text::visible_spans;
 use crate::tui::theme::Theme;
 
@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn an_opened_run_shows_its_time_in_local_time_with_its_zone() {
-        crate::store::clock::use_zone_in_tests("Asia/Tokyo");
+        crate::clock::use_zone_in_tests("Asia/Tokyo");
         let shown = opened(&with_runs(), 0, 70, 6);
         assert!(
             shown.contains("started 1970-01-01 18:00:00 +09:00 JST"),

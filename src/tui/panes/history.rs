@@ -9,9 +9,9 @@ use ratatui::widgets::Paragraph;
 
 use crate::output::sanitize::for_person;
 use crate::protocol::{Event, Outcome};
+use crate::run_record::RunRecord;
 use crate::tui::keys::keymap::{Action, Context};
 use crate::tui::panes::pane::Look;
-use crate::tui::panes::records::RunRecord;
 use crate::tui::panes::{Pane, Seen};
 use crate::tui::theme::Theme;
 use crate::view::SessionView;
@@ -333,7 +333,7 @@ pub(crate) mod tests {
 
     #[test]
     fn run_times_are_local_with_their_zone() {
-        crate::store::clock::use_zone_in_tests("Asia/Tokyo");
+        crate::clock::use_zone_in_tests("Asia/Tokyo");
         let app = with_runs();
         let list = pane(90, 4, |frame| render(&app, frame));
         // The runs started at 09:00 and 09:01 UTC on 1970-01-01.

@@ -11,7 +11,6 @@ pub(crate) mod layout;
 pub(crate) mod logs;
 pub(crate) mod pane;
 pub(crate) mod preparing;
-pub(crate) mod records;
 pub(crate) mod scroll;
 pub(crate) mod workspace;
 

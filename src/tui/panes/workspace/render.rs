@@ -271,7 +271,7 @@ impl Columns {
 
 /// `2026-07-01 21:00`, in the local zone (the header names it).
 fn time(seconds: i64) -> String {
-    crate::store::clock::local_date_time(seconds)
+    crate::clock::local_date_time(seconds)
         .chars()
         .take(TIME_COLUMN)
         .collect()
@@ -282,7 +282,7 @@ fn zone_header() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.as_secs() as i64);
-    let full = crate::store::clock::local_date_time(now);
+    let full = crate::clock::local_date_time(now);
     let offset = full.split(' ').nth(2).unwrap_or("");
     format!("modified {offset}")
 }

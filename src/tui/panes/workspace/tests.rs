@@ -103,7 +103,7 @@ fn key(code: KeyCode) -> KeyEvent {
 
 /// An app whose sandbox has `workspace`, with the pane open and its first listing in.
 fn opened(workspace: &Workspace) -> (App, UnboundedReceiver<Done>) {
-    crate::store::clock::use_zone_in_tests("UTC");
+    crate::clock::use_zone_in_tests("UTC");
     workspace.fix_times();
     let mut app = app();
     let results = app.take_job_results().expect("results");

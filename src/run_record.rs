@@ -1,10 +1,9 @@
-//! A run as the screen keeps it: this session's as they happen, earlier ones from the
-//! history.
+//! A run as every view shows it: made from the events as it happens (`starting`, then its
+//! output and end), or from its row in the history (`store::RunRow::into_record`).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::protocol::{DecisionKind, ExecResult, FileChange, Outcome};
-use crate::store::RunRow;
+use crate::protocol::{ExecResult, FileChange, Outcome};
 use crate::view::BlockState;
 
 /// How a run ended, as the screen shows it: the same whether it comes from this session's
@@ -32,7 +31,7 @@ impl From<&ExecResult> for Ending {
     }
 }
 
-/// One run, for the history pane.
+/// One run, as the history pane and an opened run show it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunRecord {
     /// The session the run belongs to; earlier sessions' runs come from the history.
@@ -87,44 +86,14 @@ impl RunRecord {
         }
     }
 
-    /// An earlier session's run, from the history.
-    pub(crate) fn from_row(row: RunRow) -> Self {
-        let ending = row.outcome().map(|outcome| Ending {
-            outcome,
-            duration_ms: row.duration_ms.unwrap_or(0),
-            output_bytes: row.output_bytes,
-            truncated: row.truncated,
-            workspace_full: row.workspace_full,
-        });
-        Self {
-            decision: format!(
-                "{} ({})",
-                row.decision.map_or("", DecisionKind::name),
-                row.decided_by
-            ),
-            started: UNIX_EPOCH + Duration::from_secs(row.started_at),
-            session: row.session,
-            run: row.run,
-            block: row.block,
-            language: row.language,
-            proposed: row.proposed,
-            code: row.code,
-            edited: row.edited,
-            output: row.output,
-            ending,
-            files: row.files,
-            file_warnings: row.file_warnings,
-        }
-    }
-
     /// `HH:MM:SS` and the zone, in local time.
     pub fn clock(&self) -> String {
-        crate::store::clock::local_clock(self.started_seconds())
+        crate::clock::local_clock(self.started_seconds())
     }
 
     /// The date, time and zone, in local time.
     pub fn date_time(&self) -> String {
-        crate::store::clock::local_date_time(self.started_seconds())
+        crate::clock::local_date_time(self.started_seconds())
     }
 
     fn started_seconds(&self) -> i64 {
