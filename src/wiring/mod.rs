@@ -45,9 +45,6 @@ pub(crate) struct Running {
     pub(crate) earlier: Earlier,
 }
 
-/// Checks the rules, connects to Docker and starts the engine; the sandbox starts inside
-/// the session, so its progress arrives as events. `end_when_idle`: headless sessions end
-/// when a turn leaves nothing to do.
 /// What a frontend starts a session with.
 pub(crate) struct Launch {
     pub(crate) model: AnyModel,
@@ -63,6 +60,8 @@ pub(crate) struct Launch {
     pub(crate) past_runs: bool,
 }
 
+/// Checks the rules, opens the history once and starts the engine; the sandbox starts
+/// inside the session, so its progress arrives as events.
 pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Running> {
     let Launch {
         model,
@@ -88,33 +87,14 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
     let mut settings = settings(config, request.session.clone(), end_when_idle);
     settings.resumed = resume.is_some();
     let (ops, op_rx) = mpsc::unbounded_channel();
-    let history = found.store;
-    let (bus, event_sink, history_problem) = match open_history(
+    let recorded = open_history(
         config,
-        history,
+        found.store,
         &request.session,
         model_name,
         resume.is_some(),
-    ) {
-        Ok(Some(recorded)) => {
-            let bus = Bus::starting_at(recorded.next_seq, Some(recorded.overflow));
-            let events = Events::new(bus.clone()).with_journal(recorded.journal);
-            (bus, events, None)
-        }
-        Ok(None) => {
-            let bus = Bus::new();
-            (bus.clone(), Events::new(bus), None)
-        }
-        Err(why) => {
-            let bus = Bus::new();
-            let events = Events::new(bus.clone()).with_broken_journal(why.clone());
-            let problem = format!(
-                "history unavailable: {why}; no block will run, since none could be \
-                 recorded (history.enabled = false runs without a record)"
-            );
-            (bus, events, Some(problem))
-        }
-    };
+    );
+    let (bus, event_sink, history_problem) = event_bus(recorded);
     let events = bus.subscribe();
     let notices: Notices = {
         let events = event_sink.clone();
@@ -144,6 +124,31 @@ pub(crate) async fn start(config: &Config, launch: Launch) -> anyhow::Result<Run
         history_problem,
         earlier: found.earlier,
     })
+}
+
+/// The session's events: recorded in the history and spilled to it when there is one; a
+/// history that cannot be opened is said, and no block runs.
+fn event_bus(recorded: Result<Option<Recorded>, String>) -> (Bus, Events, Option<String>) {
+    match recorded {
+        Ok(Some(recorded)) => {
+            let bus = Bus::starting_at(recorded.next_seq, Some(recorded.overflow));
+            let events = Events::new(bus.clone()).with_journal(recorded.journal);
+            (bus, events, None)
+        }
+        Ok(None) => {
+            let bus = Bus::new();
+            (bus.clone(), Events::new(bus), None)
+        }
+        Err(why) => {
+            let bus = Bus::new();
+            let events = Events::new(bus.clone()).with_broken_journal(why.clone());
+            let problem = format!(
+                "history unavailable: {why}; no block will run, since none could be \
+                 recorded (history.enabled = false runs without a record)"
+            );
+            (bus, events, Some(problem))
+        }
+    }
 }
 
 /// The history as the engine's journal, and as the bus's overflow.
