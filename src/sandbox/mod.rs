@@ -4,6 +4,7 @@
 //! [`docker`]. Also the session's workspace directory on the host.
 
 pub mod docker;
+pub(crate) mod supervised;
 pub(crate) mod workspace;
 pub(crate) mod workspace_copy;
 

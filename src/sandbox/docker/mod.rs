@@ -9,11 +9,9 @@ mod connect;
 pub(crate) mod endpoint;
 mod engine;
 mod git_mounts;
-mod greeting;
 mod host_copy;
 pub(crate) mod image;
 mod in_flight;
-mod link;
 mod readback;
 mod resources;
 pub(crate) mod spec;
@@ -28,6 +26,8 @@ use crate::config::{Protection, SandboxConfig};
 use crate::files::changes::Tracker;
 use crate::owner::Owner;
 use crate::protocol::ExecResult;
+use crate::sandbox::supervised::link::{Link, Said};
+use crate::sandbox::supervised::{SUPERVISOR_START, greeting};
 use crate::sandbox::{BlockSpec, LiveOutput, Notices, Sandbox, SandboxError};
 use crate::supervisor::frame::Frame;
 use bollard::Docker;
@@ -38,16 +38,7 @@ use bollard::query_parameters::{
 pub use connect::{Connection, connect};
 use endpoint::{Endpoint, Origin};
 pub(crate) use image::ImageRef;
-use link::Link;
 use spec::{ContainerPlan, LABEL_OWNER, Mounts, Storage};
-
-/// Extra time past the supervisor's own deadline (or a cancel) before airlock gives up on it
-/// and replaces the container: more than its sweep (5 s at most) and drain (1 s) can take.
-const HOST_MARGIN: Duration = Duration::from_secs(10);
-/// How long the supervisor has to greet airlock after the container starts.
-const SUPERVISOR_START: Duration = Duration::from_secs(15);
-/// After this long without output, a line still waiting for its newline is shown anyway.
-const QUIET: Duration = Duration::from_millis(100);
 
 /// A short human account of a Docker API error.
 pub(crate) fn describe(err: &bollard::errors::Error) -> String {
@@ -350,7 +341,7 @@ impl DockerSandbox {
         in_flight::carried(async move { docker.start_container(&started, None).await })
             .await?
             .map_err(|e| fail("start", e))?;
-        let mut link = Link::new(attached);
+        let mut link = supervisor_line(attached);
         self.greet(&mut link).await?;
         Ok((link, block_env(&inspect)))
     }
@@ -405,7 +396,8 @@ impl DockerSandbox {
         let expected = greeting::Expected {
             code_uid: self.plan.users.code.uid,
             workspace: self.plan.mirrored,
-            engine: self.plan.engine,
+            inodes_not_asked: (self.plan.engine == engine::Engine::Podman)
+                .then_some("Podman 4 refuses tmpfs's nr_inodes"),
         };
         let waived = |p: Protection| self.config.waive.contains(&p);
         greeting::check(&hello, &expected, waived).map_err(refuse)
@@ -459,6 +451,22 @@ impl DockerSandbox {
         }
         Ok(())
     }
+}
+
+/// The session container's attached streams as the line to its supervisor: its stdout
+/// carries frames, its stderr the supervisor's own complaints.
+fn supervisor_line(attached: bollard::container::AttachContainerResults) -> Link {
+    use bollard::container::LogOutput;
+    use futures_util::StreamExt;
+    let said = attached.output.filter_map(|chunk| {
+        std::future::ready(match chunk {
+            Ok(LogOutput::StdOut { message }) => Some(Said::Frames(message)),
+            Ok(LogOutput::StdErr { message }) => Some(Said::Complaint(message)),
+            Ok(_) => None,
+            Err(err) => Some(Said::Broken(describe(&err))),
+        })
+    });
+    Link::new(attached.input, Box::pin(said))
 }
 
 /// The workspace directory on the host: the one named in the config, the earlier session's

@@ -14,6 +14,7 @@ use super::resources;
 use crate::config::{SandboxConfig, parse_user};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
+pub(crate) use crate::sandbox::supervised::SUPERVISOR_CAPABILITIES;
 use crate::supervisor::frame::WorkspaceRoom;
 
 pub(crate) const LABEL_APP: &str = "airlock";
@@ -21,22 +22,6 @@ pub(crate) const LABEL_SESSION: &str = "airlock.session";
 pub(crate) const LABEL_OWNER: &str = "airlock.owner";
 /// The parent of every block's private directory: only the supervisor writes it.
 pub(crate) const BLOCKS: &str = "/run/airlock-blocks";
-/// The capabilities the container keeps, all of them the supervisor's: to start blocks as
-/// their uid (SETUID, SETGID), hand them their directory (CHOWN), sweep them (KILL), clear up
-/// after them (DAC_OVERRIDE) and copy the workspace with its owners, modes and times (CHOWN,
-/// DAC_OVERRIDE, FOWNER). A block keeps none: it runs as another uid.
-pub(crate) const SUPERVISOR_CAPABILITIES: [&str; 6] = [
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "KILL",
-    "SETGID",
-    "SETUID",
-];
-/// The same set as the bit mask of /proc/PID/status (`CapEff`): CHOWN is bit 0,
-/// DAC_OVERRIDE 1, FOWNER 3, KILL 5, SETGID 6, SETUID 7.
-pub(crate) const SUPERVISOR_CAPABILITY_MASK: u64 =
-    1 << 0 | 1 << 1 | 1 << 3 | 1 << 5 | 1 << 6 | 1 << 7;
 /// The size of the blocks' tmpfs: each holds its code, up to the supervisor's request limit.
 const BLOCKS_SIZE: u64 = 80 << 20;
 

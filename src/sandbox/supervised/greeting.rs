@@ -5,23 +5,23 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::engine::Engine;
-use super::spec::SUPERVISOR_CAPABILITY_MASK;
+use super::SUPERVISOR_CAPABILITY_MASK;
 use crate::config::Protection;
 use crate::supervisor::frame::{Hello, WorkspaceRoom};
 
 /// What the container was asked to be, which the greeting must confirm.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Expected {
-    pub(super) code_uid: u32,
+pub(crate) struct Expected {
+    pub(crate) code_uid: u32,
     /// The room of the capped /workspace, if it is capped.
-    pub(super) workspace: Option<WorkspaceRoom>,
-    /// The engine, whose tmpfs may not take every limit asked of it.
-    pub(super) engine: Engine,
+    pub(crate) workspace: Option<WorkspaceRoom>,
+    /// The engine could not be asked for the inode count of /workspace's tmpfs: which, and
+    /// why (Podman 4 refuses `nr_inodes`), to say so when the count is not the one asked.
+    pub(crate) inodes_not_asked: Option<&'static str>,
 }
 
 /// `Err` says what is wrong, to follow "the sandbox's supervisor …".
-pub(super) fn check(
+pub(crate) fn check(
     hello: &Hello,
     expected: &Expected,
     waived: impl Fn(Protection) -> bool,
@@ -60,7 +60,7 @@ pub(super) fn check(
     let workspace = expected.workspace;
     if hello.workspace != workspace && !waived(Protection::Workspace) {
         if let Some(why) = inodes_uncounted(hello.workspace, workspace)
-            .or_else(|| inodes_not_capped_by_podman(hello.workspace, workspace, expected.engine))
+            .or_else(|| inodes_not_asked(hello.workspace, workspace, expected.inodes_not_asked))
         {
             return Err(why);
         }
@@ -95,30 +95,27 @@ fn inodes_uncounted(seen: Option<WorkspaceRoom>, asked: Option<WorkspaceRoom>) -
     })
 }
 
-/// On Podman, whose tmpfs takes no `nr_inodes`: the capped /workspace has the bytes asked
-/// and the kernel's default inode count, and the user is told why and what to do.
-fn inodes_not_capped_by_podman(
+/// On an engine whose tmpfs takes no `nr_inodes` (`why`): the capped /workspace has the
+/// bytes asked and the kernel's default inode count, and the user is told why and what to do.
+fn inodes_not_asked(
     seen: Option<WorkspaceRoom>,
     asked: Option<WorkspaceRoom>,
-    engine: Engine,
+    why: Option<&str>,
 ) -> Option<String> {
-    let (seen, asked) = (seen?, asked?);
-    (engine == Engine::Podman && seen.bytes == asked.bytes && seen.inodes != asked.inodes).then(
-        || {
-            format!(
-                "finds /workspace capped at {} bytes as asked, but with room for {} files instead \
-             of {} (sandbox.workspace_inodes): Podman 4 refuses tmpfs's nr_inodes, so airlock \
-             cannot ask for the file limit there. sandbox.waive = [\"workspace\"] runs without \
-             it; the byte limit still holds",
-                asked.bytes, seen.inodes, asked.inodes
-            )
-        },
-    )
+    let (seen, asked, why) = (seen?, asked?, why?);
+    (seen.bytes == asked.bytes && seen.inodes != asked.inodes).then(|| {
+        format!(
+            "finds /workspace capped at {} bytes as asked, but with room for {} files instead \
+             of {} (sandbox.workspace_inodes): {why}, so airlock cannot ask for the file limit \
+             there. sandbox.waive = [\"workspace\"] runs without it; the byte limit still holds",
+            asked.bytes, seen.inodes, asked.inodes
+        )
+    })
 }
 
 /// For a supervisor that did not start: a dynamically linked binary needs libraries the
 /// image may not have.
-pub(super) fn static_hint(binary: &Path) -> String {
+pub(crate) fn static_hint(binary: &Path) -> String {
     if is_dynamic(binary) {
         format!(
             ". The supervisor is airlock's own binary, {}, and it is dynamically linked: build \
@@ -170,7 +167,7 @@ mod tests {
         Expected {
             code_uid,
             workspace,
-            engine: Engine::Docker,
+            inodes_not_asked: None,
         }
     }
 
@@ -277,7 +274,7 @@ mod tests {
             ..hello()
         };
         let podman = Expected {
-            engine: Engine::Podman,
+            inodes_not_asked: Some("Podman 4 refuses tmpfs's nr_inodes"),
             ..expect(1000, Some(asked))
         };
         let err = check(&kernel_default, &podman, none).unwrap_err();

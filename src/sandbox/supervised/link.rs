@@ -1,5 +1,6 @@
-//! airlock's end of the line to the supervisor: the session container's attached stdin, on
-//! which requests go, and its stdout, on which only frames come. A block's output never
+//! airlock's end of the line to the supervisor: its stdin, on which requests go, and its
+//! stdout, on which only frames come, as the backend hands them over (for Docker, the
+//! session container's attached streams). A block's output never
 //! reaches this stream but inside an output frame, so the reader counts bytes and never
 //! scans them; a frame longer than [`frame::MAX_PAYLOAD`] breaks the line, which bounds
 //! what is buffered here.
@@ -7,12 +8,11 @@
 use std::collections::VecDeque;
 use std::pin::Pin;
 
-use bollard::container::{AttachContainerResults, LogOutput};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::describe;
 use crate::supervisor::frame::{self, Decoder, Frame};
 
 /// How much of what the supervisor says on its stderr is kept, for an error message.
@@ -20,13 +20,21 @@ const COMPLAINTS: usize = 4096;
 /// Chunks read ahead of the decoder: few, so a flood waits in the container, not here.
 const READ_AHEAD: usize = 8;
 
-type Chunk = Result<LogOutput, bollard::errors::Error>;
+/// What comes up the line.
+pub(crate) enum Said {
+    /// Bytes of the supervisor's stdout: frames, and nothing else.
+    Frames(Bytes),
+    /// Bytes of its own stderr (a block's never comes here).
+    Complaint(Bytes),
+    /// The line broke, and why.
+    Broken(String),
+}
 
-pub(super) struct Link {
+pub(crate) struct Link {
     input: Pin<Box<dyn AsyncWrite + Send>>,
     /// Filled by a task that reads the stream all the time, so that the end of the
     /// supervisor is seen as soon as it comes, between blocks too.
-    output: mpsc::Receiver<Chunk>,
+    output: mpsc::Receiver<Said>,
     reader: tokio::task::JoinHandle<()>,
     decoder: Decoder,
     ready: VecDeque<Frame>,
@@ -37,9 +45,14 @@ pub(super) struct Link {
 }
 
 impl Link {
-    pub(super) fn new(attached: AttachContainerResults) -> Self {
+    /// The line over the supervisor's `input` and what it says (`said`, which ends when the
+    /// supervisor does).
+    pub(crate) fn new(
+        input: Pin<Box<dyn AsyncWrite + Send>>,
+        said: impl Stream<Item = Said> + Send + Unpin + 'static,
+    ) -> Self {
         let (tx, output) = mpsc::channel(READ_AHEAD);
-        let mut stream = attached.output;
+        let mut stream = said;
         let reader = tokio::spawn(async move {
             while let Some(chunk) = stream.next().await {
                 if tx.send(chunk).await.is_err() {
@@ -48,7 +61,7 @@ impl Link {
             }
         });
         Self {
-            input: attached.input,
+            input,
             output,
             reader,
             decoder: Decoder::default(),
@@ -58,7 +71,7 @@ impl Link {
         }
     }
 
-    pub(super) async fn send(&mut self, request: &Frame) -> Result<(), String> {
+    pub(crate) async fn send(&mut self, request: &Frame) -> Result<(), String> {
         if let Some(why) = &self.broken {
             return Err(why.clone());
         }
@@ -75,7 +88,7 @@ impl Link {
 
     /// The next frame, or `None` when `deadline` passes first. An error means the line is
     /// gone for good: the supervisor exited or sent something that is not a frame.
-    pub(super) async fn next(
+    pub(crate) async fn next(
         &mut self,
         deadline: tokio::time::Instant,
     ) -> Result<Option<Frame>, String> {
@@ -95,7 +108,7 @@ impl Link {
 
     /// Whether the supervisor is still there and silent, as it is between blocks; looks only
     /// at what has already arrived.
-    pub(super) fn is_idle(&mut self) -> bool {
+    pub(crate) fn is_idle(&mut self) -> bool {
         while self.broken.is_none() {
             match self.output.try_recv() {
                 Ok(chunk) => self.take(Some(chunk)),
@@ -110,7 +123,7 @@ impl Link {
     }
 
     /// Why the line is gone, with the supervisor's last words.
-    pub(super) fn why_gone(&self) -> String {
+    pub(crate) fn why_gone(&self) -> String {
         let why = self
             .broken
             .as_deref()
@@ -123,29 +136,25 @@ impl Link {
         }
     }
 
-    fn take(&mut self, chunk: Option<Chunk>) {
+    fn take(&mut self, chunk: Option<Said>) {
         match chunk {
             None => {
                 self.fail("the supervisor exited".into());
             }
-            Some(Err(err)) => {
-                self.fail(format!(
-                    "the line to the supervisor broke: {}",
-                    describe(&err)
-                ));
+            Some(Said::Broken(why)) => {
+                self.fail(format!("the line to the supervisor broke: {why}"));
             }
-            Some(Ok(LogOutput::StdOut { message })) => match self.decoder.push(&message) {
+            Some(Said::Frames(message)) => match self.decoder.push(&message) {
                 Ok(frames) => self.ready.extend(frames),
                 Err(err) => {
                     self.fail(format!("the supervisor's stream is broken: {err}"));
                 }
             },
-            Some(Ok(LogOutput::StdErr { message })) => {
+            Some(Said::Complaint(message)) => {
                 let room = COMPLAINTS.saturating_sub(self.complaints.len());
                 let text = String::from_utf8_lossy(&message);
                 self.complaints.extend(text.chars().take(room));
             }
-            Some(Ok(_)) => {}
         }
     }
 
