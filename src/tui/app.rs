@@ -32,33 +32,40 @@ pub(crate) use crate::run_record::RunRecord;
 use crate::view::{SessionView, Stage};
 use tokio::sync::mpsc;
 
-/// What went to the engine that it has not answered yet: until it does, another message
-/// waits in the composer. Each is answered by its own event, or refused by an error with its
-/// id.
+/// What went to the engine that it has not finished answering: until it has, another
+/// message waits in the composer. A refusal (an error with the op's id) ends it at once; a
+/// message taken (its `user_message`) waits for what the engine does with it, its reply's
+/// phase; the engine waiting again (`idle`) or ending ends anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Sent {
     Nothing,
-    /// The command line's first message, which the engine takes as it starts: answered by
-    /// its `user_message`.
+    /// The session's first message, given with the launch (the demo's task): taken by the
+    /// engine as it starts.
     Prompt,
-    /// A message, answered by the `user_message` with its id.
+    /// A message with this id.
     Message(String),
-    /// A retry, answered by the reply it starts (the `replying` phase).
+    /// A retry with this id.
     Retry(String),
+    /// A message the engine took, whose reply has not begun.
+    Taken,
 }
 
 impl Sent {
-    /// Whether `event` answers (or refuses) it.
-    fn answered_by(&self, event: &Event) -> bool {
+    /// What is still pending once `event` has come.
+    fn after(self, event: &Event) -> Self {
         match (self, event) {
-            (Self::Nothing, _) | (_, Event::Done { .. }) => true,
-            (Self::Message(sent) | Self::Retry(sent), Event::Error { id: Some(id), .. }) => {
-                id == sent
+            (_, Event::Done { .. } | Event::Idle { .. }) => Self::Nothing,
+            (Self::Message(sent) | Self::Retry(sent), Event::Error { id: Some(id), .. })
+                if *id == sent =>
+            {
+                Self::Nothing
             }
-            (Self::Prompt, Event::UserMessage { id: None, .. }) => true,
-            (Self::Message(sent), Event::UserMessage { id: Some(id), .. }) => id == sent,
-            (Self::Retry(_), Event::Phase { phase }) => *phase == Phase::Replying,
-            _ => false,
+            (Self::Prompt, Event::UserMessage { id: None, .. }) => Self::Taken,
+            (Self::Message(sent), Event::UserMessage { id: Some(id), .. }) if *id == sent => {
+                Self::Taken
+            }
+            (Self::Taken | Self::Retry(_), Event::Phase { .. }) => Self::Nothing,
+            (pending, _) => pending,
         }
     }
 }
@@ -200,9 +207,7 @@ impl App {
         for (_, pane) in panes {
             pane.on_event(event, view);
         }
-        if self.sent.answered_by(event) {
-            self.sent = Sent::Nothing;
-        }
+        self.sent = std::mem::replace(&mut self.sent, Sent::Nothing).after(event);
         match event {
             Event::SandboxProgress { message } => {
                 if let SandboxState::Preparing { step, .. } = &mut self.sandbox_state {
@@ -353,6 +358,7 @@ impl App {
         for (_, pane) in self.panes_mut() {
             done = done.and_then(|done| pane.on_job(done));
         }
+        debug_assert!(done.is_none(), "a job no pane asked for");
     }
 
     /// After each frame, with the panes where they were drawn (a picture is scaled again for

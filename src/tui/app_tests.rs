@@ -407,3 +407,32 @@ fn a_message_the_engine_refuses_frees_the_composer_at_once_and_only_its_own_refu
     assert_eq!(resent.op, Op::UserMessage { text: "two".into() });
     assert_ne!(resent.id, Some(id), "each op has its own id");
 }
+
+#[test]
+fn a_message_taken_holds_the_next_until_its_reply_begins() {
+    let mut app = app();
+    type_text(&mut app, "one");
+    let sent = app.on_key(key(KeyCode::Enter));
+    let [UiAction::Submit(submission)] = sent.as_slice() else {
+        panic!("{sent:?}");
+    };
+    app.on_event(&Event::UserMessage {
+        text: "one".into(),
+        id: submission.id.clone(),
+    });
+    type_text(&mut app, "two");
+    assert!(
+        ops(app.on_key(key(KeyCode::Enter))).is_empty(),
+        "taken, but the engine is not replying yet: the next message waits"
+    );
+    app.on_event(&Event::Phase {
+        phase: Phase::Replying,
+    });
+    app.on_event(&Event::Idle {
+        reason: IdleReason::NoCode,
+    });
+    assert_eq!(
+        ops(app.on_key(key(KeyCode::Enter))),
+        [Op::UserMessage { text: "two".into() }]
+    );
+}

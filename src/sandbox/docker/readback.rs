@@ -8,9 +8,10 @@ use std::path::PathBuf;
 use bollard::models::{ContainerInspectResponse, DeviceRequest, HostConfig};
 
 use super::resources::{core_limit, gpu_requests, nofile_limit};
-use super::spec::{ContainerPlan, SUPERVISOR_CAPABILITIES, memory_limit, refused_network};
+use super::spec::{ContainerPlan, memory_limit, refused_network};
 use crate::config::{Protection, SandboxConfig};
 use crate::sandbox::SandboxError;
+use crate::sandbox::supervised::SUPERVISOR_CAPABILITIES;
 
 /// A protection that the created container does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use super::resources;
 use crate::config::{SandboxConfig, parse_user};
 use crate::owner::Owner;
 use crate::sandbox::SandboxError;
-pub(crate) use crate::sandbox::supervised::SUPERVISOR_CAPABILITIES;
+use crate::sandbox::supervised::SUPERVISOR_CAPABILITIES;
 use crate::supervisor::frame::WorkspaceRoom;
 
 pub(crate) const LABEL_APP: &str = "airlock";

@@ -171,3 +171,68 @@ impl Drop for Link {
 
 /// The frame limit is what bounds this reader's memory; the supervisor never sends more.
 const _: () = assert!(frame::OUTPUT_CHUNK < frame::MAX_PAYLOAD);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(frames: &[Frame]) -> Bytes {
+        let mut bytes = Vec::new();
+        for frame in frames {
+            frame.encode(&mut bytes);
+        }
+        Bytes::from(bytes)
+    }
+
+    fn deadline() -> tokio::time::Instant {
+        tokio::time::Instant::now() + std::time::Duration::from_secs(5)
+    }
+
+    /// A frame split across chunks arrives whole; the supervisor's stderr is kept for the
+    /// reason; the end of the stream is the supervisor's end.
+    #[tokio::test]
+    async fn frames_come_whole_and_the_end_says_why_with_the_last_words() {
+        let bytes = frames(&[Frame::Stdout(b"hello".to_vec()), Frame::Busy]);
+        let (first, rest) = bytes.split_at(3);
+        let said = futures_util::stream::iter(vec![
+            Said::Frames(Bytes::copy_from_slice(first)),
+            Said::Complaint(Bytes::from_static(b"supervise: \x1b[31mout of memory")),
+            Said::Frames(Bytes::copy_from_slice(rest)),
+        ]);
+        let mut link = Link::new(Box::pin(tokio::io::sink()), said);
+        let first = link.next(deadline()).await;
+        assert!(matches!(first, Ok(Some(Frame::Stdout(b))) if b == b"hello"));
+        assert!(matches!(link.next(deadline()).await, Ok(Some(Frame::Busy))));
+        assert!(link.next(deadline()).await.is_err());
+        let why = link.why_gone();
+        assert!(
+            why.starts_with("the supervisor exited (it said: supervise:"),
+            "{why}"
+        );
+        assert!(!why.contains('\x1b'), "{why:?}");
+        assert!(
+            link.send(&Frame::Cancel).await.is_err(),
+            "a gone line takes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_stream_or_bytes_that_are_no_frame_end_the_line() {
+        let broken = futures_util::stream::iter(vec![Said::Broken("connection reset".into())]);
+        let mut link = Link::new(Box::pin(tokio::io::sink()), broken);
+        assert!(link.next(deadline()).await.is_err());
+        assert_eq!(
+            link.why_gone(),
+            "the line to the supervisor broke: connection reset"
+        );
+        let garbage = futures_util::stream::iter(vec![Said::Frames(Bytes::from_static(
+            b"\xff\xff\xff\xff\xff\xff\xff\xffnot a frame",
+        ))]);
+        let mut link = Link::new(Box::pin(tokio::io::sink()), garbage);
+        assert!(link.next(deadline()).await.is_err());
+        assert!(
+            link.why_gone()
+                .starts_with("the supervisor's stream is broken")
+        );
+    }
+}

@@ -248,6 +248,9 @@ impl Pane for CardPane {
 
     /// The decisions on the block it shows, and stepping between the waiting ones.
     fn on_action(&mut self, action: Action, acting: &Acting) -> Option<Vec<Wants>> {
+        if !CARD_ACTIONS.contains(&action) {
+            return None;
+        }
         let block = self.shown(acting.view)?.clone();
         let decide = |decision: DecisionKind| {
             Wants::Ui(UiAction::Op(Op::Decide(DecisionRequest {
@@ -295,6 +298,19 @@ impl Pane for CardPane {
         self.draw(frame, area, seen.view, &seen.look, typing);
     }
 }
+
+/// The actions the card takes as its own.
+const CARD_ACTIONS: [Action; 9] = [
+    Action::Approve,
+    Action::ApproveSession,
+    Action::Edit,
+    Action::EditExternal,
+    Action::Reject,
+    Action::Skip,
+    Action::Abort,
+    Action::NextBlock,
+    Action::PrevBlock,
+];
 
 /// The file extension $EDITOR gets, so it highlights the right language.
 fn extension_for(language: &str) -> String {
