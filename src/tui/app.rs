@@ -203,7 +203,7 @@ impl App {
     pub fn on_event(&mut self, event: &Event) -> Vec<UiAction> {
         let waiting_before = self.waiting();
         self.view.apply(event);
-        let (panes, view) = self.panes_and_view();
+        let (panes, view, _) = self.panes_and_view();
         for (_, pane) in panes {
             pane.on_event(event, view);
         }
@@ -438,8 +438,9 @@ impl App {
         self.panes_and_view().0
     }
 
-    /// Every pane, with the session view beside them (for the events they take).
-    fn panes_and_view(&mut self) -> (Vec<(Focus, &mut dyn Pane)>, &SessionView) {
+    /// Every pane, with what they see beside them (the session view for the events they
+    /// take, the theme for what their actions open).
+    fn panes_and_view(&mut self) -> (Vec<(Focus, &mut dyn Pane)>, &SessionView, &Theme) {
         let mut panes: Vec<(Focus, &mut dyn Pane)> = vec![
             (Focus::Conversation, &mut self.conversation),
             (Focus::Card, &mut self.card),
@@ -452,7 +453,7 @@ impl App {
                 .iter_mut()
                 .map(|(id, pane)| (*id, pane.as_mut())),
         );
-        (panes, &self.view)
+        (panes, &self.view, &self.theme)
     }
 
     /// Filters the history's runs by `text` (case does not matter).

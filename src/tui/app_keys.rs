@@ -100,27 +100,10 @@ impl App {
 
     /// The focused pane's own action, if `action` is one.
     fn offer_to_focused(&mut self, action: Action) -> Option<Vec<Wants>> {
-        let focus = self.focus;
-        let area = self.areas.of(focus);
-        let pane: &mut dyn super::super::panes::Pane = match focus {
-            Focus::Conversation => &mut self.conversation,
-            Focus::Card => &mut self.card,
-            Focus::Logs => &mut self.logs,
-            Focus::History => &mut self.history,
-            Focus::Composer => &mut self.composer,
-            other => self
-                .others
-                .iter_mut()
-                .find(|(id, _)| *id == other)?
-                .1
-                .as_mut(),
-        };
-        let acting = Acting {
-            view: &self.view,
-            theme: &self.theme,
-            area,
-        };
-        pane.on_action(action, &acting)
+        let (focus, area) = (self.focus, self.areas.of(self.focus));
+        let (panes, view, theme) = self.panes_and_view();
+        let (_, pane) = panes.into_iter().find(|(id, _)| *id == focus)?;
+        pane.on_action(action, &Acting { view, theme, area })
     }
 
     /// What a pane's action asks for.
