@@ -50,7 +50,11 @@ pub(crate) async fn start(
     docker::DockerSandbox::start_reporting(connection, request, notices, progress).await
 }
 
-/// The airlock binary the supervisor runs from, inside the container.
+/// This running airlock's binary, which is also the supervisor inside the container.
 pub(crate) fn supervisor_binary() -> Result<std::path::PathBuf, SandboxError> {
-    docker::own_binary()
+    std::env::current_exe().map_err(|err| {
+        SandboxError::Unavailable(format!(
+            "cannot find airlock's own binary, which the sandbox runs as its supervisor: {err}"
+        ))
+    })
 }

@@ -180,8 +180,8 @@ impl App {
         self.sent != Sent::Nothing
     }
 
-    /// The command line's first message went to the engine with the session: another waits
-    /// until the engine has taken it.
+    /// The session's first message (the demo's task) went to the engine with the launch:
+    /// another waits until the engine has taken it.
     pub(crate) fn prompt_sent(&mut self) {
         self.sent = Sent::Prompt;
     }

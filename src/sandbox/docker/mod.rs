@@ -129,20 +129,11 @@ pub struct SessionRequest {
     pub secret_env: String,
     pub data_dir: PathBuf,
     /// The statically linked airlock binary that becomes the container's supervisor: for a
-    /// session started by airlock itself, [`own_binary`].
+    /// session started by airlock itself, [`crate::sandbox::supervisor_binary`].
     pub supervisor: PathBuf,
     /// `airlock resume`: the workspace of the session this one continues, reused so its
     /// files are there.
     pub continues: Option<PathBuf>,
-}
-
-/// This running airlock's binary, which is also the supervisor.
-pub(crate) fn own_binary() -> Result<PathBuf, SandboxError> {
-    std::env::current_exe().map_err(|err| {
-        SandboxError::Unavailable(format!(
-            "cannot find airlock's own binary, which the sandbox runs as its supervisor: {err}"
-        ))
-    })
 }
 
 struct LiveContainer {
